@@ -1,0 +1,438 @@
+//! Checked blocks: the pools and the system-block table behind [`Block`].
+//!
+//! These are separate from the typed pools so that a `PoolBox` pays nothing
+//! for generations. A block here is identified by (class, chunk, index) or by
+//! a slot of the system table, and each has a 32-bit generation kept outside
+//! the user's bytes: even while free, odd while live, bumped on every
+//! allocation and free. A handle carries the generation it was given, so a
+//! second free of it — even after the slot was handed out again — sees a
+//! newer generation and is refused. A handle is never dereferenced before it
+//! is validated against this manager's own tables.
+
+use core::alloc::Layout;
+use core::cell::RefCell;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use crate::pool::ChunkConfig;
+use crate::size_class::natural_align;
+use crate::system;
+use crate::{Block, Error};
+
+/// Chunks per class a block location can name (24 bits).
+const MAX_CHUNKS: usize = 1 << 24;
+
+/// A fresh manager id. Ids repeat only after 2^32 managers.
+pub(crate) fn next_owner_id() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The checked-block state of one manager.
+#[derive(Debug)]
+pub(crate) struct BlockHeap {
+    inner: RefCell<Inner>,
+    owner: u32,
+}
+
+#[derive(Debug)]
+struct Inner {
+    classes: Vec<CheckedClass>,
+    system: Vec<SystemSlot>,
+    /// Indices of empty system slots, reused before the table grows.
+    system_free: Vec<u32>,
+    /// Live system blocks.
+    system_live: usize,
+    /// Bytes of live system blocks, as asked of the system allocator.
+    system_bytes: usize,
+}
+
+#[derive(Debug)]
+struct CheckedClass {
+    block_size: usize,
+    chunks: Vec<CheckedChunk>,
+    /// Free list: `encode(chunk, index)` of the first free block, 0 if empty.
+    /// Each free block's first 8 bytes hold the next link.
+    free: u64,
+    /// Next never-used index in the newest chunk.
+    fresh: usize,
+    /// Blocks in the next chunk.
+    next_blocks: usize,
+    /// Cap on blocks per chunk.
+    max_blocks: usize,
+    live: usize,
+}
+
+#[derive(Debug)]
+struct CheckedChunk {
+    base: NonNull<u8>,
+    layout: Layout,
+    /// One generation per block; even = free, odd = live.
+    generations: Box<[u32]>,
+}
+
+#[derive(Debug)]
+struct SystemSlot {
+    /// The block while live.
+    ptr: Option<NonNull<u8>>,
+    /// Layout it was allocated with.
+    layout: Layout,
+    /// Usable size the handle reports.
+    len: usize,
+    generation: u32,
+}
+
+// SAFETY: a `BlockHeap` owns all of its chunks and system blocks outright and
+// shares none of them with another heap or thread; moving it to another thread
+// moves that ownership. It is not `Sync` (`RefCell`).
+unsafe impl Send for BlockHeap {}
+
+#[inline]
+fn encode(chunk: usize, index: usize) -> u64 {
+    ((chunk as u64) << 32 | index as u64) + 1
+}
+
+#[inline]
+fn decode(link: u64) -> (usize, usize) {
+    let v = link - 1;
+    ((v >> 32) as usize, (v & 0xFFFF_FFFF) as usize)
+}
+
+impl CheckedClass {
+    fn new(block_size: usize, config: ChunkConfig) -> Self {
+        let first = (config.initial / block_size).max(1);
+        CheckedClass {
+            block_size,
+            chunks: Vec::new(),
+            free: 0,
+            fresh: 0,
+            next_blocks: first,
+            max_blocks: (config.max / block_size).max(first).min(u32::MAX as usize),
+            live: 0,
+        }
+    }
+
+    /// A free or never-used block (chunk, index), adding a chunk if needed.
+    fn take(&mut self) -> Result<(usize, usize), Error> {
+        if self.free != 0 {
+            let (chunk, index) = decode(self.free);
+            let block = self.block_ptr(chunk, index);
+            // SAFETY: a free block's first 8 bytes hold the link written by
+            // `put`; blocks are aligned to at least 8.
+            self.free = unsafe { block.cast::<u64>().read() };
+            return Ok((chunk, index));
+        }
+        let last = self.chunks.len().wrapping_sub(1);
+        if self.chunks.is_empty() || self.fresh == self.chunks[last].generations.len() {
+            self.grow()?;
+        }
+        let chunk = self.chunks.len() - 1;
+        let index = self.fresh;
+        self.fresh += 1;
+        Ok((chunk, index))
+    }
+
+    /// Puts a block on the free list.
+    fn put(&mut self, chunk: usize, index: usize) {
+        let block = self.block_ptr(chunk, index);
+        // SAFETY: the block is ours and free now; its first 8 bytes take the link.
+        unsafe { block.cast::<u64>().write(self.free) };
+        self.free = encode(chunk, index);
+    }
+
+    fn grow(&mut self) -> Result<(), Error> {
+        let blocks = self.next_blocks;
+        let align = natural_align(self.block_size);
+        let size = blocks * self.block_size;
+        let oom = Error::OutOfMemory { size, align };
+        if self.chunks.len() >= MAX_CHUNKS {
+            return Err(oom);
+        }
+        let layout = Layout::from_size_align(size, align).map_err(|_| oom)?;
+        let base = system::alloc(layout).ok_or(oom)?;
+        self.chunks.push(CheckedChunk {
+            base,
+            layout,
+            generations: vec![0; blocks].into_boxed_slice(),
+        });
+        self.fresh = 0;
+        self.next_blocks = blocks.saturating_mul(2).min(self.max_blocks);
+        Ok(())
+    }
+
+    #[inline]
+    fn block_ptr(&self, chunk: usize, index: usize) -> NonNull<u8> {
+        let c = &self.chunks[chunk];
+        debug_assert!(index < c.generations.len());
+        // SAFETY: `index < blocks`, so the block is inside the chunk.
+        unsafe { c.base.add(index * self.block_size) }
+    }
+}
+
+/// What a validated handle refers to.
+enum Slot {
+    Pooled {
+        class: usize,
+        chunk: usize,
+        index: usize,
+    },
+    System(usize),
+}
+
+impl BlockHeap {
+    /// An empty heap with one class per entry of `sizes`.
+    pub(crate) fn new(sizes: &[usize], config: ChunkConfig) -> Self {
+        BlockHeap {
+            inner: RefCell::new(Inner {
+                classes: sizes
+                    .iter()
+                    .map(|&s| CheckedClass::new(s, config))
+                    .collect(),
+                system: Vec::new(),
+                system_free: Vec::new(),
+                system_live: 0,
+                system_bytes: 0,
+            }),
+            owner: next_owner_id(),
+        }
+    }
+
+    /// Allocates a zeroed block of class `class`.
+    pub(crate) fn alloc_pooled(&self, class: usize) -> Result<Block, Error> {
+        let mut inner = self.inner.borrow_mut();
+        let cls = &mut inner.classes[class];
+        let (chunk, index) = cls.take()?;
+        let size = cls.block_size;
+        let ptr = cls.block_ptr(chunk, index);
+        let generation = &mut cls.chunks[chunk].generations[index];
+        *generation = generation.wrapping_add(1);
+        debug_assert!(*generation % 2 == 1, "a free block had a live generation");
+        let generation = *generation;
+        cls.live += 1;
+        // SAFETY: the block is `size` bytes inside a live chunk and now ours.
+        unsafe { ptr.write_bytes(0, size) };
+        Ok(Block {
+            ptr,
+            len: size,
+            owner: self.owner,
+            generation,
+            location: ((class as u32) << 24) | chunk as u32,
+            index: index as u32,
+        })
+    }
+
+    /// Allocates a zeroed block of `size` bytes at `align` from the system
+    /// allocator (`layout` rounded up to at least one byte).
+    pub(crate) fn alloc_system(&self, size: usize, align: usize) -> Result<Block, Error> {
+        let layout = Layout::from_size_align(size.max(1), align)
+            .map_err(|_| Error::LayoutOverflow { size, align })?;
+        let ptr = system::alloc_zeroed(layout).ok_or(Error::OutOfMemory {
+            size: layout.size(),
+            align,
+        })?;
+        let mut inner = self.inner.borrow_mut();
+        let index = match inner.system_free.pop() {
+            Some(i) => i as usize,
+            None if inner.system.len() < u32::MAX as usize => {
+                inner.system.push(SystemSlot {
+                    ptr: None,
+                    layout,
+                    len: 0,
+                    generation: 0,
+                });
+                inner.system.len() - 1
+            }
+            None => {
+                // SAFETY: just allocated with `layout`, handed to no one.
+                unsafe { system::dealloc(ptr, layout) };
+                return Err(Error::OutOfMemory {
+                    size: layout.size(),
+                    align,
+                });
+            }
+        };
+        let slot = &mut inner.system[index];
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.ptr = Some(ptr);
+        slot.layout = layout;
+        slot.len = size;
+        let generation = slot.generation;
+        inner.system_live += 1;
+        inner.system_bytes += layout.size();
+        Ok(Block {
+            ptr,
+            len: size,
+            owner: self.owner,
+            generation,
+            location: Block::SYSTEM,
+            index: index as u32,
+        })
+    }
+
+    /// Finds what `b` names, checking it was made by this heap and that its
+    /// slot is still in the generation it was handed out in.
+    /// `stale` is the error for a handle whose slot has moved on.
+    fn validate(&self, inner: &Inner, b: Block, stale: Error) -> Result<Slot, Error> {
+        if b.owner != self.owner {
+            return Err(Error::ForeignBlock);
+        }
+        let index = b.index as usize;
+        if b.location == Block::SYSTEM {
+            let slot = inner.system.get(index).ok_or(Error::ForeignBlock)?;
+            if slot.generation != b.generation {
+                return Err(stale);
+            }
+            if slot.ptr != Some(b.ptr) || slot.len != b.len {
+                return Err(Error::ForeignBlock);
+            }
+            return Ok(Slot::System(index));
+        }
+        let class = (b.location >> 24) as usize;
+        let chunk = (b.location & 0x00FF_FFFF) as usize;
+        let cls = inner.classes.get(class).ok_or(Error::ForeignBlock)?;
+        let c = cls.chunks.get(chunk).ok_or(Error::ForeignBlock)?;
+        let generation = *c.generations.get(index).ok_or(Error::ForeignBlock)?;
+        if cls.block_size != b.len || cls.block_ptr(chunk, index) != b.ptr {
+            return Err(Error::ForeignBlock);
+        }
+        if generation != b.generation {
+            return Err(stale);
+        }
+        Ok(Slot::Pooled {
+            class,
+            chunk,
+            index,
+        })
+    }
+
+    /// Frees `b` if it is a live block of this heap.
+    pub(crate) fn free(&self, b: Block) -> Result<(), Error> {
+        let mut inner = self.inner.borrow_mut();
+        match self.validate(&inner, b, Error::DoubleFree)? {
+            Slot::Pooled {
+                class,
+                chunk,
+                index,
+            } => {
+                let cls = &mut inner.classes[class];
+                let generation = &mut cls.chunks[chunk].generations[index];
+                *generation = generation.wrapping_add(1);
+                cls.put(chunk, index);
+                cls.live -= 1;
+            }
+            Slot::System(index) => {
+                let slot = &mut inner.system[index];
+                let layout = slot.layout;
+                let ptr = slot.ptr.take();
+                slot.generation = slot.generation.wrapping_add(1);
+                if let Some(ptr) = ptr {
+                    // SAFETY: the slot held this live allocation made with `layout`;
+                    // it is now emptied, so it is freed once.
+                    unsafe { system::dealloc(ptr, layout) };
+                }
+                inner.system_free.push(index as u32);
+                inner.system_live -= 1;
+                inner.system_bytes -= layout.size();
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `b` is a live block of this heap.
+    pub(crate) fn is_live(&self, b: Block) -> bool {
+        let inner = self.inner.borrow();
+        self.validate(&inner, b, Error::UseAfterFree).is_ok()
+    }
+
+    /// Checks that `len` bytes at `offset` lie inside live block `b`.
+    fn access(&self, b: Block, offset: usize, len: usize) -> Result<NonNull<u8>, Error> {
+        let inner = self.inner.borrow();
+        self.validate(&inner, b, Error::UseAfterFree)?;
+        match offset.checked_add(len) {
+            Some(end) if end <= b.len => {
+                // SAFETY: `offset <= b.len`, inside (or one past) the live block.
+                Ok(unsafe { b.ptr.add(offset) })
+            }
+            _ => Err(Error::OutOfBounds {
+                offset,
+                len,
+                size: b.len,
+            }),
+        }
+    }
+
+    /// Copies `src` into live block `b` at `offset`.
+    pub(crate) fn write_bytes(&self, b: Block, offset: usize, src: &[u8]) -> Result<(), Error> {
+        let dst = self.access(b, offset, src.len())?;
+        // SAFETY: `access` checked that `src.len()` bytes at `dst` are inside a
+        // live block. `copy` allows overlap, in case `unsafe` code made `src`
+        // from this very block.
+        unsafe { ptr::copy(src.as_ptr(), dst.as_ptr(), src.len()) };
+        Ok(())
+    }
+
+    /// Copies bytes of live block `b` at `offset` into `dst`.
+    pub(crate) fn read_bytes(&self, b: Block, offset: usize, dst: &mut [u8]) -> Result<(), Error> {
+        let src = self.access(b, offset, dst.len())?;
+        // SAFETY: as in `write_bytes`; the block's bytes are initialised
+        // because every block starts zeroed.
+        unsafe { ptr::copy(src.as_ptr(), dst.as_mut_ptr(), dst.len()) };
+        Ok(())
+    }
+
+    /// Per-class and system figures for [`MemoryManager::stats`](crate::MemoryManager::stats).
+    pub(crate) fn class_stats(&self) -> CheckedStats {
+        let inner = self.inner.borrow();
+        CheckedStats {
+            classes: inner
+                .classes
+                .iter()
+                .map(|c| CheckedClassStats {
+                    live: c.live,
+                    capacity: c.chunks.iter().map(|k| k.generations.len()).sum(),
+                    chunks: c.chunks.len(),
+                    reserved_bytes: c.chunks.iter().map(|k| k.layout.size()).sum(),
+                })
+                .collect(),
+            system_live: inner.system_live,
+            system_bytes: inner.system_bytes,
+        }
+    }
+}
+
+/// Figures of one checked class.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CheckedClassStats {
+    pub(crate) live: usize,
+    pub(crate) capacity: usize,
+    pub(crate) chunks: usize,
+    pub(crate) reserved_bytes: usize,
+}
+
+/// Figures of a [`BlockHeap`].
+#[derive(Debug, Clone)]
+pub(crate) struct CheckedStats {
+    pub(crate) classes: Vec<CheckedClassStats>,
+    pub(crate) system_live: usize,
+    pub(crate) system_bytes: usize,
+}
+
+impl Drop for BlockHeap {
+    fn drop(&mut self) {
+        let inner = self.inner.get_mut();
+        for cls in &inner.classes {
+            for c in &cls.chunks {
+                // SAFETY: each chunk was allocated with its `layout` and is
+                // freed once, here; handles to it are checked against tables
+                // that die with it.
+                unsafe { system::dealloc(c.base, c.layout) };
+            }
+        }
+        for slot in &inner.system {
+            if let Some(ptr) = slot.ptr {
+                // SAFETY: a live system block, freed once, here.
+                unsafe { system::dealloc(ptr, slot.layout) };
+            }
+        }
+    }
+}

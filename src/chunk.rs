@@ -1,0 +1,114 @@
+//! Chunks: one system allocation cut into equal blocks of one class.
+//!
+//! Every chunk of a typed pool is aligned to [`SEGMENT`] and is at most that
+//! large, so the chunk — and through its header, the pool — is found from
+//! any block pointer by masking off the low bits. That is what lets a
+//! `PoolBox` be one pointer wide.
+//!
+//! ```text
+//!  SEGMENT-aligned
+//!  v
+//!  +--------------+---------+---------+---------+-----+---------+------+
+//!  | ChunkHeader  | pad to  | block 0 | block 1 | ... | block n | tail |
+//!  | pool, next,  | block   |         |         |     |         |      |
+//!  | size         | align   |         |         |     |         |      |
+//!  +--------------+---------+---------+---------+-----+---------+------+
+//!  |<- first_block_offset ->|
+//! ```
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+use crate::pool::Pool;
+use crate::system;
+
+/// log2 of [`SEGMENT`].
+const SEGMENT_SHIFT: u32 = 20;
+
+/// Alignment of every typed-pool chunk, and the largest chunk size: 1 MiB.
+pub(crate) const SEGMENT: usize = 1 << SEGMENT_SHIFT;
+
+/// Bytes reserved for the header at the start of a chunk (one cache line).
+const HEADER_SPACE: usize = 64;
+
+/// The header at the start of every typed-pool chunk.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct ChunkHeader {
+    /// The pool that owns this chunk. Pools never move while they own chunks.
+    pub(crate) pool: NonNull<Pool>,
+    /// The pool's next chunk (a singly linked list for release), or null.
+    pub(crate) next: *mut ChunkHeader,
+    /// Size of this chunk in bytes, for deallocation.
+    pub(crate) size: usize,
+}
+
+static_assertions::const_assert!(core::mem::size_of::<ChunkHeader>() <= HEADER_SPACE);
+
+/// Offset of the first block in a chunk whose blocks are aligned to `align`.
+#[inline]
+pub(crate) const fn first_block_offset(align: usize) -> usize {
+    if align > HEADER_SPACE {
+        align
+    } else {
+        HEADER_SPACE
+    }
+}
+
+/// Allocates a chunk of `size` bytes for `pool` and writes its header.
+/// `None` if the system allocator refuses.
+pub(crate) fn allocate(
+    pool: NonNull<Pool>,
+    size: usize,
+    next: *mut ChunkHeader,
+) -> Option<NonNull<ChunkHeader>> {
+    debug_assert!(
+        (HEADER_SPACE..=SEGMENT).contains(&size),
+        "chunk size {size} out of range"
+    );
+    let layout = Layout::from_size_align(size, SEGMENT).ok()?;
+    let base = system::alloc(layout)?.cast::<ChunkHeader>();
+    // SAFETY: `base` is a fresh allocation of at least `HEADER_SPACE` bytes
+    // aligned to `SEGMENT`, so it is valid and aligned for a `ChunkHeader`.
+    unsafe { base.write(ChunkHeader { pool, next, size }) };
+    Some(base)
+}
+
+/// The header of the chunk that holds `block`.
+///
+/// # Safety
+///
+/// `block` must point into a live chunk made by [`allocate`].
+#[inline(always)]
+pub(crate) unsafe fn header_of(block: NonNull<u8>) -> NonNull<ChunkHeader> {
+    // Masking keeps the pointer's provenance: the header is in the same
+    // allocation as the block.
+    block
+        .map_addr(|a| {
+            // SAFETY: a block lies at least `HEADER_SPACE` bytes into a
+            // `SEGMENT`-aligned chunk whose base address is non-zero.
+            unsafe { core::num::NonZeroUsize::new_unchecked(a.get() & !(SEGMENT - 1)) }
+        })
+        .cast()
+}
+
+/// Frees a chunk and returns the next one in its list.
+///
+/// # Safety
+///
+/// `chunk` must come from [`allocate`], not yet be freed, and no block in it
+/// may be used afterwards.
+pub(crate) unsafe fn release(chunk: NonNull<ChunkHeader>) -> *mut ChunkHeader {
+    // SAFETY: the caller guarantees the chunk is live, so its header is readable.
+    let ChunkHeader { next, size, .. } = unsafe { chunk.read() };
+    // SAFETY: `allocate` made this chunk with exactly this layout (it
+    // succeeded then, so it succeeds now), and the caller guarantees it is
+    // freed only once.
+    unsafe {
+        system::dealloc(
+            chunk.cast(),
+            Layout::from_size_align_unchecked(size, SEGMENT),
+        )
+    };
+    next
+}

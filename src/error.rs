@@ -1,0 +1,72 @@
+//! The one error type of the crate.
+#![deny(unsafe_code)]
+
+/// Everything that can go wrong in a [`MemoryManager`](crate::MemoryManager)
+/// call.
+///
+/// Every rejected call leaves the manager unchanged and usable.
+///
+/// # Examples
+///
+/// ```
+/// use memory_mgr::{Error, MemoryManager};
+///
+/// let mm = MemoryManager::new();
+/// let b = mm.alloc_block(24)?;
+/// mm.free(b)?;
+/// assert_eq!(mm.free(b), Err(Error::DoubleFree));
+/// assert!(matches!(mm.alloc_block(usize::MAX), Err(Error::LayoutOverflow { .. })));
+/// # Ok::<(), Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The block was already freed. Its slot may since have been handed out
+    /// again; that newer allocation is left untouched.
+    #[error(
+        "double free: this block was already freed (its slot may since hold another allocation)"
+    )]
+    DoubleFree,
+    /// The block was allocated by another memory manager.
+    #[error("foreign block: this block was not allocated by this memory manager")]
+    ForeignBlock,
+    /// A read or write through a block that has been freed.
+    #[error("use after free: this block was freed before the access")]
+    UseAfterFree,
+    /// The system allocator refused the request.
+    #[error("out of memory: the system allocator refused {size} bytes at alignment {align}")]
+    OutOfMemory {
+        /// Bytes asked of the system allocator.
+        size: usize,
+        /// Alignment asked of the system allocator.
+        align: usize,
+    },
+    /// The requested size, rounded up to the alignment (or a slice length
+    /// times its element size), does not fit in `isize::MAX` bytes.
+    #[error("layout overflow: {size} bytes at alignment {align} exceed isize::MAX")]
+    LayoutOverflow {
+        /// The requested size in bytes (saturated at `usize::MAX`).
+        size: usize,
+        /// The requested alignment.
+        align: usize,
+    },
+    /// The requested alignment is not a power of two.
+    #[error("invalid alignment {align}: an alignment must be a power of two")]
+    InvalidAlignment {
+        /// The alignment that was asked for.
+        align: usize,
+    },
+    /// A read or write that does not fit inside the block.
+    #[error("out of bounds: {len} bytes at offset {offset} do not fit in a block of {size} bytes")]
+    OutOfBounds {
+        /// Offset of the access in the block.
+        offset: usize,
+        /// Length of the access in bytes.
+        len: usize,
+        /// Usable size of the block.
+        size: usize,
+    },
+    /// A [`Builder`](crate::Builder) setting is out of range.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(&'static str),
+}

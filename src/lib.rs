@@ -1,0 +1,141 @@
+//! A fast, safe segregated-free-list memory manager for programs that
+//! allocate many small objects: games, simulations, interpreters, servers
+//! with per-request state.
+//!
+//! A [`MemoryManager`] is a plain value — make one per subsystem — that owns
+//! one pool per size class (by default 8, 16, 32, 64, 128, 256 and 512
+//! bytes). It hands out two kinds of allocation:
+//!
+//! * [`PoolBox<'m, T>`](PoolBox), an owning pointer like `Box<T>` that
+//!   borrows the manager, one word wide; dropping it returns the block.
+//! * [`Block`], a copyable handle to raw bytes whose [`free`] is checked: a
+//!   second free returns [`Error::DoubleFree`] — never undefined behaviour.
+//!
+//! [`free`]: MemoryManager::free
+//!
+//! # Typed values: `PoolBox`
+//!
+//! ```
+//! use memory_mgr::{MemoryManager, PoolBox};
+//!
+//! #[derive(Debug, Clone, PartialEq)]
+//! struct Particle { pos: [f32; 3], vel: [f32; 3], ttl: u32 }
+//!
+//! let mm = MemoryManager::new();
+//! let mut p = mm.alloc(Particle { pos: [0.0; 3], vel: [1.0; 3], ttl: 60 });
+//! p.ttl -= 1;                                   // DerefMut, like Box
+//! let q = p.clone();                            // a new block, same manager
+//! assert_eq!(*q, *p);
+//! let squares = mm.alloc_slice_fill_with(4, |i| i * i); // PoolBox<[usize]>
+//! assert_eq!(&*squares, &[0, 1, 4, 9]);
+//! let name = mm.alloc_str("emitter");           // PoolBox<str>
+//! let t = PoolBox::into_inner(q);               // move out, free the block
+//! # let _ = (t, name);
+//! ```
+//!
+//! The size class of a `T` is a compile-time constant of `size_of::<T>()`
+//! and `align_of::<T>()`, so `alloc` is a pop from a known free list and
+//! dropping is a push. A `T` above the largest class goes to the system
+//! allocator; a zero-sized `T` allocates nothing. A `PoolBox` cannot outlive
+//! its manager and is not `Send`: the borrow checker enforces both.
+//!
+//! # Raw bytes: `Block`
+//!
+//! ```
+//! use memory_mgr::{Error, MemoryManager};
+//!
+//! let mm = MemoryManager::new();
+//! let b = mm.alloc_block(24)?;          // 24 bytes -> the 32-byte class, zeroed
+//! assert_eq!(b.size(), 32);
+//! mm.write(b, 0, [1u32, 2, 3])?;        // checked, typed (bytemuck::Pod)
+//! assert_eq!(mm.read::<u32>(b, 8)?, 3);
+//! mm.free(b)?;
+//! assert_eq!(mm.free(b), Err(Error::DoubleFree));
+//! assert_eq!(mm.read::<u32>(b, 0), Err(Error::UseAfterFree));
+//! let other = MemoryManager::new();
+//! let c = other.alloc_block(8)?;
+//! assert_eq!(mm.free(c), Err(Error::ForeignBlock));
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! Each block slot has a generation kept outside the user's bytes; the
+//! handle carries the generation it was given, so a stale handle is caught
+//! even after its slot was handed out again, and the newer allocation is
+//! left alone. Blocks live in pools of their own, so typed boxes pay nothing
+//! for this.
+//!
+//! # Size classes
+//!
+//! The class table is a type parameter, fixed and checked at compile time:
+//! [`DefaultClasses`] (7 classes, up to 50% internal waste),
+//! [`FineClasses`] (32 classes, at most 11.1% waste above 64 bytes), or your
+//! own [`SizeClasses`] implementation. A size→class lookup table is built by
+//! a `const fn`, so a run-time lookup is one load.
+//!
+//! ```
+//! use memory_mgr::{FineClasses, MemoryManager, SizeClasses};
+//!
+//! struct Mine;
+//! impl SizeClasses for Mine {
+//!     const SIZES: &'static [usize] = &[16, 48, 96];
+//! }
+//! let mm = MemoryManager::<Mine>::with_classes();
+//! assert_eq!(mm.alloc_block(40)?.size(), 48);
+//! let fine = MemoryManager::<FineClasses>::with_classes();
+//! assert_eq!(fine.alloc_block(100)?.size(), 104);
+//! # Ok::<(), memory_mgr::Error>(())
+//! ```
+//!
+//! Every block is aligned to the largest power of two dividing its class
+//! size (8 → 8, 48 → 16, 64 → 64). A type aligned beyond its class goes to
+//! the next class that can honour it, or to the system allocator.
+//!
+//! # Pools and chunks
+//!
+//! Each pool keeps an intrusive, unordered free list threaded through its
+//! free blocks: allocation pops, free pushes, both O(1). An empty pool gets a
+//! chunk from the system allocator — 16 KiB first, doubling up to 1 MiB
+//! (see [`Builder`]) — and threads it onto the list about 4 KiB at a time.
+//! Chunks are aligned to 1 MiB, so a block finds its pool by masking its own
+//! address. Dropping the manager frees every chunk. [`MemoryManager::stats`]
+//! shows what each class holds.
+//!
+//! # Pass-through mode
+//!
+//! The cargo feature `pass-through` sends every allocation straight to the
+//! system allocator, so Miri, AddressSanitizer and valgrind see each one. The
+//! API and every check (double free, foreign block, bounds) work the same:
+//!
+//! ```text
+//! cargo test --features pass-through
+//! ```
+//!
+//! # Errors and panics
+//!
+//! Fallible calls return [`Error`]; `try_` variants exist for every
+//! allocating call, and the plain ones panic with the error's message (as
+//! `Box::new` aborts on out-of-memory). After any error the manager is
+//! unchanged and usable.
+#![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+mod block;
+mod checked;
+mod chunk;
+mod error;
+mod manager;
+mod pool;
+mod pool_box;
+mod size_class;
+mod stats;
+mod system;
+
+pub use block::Block;
+pub use error::Error;
+pub use manager::{Builder, MemoryManager};
+pub use pool_box::PoolBox;
+pub use size_class::{
+    natural_align, ClassTable, DefaultClasses, FineClasses, SizeClasses, MAX_CLASSES,
+    MAX_CLASS_SIZE,
+};
+pub use stats::{ClassStats, Stats, SystemStats};

@@ -1,0 +1,865 @@
+//! `MemoryManager`: routes each request to its size-class pool or to the
+//! system allocator, and is the safe public API over the raw core.
+#![deny(unsafe_code)]
+
+use core::alloc::Layout;
+use core::cell::Cell;
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::{align_of, size_of};
+use core::pin::Pin;
+use core::ptr::NonNull;
+
+use crate::checked::BlockHeap;
+use crate::chunk::SEGMENT;
+use crate::pool::{ChunkConfig, Pools};
+use crate::size_class::{route, ClassTable, Route, SizeClasses};
+use crate::stats::{ClassStats, Stats, SystemStats};
+use crate::{system, Block, DefaultClasses, Error, PoolBox};
+
+/// Default size of each pool's first chunk: 16 KiB.
+const DEFAULT_INITIAL_CHUNK: usize = 16 << 10;
+/// Smallest chunk size a [`Builder`] accepts: 4 KiB.
+const MIN_CHUNK: usize = 4 << 10;
+
+/// A memory manager: one pool per size class of `C`, plus the system
+/// allocator for larger requests.
+///
+/// A plain value, not a global: make one per subsystem. It is `Send` but not
+/// `Sync` — no atomics on the fast path. Dropping it releases every chunk,
+/// whatever is still allocated; the [`PoolBox`]es it hands out borrow it, so
+/// none can outlive it.
+///
+/// # Examples
+///
+/// ```
+/// use memory_mgr::{Block, Error, MemoryManager, PoolBox};
+///
+/// let mm = MemoryManager::new(); // default classes: 8..=512 bytes
+/// let p: PoolBox<'_, [u64; 4]> = mm.alloc([1, 2, 3, 4]);
+/// let q = mm.try_alloc(7u32)?;
+/// assert_eq!(PoolBox::into_inner(q), 7);
+///
+/// let b: Block = mm.alloc_block(24)?; // 24 bytes -> the 32-byte class
+/// assert!(b.size() >= 24);
+/// mm.free(b)?;
+/// assert!(matches!(mm.free(b), Err(Error::DoubleFree)));
+/// # drop(p);
+/// # Ok::<(), Error>(())
+/// ```
+///
+/// It is not `Sync`:
+///
+/// ```compile_fail
+/// fn is_sync<T: Sync>() {}
+/// is_sync::<memory_mgr::MemoryManager>();
+/// ```
+pub struct MemoryManager<C: SizeClasses = DefaultClasses> {
+    /// Pools for typed allocations, at a fixed heap address.
+    pools: Pools<C>,
+    /// Pools and system table for checked `Block`s.
+    blocks: BlockHeap,
+    /// `Cell` makes the manager `!Sync`.
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+static_assertions::assert_impl_all!(MemoryManager: Send);
+static_assertions::assert_not_impl_any!(MemoryManager: Sync);
+
+/// Panics with the message of `e`: the infallible allocation calls end here.
+#[cold]
+#[inline(never)]
+#[track_caller]
+pub(crate) fn alloc_failed(e: Error) -> ! {
+    panic!("memory_mgr: allocation failed: {e}")
+}
+
+impl MemoryManager {
+    /// A manager with the [`DefaultClasses`] (8, 16, 32, 64, 128, 256 and
+    /// 512 bytes). No memory is taken until the first allocation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// assert_eq!(mm.stats().reserved_bytes(), 0);
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        MemoryManager::with_classes()
+    }
+
+    /// A [`Builder`] to choose the class table and chunk sizes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{FineClasses, MemoryManager};
+    /// let mm = MemoryManager::builder()
+    ///     .classes::<FineClasses>()
+    ///     .initial_chunk_size(64 * 1024)
+    ///     .build()?;
+    /// assert_eq!(mm.alloc_block(40)?.size(), 40);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[must_use]
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+}
+
+impl Default for MemoryManager {
+    fn default() -> Self {
+        MemoryManager::new()
+    }
+}
+
+impl<C: SizeClasses> MemoryManager<C> {
+    /// A manager with the class table `C`, checked at compile time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{FineClasses, MemoryManager};
+    /// let mm = MemoryManager::<FineClasses>::with_classes();
+    /// assert_eq!(mm.classes().len(), 32);
+    /// ```
+    #[must_use]
+    pub fn with_classes() -> Self {
+        MemoryManager::with_config(ChunkConfig {
+            initial: DEFAULT_INITIAL_CHUNK,
+            max: SEGMENT,
+        })
+    }
+
+    fn with_config(config: ChunkConfig) -> Self {
+        MemoryManager {
+            pools: Pools::new(config),
+            blocks: BlockHeap::new(C::TABLE.sizes(), config),
+            _not_sync: PhantomData,
+        }
+    }
+
+    /// The class table this manager uses.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// assert_eq!(mm.classes().sizes(), &[8, 16, 32, 64, 128, 256, 512]);
+    /// ```
+    #[inline]
+    #[must_use]
+    pub fn classes(&self) -> &'static ClassTable {
+        C::TABLE
+    }
+
+    // ----- typed allocations -------------------------------------------------
+
+    /// Uninitialised room for one `T`: the class is a constant of `T`, so
+    /// this is a pop from a known pool. Dangling for a zero-sized `T`.
+    #[inline(always)]
+    pub(crate) fn alloc_raw<T>(&self) -> Result<NonNull<T>, Error> {
+        let layout = Layout::new::<T>();
+        match const { route(C::TABLE, size_of::<T>(), align_of::<T>()) } {
+            Route::Zero => Ok(NonNull::dangling()),
+            Route::Pool(class) => match self.pools.get(class).alloc() {
+                Some(p) => Ok(p.cast()),
+                None => Err(oom(layout)),
+            },
+            Route::System => system::alloc_typed(self.pools.fallback(), layout).map(NonNull::cast),
+        }
+    }
+
+    /// Uninitialised room for `len` elements of `T`; the class is looked up
+    /// at run time. Dangling for a zero size.
+    #[inline]
+    pub(crate) fn alloc_array<T>(&self, len: usize) -> Result<NonNull<T>, Error> {
+        let layout = Layout::array::<T>(len).map_err(|_| Error::LayoutOverflow {
+            size: size_of::<T>().saturating_mul(len),
+            align: align_of::<T>(),
+        })?;
+        match route(C::TABLE, layout.size(), layout.align()) {
+            Route::Zero => Ok(NonNull::dangling()),
+            Route::Pool(class) => self
+                .pools
+                .get(class)
+                .alloc()
+                .map(NonNull::cast)
+                .ok_or(oom(layout)),
+            Route::System => system::alloc_typed(self.pools.fallback(), layout).map(NonNull::cast),
+        }
+    }
+
+    /// Moves `value` into the pool for its size, like `Box::new`.
+    ///
+    /// The size class is chosen at compile time from `size_of::<T>()` and
+    /// `align_of::<T>()`; a `T` larger than the largest class (or aligned
+    /// beyond any class) goes to the system allocator, and a zero-sized `T`
+    /// allocates nothing.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the system allocator refuses memory; [`try_alloc`] returns
+    /// the error instead.
+    ///
+    /// [`try_alloc`]: MemoryManager::try_alloc
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let mut v = mm.alloc(vec![1, 2]);
+    /// v.push(3);
+    /// assert_eq!(*v, [1, 2, 3]);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn alloc<T>(&self, value: T) -> PoolBox<'_, T, C> {
+        PoolBox::new_in(value, self)
+    }
+
+    /// Moves `value` into the pool for its size, or returns the error (and
+    /// drops `value`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfMemory`] if the system allocator refuses a new chunk.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let q = mm.try_alloc(7u32)?;
+    /// assert_eq!(*q, 7);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_alloc<T>(&self, value: T) -> Result<PoolBox<'_, T, C>, Error> {
+        PoolBox::try_new_in(value, self)
+    }
+
+    /// Allocates, then builds the value in place with `f`. If `f` panics the
+    /// block is returned and nothing leaks.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the system allocator refuses memory, or if `f` panics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let grid = mm.alloc_with(|| [[0u8; 8]; 8]);
+    /// assert_eq!(grid[7][7], 0);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn alloc_with<T>(&self, f: impl FnOnce() -> T) -> PoolBox<'_, T, C> {
+        self.try_alloc_with(f).unwrap_or_else(|e| alloc_failed(e))
+    }
+
+    /// Allocates, then builds the value in place with `f`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfMemory`] if the system allocator refuses memory; `f` is
+    /// not called then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let b = mm.try_alloc_with(|| 3.5f64)?;
+    /// assert_eq!(*b, 3.5);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_alloc_with<T>(&self, f: impl FnOnce() -> T) -> Result<PoolBox<'_, T, C>, Error> {
+        PoolBox::try_new_with_in(f, self)
+    }
+
+    /// Moves `value` into the pool and pins it.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the system allocator refuses memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let fut = mm.pin(async { 1 + 1 });
+    /// # drop(fut);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn pin<T>(&self, value: T) -> Pin<PoolBox<'_, T, C>> {
+        PoolBox::pin_in(value, self)
+    }
+
+    /// Copies a slice into one block of the pool for its total size.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the slice's size overflows or the system allocator refuses
+    /// memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let s = mm.alloc_slice_copy(&[1u16, 2, 3]);
+    /// assert_eq!(&*s, &[1, 2, 3]);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> PoolBox<'_, [T], C> {
+        self.try_alloc_slice_copy(src)
+            .unwrap_or_else(|e| alloc_failed(e))
+    }
+
+    /// Copies a slice into one block.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfMemory`] if the system allocator refuses memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let s = mm.try_alloc_slice_copy(b"bytes")?;
+    /// assert_eq!(&*s, b"bytes");
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_alloc_slice_copy<T: Copy>(&self, src: &[T]) -> Result<PoolBox<'_, [T], C>, Error> {
+        PoolBox::try_copy_in(src, self)
+    }
+
+    /// Clones each element of a slice into one block.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the system allocator refuses memory, or if a `clone`
+    /// panics (what was cloned so far is dropped and the block freed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let s = mm.alloc_slice_clone(&[String::from("a"), String::from("b")]);
+    /// assert_eq!(s[1], "b");
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn alloc_slice_clone<T: Clone>(&self, src: &[T]) -> PoolBox<'_, [T], C> {
+        self.alloc_slice_fill_with(src.len(), |i| src[i].clone())
+    }
+
+    /// Allocates `len` elements in one block, the `i`-th being `f(i)`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the slice's size overflows, the system allocator refuses
+    /// memory, or `f` panics (the elements made so far are dropped and the
+    /// block freed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let squares = mm.alloc_slice_fill_with(5, |i| i * i);
+    /// assert_eq!(&*squares, &[0, 1, 4, 9, 16]);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn alloc_slice_fill_with<T>(
+        &self,
+        len: usize,
+        f: impl FnMut(usize) -> T,
+    ) -> PoolBox<'_, [T], C> {
+        self.try_alloc_slice_fill_with(len, f)
+            .unwrap_or_else(|e| alloc_failed(e))
+    }
+
+    /// Allocates `len` elements in one block, the `i`-th being `f(i)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LayoutOverflow`] if `len` elements do not fit in `isize::MAX`
+    /// bytes; [`Error::OutOfMemory`] if the system allocator refuses memory.
+    /// `f` is not called then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{Error, MemoryManager};
+    /// let mm = MemoryManager::new();
+    /// let r = mm.try_alloc_slice_fill_with(usize::MAX, |_| 0u64);
+    /// assert!(matches!(r, Err(Error::LayoutOverflow { .. })));
+    /// ```
+    #[inline]
+    pub fn try_alloc_slice_fill_with<T>(
+        &self,
+        len: usize,
+        f: impl FnMut(usize) -> T,
+    ) -> Result<PoolBox<'_, [T], C>, Error> {
+        PoolBox::try_from_fn_in(len, f, self)
+    }
+
+    /// Copies a string into one block.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the system allocator refuses memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let name = mm.alloc_str("goblin");
+    /// assert_eq!(&*name, "goblin");
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn alloc_str(&self, s: &str) -> PoolBox<'_, str, C> {
+        self.try_alloc_str(s).unwrap_or_else(|e| alloc_failed(e))
+    }
+
+    /// Copies a string into one block.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfMemory`] if the system allocator refuses memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// assert_eq!(&*mm.try_alloc_str("orc")?, "orc");
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_alloc_str(&self, s: &str) -> Result<PoolBox<'_, str, C>, Error> {
+        PoolBox::try_str_in(s, self)
+    }
+
+    // ----- checked raw blocks ------------------------------------------------
+
+    /// Allocates a block of at least `size` bytes, zeroed, aligned to at
+    /// least 8 (to the class's natural alignment when pooled).
+    ///
+    /// A size above the largest class goes to the system allocator; a size
+    /// of 0 gets a block of the smallest class.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LayoutOverflow`] if `size` exceeds `isize::MAX` (e.g.
+    /// `usize::MAX`); [`Error::OutOfMemory`] if the system allocator refuses.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let b = mm.alloc_block(24)?;
+    /// assert_eq!(b.size(), 32);
+    /// assert_eq!(mm.read::<u64>(b, 0)?, 0);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[inline]
+    pub fn alloc_block(&self, size: usize) -> Result<Block, Error> {
+        self.alloc_block_aligned(size, 8)
+    }
+
+    /// Allocates a zeroed block of at least `size` bytes aligned to `align`.
+    ///
+    /// The request goes to the first class whose blocks are large enough and
+    /// aligned enough, else to the system allocator.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidAlignment`] if `align` is not a power of two;
+    /// [`Error::LayoutOverflow`] if `size` rounded up to `align` exceeds
+    /// `isize::MAX`; [`Error::OutOfMemory`] if the system allocator refuses.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{Error, MemoryManager};
+    /// let mm = MemoryManager::new();
+    /// let b = mm.alloc_block_aligned(8, 64)?;
+    /// assert_eq!(b.as_ptr().as_ptr() as usize % 64, 0);
+    /// assert_eq!(mm.alloc_block_aligned(8, 3), Err(Error::InvalidAlignment { align: 3 }));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn alloc_block_aligned(&self, size: usize, align: usize) -> Result<Block, Error> {
+        if !align.is_power_of_two() {
+            return Err(Error::InvalidAlignment { align });
+        }
+        let class = if cfg!(feature = "pass-through") {
+            None
+        } else {
+            C::TABLE.class_for_layout(size, align)
+        };
+        match class {
+            Some(class) => self.blocks.alloc_pooled(class),
+            None => self.blocks.alloc_system(size, align.max(8)),
+        }
+    }
+
+    /// Frees a block. Checked: never undefined behaviour, whatever the handle.
+    ///
+    /// A rejected free changes nothing. The check is exact for a block freed
+    /// twice, also after its slot was handed out again (the newer block stays
+    /// allocated), up to one limit: each slot has a 32-bit generation that
+    /// moves by 2 per allocate/free cycle, so a handle kept across exactly
+    /// 2^31 reuses of its slot would match again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DoubleFree`] if the block was already freed;
+    /// [`Error::ForeignBlock`] if it came from another manager.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{Error, MemoryManager};
+    /// let (a, b) = (MemoryManager::new(), MemoryManager::new());
+    /// let x = a.alloc_block(16)?;
+    /// assert_eq!(b.free(x), Err(Error::ForeignBlock));
+    /// a.free(x)?;
+    /// let y = a.alloc_block(16)?; // reuses x's slot
+    /// assert_eq!(a.free(x), Err(Error::DoubleFree));
+    /// assert!(a.is_live(y));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn free(&self, block: Block) -> Result<(), Error> {
+        self.blocks.free(block)
+    }
+
+    /// Whether `block` is a live block of this manager.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let b = mm.alloc_block(8)?;
+    /// assert!(mm.is_live(b));
+    /// mm.free(b)?;
+    /// assert!(!mm.is_live(b));
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[must_use]
+    pub fn is_live(&self, block: Block) -> bool {
+        self.blocks.is_live(block)
+    }
+
+    /// Reads a `T` from `offset` bytes into a live block (unaligned copy).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UseAfterFree`] if the block was freed, [`Error::ForeignBlock`]
+    /// if it is another manager's, [`Error::OutOfBounds`] if
+    /// `offset + size_of::<T>()` exceeds the block.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let b = mm.alloc_block(16)?;
+    /// mm.write(b, 3, [1.5f32, 2.5])?;
+    /// assert_eq!(mm.read::<[f32; 2]>(b, 3)?, [1.5, 2.5]);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    pub fn read<T: bytemuck::Pod>(&self, block: Block, offset: usize) -> Result<T, Error> {
+        let mut value = T::zeroed();
+        self.blocks
+            .read_bytes(block, offset, bytemuck::bytes_of_mut(&mut value))?;
+        Ok(value)
+    }
+
+    /// Writes a `T` at `offset` bytes into a live block (unaligned copy).
+    ///
+    /// # Errors
+    ///
+    /// As for [`read`](MemoryManager::read); nothing is written on error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{Error, MemoryManager};
+    /// let mm = MemoryManager::new();
+    /// let b = mm.alloc_block(8)?;
+    /// mm.write(b, 0, 7u64)?;
+    /// assert_eq!(
+    ///     mm.write(b, 4, 7u64),
+    ///     Err(Error::OutOfBounds { offset: 4, len: 8, size: 8 })
+    /// );
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn write<T: bytemuck::NoUninit>(
+        &self,
+        block: Block,
+        offset: usize,
+        value: T,
+    ) -> Result<(), Error> {
+        self.blocks
+            .write_bytes(block, offset, bytemuck::bytes_of(&value))
+    }
+
+    /// Copies bytes of a live block, from `offset`, into `dst`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`read`](MemoryManager::read).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let b = mm.alloc_block(32)?;
+    /// mm.write_bytes(b, 0, b"hello")?;
+    /// let mut out = [0u8; 5];
+    /// mm.read_bytes(b, 0, &mut out)?;
+    /// assert_eq!(&out, b"hello");
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    pub fn read_bytes(&self, block: Block, offset: usize, dst: &mut [u8]) -> Result<(), Error> {
+        self.blocks.read_bytes(block, offset, dst)
+    }
+
+    /// Copies `src` into a live block at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`read`](MemoryManager::read); nothing is written on error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let b = mm.alloc_block(4)?;
+    /// assert!(mm.write_bytes(b, 0, &[0; 9]).is_err());
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    pub fn write_bytes(&self, block: Block, offset: usize, src: &[u8]) -> Result<(), Error> {
+        self.blocks.write_bytes(block, offset, src)
+    }
+
+    // ----- statistics --------------------------------------------------------
+
+    /// A snapshot of what each pool and the system fallback hold.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let a = mm.alloc(1u64);
+    /// let b = mm.alloc_block(100)?;
+    /// let s = mm.stats();
+    /// assert_eq!(s.classes[0].live_boxes, 1);
+    /// assert_eq!(s.classes[4].live_blocks, 1); // 128-byte class
+    /// assert_eq!(s.live(), 2);
+    /// println!("{s}");
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        let checked = self.blocks.class_stats();
+        let classes = self
+            .pools
+            .iter()
+            .zip(checked.classes)
+            .map(|(pool, c)| ClassStats {
+                block_size: pool.block_size(),
+                live_boxes: pool.live(),
+                live_blocks: c.live,
+                capacity: pool.capacity() + c.capacity,
+                chunks: pool.chunk_count() + c.chunks,
+                reserved_bytes: pool.reserved() + c.reserved_bytes,
+            })
+            .collect();
+        let fallback = self.pools.fallback();
+        Stats {
+            classes,
+            system: SystemStats {
+                live_boxes: fallback.live.get(),
+                live_blocks: checked.system_live,
+                bytes: fallback.bytes.get() + checked.system_bytes,
+            },
+        }
+    }
+
+    /// Checks the typed pools' internal invariants (free lists inside their
+    /// chunks, no block listed twice, counts that add up). O(free blocks ×
+    /// chunks): for tests and debugging.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let v: Vec<_> = (0..100).map(|i| mm.alloc(i)).collect();
+    /// drop(v);
+    /// assert!(mm.is_consistent());
+    /// ```
+    #[must_use]
+    pub fn is_consistent(&self) -> bool {
+        self.pools.iter().all(|p| p.is_valid())
+    }
+}
+
+/// The error for a pool that could not get a chunk for `layout`.
+#[cold]
+fn oom(layout: Layout) -> Error {
+    Error::OutOfMemory {
+        size: layout.size(),
+        align: layout.align(),
+    }
+}
+
+impl<C: SizeClasses> fmt::Debug for MemoryManager<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stats = self.stats();
+        f.debug_struct("MemoryManager")
+            .field("classes", &C::TABLE.sizes())
+            .field("live", &stats.live())
+            .field("reserved_bytes", &stats.reserved_bytes())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`MemoryManager`]: class table and chunk sizes.
+///
+/// # Examples
+///
+/// ```
+/// use memory_mgr::{Error, MemoryManager};
+/// let mm = MemoryManager::builder()
+///     .initial_chunk_size(4096)
+///     .max_chunk_size(256 * 1024)
+///     .build()?;
+/// # drop(mm);
+/// assert!(matches!(
+///     MemoryManager::builder().max_chunk_size(1 << 30).build(),
+///     Err(Error::InvalidConfig(_))
+/// ));
+/// # Ok::<(), Error>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Builder<C: SizeClasses = DefaultClasses> {
+    initial: usize,
+    max: usize,
+    _classes: PhantomData<fn() -> C>,
+}
+
+impl Builder {
+    /// The default configuration: [`DefaultClasses`], first chunks of
+    /// 16 KiB, doubling up to 1 MiB.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::Builder::new().build()?;
+    /// # drop(mm);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Builder {
+            initial: DEFAULT_INITIAL_CHUNK,
+            max: SEGMENT,
+            _classes: PhantomData,
+        }
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl<C: SizeClasses> Builder<C> {
+    /// Uses the class table `D`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{FineClasses, MemoryManager};
+    /// let mm = MemoryManager::builder().classes::<FineClasses>().build()?;
+    /// assert_eq!(mm.classes().len(), 32);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[must_use]
+    pub fn classes<D: SizeClasses>(self) -> Builder<D> {
+        Builder {
+            initial: self.initial,
+            max: self.max,
+            _classes: PhantomData,
+        }
+    }
+
+    /// Size of each pool's first chunk, in bytes (4 KiB to 1 MiB; default
+    /// 16 KiB). A class whose block does not fit gets a larger first chunk.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::builder().initial_chunk_size(64 << 10).build()?;
+    /// # drop(mm);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[must_use]
+    pub fn initial_chunk_size(mut self, bytes: usize) -> Self {
+        self.initial = bytes;
+        self
+    }
+
+    /// Cap on chunk sizes, in bytes (at least the initial size, at most
+    /// 1 MiB; default 1 MiB). Chunks double from the initial size up to it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::builder().max_chunk_size(64 << 10).build()?;
+    /// # drop(mm);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[must_use]
+    pub fn max_chunk_size(mut self, bytes: usize) -> Self {
+        self.max = bytes;
+        self
+    }
+
+    /// Builds the manager.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] if a chunk size is out of range.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{Error, MemoryManager};
+    /// let r = MemoryManager::builder().initial_chunk_size(100).build();
+    /// assert!(matches!(r, Err(Error::InvalidConfig(_))));
+    /// ```
+    pub fn build(self) -> Result<MemoryManager<C>, Error> {
+        if !(MIN_CHUNK..=SEGMENT).contains(&self.initial) {
+            return Err(Error::InvalidConfig(
+                "initial chunk size must be 4 KiB to 1 MiB",
+            ));
+        }
+        if !(self.initial..=SEGMENT).contains(&self.max) {
+            return Err(Error::InvalidConfig(
+                "max chunk size must be at least the initial size and at most 1 MiB",
+            ));
+        }
+        Ok(MemoryManager::with_config(ChunkConfig {
+            initial: self.initial,
+            max: self.max,
+        }))
+    }
+}

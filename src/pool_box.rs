@@ -1,0 +1,706 @@
+//! `PoolBox<'m, T>`: an owning pointer into a manager's pools, like `Box`.
+//!
+//! # Memory layout
+//!
+//! A `PoolBox<T>` is one pointer (two for slices and `str`), like `Box<T>`,
+//! and `Option<PoolBox<T>>` is the same size. It does not store its manager:
+//! a pooled value's chunk is aligned so that masking the pointer finds the
+//! chunk header, which points at the pool; a value too large for any class
+//! has a one-word header in front of it pointing at the manager's fallback
+//! counters; a zero-sized value allocates nothing. Which of the three applies
+//! is a function of the value's size and alignment (a constant for sized
+//! types), computed the same way when it is allocated and when it is freed.
+//!
+//! The lifetime `'m` borrows the manager, so a `PoolBox` cannot outlive it:
+//!
+//! ```compile_fail
+//! use memory_mgr::{MemoryManager, PoolBox};
+//! let b: PoolBox<'_, u32>;
+//! {
+//!     let mm = MemoryManager::new();
+//!     b = mm.alloc(1);
+//! } // `mm` dropped here while still borrowed
+//! println!("{}", *b);
+//! ```
+//!
+//! A `PoolBox` is neither `Send` nor `Sync`: dropping or cloning it touches
+//! its manager's pools, which are single-threaded.
+//!
+//! ```compile_fail
+//! let mm = memory_mgr::MemoryManager::new();
+//! let b = mm.alloc(1u32);
+//! std::thread::spawn(move || drop(b));
+//! ```
+//!
+//! ```compile_fail
+//! fn is_sync<T: Sync>(_: &T) {}
+//! let mm = memory_mgr::MemoryManager::new();
+//! let b = mm.alloc(1u32);
+//! is_sync(&b);
+//! ```
+
+use core::alloc::Layout;
+use core::borrow::{Borrow, BorrowMut};
+use core::cell::Cell;
+use core::cmp::Ordering;
+use core::fmt;
+use core::hash::{Hash, Hasher};
+use core::marker::PhantomData;
+use core::mem::{self, ManuallyDrop};
+use core::ops::{Deref, DerefMut};
+use core::pin::Pin;
+use core::ptr::{self, NonNull};
+
+use crate::pool::Pool;
+use crate::size_class::{route, Route, SizeClasses};
+use crate::{system, DefaultClasses, Error, MemoryManager};
+
+/// An owning pointer to a `T` in a [`MemoryManager`]'s pools: the `Box` of
+/// this crate.
+///
+/// Create one with [`MemoryManager::alloc`] (or [`PoolBox::new_in`],
+/// [`MemoryManager::alloc_slice_copy`], ...). Dropping it runs `T`'s
+/// destructor exactly once and returns the block to its pool in O(1).
+/// Values larger than the largest size class come from the system allocator;
+/// zero-sized values allocate nothing.
+///
+/// # Examples
+///
+/// ```
+/// use memory_mgr::{MemoryManager, PoolBox};
+///
+/// let mm = MemoryManager::new();
+/// let mut p = mm.alloc([1u64, 2, 3, 4]); // a 32-byte block
+/// p[0] = 10;
+/// assert_eq!(p.iter().sum::<u64>(), 19);
+/// let q = PoolBox::new_in(String::from("hi"), &mm);
+/// assert_eq!(*q, "hi");
+/// assert_eq!(std::mem::size_of::<PoolBox<'_, u64>>(), std::mem::size_of::<usize>());
+/// ```
+pub struct PoolBox<'m, T: ?Sized, C: SizeClasses = DefaultClasses> {
+    ptr: NonNull<T>,
+    /// Borrows the manager; `&Cell` also makes the box `!Send` and `!Sync`.
+    _manager: PhantomData<&'m Cell<()>>,
+    /// Owns a `T` (for drop check and variance).
+    _owns: PhantomData<T>,
+    /// Names the class table the block's route is computed with.
+    _classes: PhantomData<fn() -> C>,
+}
+
+static_assertions::assert_eq_size!(PoolBox<'static, u64>, usize);
+static_assertions::assert_eq_size!(Option<PoolBox<'static, u64>>, usize);
+static_assertions::assert_eq_size!(PoolBox<'static, [u64]>, [usize; 2]);
+static_assertions::assert_not_impl_any!(PoolBox<'static, u64>: Send, Sync);
+
+/// Returns an allocation to where [`route`] says it came from.
+///
+/// # Safety
+///
+/// `ptr` must be a live allocation of `layout` made for the same route by a
+/// manager with class table `C` that is still alive (a dangling pointer for a
+/// zero size), and must not be used afterwards.
+#[inline(always)]
+unsafe fn dealloc<C: SizeClasses>(ptr: NonNull<u8>, layout: Layout) {
+    match route(C::TABLE, layout.size(), layout.align()) {
+        Route::Zero => {}
+        // SAFETY: the caller guarantees a live block of a live pool.
+        Route::Pool(_) => unsafe { Pool::free(ptr) },
+        // SAFETY: the caller guarantees a live typed system allocation.
+        Route::System => unsafe { system::free_typed(ptr, layout) },
+    }
+}
+
+/// Allocates room for `layout` from the manager that made `like`, an
+/// allocation of the same layout.
+///
+/// # Safety
+///
+/// `like` must be a live allocation of `layout` made by a live manager with
+/// class table `C`.
+#[inline]
+unsafe fn alloc_like<C: SizeClasses>(
+    like: NonNull<u8>,
+    layout: Layout,
+) -> Result<NonNull<u8>, Error> {
+    let oom = Error::OutOfMemory {
+        size: layout.size(),
+        align: layout.align(),
+    };
+    match route(C::TABLE, layout.size(), layout.align()) {
+        // A zero-sized allocation's pointer is dangling and aligned: reuse it.
+        Route::Zero => Ok(like),
+        // SAFETY: `like` is a live block of a live pool (caller).
+        Route::Pool(_) => unsafe { Pool::of(like) }.alloc().ok_or(oom),
+        // SAFETY: `like` is a live typed system allocation (caller).
+        Route::System => system::alloc_typed(unsafe { system::fallback_of(like) }, layout),
+    }
+}
+
+/// Frees an allocation (and drops the values written so far) unless
+/// disarmed with `mem::forget`: keeps a panicking initialiser from leaking.
+struct InitGuard<T, C: SizeClasses> {
+    ptr: NonNull<T>,
+    layout: Layout,
+    initialized: usize,
+    _classes: PhantomData<fn() -> C>,
+}
+
+impl<T, C: SizeClasses> Drop for InitGuard<T, C> {
+    fn drop(&mut self) {
+        let done = ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.initialized);
+        // The block is freed even if an element's destructor panics.
+        let _free = FreeGuard::<C> {
+            ptr: self.ptr.cast(),
+            layout: self.layout,
+            _classes: PhantomData,
+        };
+        // SAFETY: exactly the first `initialized` elements were written.
+        unsafe { ptr::drop_in_place(done) };
+    }
+}
+
+/// Frees an allocation when dropped, also during unwinding.
+struct FreeGuard<C: SizeClasses> {
+    ptr: NonNull<u8>,
+    layout: Layout,
+    _classes: PhantomData<fn() -> C>,
+}
+
+impl<C: SizeClasses> Drop for FreeGuard<C> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // SAFETY: whoever armed the guard owns this live allocation and uses
+        // it no more.
+        unsafe { dealloc::<C>(self.ptr, self.layout) }
+    }
+}
+
+impl<'m, T: ?Sized, C: SizeClasses> PoolBox<'m, T, C> {
+    /// Takes ownership of an initialised allocation.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be a live allocation of `Layout::for_value(&*ptr)`, made for
+    /// the route of that layout by a manager with table `C` that outlives
+    /// `'m`, holding a valid `T` that nothing else owns.
+    #[inline(always)]
+    unsafe fn from_non_null(ptr: NonNull<T>) -> Self {
+        PoolBox {
+            ptr,
+            _manager: PhantomData,
+            _owns: PhantomData,
+            _classes: PhantomData,
+        }
+    }
+
+    /// Consumes the box and returns the raw pointer, without freeing.
+    ///
+    /// The block stays allocated until [`PoolBox::from_raw`] turns it back
+    /// into a box, or the manager is dropped or reset. An associated function,
+    /// so it does not shadow a method of `T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{MemoryManager, PoolBox};
+    /// let mm = MemoryManager::new();
+    /// let raw = PoolBox::into_raw(mm.alloc(5u32));
+    /// // SAFETY: `raw` came from `into_raw` of a box of this manager.
+    /// let back = unsafe { PoolBox::<u32>::from_raw(raw) };
+    /// assert_eq!(*back, 5);
+    /// ```
+    #[inline]
+    #[must_use = "losing the pointer leaks the block until the manager is dropped"]
+    pub fn into_raw(b: Self) -> *mut T {
+        ManuallyDrop::new(b).ptr.as_ptr()
+    }
+
+    /// Rebuilds a box from a pointer returned by [`PoolBox::into_raw`].
+    ///
+    /// # Safety
+    ///
+    /// `raw` must come from `PoolBox::<T, C>::into_raw` (same `T` and class
+    /// table), must not have been rebuilt already, and the manager it came
+    /// from must outlive `'m`. A double `from_raw` is a double free, as
+    /// with `Box::from_raw`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{MemoryManager, PoolBox};
+    /// let mm = MemoryManager::new();
+    /// let raw = PoolBox::into_raw(mm.alloc_slice_copy(&[1u8, 2, 3]));
+    /// // SAFETY: `raw` came from `into_raw`, once, and `mm` is alive.
+    /// let back: PoolBox<'_, [u8]> = unsafe { PoolBox::from_raw(raw) };
+    /// assert_eq!(&*back, &[1, 2, 3]);
+    /// ```
+    #[inline]
+    pub unsafe fn from_raw(raw: *mut T) -> Self {
+        // SAFETY: `into_raw` never returns null; the caller guarantees the rest.
+        unsafe { PoolBox::from_non_null(NonNull::new_unchecked(raw)) }
+    }
+
+    /// Consumes the box and returns a reference that lives as long as the
+    /// manager borrow. The value's destructor never runs; its block is
+    /// released when the manager is dropped or reset.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{MemoryManager, PoolBox};
+    /// let mm = MemoryManager::new();
+    /// let r: &mut u32 = PoolBox::leak(mm.alloc(41));
+    /// *r += 1;
+    /// assert_eq!(*r, 42);
+    /// ```
+    #[inline]
+    pub fn leak(b: Self) -> &'m mut T {
+        // SAFETY: the box owned a valid `T`; giving up ownership without
+        // freeing leaves it valid as long as the manager, which outlives `'m`.
+        unsafe { &mut *PoolBox::into_raw(b) }
+    }
+
+    /// Pins the box. A `PoolBox`'s value never moves when the box moves, so
+    /// this is free, as for `Box::into_pin`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{MemoryManager, PoolBox};
+    /// let mm = MemoryManager::new();
+    /// let p = PoolBox::into_pin(mm.alloc(3u8));
+    /// assert_eq!(*p, 3);
+    /// ```
+    #[inline]
+    pub fn into_pin(b: Self) -> Pin<Self> {
+        // SAFETY: the value lives in a block that stays put until the box is
+        // dropped, whatever happens to the box itself, and `PoolBox` offers no
+        // way to move the value out of a pinned box.
+        unsafe { Pin::new_unchecked(b) }
+    }
+
+    /// A raw pointer to the value, without consuming the box.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{MemoryManager, PoolBox};
+    /// let mm = MemoryManager::new();
+    /// let b = mm.alloc(9u64);
+    /// // SAFETY: `b` is alive and not mutably borrowed.
+    /// assert_eq!(unsafe { *PoolBox::as_ptr(&b) }, 9);
+    /// ```
+    #[inline]
+    pub fn as_ptr(b: &Self) -> *const T {
+        b.ptr.as_ptr()
+    }
+
+    /// A mutable raw pointer to the value, without consuming the box.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{MemoryManager, PoolBox};
+    /// let mm = MemoryManager::new();
+    /// let mut b = mm.alloc(9u64);
+    /// // SAFETY: `b` is alive and this is the only access.
+    /// unsafe { *PoolBox::as_mut_ptr(&mut b) = 10 };
+    /// assert_eq!(*b, 10);
+    /// ```
+    #[inline]
+    pub fn as_mut_ptr(b: &mut Self) -> *mut T {
+        b.ptr.as_ptr()
+    }
+}
+
+impl<'m, T, C: SizeClasses> PoolBox<'m, T, C> {
+    /// Moves `value` into `mm`'s pool for its size: the `Box::new_in` of this
+    /// crate.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the system allocator refuses memory (see
+    /// [`PoolBox::try_new_in`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{MemoryManager, PoolBox};
+    /// let mm = MemoryManager::new();
+    /// let b = PoolBox::new_in(7u32, &mm);
+    /// assert_eq!(*b, 7);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn new_in(value: T, mm: &'m MemoryManager<C>) -> Self {
+        match PoolBox::try_new_in(value, mm) {
+            Ok(b) => b,
+            Err(e) => crate::manager::alloc_failed(e),
+        }
+    }
+
+    /// Moves `value` into `mm`'s pool for its size, or returns the error
+    /// (and drops `value`) if memory cannot be had.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfMemory`] if the system allocator refuses a new chunk (or
+    /// the allocation itself, for a value above the largest class).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{MemoryManager, PoolBox};
+    /// let mm = MemoryManager::new();
+    /// let b = PoolBox::try_new_in([0u8; 100], &mm)?;
+    /// assert_eq!(b.len(), 100);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_new_in(value: T, mm: &'m MemoryManager<C>) -> Result<Self, Error> {
+        let ptr = mm.alloc_raw::<T>()?;
+        // SAFETY: `ptr` is a fresh allocation for `T` (or dangling and aligned
+        // for a zero-sized `T`), so it is valid for a write of one `T`.
+        unsafe { ptr.write(value) };
+        // SAFETY: `ptr` was allocated by `mm` for `Layout::new::<T>()`'s route
+        // and now holds a valid `T`.
+        Ok(unsafe { PoolBox::from_non_null(ptr) })
+    }
+
+    /// Allocates in `mm`, then builds the value in place with `f`. If `f`
+    /// panics the block is returned and nothing leaks.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfMemory`] as for [`PoolBox::try_new_in`]; `f` is not
+    /// called then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{MemoryManager, PoolBox};
+    /// let mm = MemoryManager::new();
+    /// let b = PoolBox::try_new_with_in(|| [7u16; 16], &mm)?;
+    /// assert_eq!(b[15], 7);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_new_with_in(f: impl FnOnce() -> T, mm: &'m MemoryManager<C>) -> Result<Self, Error> {
+        let ptr = mm.alloc_raw::<T>()?;
+        let guard = FreeGuard::<C> {
+            ptr: ptr.cast(),
+            layout: Layout::new::<T>(),
+            _classes: PhantomData,
+        };
+        let value = f();
+        mem::forget(guard);
+        // SAFETY: as in `try_new_in`.
+        unsafe { ptr.write(value) };
+        // SAFETY: as in `try_new_in`.
+        Ok(unsafe { PoolBox::from_non_null(ptr) })
+    }
+
+    /// Like [`PoolBox::new_in`], pinned.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the system allocator refuses memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{MemoryManager, PoolBox};
+    /// let mm = MemoryManager::new();
+    /// let p = PoolBox::pin_in(5i32, &mm);
+    /// assert_eq!(*p, 5);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn pin_in(value: T, mm: &'m MemoryManager<C>) -> Pin<Self> {
+        PoolBox::into_pin(PoolBox::new_in(value, mm))
+    }
+
+    /// Moves the value out and returns its block to the pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{MemoryManager, PoolBox};
+    /// let mm = MemoryManager::new();
+    /// let s = PoolBox::into_inner(mm.alloc(String::from("out")));
+    /// assert_eq!(s, "out");
+    /// ```
+    #[inline]
+    pub fn into_inner(b: Self) -> T {
+        let ptr = PoolBox::into_raw(b);
+        // SAFETY: the box owned a valid `T`, read exactly once here.
+        let value = unsafe { ptr.read() };
+        // SAFETY: the block is live, of `Layout::new::<T>()`, and the value
+        // has been moved out, so it is not used again.
+        unsafe { dealloc::<C>(NonNull::new_unchecked(ptr).cast(), Layout::new::<T>()) };
+        value
+    }
+}
+
+impl<'m, T, C: SizeClasses> PoolBox<'m, [T], C> {
+    /// Fills a fresh slice allocation element by element; on a panic in `f`
+    /// drops what was written and frees the block.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be a live allocation of `Layout::array::<T>(len)` for its
+    /// route, from a manager with table `C` that outlives `'m`.
+    pub(crate) unsafe fn init_slice(
+        ptr: NonNull<T>,
+        len: usize,
+        mut f: impl FnMut(usize) -> T,
+    ) -> PoolBox<'m, [T], C> {
+        let mut guard = InitGuard::<T, C> {
+            ptr,
+            // The layout was valid when the block was allocated.
+            layout: Layout::array::<T>(len).unwrap_or_else(|_| unreachable!()),
+            initialized: 0,
+            _classes: PhantomData,
+        };
+        while guard.initialized < len {
+            let value = f(guard.initialized);
+            // SAFETY: `initialized < len`, so the slot is inside the allocation
+            // and not yet written.
+            unsafe { ptr.add(guard.initialized).write(value) };
+            guard.initialized += 1;
+        }
+        mem::forget(guard);
+        // SAFETY: all `len` elements are written; the caller vouches for the
+        // allocation.
+        unsafe { PoolBox::from_non_null(NonNull::slice_from_raw_parts(ptr, len)) }
+    }
+
+    /// Allocates `len` elements in `mm` and fills them with `f(0)`, `f(1)`, ...
+    pub(crate) fn try_from_fn_in(
+        len: usize,
+        f: impl FnMut(usize) -> T,
+        mm: &'m MemoryManager<C>,
+    ) -> Result<Self, Error> {
+        let ptr = mm.alloc_array::<T>(len)?;
+        // SAFETY: a fresh allocation of `Layout::array::<T>(len)` from `mm`.
+        Ok(unsafe { PoolBox::init_slice(ptr, len, f) })
+    }
+
+    /// Allocates a copy of `src` in `mm`.
+    pub(crate) fn try_copy_in(src: &[T], mm: &'m MemoryManager<C>) -> Result<Self, Error>
+    where
+        T: Copy,
+    {
+        let ptr = mm.alloc_array::<T>(src.len())?;
+        // SAFETY: `ptr` is a fresh allocation of `src.len()` elements, which
+        // cannot overlap the borrowed `src`.
+        unsafe { ptr::copy_nonoverlapping(src.as_ptr(), ptr.as_ptr(), src.len()) };
+        // SAFETY: all elements are written; allocated by `mm` for the
+        // slice's layout.
+        Ok(unsafe { PoolBox::from_non_null(NonNull::slice_from_raw_parts(ptr, src.len())) })
+    }
+}
+
+impl<'m, C: SizeClasses> PoolBox<'m, [u8], C> {
+    /// Reinterprets a byte slice box as a `str` box.
+    ///
+    /// # Safety
+    ///
+    /// The bytes must be valid UTF-8.
+    pub(crate) unsafe fn into_str_unchecked(b: Self) -> PoolBox<'m, str, C> {
+        let raw = PoolBox::into_raw(b) as *mut str;
+        // SAFETY: `str` has the layout of `[u8]`, so the allocation is the same,
+        // and the caller guarantees UTF-8.
+        unsafe { PoolBox::from_raw(raw) }
+    }
+}
+
+impl<'m, C: SizeClasses> PoolBox<'m, str, C> {
+    /// Allocates a copy of `s` in `mm`.
+    pub(crate) fn try_str_in(s: &str, mm: &'m MemoryManager<C>) -> Result<Self, Error> {
+        let bytes = PoolBox::<[u8], C>::try_copy_in(s.as_bytes(), mm)?;
+        // SAFETY: copied from a `str`, so valid UTF-8.
+        Ok(unsafe { PoolBox::into_str_unchecked(bytes) })
+    }
+}
+
+impl<T: ?Sized, C: SizeClasses> Drop for PoolBox<'_, T, C> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: the box holds a valid `T`.
+        let layout = Layout::for_value(unsafe { self.ptr.as_ref() });
+        // Armed before the destructor runs, so a panicking `T::drop` still
+        // returns the block.
+        let _free = FreeGuard::<C> {
+            ptr: self.ptr.cast(),
+            layout,
+            _classes: PhantomData,
+        };
+        // SAFETY: the value is valid and dropped exactly once, here.
+        unsafe { ptr::drop_in_place(self.ptr.as_ptr()) };
+    }
+}
+
+impl<T: ?Sized, C: SizeClasses> Deref for PoolBox<'_, T, C> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: the box owns a valid `T`; `&self` forbids mutation meanwhile.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T: ?Sized, C: SizeClasses> DerefMut for PoolBox<'_, T, C> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the box owns a valid `T` uniquely; `&mut self` makes this
+        // the only access.
+        unsafe { self.ptr.as_mut() }
+    }
+}
+
+impl<T: ?Sized, C: SizeClasses> AsRef<T> for PoolBox<'_, T, C> {
+    fn as_ref(&self) -> &T {
+        self
+    }
+}
+
+impl<T: ?Sized, C: SizeClasses> AsMut<T> for PoolBox<'_, T, C> {
+    fn as_mut(&mut self) -> &mut T {
+        self
+    }
+}
+
+impl<T: ?Sized, C: SizeClasses> Borrow<T> for PoolBox<'_, T, C> {
+    fn borrow(&self) -> &T {
+        self
+    }
+}
+
+impl<T: ?Sized, C: SizeClasses> BorrowMut<T> for PoolBox<'_, T, C> {
+    fn borrow_mut(&mut self) -> &mut T {
+        self
+    }
+}
+
+impl<T: ?Sized, C: SizeClasses> Unpin for PoolBox<'_, T, C> {}
+
+impl<T: ?Sized + fmt::Debug, C: SizeClasses> fmt::Debug for PoolBox<'_, T, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T: ?Sized + fmt::Display, C: SizeClasses> fmt::Display for PoolBox<'_, T, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&**self, f)
+    }
+}
+
+impl<T: ?Sized, C: SizeClasses> fmt::Pointer for PoolBox<'_, T, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Pointer::fmt(&self.ptr, f)
+    }
+}
+
+impl<T: ?Sized + PartialEq, C: SizeClasses> PartialEq for PoolBox<'_, T, C> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: ?Sized + Eq, C: SizeClasses> Eq for PoolBox<'_, T, C> {}
+
+impl<T: ?Sized + PartialOrd, C: SizeClasses> PartialOrd for PoolBox<'_, T, C> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        (**self).partial_cmp(&**other)
+    }
+}
+
+impl<T: ?Sized + Ord, C: SizeClasses> Ord for PoolBox<'_, T, C> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl<T: ?Sized + Hash, C: SizeClasses> Hash for PoolBox<'_, T, C> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (**self).hash(state);
+    }
+}
+
+impl<T: ?Sized + Iterator, C: SizeClasses> Iterator for PoolBox<'_, T, C> {
+    type Item = T::Item;
+    fn next(&mut self) -> Option<T::Item> {
+        (**self).next()
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (**self).size_hint()
+    }
+}
+
+/// Clones into a new block of the same manager.
+///
+/// # Panics
+///
+/// Panics if the system allocator refuses memory.
+impl<'m, T: Clone, C: SizeClasses> Clone for PoolBox<'m, T, C> {
+    fn clone(&self) -> Self {
+        let layout = Layout::new::<T>();
+        // SAFETY: `self` is a live allocation of `layout` from a live manager.
+        let ptr = match unsafe { alloc_like::<C>(self.ptr.cast(), layout) } {
+            Ok(p) => p.cast::<T>(),
+            Err(e) => crate::manager::alloc_failed(e),
+        };
+        let guard = FreeGuard::<C> {
+            ptr: ptr.cast(),
+            layout,
+            _classes: PhantomData,
+        };
+        let value = (**self).clone();
+        mem::forget(guard);
+        // SAFETY: `ptr` is a fresh allocation for one `T`.
+        unsafe { ptr.write(value) };
+        // SAFETY: allocated by the same manager for `layout`'s route, now valid.
+        unsafe { PoolBox::from_non_null(ptr) }
+    }
+}
+
+/// Clones each element into a new block of the same manager.
+///
+/// # Panics
+///
+/// Panics if the system allocator refuses memory.
+impl<'m, T: Clone, C: SizeClasses> Clone for PoolBox<'m, [T], C> {
+    fn clone(&self) -> Self {
+        let layout = Layout::for_value::<[T]>(self);
+        // SAFETY: `self` is a live allocation of `layout` from a live manager.
+        let ptr = match unsafe { alloc_like::<C>(self.ptr.cast(), layout) } {
+            Ok(p) => p.cast::<T>(),
+            Err(e) => crate::manager::alloc_failed(e),
+        };
+        // SAFETY: a fresh allocation of `Layout::array::<T>(self.len())` from
+        // the same manager.
+        unsafe { PoolBox::init_slice(ptr, self.len(), |i| self[i].clone()) }
+    }
+}
+
+/// Copies the string into a new block of the same manager.
+///
+/// # Panics
+///
+/// Panics if the system allocator refuses memory.
+impl<'m, C: SizeClasses> Clone for PoolBox<'m, str, C> {
+    fn clone(&self) -> Self {
+        let bytes = self.as_bytes();
+        // SAFETY: `self` is a live allocation of this layout from a live manager.
+        let ptr = match unsafe { alloc_like::<C>(self.ptr.cast(), Layout::for_value(bytes)) } {
+            Ok(p) => p,
+            Err(e) => crate::manager::alloc_failed(e),
+        };
+        // SAFETY: a fresh allocation of `bytes.len()` bytes from the same manager.
+        let b = unsafe { PoolBox::init_slice(ptr, bytes.len(), |i| bytes[i]) };
+        // SAFETY: a copy of a `str`'s bytes is valid UTF-8.
+        unsafe { PoolBox::into_str_unchecked(b) }
+    }
+}

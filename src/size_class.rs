@@ -1,0 +1,502 @@
+//! Size classes: which block size serves a request, decided at compile time.
+//!
+//! A size-class table is a type implementing [`SizeClasses`]. Its only item
+//! is the list of block sizes; everything else — the validity check and the
+//! size→class lookup table — is derived from it by `const fn`s when the table
+//! is first used, so an invalid table is a compile error and a lookup at run
+//! time is one bounds check and one table load.
+#![deny(unsafe_code)]
+
+use core::fmt;
+
+/// The largest block size a size class may have: 4 KiB, one page.
+///
+/// Requests above a table's largest class go to the system allocator.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(memory_mgr::MAX_CLASS_SIZE, 4096);
+/// ```
+pub const MAX_CLASS_SIZE: usize = 4096;
+
+/// The most size classes a table may have.
+///
+/// # Examples
+///
+/// ```
+/// use memory_mgr::{FineClasses, SizeClasses, MAX_CLASSES};
+/// assert!(FineClasses::SIZES.len() <= MAX_CLASSES);
+/// ```
+pub const MAX_CLASSES: usize = 64;
+
+/// Entries of the size→class lookup table: one per 8-byte step up to
+/// [`MAX_CLASS_SIZE`].
+const LOOKUP_LEN: usize = MAX_CLASS_SIZE / 8 + 1;
+
+/// Lookup entry for "no class serves this size".
+const NONE: u8 = u8::MAX;
+
+/// A table of size classes, chosen at compile time.
+///
+/// Implement it on a marker type to define your own classes; the manager is
+/// generic over it (`MemoryManager<MyClasses>`). The table is checked when it
+/// is first used, at compile time: it must be non-empty, hold at most
+/// [`MAX_CLASSES`] sizes, be strictly increasing, and every size must be a
+/// multiple of 8 no larger than [`MAX_CLASS_SIZE`]. Each block of a class is
+/// aligned to the largest power of two dividing its size (8 → 8, 48 → 16,
+/// 64 → 64).
+///
+/// # Examples
+///
+/// ```
+/// use memory_mgr::{MemoryManager, SizeClasses};
+///
+/// /// Classes for a program whose objects are 24 or 40 bytes.
+/// struct Tight;
+/// impl SizeClasses for Tight {
+///     const SIZES: &'static [usize] = &[24, 40, 128];
+/// }
+///
+/// let mm = MemoryManager::<Tight>::with_classes();
+/// let b = mm.alloc_block(33)?;
+/// assert_eq!(b.size(), 40);
+/// # Ok::<(), memory_mgr::Error>(())
+/// ```
+///
+/// An invalid table does not compile:
+///
+/// ```compile_fail
+/// use memory_mgr::{MemoryManager, SizeClasses};
+/// struct Bad;
+/// impl SizeClasses for Bad {
+///     const SIZES: &'static [usize] = &[16, 12]; // not increasing, 12 not a multiple of 8
+/// }
+/// let mm = MemoryManager::<Bad>::with_classes();
+/// ```
+pub trait SizeClasses: 'static {
+    /// The block sizes, in bytes, smallest first.
+    const SIZES: &'static [usize];
+
+    /// The checked table with its size→class lookup, built at compile time.
+    ///
+    /// Leave the default: it is derived from [`SIZES`](Self::SIZES).
+    const TABLE: &'static ClassTable = &ClassTable::new(Self::SIZES);
+}
+
+/// The default classes: 8, 16, 32, 64, 128, 256 and 512 bytes.
+///
+/// Few pools, so little memory sits idle in partly used chunks; up to 50%
+/// internal waste (a 33-byte object takes a 64-byte block).
+///
+/// # Examples
+///
+/// ```
+/// use memory_mgr::{DefaultClasses, SizeClasses};
+/// assert_eq!(DefaultClasses::SIZES, &[8, 16, 32, 64, 128, 256, 512]);
+/// assert_eq!(DefaultClasses::TABLE.class_size_for(33), Some(64));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct DefaultClasses;
+
+impl SizeClasses for DefaultClasses {
+    const SIZES: &'static [usize] = &[8, 16, 32, 64, 128, 256, 512];
+}
+
+/// A finer preset: 8-byte steps up to 64 bytes, then eight classes per
+/// power of two up to 512 bytes (32 classes).
+///
+/// Above 64 bytes the internal waste is at most 1/9 of the block (11.1%);
+/// at or below 64 it is at most 7 bytes. Four classes per power of two would
+/// leave up to 15 of 80 bytes (18.75%) unused, hence eight.
+///
+/// # Examples
+///
+/// ```
+/// use memory_mgr::{FineClasses, MemoryManager, SizeClasses};
+/// assert_eq!(FineClasses::TABLE.class_size_for(100), Some(104));
+/// let mm = MemoryManager::<FineClasses>::with_classes();
+/// assert_eq!(mm.alloc_block(24)?.size(), 24);
+/// # Ok::<(), memory_mgr::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FineClasses;
+
+impl SizeClasses for FineClasses {
+    const SIZES: &'static [usize] = &[
+        8, 16, 24, 32, 40, 48, 56, 64, // 8-byte steps
+        72, 80, 88, 96, 104, 112, 120, 128, // 64..128 in 8s
+        144, 160, 176, 192, 208, 224, 240, 256, // 128..256 in 16s
+        288, 320, 352, 384, 416, 448, 480, 512, // 256..512 in 32s
+    ];
+}
+
+static_assertions::const_assert_eq!(DefaultClasses::TABLE.len(), 7);
+static_assertions::const_assert_eq!(DefaultClasses::TABLE.max_size(), 512);
+static_assertions::const_assert_eq!(FineClasses::TABLE.len(), 32);
+static_assertions::const_assert_eq!(FineClasses::TABLE.max_size(), 512);
+
+/// The largest power of two that divides `size`: the alignment every block
+/// of a class of that size gets.
+///
+/// # Examples
+///
+/// ```
+/// use memory_mgr::natural_align;
+/// assert_eq!(natural_align(8), 8);
+/// assert_eq!(natural_align(48), 16);
+/// assert_eq!(natural_align(512), 512);
+/// ```
+#[inline]
+#[must_use]
+pub const fn natural_align(size: usize) -> usize {
+    size & size.wrapping_neg()
+}
+
+/// A checked size-class table with its O(1) size→class lookup.
+///
+/// Built at compile time by [`ClassTable::new`], usually through
+/// [`SizeClasses::TABLE`].
+///
+/// # Examples
+///
+/// ```
+/// use memory_mgr::{DefaultClasses, SizeClasses};
+/// let t = DefaultClasses::TABLE;
+/// assert_eq!(t.class_for_size(24), Some(2)); // the 32-byte class
+/// assert_eq!(t.size(2), 32);
+/// assert_eq!(t.class_for_size(513), None); // system allocator
+/// ```
+pub struct ClassTable {
+    /// Block size of each class; entries past `len` are zero.
+    sizes: [usize; MAX_CLASSES],
+    /// Number of classes.
+    len: usize,
+    /// `lookup[(size + 7) / 8]` is the smallest class holding `size` bytes,
+    /// or `NONE`.
+    lookup: [u8; LOOKUP_LEN],
+}
+
+impl ClassTable {
+    /// Checks `sizes` and builds the lookup table.
+    ///
+    /// # Panics
+    ///
+    /// Panics — at compile time when used in a constant — if `sizes` is
+    /// empty, longer than [`MAX_CLASSES`], not strictly increasing, or holds a
+    /// size that is zero, not a multiple of 8, or above [`MAX_CLASS_SIZE`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::ClassTable;
+    /// const T: ClassTable = ClassTable::new(&[8, 24, 96]);
+    /// assert_eq!(T.class_size_for(9), Some(24));
+    /// ```
+    #[must_use]
+    pub const fn new(sizes: &[usize]) -> ClassTable {
+        assert!(!sizes.is_empty(), "size-class table is empty");
+        assert!(
+            sizes.len() <= MAX_CLASSES,
+            "size-class table has more than MAX_CLASSES classes"
+        );
+        let mut table = ClassTable {
+            sizes: [0; MAX_CLASSES],
+            len: sizes.len(),
+            lookup: [NONE; LOOKUP_LEN],
+        };
+        let mut i = 0;
+        while i < sizes.len() {
+            let s = sizes[i];
+            assert!(s > 0, "size class of 0 bytes");
+            assert!(s % 8 == 0, "size class not a multiple of 8");
+            assert!(s <= MAX_CLASS_SIZE, "size class above MAX_CLASS_SIZE");
+            if i > 0 {
+                assert!(sizes[i - 1] < s, "size classes not strictly increasing");
+            }
+            table.sizes[i] = s;
+            i += 1;
+        }
+        // Fill the lookup: step k covers sizes 8(k-1)+1 ..= 8k (step 0 is size 0).
+        let mut step = 0;
+        let mut class = 0;
+        while step < LOOKUP_LEN {
+            while class < sizes.len() && sizes[class] < step * 8 {
+                class += 1;
+            }
+            if class < sizes.len() {
+                table.lookup[step] = class as u8;
+            }
+            step += 1;
+        }
+        table
+    }
+
+    /// Number of classes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{DefaultClasses, SizeClasses};
+    /// assert_eq!(DefaultClasses::TABLE.len(), 7);
+    /// ```
+    #[inline]
+    #[must_use]
+    #[allow(clippy::len_without_is_empty)] // a table is never empty
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Block size of class `class`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `class >= self.len()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{DefaultClasses, SizeClasses};
+    /// assert_eq!(DefaultClasses::TABLE.size(0), 8);
+    /// ```
+    #[inline]
+    #[must_use]
+    #[track_caller]
+    pub const fn size(&self, class: usize) -> usize {
+        assert!(class < self.len, "size class index out of range");
+        self.sizes[class]
+    }
+
+    /// The largest block size; larger requests go to the system allocator.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{DefaultClasses, SizeClasses};
+    /// assert_eq!(DefaultClasses::TABLE.max_size(), 512);
+    /// ```
+    #[inline]
+    #[must_use]
+    pub const fn max_size(&self) -> usize {
+        self.sizes[self.len - 1]
+    }
+
+    /// The smallest class whose blocks hold `size` bytes (a size of 0 gets
+    /// the smallest class), or `None` above the largest class. One load.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{DefaultClasses, SizeClasses};
+    /// let t = DefaultClasses::TABLE;
+    /// assert_eq!(t.class_for_size(0), Some(0));
+    /// assert_eq!(t.class_for_size(8), Some(0));
+    /// assert_eq!(t.class_for_size(9), Some(1));
+    /// assert_eq!(t.class_for_size(512), Some(6));
+    /// assert_eq!(t.class_for_size(513), None);
+    /// ```
+    #[inline]
+    #[must_use]
+    pub const fn class_for_size(&self, size: usize) -> Option<usize> {
+        if size > MAX_CLASS_SIZE {
+            return None;
+        }
+        match self.lookup[size.div_ceil(8)] {
+            NONE => None,
+            c => Some(c as usize),
+        }
+    }
+
+    /// The smallest class whose blocks hold `size` bytes at alignment
+    /// `align` (a power of two), or `None` if no class can.
+    ///
+    /// Every class honours alignments up to 8; a larger alignment moves the
+    /// request up to the first class whose natural alignment is enough.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{DefaultClasses, FineClasses, SizeClasses};
+    /// assert_eq!(DefaultClasses::TABLE.class_for_layout(8, 64), Some(3)); // 64-byte class
+    /// assert_eq!(FineClasses::TABLE.class_for_layout(40, 16), Some(5)); // 48: aligned to 16
+    /// assert_eq!(DefaultClasses::TABLE.class_for_layout(8, 4096), None);
+    /// ```
+    #[inline]
+    #[must_use]
+    pub const fn class_for_layout(&self, size: usize, align: usize) -> Option<usize> {
+        let Some(mut class) = self.class_for_size(size) else {
+            return None;
+        };
+        if align <= 8 {
+            return Some(class);
+        }
+        while class < self.len {
+            if natural_align(self.sizes[class]) >= align {
+                return Some(class);
+            }
+            class += 1;
+        }
+        None
+    }
+
+    /// Block size of the class serving `size` bytes, or `None` above the
+    /// largest class.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{DefaultClasses, SizeClasses};
+    /// assert_eq!(DefaultClasses::TABLE.class_size_for(24), Some(32));
+    /// ```
+    #[inline]
+    #[must_use]
+    pub const fn class_size_for(&self, size: usize) -> Option<usize> {
+        match self.class_for_size(size) {
+            Some(c) => Some(self.sizes[c]),
+            None => None,
+        }
+    }
+
+    /// The block sizes, smallest first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{DefaultClasses, SizeClasses};
+    /// assert_eq!(DefaultClasses::TABLE.sizes(), DefaultClasses::SIZES);
+    /// ```
+    #[inline]
+    #[must_use]
+    pub fn sizes(&self) -> &[usize] {
+        &self.sizes[..self.len]
+    }
+}
+
+impl fmt::Debug for ClassTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClassTable")
+            .field("sizes", &self.sizes())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where an allocation of a given layout is served from. Allocation and
+/// deallocation both call [`route`], so they always agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Zero-sized: nothing is allocated.
+    Zero,
+    /// The pool of this class.
+    Pool(usize),
+    /// The system allocator.
+    System,
+}
+
+/// Routes a typed allocation of `size` bytes at `align`.
+///
+/// With the `pass-through` feature every non-zero-sized allocation goes to
+/// the system allocator.
+#[inline]
+pub(crate) const fn route(table: &ClassTable, size: usize, align: usize) -> Route {
+    if size == 0 {
+        return Route::Zero;
+    }
+    if cfg!(feature = "pass-through") {
+        return Route::System;
+    }
+    match table.class_for_layout(size, align) {
+        Some(c) => Route::Pool(c),
+        None => Route::System,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(table: &ClassTable, size: usize, align: usize) -> Option<usize> {
+        let size = size.max(1);
+        table
+            .sizes()
+            .iter()
+            .position(|&s| s >= size && natural_align(s) >= align)
+    }
+
+    #[test]
+    fn every_size_from_0_to_4097_maps_to_the_smallest_fitting_class() {
+        for table in [DefaultClasses::TABLE, FineClasses::TABLE] {
+            for size in 0..=MAX_CLASS_SIZE + 1 {
+                assert_eq!(
+                    table.class_for_size(size),
+                    reference(table, size, 1),
+                    "size {size}"
+                );
+                for align in [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096] {
+                    assert_eq!(
+                        table.class_for_layout(size, align),
+                        reference(table, size, align),
+                        "size {size} align {align}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn default_class_boundaries() {
+        let t = DefaultClasses::TABLE;
+        let cases = [
+            (1, 8),
+            (8, 8),
+            (9, 16),
+            (16, 16),
+            (17, 32),
+            (33, 64),
+            (511, 512),
+            (512, 512),
+        ];
+        for (size, block) in cases {
+            assert_eq!(t.class_size_for(size), Some(block), "size {size}");
+        }
+        assert_eq!(t.class_size_for(513), None);
+        assert_eq!(t.class_size_for(usize::MAX), None);
+    }
+
+    #[test]
+    fn fine_table_waste_is_bounded() {
+        let t = FineClasses::TABLE;
+        for size in 1..=512usize {
+            let block = t.class_size_for(size).unwrap();
+            let waste = block - size;
+            if size > 64 {
+                assert!(waste * 9 <= block, "size {size} wastes {waste} of {block}");
+            } else {
+                assert!(waste <= 7, "size {size} wastes {waste}");
+            }
+        }
+    }
+
+    #[test]
+    fn natural_alignment_of_classes() {
+        assert_eq!(natural_align(8), 8);
+        assert_eq!(natural_align(24), 8);
+        assert_eq!(natural_align(48), 16);
+        assert_eq!(natural_align(64), 64);
+        assert_eq!(natural_align(288), 32);
+    }
+
+    #[test]
+    fn route_sends_zero_sized_to_nothing_and_large_to_the_system() {
+        let t = DefaultClasses::TABLE;
+        assert_eq!(route(t, 0, 1), Route::Zero);
+        assert_eq!(route(t, 0, 4096), Route::Zero);
+        assert_eq!(route(t, 513, 8), Route::System);
+        assert_eq!(route(t, 8, 4096), Route::System);
+        if cfg!(feature = "pass-through") {
+            assert_eq!(route(t, 8, 8), Route::System);
+        } else {
+            assert_eq!(route(t, 8, 8), Route::Pool(0));
+            assert_eq!(route(t, 100, 8), Route::Pool(4));
+        }
+    }
+}
