@@ -63,7 +63,13 @@ pub struct MemoryManager<C: SizeClasses = DefaultClasses> {
     _not_sync: PhantomData<Cell<()>>,
 }
 
-static_assertions::assert_impl_all!(MemoryManager: Send);
+// Every operation leaves the pools consistent before anything that can panic
+// (user code in `Drop`, `Clone` or an initialiser runs outside them), so a
+// manager observed after a caught panic is as good as before it.
+impl<C: SizeClasses> core::panic::UnwindSafe for MemoryManager<C> {}
+impl<C: SizeClasses> core::panic::RefUnwindSafe for MemoryManager<C> {}
+
+static_assertions::assert_impl_all!(MemoryManager: Send, core::panic::RefUnwindSafe);
 static_assertions::assert_not_impl_any!(MemoryManager: Sync);
 
 /// Panics with the message of `e`: the infallible allocation calls end here.

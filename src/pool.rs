@@ -355,6 +355,8 @@ impl<C: SizeClasses> Drop for Pools<C> {
             // it exists and no block is used again.
             unsafe { pool.release_chunks() };
         }
+        // SAFETY: as above, no typed system allocation is used again.
+        unsafe { crate::system::free_all(self.fallback()) };
         let slice = ptr::slice_from_raw_parts_mut(self.pools.as_ptr(), C::TABLE.len());
         // SAFETY: both come from `Box::leak` in `new` and are freed only here.
         unsafe {

@@ -13,7 +13,7 @@
 
 use core::alloc::Layout;
 use core::cell::Cell;
-use core::ptr::NonNull;
+use core::ptr::{self, NonNull};
 
 use crate::Error;
 
@@ -51,36 +51,73 @@ pub(crate) unsafe fn dealloc(ptr: NonNull<u8>, layout: Layout) {
     unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) }
 }
 
-/// The manager's counters for typed allocations served by the system
-/// allocator. It lives at a fixed heap address for the manager's lifetime,
-/// and every such allocation's header points at it.
-#[derive(Debug, Default)]
+/// The manager's record of typed allocations served by the system
+/// allocator. It lives at a fixed heap address for the manager's lifetime;
+/// every such allocation has a [`Header`] pointing at it and is on its list,
+/// so dropping the manager frees them all, leaked ones included.
+#[derive(Debug)]
 pub(crate) struct Fallback {
     /// Live allocations.
     pub(crate) live: Cell<usize>,
     /// Bytes asked of the system allocator for them, headers included.
     pub(crate) bytes: Cell<usize>,
+    /// Most recent allocation; a doubly linked list through the headers.
+    head: Cell<*mut Header>,
 }
 
-/// Size of the header: one pointer to the [`Fallback`].
-const HEADER: usize = core::mem::size_of::<*const Fallback>();
+impl Default for Fallback {
+    fn default() -> Self {
+        Fallback {
+            live: Cell::new(0),
+            bytes: Cell::new(0),
+            head: Cell::new(ptr::null_mut()),
+        }
+    }
+}
+
+/// Written just before every typed system allocation's value.
+#[repr(C)]
+struct Header {
+    fallback: *const Fallback,
+    prev: *mut Header,
+    next: *mut Header,
+    /// Layout of the whole allocation, header included.
+    full: Layout,
+}
 
 /// The full layout (header + padding + value) and the value's offset in it.
 #[inline]
 fn with_header(layout: Layout) -> Result<(Layout, usize), Error> {
-    let offset = layout.align().max(HEADER);
     let overflow = Error::LayoutOverflow {
         size: layout.size(),
         align: layout.align(),
     };
-    let size = layout.size().checked_add(offset).ok_or(overflow)?;
-    // `offset` is a power of two: the larger of two powers of two.
-    let full = Layout::from_size_align(size, offset).map_err(|_| overflow)?;
-    Ok((full, offset))
+    let header = Layout::new::<Header>();
+    let (full, offset) = header.extend(layout).map_err(|_| overflow)?;
+    Ok((full.pad_to_align(), offset))
 }
 
-/// Allocates a value of `layout` (non-zero size) behind a header pointing at
-/// `fallback`, and counts it there.
+/// Offset of the value in an allocation whose full layout is `full`: the
+/// header size rounded up to the value's alignment (`full.align()` is the
+/// larger of the header's and the value's).
+#[inline]
+fn with_header_offset(full: Layout) -> usize {
+    core::mem::size_of::<Header>().next_multiple_of(full.align())
+}
+
+/// The header of a typed system allocation: the bytes right before the value.
+///
+/// # Safety
+///
+/// `value` must be the value pointer of an allocation made by [`alloc_typed`].
+#[inline]
+unsafe fn header_of(value: NonNull<u8>) -> NonNull<Header> {
+    // SAFETY: the header lies in the same allocation, right before the value.
+    unsafe { value.sub(core::mem::size_of::<Header>()) }.cast()
+}
+
+/// Allocates a value of `layout` (non-zero size) behind a header, and
+/// records it in `fallback`.
 #[inline(never)]
 pub(crate) fn alloc_typed(fallback: &Fallback, layout: Layout) -> Result<NonNull<u8>, Error> {
     let (full, offset) = with_header(layout)?;
@@ -88,18 +125,30 @@ pub(crate) fn alloc_typed(fallback: &Fallback, layout: Layout) -> Result<NonNull
         size: full.size(),
         align: full.align(),
     })?;
-    // SAFETY: `offset < full.size()` because the layout's size is non-zero,
-    // so the value pointer stays inside the allocation.
+    // SAFETY: `offset + layout.size() <= full.size()`, so the value pointer
+    // stays inside the allocation.
     let value = unsafe { base.add(offset) };
-    // SAFETY: `offset >= HEADER` and `offset` is a multiple of the pointer
-    // alignment, so the header word `value - HEADER` lies inside the
-    // allocation, before the value, and is aligned for a pointer.
+    // SAFETY: `value` is the value pointer of this new allocation.
+    let header = unsafe { header_of(value) };
+    let next = fallback.head.get();
+    // SAFETY: `Layout::extend` put the value at `offset`, which is
+    // `size_of::<Header>()` rounded up to the value's alignment; both are
+    // multiples of 8 and the base is aligned to at least 8, so
+    // `value - size_of::<Header>()` is inside the allocation and aligned for
+    // a `Header`. `next`, if not null, is the header of another live
+    // allocation of this fallback.
     unsafe {
-        value
-            .sub(HEADER)
-            .cast::<*const Fallback>()
-            .write(fallback as *const Fallback);
+        header.write(Header {
+            fallback,
+            prev: ptr::null_mut(),
+            next,
+            full,
+        });
+        if let Some(next) = NonNull::new(next) {
+            (*next.as_ptr()).prev = header.as_ptr();
+        }
     }
+    fallback.head.set(header.as_ptr());
     fallback.live.set(fallback.live.get() + 1);
     fallback.bytes.set(fallback.bytes.get() + full.size());
     Ok(value)
@@ -113,28 +162,61 @@ pub(crate) fn alloc_typed(fallback: &Fallback, layout: Layout) -> Result<NonNull
 /// manager that owns the `Fallback` must still be alive.
 #[inline]
 pub(crate) unsafe fn fallback_of<'a>(value: NonNull<u8>) -> &'a Fallback {
-    // SAFETY: `alloc_typed` wrote a valid `*const Fallback` at `value - HEADER`;
+    // SAFETY: `alloc_typed` wrote a header holding a valid `*const Fallback`;
     // the caller guarantees the allocation and the manager are alive.
-    unsafe { &*value.sub(HEADER).cast::<*const Fallback>().read() }
+    unsafe { &*(*header_of(value).as_ptr()).fallback }
 }
 
-/// Frees a typed system allocation and uncounts it.
+/// Unlinks a header and frees its allocation.
 ///
 /// # Safety
 ///
-/// `value` must come from [`alloc_typed`] with this same `layout`, must not
-/// have been freed, and its manager must still be alive.
+/// `header` must be the header of a live allocation of `alloc_typed` for
+/// `fallback`.
+unsafe fn unlink_and_free(fallback: &Fallback, header: NonNull<Header>) {
+    // SAFETY: the caller guarantees a live header; its neighbours on the list
+    // are live headers of the same fallback.
+    unsafe {
+        let Header { prev, next, full, .. } = header.read();
+        match NonNull::new(prev) {
+            Some(p) => (*p.as_ptr()).next = next,
+            None => fallback.head.set(next),
+        }
+        if let Some(n) = NonNull::new(next) {
+            (*n.as_ptr()).prev = prev;
+        }
+        fallback.live.set(fallback.live.get() - 1);
+        fallback.bytes.set(fallback.bytes.get() - full.size());
+        // The base is `value - offset`, and the header ends at the value:
+        // base = header + size_of::<Header>() - offset.
+        let offset = with_header_offset(full);
+        let base = header.cast::<u8>().add(core::mem::size_of::<Header>()).sub(offset);
+        dealloc(base, full);
+    }
+}
+
+/// Frees a typed system allocation and forgets it.
+///
+/// # Safety
+///
+/// `value` must come from [`alloc_typed`] and not have been freed, and its
+/// manager must still be alive. (`layout` is the value's; the header keeps
+/// the full one.)
 #[inline(never)]
-pub(crate) unsafe fn free_typed(value: NonNull<u8>, layout: Layout) {
-    // The same computation succeeded when the value was allocated.
-    let Ok((full, offset)) = with_header(layout) else {
-        unreachable!("layout was accepted at allocation")
-    };
-    // SAFETY: the caller guarantees `value` is a live allocation of `alloc_typed`.
-    let fallback = unsafe { fallback_of(value) };
-    fallback.live.set(fallback.live.get() - 1);
-    fallback.bytes.set(fallback.bytes.get() - full.size());
-    // SAFETY: `value - offset` is the base `alloc_typed` got from `alloc(full)`,
-    // and the caller guarantees it has not been freed.
-    unsafe { dealloc(value.sub(offset), full) }
+pub(crate) unsafe fn free_typed(value: NonNull<u8>, _layout: Layout) {
+    // SAFETY: the caller guarantees a live allocation of a live manager.
+    unsafe { unlink_and_free(fallback_of(value), header_of(value)) }
+}
+
+/// Frees every allocation still recorded in `fallback`.
+///
+/// # Safety
+///
+/// None of them may be used afterwards.
+pub(crate) unsafe fn free_all(fallback: &Fallback) {
+    while let Some(header) = NonNull::new(fallback.head.get()) {
+        // SAFETY: the list holds only live headers of this fallback; the
+        // caller guarantees none is used again.
+        unsafe { unlink_and_free(fallback, header) };
+    }
 }

@@ -1,0 +1,140 @@
+//! Behaviour of `memory_mgr` through its public API. One test binary, one
+//! module per feature. A counting global allocator (per thread) shows that
+//! nothing leaks and can be told to refuse memory.
+
+mod alignment;
+mod alloc_free;
+mod blocks;
+mod drops;
+mod fallback;
+mod growth;
+mod misuse;
+mod pool_box;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use memory_mgr::{MemoryManager, SizeClasses};
+
+/// Counts the bytes each thread holds from the system allocator, and, when
+/// a per-thread limit is set, refuses requests of 1 KiB or more past it
+/// (chunks and large allocations; smaller ones — panic messages, the test's
+/// own bookkeeping — still succeed).
+struct Counting;
+
+thread_local! {
+    static HELD: Cell<isize> = const { Cell::new(0) };
+    static LIMIT: Cell<Option<isize>> = const { Cell::new(None) };
+}
+
+fn held() -> isize {
+    HELD.with(Cell::get)
+}
+
+fn note(delta: isize) {
+    let _ = HELD.try_with(|h| h.set(h.get() + delta));
+}
+
+fn refuses(size: usize) -> bool {
+    // The panic machinery (message, backtrace) must not be refused.
+    if std::thread::panicking() {
+        return false;
+    }
+    LIMIT
+        .try_with(|l| l.get().is_some_and(|limit| size >= 1024 && held() + size as isize > limit))
+        .unwrap_or(false)
+}
+
+// SAFETY: delegates to `System`, only adding bookkeeping that never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if refuses(layout.size()) {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: forwarded with the caller's guarantees.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            note(layout.size() as isize);
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if refuses(layout.size()) {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: forwarded with the caller's guarantees.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            note(layout.size() as isize);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        note(-(layout.size() as isize));
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size > layout.size() && refuses(new_size - layout.size()) {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: forwarded with the caller's guarantees.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            note(new_size as isize - layout.size() as isize);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Runs `f` and asserts that it gave back every byte it took from the
+/// system allocator on this thread.
+#[track_caller]
+fn assert_no_leak<R>(f: impl FnOnce() -> R) -> R {
+    let before = held();
+    let r = f();
+    assert_eq!(held() - before, 0, "bytes leaked");
+    r
+}
+
+/// Runs `f` while this thread may hold at most `extra` more bytes.
+fn with_limit<R>(extra: usize, f: impl FnOnce() -> R) -> R {
+    LIMIT.with(|l| l.set(Some(held() + extra as isize)));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    LIMIT.with(|l| l.set(None));
+    r.unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
+/// Scales a loop count down under Miri.
+fn n(normal: usize, miri: usize) -> usize {
+    if cfg!(miri) {
+        miri
+    } else {
+        normal
+    }
+}
+
+const PASS_THROUGH: bool = cfg!(feature = "pass-through");
+
+/// Shows that `mm` still works after an error: `cycles` alloc/free cycles of
+/// boxes and blocks of every class, then the counts balance.
+#[track_caller]
+fn assert_still_works<C: SizeClasses>(mm: &MemoryManager<C>) {
+    let live_before = mm.stats().live();
+    for i in 0..n(10_000, 50) {
+        let b = mm.alloc([i as u64; 4]);
+        assert_eq!(b[3], i as u64);
+        let size = (i * 37) % 1100;
+        let blk = mm.alloc_block(size).expect("alloc_block after an error");
+        assert!(blk.size() >= size);
+        if blk.size() > 0 {
+            mm.write(blk, blk.size() - 1, i as u8).unwrap();
+        }
+        mm.free(blk).unwrap();
+    }
+    assert_eq!(mm.stats().live(), live_before);
+    assert!(mm.is_consistent());
+}
