@@ -424,8 +424,10 @@ mod tests {
 
     #[test]
     fn every_size_from_0_to_4097_maps_to_the_smallest_fitting_class() {
+        // Pure arithmetic: under Miri, the range that covers the tables is enough.
+        let top = if cfg!(miri) { 520 } else { MAX_CLASS_SIZE + 1 };
         for table in [DefaultClasses::TABLE, FineClasses::TABLE] {
-            for size in 0..=MAX_CLASS_SIZE + 1 {
+            for size in 0..=top {
                 assert_eq!(
                     table.class_for_size(size),
                     reference(table, size, 1),

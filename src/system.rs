@@ -177,7 +177,9 @@ unsafe fn unlink_and_free(fallback: &Fallback, header: NonNull<Header>) {
     // SAFETY: the caller guarantees a live header; its neighbours on the list
     // are live headers of the same fallback.
     unsafe {
-        let Header { prev, next, full, .. } = header.read();
+        let Header {
+            prev, next, full, ..
+        } = header.read();
         match NonNull::new(prev) {
             Some(p) => (*p.as_ptr()).next = next,
             None => fallback.head.set(next),
@@ -190,7 +192,10 @@ unsafe fn unlink_and_free(fallback: &Fallback, header: NonNull<Header>) {
         // The base is `value - offset`, and the header ends at the value:
         // base = header + size_of::<Header>() - offset.
         let offset = with_header_offset(full);
-        let base = header.cast::<u8>().add(core::mem::size_of::<Header>()).sub(offset);
+        let base = header
+            .cast::<u8>()
+            .add(core::mem::size_of::<Header>())
+            .sub(offset);
         dealloc(base, full);
     }
 }

@@ -12,7 +12,9 @@ fn addr<T: ?Sized>(b: &PoolBox<'_, T>) -> usize {
 fn blocks_of_every_class_are_naturally_aligned() {
     let mm = MemoryManager::new();
     for &size in DefaultClasses::SIZES {
-        let blocks: Vec<_> = (0..n(100, 5)).map(|_| mm.alloc_block(size).unwrap()).collect();
+        let blocks: Vec<_> = (0..n(100, 5))
+            .map(|_| mm.alloc_block(size).unwrap())
+            .collect();
         for b in &blocks {
             let align = if PASS_THROUGH { 8 } else { natural_align(size) };
             assert_eq!(b.as_ptr().as_ptr() as usize % align, 0, "class {size}");

@@ -16,7 +16,11 @@ struct Header {
 fn typed_reads_and_writes_round_trip() {
     let mm = MemoryManager::new();
     let b = mm.alloc_block(64).unwrap();
-    let h = Header { kind: 7, len: 48, seq: 123_456 };
+    let h = Header {
+        kind: 7,
+        len: 48,
+        seq: 123_456,
+    };
     mm.write(b, 0, h).unwrap();
     mm.write(b, 16, [1.0f32, 2.0, 3.0]).unwrap();
     mm.write(b, 61, [9u8, 8, 7]).unwrap(); // unaligned, up to the last byte
@@ -33,13 +37,24 @@ fn out_of_bounds_access_is_refused_and_writes_nothing() {
     let size = b.size();
     assert_eq!(
         mm.write(b, size - 3, 0u32),
-        Err(Error::OutOfBounds { offset: size - 3, len: 4, size })
+        Err(Error::OutOfBounds {
+            offset: size - 3,
+            len: 4,
+            size
+        })
     );
     assert_eq!(
         mm.read::<u8>(b, usize::MAX),
-        Err(Error::OutOfBounds { offset: usize::MAX, len: 1, size })
+        Err(Error::OutOfBounds {
+            offset: usize::MAX,
+            len: 1,
+            size
+        })
     );
-    assert!(matches!(mm.write_bytes(b, 1, &vec![1; size]), Err(Error::OutOfBounds { .. })));
+    assert!(matches!(
+        mm.write_bytes(b, 1, &vec![1; size]),
+        Err(Error::OutOfBounds { .. })
+    ));
     let mut all = vec![1u8; size];
     mm.read_bytes(b, 0, &mut all).unwrap();
     assert!(all.iter().all(|&x| x == 0), "a refused write changed bytes");
@@ -91,7 +106,9 @@ fn many_blocks_across_chunks_balance() {
     assert_no_leak(|| {
         let mm = MemoryManager::new();
         let count = n(50_000, 400);
-        let blocks: Vec<_> = (0..count).map(|i| mm.alloc_block(1 + i % 64).unwrap()).collect();
+        let blocks: Vec<_> = (0..count)
+            .map(|i| mm.alloc_block(1 + i % 64).unwrap())
+            .collect();
         for (i, b) in blocks.iter().enumerate() {
             mm.write(*b, 0, i as u8).unwrap();
         }

@@ -20,7 +20,10 @@ fn a_million_live_boxes_across_many_chunks() {
                 assert!(c.chunks >= 8, "{c:?}");
                 assert!(c.chunks <= 16, "growth is geometric: {c:?}");
                 // Per-object overhead: under 9 bytes per 8-byte object.
-                assert!(c.reserved_bytes * 100 <= count * 9 * 100 + 2 * (1 << 20) * 100, "{c:?}");
+                assert!(
+                    c.reserved_bytes * 100 <= count * 9 * 100 + 2 * (1 << 20) * 100,
+                    "{c:?}"
+                );
             }
         }
         for (i, b) in boxes.iter().enumerate() {

@@ -41,7 +41,10 @@ fn refuses(size: usize) -> bool {
         return false;
     }
     LIMIT
-        .try_with(|l| l.get().is_some_and(|limit| size >= 1024 && held() + size as isize > limit))
+        .try_with(|l| {
+            l.get()
+                .is_some_and(|limit| size >= 1024 && held() + size as isize > limit)
+        })
         .unwrap_or(false)
 }
 

@@ -77,7 +77,10 @@ fn blocks_of_a_dropped_manager_are_foreign_to_a_new_one() {
 #[test]
 fn impossible_sizes_are_errors_not_panics() {
     let mm = MemoryManager::new();
-    assert!(matches!(mm.alloc_block(usize::MAX), Err(Error::LayoutOverflow { .. })));
+    assert!(matches!(
+        mm.alloc_block(usize::MAX),
+        Err(Error::LayoutOverflow { .. })
+    ));
     assert!(matches!(
         mm.alloc_block(isize::MAX as usize),
         Err(Error::LayoutOverflow { .. })
@@ -102,7 +105,10 @@ fn impossible_sizes_are_errors_not_panics() {
 fn invalid_alignment_is_an_error() {
     let mm = MemoryManager::new();
     for align in [0, 3, 6, 12, usize::MAX] {
-        assert_eq!(mm.alloc_block_aligned(8, align), Err(Error::InvalidAlignment { align }));
+        assert_eq!(
+            mm.alloc_block_aligned(8, align),
+            Err(Error::InvalidAlignment { align })
+        );
     }
     assert_eq!(mm.stats().live(), 0);
     assert_still_works(&mm);
@@ -113,7 +119,10 @@ fn invalid_alignment_is_an_error() {
 fn a_size_the_system_cannot_give_is_out_of_memory() {
     let mm = MemoryManager::new();
     let huge = isize::MAX as usize / 2;
-    assert!(matches!(mm.alloc_block(huge), Err(Error::OutOfMemory { .. })));
+    assert!(matches!(
+        mm.alloc_block(huge),
+        Err(Error::OutOfMemory { .. })
+    ));
     assert_eq!(mm.stats().live(), 0);
     assert_still_works(&mm);
 }
@@ -125,8 +134,14 @@ fn refused_system_memory_is_out_of_memory_and_the_manager_recovers() {
         let keep = mm.alloc(1u64);
         with_limit(0, || {
             // Every path that needs new memory from the system fails cleanly.
-            assert!(matches!(mm.try_alloc([0u8; 2000]), Err(Error::OutOfMemory { .. })));
-            assert!(matches!(mm.alloc_block(4000), Err(Error::OutOfMemory { .. })));
+            assert!(matches!(
+                mm.try_alloc([0u8; 2000]),
+                Err(Error::OutOfMemory { .. })
+            ));
+            assert!(matches!(
+                mm.alloc_block(4000),
+                Err(Error::OutOfMemory { .. })
+            ));
             assert!(matches!(
                 mm.try_alloc_slice_copy(&[1u16; 1000]),
                 Err(Error::OutOfMemory { .. })
@@ -135,7 +150,10 @@ fn refused_system_memory_is_out_of_memory_and_the_manager_recovers() {
             // pass-through mode small values are small system requests.)
             if !crate::PASS_THROUGH {
                 // A new chunk is needed: refused.
-                assert!(matches!(mm.try_alloc([0u8; 100]), Err(Error::OutOfMemory { .. })));
+                assert!(matches!(
+                    mm.try_alloc([0u8; 100]),
+                    Err(Error::OutOfMemory { .. })
+                ));
                 assert!(matches!(mm.alloc_block(48), Err(Error::OutOfMemory { .. })));
                 assert!(matches!(
                     mm.try_alloc_slice_copy(&[1u16; 50]),
@@ -156,7 +174,9 @@ fn refused_system_memory_is_out_of_memory_and_the_manager_recovers() {
 #[test]
 fn infallible_alloc_panics_with_the_error_message() {
     let mm = MemoryManager::new();
-    let r = with_limit(0, || std::panic::catch_unwind(|| mm.alloc([0u8; 2000]).len()));
+    let r = with_limit(0, || {
+        std::panic::catch_unwind(|| mm.alloc([0u8; 2000]).len())
+    });
     let msg = *r.unwrap_err().downcast::<String>().unwrap();
     assert!(msg.contains("out of memory"), "{msg}");
     assert_still_works(&mm);
@@ -164,7 +184,13 @@ fn infallible_alloc_panics_with_the_error_message() {
 
 #[test]
 fn builder_rejects_bad_chunk_sizes() {
-    for (initial, max) in [(0, 1 << 20), (100, 1 << 20), (1 << 21, 1 << 21), (1 << 16, 1 << 15), (4096, 1 << 30)] {
+    for (initial, max) in [
+        (0, 1 << 20),
+        (100, 1 << 20),
+        (1 << 21, 1 << 21),
+        (1 << 16, 1 << 15),
+        (4096, 1 << 30),
+    ] {
         let r = MemoryManager::builder()
             .initial_chunk_size(initial)
             .max_chunk_size(max)
@@ -188,7 +214,14 @@ fn errors_have_clear_messages() {
         (Error::OutOfMemory { size: 10, align: 8 }, "10 bytes"),
         (Error::LayoutOverflow { size: 1, align: 2 }, "isize::MAX"),
         (Error::InvalidAlignment { align: 3 }, "power of two"),
-        (Error::OutOfBounds { offset: 1, len: 2, size: 3 }, "offset 1"),
+        (
+            Error::OutOfBounds {
+                offset: 1,
+                len: 2,
+                size: 3,
+            },
+            "offset 1",
+        ),
     ];
     for (e, part) in msgs {
         assert!(e.to_string().contains(part), "{e}");

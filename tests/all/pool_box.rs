@@ -16,9 +16,15 @@ fn hash<T: Hash + ?Sized>(t: &T) -> u64 {
 #[test]
 fn one_word_with_a_niche_like_box() {
     assert_eq!(size_of::<PoolBox<'_, u64>>(), size_of::<Box<u64>>());
-    assert_eq!(size_of::<Option<PoolBox<'_, [u8; 100]>>>(), size_of::<usize>());
+    assert_eq!(
+        size_of::<Option<PoolBox<'_, [u8; 100]>>>(),
+        size_of::<usize>()
+    );
     assert_eq!(size_of::<PoolBox<'_, [u8]>>(), size_of::<Box<[u8]>>());
-    assert_eq!(size_of::<PoolBox<'_, str, FineClasses>>(), size_of::<Box<str>>());
+    assert_eq!(
+        size_of::<PoolBox<'_, str, FineClasses>>(),
+        size_of::<Box<str>>()
+    );
 }
 
 #[test]
@@ -43,9 +49,13 @@ fn deref_and_std_traits() {
     assert!(x < y);
     assert_eq!(x.cmp(&y), std::cmp::Ordering::Less);
     assert_eq!(x, mm.alloc(3));
-    let set: BTreeSet<_> = [mm.alloc(2), mm.alloc(1), mm.alloc(2)].into_iter().collect();
+    let set: BTreeSet<_> = [mm.alloc(2), mm.alloc(1), mm.alloc(2)]
+        .into_iter()
+        .collect();
     assert_eq!(set.len(), 2);
-    let hs: HashSet<_> = [mm.alloc_str("a"), mm.alloc_str("b"), mm.alloc_str("a")].into_iter().collect();
+    let hs: HashSet<_> = [mm.alloc_str("a"), mm.alloc_str("b"), mm.alloc_str("a")]
+        .into_iter()
+        .collect();
     assert_eq!(hs.len(), 2);
 }
 

@@ -1,0 +1,155 @@
+//! A short tour of every feature of `memory_mgr`, printing what it does.
+//!
+//! Run it with `cargo run --release --example tour`.
+
+use std::time::Instant;
+
+use memory_mgr::{Error, FineClasses, MemoryManager, PoolBox, SizeClasses};
+
+#[derive(Debug, Clone, PartialEq)]
+struct Particle {
+    pos: [f32; 3],
+    vel: [f32; 3],
+    ttl: u32,
+}
+
+fn main() -> Result<(), Error> {
+    let mm = MemoryManager::new();
+    println!("== memory_mgr tour ==");
+    println!("size classes: {:?}", mm.classes().sizes());
+    if cfg!(feature = "pass-through") {
+        println!("(pass-through mode: every allocation goes to the system allocator)");
+    }
+
+    // 1. Typed values: PoolBox, like Box.
+    println!("\n-- PoolBox<T>: typed values --");
+    let mut p = mm.alloc(Particle {
+        pos: [0.0; 3],
+        vel: [1.0, 2.0, 0.5],
+        ttl: 60,
+    });
+    for _ in 0..10 {
+        for i in 0..3 {
+            p.pos[i] += p.vel[i];
+        }
+        p.ttl -= 1;
+    }
+    println!(
+        "particle ({} bytes -> {}-byte class): {:?}",
+        std::mem::size_of::<Particle>(),
+        mm.classes()
+            .class_size_for(std::mem::size_of::<Particle>())
+            .unwrap(),
+        *p
+    );
+    let q = p.clone();
+    println!(
+        "clone lives at {:p}, original at {:p}; equal: {}",
+        q,
+        p,
+        q == p
+    );
+    println!(
+        "size_of::<PoolBox<Particle>>() = {} bytes (one word, like Box)",
+        std::mem::size_of::<PoolBox<'_, Particle>>()
+    );
+    let squares = mm.alloc_slice_fill_with(6, |i| i * i);
+    let name = mm.alloc_str("emitter #1");
+    println!("slice: {:?}, str: {:?}", &*squares, &*name);
+    let big = mm.alloc([0u64; 200]); // 1600 bytes: above the largest class
+    println!(
+        "a {}-byte array went to the system allocator: {} live system box(es)",
+        1600,
+        mm.stats().system.live_boxes
+    );
+    let taken = PoolBox::into_inner(q);
+    println!("into_inner moved the value out: ttl {}", taken.ttl);
+    drop(big);
+
+    // 2. Raw blocks with checked free.
+    println!("\n-- Block: raw bytes, checked --");
+    let b = mm.alloc_block(24)?;
+    println!(
+        "alloc_block(24) -> {} usable bytes at {:?}",
+        b.size(),
+        b.as_ptr()
+    );
+    mm.write(b, 0, [1u32, 2, 3])?;
+    println!(
+        "wrote [1, 2, 3] as u32s, read back {:?}",
+        mm.read::<[u32; 3]>(b, 0)?
+    );
+    println!(
+        "write past the end: {:?}",
+        mm.write(b, 30, 0u32).unwrap_err()
+    );
+    mm.free(b)?;
+    println!("free(b)        -> Ok(())");
+    println!("free(b) again  -> {:?}", mm.free(b).unwrap_err());
+    let reused = mm.alloc_block(24)?;
+    println!(
+        "the slot is handed out again ({}), and the stale handle still gets {:?}",
+        if reused.as_ptr() == b.as_ptr() {
+            "same address"
+        } else {
+            "other address"
+        },
+        mm.free(b).unwrap_err()
+    );
+    println!(
+        "read through the stale handle -> {:?}",
+        mm.read::<u8>(b, 0).unwrap_err()
+    );
+    let other = MemoryManager::new();
+    let foreign = other.alloc_block(8)?;
+    println!(
+        "free of another manager's block -> {:?}",
+        mm.free(foreign).unwrap_err()
+    );
+    println!(
+        "alloc_block(usize::MAX) -> {:?}",
+        mm.alloc_block(usize::MAX).unwrap_err()
+    );
+    println!(
+        "alloc_block_aligned(8, 3) -> {:?}",
+        mm.alloc_block_aligned(8, 3).unwrap_err()
+    );
+    mm.free(reused)?;
+
+    // 3. Size-class tables.
+    println!("\n-- size-class tables --");
+    let fine = MemoryManager::<FineClasses>::with_classes();
+    for size in [24, 100, 300] {
+        println!(
+            "{size:>4} bytes: default class {:>3}, fine class {:>3}",
+            mm.classes().class_size_for(size).unwrap(),
+            fine.classes().class_size_for(size).unwrap()
+        );
+    }
+    println!(
+        "fine table: {} classes, <= 11.1% waste above 64 bytes",
+        FineClasses::SIZES.len()
+    );
+
+    // 4. Speed: a burst of allocations against Box.
+    println!("\n-- a burst of 1,000,000 small allocations --");
+    let n = 1_000_000;
+    let t = Instant::now();
+    let v: Vec<_> = (0..n).map(|i| mm.alloc([i as u64; 4])).collect();
+    drop(v);
+    let pooled = t.elapsed();
+    let t = Instant::now();
+    let v: Vec<_> = (0..n).map(|i| Box::new([i as u64; 4])).collect();
+    drop(v);
+    let boxed = t.elapsed();
+    println!("PoolBox: {pooled:?}, Box: {boxed:?} (see docs/benchmarks.md for measured ratios)");
+
+    // 5. Statistics.
+    println!("\n-- stats() --");
+    drop((p, squares, name));
+    println!("{}", mm.stats());
+    println!("live after dropping everything: {}", mm.stats().live());
+    assert_eq!(mm.stats().live(), 0);
+    assert!(mm.is_consistent());
+    Ok(())
+}
