@@ -59,6 +59,16 @@ impl Block {
     /// `location` of a block served by the system allocator.
     pub(crate) const SYSTEM: u32 = u32::MAX;
 
+    /// (class, chunk, index) of a pooled block.
+    #[inline]
+    pub(crate) fn pooled_location(&self) -> (usize, usize, usize) {
+        (
+            (self.location >> 24) as usize,
+            (self.location & 0x00FF_FFFF) as usize,
+            self.index as usize,
+        )
+    }
+
     /// Address of the first byte. Stays valid until the block is freed or
     /// its manager is dropped or reset.
     ///

@@ -112,16 +112,24 @@ impl CheckedClass {
         }
     }
 
-    /// A free or never-used block (chunk, index), adding a chunk if needed.
-    fn take(&mut self) -> Result<(usize, usize), Error> {
-        if self.free != 0 {
-            let (chunk, index) = decode(self.free);
-            let block = self.block_ptr(chunk, index);
-            // SAFETY: a free block's first 8 bytes hold the link written by
-            // `put`; blocks are aligned to at least 8.
-            self.free = unsafe { block.cast::<u64>().read() };
-            return Ok((chunk, index));
+    /// A free or never-used block: (chunk, index, address).
+    #[inline]
+    fn take(&mut self) -> Result<(usize, usize, NonNull<u8>), Error> {
+        if self.free == 0 {
+            return self.take_fresh();
         }
+        let (chunk, index) = decode(self.free);
+        let block = self.block_ptr(chunk, index);
+        // SAFETY: a free block's first 8 bytes hold the link written by
+        // `put`; blocks are aligned to at least 8.
+        self.free = unsafe { block.cast::<u64>().read() };
+        Ok((chunk, index, block))
+    }
+
+    /// A never-used block of the newest chunk, adding a chunk if needed.
+    #[cold]
+    #[inline(never)]
+    fn take_fresh(&mut self) -> Result<(usize, usize, NonNull<u8>), Error> {
         let last = self.chunks.len().wrapping_sub(1);
         if self.chunks.is_empty() || self.fresh == self.chunks[last].generations.len() {
             self.grow()?;
@@ -129,17 +137,11 @@ impl CheckedClass {
         let chunk = self.chunks.len() - 1;
         let index = self.fresh;
         self.fresh += 1;
-        Ok((chunk, index))
+        Ok((chunk, index, self.block_ptr(chunk, index)))
     }
 
-    /// Puts a block on the free list.
-    fn put(&mut self, chunk: usize, index: usize) {
-        let block = self.block_ptr(chunk, index);
-        // SAFETY: the block is ours and free now; its first 8 bytes take the link.
-        unsafe { block.cast::<u64>().write(self.free) };
-        self.free = encode(chunk, index);
-    }
-
+    #[cold]
+    #[inline(never)]
     fn grow(&mut self) -> Result<(), Error> {
         let blocks = self.next_blocks;
         let align = natural_align(self.block_size);
@@ -171,11 +173,7 @@ impl CheckedClass {
 
 /// What a validated handle refers to.
 enum Slot {
-    Pooled {
-        class: usize,
-        chunk: usize,
-        index: usize,
-    },
+    Pooled,
     System(usize),
 }
 
@@ -197,13 +195,14 @@ impl BlockHeap {
         }
     }
 
-    /// Allocates a zeroed block of class `class`.
-    pub(crate) fn alloc_pooled(&self, class: usize) -> Result<Block, Error> {
+    /// Allocates a zeroed block of class `class`, whose block size is `size`
+    /// (passed in so that it is a constant where the class is).
+    #[inline]
+    pub(crate) fn alloc_pooled(&self, class: usize, size: usize) -> Result<Block, Error> {
         let mut inner = self.inner.borrow_mut();
         let cls = &mut inner.classes[class];
-        let (chunk, index) = cls.take()?;
-        let size = cls.block_size;
-        let ptr = cls.block_ptr(chunk, index);
+        debug_assert_eq!(cls.block_size, size, "class {class} has another block size");
+        let (chunk, index, ptr) = cls.take()?;
         let generation = &mut cls.chunks[chunk].generations[index];
         *generation = generation.wrapping_add(1);
         debug_assert!(*generation % 2 == 1, "a free block had a live generation");
@@ -223,6 +222,7 @@ impl BlockHeap {
 
     /// Allocates a zeroed block of `size` bytes at `align` from the system
     /// allocator (`layout` rounded up to at least one byte).
+    #[inline(never)]
     pub(crate) fn alloc_system(&self, size: usize, align: usize) -> Result<Block, Error> {
         let layout = Layout::from_size_align(size.max(1), align)
             .map_err(|_| Error::LayoutOverflow { size, align })?;
@@ -272,6 +272,7 @@ impl BlockHeap {
     /// Finds what `b` names, checking it was made by this heap and that its
     /// slot is still in the generation it was handed out in.
     /// `stale` is the error for a handle whose slot has moved on.
+    #[inline]
     fn validate(&self, inner: &Inner, b: Block, stale: Error) -> Result<Slot, Error> {
         if b.owner != self.owner {
             return Err(Error::ForeignBlock);
@@ -287,64 +288,89 @@ impl BlockHeap {
             }
             return Ok(Slot::System(index));
         }
-        let class = (b.location >> 24) as usize;
-        let chunk = (b.location & 0x00FF_FFFF) as usize;
+        let (class, chunk, index) = b.pooled_location();
         let cls = inner.classes.get(class).ok_or(Error::ForeignBlock)?;
         let c = cls.chunks.get(chunk).ok_or(Error::ForeignBlock)?;
         let generation = *c.generations.get(index).ok_or(Error::ForeignBlock)?;
-        if cls.block_size != b.len || cls.block_ptr(chunk, index) != b.ptr {
-            return Err(Error::ForeignBlock);
-        }
         if generation != b.generation {
             return Err(stale);
         }
-        Ok(Slot::Pooled {
-            class,
-            chunk,
-            index,
-        })
+        debug_assert_eq!(
+            cls.block_ptr(chunk, index),
+            b.ptr,
+            "handle address mismatch"
+        );
+        debug_assert_eq!(cls.block_size, b.len, "handle size mismatch");
+        Ok(Slot::Pooled)
     }
 
     /// Frees `b` if it is a live block of this heap.
+    #[inline]
     pub(crate) fn free(&self, b: Block) -> Result<(), Error> {
-        let mut inner = self.inner.borrow_mut();
-        match self.validate(&inner, b, Error::DoubleFree)? {
-            Slot::Pooled {
-                class,
-                chunk,
-                index,
-            } => {
-                let cls = &mut inner.classes[class];
-                let generation = &mut cls.chunks[chunk].generations[index];
-                *generation = generation.wrapping_add(1);
-                cls.put(chunk, index);
-                cls.live -= 1;
-            }
-            Slot::System(index) => {
-                let slot = &mut inner.system[index];
-                let layout = slot.layout;
-                let ptr = slot.ptr.take();
-                slot.generation = slot.generation.wrapping_add(1);
-                if let Some(ptr) = ptr {
-                    // SAFETY: the slot held this live allocation made with `layout`;
-                    // it is now emptied, so it is freed once.
-                    unsafe { system::dealloc(ptr, layout) };
-                }
-                inner.system_free.push(index as u32);
-                inner.system_live -= 1;
-                inner.system_bytes -= layout.size();
-            }
+        if b.owner != self.owner {
+            return Err(Error::ForeignBlock);
         }
+        if b.location == Block::SYSTEM {
+            return self.free_system(b);
+        }
+        let mut inner = self.inner.borrow_mut();
+        let (class, chunk, index) = b.pooled_location();
+        let cls = inner.classes.get_mut(class).ok_or(Error::ForeignBlock)?;
+        let generation = cls
+            .chunks
+            .get_mut(chunk)
+            .and_then(|c| c.generations.get_mut(index))
+            .ok_or(Error::ForeignBlock)?;
+        if *generation != b.generation {
+            return Err(Error::DoubleFree);
+        }
+        *generation = generation.wrapping_add(1);
+        debug_assert_eq!(
+            cls.block_ptr(chunk, index),
+            b.ptr,
+            "handle address mismatch"
+        );
+        // SAFETY: the handle's owner, location and generation match a live
+        // block of this heap, and handles cannot be forged, so `b.ptr` is that
+        // block's address (checked in debug builds). It is free now, so its
+        // first 8 bytes (blocks are aligned to 8) take the free-list link.
+        unsafe { b.ptr.cast::<u64>().write(cls.free) };
+        cls.free = encode(chunk, index);
+        cls.live -= 1;
+        Ok(())
+    }
+
+    /// The system-block half of [`free`](Self::free).
+    #[inline(never)]
+    fn free_system(&self, b: Block) -> Result<(), Error> {
+        let mut inner = self.inner.borrow_mut();
+        let Slot::System(index) = self.validate(&inner, b, Error::DoubleFree)? else {
+            unreachable!("checked by the caller")
+        };
+        let slot = &mut inner.system[index];
+        let layout = slot.layout;
+        let ptr = slot.ptr.take();
+        slot.generation = slot.generation.wrapping_add(1);
+        if let Some(ptr) = ptr {
+            // SAFETY: the slot held this live allocation made with `layout`;
+            // it is now emptied, so it is freed once.
+            unsafe { system::dealloc(ptr, layout) };
+        }
+        inner.system_free.push(index as u32);
+        inner.system_live -= 1;
+        inner.system_bytes -= layout.size();
         Ok(())
     }
 
     /// Whether `b` is a live block of this heap.
+    #[inline]
     pub(crate) fn is_live(&self, b: Block) -> bool {
         let inner = self.inner.borrow();
         self.validate(&inner, b, Error::UseAfterFree).is_ok()
     }
 
     /// Checks that `len` bytes at `offset` lie inside live block `b`.
+    #[inline]
     fn access(&self, b: Block, offset: usize, len: usize) -> Result<NonNull<u8>, Error> {
         let inner = self.inner.borrow();
         self.validate(&inner, b, Error::UseAfterFree)?;
@@ -362,6 +388,7 @@ impl BlockHeap {
     }
 
     /// Copies `src` into live block `b` at `offset`.
+    #[inline]
     pub(crate) fn write_bytes(&self, b: Block, offset: usize, src: &[u8]) -> Result<(), Error> {
         let dst = self.access(b, offset, src.len())?;
         // SAFETY: `access` checked that `src.len()` bytes at `dst` are inside a
@@ -372,6 +399,7 @@ impl BlockHeap {
     }
 
     /// Copies bytes of live block `b` at `offset` into `dst`.
+    #[inline]
     pub(crate) fn read_bytes(&self, b: Block, offset: usize, dst: &mut [u8]) -> Result<(), Error> {
         let src = self.access(b, offset, dst.len())?;
         // SAFETY: as in `write_bytes`; the block's bytes are initialised

@@ -500,6 +500,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// assert_eq!(mm.alloc_block_aligned(8, 3), Err(Error::InvalidAlignment { align: 3 }));
     /// # Ok::<(), Error>(())
     /// ```
+    #[inline]
     pub fn alloc_block_aligned(&self, size: usize, align: usize) -> Result<Block, Error> {
         if !align.is_power_of_two() {
             return Err(Error::InvalidAlignment { align });
@@ -510,7 +511,7 @@ impl<C: SizeClasses> MemoryManager<C> {
             C::TABLE.class_for_layout(size, align)
         };
         match class {
-            Some(class) => self.blocks.alloc_pooled(class),
+            Some(class) => self.blocks.alloc_pooled(class, C::TABLE.size(class)),
             None => self.blocks.alloc_system(size, align.max(8)),
         }
     }
@@ -541,6 +542,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// assert!(a.is_live(y));
     /// # Ok::<(), Error>(())
     /// ```
+    #[inline]
     pub fn free(&self, block: Block) -> Result<(), Error> {
         self.blocks.free(block)
     }
@@ -558,6 +560,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
     #[must_use]
+    #[inline]
     pub fn is_live(&self, block: Block) -> bool {
         self.blocks.is_live(block)
     }
@@ -579,6 +582,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// assert_eq!(mm.read::<[f32; 2]>(b, 3)?, [1.5, 2.5]);
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
+    #[inline]
     pub fn read<T: bytemuck::Pod>(&self, block: Block, offset: usize) -> Result<T, Error> {
         let mut value = T::zeroed();
         self.blocks
@@ -605,6 +609,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// );
     /// # Ok::<(), Error>(())
     /// ```
+    #[inline]
     pub fn write<T: bytemuck::NoUninit>(
         &self,
         block: Block,
@@ -632,6 +637,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// assert_eq!(&out, b"hello");
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
+    #[inline]
     pub fn read_bytes(&self, block: Block, offset: usize, dst: &mut [u8]) -> Result<(), Error> {
         self.blocks.read_bytes(block, offset, dst)
     }
@@ -650,6 +656,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// assert!(mm.write_bytes(b, 0, &[0; 9]).is_err());
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
+    #[inline]
     pub fn write_bytes(&self, block: Block, offset: usize, src: &[u8]) -> Result<(), Error> {
         self.blocks.write_bytes(block, offset, src)
     }
