@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Reproduces everything in docs/benchmarks.md:
+#   bash benches/run.sh            # all of it (about 15 minutes)
+#   bash benches/run.sh 'pair/64'  # only criterion ids matching a regex (no callgrind/memory)
+# Each criterion id runs in its own process: in one shared process the system
+# allocator's figures move by up to 2x depending on what ran before them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=target/bench-results
+mkdir -p "$out"
+filter=${1:-}
+
+cargo bench --no-run -q
+for bench in workloads binary_trees; do
+    cargo bench -q --bench "$bench" -- --list 2>/dev/null | sed -n 's/: benchmark$//p' |
+        grep -E "${filter:-.}" | while read -r id; do
+            cargo bench -q --bench "$bench" -- --exact "$id" --noplot 2>&1 | grep -A1 -F "$id" | head -2
+        done
+done | tee "$out/criterion${filter:+-partial}.txt"
+[ -n "$filter" ] && exit 0
+
+cargo build -q --release --example measure
+for c in poolbox block box mimalloc slab slotmap bumpalo floor; do
+    for n in 0 200000; do
+        ir=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+            target/release/examples/measure pair "$c" "$n" 2>&1 | sed -n 's/.*I *refs: *//p' | tr -d ,)
+        echo "callgrind $c $n $ir"
+    done
+done | tee "$out/callgrind.txt"
+
+for size in 8 24 64 100; do
+    for c in box default fine; do
+        target/release/examples/measure memory "$c" "$size"
+    done
+done | tee "$out/memory.txt"
+
+{ nproc; lscpu | sed -n 's/^Model name: *//p'; rustc --version; date -u +%Y-%m-%d; } > "$out/machine.txt"
+python3 benches/report.py "$out"

@@ -1,0 +1,152 @@
+//! Measurements that do not need a timer, for `benches/run.sh`:
+//!
+//! * `measure pair CONTENDER N` — N alloc+write+free pairs of a 64-byte
+//!   payload; run under `valgrind --tool=callgrind` with N and with 0, the
+//!   difference over N is instructions per pair.
+//! * `measure memory CONTENDER SIZE` — 1,000,000 live objects of SIZE bytes
+//!   (8, 24, 64 or 100); prints the resident-set growth per object and, for
+//!   our managers, the bytes reserved per object.
+//!
+//! Run each in its own process.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::hint::black_box;
+
+use memory_mgr::{FineClasses, MemoryManager, SizeClasses};
+use mimalloc::MiMalloc;
+
+static MI: MiMalloc = MiMalloc;
+
+fn rss_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: usize = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn pair(contender: &str, n: usize) {
+    type P = [u64; 8];
+    let payload = |i: usize| -> P { [black_box(i) as u64; 8] };
+    match contender {
+        "poolbox" => {
+            let mm = MemoryManager::new();
+            for i in 0..n {
+                black_box(&*mm.alloc(payload(i)));
+            }
+        }
+        "block" => {
+            let mm = MemoryManager::new();
+            for i in 0..n {
+                let b = mm.alloc_block(64).unwrap();
+                // SAFETY: live, 64 bytes, aligned to 64.
+                unsafe { b.as_ptr().cast::<P>().write(payload(i)) };
+                black_box(b.as_ptr());
+                mm.free(b).unwrap();
+            }
+        }
+        "box" => {
+            for i in 0..n {
+                black_box(&*Box::new(payload(i)));
+            }
+        }
+        "mimalloc" => {
+            for i in 0..n {
+                // SAFETY: non-zero layout; checked; freed once with it.
+                unsafe {
+                    let p = MI.alloc(Layout::new::<P>()).cast::<P>();
+                    assert!(!p.is_null());
+                    p.write(payload(i));
+                    black_box(p);
+                    MI.dealloc(p.cast(), Layout::new::<P>());
+                }
+            }
+        }
+        "slab" => {
+            let mut s = slab::Slab::with_capacity(16);
+            for i in 0..n {
+                let k = s.insert(payload(i));
+                black_box(&s[k]);
+                s.remove(k);
+            }
+        }
+        "slotmap" => {
+            let mut s = slotmap::SlotMap::with_capacity(16);
+            for i in 0..n {
+                let k = s.insert(payload(i));
+                black_box(&s[k]);
+                s.remove(k);
+            }
+        }
+        "bumpalo" => {
+            let mut b = bumpalo::Bump::new();
+            for i in 0..n {
+                if i % 10_000 == 0 {
+                    b.reset();
+                }
+                black_box(&*b.alloc(payload(i)));
+            }
+        }
+        "floor" => {
+            let mut ring = vec![[0u64; 8]; 16];
+            for i in 0..n {
+                let slot = &mut ring[i % 16];
+                *slot = payload(i);
+                black_box(&*slot);
+            }
+        }
+        other => panic!("unknown contender {other}"),
+    }
+}
+
+fn memory<const N: usize>(contender: &str) {
+    const COUNT: usize = 1_000_000;
+    let before = rss_bytes();
+    let (reserved, held) = match contender {
+        "box" => {
+            let v: Vec<Box<[u8; N]>> = (0..COUNT).map(|i| Box::new([i as u8; N])).collect();
+            let rss = rss_bytes();
+            black_box(&v);
+            // The Vec of pointers is not the objects' cost.
+            (None, rss - before - COUNT * 8)
+        }
+        "default" => live_in::<_, N>(MemoryManager::new(), before),
+        "fine" => live_in::<_, N>(MemoryManager::<FineClasses>::with_classes(), before),
+        other => panic!("unknown contender {other}"),
+    };
+    let reserved = reserved.map_or("-".to_string(), |r: usize| {
+        format!("{:.2}", r as f64 / COUNT as f64)
+    });
+    println!(
+        "memory {contender} {N} rss_per_object {:.2} reserved_per_object {reserved}",
+        held as f64 / COUNT as f64
+    );
+
+    fn live_in<C: SizeClasses, const N: usize>(
+        mm: MemoryManager<C>,
+        before: usize,
+    ) -> (Option<usize>, usize) {
+        let v: Vec<_> = (0..COUNT).map(|i| mm.alloc([i as u8; N])).collect();
+        let rss = rss_bytes();
+        black_box(&v);
+        (Some(mm.stats().reserved_bytes()), rss - before - COUNT * 8)
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
+    match arg(1) {
+        "pair" => pair(arg(2), arg(3).parse().expect("N")),
+        "memory" => match arg(3) {
+            "8" => memory::<8>(arg(2)),
+            "24" => memory::<24>(arg(2)),
+            "64" => memory::<64>(arg(2)),
+            "100" => memory::<100>(arg(2)),
+            s => panic!("size {s}: use 8, 24, 64 or 100"),
+        },
+        _ => eprintln!("usage: measure pair CONTENDER N | measure memory box|default|fine SIZE"),
+    }
+}
