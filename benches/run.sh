@@ -14,7 +14,8 @@ cargo bench --no-run -q
 for bench in workloads binary_trees; do
     cargo bench -q --bench "$bench" -- --list 2>/dev/null | sed -n 's/: benchmark$//p' |
         grep -E "${filter:-.}" | while read -r id; do
-            cargo bench -q --bench "$bench" -- --exact "$id" --noplot 2>&1 | grep -A1 -F "$id" | head -2
+            cargo bench -q --bench "$bench" -- --exact "$id" --noplot 2>&1 |
+                awk -v id="$id" 'index($0, id) == 1 && !done { print; getline; print; done = 1 }'
         done
 done | tee "$out/criterion${filter:+-partial}.txt"
 [ -n "$filter" ] && exit 0
