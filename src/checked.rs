@@ -113,7 +113,7 @@ impl CheckedClass {
     }
 
     /// A free or never-used block: (chunk, index, address).
-    #[inline]
+    #[inline(always)]
     fn take(&mut self) -> Result<(usize, usize, NonNull<u8>), Error> {
         if self.free == 0 {
             return self.take_fresh();
@@ -197,7 +197,7 @@ impl BlockHeap {
 
     /// Allocates a zeroed block of class `class`, whose block size is `size`
     /// (passed in so that it is a constant where the class is).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn alloc_pooled(&self, class: usize, size: usize) -> Result<Block, Error> {
         let mut inner = self.inner.borrow_mut();
         let cls = &mut inner.classes[class];
@@ -305,7 +305,7 @@ impl BlockHeap {
     }
 
     /// Frees `b` if it is a live block of this heap.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn free(&self, b: Block) -> Result<(), Error> {
         if b.owner != self.owner {
             return Err(Error::ForeignBlock);

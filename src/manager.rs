@@ -474,7 +474,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// assert_eq!(mm.read::<u64>(b, 0)?, 0);
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn alloc_block(&self, size: usize) -> Result<Block, Error> {
         self.alloc_block_aligned(size, 8)
     }
@@ -500,7 +500,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// assert_eq!(mm.alloc_block_aligned(8, 3), Err(Error::InvalidAlignment { align: 3 }));
     /// # Ok::<(), Error>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn alloc_block_aligned(&self, size: usize, align: usize) -> Result<Block, Error> {
         if !align.is_power_of_two() {
             return Err(Error::InvalidAlignment { align });
@@ -542,7 +542,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// assert!(a.is_live(y));
     /// # Ok::<(), Error>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn free(&self, block: Block) -> Result<(), Error> {
         self.blocks.free(block)
     }
