@@ -68,6 +68,59 @@ def svg_chart(groups, path):
     path.write_text("\n".join(out) + "\n")
 
 
+def targets(by_group, res):
+    """The issue's targets, each with the measured ratio and whether it is met."""
+    rows = []
+
+    def ratio(g, a, b):
+        d = by_group.get(g, {})
+        return d[a] / d[b] if a in d and b in d else None
+
+    def add(name, value, limit):
+        if value is None:
+            rows.append([name, "not measured", f"≤ {limit}", "—"])
+        else:
+            rows.append([name, f"{value:.2f}", f"≤ {limit}", "met" if value <= limit else "**missed**"])
+
+    for size in [8, 64, 256, 512]:
+        add(f"pair {size} B: poolbox / slab", ratio(f"pair/{size}", "poolbox", "slab"), 1.0)
+        add(f"pair {size} B: poolbox / Box", ratio(f"pair/{size}", "poolbox", "box"), 0.35)
+    add("pair 64 B: poolbox / bumpalo", ratio("pair/64", "poolbox", "bumpalo†"), 1.2)
+    for size in [64]:
+        add(f"batch-random {size} B: poolbox / mimalloc", ratio(f"batch-random/{size}", "poolbox", "mimalloc"), 0.8)
+        add(f"batch-random {size} B: poolbox / slab", ratio(f"batch-random/{size}", "poolbox", "slab"), 1.0)
+    add("churn 8 B: poolbox / slab", ratio("churn/8", "poolbox", "slab"), 1.0)
+    add("churn 64 B: poolbox / slab", ratio("churn/64", "poolbox", "slab"), 1.0)
+    add("churn 512 B: poolbox / slab", ratio("churn/512", "poolbox", "slab"), 1.1)
+    add("binary-trees: poolbox / mimalloc", ratio("binary-trees/16", "poolbox", "mimalloc"), 0.7)
+    add("binary-trees: poolbox / bumpalo", ratio("binary-trees/16", "poolbox", "bumpalo†"), 1.4)
+    for size in [8, 64, 512]:
+        add(f"checked block pair {size} B / poolbox pair", ratio(f"pair/{size}", "block", "poolbox"), 2.0)
+    cg = res / "callgrind.txt"
+    if cg.exists():
+        ir = defaultdict(dict)
+        for line in cg.read_text().splitlines():
+            _, c, n, v = line.split()
+            ir[c][int(n)] = int(v)
+        per = {c: (d[200000] - d[0]) / 200000 for c, d in ir.items() if 0 in d and 200000 in d}
+        if "poolbox" in per and "slab" in per:
+            add("callgrind 64 B pair: poolbox / slab", per["poolbox"] / per["slab"], 0.9)
+    mem = res / "memory.txt"
+    if mem.exists():
+        for line in mem.read_text().splitlines():
+            p = line.split()
+            kind, size, reserved = p[1], int(p[2]), p[6]
+            if kind == "box" or reserved == "-":
+                continue
+            table_sizes = {"default": [8, 16, 32, 64, 128, 256, 512],
+                           "fine": [8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128]}[kind]
+            block = next(c for c in table_sizes if c >= size)
+            add(f"memory {size} B ({kind} table): reserved / block size {block}", float(reserved) / block, 1.15)
+            if size == 8 and kind == "default":
+                add("memory 8 B (default table): bytes per object", float(reserved), 9)
+    return ["## Targets", "", table(rows, ["target", "measured", "bar", ""]), ""]
+
+
 def main():
     res = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "target/bench-results")
     crit = parse_criterion((res / "criterion.txt").read_text())
@@ -148,6 +201,8 @@ def main():
             p = line.split()
             rows.append([f"{p[2]} B", {"box": "`Box` (glibc)", "default": "default classes", "fine": "`FineClasses`"}[p[1]], p[4], p[6]])
         md += [table(rows, ["object", "allocator", "RSS bytes/object", "reserved bytes/object"]), ""]
+
+    md += targets(by_group, res)
 
     chart = {}
     for name, g in [("pair", "pair/64"), ("batch, random order", "batch-random/64"), ("churn", "churn/64")]:

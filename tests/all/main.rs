@@ -9,6 +9,8 @@ mod drops;
 mod fallback;
 mod growth;
 mod misuse;
+mod model;
+mod model_core;
 mod pool_box;
 
 use std::alloc::{GlobalAlloc, Layout, System};
