@@ -115,24 +115,31 @@ impl CheckedClass {
         }
     }
 
-    /// A free or never-used block: (chunk, index, address).
+    /// Takes a free or never-used block and marks it live: (chunk, index,
+    /// address, new generation). One chunk lookup on the fast path.
     #[inline(always)]
-    fn take(&mut self) -> Result<(usize, usize, NonNull<u8>), Error> {
+    fn take(&mut self) -> Result<(usize, usize, NonNull<u8>, u32), Error> {
         if self.free == 0 {
             return self.take_fresh();
         }
         let (chunk, index) = decode(self.free);
-        let block = self.block_ptr(chunk, index);
+        let size = self.block_size;
+        let c = &mut self.chunks[chunk];
+        let generation = &mut c.generations[index];
+        *generation = generation.wrapping_add(1);
+        // SAFETY: `index` is in bounds of `generations` (just indexed), i.e.
+        // below the chunk's block count, so the block is inside the chunk.
+        let block = unsafe { c.base.add(index * size) };
         // SAFETY: a free block's first 8 bytes hold the link written by
-        // `put`; blocks are aligned to at least 8.
+        // `free`; blocks are aligned to at least 8.
         self.free = unsafe { block.cast::<u64>().read() };
-        Ok((chunk, index, block))
+        Ok((chunk, index, block, *generation))
     }
 
     /// A never-used block of the newest chunk, adding a chunk if needed.
     #[cold]
     #[inline(never)]
-    fn take_fresh(&mut self) -> Result<(usize, usize, NonNull<u8>), Error> {
+    fn take_fresh(&mut self) -> Result<(usize, usize, NonNull<u8>, u32), Error> {
         let last = self.chunks.len().wrapping_sub(1);
         if self.chunks.is_empty() || self.fresh == self.chunks[last].generations.len() {
             self.grow()?;
@@ -140,7 +147,10 @@ impl CheckedClass {
         let chunk = self.chunks.len() - 1;
         let index = self.fresh;
         self.fresh += 1;
-        Ok((chunk, index, self.block_ptr(chunk, index)))
+        let generation = &mut self.chunks[chunk].generations[index];
+        *generation = generation.wrapping_add(1);
+        let generation = *generation;
+        Ok((chunk, index, self.block_ptr(chunk, index), generation))
     }
 
     #[cold]
@@ -165,11 +175,17 @@ impl CheckedClass {
         Ok(())
     }
 
+    /// Address of block `index` of chunk `chunk`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if there is no such block.
     #[inline]
     fn block_ptr(&self, chunk: usize, index: usize) -> NonNull<u8> {
         let c = &self.chunks[chunk];
-        debug_assert!(index < c.generations.len());
-        // SAFETY: `index < blocks`, so the block is inside the chunk.
+        assert!(index < c.generations.len(), "block index out of range");
+        // SAFETY: `index` is below the chunk's block count, so the block is
+        // inside the chunk.
         unsafe { c.base.add(index * self.block_size) }
     }
 }
@@ -205,11 +221,8 @@ impl BlockHeap {
         let mut inner = self.inner.borrow_mut();
         let cls = &mut inner.classes[class];
         debug_assert_eq!(cls.block_size, size, "class {class} has another block size");
-        let (chunk, index, ptr) = cls.take()?;
-        let generation = &mut cls.chunks[chunk].generations[index];
-        *generation = generation.wrapping_add(1);
-        debug_assert!(*generation % 2 == 1, "a free block had a live generation");
-        let generation = *generation;
+        let (chunk, index, ptr, generation) = cls.take()?;
+        debug_assert!(generation % 2 == 1, "a free block had a live generation");
         cls.live += 1;
         // SAFETY: the block is `size` bytes inside a live chunk and now ours.
         unsafe { ptr.write_bytes(0, size) };
