@@ -68,6 +68,18 @@ def svg_chart(groups, path):
     path.write_text("\n".join(out) + "\n")
 
 
+def callgrind_per_pair(res):
+    """contender -> instructions per pair, from callgrind.txt (empty if absent)."""
+    cg = res / "callgrind.txt"
+    if not cg.exists():
+        return {}
+    ir = defaultdict(dict)
+    for line in cg.read_text().splitlines():
+        _, c, n, v = line.split()
+        ir[c][int(n)] = int(v)
+    return {c: (d[200000] - d[0]) / 200000 for c, d in ir.items() if 0 in d and 200000 in d}
+
+
 def targets(by_group, res):
     """The issue's targets, each with the measured ratio and whether it is met."""
     rows = []
@@ -96,13 +108,8 @@ def targets(by_group, res):
     add("binary-trees: poolbox / bumpalo", ratio("binary-trees/16", "poolbox", "bumpalo†"), 1.4)
     for size in [8, 64, 512]:
         add(f"checked block pair {size} B / poolbox pair", ratio(f"pair/{size}", "block", "poolbox"), 2.0)
-    cg = res / "callgrind.txt"
-    if cg.exists():
-        ir = defaultdict(dict)
-        for line in cg.read_text().splitlines():
-            _, c, n, v = line.split()
-            ir[c][int(n)] = int(v)
-        per = {c: (d[200000] - d[0]) / 200000 for c, d in ir.items() if 0 in d and 200000 in d}
+    per = callgrind_per_pair(res)
+    if per:
         if "poolbox" in per and "slab" in per:
             add("callgrind 64 B pair: poolbox / slab", per["poolbox"] / per["slab"], 0.9)
     mem = res / "memory.txt"
@@ -177,15 +184,10 @@ def main():
         rows = [[f"`{c}`", f"{bt[c] / 1e6:.1f}", f"{bt[c] / bt['box']:.2f}×" if "box" in bt else "—"] for c in ORDER if c in bt]
         md += [table(rows, ["contender", "ms", "ratio to Box"]), ""]
 
-    cg = res / "callgrind.txt"
-    if cg.exists():
-        ir = defaultdict(dict)
-        for line in cg.read_text().splitlines():
-            _, c, n, v = line.split()
-            ir[c][int(n)] = int(v)
+    per = callgrind_per_pair(res)
+    if per:
         md += ["## Instructions per 64-byte pair (`valgrind --tool=callgrind`)", "",
                "`examples/measure.rs pair CONTENDER N`, run with N = 200,000 and N = 0; the difference over N.", ""]
-        per = {c: (d[200000] - d[0]) / 200000 for c, d in ir.items() if 0 in d and 200000 in d}
         rows = [[f"`{c}`", f"{v:.0f}", f"{v / per['box']:.2f}×" if "box" in per else "—",
                  f"{v / per['slab']:.2f}×" if "slab" in per else "—"] for c, v in per.items()]
         md += [table(rows, ["contender", "instructions", "ratio to Box", "ratio to slab"]), ""]
