@@ -114,7 +114,12 @@ pub fn run(ops: &[Op]) {
                 let (b, bytes) = &mut blocks[k];
                 let len = 1 + (offset >> 20) % 16;
                 let offset = offset % (b.size() + 8);
-                let r = mm.write_bytes(*b, offset, &vec![tag; len]);
+                // Four-byte writes go through the typed API, the rest as bytes.
+                let r = if len == 4 {
+                    mm.write(*b, offset, u32::from_ne_bytes([tag; 4]))
+                } else {
+                    mm.write_bytes(*b, offset, &vec![tag; len])
+                };
                 if offset + len <= b.size() {
                     assert_eq!(r, Ok(()));
                     bytes[offset..offset + len].fill(tag);
@@ -177,6 +182,28 @@ fn check(mm: &MemoryManager, boxes: &[(LiveBox<'_>, u8)], blocks: &[(Block, Vec<
     let live_blocks: usize =
         s.classes.iter().map(|c| c.live_blocks).sum::<usize>() + s.system.live_blocks;
     assert_eq!(live_blocks, blocks.len());
+    // Per class: the live blocks.
+    for c in &s.classes {
+        let model = blocks
+            .iter()
+            .filter(|(b, _)| b.is_pooled() && b.size() == c.block_size)
+            .count();
+        assert_eq!(c.live_blocks, model, "class {} live blocks", c.block_size);
+    }
+    let system_bytes: usize = blocks
+        .iter()
+        .filter(|(b, _)| !b.is_pooled())
+        .map(|(b, _)| b.size())
+        .sum();
+    assert!(
+        s.system.bytes >= system_bytes,
+        "system bytes below the live blocks' sizes"
+    );
+    // Typed reads see the same bytes as byte reads.
+    for (b, bytes) in blocks.iter().filter(|(b, _)| b.size() >= 8) {
+        let word: [u8; 8] = mm.read(*b, b.size() - 8).unwrap();
+        assert_eq!(&word[..], &bytes[b.size() - 8..]);
+    }
 }
 
 /// Decodes a program from raw bytes, four bytes a step: the fuzz target's
