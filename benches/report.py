@@ -15,13 +15,14 @@ ORDER = ["poolbox", "block", "box", "mimalloc", "slab", "slotmap", "bumpalo†",
 
 
 def parse_criterion(text):
-    """id -> median in ns per iteration."""
-    out = {}
+    """id -> median in ns per iteration (the median over runs when an id ran
+    more than once, as with REPEAT=3)."""
+    runs = defaultdict(list)
     pat = re.compile(r"^(\S+)\s+time:\s+\[\S+ \S+ (\S+) (\S+) \S+ \S+\]", re.M)
     text = re.sub(r"\n\s+time:", " time:", text)  # long ids put time on the next line
     for m in pat.finditer(text):
-        out[m.group(1)] = float(m.group(2)) * UNITS[m.group(3)]
-    return out
+        runs[m.group(1)].append(float(m.group(2)) * UNITS[m.group(3)])
+    return {k: sorted(v)[len(v) // 2] for k, v in runs.items()}
 
 
 def per_op(bench_id, ns):

@@ -2,6 +2,7 @@
 # Reproduces everything in docs/benchmarks.md:
 #   bash benches/run.sh            # all of it (about 15 minutes)
 #   bash benches/run.sh 'pair/64'  # only criterion ids matching a regex (no callgrind/memory)
+#   REPEAT=3 bash benches/run.sh   # each id three times; the report takes the median
 # Each criterion id runs in its own process: in one shared process the system
 # allocator's figures move by up to 2x depending on what ran before them.
 set -euo pipefail
@@ -9,13 +10,16 @@ cd "$(dirname "$0")/.."
 out=target/bench-results
 mkdir -p "$out"
 filter=${1:-}
+repeat=${REPEAT:-1}
 
 cargo bench --no-run -q
 for bench in workloads binary_trees; do
     cargo bench -q --bench "$bench" -- --list 2>/dev/null | sed -n 's/: benchmark$//p' |
         grep -E "${filter:-.}" | while read -r id; do
-            cargo bench -q --bench "$bench" -- --exact "$id" --noplot 2>&1 |
-                awk -v id="$id" 'index($0, id) == 1 && !done { print; getline; print; done = 1 }'
+            for _ in $(seq "$repeat"); do
+                cargo bench -q --bench "$bench" -- --exact "$id" --noplot 2>&1 |
+                    awk -v id="$id" 'index($0, id) == 1 && !done { print; getline; print; done = 1 }'
+            done
         done
 done | tee "$out/criterion${filter:+-partial}.txt"
 [ -n "$filter" ] && exit 0
