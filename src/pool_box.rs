@@ -106,7 +106,7 @@ unsafe fn dealloc<C: SizeClasses>(ptr: NonNull<u8>, layout: Layout) {
         // SAFETY: the caller guarantees a live block of a live pool.
         Route::Pool(_) => unsafe { Pool::free(ptr) },
         // SAFETY: the caller guarantees a live typed system allocation.
-        Route::System => unsafe { system::free_typed(ptr, layout) },
+        Route::System => unsafe { system::free_typed(ptr) },
     }
 }
 

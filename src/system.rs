@@ -174,8 +174,14 @@ pub(crate) unsafe fn fallback_of<'a>(value: NonNull<u8>) -> &'a Fallback {
 /// `header` must be the header of a live allocation of `alloc_typed` for
 /// `fallback`.
 unsafe fn unlink_and_free(fallback: &Fallback, header: NonNull<Header>) {
-    // SAFETY: the caller guarantees a live header; its neighbours on the list
-    // are live headers of the same fallback.
+    // SAFETY:
+    // 1. The caller guarantees a live header; its neighbours on the list are
+    //    live headers of the same fallback, so the link updates are in bounds.
+    // 2. `alloc_typed` placed the value `offset` bytes after the base, with
+    //    `offset = with_header_offset(full)` and the header ending at the
+    //    value, so `header + size_of::<Header>() - offset` is that base, and
+    //    `full` is the layout it was allocated with. It is unlinked first, so
+    //    it is freed exactly once.
     unsafe {
         let Header {
             prev, next, full, ..
@@ -205,10 +211,9 @@ unsafe fn unlink_and_free(fallback: &Fallback, header: NonNull<Header>) {
 /// # Safety
 ///
 /// `value` must come from [`alloc_typed`] and not have been freed, and its
-/// manager must still be alive. (`layout` is the value's; the header keeps
-/// the full one.)
+/// manager must still be alive. The header keeps the layout.
 #[inline(never)]
-pub(crate) unsafe fn free_typed(value: NonNull<u8>, _layout: Layout) {
+pub(crate) unsafe fn free_typed(value: NonNull<u8>) {
     // SAFETY: the caller guarantees a live allocation of a live manager.
     unsafe { unlink_and_free(fallback_of(value), header_of(value)) }
 }

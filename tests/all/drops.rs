@@ -84,54 +84,50 @@ impl Drop for PanicOnDrop {
 
 #[test]
 fn a_panicking_drop_still_returns_the_block() {
-    {
-        let mm = MemoryManager::new();
-        for _ in 0..3 {
-            let b = mm.alloc(PanicOnDrop([1; 40]));
-            assert_eq!(mm.stats().live(), 1);
-            let r = catch_unwind(AssertUnwindSafe(|| drop(b)));
-            assert!(r.is_err());
-            assert_eq!(mm.stats().live(), 0);
-        }
-        let big = mm.alloc((PanicOnDrop([2; 40]), [0u8; 600]));
-        assert_eq!(mm.stats().system.live_boxes, 1);
-        let r = catch_unwind(AssertUnwindSafe(|| drop(big)));
+    let mm = MemoryManager::new();
+    for _ in 0..3 {
+        let b = mm.alloc(PanicOnDrop([1; 40]));
+        assert_eq!(mm.stats().live(), 1);
+        let r = catch_unwind(AssertUnwindSafe(|| drop(b)));
         assert!(r.is_err());
         assert_eq!(mm.stats().live(), 0);
-        assert!(mm.is_consistent());
-        assert_still_works(&mm);
     }
+    let big = mm.alloc((PanicOnDrop([2; 40]), [0u8; 600]));
+    assert_eq!(mm.stats().system.live_boxes, 1);
+    let r = catch_unwind(AssertUnwindSafe(|| drop(big)));
+    assert!(r.is_err());
+    assert_eq!(mm.stats().live(), 0);
+    assert!(mm.is_consistent());
+    assert_still_works(&mm);
 }
 
 #[test]
 fn a_panicking_initialiser_leaks_nothing_and_drops_what_was_made() {
-    {
-        let mm = MemoryManager::new();
-        let drops = Rc::new(Cell::new(0));
-        let r = catch_unwind(AssertUnwindSafe(|| {
-            mm.alloc_slice_fill_with(8, |i| {
-                if i == 5 {
-                    panic!("init panics");
-                }
-                counted(&drops)
-            })
-        }));
-        assert!(r.is_err());
-        assert_eq!(drops.get(), 5, "the five made elements are dropped once");
-        assert_eq!(mm.stats().live(), 0);
-        let r = catch_unwind(AssertUnwindSafe(|| {
-            mm.alloc_with(|| -> [u8; 100] { panic!("with panics") })
-        }));
-        assert!(r.is_err());
-        assert_eq!(mm.stats().live(), 0);
-        let r = catch_unwind(AssertUnwindSafe(|| {
-            mm.alloc_with(|| -> [u8; 5000] { panic!("with panics") })
-        }));
-        assert!(r.is_err());
-        assert_eq!(mm.stats().live(), 0);
-        assert!(mm.is_consistent());
-        assert_still_works(&mm);
-    }
+    let mm = MemoryManager::new();
+    let drops = Rc::new(Cell::new(0));
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        mm.alloc_slice_fill_with(8, |i| {
+            if i == 5 {
+                panic!("init panics");
+            }
+            counted(&drops)
+        })
+    }));
+    assert!(r.is_err());
+    assert_eq!(drops.get(), 5, "the five made elements are dropped once");
+    assert_eq!(mm.stats().live(), 0);
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        mm.alloc_with(|| -> [u8; 100] { panic!("with panics") })
+    }));
+    assert!(r.is_err());
+    assert_eq!(mm.stats().live(), 0);
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        mm.alloc_with(|| -> [u8; 5000] { panic!("with panics") })
+    }));
+    assert!(r.is_err());
+    assert_eq!(mm.stats().live(), 0);
+    assert!(mm.is_consistent());
+    assert_still_works(&mm);
 }
 
 #[derive(Debug)]
@@ -148,15 +144,13 @@ impl Clone for PanicOnClone {
 
 #[test]
 fn a_panicking_clone_leaks_nothing() {
-    {
-        let mm = MemoryManager::new();
-        let one = mm.alloc(PanicOnClone(2));
-        assert!(catch_unwind(AssertUnwindSafe(|| one.clone())).is_err());
-        let many = mm.alloc_slice_fill_with(4, |i| PanicOnClone(i as u32));
-        assert!(catch_unwind(AssertUnwindSafe(|| many.clone())).is_err());
-        assert_eq!(mm.stats().live(), 2);
-        drop((one, many));
-        assert_eq!(mm.stats().live(), 0);
-        assert!(mm.is_consistent());
-    }
+    let mm = MemoryManager::new();
+    let one = mm.alloc(PanicOnClone(2));
+    assert!(catch_unwind(AssertUnwindSafe(|| one.clone())).is_err());
+    let many = mm.alloc_slice_fill_with(4, |i| PanicOnClone(i as u32));
+    assert!(catch_unwind(AssertUnwindSafe(|| many.clone())).is_err());
+    assert_eq!(mm.stats().live(), 2);
+    drop((one, many));
+    assert_eq!(mm.stats().live(), 0);
+    assert!(mm.is_consistent());
 }

@@ -50,29 +50,27 @@ fn refuses(size: usize) -> bool {
         .unwrap_or(false)
 }
 
+/// Allocates through `f` unless refused, and counts what it got.
+fn counted(layout: Layout, f: impl FnOnce(Layout) -> *mut u8) -> *mut u8 {
+    if refuses(layout.size()) {
+        return std::ptr::null_mut();
+    }
+    let p = f(layout);
+    if !p.is_null() {
+        note(layout.size() as isize);
+    }
+    p
+}
+
 // SAFETY: delegates to `System`, only adding bookkeeping that never allocates.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if refuses(layout.size()) {
-            return std::ptr::null_mut();
-        }
         // SAFETY: forwarded with the caller's guarantees.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            note(layout.size() as isize);
-        }
-        p
+        counted(layout, |l| unsafe { System.alloc(l) })
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if refuses(layout.size()) {
-            return std::ptr::null_mut();
-        }
         // SAFETY: forwarded with the caller's guarantees.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            note(layout.size() as isize);
-        }
-        p
+        counted(layout, |l| unsafe { System.alloc_zeroed(l) })
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         note(-(layout.size() as isize));
