@@ -1,6 +1,8 @@
 //! binary-trees (the Benchmarks Game program), depth 16, single thread:
 //! `PoolBox<Node>` against `Box`, mimalloc, typed-arena and bumpalo. The
-//! checks are verified against the reference output on every run.
+//! checks are verified against the reference output on every run. Every
+//! contender that frees runs two shapes: check then drop (two walks, the
+//! reference program) and `-fused` (one walk that checks and frees).
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
@@ -79,6 +81,13 @@ fn pool_check(n: &PNode<'_>) -> u64 {
     1 + n.left.as_deref().map_or(0, pool_check) + n.right.as_deref().map_or(0, pool_check)
 }
 
+/// Checks and frees in one walk: each node is moved out of its block (which
+/// is freed) before its children are visited.
+fn pool_check_free(n: PoolBox<'_, PNode<'_>>) -> u64 {
+    let node = PoolBox::into_inner(n);
+    1 + node.left.map_or(0, pool_check_free) + node.right.map_or(0, pool_check_free)
+}
+
 // ----- Box --------------------------------------------------------------
 
 struct BNode {
@@ -102,6 +111,12 @@ fn box_tree(depth: u32) -> Box<BNode> {
 
 fn box_check(n: &BNode) -> u64 {
     1 + n.left.as_deref().map_or(0, box_check) + n.right.as_deref().map_or(0, box_check)
+}
+
+/// Checks and frees in one walk, like `pool_check_free`.
+fn box_check_free(n: Box<BNode>) -> u64 {
+    let node = *n;
+    1 + node.left.map_or(0, box_check_free) + node.right.map_or(0, box_check_free)
 }
 
 // ----- mimalloc (raw) -----------------------------------------------------
@@ -131,7 +146,29 @@ fn mi_tree(depth: u32) -> NonNull<MNode> {
     }
 }
 
-/// Checks and frees a tree made by `mi_tree`.
+/// Checks a tree made by `mi_tree` without freeing it.
+fn mi_check(n: NonNull<MNode>) -> u64 {
+    // SAFETY: `n` is a live node of `mi_tree`.
+    let node = unsafe { n.as_ref() };
+    1 + node.left.map_or(0, mi_check) + node.right.map_or(0, mi_check)
+}
+
+/// Frees a tree made by `mi_tree`, children first (what dropping a `Box`
+/// tree does).
+fn mi_free(n: NonNull<MNode>) {
+    // SAFETY: `n` is a live node of `mi_tree`, read and freed once.
+    let node = unsafe { n.read() };
+    if let Some(l) = node.left {
+        mi_free(l);
+    }
+    if let Some(r) = node.right {
+        mi_free(r);
+    }
+    // SAFETY: as above.
+    unsafe { MI.dealloc(n.as_ptr().cast(), Layout::new::<MNode>()) };
+}
+
+/// Checks and frees a tree made by `mi_tree` in one walk.
 fn mi_check_free(n: NonNull<MNode>) -> u64 {
     // SAFETY: `n` is a live node of `mi_tree`, read and freed once.
     let node = unsafe { n.read() };
@@ -187,6 +224,8 @@ fn binary_trees(c: &mut Criterion) {
     g.sample_size(10);
     g.warm_up_time(Duration::from_millis(500));
     g.measurement_time(Duration::from_secs(3));
+    // The reference program's shape: check a tree by reference, then drop
+    // it (a second walk that frees every node).
     g.bench_function("poolbox", |b| {
         b.iter(|| {
             let mm = MemoryManager::new();
@@ -215,6 +254,55 @@ fn binary_trees(c: &mut Criterion) {
         })
     });
     g.bench_function("mimalloc", |b| {
+        b.iter(|| {
+            let out = run(
+                |d| {
+                    let t = mi_tree(black_box(d));
+                    let n = mi_check(t);
+                    mi_free(t);
+                    n
+                },
+                |body| {
+                    let long = mi_tree(MAX_DEPTH);
+                    body();
+                    let n = mi_check(long);
+                    mi_free(long);
+                    n
+                },
+            );
+            assert_eq!(out, expect);
+        })
+    });
+    // One walk: the check moves each node out of its allocation, frees it,
+    // then visits the children.
+    g.bench_function("poolbox-fused", |b| {
+        b.iter(|| {
+            let mm = MemoryManager::new();
+            let out = run(
+                |d| pool_check_free(pool_tree(&mm, black_box(d))),
+                |body| {
+                    let long = pool_tree(&mm, MAX_DEPTH);
+                    body();
+                    pool_check_free(long)
+                },
+            );
+            assert_eq!(out, expect);
+        })
+    });
+    g.bench_function("box-fused", |b| {
+        b.iter(|| {
+            let out = run(
+                |d| box_check_free(box_tree(black_box(d))),
+                |body| {
+                    let long = box_tree(MAX_DEPTH);
+                    body();
+                    box_check_free(long)
+                },
+            );
+            assert_eq!(out, expect);
+        })
+    });
+    g.bench_function("mimalloc-fused", |b| {
         b.iter(|| {
             let out = run(
                 |d| mi_check_free(mi_tree(black_box(d))),

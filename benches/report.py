@@ -105,8 +105,10 @@ def targets(by_group, res):
     add("churn 8 B: poolbox / slab", ratio("churn/8", "poolbox", "slab"), 1.0)
     add("churn 64 B: poolbox / slab", ratio("churn/64", "poolbox", "slab"), 1.0)
     add("churn 512 B: poolbox / slab", ratio("churn/512", "poolbox", "slab"), 1.1)
-    add("binary-trees: poolbox / mimalloc", ratio("binary-trees/16", "poolbox", "mimalloc"), 0.7)
-    add("binary-trees: poolbox / bumpalo", ratio("binary-trees/16", "poolbox", "bumpalo†"), 1.4)
+    add("binary-trees (one walk): poolbox-fused / mimalloc-fused", ratio("binary-trees/16", "poolbox-fused", "mimalloc-fused"), 0.7)
+    add("binary-trees (one walk): poolbox-fused / bumpalo", ratio("binary-trees/16", "poolbox-fused", "bumpalo†"), 1.4)
+    add("binary-trees (check, then drop): poolbox / mimalloc", ratio("binary-trees/16", "poolbox", "mimalloc"), 0.7)
+    add("binary-trees (check, then drop): poolbox / bumpalo", ratio("binary-trees/16", "poolbox", "bumpalo†"), 1.4)
     for size in [8, 64, 512]:
         add(f"checked block pair {size} B / poolbox pair", ratio(f"pair/{size}", "block", "poolbox"), 2.0)
     per = callgrind_per_pair(res)
@@ -181,9 +183,21 @@ def main():
     section("mixed/", "mixed sizes 1..1024 (skewed small) through raw blocks, 1,000 live")
     bt = by_group.get("binary-trees/16")
     if bt:
-        md += ["## binary-trees, depth 16 (whole run, ms; checks verified against the reference output)", ""]
-        rows = [[f"`{c}`", f"{bt[c] / 1e6:.1f}", f"{bt[c] / bt['box']:.2f}×" if "box" in bt else "—"] for c in ORDER if c in bt]
-        md += [table(rows, ["contender", "ms", "ratio to Box"]), ""]
+        md += ["## binary-trees, depth 16 (whole run, ms; checks verified against the reference output)", "",
+               "Two shapes, each run the same way by every contender that frees: *check, then drop* (the",
+               "reference program: the check walks the tree by reference, dropping it walks it again and",
+               "frees every node) and *one walk* (`-fused`: the check moves each node out of its allocation,",
+               "frees it, then visits the children). The arenas never free, so they have one row.", ""]
+        bt_order = ["poolbox", "box", "mimalloc", "poolbox-fused", "box-fused", "mimalloc-fused", "bumpalo†", "typed_arena†"]
+        def same_shape_mimalloc(c):
+            if "†" in c:
+                return "—"
+            base = bt.get("mimalloc-fused" if c.endswith("-fused") else "mimalloc")
+            return f"{bt[c] / base:.2f}×" if base else "—"
+
+        rows = [[f"`{c}`", f"{bt[c] / 1e6:.1f}", f"{bt[c] / bt['box']:.2f}×" if "box" in bt else "—",
+                 same_shape_mimalloc(c)] for c in bt_order if c in bt]
+        md += [table(rows, ["contender", "ms", "ratio to Box (check, then drop)", "ratio to mimalloc, same shape"]), ""]
 
     per = callgrind_per_pair(res)
     if per:

@@ -15,7 +15,7 @@ repeat=${REPEAT:-1}
 cargo bench --no-run -q
 for bench in workloads binary_trees; do
     cargo bench -q --bench "$bench" -- --list 2>/dev/null | sed -n 's/: benchmark$//p' |
-        grep -E "${filter:-.}" | while read -r id; do
+        { grep -E "${filter:-.}" || true; } | while read -r id; do
             for _ in $(seq "$repeat"); do
                 cargo bench -q --bench "$bench" -- --exact "$id" --noplot 2>&1 |
                     awk -v id="$id" 'index($0, id) == 1 && !done { print; getline; print; done = 1 }'
