@@ -14,6 +14,8 @@ use core::cell::RefCell;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use crate::budget::Budget;
+use crate::fill;
 use crate::pool::ChunkConfig;
 use crate::size_class::natural_align;
 use crate::system;
@@ -36,6 +38,9 @@ pub(crate) fn next_owner_id() -> u32 {
 pub(crate) struct BlockHeap {
     inner: RefCell<Inner>,
     owner: u32,
+    /// Ids this heap had before each `reset`: their handles are stale, not
+    /// foreign.
+    retired: Vec<u32>,
 }
 
 #[derive(Debug)]
@@ -48,6 +53,10 @@ struct Inner {
     system_live: usize,
     /// Bytes of live system blocks, as asked of the system allocator.
     system_bytes: usize,
+    /// Most system blocks live at once.
+    system_peak: usize,
+    /// System blocks allocated, ever.
+    system_allocs: usize,
 }
 
 #[derive(Debug)]
@@ -57,19 +66,30 @@ struct CheckedClass {
     /// Free list: `encode(chunk, index)` of the first free block, 0 if empty.
     /// Each free block's first 8 bytes hold the next link.
     free: u64,
-    /// Next never-used index in the newest chunk.
+    /// The chunk never-used blocks come from; chunks after it were
+    /// reserved and are untouched.
+    fresh_chunk: usize,
+    /// Next never-used index in that chunk.
     fresh: usize,
     /// Blocks in the next chunk.
     next_blocks: usize,
     /// Cap on blocks per chunk.
     max_blocks: usize,
     live: usize,
+    /// Most blocks live at once.
+    peak: usize,
+    /// Blocks handed out, ever.
+    allocs: usize,
 }
 
 #[derive(Debug)]
 struct CheckedChunk {
+    /// The blocks; dangling once released by a trim.
     base: NonNull<u8>,
     layout: Layout,
+    /// Released by a trim: its generations stay (all even), so handles into
+    /// it are refused as stale; its memory is gone.
+    released: bool,
     /// One generation per block; even = free, odd = live.
     generations: Box<[u32]>,
 }
@@ -108,19 +128,22 @@ impl CheckedClass {
             block_size,
             chunks: Vec::new(),
             free: 0,
+            fresh_chunk: 0,
             fresh: 0,
             next_blocks: first,
             max_blocks: (config.max / block_size).max(first).min(u32::MAX as usize),
             live: 0,
+            peak: 0,
+            allocs: 0,
         }
     }
 
     /// Takes a free or never-used block and marks it live: (chunk, index,
     /// address, new generation). One chunk lookup on the fast path.
     #[inline(always)]
-    fn take(&mut self) -> Result<(usize, usize, NonNull<u8>, u32), Error> {
+    fn take(&mut self, budget: &Budget) -> Result<(usize, usize, NonNull<u8>, u32), Error> {
         if self.free == 0 {
-            return self.take_fresh();
+            return self.take_fresh(budget);
         }
         let (chunk, index) = decode(self.free);
         let size = self.block_size;
@@ -131,20 +154,31 @@ impl CheckedClass {
         // below the chunk's block count, so the block is inside the chunk.
         let block = unsafe { c.base.add(index * size) };
         // SAFETY: a free block's first 8 bytes hold the link written by
-        // `free`; blocks are aligned to at least 8.
-        self.free = unsafe { block.cast::<u64>().read() };
+        // `free`; blocks are aligned to at least 8. The block's `size` bytes
+        // are ours and were filled by `free` (`debug-fill` only).
+        unsafe {
+            self.free = block.cast::<u64>().read();
+            fill::check_freed(block, size);
+        }
         Ok((chunk, index, block, *generation))
     }
 
     /// A never-used block of the newest chunk, adding a chunk if needed.
     #[cold]
     #[inline(never)]
-    fn take_fresh(&mut self) -> Result<(usize, usize, NonNull<u8>, u32), Error> {
-        let last = self.chunks.len().wrapping_sub(1);
-        if self.chunks.is_empty() || self.fresh == self.chunks[last].generations.len() {
-            self.grow()?;
+    fn take_fresh(&mut self, budget: &Budget) -> Result<(usize, usize, NonNull<u8>, u32), Error> {
+        // Move past used-up and released chunks to a reserved one, or grow.
+        while self.fresh_chunk < self.chunks.len()
+            && (self.chunks[self.fresh_chunk].released
+                || self.fresh == self.chunks[self.fresh_chunk].generations.len())
+        {
+            self.fresh_chunk += 1;
+            self.fresh = 0;
         }
-        let chunk = self.chunks.len() - 1;
+        if self.fresh_chunk == self.chunks.len() {
+            self.grow(budget)?;
+        }
+        let chunk = self.fresh_chunk;
         let index = self.fresh;
         self.fresh += 1;
         let generation = &mut self.chunks[chunk].generations[index];
@@ -153,9 +187,10 @@ impl CheckedClass {
         Ok((chunk, index, self.block_ptr(chunk, index), generation))
     }
 
+    /// Appends a chunk of the next size (used after the ones before it).
     #[cold]
     #[inline(never)]
-    fn grow(&mut self) -> Result<(), Error> {
+    fn grow(&mut self, budget: &Budget) -> Result<(), Error> {
         let blocks = self.next_blocks;
         let align = natural_align(self.block_size);
         let size = blocks * self.block_size;
@@ -164,15 +199,83 @@ impl CheckedClass {
             return Err(oom);
         }
         let layout = Layout::from_size_align(size, align).map_err(|_| oom)?;
-        let base = system::alloc(layout).ok_or(oom)?;
+        budget.charge(size)?;
+        let Some(base) = system::alloc(layout) else {
+            budget.credit(size);
+            return Err(oom);
+        };
         self.chunks.push(CheckedChunk {
             base,
             layout,
-            generations: vec![0; blocks].into_boxed_slice(),
+            released: false,
+            generations: alloc::vec![0; blocks].into_boxed_slice(),
         });
-        self.fresh = 0;
         self.next_blocks = blocks.saturating_mul(2).min(self.max_blocks);
         Ok(())
+    }
+
+    /// Blocks that can be handed out without a new chunk.
+    fn available(&self) -> usize {
+        self.capacity() - self.live
+    }
+
+    /// Blocks in chunks not released.
+    fn capacity(&self) -> usize {
+        self.chunks
+            .iter()
+            .filter(|c| !c.released)
+            .map(|c| c.generations.len())
+            .sum()
+    }
+
+    /// Releases every chunk with no live block; returns the bytes released.
+    /// O(chunks + free blocks).
+    fn trim(&mut self, budget: &Budget) -> usize {
+        // The free list in order, and free blocks per chunk.
+        let mut order = Vec::new();
+        let mut free_in = alloc::vec![0usize; self.chunks.len()];
+        let mut link = self.free;
+        while link != 0 {
+            order.push(link);
+            let (chunk, index) = decode(link);
+            free_in[chunk] += 1;
+            // SAFETY: a free block's first 8 bytes hold the next link.
+            link = unsafe { self.block_ptr(chunk, index).cast::<u64>().read() };
+        }
+        let mut doomed = alloc::vec![false; self.chunks.len()];
+        for (i, c) in self.chunks.iter().enumerate() {
+            let untouched = match i.cmp(&self.fresh_chunk) {
+                core::cmp::Ordering::Less => 0,
+                core::cmp::Ordering::Equal => c.generations.len() - self.fresh,
+                core::cmp::Ordering::Greater => c.generations.len(),
+            };
+            doomed[i] = !c.released && free_in[i] + untouched == c.generations.len();
+        }
+        // Relink the free blocks of the chunks that stay, keeping the order.
+        let mut head = 0;
+        for &link in order.iter().rev() {
+            let (chunk, index) = decode(link);
+            if doomed[chunk] {
+                continue;
+            }
+            // SAFETY: a free block of a chunk that stays; its first 8 bytes
+            // are the link.
+            unsafe { self.block_ptr(chunk, index).cast::<u64>().write(head) };
+            head = link;
+        }
+        self.free = head;
+        let mut released = 0;
+        for (c, _) in self.chunks.iter_mut().zip(&doomed).filter(|(_, d)| **d) {
+            // SAFETY: the chunk holds no live block (each block is free or
+            // never used), was allocated with `layout`, and is marked
+            // released so it is freed once and never read again.
+            unsafe { system::dealloc(c.base, c.layout) };
+            c.base = NonNull::dangling();
+            c.released = true;
+            released += c.layout.size();
+        }
+        budget.credit(released);
+        released
     }
 
     /// Address of block `index` of chunk `chunk`.
@@ -184,6 +287,7 @@ impl CheckedClass {
     fn block_ptr(&self, chunk: usize, index: usize) -> NonNull<u8> {
         let c = &self.chunks[chunk];
         assert!(index < c.generations.len(), "block index out of range");
+        debug_assert!(!c.released, "a block of a released chunk");
         // SAFETY: `index` is below the chunk's block count, so the block is
         // inside the chunk.
         unsafe { c.base.add(index * self.block_size) }
@@ -209,21 +313,97 @@ impl BlockHeap {
                 system_free: Vec::new(),
                 system_live: 0,
                 system_bytes: 0,
+                system_peak: 0,
+                system_allocs: 0,
             }),
             owner: next_owner_id(),
+            retired: Vec::new(),
         }
+    }
+
+    /// The error for a handle that is not this heap's now: stale if it is
+    /// from before a reset of this heap, else foreign.
+    #[cold]
+    fn not_ours(&self, b: Block, stale: Error) -> Error {
+        if self.retired.contains(&b.owner) {
+            stale
+        } else {
+            Error::ForeignBlock
+        }
+    }
+
+    /// Grows class `class` until `additional` blocks can be handed out
+    /// without a new chunk.
+    pub(crate) fn reserve(
+        &self,
+        class: usize,
+        additional: usize,
+        budget: &Budget,
+    ) -> Result<(), Error> {
+        let mut inner = self.inner.borrow_mut();
+        let cls = &mut inner.classes[class];
+        while cls.available() < additional {
+            cls.grow(budget)?;
+        }
+        Ok(())
+    }
+
+    /// Releases every chunk with no live block; returns the bytes released.
+    pub(crate) fn trim(&self, budget: &Budget) -> usize {
+        let mut inner = self.inner.borrow_mut();
+        inner.classes.iter_mut().map(|c| c.trim(budget)).sum()
+    }
+
+    /// Frees every block at once; every handle made before becomes stale.
+    /// O(chunks + system blocks).
+    pub(crate) fn reset(&mut self, budget: &Budget) {
+        let inner = self.inner.get_mut();
+        for cls in &mut inner.classes {
+            for c in cls.chunks.drain(..) {
+                if !c.released {
+                    // SAFETY: a live chunk allocated with its layout, freed
+                    // once: it leaves the table here, and every handle into
+                    // it is refused from now on (the heap's id changes).
+                    unsafe { system::dealloc(c.base, c.layout) };
+                    budget.credit(c.layout.size());
+                }
+            }
+            cls.free = 0;
+            cls.fresh_chunk = 0;
+            cls.fresh = 0;
+            cls.live = 0;
+        }
+        for slot in inner.system.drain(..) {
+            if let Some(ptr) = slot.ptr {
+                // SAFETY: a live system block, freed once: its slot is gone.
+                unsafe { system::dealloc(ptr, slot.layout) };
+                budget.credit(slot.layout.size());
+            }
+        }
+        inner.system_free.clear();
+        inner.system_live = 0;
+        inner.system_bytes = 0;
+        self.retired.push(self.owner);
+        self.owner = next_owner_id();
     }
 
     /// Allocates a zeroed block of class `class`, whose block size is `size`
     /// (passed in so that it is a constant where the class is).
     #[inline(always)]
-    pub(crate) fn alloc_pooled(&self, class: usize, size: usize) -> Result<Block, Error> {
+    pub(crate) fn alloc_pooled(
+        &self,
+        class: usize,
+        size: usize,
+        budget: &Budget,
+    ) -> Result<Block, Error> {
         let mut inner = self.inner.borrow_mut();
         let cls = &mut inner.classes[class];
         debug_assert_eq!(cls.block_size, size, "class {class} has another block size");
-        let (chunk, index, ptr, generation) = cls.take()?;
+        let (chunk, index, ptr, generation) = cls.take(budget)?;
         debug_assert!(generation % 2 == 1, "a free block had a live generation");
         cls.live += 1;
+        cls.allocs += 1;
+        cls.peak = cls.peak.max(cls.live);
         // SAFETY: the block is `size` bytes inside a live chunk and now ours.
         unsafe { ptr.write_bytes(0, size) };
         Ok(Block {
@@ -239,9 +419,25 @@ impl BlockHeap {
     /// Allocates a zeroed block of `size` bytes at `align` from the system
     /// allocator (`layout` rounded up to at least one byte).
     #[inline(never)]
-    pub(crate) fn alloc_system(&self, size: usize, align: usize) -> Result<Block, Error> {
+    pub(crate) fn alloc_system(
+        &self,
+        size: usize,
+        align: usize,
+        budget: &Budget,
+    ) -> Result<Block, Error> {
         let layout = Layout::from_size_align(size.max(1), align)
             .map_err(|_| Error::LayoutOverflow { size, align })?;
+        budget.charge(layout.size())?;
+        let block = self.alloc_system_charged(size, layout);
+        if block.is_err() {
+            budget.credit(layout.size());
+        }
+        block
+    }
+
+    /// [`alloc_system`](Self::alloc_system) once the budget is charged.
+    fn alloc_system_charged(&self, size: usize, layout: Layout) -> Result<Block, Error> {
+        let align = layout.align();
         let oom = Error::OutOfMemory {
             size: layout.size(),
             align,
@@ -285,6 +481,8 @@ impl BlockHeap {
         slot.len = size;
         let generation = slot.generation;
         inner.system_live += 1;
+        inner.system_peak = inner.system_peak.max(inner.system_live);
+        inner.system_allocs += 1;
         inner.system_bytes += layout.size();
         Ok(Block {
             ptr,
@@ -302,7 +500,7 @@ impl BlockHeap {
     #[inline]
     fn validate(&self, inner: &Inner, b: Block, stale: Error) -> Result<Slot, Error> {
         if b.owner != self.owner {
-            return Err(Error::ForeignBlock);
+            return Err(self.not_ours(b, stale));
         }
         let index = b.index as usize;
         if b.location == Block::SYSTEM {
@@ -333,12 +531,12 @@ impl BlockHeap {
 
     /// Frees `b` if it is a live block of this heap.
     #[inline(always)]
-    pub(crate) fn free(&self, b: Block) -> Result<(), Error> {
+    pub(crate) fn free(&self, b: Block, budget: &Budget) -> Result<(), Error> {
         if b.owner != self.owner {
-            return Err(Error::ForeignBlock);
+            return Err(self.not_ours(b, Error::DoubleFree));
         }
         if b.location == Block::SYSTEM {
-            return self.free_system(b);
+            return self.free_system(b, budget);
         }
         let mut inner = self.inner.borrow_mut();
         let (class, chunk, index) = b.pooled_location();
@@ -360,8 +558,12 @@ impl BlockHeap {
         // SAFETY: the handle's owner, location and generation match a live
         // block of this heap, and handles cannot be forged, so `b.ptr` is that
         // block's address (checked in debug builds). It is free now, so its
-        // first 8 bytes (blocks are aligned to 8) take the free-list link.
-        unsafe { b.ptr.cast::<u64>().write(cls.free) };
+        // first 8 bytes (blocks are aligned to 8) take the free-list link,
+        // and (`debug-fill`) its other bytes the freed pattern.
+        unsafe {
+            fill::freed(b.ptr, cls.block_size);
+            b.ptr.cast::<u64>().write(cls.free);
+        }
         cls.free = encode(chunk, index);
         cls.live -= 1;
         Ok(())
@@ -369,7 +571,7 @@ impl BlockHeap {
 
     /// The system-block half of [`free`](Self::free).
     #[inline(never)]
-    fn free_system(&self, b: Block) -> Result<(), Error> {
+    fn free_system(&self, b: Block, budget: &Budget) -> Result<(), Error> {
         let mut inner = self.inner.borrow_mut();
         let Slot::System(index) = self.validate(&inner, b, Error::DoubleFree)? else {
             unreachable!("checked by the caller")
@@ -386,6 +588,7 @@ impl BlockHeap {
         inner.system_free.push(index as u32);
         inner.system_live -= 1;
         inner.system_bytes -= layout.size();
+        budget.credit(layout.size());
         Ok(())
     }
 
@@ -444,12 +647,21 @@ impl BlockHeap {
                 .iter()
                 .map(|c| CheckedClassStats {
                     live: c.live,
-                    capacity: c.chunks.iter().map(|k| k.generations.len()).sum(),
-                    chunks: c.chunks.len(),
-                    reserved_bytes: c.chunks.iter().map(|k| k.layout.size()).sum(),
+                    peak: c.peak,
+                    allocs: c.allocs,
+                    capacity: c.capacity(),
+                    chunks: c.chunks.iter().filter(|k| !k.released).count(),
+                    reserved_bytes: c
+                        .chunks
+                        .iter()
+                        .filter(|k| !k.released)
+                        .map(|k| k.layout.size())
+                        .sum(),
                 })
                 .collect(),
             system_live: inner.system_live,
+            system_peak: inner.system_peak,
+            system_allocs: inner.system_allocs,
             system_bytes: inner.system_bytes,
         }
     }
@@ -459,6 +671,8 @@ impl BlockHeap {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CheckedClassStats {
     pub(crate) live: usize,
+    pub(crate) peak: usize,
+    pub(crate) allocs: usize,
     pub(crate) capacity: usize,
     pub(crate) chunks: usize,
     pub(crate) reserved_bytes: usize,
@@ -469,6 +683,8 @@ pub(crate) struct CheckedClassStats {
 pub(crate) struct CheckedStats {
     pub(crate) classes: Vec<CheckedClassStats>,
     pub(crate) system_live: usize,
+    pub(crate) system_peak: usize,
+    pub(crate) system_allocs: usize,
     pub(crate) system_bytes: usize,
 }
 
@@ -476,7 +692,7 @@ impl Drop for BlockHeap {
     fn drop(&mut self) {
         let inner = self.inner.get_mut();
         for cls in &inner.classes {
-            for c in &cls.chunks {
+            for c in cls.chunks.iter().filter(|c| !c.released) {
                 // SAFETY: each chunk was allocated with its `layout` and is
                 // freed once, here; handles to it are checked against tables
                 // that die with it.

@@ -41,6 +41,12 @@ pub(crate) struct ChunkHeader {
     pub(crate) next: *mut ChunkHeader,
     /// Size of this chunk in bytes, for deallocation.
     pub(crate) size: usize,
+    /// The pool's next reserved, never-used chunk while this one is on its
+    /// spare list, or null.
+    pub(crate) spare_next: *mut ChunkHeader,
+    /// Scratch count for [`Pool::trim`](crate::pool::Pool): free blocks in
+    /// this chunk, or `usize::MAX` for a chunk about to be released.
+    pub(crate) scratch: usize,
 }
 
 static_assertions::const_assert!(core::mem::size_of::<ChunkHeader>() <= HEADER_SPACE);
@@ -70,7 +76,15 @@ pub(crate) fn allocate(
     let base = system::alloc(layout)?.cast::<ChunkHeader>();
     // SAFETY: `base` is a fresh allocation of at least `HEADER_SPACE` bytes
     // aligned to `SEGMENT`, so it is valid and aligned for a `ChunkHeader`.
-    unsafe { base.write(ChunkHeader { pool, next, size }) };
+    unsafe {
+        base.write(ChunkHeader {
+            pool,
+            next,
+            size,
+            spare_next: core::ptr::null_mut(),
+            scratch: 0,
+        })
+    };
     Some(base)
 }
 

@@ -66,6 +66,29 @@ pub enum Error {
         /// Usable size of the block.
         size: usize,
     },
+    /// Growing would take the bytes the manager holds from the system past
+    /// the budget it was built with (see [`Builder::budget`](crate::Builder::budget)).
+    /// Nothing was allocated; freeing or trimming makes room again.
+    #[error(
+        "budget exceeded: {requested} more bytes would take the {reserved} bytes reserved past the budget of {budget}"
+    )]
+    BudgetExceeded {
+        /// Bytes the manager needed from the system allocator.
+        requested: usize,
+        /// Bytes it already held (pools and system allocations).
+        reserved: usize,
+        /// The budget.
+        budget: usize,
+    },
+    /// A size (at an alignment) that no size class serves: such requests go
+    /// to the system allocator one by one, so there is nothing to reserve.
+    #[error("not pooled: {size} bytes at alignment {align} are above every size class")]
+    NotPooled {
+        /// The size asked for.
+        size: usize,
+        /// The alignment asked for.
+        align: usize,
+    },
     /// A [`Builder`](crate::Builder) setting is out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(&'static str),

@@ -119,10 +119,14 @@
 #![warn(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+extern crate alloc;
+
 mod block;
+mod budget;
 mod checked;
 mod chunk;
 mod error;
+mod fill;
 mod manager;
 mod pool;
 mod pool_box;
@@ -138,4 +142,4 @@ pub use size_class::{
     natural_align, ClassTable, DefaultClasses, FineClasses, SizeClasses, MAX_CLASSES,
     MAX_CLASS_SIZE,
 };
-pub use stats::{ClassStats, Stats, SystemStats};
+pub use stats::{ClassLeaks, ClassStats, Leaks, Stats, SystemStats};

@@ -14,7 +14,7 @@ use crate::checked::BlockHeap;
 use crate::chunk::SEGMENT;
 use crate::pool::{ChunkConfig, Pools};
 use crate::size_class::{route, ClassTable, Route, SizeClasses};
-use crate::stats::{ClassStats, Stats, SystemStats};
+use crate::stats::{ClassLeaks, ClassStats, Leaks, Stats, SystemStats};
 use crate::{system, Block, DefaultClasses, Error, PoolBox};
 
 /// Default size of each pool's first chunk: 16 KiB.
@@ -59,6 +59,8 @@ pub struct MemoryManager<C: SizeClasses = DefaultClasses> {
     pools: Pools<C>,
     /// Pools and system table for checked `Block`s.
     blocks: BlockHeap,
+    /// Called on drop when allocations are still live.
+    on_leak: Option<fn(&Leaks)>,
     /// `Cell` makes the manager `!Sync`.
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -132,18 +134,34 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[must_use]
     pub fn with_classes() -> Self {
-        MemoryManager::with_config(ChunkConfig {
-            initial: DEFAULT_INITIAL_CHUNK,
-            max: SEGMENT,
-        })
+        MemoryManager::with_config(
+            ChunkConfig {
+                initial: DEFAULT_INITIAL_CHUNK,
+                max: SEGMENT,
+            },
+            None,
+            None,
+        )
     }
 
-    fn with_config(config: ChunkConfig) -> Self {
+    fn with_config(
+        config: ChunkConfig,
+        budget: Option<usize>,
+        on_leak: Option<fn(&Leaks)>,
+    ) -> Self {
         MemoryManager {
-            pools: Pools::new(config),
+            pools: Pools::new(config, budget),
             blocks: BlockHeap::new(C::TABLE.sizes(), config),
+            on_leak,
             _not_sync: PhantomData,
         }
+    }
+
+    /// Why a typed pool could not grow: the budget, or the system allocator.
+    #[cold]
+    #[inline(never)]
+    fn pool_failure(&self, layout: Layout) -> Error {
+        self.pools.budget().take_refusal().unwrap_or(oom(layout))
     }
 
     /// The class table this manager uses.
@@ -171,7 +189,7 @@ impl<C: SizeClasses> MemoryManager<C> {
             Route::Zero => Ok(NonNull::dangling()),
             Route::Pool(class) => match self.pools.get(class).alloc() {
                 Some(p) => Ok(p.cast()),
-                None => Err(oom(layout)),
+                None => Err(self.pool_failure(layout)),
             },
             Route::System => system::alloc_typed(self.pools.fallback(), layout).map(NonNull::cast),
         }
@@ -187,12 +205,10 @@ impl<C: SizeClasses> MemoryManager<C> {
         })?;
         match route(C::TABLE, layout.size(), layout.align()) {
             Route::Zero => Ok(NonNull::dangling()),
-            Route::Pool(class) => self
-                .pools
-                .get(class)
-                .alloc()
-                .map(NonNull::cast)
-                .ok_or(oom(layout)),
+            Route::Pool(class) => match self.pools.get(class).alloc() {
+                Some(p) => Ok(p.cast()),
+                None => Err(self.pool_failure(layout)),
+            },
             Route::System => system::alloc_typed(self.pools.fallback(), layout).map(NonNull::cast),
         }
     }
@@ -510,9 +526,12 @@ impl<C: SizeClasses> MemoryManager<C> {
         } else {
             C::TABLE.class_for_layout(size, align)
         };
+        let budget = self.pools.budget();
         match class {
-            Some(class) => self.blocks.alloc_pooled(class, C::TABLE.size(class)),
-            None => self.blocks.alloc_system(size, align.max(8)),
+            Some(class) => self
+                .blocks
+                .alloc_pooled(class, C::TABLE.size(class), budget),
+            None => self.blocks.alloc_system(size, align.max(8), budget),
         }
     }
 
@@ -544,7 +563,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[inline(always)]
     pub fn free(&self, block: Block) -> Result<(), Error> {
-        self.blocks.free(block)
+        self.blocks.free(block, self.pools.budget())
     }
 
     /// Whether `block` is a live block of this manager.
@@ -681,6 +700,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     #[must_use]
     pub fn stats(&self) -> Stats {
         let checked = self.blocks.class_stats();
+        let checked_chunk_bytes: usize = checked.classes.iter().map(|c| c.reserved_bytes).sum();
         let classes = self
             .pools
             .iter()
@@ -689,20 +709,200 @@ impl<C: SizeClasses> MemoryManager<C> {
                 block_size: pool.block_size(),
                 live_boxes: pool.live(),
                 live_blocks: c.live,
+                peak_boxes: pool.peak(),
+                peak_blocks: c.peak,
+                allocs: pool.allocs() + c.allocs,
+                frees: pool.frees() + c.allocs - c.live,
                 capacity: pool.capacity() + c.capacity,
                 chunks: pool.chunk_count() + c.chunks,
                 reserved_bytes: pool.reserved() + c.reserved_bytes,
             })
             .collect();
         let fallback = self.pools.fallback();
+        let budget = self.pools.budget();
+        debug_assert_eq!(
+            budget.reserved(),
+            self.pools.iter().map(|p| p.reserved()).sum::<usize>()
+                + fallback.bytes.get()
+                + checked.system_bytes
+                + checked_chunk_bytes,
+            "the budget's count of reserved bytes drifted"
+        );
         Stats {
             classes,
             system: SystemStats {
                 live_boxes: fallback.live.get(),
                 live_blocks: checked.system_live,
+                peak_boxes: fallback.peak.get(),
+                peak_blocks: checked.system_peak,
+                allocs: fallback.allocs.get() + checked.system_allocs,
+                frees: fallback.allocs.get() - fallback.live.get() + checked.system_allocs
+                    - checked.system_live,
                 bytes: fallback.bytes.get() + checked.system_bytes,
             },
+            budget: budget.limit(),
         }
+    }
+
+    // ----- operations -------------------------------------------------------
+
+    /// Grows the pool of `T`'s class so that `additional` more `T`s can be
+    /// allocated without asking the system allocator for memory — do it
+    /// before a game frame or a latency-sensitive phase. Blocks already free
+    /// count towards `additional`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotPooled`] if `T` is above every class (those values go to
+    /// the system allocator one by one); [`Error::BudgetExceeded`] or
+    /// [`Error::OutOfMemory`] if the chunks cannot be had (chunks added
+    /// before the failure stay reserved and usable).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// mm.reserve::<[f32; 16]>(10_000)?;
+    /// let chunks = mm.stats().classes[3].chunks; // the 64-byte class
+    /// let v: Vec<_> = (0..10_000).map(|_| mm.alloc([0f32; 16])).collect();
+    /// assert_eq!(mm.stats().classes[3].chunks, chunks); // no new chunk
+    /// # drop(v);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    pub fn reserve<T>(&self, additional: usize) -> Result<(), Error> {
+        match route(C::TABLE, size_of::<T>(), align_of::<T>()) {
+            Route::Zero => Ok(()),
+            Route::Pool(class) => self.pools.get(class).reserve(additional),
+            Route::System => Err(Error::NotPooled {
+                size: size_of::<T>(),
+                align: align_of::<T>(),
+            }),
+        }
+    }
+
+    /// Grows the checked-block pool that serves `size`-byte blocks (aligned
+    /// to 8) so that `additional` more [`alloc_block`](Self::alloc_block)
+    /// calls of that size need no new memory.
+    ///
+    /// # Errors
+    ///
+    /// As [`reserve`](Self::reserve).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// mm.reserve_blocks(100, 500)?;
+    /// let reserved = mm.stats().reserved_bytes();
+    /// let v: Vec<_> = (0..500).map(|_| mm.alloc_block(100)).collect::<Result<_, _>>()?;
+    /// assert_eq!(mm.stats().reserved_bytes(), reserved);
+    /// # for b in v { mm.free(b)?; }
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    pub fn reserve_blocks(&self, size: usize, additional: usize) -> Result<(), Error> {
+        match C::TABLE.class_for_layout(size, 8) {
+            Some(_) if cfg!(feature = "pass-through") => Ok(()),
+            Some(class) => self.blocks.reserve(class, additional, self.pools.budget()),
+            None => Err(Error::NotPooled { size, align: 8 }),
+        }
+    }
+
+    /// Gives every chunk that holds no live allocation back to the system
+    /// allocator (reserved chunks not yet used included) and returns the
+    /// number of bytes released. O(chunks + free blocks); live allocations
+    /// do not move.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let keep = mm.alloc(1u64);
+    /// let v: Vec<_> = (0..10_000).map(|i| mm.alloc(i as u64)).collect();
+    /// drop(v);
+    /// let before = mm.stats().reserved_bytes();
+    /// let released = mm.trim();
+    /// assert!(released > 0);
+    /// assert_eq!(mm.stats().reserved_bytes(), before - released);
+    /// assert_eq!(*keep, 1); // still there
+    /// ```
+    pub fn trim(&self) -> usize {
+        let budget = self.pools.budget();
+        let typed: usize = self.pools.iter().map(|p| p.trim()).sum();
+        typed + self.blocks.trim(budget)
+    }
+
+    /// Frees everything at once, in O(chunks): the borrow checker ensures
+    /// no [`PoolBox`] is alive, and every [`Block`] handed out before becomes
+    /// stale — freeing one afterwards is [`Error::DoubleFree`], reading it
+    /// [`Error::UseAfterFree`], never an access to new data. Destructors of
+    /// values still in the pools (leaked boxes) do not run. Chunks go back to
+    /// the system; counters of allocations and peaks carry on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{Error, MemoryManager, PoolBox};
+    /// let mut mm = MemoryManager::new();
+    /// let b = mm.alloc_block(64)?;
+    /// PoolBox::leak(mm.alloc([0u8; 100]));
+    /// mm.reset();
+    /// assert_eq!(mm.stats().live(), 0);
+    /// assert_eq!(mm.stats().reserved_bytes(), 0);
+    /// assert_eq!(mm.free(b), Err(Error::DoubleFree));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn reset(&mut self) {
+        self.pools.reset();
+        self.blocks.reset(self.pools.budget());
+    }
+
+    /// The allocations still live, per class: what would leak if the
+    /// manager were dropped now with raw [`Block`]s not freed (and boxes
+    /// given up with [`PoolBox::leak`] or `mem::forget`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let b = mm.alloc_block(20)?;
+    /// let leaks = mm.leaks();
+    /// assert_eq!(leaks.total(), 1);
+    /// assert_eq!(leaks.classes[2].blocks, 1); // the 32-byte class
+    /// mm.free(b)?;
+    /// assert!(mm.leaks().is_empty());
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[must_use]
+    pub fn leaks(&self) -> Leaks {
+        let s = self.stats();
+        Leaks {
+            classes: s
+                .classes
+                .iter()
+                .map(|c| ClassLeaks {
+                    block_size: c.block_size,
+                    boxes: c.live_boxes,
+                    blocks: c.live_blocks,
+                })
+                .collect(),
+            system_boxes: s.system.live_boxes,
+            system_blocks: s.system.live_blocks,
+        }
+    }
+
+    /// The byte budget this manager was built with, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::builder().budget(1 << 20).build()?;
+    /// assert_eq!(mm.budget(), Some(1 << 20));
+    /// assert_eq!(memory_mgr::MemoryManager::new().budget(), None);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[must_use]
+    pub fn budget(&self) -> Option<usize> {
+        self.pools.budget().limit()
     }
 
     /// Checks the typed pools' internal invariants (free lists inside their
@@ -743,7 +943,28 @@ impl<C: SizeClasses> fmt::Debug for MemoryManager<C> {
     }
 }
 
-/// Configures a [`MemoryManager`]: class table and chunk sizes.
+impl<C: SizeClasses> Drop for MemoryManager<C> {
+    fn drop(&mut self) {
+        let leaks = self.leaks();
+        if leaks.is_empty() {
+            return;
+        }
+        match self.on_leak {
+            Some(hook) => hook(&leaks),
+            None => default_leak_report(&leaks),
+        }
+    }
+}
+
+/// Prints a leak report in debug builds with `std`; nothing otherwise.
+fn default_leak_report(leaks: &Leaks) {
+    #[cfg(all(debug_assertions, feature = "std"))]
+    std::eprintln!("memory_mgr: manager dropped with live allocations (freed now):\n{leaks}");
+    let _ = leaks;
+}
+
+/// Configures a [`MemoryManager`]: class table, chunk sizes, byte budget
+/// and leak hook.
 ///
 /// # Examples
 ///
@@ -764,6 +985,8 @@ impl<C: SizeClasses> fmt::Debug for MemoryManager<C> {
 pub struct Builder<C: SizeClasses = DefaultClasses> {
     initial: usize,
     max: usize,
+    budget: Option<usize>,
+    on_leak: Option<fn(&Leaks)>,
     _classes: PhantomData<fn() -> C>,
 }
 
@@ -783,6 +1006,8 @@ impl Builder {
         Builder {
             initial: DEFAULT_INITIAL_CHUNK,
             max: SEGMENT,
+            budget: None,
+            on_leak: None,
             _classes: PhantomData,
         }
     }
@@ -810,8 +1035,58 @@ impl<C: SizeClasses> Builder<C> {
         Builder {
             initial: self.initial,
             max: self.max,
+            budget: self.budget,
+            on_leak: self.on_leak,
             _classes: PhantomData,
         }
+    }
+
+    /// A cap on the bytes the manager holds from the system allocator:
+    /// every chunk of every pool plus every allocation above the largest
+    /// class (headers included). Past it the `try_` calls and
+    /// [`alloc_block`](MemoryManager::alloc_block) return
+    /// [`Error::BudgetExceeded`] and the infallible calls panic with that
+    /// message; nothing is allocated by the refused call. Only growth is
+    /// checked, so the fast path pays nothing. Default: no budget.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{Error, MemoryManager};
+    /// let mm = MemoryManager::builder().budget(64 * 1024).build()?;
+    /// let big = mm.alloc_block(40_000)?;
+    /// assert!(matches!(mm.alloc_block(40_000), Err(Error::BudgetExceeded { .. })));
+    /// mm.free(big)?;
+    /// assert!(mm.alloc_block(40_000).is_ok()); // room again
+    /// # Ok::<(), Error>(())
+    /// ```
+    #[must_use]
+    pub fn budget(mut self, bytes: usize) -> Self {
+        self.budget = Some(bytes);
+        self
+    }
+
+    /// A function called when the manager is dropped with allocations still
+    /// live (raw [`Block`]s never freed, leaked boxes), with what leaked.
+    /// Without one, debug builds print the report to stderr; release builds
+    /// say nothing. Dropping never panics on its own account.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{Leaks, MemoryManager};
+    /// fn report(leaks: &Leaks) {
+    ///     assert_eq!(leaks.total(), 1);
+    /// }
+    /// let mm = MemoryManager::builder().on_leak(report).build()?;
+    /// let _forgotten = mm.alloc_block(16)?;
+    /// drop(mm); // calls `report`
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[must_use]
+    pub fn on_leak(mut self, hook: fn(&Leaks)) -> Self {
+        self.on_leak = Some(hook);
+        self
     }
 
     /// Size of each pool's first chunk, in bytes (4 KiB to 1 MiB; default
@@ -870,9 +1145,13 @@ impl<C: SizeClasses> Builder<C> {
                 "max chunk size must be at least the initial size and at most 1 MiB",
             ));
         }
-        Ok(MemoryManager::with_config(ChunkConfig {
-            initial: self.initial,
-            max: self.max,
-        }))
+        Ok(MemoryManager::with_config(
+            ChunkConfig {
+                initial: self.initial,
+                max: self.max,
+            },
+            self.budget,
+            self.on_leak,
+        ))
     }
 }

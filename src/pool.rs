@@ -3,9 +3,14 @@
 //! This is the raw core behind `PoolBox`. A [`Pool`] hands out blocks of one
 //! size; it knows nothing of types. Allocation pops the free list, freeing
 //! pushes it — both O(1), the list unordered. When the list is empty the
-//! cold [`refill`] threads the next batch of never-used blocks of the newest
-//! chunk (lazily, about 4 KiB at a time, like mimalloc's page extension) or
-//! allocates a new chunk, each one twice the size of the last up to the cap.
+//! cold [`refill`] hands out the next never-used block of the newest chunk
+//! (a bump), taking a reserved spare chunk or allocating a new one when that
+//! chunk is used up, each new one twice the size of the last up to the cap.
+//!
+//! Because never-used blocks are only taken when the free list is empty, the
+//! blocks ever handed out from the current chunks were all live at once at
+//! that moment: their count is the high-water mark of live blocks, known
+//! without a single instruction on the fast path.
 //!
 //! A pool is found from any of its blocks through the chunk header (see
 //! [`chunk`](crate::chunk)), so pools live at fixed heap addresses inside
@@ -15,11 +20,14 @@ use core::cell::Cell;
 use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
 
+use crate::budget::Budget;
 use crate::chunk::{self, ChunkHeader};
+use crate::fill;
 use crate::size_class::{natural_align, SizeClasses};
 use crate::system::Fallback;
+use crate::Error;
 
-/// Chunk sizes a manager's pools grow with.
+/// Chunk sizes a manager's pools grow with, and its byte budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ChunkConfig {
     /// Size of each pool's first chunk.
@@ -27,9 +35,6 @@ pub(crate) struct ChunkConfig {
     /// Largest chunk size; chunks double until they reach it.
     pub(crate) max: usize,
 }
-
-/// How many bytes of fresh blocks one refill threads onto the free list.
-const BATCH_BYTES: usize = 4096;
 
 /// A free block, seen as a free-list node.
 #[repr(C)]
@@ -45,8 +50,10 @@ struct FreeNode {
 pub(crate) struct Pool {
     /// Head of the free list, or null. Hot: first field.
     free: Cell<*mut FreeNode>,
-    /// Blocks handed out and not yet returned.
-    live: Cell<usize>,
+    /// Blocks handed out, ever (live = allocs - frees).
+    allocs: Cell<usize>,
+    /// Blocks returned, ever (a reset counts every live block as returned).
+    frees: Cell<usize>,
     /// Block size in bytes (a multiple of 8).
     block_size: usize,
     /// Offset of the first block in every chunk.
@@ -55,6 +62,10 @@ pub(crate) struct Pool {
     fresh: Cell<*mut u8>,
     /// Never-used blocks left in the newest chunk.
     fresh_left: Cell<usize>,
+    /// Reserved chunks not yet used, linked through `spare_next`.
+    spare: Cell<*mut ChunkHeader>,
+    /// Blocks in the spare chunks.
+    spare_blocks: Cell<usize>,
     /// Size of the next chunk to allocate.
     next_chunk_size: Cell<usize>,
     /// Chunk size cap.
@@ -67,32 +78,41 @@ pub(crate) struct Pool {
     reserved: Cell<usize>,
     /// Blocks in all chunks.
     capacity: Cell<usize>,
+    /// High-water mark of live blocks saved before chunks were released.
+    peak: Cell<usize>,
+    /// The manager's budget; outlives the pool.
+    budget: NonNull<Budget>,
 }
 
 impl Pool {
     /// A pool of `block_size`-byte blocks, with no chunk yet.
-    fn new(block_size: usize, config: ChunkConfig) -> Pool {
+    fn new(block_size: usize, config: ChunkConfig, budget: NonNull<Budget>) -> Pool {
         let first_offset = chunk::first_block_offset(natural_align(block_size));
         let smallest = first_offset + block_size;
         let initial = config.initial.max(smallest).min(chunk::SEGMENT);
         Pool {
             free: Cell::new(ptr::null_mut()),
-            live: Cell::new(0),
+            allocs: Cell::new(0),
+            frees: Cell::new(0),
             block_size,
             first_offset,
             fresh: Cell::new(ptr::null_mut()),
             fresh_left: Cell::new(0),
+            spare: Cell::new(ptr::null_mut()),
+            spare_blocks: Cell::new(0),
             next_chunk_size: Cell::new(initial),
             max_chunk_size: config.max.max(initial).min(chunk::SEGMENT),
             chunks: Cell::new(ptr::null_mut()),
             chunk_count: Cell::new(0),
             reserved: Cell::new(0),
             capacity: Cell::new(0),
+            peak: Cell::new(0),
+            budget,
         }
     }
 
     /// Pops a block of `block_size` bytes, aligned to its natural alignment;
-    /// `None` when the system allocator refuses a new chunk.
+    /// `None` when the system allocator or the budget refuses a new chunk.
     #[inline(always)]
     pub(crate) fn alloc(&self) -> Option<NonNull<u8>> {
         match NonNull::new(self.free.get()) {
@@ -100,7 +120,14 @@ impl Pool {
                 // SAFETY: every node on the free list is a free block of this
                 // pool, inside a live chunk, whose first word holds the link.
                 self.free.set(unsafe { (*head.as_ptr()).next });
-                self.live.set(self.live.get() + 1);
+                self.allocs.set(self.allocs.get() + 1);
+                // SAFETY: a free block of `block_size` bytes, now ours, filled
+                // when it was freed (both calls compile to nothing without
+                // the `debug-fill` feature).
+                unsafe {
+                    fill::check_freed(head.cast(), self.block_size);
+                    fill::fresh(head.cast(), self.block_size);
+                }
                 Some(head.cast())
             }
             None => NonNull::new(refill(self)),
@@ -135,42 +162,120 @@ impl Pool {
     fn push(&self, block: NonNull<u8>) {
         let node = block.cast::<FreeNode>();
         // SAFETY: `block` is a block of this pool that its owner gave back, so
-        // its first word (blocks are at least 8 bytes, aligned to 8) is ours
-        // to use as the link.
+        // its `block_size` bytes are ours, and its first word (blocks are at
+        // least 8 bytes, aligned to 8) is ours to use as the link.
         unsafe {
+            fill::freed(block, self.block_size);
             node.write(FreeNode {
                 next: self.free.get(),
             })
         };
         self.free.set(node.as_ptr());
-        self.live.set(self.live.get() - 1);
+        self.frees.set(self.frees.get() + 1);
     }
 
-    /// Adds a chunk; `false` if the system allocator refuses. Never panics.
-    fn grow(&self) -> bool {
+    /// The manager's budget.
+    fn budget(&self) -> &Budget {
+        // SAFETY: the budget lives in the manager's `Fallback`, freed only
+        // after every pool (see `Pools::drop`).
+        unsafe { self.budget.as_ref() }
+    }
+
+    /// Blocks in a chunk of `size` bytes.
+    fn blocks_in(&self, size: usize) -> usize {
+        (size - self.first_offset) / self.block_size
+    }
+
+    /// Allocates a chunk of the next size and links it into the chunk list.
+    /// Never panics.
+    fn new_chunk(&self) -> Result<NonNull<ChunkHeader>, Error> {
         let size = self.next_chunk_size.get();
+        self.budget().charge(size)?;
         let Some(chunk) = chunk::allocate(NonNull::from(self), size, self.chunks.get()) else {
-            return false;
+            self.budget().credit(size);
+            return Err(Error::OutOfMemory {
+                size,
+                align: chunk::SEGMENT,
+            });
         };
-        let blocks = (size - self.first_offset) / self.block_size;
         self.chunks.set(chunk.as_ptr());
         self.chunk_count.set(self.chunk_count.get() + 1);
         self.reserved.set(self.reserved.get() + size);
-        self.capacity.set(self.capacity.get() + blocks);
-        // SAFETY: `first_offset + block_size <= size`, so the first block is
-        // inside the new chunk.
-        self.fresh
-            .set(unsafe { chunk.as_ptr().cast::<u8>().add(self.first_offset) });
-        self.fresh_left.set(blocks);
+        self.capacity
+            .set(self.capacity.get() + self.blocks_in(size));
         self.next_chunk_size
             .set(size.saturating_mul(2).min(self.max_chunk_size));
+        Ok(chunk)
+    }
+
+    /// Makes the next spare chunk, or a new one, the source of never-used
+    /// blocks. Never panics.
+    fn next_fresh_chunk(&self) -> bool {
+        let chunk = match NonNull::new(self.spare.get()) {
+            Some(spare) => {
+                // SAFETY: the spare list holds live chunks of this pool.
+                let header = unsafe { &mut *spare.as_ptr() };
+                self.spare.set(header.spare_next);
+                header.spare_next = ptr::null_mut();
+                self.spare_blocks
+                    .set(self.spare_blocks.get() - self.blocks_in(header.size));
+                spare
+            }
+            None => match self.new_chunk() {
+                Ok(c) => c,
+                Err(_) => return false,
+            },
+        };
+        // SAFETY: the chunk is live; reading its size.
+        let size = unsafe { chunk.as_ref() }.size;
+        // SAFETY: `first_offset + block_size <= size`, so the first block is
+        // inside the chunk.
+        self.fresh
+            .set(unsafe { chunk.as_ptr().cast::<u8>().add(self.first_offset) });
+        self.fresh_left.set(self.blocks_in(size));
         true
+    }
+
+    /// Grows the pool until `additional` blocks can be handed out without
+    /// asking the system for memory.
+    pub(crate) fn reserve(&self, additional: usize) -> Result<(), Error> {
+        while self.capacity.get() - self.live() < additional {
+            let chunk = self.new_chunk()?;
+            // SAFETY: the chunk was just made and is live.
+            let header = unsafe { &mut *chunk.as_ptr() };
+            header.spare_next = self.spare.get();
+            self.spare.set(chunk.as_ptr());
+            self.spare_blocks
+                .set(self.spare_blocks.get() + self.blocks_in(header.size));
+        }
+        Ok(())
     }
 
     /// Blocks handed out and not returned.
     #[inline]
     pub(crate) fn live(&self) -> usize {
-        self.live.get()
+        self.allocs.get() - self.frees.get()
+    }
+
+    /// Blocks handed out, ever.
+    #[inline]
+    pub(crate) fn allocs(&self) -> usize {
+        self.allocs.get()
+    }
+
+    /// Blocks returned, ever.
+    #[inline]
+    pub(crate) fn frees(&self) -> usize {
+        self.frees.get()
+    }
+
+    /// The most blocks that were live at once.
+    pub(crate) fn peak(&self) -> usize {
+        // Never-used blocks are taken only when the free list is empty, so
+        // every block ever handed out from the current chunks was live at
+        // that moment; `peak` keeps the figure across released chunks.
+        let touched = self.capacity.get() - self.fresh_left.get() - self.spare_blocks.get();
+        self.peak.get().max(touched)
     }
 
     /// Block size in bytes.
@@ -197,28 +302,152 @@ impl Pool {
         self.reserved.get()
     }
 
+    /// The chunks, newest first.
+    fn chunk_list(&self) -> impl Iterator<Item = NonNull<ChunkHeader>> + '_ {
+        let mut c = self.chunks.get();
+        core::iter::from_fn(move || {
+            let chunk = NonNull::new(c)?;
+            // SAFETY: the chunk list holds only live chunks of this pool.
+            c = unsafe { chunk.as_ref() }.next;
+            Some(chunk)
+        })
+    }
+
+    /// The free list, head first.
+    fn free_list(&self) -> impl Iterator<Item = NonNull<FreeNode>> + '_ {
+        let mut node = self.free.get();
+        core::iter::from_fn(move || {
+            let n = NonNull::new(node)?;
+            // SAFETY: every node on the free list is a free block of a live
+            // chunk whose first word holds the link.
+            node = unsafe { n.as_ref() }.next;
+            Some(n)
+        })
+    }
+
+    /// Releases every chunk with no live block (spare chunks included) and
+    /// returns the bytes given back. O(chunks + free blocks).
+    pub(crate) fn trim(&self) -> usize {
+        self.peak.set(self.peak());
+        // 1. Count free blocks per chunk, in the headers' scratch words.
+        for c in self.chunk_list() {
+            // SAFETY: a live chunk of this pool; nothing else holds a
+            // reference to its header now.
+            unsafe { (*c.as_ptr()).scratch = 0 };
+        }
+        for n in self.free_list() {
+            // SAFETY: a free block lies in a live chunk of this pool.
+            unsafe { (*chunk::header_of(n.cast()).as_ptr()).scratch += 1 };
+        }
+        // 2. Mark the chunks whose blocks are all free or never used.
+        let fresh_chunk = if self.fresh_left.get() > 0 {
+            // SAFETY: `fresh` points at a never-used block of a live chunk.
+            Some(unsafe { chunk::header_of(NonNull::new_unchecked(self.fresh.get())) })
+        } else {
+            None
+        };
+        let mut spare = self.spare.get();
+        while let Some(s) = NonNull::new(spare) {
+            // SAFETY: the spare list holds live chunks of this pool; they
+            // hold no block ever handed out, so all are released.
+            unsafe {
+                spare = (*s.as_ptr()).spare_next;
+                (*s.as_ptr()).scratch = usize::MAX;
+            }
+        }
+        for c in self.chunk_list() {
+            // SAFETY: a live chunk of this pool.
+            let h = unsafe { &mut *c.as_ptr() };
+            if h.scratch == usize::MAX {
+                continue;
+            }
+            let untouched = if Some(c) == fresh_chunk {
+                self.fresh_left.get()
+            } else {
+                0
+            };
+            if h.scratch + untouched == self.blocks_in(h.size) {
+                h.scratch = usize::MAX;
+            }
+        }
+        // 3. Unlink the free blocks of those chunks, keeping the order.
+        let mut prev: Option<NonNull<FreeNode>> = None;
+        let mut node = self.free.get();
+        while let Some(n) = NonNull::new(node) {
+            // SAFETY: `n` is on the free list, so its link word is valid and
+            // its chunk is live.
+            let (next, doomed) = unsafe {
+                (
+                    n.as_ref().next,
+                    chunk::header_of(n.cast()).as_ref().scratch == usize::MAX,
+                )
+            };
+            if doomed {
+                match prev {
+                    // SAFETY: `p` is a kept free block; its link is ours.
+                    Some(p) => unsafe { (*p.as_ptr()).next = next },
+                    None => self.free.set(next),
+                }
+            } else {
+                prev = Some(n);
+            }
+            node = next;
+        }
+        if fresh_chunk.is_some_and(|c| {
+            // SAFETY: a live chunk of this pool.
+            unsafe { c.as_ref() }.scratch == usize::MAX
+        }) {
+            self.fresh.set(ptr::null_mut());
+            self.fresh_left.set(0);
+        }
+        self.spare.set(ptr::null_mut());
+        self.spare_blocks.set(0);
+        // 4. Release them.
+        let mut released = 0;
+        let mut link: *mut *mut ChunkHeader = self.chunks.as_ptr();
+        // SAFETY: `link` points either at the pool's list head or at the
+        // `next` field of a live chunk header; each chunk is read before it
+        // is released and released once.
+        unsafe {
+            while let Some(c) = NonNull::new(*link) {
+                let h = c.as_ptr();
+                if (*h).scratch == usize::MAX {
+                    let size = (*h).size;
+                    *link = chunk::release(c);
+                    released += size;
+                    self.chunk_count.set(self.chunk_count.get() - 1);
+                    self.reserved.set(self.reserved.get() - size);
+                    self.capacity
+                        .set(self.capacity.get() - self.blocks_in(size));
+                } else {
+                    link = &raw mut (*h).next;
+                }
+            }
+        }
+        self.budget().credit(released);
+        released
+    }
+
     /// Checks the pool's invariants by walking the free list: every node is
     /// a block boundary inside one of the pool's chunks, no node repeats, and
-    /// free + fresh + live blocks add up to the capacity. O(free × chunks).
+    /// free + never-used + live blocks add up to the capacity.
+    /// O(free × chunks).
     pub(crate) fn is_valid(&self) -> bool {
         let mut chunks = Vec::new();
-        let mut c = self.chunks.get();
-        while let Some(h) = NonNull::new(c) {
+        for c in self.chunk_list() {
             // SAFETY: the chunk list holds only live chunks of this pool.
-            let header = unsafe { h.as_ref() };
+            let header = unsafe { c.as_ref() };
             if header.pool != NonNull::from(self) {
                 return false;
             }
-            chunks.push((h.as_ptr() as usize, header.size));
-            c = header.next;
+            chunks.push((c.as_ptr().addr(), header.size));
         }
         if chunks.len() != self.chunk_count.get() {
             return false;
         }
-        let mut seen = std::collections::HashSet::new();
-        let mut node = self.free.get();
-        while !node.is_null() {
-            let addr = node as usize;
+        let mut seen = alloc::collections::BTreeSet::new();
+        for n in self.free_list() {
+            let addr = n.as_ptr().addr();
             let inside = chunks.iter().any(|&(base, size)| {
                 addr >= base + self.first_offset
                     && addr + self.block_size <= base + size
@@ -227,67 +456,58 @@ impl Pool {
             if !inside || !seen.insert(addr) {
                 return false;
             }
-            // SAFETY: `node` was just checked to be a block of a live chunk.
-            node = unsafe { (*node).next };
         }
-        seen.len() + self.fresh_left.get() + self.live.get() == self.capacity.get()
+        seen.len() + self.fresh_left.get() + self.spare_blocks.get() + self.live()
+            == self.capacity.get()
     }
 
-    /// Frees every chunk. Blocks still handed out become dangling.
+    /// Frees every chunk; every block still handed out counts as freed.
     ///
     /// # Safety
     ///
     /// No block of this pool may be used afterwards.
     unsafe fn release_chunks(&self) {
+        self.peak.set(self.peak());
         let mut c = self.chunks.replace(ptr::null_mut());
         while let Some(chunk) = NonNull::new(c) {
             // SAFETY: the list holds each live chunk once; the caller
             // guarantees no block is used afterwards.
             c = unsafe { chunk::release(chunk) };
         }
+        self.budget().credit(self.reserved.get());
         self.free.set(ptr::null_mut());
         self.fresh.set(ptr::null_mut());
         self.fresh_left.set(0);
-        self.live.set(0);
+        self.spare.set(ptr::null_mut());
+        self.spare_blocks.set(0);
+        self.frees.set(self.allocs.get());
         self.chunk_count.set(0);
         self.reserved.set(0);
         self.capacity.set(0);
     }
 }
 
-/// The slow path of [`Pool::alloc`]: threads a batch of fresh blocks, adding
-/// a chunk first if the newest one is used up, and returns the first block
-/// (counted live), or null if the system allocator refuses.
+/// The slow path of [`Pool::alloc`]: hands out the next never-used block,
+/// moving to a spare or new chunk first if the newest one is used up, or
+/// returns null if the system allocator or the budget refuses.
 ///
 /// `extern "C"` makes it provably non-unwinding, so callers keep their
 /// values in registers across the call instead of preparing for a panic.
 #[cold]
 #[inline(never)]
 extern "C" fn refill(pool: &Pool) -> *mut u8 {
-    if pool.fresh_left.get() == 0 && !pool.grow() {
+    if pool.fresh_left.get() == 0 && !pool.next_fresh_chunk() {
         return ptr::null_mut();
     }
-    let size = pool.block_size;
-    let n = pool.fresh_left.get().min((BATCH_BYTES / size).max(1));
-    let first = pool.fresh.get();
-    // Thread blocks 1..n onto the free list, in address order.
-    let mut link = pool.free.get();
-    let mut i = n;
-    while i > 1 {
-        i -= 1;
-        // SAFETY: blocks 0..n of the fresh region lie inside the newest chunk
-        // (`n <= fresh_left`), are aligned for a `FreeNode`, and are unused.
-        let block = unsafe { first.add(i * size) }.cast::<FreeNode>();
-        // SAFETY: as above.
-        unsafe { block.write(FreeNode { next: link }) };
-        link = block;
-    }
-    pool.free.set(link);
-    // SAFETY: `n <= fresh_left`, so this is at most one past the last block.
-    pool.fresh.set(unsafe { first.add(n * size) });
-    pool.fresh_left.set(pool.fresh_left.get() - n);
-    pool.live.set(pool.live.get() + 1);
-    first
+    let block = pool.fresh.get();
+    // SAFETY: `fresh_left > 0`, so `block` is a never-used block inside the
+    // newest chunk and the next one is at most one past its last block.
+    pool.fresh.set(unsafe { block.add(pool.block_size) });
+    pool.fresh_left.set(pool.fresh_left.get() - 1);
+    pool.allocs.set(pool.allocs.get() + 1);
+    // SAFETY: as above, `block_size` bytes that are now ours.
+    unsafe { fill::fresh(NonNull::new_unchecked(block), pool.block_size) };
+    block
 }
 
 /// The pools of one manager, one per class of `C`, at a fixed heap address,
@@ -307,19 +527,41 @@ unsafe impl<C: SizeClasses> Send for Pools<C> {}
 
 impl<C: SizeClasses> Pools<C> {
     /// One empty pool per class of `C`.
-    pub(crate) fn new(config: ChunkConfig) -> Self {
+    pub(crate) fn new(config: ChunkConfig, budget: Option<usize>) -> Self {
+        let fallback = NonNull::from(Box::leak(Box::new(Fallback::new(budget))));
+        // SAFETY: just leaked; the budget lives as long as the fallback,
+        // which is freed after the pools.
+        let budget = NonNull::from(unsafe { &fallback.as_ref().budget });
         let pools: Box<[Pool]> = C::TABLE
             .sizes()
             .iter()
-            .map(|&s| Pool::new(s, config))
+            .map(|&s| Pool::new(s, config, budget))
             .collect();
         debug_assert_eq!(pools.len(), C::TABLE.len());
         Pools {
-            // `Box::into_raw` never returns null.
             pools: NonNull::from(Box::leak(pools)).cast(),
-            fallback: NonNull::from(Box::leak(Box::default())),
+            fallback,
             _classes: PhantomData,
         }
+    }
+
+    /// The manager's budget.
+    #[inline]
+    pub(crate) fn budget(&self) -> &Budget {
+        &self.fallback().budget
+    }
+
+    /// Frees every chunk and typed system allocation at once.
+    pub(crate) fn reset(&mut self) {
+        for pool in self.iter() {
+            // SAFETY: `&mut self` comes from `&mut MemoryManager` (reset or
+            // drop), so no `PoolBox`, which borrows the manager, exists; a
+            // pointer from `PoolBox::into_raw` may not be used after a reset
+            // (the contract of `PoolBox::from_raw`).
+            unsafe { pool.release_chunks() };
+        }
+        // SAFETY: as above, no typed system allocation is used again.
+        unsafe { crate::system::free_all(self.fallback()) };
     }
 
     /// The pool of class `class`.
@@ -350,13 +592,7 @@ impl<C: SizeClasses> Pools<C> {
 
 impl<C: SizeClasses> Drop for Pools<C> {
     fn drop(&mut self) {
-        for pool in self.iter() {
-            // SAFETY: the manager is being dropped, so no `PoolBox` borrowing
-            // it exists and no block is used again.
-            unsafe { pool.release_chunks() };
-        }
-        // SAFETY: as above, no typed system allocation is used again.
-        unsafe { crate::system::free_all(self.fallback()) };
+        self.reset();
         let slice = ptr::slice_from_raw_parts_mut(self.pools.as_ptr(), C::TABLE.len());
         // SAFETY: both come from `Box::leak` in `new` and are freed only here.
         unsafe {
@@ -384,7 +620,7 @@ mod tests {
 
     #[test]
     fn alloc_and_free_keep_the_pool_valid() {
-        let pools = Pools::<DefaultClasses>::new(SMALL);
+        let pools = Pools::<DefaultClasses>::new(SMALL, None);
         let pool = pools.get(3); // 64 bytes
         let n = if cfg!(miri) { 300 } else { 3000 };
         let blocks: Vec<_> = (0..n).map(|_| pool.alloc().unwrap()).collect();
@@ -411,7 +647,7 @@ mod tests {
 
     #[test]
     fn chunks_grow_geometrically_up_to_the_cap() {
-        let pools = Pools::<DefaultClasses>::new(SMALL);
+        let pools = Pools::<DefaultClasses>::new(SMALL, None);
         let pool = pools.get(0);
         while pool.chunk_count() < 5 {
             pool.alloc().unwrap();
@@ -422,7 +658,7 @@ mod tests {
 
     #[test]
     fn a_freed_block_is_reused_first() {
-        let pools = Pools::<DefaultClasses>::new(SMALL);
+        let pools = Pools::<DefaultClasses>::new(SMALL, None);
         let pool = pools.get(1);
         let a = pool.alloc().unwrap();
         let _b = pool.alloc().unwrap();

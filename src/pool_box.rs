@@ -221,7 +221,8 @@ impl<'m, T: ?Sized, C: SizeClasses> PoolBox<'m, T, C> {
     ///
     /// `raw` must come from `PoolBox::<T, C>::into_raw` (same `T` and class
     /// table), must not have been rebuilt already, and the manager it came
-    /// from must outlive `'m`. A double `from_raw` is a double free, as
+    /// from must outlive `'m` and not have been [reset](crate::MemoryManager::reset)
+    /// since. A double `from_raw` is a double free, as
     /// with `Box::from_raw`.
     ///
     /// # Examples

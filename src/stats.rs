@@ -1,6 +1,8 @@
 //! Statistics: what each pool and the system fallback hold.
 #![deny(unsafe_code)]
 
+use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt;
 
 /// A snapshot of a manager's memory, from [`MemoryManager::stats`].
@@ -27,6 +29,8 @@ pub struct Stats {
     pub classes: Vec<ClassStats>,
     /// Allocations served by the system allocator.
     pub system: SystemStats,
+    /// The manager's byte budget, if it has one.
+    pub budget: Option<usize>,
 }
 
 /// Figures for one size class: its typed pool and its checked-block pool
@@ -50,6 +54,15 @@ pub struct ClassStats {
     pub live_boxes: usize,
     /// Live `Block`s.
     pub live_blocks: usize,
+    /// Most `PoolBox` values live at once.
+    pub peak_boxes: usize,
+    /// Most `Block`s live at once.
+    pub peak_blocks: usize,
+    /// Allocations made in this class, ever (boxes and blocks).
+    pub allocs: usize,
+    /// Allocations returned, ever (a [`reset`](crate::MemoryManager::reset)
+    /// returns all that were live).
+    pub frees: usize,
     /// Blocks in all chunks: live, free, and not yet used.
     pub capacity: usize,
     /// Chunks taken from the system allocator.
@@ -105,6 +118,14 @@ pub struct SystemStats {
     pub live_boxes: usize,
     /// Live `Block`s.
     pub live_blocks: usize,
+    /// Most `PoolBox` values live at once.
+    pub peak_boxes: usize,
+    /// Most `Block`s live at once.
+    pub peak_blocks: usize,
+    /// Allocations made, ever.
+    pub allocs: usize,
+    /// Allocations returned, ever.
+    pub frees: usize,
     /// Bytes asked of the system allocator for them, headers included.
     pub bytes: usize,
 }
@@ -143,45 +164,270 @@ impl Stats {
     pub fn reserved_bytes(&self) -> usize {
         self.classes.iter().map(|c| c.reserved_bytes).sum::<usize>() + self.system.bytes
     }
+
+    /// Bytes of the reserved memory that live allocations occupy: live
+    /// blocks times their block size, plus every system allocation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let _a = mm.alloc([0u8; 60]); // a 64-byte block
+    /// assert_eq!(mm.stats().used_bytes(), 64);
+    /// ```
+    #[must_use]
+    pub fn used_bytes(&self) -> usize {
+        self.classes
+            .iter()
+            .map(|c| c.live() * c.block_size)
+            .sum::<usize>()
+            + self.system.bytes
+    }
+
+    /// The fraction of reserved bytes in use, from 0 to 1 (1 when nothing
+    /// is reserved).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let v: Vec<_> = (0..100).map(|i| mm.alloc(i as u64)).collect();
+    /// let u = mm.stats().usage();
+    /// assert!(u > 0.0 && u < 1.0);
+    /// # drop(v);
+    /// ```
+    #[must_use]
+    pub fn usage(&self) -> f64 {
+        let reserved = self.reserved_bytes();
+        if reserved == 0 {
+            1.0
+        } else {
+            self.used_bytes() as f64 / reserved as f64
+        }
+    }
+
+    /// Allocations made, ever, of every kind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// drop(mm.alloc(1u8));
+    /// let s = mm.stats();
+    /// assert_eq!((s.allocs(), s.frees()), (1, 1));
+    /// ```
+    #[must_use]
+    pub fn allocs(&self) -> usize {
+        self.classes.iter().map(|c| c.allocs).sum::<usize>() + self.system.allocs
+    }
+
+    /// Allocations returned, ever, of every kind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// assert_eq!(mm.stats().frees(), 0);
+    /// ```
+    #[must_use]
+    pub fn frees(&self) -> usize {
+        self.classes.iter().map(|c| c.frees).sum::<usize>() + self.system.frees
+    }
 }
 
 impl fmt::Display for Stats {
+    /// One row per class, one for the system allocator, and a total row.
+    /// Figures in blocks unless the header says bytes.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{:>6} {:>10} {:>10} {:>10} {:>10} {:>7} {:>12}",
-            "class", "boxes", "blocks", "free", "capacity", "chunks", "reserved"
-        )?;
-        for c in &self.classes {
+        let row = |f: &mut fmt::Formatter<'_>, cells: [&dyn fmt::Display; 11]| {
             writeln!(
                 f,
-                "{:>6} {:>10} {:>10} {:>10} {:>10} {:>7} {:>12}",
-                c.block_size,
-                c.live_boxes,
-                c.live_blocks,
-                c.free(),
-                c.capacity,
-                c.chunks,
-                c.reserved_bytes
+                "{:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11} {:>6} {:>11}",
+                cells[0],
+                cells[1],
+                cells[2],
+                cells[3],
+                cells[4],
+                cells[5],
+                cells[6],
+                cells[7],
+                cells[8],
+                cells[9],
+                cells[10]
+            )
+        };
+        row(
+            f,
+            [
+                &"class",
+                &"boxes",
+                &"blocks",
+                &"peak",
+                &"free",
+                &"capacity",
+                &"chunks",
+                &"allocs",
+                &"frees",
+                &"use",
+                &"reserved B",
+            ],
+        )?;
+        let pct = |used: usize, of: usize| -> String {
+            if of == 0 {
+                "-".into()
+            } else {
+                alloc::format!("{:.0}%", 100.0 * used as f64 / of as f64)
+            }
+        };
+        for c in &self.classes {
+            row(
+                f,
+                [
+                    &c.block_size,
+                    &c.live_boxes,
+                    &c.live_blocks,
+                    &(c.peak_boxes + c.peak_blocks),
+                    &c.free(),
+                    &c.capacity,
+                    &c.chunks,
+                    &c.allocs,
+                    &c.frees,
+                    &pct(c.live() * c.block_size, c.reserved_bytes),
+                    &c.reserved_bytes,
+                ],
             )?;
         }
-        writeln!(
+        let s = &self.system;
+        row(
             f,
-            "{:>6} {:>10} {:>10} {:>10} {:>10} {:>7} {:>12}",
-            "system",
-            self.system.live_boxes,
-            self.system.live_blocks,
-            "-",
-            "-",
-            "-",
-            self.system.bytes
+            [
+                &"system",
+                &s.live_boxes,
+                &s.live_blocks,
+                &(s.peak_boxes + s.peak_blocks),
+                &"-",
+                &"-",
+                &"-",
+                &s.allocs,
+                &s.frees,
+                &"-",
+                &s.bytes,
+            ],
         )?;
+        let live = self.live();
+        let total_allocs = self.allocs();
+        let total_frees = self.frees();
+        let usage = pct(self.used_bytes(), self.reserved_bytes());
+        let reserved = self.reserved_bytes();
+        write!(f, "{:>6} {:>19} live", "total", live)?;
         write!(
             f,
-            "{:>6} {:>21} live {:>37}",
-            "total",
-            self.live(),
-            self.reserved_bytes()
-        )
+            " {:>51} {:>11} {:>6} {:>11}",
+            total_allocs, total_frees, usage, reserved
+        )?;
+        if let Some(b) = self.budget {
+            write!(
+                f,
+                "\nbudget {b} bytes, {} used by reservations ({})",
+                reserved,
+                pct(reserved, b)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What was still allocated, from [`MemoryManager::leaks`] and the leak
+/// hook: raw [`Block`](crate::Block)s never freed and boxes given up with
+/// [`PoolBox::leak`](crate::PoolBox::leak) or `mem::forget`.
+///
+/// # Examples
+///
+/// ```
+/// let mm = memory_mgr::MemoryManager::new();
+/// let _b = mm.alloc_block(3000)?;
+/// let leaks = mm.leaks();
+/// assert_eq!((leaks.system_blocks, leaks.total()), (1, 1));
+/// println!("{leaks}");
+/// # Ok::<(), memory_mgr::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Leaks {
+    /// Per size class, smallest first.
+    pub classes: Vec<ClassLeaks>,
+    /// Boxes above the largest class.
+    pub system_boxes: usize,
+    /// Blocks above the largest class.
+    pub system_blocks: usize,
+}
+
+/// Live allocations of one size class, in a [`Leaks`] report.
+///
+/// # Examples
+///
+/// ```
+/// let mm = memory_mgr::MemoryManager::new();
+/// let _b = mm.alloc_block(8)?;
+/// let c = mm.leaks().classes[0];
+/// assert_eq!((c.block_size, c.boxes, c.blocks), (8, 0, 1));
+/// # Ok::<(), memory_mgr::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ClassLeaks {
+    /// Block size of the class.
+    pub block_size: usize,
+    /// `PoolBox` values never dropped.
+    pub boxes: usize,
+    /// `Block`s never freed.
+    pub blocks: usize,
+}
+
+impl Leaks {
+    /// Every allocation counted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(memory_mgr::MemoryManager::new().leaks().total(), 0);
+    /// ```
+    #[must_use]
+    pub fn total(&self) -> usize {
+        self.classes
+            .iter()
+            .map(|c| c.boxes + c.blocks)
+            .sum::<usize>()
+            + self.system_boxes
+            + self.system_blocks
+    }
+
+    /// Whether nothing is live.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(memory_mgr::MemoryManager::new().leaks().is_empty());
+    /// ```
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.total() == 0
+    }
+}
+
+impl fmt::Display for Leaks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:>6} {:>9} {:>9}", "class", "boxes", "blocks")?;
+        for c in self.classes.iter().filter(|c| c.boxes + c.blocks > 0) {
+            write!(f, "\n{:>6} {:>9} {:>9}", c.block_size, c.boxes, c.blocks)?;
+        }
+        if self.system_boxes + self.system_blocks > 0 {
+            write!(
+                f,
+                "\n{:>6} {:>9} {:>9}",
+                "system", self.system_boxes, self.system_blocks
+            )?;
+        }
+        write!(f, "\n{:>6} {:>19}", "total", self.total())
     }
 }

@@ -15,6 +15,7 @@ use core::alloc::Layout;
 use core::cell::Cell;
 use core::ptr::{self, NonNull};
 
+use crate::budget::Budget;
 use crate::Error;
 
 /// Allocates `layout` from the global allocator; `None` if it refuses or
@@ -55,22 +56,35 @@ pub(crate) unsafe fn dealloc(ptr: NonNull<u8>, layout: Layout) {
 /// allocator. It lives at a fixed heap address for the manager's lifetime;
 /// every such allocation has a [`Header`] pointing at it and is on its list,
 /// so dropping the manager frees them all, leaked ones included.
+///
+/// It also holds the manager's [`Budget`], which the pools reach through a
+/// pointer: both live exactly as long as the manager.
 #[derive(Debug)]
 pub(crate) struct Fallback {
     /// Live allocations.
     pub(crate) live: Cell<usize>,
+    /// Most allocations live at once.
+    pub(crate) peak: Cell<usize>,
+    /// Allocations made, ever.
+    pub(crate) allocs: Cell<usize>,
     /// Bytes asked of the system allocator for them, headers included.
     pub(crate) bytes: Cell<usize>,
     /// Most recent allocation; a doubly linked list through the headers.
     head: Cell<*mut Header>,
+    /// The manager's byte budget.
+    pub(crate) budget: Budget,
 }
 
-impl Default for Fallback {
-    fn default() -> Self {
+impl Fallback {
+    /// No allocations yet; `budget` is the manager's limit in bytes.
+    pub(crate) fn new(budget: Option<usize>) -> Self {
         Fallback {
             live: Cell::new(0),
+            peak: Cell::new(0),
+            allocs: Cell::new(0),
             bytes: Cell::new(0),
             head: Cell::new(ptr::null_mut()),
+            budget: Budget::new(budget),
         }
     }
 }
@@ -121,10 +135,14 @@ unsafe fn header_of(value: NonNull<u8>) -> NonNull<Header> {
 #[inline(never)]
 pub(crate) fn alloc_typed(fallback: &Fallback, layout: Layout) -> Result<NonNull<u8>, Error> {
     let (full, offset) = with_header(layout)?;
-    let base = alloc(full).ok_or(Error::OutOfMemory {
-        size: full.size(),
-        align: full.align(),
-    })?;
+    fallback.budget.charge(full.size())?;
+    let Some(base) = alloc(full) else {
+        fallback.budget.credit(full.size());
+        return Err(Error::OutOfMemory {
+            size: full.size(),
+            align: full.align(),
+        });
+    };
     // SAFETY: `offset + layout.size() <= full.size()`, so the value pointer
     // stays inside the allocation.
     let value = unsafe { base.add(offset) };
@@ -150,6 +168,10 @@ pub(crate) fn alloc_typed(fallback: &Fallback, layout: Layout) -> Result<NonNull
     }
     fallback.head.set(header.as_ptr());
     fallback.live.set(fallback.live.get() + 1);
+    fallback
+        .peak
+        .set(fallback.peak.get().max(fallback.live.get()));
+    fallback.allocs.set(fallback.allocs.get() + 1);
     fallback.bytes.set(fallback.bytes.get() + full.size());
     Ok(value)
 }
@@ -195,6 +217,7 @@ unsafe fn unlink_and_free(fallback: &Fallback, header: NonNull<Header>) {
         }
         fallback.live.set(fallback.live.get() - 1);
         fallback.bytes.set(fallback.bytes.get() - full.size());
+        fallback.budget.credit(full.size());
         // The base is `value - offset`, and the header ends at the value:
         // base = header + size_of::<Header>() - offset.
         let offset = with_header_offset(full);

@@ -161,16 +161,24 @@ fn a_manager_can_move_to_another_thread() {
 
 #[test]
 fn dropping_the_manager_releases_everything_still_allocated() {
+    thread_local!(static REPORTED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) });
+    fn hook(leaks: &memory_mgr::Leaks) {
+        REPORTED.with(|r| r.set(leaks.total()));
+    }
     assert_no_leak(|| {
-        let mm = MemoryManager::new();
+        // The hook replaces the debug-build report on stderr, whose captured
+        // output would count as memory held by this thread.
+        let mm = MemoryManager::builder().on_leak(hook).build().unwrap();
         for i in 0..n(5000, 100) {
             std::mem::forget(mm.alloc([i as u8; 40]));
             let _ = mm.alloc_block(i % 700).unwrap();
             PoolBox::leak(mm.alloc_slice_copy(&[0u32; 300]));
         }
         assert!(mm.stats().reserved_bytes() > 0);
+        assert_eq!(mm.leaks().total(), 3 * n(5000, 100));
         drop(mm);
     });
+    assert_eq!(REPORTED.with(|r| r.get()), 3 * n(5000, 100));
 }
 
 #[test]

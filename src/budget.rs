@@ -1,0 +1,105 @@
+//! The byte budget: what a manager holds from the system allocator, and the
+//! limit on it. Charged only on slow paths (a new chunk, a system
+//! allocation), so the allocation fast path never looks at it.
+#![deny(unsafe_code)]
+
+use core::cell::Cell;
+
+use crate::Error;
+
+/// Bytes held from the system allocator (chunks of both pool kinds and
+/// system allocations) against an optional limit.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    /// The limit; `usize::MAX` for none.
+    limit: usize,
+    /// Bytes held now.
+    reserved: Cell<usize>,
+    /// Set when a typed pool's cold path was refused by the budget, so the
+    /// caller can report `BudgetExceeded` rather than `OutOfMemory`.
+    refused: Cell<Option<Error>>,
+}
+
+impl Budget {
+    /// A budget of `limit` bytes (`None`: unlimited).
+    pub(crate) fn new(limit: Option<usize>) -> Self {
+        Budget {
+            limit: limit.unwrap_or(usize::MAX),
+            reserved: Cell::new(0),
+            refused: Cell::new(None),
+        }
+    }
+
+    /// Records `bytes` more held from the system, or refuses with
+    /// `BudgetExceeded` (remembered for [`Budget::take_refusal`]).
+    #[inline]
+    pub(crate) fn charge(&self, bytes: usize) -> Result<(), Error> {
+        let reserved = self.reserved.get();
+        match reserved.checked_add(bytes) {
+            Some(total) if total <= self.limit => {
+                self.reserved.set(total);
+                Ok(())
+            }
+            _ => {
+                let e = Error::BudgetExceeded {
+                    requested: bytes,
+                    reserved,
+                    budget: self.limit,
+                };
+                self.refused.set(Some(e));
+                Err(e)
+            }
+        }
+    }
+
+    /// Records `bytes` given back to the system.
+    #[inline]
+    pub(crate) fn credit(&self, bytes: usize) {
+        debug_assert!(
+            bytes <= self.reserved.get(),
+            "budget credited more than charged"
+        );
+        self.reserved.set(self.reserved.get() - bytes);
+    }
+
+    /// The refusal recorded by the last failed [`Budget::charge`], cleared.
+    #[inline]
+    pub(crate) fn take_refusal(&self) -> Option<Error> {
+        self.refused.take()
+    }
+
+    /// Bytes held now.
+    pub(crate) fn reserved(&self) -> usize {
+        self.reserved.get()
+    }
+
+    /// The limit, if any.
+    pub(crate) fn limit(&self) -> Option<usize> {
+        (self.limit != usize::MAX).then_some(self.limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charges_up_to_the_limit_and_refuses_past_it() {
+        let b = Budget::new(Some(100));
+        assert_eq!(b.charge(60), Ok(()));
+        assert_eq!(
+            b.charge(50),
+            Err(Error::BudgetExceeded {
+                requested: 50,
+                reserved: 60,
+                budget: 100
+            })
+        );
+        assert_eq!(b.reserved(), 60);
+        assert!(b.take_refusal().is_some());
+        assert!(b.take_refusal().is_none());
+        b.credit(60);
+        assert_eq!(b.charge(100), Ok(()));
+        assert!(b.charge(usize::MAX).is_err());
+    }
+}
