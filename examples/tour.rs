@@ -145,11 +145,76 @@ fn main() -> Result<(), Error> {
     println!("PoolBox: {pooled:?}, Box: {boxed:?} (see docs/benchmarks.md for measured ratios)");
 
     // 5. Statistics.
-    println!("\n-- stats() --");
+    println!("\n-- stats(): per class live, peak, counts, use of reserved memory --");
     drop((p, squares, name));
     println!("{}", mm.stats());
-    println!("live after dropping everything: {}", mm.stats().live());
     assert_eq!(mm.stats().live(), 0);
+
+    // 6. Operations: trim, budget, reserve, reset, leaks.
+    println!("\n-- trim(): give empty chunks back --");
+    let before = mm.stats().reserved_bytes();
+    let released = mm.trim();
+    println!(
+        "reserved {before} bytes, trim released {released}, now {}",
+        mm.stats().reserved_bytes()
+    );
+
+    println!("\n-- a budget of 256 KiB --");
+    let budgeted = MemoryManager::builder().budget(256 << 10).build()?;
+    let mut held = Vec::new();
+    let err = loop {
+        match budgeted.try_alloc([0u64; 8]) {
+            Ok(b) => held.push(b),
+            Err(e) => break e,
+        }
+    };
+    println!("{} 64-byte values fit; the next one: {err}", held.len());
+    held.truncate(held.len() / 2);
+    println!(
+        "after dropping half, try_alloc -> {:?}",
+        budgeted.try_alloc([0u64; 8]).map(|_| "Ok")
+    );
+    drop(held);
+    println!("{}", budgeted.stats());
+
+    println!("\n-- reserve(): no system call inside a frame --");
+    let mut level = MemoryManager::new();
+    level.reserve::<Particle>(10_000)?;
+    let class = level
+        .classes()
+        .class_for_size(std::mem::size_of::<Particle>())
+        .unwrap();
+    let chunks = level.stats().classes[class].chunks;
+    let frame: Vec<_> = (0..10_000)
+        .map(|i| {
+            level.alloc(Particle {
+                pos: [i as f32; 3],
+                vel: [0.0; 3],
+                ttl: 1,
+            })
+        })
+        .collect();
+    println!(
+        "10,000 particles after reserve(10,000): chunks {} -> {}",
+        chunks,
+        level.stats().classes[class].chunks
+    );
+    drop(frame);
+
+    println!("\n-- reset() and leaks() --");
+    let forgotten = level.alloc_block(100)?;
+    println!(
+        "before reset: {} live allocation(s) would leak: {:?}",
+        level.leaks().total(),
+        level.leaks().classes[4]
+    );
+    level.reset();
+    println!(
+        "after reset: live {}, reserved {} bytes; freeing the old block -> {:?}",
+        level.stats().live(),
+        level.stats().reserved_bytes(),
+        level.free(forgotten).unwrap_err()
+    );
     assert!(mm.is_consistent());
     Ok(())
 }

@@ -38,6 +38,7 @@ impl Budget {
         match reserved.checked_add(bytes) {
             Some(total) if total <= self.limit => {
                 self.reserved.set(total);
+                self.refused.set(None);
                 Ok(())
             }
             _ => {
@@ -48,6 +49,20 @@ impl Budget {
                 };
                 self.refused.set(Some(e));
                 Err(e)
+            }
+        }
+    }
+
+    /// Charges the largest of `preferred`, `preferred / 2`, ... that is at
+    /// least `min` and fits (`preferred` itself when there is no budget), so
+    /// a pool near its budget still grows by a smaller chunk.
+    pub(crate) fn charge_up_to(&self, preferred: usize, min: usize) -> Result<usize, Error> {
+        let mut size = preferred;
+        loop {
+            match self.charge(size) {
+                Ok(()) => return Ok(size),
+                Err(e) if size <= min => return Err(e),
+                Err(_) => size = (size / 2).max(min),
             }
         }
     }

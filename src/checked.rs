@@ -75,6 +75,9 @@ struct CheckedClass {
     next_blocks: usize,
     /// Cap on blocks per chunk.
     max_blocks: usize,
+    /// Blocks in the first chunk: the floor when a budget makes the class
+    /// grow by less than the next size.
+    min_blocks: usize,
     live: usize,
     /// Most blocks live at once.
     peak: usize,
@@ -132,6 +135,7 @@ impl CheckedClass {
             fresh: 0,
             next_blocks: first,
             max_blocks: (config.max / block_size).max(first).min(u32::MAX as usize),
+            min_blocks: first,
             live: 0,
             peak: 0,
             allocs: 0,
@@ -191,15 +195,24 @@ impl CheckedClass {
     #[cold]
     #[inline(never)]
     fn grow(&mut self, budget: &Budget) -> Result<(), Error> {
-        let blocks = self.next_blocks;
         let align = natural_align(self.block_size);
-        let size = blocks * self.block_size;
-        let oom = Error::OutOfMemory { size, align };
+        let oom = Error::OutOfMemory {
+            size: self.next_blocks * self.block_size,
+            align,
+        };
         if self.chunks.len() >= MAX_CHUNKS {
             return Err(oom);
         }
-        let layout = Layout::from_size_align(size, align).map_err(|_| oom)?;
-        budget.charge(size)?;
+        let size = budget.charge_up_to(
+            self.next_blocks * self.block_size,
+            self.min_blocks * self.block_size,
+        )?;
+        let blocks = size / self.block_size;
+        let oom = Error::OutOfMemory { size, align };
+        let Ok(layout) = Layout::from_size_align(size, align) else {
+            budget.credit(size);
+            return Err(oom);
+        };
         let Some(base) = system::alloc(layout) else {
             budget.credit(size);
             return Err(oom);
@@ -210,7 +223,11 @@ impl CheckedClass {
             released: false,
             generations: alloc::vec![0; blocks].into_boxed_slice(),
         });
-        self.next_blocks = blocks.saturating_mul(2).min(self.max_blocks);
+        self.next_blocks = self
+            .next_blocks
+            .max(blocks)
+            .saturating_mul(2)
+            .min(self.max_blocks);
         Ok(())
     }
 

@@ -143,3 +143,8 @@ pub use size_class::{
     MAX_CLASS_SIZE,
 };
 pub use stats::{ClassLeaks, ClassStats, Leaks, Stats, SystemStats};
+
+/// The operations guide's examples run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/operations.md")]
+struct OperationsGuide;

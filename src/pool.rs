@@ -70,6 +70,9 @@ pub(crate) struct Pool {
     next_chunk_size: Cell<usize>,
     /// Chunk size cap.
     max_chunk_size: usize,
+    /// Smallest chunk (the first one's size): the floor when a budget makes
+    /// the pool grow by less than the next size.
+    min_chunk_size: usize,
     /// Newest chunk; each header links to the one before.
     chunks: Cell<*mut ChunkHeader>,
     /// Number of chunks.
@@ -102,6 +105,7 @@ impl Pool {
             spare_blocks: Cell::new(0),
             next_chunk_size: Cell::new(initial),
             max_chunk_size: config.max.max(initial).min(chunk::SEGMENT),
+            min_chunk_size: initial,
             chunks: Cell::new(ptr::null_mut()),
             chunk_count: Cell::new(0),
             reserved: Cell::new(0),
@@ -189,8 +193,9 @@ impl Pool {
     /// Allocates a chunk of the next size and links it into the chunk list.
     /// Never panics.
     fn new_chunk(&self) -> Result<NonNull<ChunkHeader>, Error> {
-        let size = self.next_chunk_size.get();
-        self.budget().charge(size)?;
+        let size = self
+            .budget()
+            .charge_up_to(self.next_chunk_size.get(), self.min_chunk_size)?;
         let Some(chunk) = chunk::allocate(NonNull::from(self), size, self.chunks.get()) else {
             self.budget().credit(size);
             return Err(Error::OutOfMemory {

@@ -314,22 +314,25 @@ impl fmt::Display for Stats {
                 &s.bytes,
             ],
         )?;
-        let live = self.live();
-        let total_allocs = self.allocs();
-        let total_frees = self.frees();
-        let usage = pct(self.used_bytes(), self.reserved_bytes());
-        let reserved = self.reserved_bytes();
-        write!(f, "{:>6} {:>19} live", "total", live)?;
         write!(
             f,
-            " {:>51} {:>11} {:>6} {:>11}",
-            total_allocs, total_frees, usage, reserved
+            "{:>6} {:>19} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11} {:>6} {:>11}",
+            "total",
+            self.live(),
+            "",
+            "",
+            "",
+            "",
+            self.allocs(),
+            self.frees(),
+            pct(self.used_bytes(), self.reserved_bytes()),
+            self.reserved_bytes()
         )?;
         if let Some(b) = self.budget {
+            let reserved = self.reserved_bytes();
             write!(
                 f,
-                "\nbudget {b} bytes, {} used by reservations ({})",
-                reserved,
+                "\nbudget {b} bytes: {reserved} reserved ({})",
                 pct(reserved, b)
             )?;
         }

@@ -11,6 +11,7 @@ mod growth;
 mod misuse;
 mod model;
 mod model_core;
+mod operations;
 mod pool_box;
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -1,0 +1,420 @@
+//! Production operations: statistics, budgets, reserve, trim, reset, leak
+//! reports and the debug fill.
+
+use memory_mgr::{Block, Error, MemoryManager, PoolBox};
+
+use crate::{assert_no_leak, assert_still_works, n, with_limit, PASS_THROUGH};
+
+#[test]
+fn stats_count_allocations_frees_and_peaks() {
+    let mm = MemoryManager::new();
+    let mut boxes: Vec<_> = (0..100u64).map(|i| mm.alloc(i)).collect();
+    boxes.truncate(40);
+    boxes.extend((0..10u64).map(|i| mm.alloc(i)));
+    let blocks: Vec<Block> = (0..30).map(|_| mm.alloc_block(24).unwrap()).collect();
+    for &b in &blocks[..10] {
+        mm.free(b).unwrap();
+    }
+    let s = mm.stats();
+    if PASS_THROUGH {
+        // Every typed allocation is a system allocation.
+        assert_eq!(
+            (s.system.live_boxes, s.system.peak_boxes, s.system.allocs),
+            (50, 100, 140)
+        );
+        assert_eq!(s.system.frees, 60 + 10);
+    } else {
+        let c8 = s.classes[0];
+        assert_eq!((c8.live_boxes, c8.peak_boxes), (50, 100));
+        assert_eq!((c8.allocs, c8.frees), (110, 60));
+        let c32 = s.classes[2];
+        assert_eq!((c32.live_blocks, c32.peak_blocks), (20, 30));
+        assert_eq!((c32.allocs, c32.frees), (30, 10));
+        assert!(s.usage() > 0.0 && s.usage() < 1.0);
+        assert_eq!(s.used_bytes(), 50 * 8 + 20 * 32);
+    }
+    assert_eq!(s.allocs() - s.frees(), s.live());
+    assert_eq!(s.live(), 70);
+    let table = s.to_string();
+    for word in ["peak", "allocs", "frees", "use", "reserved", "total"] {
+        assert!(table.contains(word), "{table}");
+    }
+    drop(boxes);
+    for &b in &blocks[10..] {
+        mm.free(b).unwrap();
+    }
+    let s = mm.stats();
+    assert_eq!(s.live(), 0);
+    assert_eq!(s.allocs(), s.frees());
+}
+
+#[test]
+fn the_peak_survives_a_trim() {
+    let mm = MemoryManager::new();
+    let v: Vec<_> = (0..n(5000, 300)).map(|i| mm.alloc(i as u64)).collect();
+    drop(v);
+    mm.trim();
+    let _one = mm.alloc(1u64);
+    let s = mm.stats();
+    let peak = if PASS_THROUGH {
+        s.system.peak_boxes
+    } else {
+        s.classes[0].peak_boxes
+    };
+    assert_eq!(peak, n(5000, 300));
+}
+
+/// Allocates until the budget refuses; returns what was allocated and the error.
+fn fill_budget(mm: &MemoryManager) -> (Vec<PoolBox<'_, [u64; 4]>>, Error) {
+    let mut v = Vec::new();
+    for i in 0..1_000_000u64 {
+        match mm.try_alloc([i; 4]) {
+            Ok(b) => v.push(b),
+            Err(e) => return (v, e),
+        }
+    }
+    panic!("the budget never refused");
+}
+
+#[test]
+fn a_budget_refuses_growth_with_the_figures_and_the_manager_recovers() {
+    assert_no_leak(|| {
+        let budget = 1 << 20;
+        let mm = MemoryManager::builder().budget(budget).build().unwrap();
+        assert_eq!(mm.budget(), Some(budget));
+        let (mut v, e) = fill_budget(&mm);
+        let Error::BudgetExceeded {
+            requested,
+            reserved,
+            budget: b,
+        } = e
+        else {
+            panic!("expected BudgetExceeded, got {e:?}");
+        };
+        assert_eq!(b, budget);
+        assert!(reserved <= budget && reserved + requested > budget, "{e}");
+        assert_eq!(mm.stats().reserved_bytes(), reserved);
+        let msg = e.to_string();
+        assert!(msg.contains(&budget.to_string()) && msg.contains(&reserved.to_string()));
+        // Blocks and large values are held to the same budget.
+        let mut blocks = Vec::new();
+        let e = loop {
+            match mm.alloc_block(100) {
+                Ok(b) => blocks.push(b),
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(e, Error::BudgetExceeded { .. }), "{e:?}");
+        assert!(matches!(
+            mm.try_alloc([0u8; 5000]),
+            Err(Error::BudgetExceeded { .. })
+        ));
+        for b in blocks {
+            mm.free(b).unwrap();
+        }
+        // Freeing makes room in the same class at once.
+        let len = v.len();
+        v.truncate(len / 2);
+        assert!(mm.try_alloc([7u64; 4]).is_ok());
+        // Trimming makes room for other classes.
+        v.clear();
+        assert!(mm.trim() > 0 || PASS_THROUGH);
+        let b = mm.alloc_block(100).unwrap();
+        mm.free(b).unwrap();
+        assert!(mm.stats().reserved_bytes() <= budget);
+        assert_still_works(&mm);
+    });
+}
+
+#[test]
+fn an_exhausted_budget_makes_alloc_panic_with_its_message() {
+    let mm = MemoryManager::builder().budget(1 << 20).build().unwrap();
+    let (v, _) = fill_budget(&mm);
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = mm.alloc([0u64; 4]);
+    }))
+    .unwrap_err();
+    let text = panic.downcast_ref::<String>().unwrap();
+    assert!(
+        text.contains("allocation failed: budget exceeded"),
+        "{text}"
+    );
+    drop(v);
+    mm.trim();
+    assert_still_works(&mm);
+}
+
+#[test]
+fn a_budget_counts_system_allocations() {
+    let mm = MemoryManager::builder().budget(100_000).build().unwrap();
+    let a = mm.alloc_block(60_000).unwrap();
+    assert!(matches!(
+        mm.alloc_block(60_000),
+        Err(Error::BudgetExceeded {
+            requested: 60_000,
+            ..
+        })
+    ));
+    mm.free(a).unwrap();
+    let b = mm.try_alloc([1u8; 60_000]).unwrap();
+    assert!(matches!(
+        mm.alloc_block(60_000),
+        Err(Error::BudgetExceeded { .. })
+    ));
+    drop(b);
+    let c = mm.alloc_block(60_000).unwrap();
+    mm.free(c).unwrap();
+    assert_eq!(mm.stats().reserved_bytes(), 0);
+}
+
+#[test]
+fn after_reserve_allocations_take_no_new_memory() {
+    let mm = MemoryManager::new();
+    let count = n(10_000, 500);
+    mm.reserve::<[u8; 48]>(count).unwrap();
+    mm.reserve_blocks(100, count).unwrap();
+    let before = mm.stats();
+    let mut boxes = Vec::with_capacity(count);
+    let mut blocks = Vec::with_capacity(count);
+    // Any request of 1 KiB or more (a chunk) is refused from here on.
+    if !PASS_THROUGH {
+        with_limit(0, || {
+            for i in 0..count {
+                boxes.push(mm.alloc([i as u8; 48]));
+                blocks.push(mm.alloc_block(100).unwrap());
+            }
+        });
+        let after = mm.stats();
+        assert_eq!(after.reserved_bytes(), before.reserved_bytes());
+        assert_eq!(after.classes[3].chunks, before.classes[3].chunks);
+        // A second reserve of what is already free grows nothing.
+        drop(boxes);
+        mm.reserve::<[u8; 48]>(count).unwrap();
+        assert_eq!(mm.stats().reserved_bytes(), before.reserved_bytes());
+        for b in blocks {
+            mm.free(b).unwrap();
+        }
+        assert_eq!(
+            mm.reserve::<[u8; 600]>(1),
+            Err(Error::NotPooled {
+                size: 600,
+                align: 1
+            })
+        );
+        assert_eq!(
+            mm.reserve_blocks(4000, 1),
+            Err(Error::NotPooled {
+                size: 4000,
+                align: 8
+            })
+        );
+    }
+    assert!(mm.is_consistent());
+    assert_still_works(&mm);
+}
+
+#[test]
+fn reserve_over_budget_is_an_error() {
+    let mm = MemoryManager::builder().budget(256 * 1024).build().unwrap();
+    if !PASS_THROUGH {
+        assert!(matches!(
+            mm.reserve::<u64>(1_000_000),
+            Err(Error::BudgetExceeded { .. })
+        ));
+        // The chunks reserved before the refusal stay, unused; a trim
+        // gives them back.
+        assert!(mm.stats().reserved_bytes() <= 256 * 1024);
+        assert!(mm.trim() > 0);
+    }
+    assert_eq!(mm.stats().reserved_bytes(), 0);
+    assert_still_works(&mm);
+}
+
+#[test]
+fn trim_releases_empty_chunks_and_keeps_live_values() {
+    assert_no_leak(|| {
+        let mm = MemoryManager::new();
+        let count = n(100_000, 3_000);
+        let mut all: Vec<_> = (0..count).map(|i| Some(mm.alloc(i as u64))).collect();
+        // Keep the first 100 values (in the first chunk) and every 30,000th:
+        // most chunks end up empty, a few keep one value.
+        for (i, slot) in all.iter_mut().enumerate() {
+            if i >= 100 && i % 30_000 != 0 {
+                *slot = None;
+            }
+        }
+        let blocks: Vec<Block> = (0..count / 10)
+            .map(|_| mm.alloc_block(64).unwrap())
+            .collect();
+        let kept_block = blocks[0];
+        mm.write(kept_block, 0, 0xABCD_u64).unwrap();
+        for &b in &blocks[1..] {
+            mm.free(b).unwrap();
+        }
+        let before = mm.stats().reserved_bytes();
+        let released = mm.trim();
+        let after = mm.stats().reserved_bytes();
+        assert_eq!(after, before - released);
+        if !PASS_THROUGH {
+            assert!(released > before / 2, "released {released} of {before}");
+        }
+        for (i, slot) in all.iter().enumerate() {
+            if let Some(b) = slot {
+                assert_eq!(**b, i as u64);
+            }
+        }
+        assert_eq!(mm.read::<u64>(kept_block, 0), Ok(0xABCD));
+        // Handles into released chunks stay checked.
+        for &b in &blocks[1..] {
+            assert!(!mm.is_live(b));
+            assert_eq!(mm.free(b), Err(Error::DoubleFree));
+            assert_eq!(mm.read::<u8>(b, 0), Err(Error::UseAfterFree));
+        }
+        assert!(mm.is_consistent());
+        assert_eq!(mm.trim(), 0, "a second trim finds nothing");
+        // Reserved but unused chunks go too.
+        mm.reserve::<[u8; 200]>(1000).unwrap();
+        let reserved = mm.stats().reserved_bytes();
+        let r = mm.trim();
+        assert_eq!(mm.stats().reserved_bytes(), reserved - r);
+        if !PASS_THROUGH {
+            assert!(r >= 1000 * 256);
+        }
+        mm.free(kept_block).unwrap();
+        drop(all);
+        assert_still_works(&mm);
+    });
+}
+
+#[test]
+fn reset_frees_everything_and_makes_every_block_stale() {
+    assert_no_leak(|| {
+        let mut mm = MemoryManager::new();
+        let other = MemoryManager::new();
+        let foreign = other.alloc_block(8).unwrap();
+        let old: Vec<Block> = (0..n(2000, 100))
+            .map(|i| mm.alloc_block(i % 1500 + 1).unwrap())
+            .collect();
+        PoolBox::leak(mm.alloc([5u8; 100]));
+        std::mem::forget(mm.alloc([1u64; 100]));
+        mm.reset();
+        let s = mm.stats();
+        assert_eq!((s.live(), s.reserved_bytes()), (0, 0));
+        assert_eq!(s.allocs(), s.frees());
+        assert!(mm.leaks().is_empty());
+        // New blocks take the same memory; stale handles cannot touch them.
+        let new: Vec<Block> = (0..n(2000, 100))
+            .map(|i| mm.alloc_block(i % 1500 + 1).unwrap())
+            .collect();
+        for &b in &old {
+            assert!(!mm.is_live(b));
+            assert_eq!(mm.free(b), Err(Error::DoubleFree));
+            assert_eq!(mm.read::<u8>(b, 0), Err(Error::UseAfterFree));
+            assert_eq!(mm.write(b, 0, 1u8), Err(Error::UseAfterFree));
+        }
+        assert_eq!(mm.free(foreign), Err(Error::ForeignBlock));
+        for &b in &new {
+            assert!(mm.is_live(b));
+            assert_eq!(mm.read::<u8>(b, 0), Ok(0));
+            mm.free(b).unwrap();
+        }
+        other.free(foreign).unwrap();
+        mm.reset();
+        mm.reset();
+        assert_still_works(&mm);
+    });
+}
+
+#[test]
+fn leaks_are_counted_per_class() {
+    let mm = MemoryManager::new();
+    let a = mm.alloc_block(8).unwrap();
+    let b = mm.alloc_block(500).unwrap();
+    let c = mm.alloc_block(5000).unwrap();
+    let boxed = PoolBox::leak(mm.alloc(3u64));
+    let leaks = mm.leaks();
+    assert_eq!(leaks.total(), 4);
+    if PASS_THROUGH {
+        assert_eq!((leaks.system_blocks, leaks.system_boxes), (3, 1));
+    } else {
+        assert_eq!(leaks.system_blocks, 1);
+        assert_eq!(
+            (
+                leaks.classes[0].blocks,
+                leaks.classes[0].boxes,
+                leaks.classes[6].blocks
+            ),
+            (1, 1, 1)
+        );
+    }
+    let text = leaks.to_string();
+    assert!(text.contains("system") && text.contains("total"), "{text}");
+    *boxed = 4;
+    for x in [a, b, c] {
+        mm.free(x).unwrap();
+    }
+    assert_eq!(mm.leaks().total(), 1); // the leaked box
+}
+
+#[test]
+fn the_leak_hook_is_not_called_without_leaks() {
+    thread_local!(static CALLS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) });
+    fn hook(_: &memory_mgr::Leaks) {
+        CALLS.with(|c| c.set(c.get() + 1));
+    }
+    let mm = MemoryManager::builder().on_leak(hook).build().unwrap();
+    let b = mm.alloc_block(10).unwrap();
+    drop(mm.alloc(1u8));
+    mm.free(b).unwrap();
+    drop(mm);
+    assert_eq!(CALLS.with(|c| c.get()), 0);
+    let mm = MemoryManager::builder().on_leak(hook).build().unwrap();
+    let _ = mm.alloc_block(10).unwrap();
+    drop(mm);
+    assert_eq!(CALLS.with(|c| c.get()), 1);
+}
+
+/// Debug fill: run with `cargo test --features debug-fill`.
+#[cfg(all(feature = "debug-fill", not(feature = "pass-through")))]
+mod debug_fill {
+    use super::*;
+
+    #[test]
+    fn freed_blocks_carry_the_pattern() {
+        let mm = MemoryManager::new();
+        let raw = PoolBox::into_raw(mm.alloc([1u8; 64]));
+        // SAFETY: rebuilt once from `into_raw`; dropped to free the block.
+        drop(unsafe { PoolBox::<[u8; 64]>::from_raw(raw) });
+        // SAFETY: the block is free but its chunk is alive; reading it is
+        // what a debugger would do.
+        let freed = unsafe { core::slice::from_raw_parts(raw.cast::<u8>(), 64) };
+        assert!(freed[8..].iter().all(|&b| b == 0xDD), "{freed:?}");
+    }
+
+    #[test]
+    fn a_write_after_free_is_caught_on_reuse() {
+        let mm = MemoryManager::new();
+        let raw = PoolBox::into_raw(mm.alloc([1u64; 4]));
+        // SAFETY: rebuilt once from `into_raw`; dropped to free the block.
+        drop(unsafe { PoolBox::<[u64; 4]>::from_raw(raw) });
+        // SAFETY: the bug being caught: a write through a dangling pointer
+        // into a freed block (its chunk is still allocated).
+        unsafe { raw.cast::<u8>().add(20).write(7) };
+        let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            drop(mm.alloc([2u64; 4]));
+        }))
+        .unwrap_err();
+        let text = e.downcast_ref::<String>().unwrap();
+        assert!(text.contains("written after it was freed"), "{text}");
+        assert!(text.contains("byte 20 is 0x07"), "{text}");
+
+        let b = mm.alloc_block(40).unwrap();
+        mm.free(b).unwrap();
+        // SAFETY: as above, through a freed block's address.
+        unsafe { b.as_ptr().as_ptr().add(9).write(1) };
+        let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mm.alloc_block(40)))
+            .unwrap_err();
+        let text = e.downcast_ref::<String>().unwrap();
+        assert!(text.contains("64-byte block"), "{text}");
+    }
+}
