@@ -9,6 +9,8 @@
 //! newer generation and is refused. A handle is never dereferenced before it
 //! is validated against this manager's own tables.
 
+use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::alloc::Layout;
 use core::cell::RefCell;
 use core::ptr::{self, NonNull};

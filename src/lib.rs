@@ -116,11 +116,16 @@
 //! allocating call, and the plain ones panic with the error's message (as
 //! `Box::new` aborts on out-of-memory). After any error the manager is
 //! unchanged and usable.
+#![no_std]
 #![warn(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
+#[cfg(any(feature = "std", test))]
+extern crate std;
 
+#[cfg(feature = "allocator-api2")]
+mod alloc_api;
 mod block;
 mod budget;
 mod checked;

@@ -164,6 +164,26 @@ impl<C: SizeClasses> MemoryManager<C> {
         self.pools.budget().take_refusal().unwrap_or(oom(layout))
     }
 
+    /// Room for `layout`, routed at run time like a slice: a pool block, a
+    /// typed system allocation, or (zero size) a dangling pointer aligned to
+    /// `layout.align()`. Freed by `pool_box::dealloc::<C>` with the same
+    /// layout. Used by the `allocator-api2` implementation.
+    #[cfg(feature = "allocator-api2")]
+    #[inline]
+    pub(crate) fn alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, Error> {
+        match route(C::TABLE, layout.size(), layout.align()) {
+            Route::Zero => Ok(
+                NonNull::new(core::ptr::without_provenance_mut(layout.align()))
+                    .unwrap_or(NonNull::dangling()),
+            ),
+            Route::Pool(class) => match self.pools.get(class).alloc() {
+                Some(p) => Ok(p),
+                None => Err(self.pool_failure(layout)),
+            },
+            Route::System => system::alloc_typed(self.pools.fallback(), layout),
+        }
+    }
+
     /// The class table this manager uses.
     ///
     /// # Examples

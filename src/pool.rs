@@ -16,6 +16,8 @@
 //! [`chunk`](crate::chunk)), so pools live at fixed heap addresses inside
 //! [`Pools`] and never move.
 
+use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::cell::Cell;
 use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
@@ -176,6 +178,17 @@ impl Pool {
         };
         self.free.set(node.as_ptr());
         self.frees.set(self.frees.get() + 1);
+    }
+
+    /// Why [`Pool::alloc`] just returned `None` for a request of `layout`:
+    /// the budget refused a chunk, or the system allocator did.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn failure(&self, layout: core::alloc::Layout) -> Error {
+        self.budget().take_refusal().unwrap_or(Error::OutOfMemory {
+            size: layout.size(),
+            align: layout.align(),
+        })
     }
 
     /// The manager's budget.

@@ -100,7 +100,7 @@ static_assertions::assert_not_impl_any!(PoolBox<'static, u64>: Send, Sync);
 /// manager with class table `C` that is still alive (a dangling pointer for a
 /// zero size), and must not be used afterwards.
 #[inline(always)]
-unsafe fn dealloc<C: SizeClasses>(ptr: NonNull<u8>, layout: Layout) {
+pub(crate) unsafe fn dealloc<C: SizeClasses>(ptr: NonNull<u8>, layout: Layout) {
     match route(C::TABLE, layout.size(), layout.align()) {
         Route::Zero => {}
         // SAFETY: the caller guarantees a live block of a live pool.
@@ -122,15 +122,14 @@ unsafe fn alloc_like<C: SizeClasses>(
     like: NonNull<u8>,
     layout: Layout,
 ) -> Result<NonNull<u8>, Error> {
-    let oom = Error::OutOfMemory {
-        size: layout.size(),
-        align: layout.align(),
-    };
     match route(C::TABLE, layout.size(), layout.align()) {
         // A zero-sized allocation's pointer is dangling and aligned: reuse it.
         Route::Zero => Ok(like),
-        // SAFETY: `like` is a live block of a live pool (caller).
-        Route::Pool(_) => unsafe { Pool::of(like) }.alloc().ok_or(oom),
+        Route::Pool(_) => {
+            // SAFETY: `like` is a live block of a live pool (caller).
+            let pool = unsafe { Pool::of(like) };
+            pool.alloc().ok_or_else(|| pool.failure(layout))
+        }
         // SAFETY: `like` is a live typed system allocation (caller).
         Route::System => system::alloc_typed(unsafe { system::fallback_of(like) }, layout),
     }

@@ -1,4 +1,4 @@
-//! The system fallback: the only caller of `std::alloc::{alloc, alloc_zeroed, dealloc}`.
+//! The system fallback: the only caller of `alloc::alloc::{alloc, alloc_zeroed, dealloc}`.
 //!
 //! Contract: [`alloc`] and [`alloc_zeroed`] take any layout (a zero size is
 //! refused with `None` rather than being undefined behaviour) and return
@@ -26,7 +26,7 @@ pub(crate) fn alloc(layout: Layout) -> Option<NonNull<u8>> {
         return None;
     }
     // SAFETY: the layout has a non-zero size, the one precondition of `alloc`.
-    NonNull::new(unsafe { std::alloc::alloc(layout) })
+    NonNull::new(unsafe { alloc::alloc::alloc(layout) })
 }
 
 /// Like [`alloc`], but the memory is zeroed.
@@ -36,7 +36,7 @@ pub(crate) fn alloc_zeroed(layout: Layout) -> Option<NonNull<u8>> {
         return None;
     }
     // SAFETY: the layout has a non-zero size, the one precondition of `alloc_zeroed`.
-    NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) })
+    NonNull::new(unsafe { alloc::alloc::alloc_zeroed(layout) })
 }
 
 /// Returns memory to the global allocator.
@@ -49,7 +49,7 @@ pub(crate) fn alloc_zeroed(layout: Layout) -> Option<NonNull<u8>> {
 pub(crate) unsafe fn dealloc(ptr: NonNull<u8>, layout: Layout) {
     // SAFETY: the caller guarantees `ptr` was allocated by the global
     // allocator with `layout` and is still live.
-    unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) }
+    unsafe { alloc::alloc::dealloc(ptr.as_ptr(), layout) }
 }
 
 /// The manager's record of typed allocations served by the system

@@ -5,6 +5,7 @@
 mod alignment;
 mod alloc_free;
 mod blocks;
+mod collections;
 mod drops;
 mod fallback;
 mod growth;
