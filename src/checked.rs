@@ -81,7 +81,8 @@ struct CheckedClass {
     /// grow by less than the next size.
     min_blocks: usize,
     live: usize,
-    /// Most blocks live at once.
+    /// Most blocks live at once, saved before chunks are released; see
+    /// [`CheckedClass::peak`].
     peak: usize,
     /// Blocks handed out, ever.
     allocs: usize,
@@ -233,6 +234,25 @@ impl CheckedClass {
         Ok(())
     }
 
+    /// The most blocks live at once. Never-used blocks are taken only when
+    /// the free list is empty, so all blocks ever handed out from the
+    /// current chunks were live together at that moment: their count is the
+    /// peak, and costs nothing on the fast path.
+    fn peak(&self) -> usize {
+        let touched: usize = self
+            .chunks
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.released)
+            .map(|(i, c)| match i.cmp(&self.fresh_chunk) {
+                core::cmp::Ordering::Less => c.generations.len(),
+                core::cmp::Ordering::Equal => self.fresh,
+                core::cmp::Ordering::Greater => 0,
+            })
+            .sum();
+        self.peak.max(touched)
+    }
+
     /// Blocks that can be handed out without a new chunk.
     fn available(&self) -> usize {
         self.capacity() - self.live
@@ -250,6 +270,7 @@ impl CheckedClass {
     /// Releases every chunk with no live block; returns the bytes released.
     /// O(chunks + free blocks).
     fn trim(&mut self, budget: &Budget) -> usize {
+        self.peak = self.peak();
         // The free list in order, and free blocks per chunk.
         let mut order = Vec::new();
         let mut free_in = alloc::vec![0usize; self.chunks.len()];
@@ -378,6 +399,7 @@ impl BlockHeap {
     pub(crate) fn reset(&mut self, budget: &Budget) {
         let inner = self.inner.get_mut();
         for cls in &mut inner.classes {
+            cls.peak = cls.peak();
             for c in cls.chunks.drain(..) {
                 if !c.released {
                     // SAFETY: a live chunk allocated with its layout, freed
@@ -422,7 +444,6 @@ impl BlockHeap {
         debug_assert!(generation % 2 == 1, "a free block had a live generation");
         cls.live += 1;
         cls.allocs += 1;
-        cls.peak = cls.peak.max(cls.live);
         // SAFETY: the block is `size` bytes inside a live chunk and now ours.
         unsafe { ptr.write_bytes(0, size) };
         Ok(Block {
@@ -666,7 +687,7 @@ impl BlockHeap {
                 .iter()
                 .map(|c| CheckedClassStats {
                     live: c.live,
-                    peak: c.peak,
+                    peak: c.peak(),
                     allocs: c.allocs,
                     capacity: c.capacity(),
                     chunks: c.chunks.iter().filter(|k| !k.released).count(),
