@@ -93,12 +93,71 @@
 //! # Pools and chunks
 //!
 //! Each pool keeps an intrusive, unordered free list threaded through its
-//! free blocks: allocation pops, free pushes, both O(1). An empty pool gets a
-//! chunk from the system allocator — 16 KiB first, doubling up to 1 MiB
-//! (see [`Builder`]) — and threads it onto the list about 4 KiB at a time.
-//! Chunks are aligned to 1 MiB, so a block finds its pool by masking its own
-//! address. Dropping the manager frees every chunk. [`MemoryManager::stats`]
-//! shows what each class holds.
+//! free blocks: allocation pops, free pushes, both O(1). When the list is
+//! empty the next never-used block of the newest chunk is handed out; when
+//! that chunk is used up the pool gets another from the system allocator —
+//! 16 KiB first, doubling up to 1 MiB (see [`Builder`]). Chunks are aligned
+//! to 1 MiB, so a block finds its pool by masking its own address. Dropping
+//! the manager frees every chunk.
+//!
+//! # Collections: `allocator-api2`
+//!
+//! `&MemoryManager` implements [`allocator_api2::alloc::Allocator`] (cargo
+//! feature `allocator-api2`, on by default), so `Vec`, `Box` and hashbrown's
+//! `HashMap` can live in a manager. `grow` and `shrink` stay in place while
+//! the new size fits the same class.
+//!
+//! ```
+//! # #[cfg(feature = "allocator-api2")] {
+//! use allocator_api2::vec::Vec;
+//! let mm = memory_mgr::MemoryManager::new();
+//! let mut v = Vec::new_in(&mm);
+//! v.extend(0..1000u32);                 // through the classes into the fallback
+//! assert_eq!(v[999], 999);
+//! assert_eq!(mm.stats().live(), 1);
+//! drop(v);
+//! assert_eq!(mm.stats().live(), 0);
+//! # }
+//! ```
+//!
+//! # Operations: statistics, budgets, reserve, trim, reset, leaks
+//!
+//! ```
+//! use memory_mgr::{Error, MemoryManager};
+//!
+//! let mut mm = MemoryManager::builder().budget(1 << 20).build()?; // 1 MiB
+//! mm.reserve::<[f32; 8]>(1000)?;            // no system call for 1000 of them
+//! let v: Vec<_> = (0..1000).map(|_| mm.alloc([0f32; 8])).collect();
+//! let s = mm.stats();                       // plain value; Display = table
+//! assert_eq!((s.classes[2].live_boxes, s.classes[2].peak_boxes), (1000, 1000));
+//! assert!(matches!(mm.alloc_block(2 << 20), Err(Error::BudgetExceeded { .. })));
+//! drop(v);
+//! assert!(mm.trim() > 0);                   // empty chunks back to the system
+//! let b = mm.alloc_block(100)?;
+//! assert_eq!(mm.leaks().total(), 1);        // what would leak on drop
+//! mm.reset();                               // everything freed, O(chunks)
+//! assert_eq!(mm.free(b), Err(Error::DoubleFree)); // stale handle, not UB
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! [`MemoryManager::stats`] gives per-class live counts, peaks, allocation
+//! and free counts, capacity, chunks and reserved bytes. A budget
+//! ([`Builder::budget`]) caps the bytes held from the system; past it the
+//! `try_` calls return [`Error::BudgetExceeded`]. [`MemoryManager::reserve`]
+//! pre-grows a class, [`MemoryManager::trim`] releases empty chunks,
+//! [`MemoryManager::reset`] frees everything at once, and
+//! [`MemoryManager::leaks`] (or [`Builder::on_leak`], called on drop) reports
+//! what is still allocated. `docs/operations.md` in the repository is the
+//! guide.
+//!
+//! # Cargo features
+//!
+//! * `std` (default): leak reports on stderr in debug builds. Without it the
+//!   crate is `#![no_std]` and needs only `alloc`.
+//! * `allocator-api2` (default): the `Allocator` implementation above.
+//! * `debug-fill`: blocks handed out are filled with `0xCD`, freed blocks
+//!   with `0xDD`, and a freed block written before its reuse panics.
+//! * `pass-through`: below.
 //!
 //! # Pass-through mode
 //!
