@@ -10,6 +10,7 @@ use crate::Error;
 /// Bytes held from the system allocator (chunks of both pool kinds and
 /// system allocations) against an optional limit.
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct Budget {
     /// The limit; `usize::MAX` for none.
     limit: usize,

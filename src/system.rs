@@ -60,19 +60,25 @@ pub(crate) unsafe fn dealloc(ptr: NonNull<u8>, layout: Layout) {
 /// It also holds the manager's [`Budget`], which the pools reach through a
 /// pointer: both live exactly as long as the manager.
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct Fallback {
+    // The field order is deliberate: counters updated by the same call are
+    // not adjacent, so LLVM does not merge two 8-byte updates into one
+    // 16-byte load and store — which stalled on store forwarding when the
+    // previous call had written them separately (pair/600 B PoolBox spent
+    // half of its free in that one load).
     /// Live allocations.
     pub(crate) live: Cell<usize>,
+    /// Most recent allocation; a doubly linked list through the headers.
+    head: Cell<*mut Header>,
+    /// Bytes asked of the system allocator for them, headers included.
+    pub(crate) bytes: Cell<usize>,
+    /// The manager's byte budget.
+    pub(crate) budget: Budget,
     /// Most allocations live at once.
     pub(crate) peak: Cell<usize>,
     /// Allocations made, ever.
     pub(crate) allocs: Cell<usize>,
-    /// Bytes asked of the system allocator for them, headers included.
-    pub(crate) bytes: Cell<usize>,
-    /// Most recent allocation; a doubly linked list through the headers.
-    head: Cell<*mut Header>,
-    /// The manager's byte budget.
-    pub(crate) budget: Budget,
 }
 
 impl Fallback {
