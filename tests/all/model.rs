@@ -23,6 +23,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<usize>(), any::<usize>(), any::<u8>()).prop_map(|(i, o, t)| Op::Write(i, o, t)),
         1 => any::<usize>().prop_map(Op::ReadStale),
         1 => Just(Op::Stats),
+        1 => Just(Op::Trim),
+        1 => (0u8..5, 0usize..300).prop_map(|(k, n)| Op::Reserve(k, n)),
     ]
 }
 

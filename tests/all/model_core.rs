@@ -59,6 +59,8 @@ pub enum Op {
     Write(usize, usize, u8),
     ReadStale(usize),
     Stats,
+    Trim,
+    Reserve(u8, usize),
 }
 
 /// Runs one program; panics on the first disagreement with the model.
@@ -141,6 +143,28 @@ pub fn run(ops: &[Op]) {
             Op::Stats => {
                 assert!(mm.is_consistent());
                 assert!(mm.stats().to_string().contains("total"));
+            }
+            Op::Trim => {
+                let before = mm.stats().reserved_bytes();
+                let released = mm.trim();
+                assert_eq!(mm.stats().reserved_bytes(), before - released);
+                assert!(mm.is_consistent());
+            }
+            Op::Reserve(kind, n) => {
+                let r = match kind {
+                    0 => mm.reserve::<u64>(n),
+                    1 => mm.reserve::<[u64; 5]>(n),
+                    2 => mm.reserve::<Aligned64>(n),
+                    3 => mm.reserve_blocks(n % 600, n),
+                    _ => mm.reserve::<[u8; 700]>(n),
+                };
+                let pooled = kind != 4 && (kind != 3 || n % 600 <= 512);
+                if cfg!(feature = "pass-through") || pooled {
+                    assert_eq!(r, Ok(()));
+                } else {
+                    assert!(matches!(r, Err(Error::NotPooled { .. })), "{r:?}");
+                }
+                assert!(mm.is_consistent());
             }
             _ => {}
         }
@@ -227,7 +251,13 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
                     b(3),
                 ),
                 7 => Op::ReadStale(wide),
-                _ => Op::Stats,
+                // Step 8 was only `Stats` before trim and reserve existed;
+                // the second byte now picks among the three.
+                _ => match b(1) % 4 {
+                    0 => Op::Trim,
+                    1 => Op::Reserve(b(2) % 5, usize::from(b(3))),
+                    _ => Op::Stats,
+                },
             }
         })
         .collect()

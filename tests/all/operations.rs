@@ -128,7 +128,10 @@ fn a_budget_refuses_growth_with_the_figures_and_the_manager_recovers() {
 
 #[test]
 fn an_exhausted_budget_makes_alloc_panic_with_its_message() {
-    let mm = MemoryManager::builder().budget(n(1 << 20, 160 << 10)).build().unwrap();
+    let mm = MemoryManager::builder()
+        .budget(n(1 << 20, 160 << 10))
+        .build()
+        .unwrap();
     let (v, _) = fill_budget(&mm);
     let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _ = mm.alloc([0u64; 4]);
