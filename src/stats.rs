@@ -340,7 +340,7 @@ impl fmt::Display for Stats {
     }
 }
 
-/// What was still allocated, from [`MemoryManager::leaks`] and the leak
+/// What was still allocated, from [`MemoryManager::leaks`](crate::MemoryManager::leaks) and the leak
 /// hook: raw [`Block`](crate::Block)s never freed and boxes given up with
 /// [`PoolBox::leak`](crate::PoolBox::leak) or `mem::forget`.
 ///
