@@ -212,3 +212,8 @@ pub use stats::{ClassLeaks, ClassStats, Leaks, Stats, SystemStats};
 #[cfg(doctest)]
 #[doc = include_str!("../docs/operations.md")]
 struct OperationsGuide;
+
+/// The README's examples run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct Readme;
