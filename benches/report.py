@@ -143,9 +143,9 @@ def main():
     machine = (res / "machine.txt").read_text().split("\n") if (res / "machine.txt").exists() else []
     if machine:
         md += [f"Machine: {machine[1]}, {machine[0]} cores (shared), {machine[2]}, run on {machine[3]}.", ""]
-    md += ["Reproduce everything on this page with one command: `bash benches/run.sh` (about 15 minutes;",
-           "it runs each criterion id in its own process, then callgrind and the memory probe, then",
-           "`benches/report.py`, which writes this page and `docs/benchmarks.svg`).", "",
+    md += ["Reproduce everything on this page with one command: `REPEAT=3 bash benches/run.sh` (about",
+           "25 minutes; it runs each criterion id three times, each in its own process, then callgrind and",
+           "the memory probe, then `benches/report.py`, which writes this page and `docs/benchmarks.svg`).", "",
            "Figures are criterion medians in ns per operation (an operation is one allocation, its payload",
            "fully written, and its free) and, in brackets, the ratio to `Box` on the system allocator in the",
            "same run. † = never frees (bumpalo and typed-arena reset every 10,000; `floor` only writes the",
