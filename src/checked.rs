@@ -211,14 +211,12 @@ impl CheckedClass {
             self.min_blocks * self.block_size,
         )?;
         let blocks = size / self.block_size;
-        let oom = Error::OutOfMemory { size, align };
-        let Ok(layout) = Layout::from_size_align(size, align) else {
+        let chunk = Layout::from_size_align(size, align)
+            .ok()
+            .and_then(|layout| Some((layout, system::alloc(layout)?)));
+        let Some((layout, base)) = chunk else {
             budget.credit(size);
-            return Err(oom);
-        };
-        let Some(base) = system::alloc(layout) else {
-            budget.credit(size);
-            return Err(oom);
+            return Err(Error::OutOfMemory { size, align });
         };
         self.chunks.push(CheckedChunk {
             base,
@@ -226,11 +224,7 @@ impl CheckedClass {
             released: false,
             generations: alloc::vec![0; blocks].into_boxed_slice(),
         });
-        self.next_blocks = self
-            .next_blocks
-            .max(blocks)
-            .saturating_mul(2)
-            .min(self.max_blocks);
+        self.next_blocks = self.next_blocks.saturating_mul(2).min(self.max_blocks);
         Ok(())
     }
 
@@ -244,13 +238,20 @@ impl CheckedClass {
             .iter()
             .enumerate()
             .filter(|(_, c)| !c.released)
-            .map(|(i, c)| match i.cmp(&self.fresh_chunk) {
-                core::cmp::Ordering::Less => c.generations.len(),
-                core::cmp::Ordering::Equal => self.fresh,
-                core::cmp::Ordering::Greater => 0,
-            })
+            .map(|(i, c)| c.generations.len() - self.untouched(i))
             .sum();
         self.peak.max(touched)
+    }
+
+    /// Blocks of chunk `i` never handed out: none before the chunk fresh
+    /// blocks come from, the rest of that one, all of the reserved ones after.
+    fn untouched(&self, i: usize) -> usize {
+        let len = self.chunks[i].generations.len();
+        match i.cmp(&self.fresh_chunk) {
+            core::cmp::Ordering::Less => 0,
+            core::cmp::Ordering::Equal => len - self.fresh,
+            core::cmp::Ordering::Greater => len,
+        }
     }
 
     /// Blocks that can be handed out without a new chunk.
@@ -282,15 +283,12 @@ impl CheckedClass {
             // SAFETY: a free block's first 8 bytes hold the next link.
             link = unsafe { self.block_ptr(chunk, index).cast::<u64>().read() };
         }
-        let mut doomed = alloc::vec![false; self.chunks.len()];
-        for (i, c) in self.chunks.iter().enumerate() {
-            let untouched = match i.cmp(&self.fresh_chunk) {
-                core::cmp::Ordering::Less => 0,
-                core::cmp::Ordering::Equal => c.generations.len() - self.fresh,
-                core::cmp::Ordering::Greater => c.generations.len(),
-            };
-            doomed[i] = !c.released && free_in[i] + untouched == c.generations.len();
-        }
+        let doomed: Vec<bool> = (0..self.chunks.len())
+            .map(|i| {
+                let c = &self.chunks[i];
+                !c.released && free_in[i] + self.untouched(i) == c.generations.len()
+            })
+            .collect();
         // Relink the free blocks of the chunks that stay, keeping the order.
         let mut head = 0;
         for &link in order.iter().rev() {

@@ -157,18 +157,20 @@ impl<C: SizeClasses> MemoryManager<C> {
         }
     }
 
-    /// Why a typed pool could not grow: the budget, or the system allocator.
-    #[cold]
-    #[inline(never)]
-    fn pool_failure(&self, layout: Layout) -> Error {
-        self.pools.budget().take_refusal().unwrap_or(oom(layout))
+    /// A block of pool `class` for a request of `layout`.
+    #[inline(always)]
+    fn pool_alloc(&self, class: usize, layout: Layout) -> Result<NonNull<u8>, Error> {
+        let pool = self.pools.get(class);
+        match pool.alloc() {
+            Some(p) => Ok(p),
+            None => Err(pool.failure(layout)),
+        }
     }
 
-    /// Room for `layout`, routed at run time like a slice: a pool block, a
-    /// typed system allocation, or (zero size) a dangling pointer aligned to
+    /// Room for `layout`, routed at run time: a pool block, a typed system
+    /// allocation, or (zero size) a dangling pointer aligned to
     /// `layout.align()`. Freed by `pool_box::dealloc::<C>` with the same
-    /// layout. Used by the `allocator-api2` implementation.
-    #[cfg(feature = "allocator-api2")]
+    /// layout. Behind slices and the `allocator-api2` implementation.
     #[inline]
     pub(crate) fn alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, Error> {
         match route(C::TABLE, layout.size(), layout.align()) {
@@ -176,10 +178,7 @@ impl<C: SizeClasses> MemoryManager<C> {
                 NonNull::new(core::ptr::without_provenance_mut(layout.align()))
                     .unwrap_or(NonNull::dangling()),
             ),
-            Route::Pool(class) => match self.pools.get(class).alloc() {
-                Some(p) => Ok(p),
-                None => Err(self.pool_failure(layout)),
-            },
+            Route::Pool(class) => self.pool_alloc(class, layout),
             Route::System => system::alloc_typed(self.pools.fallback(), layout),
         }
     }
@@ -207,10 +206,7 @@ impl<C: SizeClasses> MemoryManager<C> {
         let layout = Layout::new::<T>();
         match const { route(C::TABLE, size_of::<T>(), align_of::<T>()) } {
             Route::Zero => Ok(NonNull::dangling()),
-            Route::Pool(class) => match self.pools.get(class).alloc() {
-                Some(p) => Ok(p.cast()),
-                None => Err(self.pool_failure(layout)),
-            },
+            Route::Pool(class) => self.pool_alloc(class, layout).map(NonNull::cast),
             Route::System => system::alloc_typed(self.pools.fallback(), layout).map(NonNull::cast),
         }
     }
@@ -223,14 +219,7 @@ impl<C: SizeClasses> MemoryManager<C> {
             size: size_of::<T>().saturating_mul(len),
             align: align_of::<T>(),
         })?;
-        match route(C::TABLE, layout.size(), layout.align()) {
-            Route::Zero => Ok(NonNull::dangling()),
-            Route::Pool(class) => match self.pools.get(class).alloc() {
-                Some(p) => Ok(p.cast()),
-                None => Err(self.pool_failure(layout)),
-            },
-            Route::System => system::alloc_typed(self.pools.fallback(), layout).map(NonNull::cast),
-        }
+        self.alloc_layout(layout).map(NonNull::cast)
     }
 
     /// Moves `value` into the pool for its size, like `Box::new`.
@@ -823,8 +812,10 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
     pub fn reserve_blocks(&self, size: usize, additional: usize) -> Result<(), Error> {
+        if cfg!(feature = "pass-through") {
+            return Ok(()); // every allocation goes to the system allocator
+        }
         match C::TABLE.class_for_layout(size, 8) {
-            Some(_) if cfg!(feature = "pass-through") => Ok(()),
             Some(class) => self.blocks.reserve(class, additional, self.pools.budget()),
             None => Err(Error::NotPooled { size, align: 8 }),
         }
@@ -943,15 +934,6 @@ impl<C: SizeClasses> MemoryManager<C> {
     #[must_use]
     pub fn is_consistent(&self) -> bool {
         self.pools.iter().all(|p| p.is_valid())
-    }
-}
-
-/// The error for a pool that could not get a chunk for `layout`.
-#[cold]
-fn oom(layout: Layout) -> Error {
-    Error::OutOfMemory {
-        size: layout.size(),
-        align: layout.align(),
     }
 }
 
