@@ -16,8 +16,10 @@ pub(crate) struct Budget {
     limit: usize,
     /// Bytes held now.
     reserved: Cell<usize>,
-    /// Set when a typed pool's cold path was refused by the budget, so the
-    /// caller can report `BudgetExceeded` rather than `OutOfMemory`.
+    /// Why a typed pool's cold path last failed (the budget or the system
+    /// allocator refused a chunk), so the caller can report that error —
+    /// with the chunk's figures, not the value's — though the non-unwinding
+    /// refill returns only null.
     refused: Cell<Option<Error>>,
 }
 
@@ -78,7 +80,14 @@ impl Budget {
         self.reserved.set(self.reserved.get() - bytes);
     }
 
-    /// The refusal recorded by the last failed [`Budget::charge`], cleared.
+    /// Records why a chunk could not be had, for [`Budget::take_refusal`].
+    #[cold]
+    pub(crate) fn record_refusal(&self, e: Error) {
+        self.refused.set(Some(e));
+    }
+
+    /// The refusal recorded by the last failed [`Budget::charge`] or
+    /// [`Budget::record_refusal`], cleared.
     #[inline]
     pub(crate) fn take_refusal(&self) -> Option<Error> {
         self.refused.take()

@@ -54,6 +54,43 @@ const MIN_CHUNK: usize = 4 << 10;
 /// fn is_sync<T: Sync>() {}
 /// is_sync::<memory_mgr::MemoryManager>();
 /// ```
+///
+/// It is invariant in its class table `C`, and so is a [`PoolBox`]: two
+/// tables whose types differ only by a higher-ranked lifetime are subtypes
+/// of each other, and a covariant manager or box could be seen with the
+/// other table and free a pooled block by the wrong route.
+///
+/// ```compile_fail
+/// use memory_mgr::{MemoryManager, PoolBox, SizeClasses};
+/// struct Tbl<T>(T);
+/// impl SizeClasses for Tbl<for<'a> fn(&'a ())> {
+///     const SIZES: &'static [usize] = &[8, 16];
+/// }
+/// impl SizeClasses for Tbl<fn(&'static ())> {
+///     const SIZES: &'static [usize] = &[8];
+/// }
+/// fn coerce<'m>(
+///     b: PoolBox<'m, [u8; 16], Tbl<for<'a> fn(&'a ())>>,
+/// ) -> PoolBox<'m, [u8; 16], Tbl<fn(&'static ())>> {
+///     b // pooled in the 16-byte class, would be freed as a system allocation
+/// }
+/// ```
+///
+/// ```compile_fail
+/// use memory_mgr::{MemoryManager, SizeClasses};
+/// struct Tbl<T>(T);
+/// impl SizeClasses for Tbl<for<'a> fn(&'a ())> {
+///     const SIZES: &'static [usize] = &[8, 16];
+/// }
+/// impl SizeClasses for Tbl<fn(&'static ())> {
+///     const SIZES: &'static [usize] = &[8];
+/// }
+/// fn coerce<'m>(
+///     mm: &'m MemoryManager<Tbl<for<'a> fn(&'a ())>>,
+/// ) -> &'m MemoryManager<Tbl<fn(&'static ())>> {
+///     mm
+/// }
+/// ```
 pub struct MemoryManager<C: SizeClasses = DefaultClasses> {
     /// Pools for typed allocations, at a fixed heap address.
     pools: Pools<C>,
@@ -73,6 +110,19 @@ impl<C: SizeClasses> core::panic::RefUnwindSafe for MemoryManager<C> {}
 
 static_assertions::assert_impl_all!(MemoryManager: Send, core::panic::RefUnwindSafe);
 static_assertions::assert_not_impl_any!(MemoryManager: Sync);
+
+/// Refuses a reservation of `additional` blocks of `block_size` bytes that
+/// no system could ever give (more than `isize::MAX` bytes in all), before a
+/// single chunk is allocated for it.
+fn reservable(additional: usize, block_size: usize, align: usize) -> Result<(), Error> {
+    match additional.checked_mul(block_size) {
+        Some(bytes) if bytes <= isize::MAX as usize => Ok(()),
+        _ => Err(Error::LayoutOverflow {
+            size: additional.saturating_mul(block_size),
+            align,
+        }),
+    }
+}
 
 /// Panics with the message of `e`: the infallible allocation calls end here.
 #[cold]
@@ -310,7 +360,10 @@ impl<C: SizeClasses> MemoryManager<C> {
         PoolBox::try_new_with_in(f, self)
     }
 
-    /// Moves `value` into the pool and pins it.
+    /// Moves `value` into the pool and pins it. The manager must be
+    /// `'static` (never dropped or reset), as `Box::pin_in` requires of its
+    /// allocator: see [`PoolBox::into_pin`] for why, and `Pin::new` for
+    /// values that are `Unpin`.
     ///
     /// # Panics
     ///
@@ -319,13 +372,23 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// # Examples
     ///
     /// ```
-    /// let mm = memory_mgr::MemoryManager::new();
+    /// use memory_mgr::MemoryManager;
+    /// let mm: &'static MemoryManager = Box::leak(Box::new(MemoryManager::new()));
     /// let fut = mm.pin(async { 1 + 1 });
     /// # drop(fut);
     /// ```
+    ///
+    /// A manager that can be dropped or reset cannot pin:
+    ///
+    /// ```compile_fail
+    /// let mut mm = memory_mgr::MemoryManager::new();
+    /// let fut = mm.pin(async {});
+    /// std::mem::forget(fut);
+    /// mm.reset(); // would free the pinned future without running its destructor
+    /// ```
     #[inline]
     #[track_caller]
-    pub fn pin<T>(&self, value: T) -> Pin<PoolBox<'_, T, C>> {
+    pub fn pin<T>(&'static self, value: T) -> Pin<PoolBox<'static, T, C>> {
         PoolBox::pin_in(value, self)
     }
 
@@ -763,7 +826,10 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// # Errors
     ///
     /// [`Error::NotPooled`] if `T` is above every class (those values go to
-    /// the system allocator one by one); [`Error::BudgetExceeded`] or
+    /// the system allocator one by one); [`Error::LayoutOverflow`] at once,
+    /// before any memory is asked for, if `additional` blocks would exceed
+    /// `isize::MAX` bytes (as `Vec::try_reserve` fails with a capacity
+    /// overflow); [`Error::BudgetExceeded`] or
     /// [`Error::OutOfMemory`] if the chunks cannot be had (chunks added
     /// before the failure stay reserved and usable).
     ///
@@ -779,13 +845,19 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
     pub fn reserve<T>(&self, additional: usize) -> Result<(), Error> {
-        if cfg!(feature = "pass-through") {
-            return Ok(()); // every allocation goes to the system allocator
+        if size_of::<T>() == 0 {
+            return Ok(()); // zero-sized values take no memory
         }
-        match route(C::TABLE, size_of::<T>(), align_of::<T>()) {
-            Route::Zero => Ok(()),
-            Route::Pool(class) => self.pools.get(class).reserve(additional),
-            Route::System => Err(Error::NotPooled {
+        // The class ignores pass-through mode, so that the same calls fail.
+        match C::TABLE.class_for_layout(size_of::<T>(), align_of::<T>()) {
+            Some(class) => {
+                reservable(additional, C::TABLE.size(class), align_of::<T>())?;
+                if cfg!(feature = "pass-through") {
+                    return Ok(()); // every allocation goes to the system allocator
+                }
+                self.pools.get(class).reserve(additional)
+            }
+            None => Err(Error::NotPooled {
                 size: size_of::<T>(),
                 align: align_of::<T>(),
             }),
@@ -812,11 +884,14 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
     pub fn reserve_blocks(&self, size: usize, additional: usize) -> Result<(), Error> {
-        if cfg!(feature = "pass-through") {
-            return Ok(()); // every allocation goes to the system allocator
-        }
         match C::TABLE.class_for_layout(size, 8) {
-            Some(class) => self.blocks.reserve(class, additional, self.pools.budget()),
+            Some(class) => {
+                reservable(additional, C::TABLE.size(class), 8)?;
+                if cfg!(feature = "pass-through") {
+                    return Ok(()); // every allocation goes to the system allocator
+                }
+                self.blocks.reserve(class, additional, self.pools.budget())
+            }
             None => Err(Error::NotPooled { size, align: 8 }),
         }
     }
@@ -962,9 +1037,19 @@ impl<C: SizeClasses> Drop for MemoryManager<C> {
 }
 
 /// Prints a leak report in debug builds with `std`; nothing otherwise.
+///
+/// Never panics: `eprintln!` panics when stderr is closed (a closed pipe),
+/// so the report is written with `writeln!` and a failed write ignored — a
+/// drop must not end the program on its own account.
 fn default_leak_report(leaks: &Leaks) {
     #[cfg(all(debug_assertions, feature = "std"))]
-    std::eprintln!("memory_mgr: manager dropped with live allocations (freed now):\n{leaks}");
+    {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "memory_mgr: manager dropped with live allocations (freed now):\n{leaks}"
+        );
+    }
     let _ = leaks;
 }
 
@@ -992,7 +1077,7 @@ pub struct Builder<C: SizeClasses = DefaultClasses> {
     max: usize,
     budget: Option<usize>,
     on_leak: Option<fn(&Leaks)>,
-    _classes: PhantomData<fn() -> C>,
+    _classes: PhantomData<fn(C) -> C>,
 }
 
 impl Builder {

@@ -181,7 +181,9 @@ impl Pool {
     }
 
     /// Why [`Pool::alloc`] just returned `None` for a request of `layout`:
-    /// the budget refused a chunk, or the system allocator did.
+    /// the budget refused a chunk, or the system allocator did (the chunk's
+    /// size and alignment are reported; `layout` only if nothing was
+    /// recorded).
     #[cold]
     #[inline(never)]
     pub(crate) fn failure(&self, layout: core::alloc::Layout) -> Error {
@@ -211,10 +213,13 @@ impl Pool {
             .charge_up_to(self.next_chunk_size.get(), self.min_chunk_size)?;
         let Some(chunk) = chunk::allocate(NonNull::from(self), size, self.chunks.get()) else {
             self.budget().credit(size);
-            return Err(Error::OutOfMemory {
+            // The chunk's figures, not the value's: that is what was refused.
+            let e = Error::OutOfMemory {
                 size,
                 align: chunk::SEGMENT,
-            });
+            };
+            self.budget().record_refusal(e);
+            return Err(e);
         };
         self.chunks.set(chunk.as_ptr());
         self.chunk_count.set(self.chunk_count.get() + 1);
@@ -535,7 +540,9 @@ pub(crate) struct Pools<C: SizeClasses> {
     pools: NonNull<Pool>,
     /// From a leaked `Box<Fallback>`.
     fallback: NonNull<Fallback>,
-    _classes: PhantomData<C>,
+    /// Invariant in `C`: a manager or box must never be seen with another
+    /// class table, or a pooled block would be freed by the wrong route.
+    _classes: PhantomData<fn(C) -> C>,
 }
 
 // SAFETY: `Pools` owns its pools, chunks and fallback counters outright;

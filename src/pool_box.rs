@@ -6,7 +6,7 @@
 //! and `Option<PoolBox<T>>` is the same size. It does not store its manager:
 //! a pooled value's chunk is aligned so that masking the pointer finds the
 //! chunk header, which points at the pool; a value too large for any class
-//! has a one-word header in front of it pointing at the manager's fallback
+//! has a footer after it pointing at the manager's fallback
 //! counters; a zero-sized value allocates nothing. Which of the three applies
 //! is a function of the value's size and alignment (a constant for sized
 //! types), computed the same way when it is allocated and when it is freed.
@@ -83,8 +83,9 @@ pub struct PoolBox<'m, T: ?Sized, C: SizeClasses = DefaultClasses> {
     _manager: PhantomData<&'m Cell<()>>,
     /// Owns a `T` (for drop check and variance).
     _owns: PhantomData<T>,
-    /// Names the class table the block's route is computed with.
-    _classes: PhantomData<fn() -> C>,
+    /// Names the class table the block's route is computed with. Invariant:
+    /// a box must never be seen with another table (see [`MemoryManager`]).
+    _classes: PhantomData<fn(C) -> C>,
 }
 
 static_assertions::assert_eq_size!(PoolBox<'static, u64>, usize);
@@ -106,7 +107,7 @@ pub(crate) unsafe fn dealloc<C: SizeClasses>(ptr: NonNull<u8>, layout: Layout) {
         // SAFETY: the caller guarantees a live block of a live pool.
         Route::Pool(_) => unsafe { Pool::free(ptr) },
         // SAFETY: the caller guarantees a live typed system allocation.
-        Route::System => unsafe { system::free_typed(ptr) },
+        Route::System => unsafe { system::free_typed(ptr, layout) },
     }
 }
 
@@ -131,7 +132,7 @@ unsafe fn alloc_like<C: SizeClasses>(
             pool.alloc().ok_or_else(|| pool.failure(layout))
         }
         // SAFETY: `like` is a live typed system allocation (caller).
-        Route::System => system::alloc_typed(unsafe { system::fallback_of(like) }, layout),
+        Route::System => system::alloc_typed(unsafe { system::fallback_of(like, layout) }, layout),
     }
 }
 
@@ -260,25 +261,6 @@ impl<'m, T: ?Sized, C: SizeClasses> PoolBox<'m, T, C> {
         unsafe { &mut *PoolBox::into_raw(b) }
     }
 
-    /// Pins the box. A `PoolBox`'s value never moves when the box moves, so
-    /// this is free, as for `Box::into_pin`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use memory_mgr::{MemoryManager, PoolBox};
-    /// let mm = MemoryManager::new();
-    /// let p = PoolBox::into_pin(mm.alloc(3u8));
-    /// assert_eq!(*p, 3);
-    /// ```
-    #[inline]
-    pub fn into_pin(b: Self) -> Pin<Self> {
-        // SAFETY: the value lives in a block that stays put until the box is
-        // dropped, whatever happens to the box itself, and `PoolBox` offers no
-        // way to move the value out of a pinned box.
-        unsafe { Pin::new_unchecked(b) }
-    }
-
     /// A raw pointer to the value, without consuming the box.
     ///
     /// # Examples
@@ -400,26 +382,6 @@ impl<'m, T, C: SizeClasses> PoolBox<'m, T, C> {
         Ok(unsafe { PoolBox::from_non_null(ptr) })
     }
 
-    /// Like [`PoolBox::new_in`], pinned.
-    ///
-    /// # Panics
-    ///
-    /// Panics if the system allocator refuses memory.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use memory_mgr::{MemoryManager, PoolBox};
-    /// let mm = MemoryManager::new();
-    /// let p = PoolBox::pin_in(5i32, &mm);
-    /// assert_eq!(*p, 5);
-    /// ```
-    #[inline]
-    #[track_caller]
-    pub fn pin_in(value: T, mm: &'m MemoryManager<C>) -> Pin<Self> {
-        PoolBox::into_pin(PoolBox::new_in(value, mm))
-    }
-
     /// Moves the value out and returns its block to the pool.
     ///
     /// # Examples
@@ -439,6 +401,78 @@ impl<'m, T, C: SizeClasses> PoolBox<'m, T, C> {
         // has been moved out, so it is not used again.
         unsafe { dealloc::<C>(NonNull::new_unchecked(ptr).cast(), Layout::new::<T>()) };
         value
+    }
+}
+
+impl<T: ?Sized, C: SizeClasses> PoolBox<'static, T, C> {
+    /// Pins the box. A `PoolBox`'s value never moves when the box moves, so
+    /// this is free, as for `Box::into_pin`.
+    ///
+    /// Only boxes of a `'static` manager (one that is never dropped or
+    /// reset, e.g. from `Box::leak`) can be pinned, as `Box::into_pin`
+    /// requires a `'static` allocator: `Pin` promises that a pinned value's
+    /// memory is not reused before its destructor runs, and a box may be
+    /// `mem::forget`-ed — after which dropping or resetting a shorter-lived
+    /// manager would free the memory without running the destructor. A value
+    /// that is `Unpin` needs no pinning guarantee: `Pin::new(b)` pins it in
+    /// any manager.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{MemoryManager, PoolBox};
+    /// let mm: &'static MemoryManager = Box::leak(Box::new(MemoryManager::new()));
+    /// let p = PoolBox::into_pin(mm.alloc(3u8));
+    /// assert_eq!(*p, 3);
+    /// ```
+    ///
+    /// A box of a manager that can be dropped cannot be pinned:
+    ///
+    /// ```compile_fail
+    /// use memory_mgr::{MemoryManager, PoolBox};
+    /// let mm = MemoryManager::new();
+    /// let p = PoolBox::into_pin(mm.alloc(async {}));
+    /// std::mem::forget(p);
+    /// drop(mm); // would free the pinned future without running its destructor
+    /// ```
+    #[inline]
+    pub fn into_pin(b: Self) -> Pin<Self> {
+        // SAFETY: the value lives in a block that stays put until the box is
+        // dropped, whatever happens to the box itself, and `PoolBox` offers no
+        // way to move the value out of a pinned box. The manager is borrowed
+        // for `'static`, so it is never dropped or reset (both need it by
+        // value or `&mut`): a forgotten box's memory is never reused, which
+        // is the drop guarantee `Pin` asks for.
+        unsafe { Pin::new_unchecked(b) }
+    }
+}
+
+impl<T, C: SizeClasses> PoolBox<'static, T, C> {
+    /// Like [`PoolBox::new_in`], pinned. The manager must be `'static`, as for
+    /// [`PoolBox::into_pin`].
+    ///
+    /// # Panics
+    ///
+    /// Panics if the system allocator refuses memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{MemoryManager, PoolBox};
+    /// let mm: &'static MemoryManager = Box::leak(Box::new(MemoryManager::new()));
+    /// let p = PoolBox::pin_in(5i32, mm);
+    /// assert_eq!(*p, 5);
+    /// ```
+    ///
+    /// ```compile_fail
+    /// use memory_mgr::{MemoryManager, PoolBox};
+    /// let mm = MemoryManager::new();
+    /// let p = PoolBox::pin_in(async {}, &mm); // `mm` does not live for 'static
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn pin_in(value: T, mm: &'static MemoryManager<C>) -> Pin<Self> {
+        PoolBox::into_pin(PoolBox::new_in(value, mm))
     }
 }
 

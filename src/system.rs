@@ -7,9 +7,10 @@
 //! counting allocator in tests) sits under every chunk and large block.
 //!
 //! Typed allocations too large for any class (or every typed allocation in
-//! pass-through mode) get a one-word header in front of the value that points
-//! at the manager's [`Fallback`] counters, so a `PoolBox` of one word can find
-//! them when it is dropped or cloned.
+//! pass-through mode) get a [`Footer`] after the value that points at the
+//! manager's [`Fallback`] counters, so a `PoolBox` of one word can find them
+//! when it is dropped or cloned (its layout, known to the box, says where
+//! the footer is).
 
 use core::alloc::Layout;
 use core::cell::Cell;
@@ -54,7 +55,7 @@ pub(crate) unsafe fn dealloc(ptr: NonNull<u8>, layout: Layout) {
 
 /// The manager's record of typed allocations served by the system
 /// allocator. It lives at a fixed heap address for the manager's lifetime;
-/// every such allocation has a [`Header`] pointing at it and is on its list,
+/// every such allocation has a [`Footer`] pointing at it and is on its list,
 /// so dropping the manager frees them all, leaked ones included.
 ///
 /// It also holds the manager's [`Budget`], which the pools reach through a
@@ -69,9 +70,9 @@ pub(crate) struct Fallback {
     // half of its free in that one load).
     /// Live allocations.
     pub(crate) live: Cell<usize>,
-    /// Most recent allocation; a doubly linked list through the headers.
-    head: Cell<*mut Header>,
-    /// Bytes asked of the system allocator for them, headers included.
+    /// Most recent allocation; a doubly linked list through the footers.
+    head: Cell<*mut Footer>,
+    /// Bytes asked of the system allocator for them, footers included.
     pub(crate) bytes: Cell<usize>,
     /// The manager's byte budget.
     pub(crate) budget: Budget,
@@ -95,84 +96,99 @@ impl Fallback {
     }
 }
 
-/// Written just before every typed system allocation's value.
+/// Written right after every typed system allocation's value (a footer,
+/// not a header: a header in front of an over-aligned value would need
+/// padding up to the value's alignment — 4 KiB more for a page-aligned
+/// value, 1 MiB more for a 1 MiB-aligned one — while after the value it
+/// needs at most 7 bytes of padding whatever the alignment).
+///
+/// ```text
+///  base = value (aligned to max(align, 8))
+///  v
+///  +-----------------+-----+--------+
+///  | value           | pad | Footer |   full = footer_offset + size_of::<Footer>()
+///  +-----------------+-----+--------+
+///  |<- footer_offset ->|
+/// ```
 #[repr(C)]
-struct Header {
+struct Footer {
     fallback: *const Fallback,
-    prev: *mut Header,
-    next: *mut Header,
-    /// Layout of the whole allocation, header included.
+    prev: *mut Footer,
+    next: *mut Footer,
+    /// Layout of the whole allocation, footer included.
     full: Layout,
 }
 
-/// The full layout (header + padding + value) and the value's offset in it.
+/// Offset of the footer after a value of `layout`: its size rounded up to
+/// the footer's alignment.
 #[inline]
-fn with_header(layout: Layout) -> Result<(Layout, usize), Error> {
+fn footer_offset(layout: Layout) -> usize {
+    layout.size().next_multiple_of(core::mem::align_of::<Footer>())
+}
+
+/// The full layout of a typed system allocation of `layout`: the value, then
+/// the footer, aligned to the larger of the two alignments.
+#[inline]
+fn with_footer(layout: Layout) -> Result<Layout, Error> {
     let overflow = Error::LayoutOverflow {
         size: layout.size(),
         align: layout.align(),
     };
-    let header = Layout::new::<Header>();
-    let (full, offset) = header.extend(layout).map_err(|_| overflow)?;
-    Ok((full.pad_to_align(), offset))
+    let size = layout
+        .size()
+        .checked_next_multiple_of(core::mem::align_of::<Footer>())
+        .and_then(|s| s.checked_add(core::mem::size_of::<Footer>()))
+        .ok_or(overflow)?;
+    Layout::from_size_align(size, layout.align().max(core::mem::align_of::<Footer>()))
+        .map_err(|_| overflow)
 }
 
-/// Offset of the value in an allocation whose full layout is `full`: the
-/// header size rounded up to the value's alignment (`full.align()` is the
-/// larger of the header's and the value's).
-#[inline]
-fn with_header_offset(full: Layout) -> usize {
-    core::mem::size_of::<Header>().next_multiple_of(full.align())
-}
-
-/// The header of a typed system allocation: the bytes right before the value.
+/// The footer of a typed system allocation.
 ///
 /// # Safety
 ///
-/// `value` must be the value pointer of an allocation made by [`alloc_typed`].
+/// `value` must be the value pointer of a live allocation made by
+/// [`alloc_typed`] for `layout`.
 #[inline]
-unsafe fn header_of(value: NonNull<u8>) -> NonNull<Header> {
-    // SAFETY: the header lies in the same allocation, right before the value.
-    unsafe { value.sub(core::mem::size_of::<Header>()) }.cast()
+unsafe fn footer_of(value: NonNull<u8>, layout: Layout) -> NonNull<Footer> {
+    // SAFETY: the footer lies in the same allocation, `footer_offset(layout)`
+    // bytes after the value (the caller vouches for `layout`).
+    unsafe { value.add(footer_offset(layout)) }.cast()
 }
 
-/// Allocates a value of `layout` (non-zero size) behind a header, and
+/// Allocates a value of `layout` (non-zero size) with a footer after it, and
 /// records it in `fallback`.
 #[inline(never)]
 pub(crate) fn alloc_typed(fallback: &Fallback, layout: Layout) -> Result<NonNull<u8>, Error> {
-    let (full, offset) = with_header(layout)?;
+    let full = with_footer(layout)?;
     fallback.budget.charge(full.size())?;
-    let Some(base) = alloc(full) else {
+    let Some(value) = alloc(full) else {
         fallback.budget.credit(full.size());
         return Err(Error::OutOfMemory {
             size: full.size(),
             align: full.align(),
         });
     };
-    // SAFETY: `offset + layout.size() <= full.size()`, so the value pointer
-    // stays inside the allocation.
-    let value = unsafe { base.add(offset) };
-    // SAFETY: `value` is the value pointer of this new allocation.
-    let header = unsafe { header_of(value) };
+    // SAFETY: `value` is the value pointer of this new allocation of `layout`.
+    let footer = unsafe { footer_of(value, layout) };
     let next = fallback.head.get();
-    // SAFETY: `Layout::extend` put the value at `offset`, which is
-    // `size_of::<Header>()` rounded up to the value's alignment; both are
-    // multiples of 8 and the base is aligned to at least 8, so
-    // `value - size_of::<Header>()` is inside the allocation and aligned for
-    // a `Header`. `next`, if not null, is the header of another live
-    // allocation of this fallback.
+    // SAFETY: the footer starts `footer_offset(layout)` bytes into an
+    // allocation of `footer_offset(layout) + size_of::<Footer>()` bytes, at a
+    // multiple of 8 from a base aligned to at least 8, so it is in bounds and
+    // aligned. `next`, if not null, is the footer of another live allocation
+    // of this fallback.
     unsafe {
-        header.write(Header {
+        footer.write(Footer {
             fallback,
             prev: ptr::null_mut(),
             next,
             full,
         });
         if let Some(next) = NonNull::new(next) {
-            (*next.as_ptr()).prev = header.as_ptr();
+            (*next.as_ptr()).prev = footer.as_ptr();
         }
     }
-    fallback.head.set(header.as_ptr());
+    fallback.head.set(footer.as_ptr());
     fallback.live.set(fallback.live.get() + 1);
     fallback
         .peak
@@ -186,34 +202,33 @@ pub(crate) fn alloc_typed(fallback: &Fallback, layout: Layout) -> Result<NonNull
 ///
 /// # Safety
 ///
-/// `value` must come from [`alloc_typed`] and not have been freed, and the
-/// manager that owns the `Fallback` must still be alive.
+/// `value` must come from [`alloc_typed`] for `layout` and not have been
+/// freed, and the manager that owns the `Fallback` must still be alive.
 #[inline]
-pub(crate) unsafe fn fallback_of<'a>(value: NonNull<u8>) -> &'a Fallback {
-    // SAFETY: `alloc_typed` wrote a header holding a valid `*const Fallback`;
+pub(crate) unsafe fn fallback_of<'a>(value: NonNull<u8>, layout: Layout) -> &'a Fallback {
+    // SAFETY: `alloc_typed` wrote a footer holding a valid `*const Fallback`;
     // the caller guarantees the allocation and the manager are alive.
-    unsafe { &*(*header_of(value).as_ptr()).fallback }
+    unsafe { &*(*footer_of(value, layout).as_ptr()).fallback }
 }
 
-/// Unlinks a header and frees its allocation.
+/// Unlinks a footer and frees its allocation.
 ///
 /// # Safety
 ///
-/// `header` must be the header of a live allocation of `alloc_typed` for
+/// `footer` must be the footer of a live allocation of `alloc_typed` for
 /// `fallback`.
-unsafe fn unlink_and_free(fallback: &Fallback, header: NonNull<Header>) {
+unsafe fn unlink_and_free(fallback: &Fallback, footer: NonNull<Footer>) {
     // SAFETY:
-    // 1. The caller guarantees a live header; its neighbours on the list are
-    //    live headers of the same fallback, so the link updates are in bounds.
-    // 2. `alloc_typed` placed the value `offset` bytes after the base, with
-    //    `offset = with_header_offset(full)` and the header ending at the
-    //    value, so `header + size_of::<Header>() - offset` is that base, and
+    // 1. The caller guarantees a live footer; its neighbours on the list are
+    //    live footers of the same fallback, so the link updates are in bounds.
+    // 2. `alloc_typed` put the footer at the end of the allocation, so the
+    //    base is `full.size() - size_of::<Footer>()` bytes before it, and
     //    `full` is the layout it was allocated with. It is unlinked first, so
     //    it is freed exactly once.
     unsafe {
-        let Header {
+        let Footer {
             prev, next, full, ..
-        } = header.read();
+        } = footer.read();
         match NonNull::new(prev) {
             Some(p) => (*p.as_ptr()).next = next,
             None => fallback.head.set(next),
@@ -224,13 +239,9 @@ unsafe fn unlink_and_free(fallback: &Fallback, header: NonNull<Header>) {
         fallback.live.set(fallback.live.get() - 1);
         fallback.bytes.set(fallback.bytes.get() - full.size());
         fallback.budget.credit(full.size());
-        // The base is `value - offset`, and the header ends at the value:
-        // base = header + size_of::<Header>() - offset.
-        let offset = with_header_offset(full);
-        let base = header
+        let base = footer
             .cast::<u8>()
-            .add(core::mem::size_of::<Header>())
-            .sub(offset);
+            .sub(full.size() - core::mem::size_of::<Footer>());
         dealloc(base, full);
     }
 }
@@ -239,12 +250,13 @@ unsafe fn unlink_and_free(fallback: &Fallback, header: NonNull<Header>) {
 ///
 /// # Safety
 ///
-/// `value` must come from [`alloc_typed`] and not have been freed, and its
-/// manager must still be alive. The header keeps the layout.
+/// `value` must come from [`alloc_typed`] for `layout` and not have been
+/// freed, and its manager must still be alive.
 #[inline(never)]
-pub(crate) unsafe fn free_typed(value: NonNull<u8>) {
-    // SAFETY: the caller guarantees a live allocation of a live manager.
-    unsafe { unlink_and_free(fallback_of(value), header_of(value)) }
+pub(crate) unsafe fn free_typed(value: NonNull<u8>, layout: Layout) {
+    // SAFETY: the caller guarantees a live allocation of `layout` of a live
+    // manager.
+    unsafe { unlink_and_free(fallback_of(value, layout), footer_of(value, layout)) }
 }
 
 /// Frees every allocation still recorded in `fallback`.
@@ -253,9 +265,9 @@ pub(crate) unsafe fn free_typed(value: NonNull<u8>) {
 ///
 /// None of them may be used afterwards.
 pub(crate) unsafe fn free_all(fallback: &Fallback) {
-    while let Some(header) = NonNull::new(fallback.head.get()) {
-        // SAFETY: the list holds only live headers of this fallback; the
+    while let Some(footer) = NonNull::new(fallback.head.get()) {
+        // SAFETY: the list holds only live footers of this fallback; the
         // caller guarantees none is used again.
-        unsafe { unlink_and_free(fallback, header) };
+        unsafe { unlink_and_free(fallback, footer) };
     }
 }

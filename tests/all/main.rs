@@ -14,6 +14,7 @@ mod model;
 mod model_core;
 mod operations;
 mod pool_box;
+mod soundness;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

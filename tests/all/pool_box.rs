@@ -93,13 +93,30 @@ fn into_raw_from_raw_leak_and_pin() {
     assert_eq!(leaked, &[4, 4, 4, 4, 4, 4, 5]);
     assert_eq!(mm.stats().live(), 1);
 
-    let mut pinned = mm.pin(11u32);
+    // An `Unpin` value pins in any manager, as with `Box`.
+    let mut pinned = std::pin::Pin::new(mm.alloc(11u32));
     *pinned.as_mut().get_mut() += 1;
     assert_eq!(*pinned, 12);
-    let fut = mm.pin(async { 40 + 2 });
-    drop(fut);
-    let p = PoolBox::pin_in([0u8; 3], &mm);
-    assert_eq!(p.len(), 3);
+}
+
+#[test]
+fn a_static_manager_pins_any_value() {
+    let raw = Box::into_raw(Box::new(MemoryManager::new()));
+    {
+        // SAFETY: `raw` is live until the `Box::from_raw` below, after every
+        // box from it is dropped and this reference is no longer used.
+        let mm: &'static MemoryManager = unsafe { &*raw };
+        let fut = mm.pin(async { 40 + 2 });
+        drop(fut);
+        let p = PoolBox::pin_in([0u8; 3], mm);
+        assert_eq!(p.len(), 3);
+        let q = PoolBox::into_pin(mm.alloc((5u64, std::marker::PhantomPinned)));
+        assert_eq!(mm.stats().live(), 2);
+        drop((p, q));
+        assert_eq!(mm.stats().live(), 0);
+    }
+    // SAFETY: from `Box::into_raw` above; nothing borrows it any more.
+    drop(unsafe { Box::from_raw(raw) });
 }
 
 #[test]
