@@ -35,15 +35,17 @@ use core::ptr::NonNull;
 pub struct Block {
     pub(crate) ptr: NonNull<u8>,
     pub(crate) len: usize,
-    /// Id of the manager that made it.
-    pub(crate) owner: u32,
+    /// Id of the manager that made it, as it was then: ids never repeat in
+    /// a process, and a manager takes a new one at each reset.
+    pub(crate) owner: u64,
     /// Generation of the slot when it was handed out (odd: live).
     pub(crate) generation: u32,
-    /// `class << 24 | chunk` for a pooled block, or [`Block::SYSTEM`].
-    pub(crate) location: u32,
-    /// Index of the block in its chunk, or of its slot in the system table.
-    pub(crate) index: u32,
+    /// Which slot: `class << 25 | chunk << index_bits | index` for a pooled
+    /// block, or `SYSTEM_SLOT | entry` for an entry of the system table.
+    pub(crate) slot: u32,
 }
+
+static_assertions::const_assert!(core::mem::size_of::<Block>() <= 32);
 
 // SAFETY: a `Block` is plain data that owns nothing and dereferences nothing.
 // Its pointer is used only by the manager's checked calls (which need the
@@ -56,19 +58,6 @@ unsafe impl Send for Block {}
 unsafe impl Sync for Block {}
 
 impl Block {
-    /// `location` of a block served by the system allocator.
-    pub(crate) const SYSTEM: u32 = u32::MAX;
-
-    /// (class, chunk, index) of a pooled block.
-    #[inline]
-    pub(crate) fn pooled_location(&self) -> (usize, usize, usize) {
-        (
-            (self.location >> 24) as usize,
-            (self.location & 0x00FF_FFFF) as usize,
-            self.index as usize,
-        )
-    }
-
     /// Address of the first byte. Stays valid until the block is freed or
     /// its manager is dropped or reset.
     ///
@@ -141,7 +130,7 @@ impl Block {
     #[inline]
     #[must_use]
     pub fn is_pooled(&self) -> bool {
-        self.location != Block::SYSTEM
+        self.slot & crate::checked::SYSTEM_SLOT == 0
     }
 }
 

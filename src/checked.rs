@@ -1,23 +1,40 @@
 //! Checked blocks: the pools and the system-block table behind [`Block`].
 //!
 //! These are separate from the typed pools so that a `PoolBox` pays nothing
-//! for generations. A block here is identified by (class, chunk, index) or by
-//! a slot of the system table, and each has a 32-bit generation kept outside
-//! the user's bytes: even while free, odd while live, bumped on every
-//! allocation and free. A handle carries the generation it was given, so a
-//! second free of it — even after the slot was handed out again — sees a
-//! newer generation and is refused. A handle is never dereferenced before it
-//! is validated against this manager's own tables.
+//! for generations. A block here is a slot — (class, chunk record, index) or
+//! an entry of the system table — with a 32-bit generation kept outside the
+//! user's bytes: even while free, odd while live, moved on by every
+//! allocation and free. A handle carries its manager's [`Identity`] id and
+//! the generation it was given, so a second free of it — even after the slot
+//! was handed out again — sees a newer generation and is refused.
+//!
+//! A handle is data, never a pointer this module follows: every checked call
+//! finds the slot through this manager's own tables, checks it, and computes
+//! the block's address (and size) from the table; the handle's address is
+//! only compared with it.
+//!
+//! Metadata stays bounded: a chunk record released by `trim` keeps its
+//! generations (so handles into it stay refused) and is reused by the next
+//! chunk of its class before the table grows; released records at the end of
+//! the table are dropped, their highest generation kept as the class's
+//! `floor`, where every slot of a record made later starts — so a handle into
+//! a dropped record can never match again. The system table reuses its empty
+//! entries and is dropped the same way when its last block is freed. Both
+//! count in [`CheckedStats`] and are charged to the budget. A reset drops
+//! them all (the manager's id changes, so every older handle is refused by
+//! its id). A handle that carries this manager's current id but names a slot
+//! the tables no longer have is therefore stale, never foreign.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::alloc::Layout;
 use core::cell::RefCell;
+use core::mem::size_of;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::budget::Budget;
 use crate::fill;
+use crate::identity::Identity;
 use crate::pool::ChunkConfig;
 use crate::size_class::natural_align;
 use crate::system;
@@ -26,23 +43,31 @@ use crate::{Block, Error};
 /// System blocks up to this size are zeroed by hand rather than by calloc.
 const ZERO_BY_HAND: usize = 128 << 10;
 
-/// Chunks per class a block location can name (24 bits).
-const MAX_CHUNKS: usize = 1 << 24;
+/// Bits of a pooled handle's slot that number a block within its class
+/// (`chunk << index_bits | index`); the bits above hold the class. A class
+/// can thus have up to 2^25 blocks (32 Mi) in its chunk records at once.
+const NUMBER_BITS: u32 = 25;
 
-/// A fresh manager id. Ids repeat only after 2^32 managers.
-pub(crate) fn next_owner_id() -> u32 {
-    static NEXT: AtomicU32 = AtomicU32::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
+/// The bits of a slot that hold the block's number in its class.
+const NUMBER_MASK: u32 = (1 << NUMBER_BITS) - 1;
+
+/// A handle's slot bit that marks an entry of the system table.
+pub(crate) const SYSTEM_SLOT: u32 = 1 << 31;
+
+/// Metadata bytes a chunk record costs: the record, and its place in the
+/// `fresh` and `released` lists (reserved when the record is made).
+const RECORD_BYTES: usize = size_of::<CheckedChunk>() + 2 * size_of::<u32>();
+
+/// Metadata bytes a system-table entry costs: the entry, and its place in
+/// the list of empty entries.
+const SYSTEM_ENTRY_BYTES: usize = size_of::<SystemSlot>() + size_of::<u32>();
 
 /// The checked-block state of one manager.
 #[derive(Debug)]
 pub(crate) struct BlockHeap {
     inner: RefCell<Inner>,
-    owner: u32,
-    /// Ids this heap had before each `reset`: their handles are stale, not
-    /// foreign.
-    retired: Vec<u32>,
+    /// What this manager's handles carry; a new id at each reset.
+    identity: Identity,
 }
 
 #[derive(Debug)]
@@ -59,20 +84,31 @@ struct Inner {
     system_peak: usize,
     /// System blocks allocated, ever.
     system_allocs: usize,
+    /// Bytes of the system table ([`SYSTEM_ENTRY_BYTES`] per entry).
+    system_metadata: usize,
+    /// Generation new system-table entries start at: the highest of the
+    /// entries dropped so far.
+    system_floor: u32,
 }
 
+/// The blocks of one class, in chunk records.
 #[derive(Debug)]
 struct CheckedClass {
     block_size: usize,
+    /// Bits of a block's index in its chunk: enough for [`max_blocks`](Self::max_blocks).
+    index_bits: u32,
+    /// `(1 << index_bits) - 1`.
+    index_mask: usize,
     chunks: Vec<CheckedChunk>,
-    /// Free list: `encode(chunk, index)` of the first free block, 0 if empty.
+    /// Free list: `link_to(number)` of the first free block, 0 if empty.
     /// Each free block's first 8 bytes hold the next link.
     free: u64,
-    /// The chunk never-used blocks come from; chunks after it were
-    /// reserved and are untouched.
-    fresh_chunk: usize,
-    /// Next never-used index in that chunk.
-    fresh: usize,
+    /// Records with never-used blocks (reserved, or given memory again after
+    /// a trim); the last is the one fresh blocks come from.
+    fresh: Vec<u32>,
+    /// Records without memory (released by a trim), reused before the table
+    /// grows.
+    released: Vec<u32>,
     /// Blocks in the next chunk.
     next_blocks: usize,
     /// Cap on blocks per chunk.
@@ -81,23 +117,50 @@ struct CheckedClass {
     /// grow by less than the next size.
     min_blocks: usize,
     live: usize,
+    /// Blocks ever handed out from the chunks that hold memory now: the sum
+    /// of their `used`.
+    touched: usize,
     /// Most blocks live at once, saved before chunks are released; see
     /// [`CheckedClass::peak`].
     peak: usize,
     /// Blocks handed out, ever.
     allocs: usize,
+    /// Blocks in chunks that hold memory.
+    capacity: usize,
+    /// Bytes of those chunks.
+    reserved: usize,
+    /// Bytes of the records and their generations.
+    metadata: usize,
+    /// Generation the slots of a new record start at: the highest of the
+    /// records dropped so far (even: their blocks were all free).
+    floor: u32,
 }
 
+/// A chunk record: memory for `blocks` blocks of one class, and a
+/// generation per slot.
+///
+/// Invariant, relied on by every `unsafe` block of this module:
+/// - `blocks == 0` exactly when the record holds no memory (released by a
+///   trim); `base` then dangles and `used == 0`. Otherwise `base` is a live
+///   allocation of `layout` from [`system::alloc`], at least
+///   `blocks * block_size` bytes, aligned to the class's natural alignment.
+/// - `used <= blocks <= generations.len()`.
+/// - Block `i < used` has been handed out since the memory came: its
+///   generation is odd while it is live, even while it is free, and a free
+///   one is on its class's free list exactly once, its first 8 bytes holding
+///   the link. Blocks `used <= i` are never-used (even generation, not on
+///   the list); so are slots `i >= blocks`, which have no memory.
+/// - A generation only moves forward, by one at each allocation and free,
+///   so a handle's generation matches its slot again only after 2^32 moves.
 #[derive(Debug)]
 struct CheckedChunk {
-    /// The blocks; dangling once released by a trim.
     base: NonNull<u8>,
     layout: Layout,
-    /// Released by a trim: its generations stay (all even), so handles into
-    /// it are refused as stale; its memory is gone.
-    released: bool,
-    /// One generation per block; even = free, odd = live.
+    blocks: usize,
+    used: usize,
     generations: Box<[u32]>,
+    /// Scratch count for [`CheckedClass::trim`].
+    scratch: usize,
 }
 
 #[derive(Debug)]
@@ -116,49 +179,92 @@ struct SystemSlot {
 // moves that ownership. It is not `Sync` (`RefCell`).
 unsafe impl Send for BlockHeap {}
 
-#[inline]
-fn encode(chunk: usize, index: usize) -> u64 {
-    ((chunk as u64) << 32 | index as u64) + 1
+/// The free-list link naming the block with slot number `number`.
+#[inline(always)]
+fn link_to(number: u32) -> u64 {
+    u64::from(number) + 1
 }
 
-#[inline]
-fn decode(link: u64) -> (usize, usize) {
-    let v = link - 1;
-    ((v >> 32) as usize, (v & 0xFFFF_FFFF) as usize)
+/// The slot number a (non-zero) free-list link names.
+#[inline(always)]
+fn linked(link: u64) -> u32 {
+    (link - 1) as u32
+}
+
+/// What a validated handle names: the block's address and usable size, as
+/// this manager's tables say.
+struct Found {
+    ptr: NonNull<u8>,
+    len: usize,
 }
 
 impl CheckedClass {
     fn new(block_size: usize, config: ChunkConfig) -> Self {
         let first = (config.initial / block_size).max(1);
+        let max_blocks = (config.max / block_size).max(first);
+        let index_bits = usize::BITS - (max_blocks - 1).leading_zeros();
         CheckedClass {
             block_size,
+            index_bits,
+            index_mask: (1 << index_bits) - 1,
             chunks: Vec::new(),
             free: 0,
-            fresh_chunk: 0,
-            fresh: 0,
+            fresh: Vec::new(),
+            released: Vec::new(),
             next_blocks: first,
-            max_blocks: (config.max / block_size).max(first).min(u32::MAX as usize),
+            max_blocks,
             min_blocks: first,
             live: 0,
+            touched: 0,
             peak: 0,
             allocs: 0,
+            capacity: 0,
+            reserved: 0,
+            metadata: 0,
+            floor: 0,
         }
     }
 
-    /// Takes a free or never-used block and marks it live: (chunk, index,
+    /// The most chunk records the class can have: a block's number
+    /// (`chunk << index_bits | index`) must fit in [`NUMBER_BITS`].
+    fn max_records(&self) -> usize {
+        1 << (NUMBER_BITS - self.index_bits)
+    }
+
+    /// The slot number of block `index` of chunk `chunk`.
+    #[inline(always)]
+    fn number(&self, chunk: usize, index: usize) -> u32 {
+        ((chunk << self.index_bits) | index) as u32
+    }
+
+    /// (chunk, index) of a slot number (the slot's bits below the class).
+    #[inline(always)]
+    fn locate(&self, number: u32) -> (usize, usize) {
+        let number = number as usize;
+        (number >> self.index_bits, number & self.index_mask)
+    }
+
+    /// Takes a free or never-used block and marks it live: (slot number,
     /// address, new generation). One chunk lookup on the fast path.
     #[inline(always)]
-    fn take(&mut self, budget: &Budget) -> Result<(usize, usize, NonNull<u8>, u32), Error> {
+    fn take(&mut self, budget: &Budget) -> Result<(u32, NonNull<u8>, u32), Error> {
         if self.free == 0 {
             return self.take_fresh(budget);
         }
-        let (chunk, index) = decode(self.free);
+        let number = linked(self.free);
+        let (chunk, index) = self.locate(number);
         let size = self.block_size;
-        let c = &mut self.chunks[chunk];
-        let generation = &mut c.generations[index];
+        debug_assert!(chunk < self.chunks.len(), "a free-list link out of range");
+        // SAFETY: a free-list link names a free block of a record holding
+        // memory (`CheckedChunk` invariant), so `chunk` is in bounds.
+        let c = unsafe { self.chunks.get_unchecked_mut(chunk) };
+        debug_assert!(index < c.used, "a free-list block that was never used");
+        // SAFETY: `index < used <= blocks <= generations.len()` (invariant).
+        let generation = unsafe { c.generations.get_unchecked_mut(index) };
         *generation = generation.wrapping_add(1);
-        // SAFETY: `index` is in bounds of `generations` (just indexed), i.e.
-        // below the chunk's block count, so the block is inside the chunk.
+        let generation = *generation;
+        // SAFETY: a block on the free list has `index < used <= blocks`
+        // (`CheckedChunk` invariant), so it is inside the chunk's memory.
         let block = unsafe { c.base.add(index * size) };
         // SAFETY: a free block's first 8 bytes hold the link written by
         // `free`; blocks are aligned to at least 8. The block's `size` bytes
@@ -167,175 +273,279 @@ impl CheckedClass {
             self.free = block.cast::<u64>().read();
             fill::check_freed(block, size);
         }
-        Ok((chunk, index, block, *generation))
+        Ok((number, block, generation))
     }
 
-    /// A never-used block of the newest chunk, adding a chunk if needed.
+    /// A never-used block, adding or refilling a chunk if needed.
     #[cold]
     #[inline(never)]
-    fn take_fresh(&mut self, budget: &Budget) -> Result<(usize, usize, NonNull<u8>, u32), Error> {
-        // Move past used-up and released chunks to a reserved one, or grow.
-        while self.fresh_chunk < self.chunks.len()
-            && (self.chunks[self.fresh_chunk].released
-                || self.fresh == self.chunks[self.fresh_chunk].generations.len())
-        {
-            self.fresh_chunk += 1;
-            self.fresh = 0;
-        }
-        if self.fresh_chunk == self.chunks.len() {
-            self.grow(budget)?;
-        }
-        let chunk = self.fresh_chunk;
-        let index = self.fresh;
-        self.fresh += 1;
-        let generation = &mut self.chunks[chunk].generations[index];
+    fn take_fresh(&mut self, budget: &Budget) -> Result<(u32, NonNull<u8>, u32), Error> {
+        let chunk = loop {
+            match self.fresh.last() {
+                Some(&c) if self.chunks[c as usize].used < self.chunks[c as usize].blocks => {
+                    break c as usize
+                }
+                Some(_) => {
+                    self.fresh.pop();
+                }
+                None => self.grow(budget)?,
+            }
+        };
+        let size = self.block_size;
+        let c = &mut self.chunks[chunk];
+        let index = c.used;
+        c.used += 1;
+        self.touched += 1;
+        let generation = &mut c.generations[index];
         *generation = generation.wrapping_add(1);
         let generation = *generation;
-        Ok((chunk, index, self.block_ptr(chunk, index), generation))
+        // SAFETY: `index < blocks` (checked above), so the block is inside
+        // the chunk's memory (`CheckedChunk` invariant).
+        let block = unsafe { c.base.add(index * size) };
+        Ok((self.number(chunk, index), block, generation))
     }
 
-    /// Appends a chunk of the next size (used after the ones before it).
+    /// Gives memory to a released record, or appends a new record, for a
+    /// chunk of the next size; it becomes the one fresh blocks come from.
+    /// Charges the budget for the chunk and for any metadata it adds.
     #[cold]
     #[inline(never)]
     fn grow(&mut self, budget: &Budget) -> Result<(), Error> {
-        let align = natural_align(self.block_size);
-        let oom = Error::OutOfMemory {
-            size: self.next_blocks * self.block_size,
-            align,
-        };
-        if self.chunks.len() >= MAX_CHUNKS {
-            return Err(oom);
+        let size = self.block_size;
+        let align = natural_align(size);
+        let reuse = self.released.last().map(|&r| r as usize);
+        if reuse.is_none() && self.chunks.len() >= self.max_records() {
+            return Err(Error::OutOfMemory {
+                size: self.next_blocks * size,
+                align,
+            });
         }
-        let size = budget.charge_up_to(
-            self.next_blocks * self.block_size,
-            self.min_blocks * self.block_size,
-        )?;
-        let blocks = size / self.block_size;
-        let chunk = Layout::from_size_align(size, align)
-            .ok()
-            .and_then(|layout| Some((layout, system::alloc(layout)?)));
-        let Some((layout, base)) = chunk else {
-            budget.credit(size);
-            return Err(Error::OutOfMemory { size, align });
+        let bytes = budget.charge_up_to(self.next_blocks * size, self.min_blocks * size)?;
+        let blocks = bytes / size;
+        let (have, record) = match reuse {
+            Some(r) => (self.chunks[r].generations.len(), 0),
+            None => (0, RECORD_BYTES),
         };
-        self.chunks.push(CheckedChunk {
-            base,
-            layout,
-            released: false,
-            generations: alloc::vec![0; blocks].into_boxed_slice(),
-        });
+        let metadata = blocks.saturating_sub(have) * size_of::<u32>() + record;
+        if let Err(e) = budget.charge(metadata) {
+            budget.credit(bytes);
+            return Err(e);
+        }
+        let oom = Error::OutOfMemory { size: bytes, align };
+        let result = self.install(reuse, bytes, blocks, oom);
+        if result.is_err() {
+            budget.credit(bytes + metadata);
+        }
+        result?;
+        self.capacity += blocks;
+        self.reserved += bytes;
+        self.metadata += metadata;
         self.next_blocks = self.next_blocks.saturating_mul(2).min(self.max_blocks);
         Ok(())
     }
 
-    /// The most blocks live at once. Never-used blocks are taken only when
-    /// the free list is empty, so all blocks ever handed out from the
-    /// current chunks were live together at that moment: their count is the
-    /// peak, and costs nothing on the fast path.
-    fn peak(&self) -> usize {
-        let touched: usize = self
-            .chunks
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| !c.released)
-            .map(|(i, c)| c.generations.len() - self.untouched(i))
-            .sum();
-        self.peak.max(touched)
+    /// [`grow`](Self::grow) once the budget is charged: allocates the
+    /// metadata and the chunk, and fills in the record. On error nothing
+    /// changed.
+    fn install(
+        &mut self,
+        reuse: Option<usize>,
+        bytes: usize,
+        blocks: usize,
+        oom: Error,
+    ) -> Result<(), Error> {
+        let record = match reuse {
+            Some(r) => r,
+            None => self.chunks.len(),
+        };
+        // Room in every table first, so that nothing below can fail after
+        // the chunk is allocated (and `trim` can push without allocating).
+        let mut generations = Vec::new();
+        if reuse.is_none() {
+            self.chunks.try_reserve(1).map_err(|_| oom)?;
+            let n = self.chunks.len() + 1;
+            self.fresh
+                .try_reserve(n - self.fresh.len())
+                .map_err(|_| oom)?;
+            self.released
+                .try_reserve(n - self.released.len())
+                .map_err(|_| oom)?;
+            generations.try_reserve_exact(blocks).map_err(|_| oom)?;
+        } else if blocks > self.chunks[record].generations.len() {
+            generations.try_reserve_exact(blocks).map_err(|_| oom)?;
+        }
+        let layout =
+            Layout::from_size_align(bytes, natural_align(self.block_size)).map_err(|_| oom)?;
+        let base = system::alloc(layout).ok_or(oom)?;
+        match reuse {
+            Some(_) => {
+                self.released.pop();
+                let c = &mut self.chunks[record];
+                if blocks > c.generations.len() {
+                    // Slots past the old length had no handle since the
+                    // record was made, when `floor` was at most what it is.
+                    generations.extend_from_slice(&c.generations);
+                    generations.resize(blocks, self.floor);
+                    c.generations = generations.into_boxed_slice();
+                }
+                c.base = base;
+                c.layout = layout;
+                c.blocks = blocks;
+                c.used = 0;
+            }
+            None => {
+                // Above every generation a handle into a dropped record at
+                // this index can carry.
+                generations.resize(blocks, self.floor);
+                self.chunks.push(CheckedChunk {
+                    base,
+                    layout,
+                    blocks,
+                    used: 0,
+                    generations: generations.into_boxed_slice(),
+                    scratch: 0,
+                });
+            }
+        }
+        self.fresh.push(record as u32);
+        Ok(())
     }
 
-    /// Blocks of chunk `i` never handed out: none before the chunk fresh
-    /// blocks come from, the rest of that one, all of the reserved ones after.
-    fn untouched(&self, i: usize) -> usize {
-        let len = self.chunks[i].generations.len();
-        match i.cmp(&self.fresh_chunk) {
-            core::cmp::Ordering::Less => 0,
-            core::cmp::Ordering::Equal => len - self.fresh,
-            core::cmp::Ordering::Greater => len,
-        }
+    /// The most blocks live at once. Never-used blocks are taken only when
+    /// the free list is empty, so all blocks ever handed out from the chunks
+    /// that hold memory were live together at that moment: their count is
+    /// the peak, and costs nothing on the fast path.
+    fn peak(&self) -> usize {
+        self.peak.max(self.touched)
     }
 
     /// Blocks that can be handed out without a new chunk.
     fn available(&self) -> usize {
-        self.capacity() - self.live
+        self.capacity - self.live
     }
 
-    /// Blocks in chunks not released.
-    fn capacity(&self) -> usize {
-        self.chunks
-            .iter()
-            .filter(|c| !c.released)
-            .map(|c| c.generations.len())
-            .sum()
-    }
-
-    /// Releases every chunk with no live block; returns the bytes released.
-    /// O(chunks + free blocks).
+    /// Releases the memory of every chunk with no live block (its record and
+    /// generations stay, for reuse, unless it is at the end of the table);
+    /// returns the bytes released, metadata included. O(chunks + free
+    /// blocks + the slots of the dropped records), no allocation.
     fn trim(&mut self, budget: &Budget) -> usize {
         self.peak = self.peak();
-        // The free list in order, and free blocks per chunk.
-        let mut order = Vec::new();
-        let mut free_in = alloc::vec![0usize; self.chunks.len()];
+        // 1. Free blocks per chunk.
+        for c in &mut self.chunks {
+            c.scratch = 0;
+        }
         let mut link = self.free;
         while link != 0 {
-            order.push(link);
-            let (chunk, index) = decode(link);
-            free_in[chunk] += 1;
+            let (chunk, index) = self.locate(linked(link));
+            self.chunks[chunk].scratch += 1;
             // SAFETY: a free block's first 8 bytes hold the next link.
             link = unsafe { self.block_ptr(chunk, index).cast::<u64>().read() };
         }
-        let doomed: Vec<bool> = (0..self.chunks.len())
-            .map(|i| {
-                let c = &self.chunks[i];
-                !c.released && free_in[i] + self.untouched(i) == c.generations.len()
-            })
-            .collect();
-        // Relink the free blocks of the chunks that stay, keeping the order.
-        let mut head = 0;
-        for &link in order.iter().rev() {
-            let (chunk, index) = decode(link);
-            if doomed[chunk] {
+        // A chunk goes when every block it handed out is free again.
+        let doomed = |c: &CheckedChunk| c.blocks > 0 && c.scratch == c.used;
+        // 2. Unlink the free blocks of those chunks, keeping the order.
+        let mut prev: Option<NonNull<u8>> = None;
+        let mut link = self.free;
+        self.free = 0;
+        while link != 0 {
+            let (chunk, index) = self.locate(linked(link));
+            let block = self.block_ptr(chunk, index);
+            // SAFETY: a free block's first 8 bytes hold the next link; its
+            // chunk still holds its memory.
+            let next = unsafe { block.cast::<u64>().read() };
+            if !doomed(&self.chunks[chunk]) {
+                match prev {
+                    // SAFETY: `p` is a kept free block; its link is ours.
+                    Some(p) => unsafe { p.cast::<u64>().write(link) },
+                    None => self.free = link,
+                }
+                prev = Some(block);
+            }
+            link = next;
+        }
+        if let Some(p) = prev {
+            // SAFETY: the last kept free block; its link is ours.
+            unsafe { p.cast::<u64>().write(0) };
+        }
+        // 3. Release them.
+        let mut released = 0;
+        for (i, c) in self.chunks.iter_mut().enumerate() {
+            if !doomed(c) {
                 continue;
             }
-            // SAFETY: a free block of a chunk that stays; its first 8 bytes
-            // are the link.
-            unsafe { self.block_ptr(chunk, index).cast::<u64>().write(head) };
-            head = link;
-        }
-        self.free = head;
-        let mut released = 0;
-        for (c, _) in self.chunks.iter_mut().zip(&doomed).filter(|(_, d)| **d) {
-            // SAFETY: the chunk holds no live block (each block is free or
-            // never used), was allocated with `layout`, and is marked
-            // released so it is freed once and never read again.
+            // SAFETY: the chunk holds no live block (each block it handed
+            // out is free, and none of them is on the free list any more)
+            // and was allocated with `layout`; `blocks = 0` below marks it
+            // released, so it is freed once and never read again.
             unsafe { system::dealloc(c.base, c.layout) };
-            c.base = NonNull::dangling();
-            c.released = true;
             released += c.layout.size();
+            self.capacity -= c.blocks;
+            self.touched -= c.used;
+            c.base = NonNull::dangling();
+            c.blocks = 0;
+            c.used = 0;
+            // Capacity for every record is reserved when a record is added.
+            debug_assert!(self.released.len() < self.released.capacity());
+            self.released.push(i as u32);
         }
+        let chunks = &self.chunks;
+        self.fresh.retain(|&c| chunks[c as usize].blocks > 0);
+        self.reserved -= released;
         budget.credit(released);
-        released
+        // 4. Drop the released records at the end of the table.
+        let mut dropped = 0;
+        while self.chunks.last().is_some_and(|c| c.blocks == 0) {
+            if let Some(c) = self.chunks.pop() {
+                let top = c.generations.iter().copied().max().unwrap_or(0);
+                self.floor = self.floor.max(top);
+                dropped += c.generations.len() * size_of::<u32>() + RECORD_BYTES;
+            }
+        }
+        let len = self.chunks.len();
+        self.released.retain(|&r| (r as usize) < len);
+        self.metadata -= dropped;
+        budget.credit(dropped);
+        released + dropped
+    }
+
+    /// Frees every chunk and drops every record, metadata included.
+    fn reset(&mut self, budget: &Budget) {
+        self.peak = self.peak();
+        for c in self.chunks.drain(..) {
+            if c.blocks > 0 {
+                // SAFETY: a chunk holding memory, allocated with its layout,
+                // freed once: its record leaves the table here, and every
+                // handle into it is refused from now on (the heap's id
+                // changes).
+                unsafe { system::dealloc(c.base, c.layout) };
+            }
+        }
+        budget.credit(self.reserved + self.metadata);
+        self.chunks = Vec::new();
+        self.fresh = Vec::new();
+        self.released = Vec::new();
+        self.free = 0;
+        self.live = 0;
+        self.touched = 0;
+        self.capacity = 0;
+        self.reserved = 0;
+        self.metadata = 0;
+        self.floor = 0; // the id changes: no older handle can match
     }
 
     /// Address of block `index` of chunk `chunk`.
     ///
     /// # Panics
     ///
-    /// Panics if there is no such block.
+    /// Panics if there is no such block in memory.
     #[inline]
     fn block_ptr(&self, chunk: usize, index: usize) -> NonNull<u8> {
         let c = &self.chunks[chunk];
-        assert!(index < c.generations.len(), "block index out of range");
-        debug_assert!(!c.released, "a block of a released chunk");
-        // SAFETY: `index` is below the chunk's block count, so the block is
-        // inside the chunk.
+        assert!(index < c.blocks, "block index out of range");
+        // SAFETY: `index < blocks`, so the block is inside the chunk's
+        // memory (`CheckedChunk` invariant).
         unsafe { c.base.add(index * self.block_size) }
     }
-}
-
-/// What a validated handle refers to.
-enum Slot {
-    Pooled,
-    System(usize),
 }
 
 impl BlockHeap {
@@ -353,9 +563,10 @@ impl BlockHeap {
                 system_bytes: 0,
                 system_peak: 0,
                 system_allocs: 0,
+                system_metadata: 0,
+                system_floor: 0,
             }),
-            owner: next_owner_id(),
-            retired: Vec::new(),
+            identity: Identity::new(),
         }
     }
 
@@ -363,7 +574,7 @@ impl BlockHeap {
     /// from before a reset of this heap, else foreign.
     #[cold]
     fn not_ours(&self, b: Block, stale: Error) -> Error {
-        if self.retired.contains(&b.owner) {
+        if self.identity.is_retired(b.owner) {
             stale
         } else {
             Error::ForeignBlock
@@ -397,20 +608,7 @@ impl BlockHeap {
     pub(crate) fn reset(&mut self, budget: &Budget) {
         let inner = self.inner.get_mut();
         for cls in &mut inner.classes {
-            cls.peak = cls.peak();
-            for c in cls.chunks.drain(..) {
-                if !c.released {
-                    // SAFETY: a live chunk allocated with its layout, freed
-                    // once: it leaves the table here, and every handle into
-                    // it is refused from now on (the heap's id changes).
-                    unsafe { system::dealloc(c.base, c.layout) };
-                    budget.credit(c.layout.size());
-                }
-            }
-            cls.free = 0;
-            cls.fresh_chunk = 0;
-            cls.fresh = 0;
-            cls.live = 0;
+            cls.reset(budget);
         }
         for slot in inner.system.drain(..) {
             if let Some(ptr) = slot.ptr {
@@ -419,11 +617,14 @@ impl BlockHeap {
                 budget.credit(slot.layout.size());
             }
         }
-        inner.system_free.clear();
+        budget.credit(inner.system_metadata);
+        inner.system = Vec::new();
+        inner.system_free = Vec::new();
         inner.system_live = 0;
         inner.system_bytes = 0;
-        self.retired.push(self.owner);
-        self.owner = next_owner_id();
+        inner.system_metadata = 0;
+        inner.system_floor = 0; // the id changes: no older handle can match
+        self.identity.retire();
     }
 
     /// Allocates a zeroed block of class `class`, whose block size is `size`
@@ -438,7 +639,7 @@ impl BlockHeap {
         let mut inner = self.inner.borrow_mut();
         let cls = &mut inner.classes[class];
         debug_assert_eq!(cls.block_size, size, "class {class} has another block size");
-        let (chunk, index, ptr, generation) = cls.take(budget)?;
+        let (number, ptr, generation) = cls.take(budget)?;
         debug_assert!(generation % 2 == 1, "a free block had a live generation");
         cls.live += 1;
         cls.allocs += 1;
@@ -447,10 +648,9 @@ impl BlockHeap {
         Ok(Block {
             ptr,
             len: size,
-            owner: self.owner,
+            owner: self.identity.id(),
             generation,
-            location: ((class as u32) << 24) | chunk as u32,
-            index: index as u32,
+            slot: ((class as u32) << NUMBER_BITS) | number,
         })
     }
 
@@ -466,19 +666,49 @@ impl BlockHeap {
         let layout = Layout::from_size_align(size.max(1), align)
             .map_err(|_| Error::LayoutOverflow { size, align })?;
         budget.charge(layout.size())?;
-        let block = self.alloc_system_charged(size, layout);
-        if block.is_err() {
+        // A new table entry is metadata, charged after the block (so that a
+        // refusal names the block's size when the block is what does not fit).
+        let new_entry = self.inner.borrow().system_free.is_empty();
+        let metadata = if new_entry { SYSTEM_ENTRY_BYTES } else { 0 };
+        if let Err(e) = budget.charge(metadata) {
             budget.credit(layout.size());
+            return Err(e);
+        }
+        let block = self.alloc_system_charged(size, layout, metadata);
+        if block.is_err() {
+            budget.credit(layout.size() + metadata);
         }
         block
     }
 
-    /// [`alloc_system`](Self::alloc_system) once the budget is charged.
-    fn alloc_system_charged(&self, size: usize, layout: Layout) -> Result<Block, Error> {
+    /// [`alloc_system`](Self::alloc_system) once the budget is charged for
+    /// the block and `metadata` bytes of table.
+    fn alloc_system_charged(
+        &self,
+        size: usize,
+        layout: Layout,
+        metadata: usize,
+    ) -> Result<Block, Error> {
         let align = layout.align();
         let oom = Error::OutOfMemory {
             size: layout.size(),
             align,
+        };
+        let mut inner = self.inner.borrow_mut();
+        let index = match inner.system_free.last() {
+            Some(&i) => i as usize,
+            None if inner.system.len() < (SYSTEM_SLOT - 1) as usize => {
+                // Room for the entry, and for its index in the free list.
+                let n = inner.system.len() + 1;
+                inner.system.try_reserve(1).map_err(|_| oom)?;
+                let free_len = inner.system_free.len();
+                inner
+                    .system_free
+                    .try_reserve(n - free_len)
+                    .map_err(|_| oom)?;
+                inner.system.len()
+            }
+            None => return Err(oom),
         };
         // glibc's calloc skips its per-thread cache, so below the mmap threshold
         // malloc + memset is several times faster; above it, calloc's fresh
@@ -494,27 +724,19 @@ impl BlockHeap {
         } else {
             system::alloc_zeroed(layout).ok_or(oom)?
         };
-        let mut inner = self.inner.borrow_mut();
-        let index = match inner.system_free.pop() {
-            Some(i) => i as usize,
-            None if inner.system.len() < u32::MAX as usize => {
-                inner.system.push(SystemSlot {
-                    ptr: None,
-                    layout,
-                    len: 0,
-                    generation: 0,
-                });
-                inner.system.len() - 1
-            }
-            None => {
-                // SAFETY: just allocated with `layout`, handed to no one.
-                unsafe { system::dealloc(ptr, layout) };
-                return Err(Error::OutOfMemory {
-                    size: layout.size(),
-                    align,
-                });
-            }
-        };
+        if index == inner.system.len() {
+            debug_assert_eq!(metadata, SYSTEM_ENTRY_BYTES);
+            let generation = inner.system_floor;
+            inner.system.push(SystemSlot {
+                ptr: None,
+                layout,
+                len: 0,
+                generation,
+            });
+            inner.system_metadata += metadata;
+        } else {
+            inner.system_free.pop();
+        }
         let slot = &mut inner.system[index];
         slot.generation = slot.generation.wrapping_add(1);
         slot.ptr = Some(ptr);
@@ -528,84 +750,102 @@ impl BlockHeap {
         Ok(Block {
             ptr,
             len: size,
-            owner: self.owner,
+            owner: self.identity.id(),
             generation,
-            location: Block::SYSTEM,
-            index: index as u32,
+            slot: SYSTEM_SLOT | index as u32,
         })
     }
 
-    /// Finds what `b` names, checking it was made by this heap and that its
-    /// slot is still in the generation it was handed out in.
-    /// `stale` is the error for a handle whose slot has moved on.
+    /// Finds the block `b` names in this heap's tables: checks that it was
+    /// made by this heap since its last reset, that its slot is still in the
+    /// generation it was handed out in, and that the handle agrees with the
+    /// table; returns the address and size from the table. `stale` is the
+    /// error for a handle whose slot has moved on.
     #[inline]
-    fn validate(&self, inner: &Inner, b: Block, stale: Error) -> Result<Slot, Error> {
-        if b.owner != self.owner {
+    fn validate(&self, inner: &Inner, b: Block, stale: Error) -> Result<Found, Error> {
+        if b.owner != self.identity.id() {
             return Err(self.not_ours(b, stale));
         }
-        let index = b.index as usize;
-        if b.location == Block::SYSTEM {
-            let slot = inner.system.get(index).ok_or(Error::ForeignBlock)?;
+        let found = if b.slot & SYSTEM_SLOT != 0 {
+            // Our id: an entry the table no longer has was dropped.
+            let slot = inner
+                .system
+                .get((b.slot & !SYSTEM_SLOT) as usize)
+                .ok_or(stale)?;
             if slot.generation != b.generation {
                 return Err(stale);
             }
-            if slot.ptr != Some(b.ptr) || slot.len != b.len {
+            let ptr = slot.ptr.ok_or(Error::ForeignBlock)?;
+            Found { ptr, len: slot.len }
+        } else {
+            let cls = inner
+                .classes
+                .get((b.slot >> NUMBER_BITS) as usize)
+                .ok_or(Error::ForeignBlock)?;
+            let (chunk, index) = cls.locate(b.slot & NUMBER_MASK);
+            // Our id: a slot the tables no longer have was dropped by a trim.
+            let c = cls.chunks.get(chunk).ok_or(stale)?;
+            let generation = *c.generations.get(index).ok_or(stale)?;
+            if generation != b.generation {
+                return Err(stale);
+            }
+            if generation % 2 == 0 || index >= c.used {
                 return Err(Error::ForeignBlock);
             }
-            return Ok(Slot::System(index));
+            Found {
+                ptr: cls.block_ptr(chunk, index),
+                len: cls.block_size,
+            }
+        };
+        if found.ptr != b.ptr || found.len != b.len {
+            return Err(Error::ForeignBlock);
         }
-        let (class, chunk, index) = b.pooled_location();
-        let cls = inner.classes.get(class).ok_or(Error::ForeignBlock)?;
-        let c = cls.chunks.get(chunk).ok_or(Error::ForeignBlock)?;
-        let generation = *c.generations.get(index).ok_or(Error::ForeignBlock)?;
-        if generation != b.generation {
-            return Err(stale);
-        }
-        debug_assert_eq!(
-            cls.block_ptr(chunk, index),
-            b.ptr,
-            "handle address mismatch"
-        );
-        debug_assert_eq!(cls.block_size, b.len, "handle size mismatch");
-        Ok(Slot::Pooled)
+        Ok(found)
     }
 
     /// Frees `b` if it is a live block of this heap.
     #[inline(always)]
     pub(crate) fn free(&self, b: Block, budget: &Budget) -> Result<(), Error> {
-        if b.owner != self.owner {
+        if b.owner != self.identity.id() {
             return Err(self.not_ours(b, Error::DoubleFree));
         }
-        if b.location == Block::SYSTEM {
+        if b.slot & SYSTEM_SLOT != 0 {
             return self.free_system(b, budget);
         }
         let mut inner = self.inner.borrow_mut();
-        let (class, chunk, index) = b.pooled_location();
-        let cls = inner.classes.get_mut(class).ok_or(Error::ForeignBlock)?;
-        let generation = cls
-            .chunks
-            .get_mut(chunk)
-            .and_then(|c| c.generations.get_mut(index))
+        let cls = inner
+            .classes
+            .get_mut((b.slot >> NUMBER_BITS) as usize)
             .ok_or(Error::ForeignBlock)?;
+        let (chunk, index) = cls.locate(b.slot & NUMBER_MASK);
+        let (size, head) = (cls.block_size, cls.free);
+        // Our id: a slot the tables no longer have was dropped by a trim.
+        let c = cls.chunks.get_mut(chunk).ok_or(Error::DoubleFree)?;
+        let generation = c.generations.get_mut(index).ok_or(Error::DoubleFree)?;
         if *generation != b.generation {
             return Err(Error::DoubleFree);
         }
-        *generation = generation.wrapping_add(1);
-        debug_assert_eq!(
-            cls.block_ptr(chunk, index),
-            b.ptr,
-            "handle address mismatch"
-        );
-        // SAFETY: the handle's owner, location and generation match a live
-        // block of this heap, and handles cannot be forged, so `b.ptr` is that
-        // block's address (checked in debug builds). It is free now, so its
-        // first 8 bytes (blocks are aligned to 8) take the free-list link,
-        // and (`debug-fill`) its other bytes the freed pattern.
-        unsafe {
-            fill::freed(b.ptr, cls.block_size);
-            b.ptr.cast::<u64>().write(cls.free);
+        // Handles are made only by `alloc_pooled`, with the odd generation of
+        // a live block; generations only move forward, so a matching one is
+        // odd and the block live.
+        debug_assert!(*generation % 2 == 1 && index < c.used);
+        // SAFETY: the slot's generation is odd, so the block is live and
+        // `index < used <= blocks` (`CheckedChunk` invariant): it is inside
+        // the chunk's memory. The address is computed here, from the table;
+        // the handle's is only compared with it.
+        let ptr = unsafe { c.base.add(index * size) };
+        if ptr != b.ptr {
+            return Err(Error::ForeignBlock);
         }
-        cls.free = encode(chunk, index);
+        *generation = generation.wrapping_add(1);
+        // SAFETY: the block was live (odd generation) and is free now, so its
+        // `size` bytes are ours: its first 8 (blocks are aligned to 8) take the
+        // free-list link and (`debug-fill`) the rest the freed pattern.
+        unsafe {
+            fill::freed(ptr, size);
+            ptr.cast::<u64>().write(head);
+        }
+        cls.free = link_to(b.slot & NUMBER_MASK);
         cls.live -= 1;
         Ok(())
     }
@@ -614,9 +854,8 @@ impl BlockHeap {
     #[inline(never)]
     fn free_system(&self, b: Block, budget: &Budget) -> Result<(), Error> {
         let mut inner = self.inner.borrow_mut();
-        let Slot::System(index) = self.validate(&inner, b, Error::DoubleFree)? else {
-            unreachable!("checked by the caller")
-        };
+        self.validate(&inner, b, Error::DoubleFree)?;
+        let index = (b.slot & !SYSTEM_SLOT) as usize;
         let slot = &mut inner.system[index];
         let layout = slot.layout;
         let ptr = slot.ptr.take();
@@ -626,10 +865,23 @@ impl BlockHeap {
             // it is now emptied, so it is freed once.
             unsafe { system::dealloc(ptr, layout) };
         }
+        // Capacity for every entry's index is reserved when the entry is made.
+        debug_assert!(inner.system_free.len() < inner.system_free.capacity());
         inner.system_free.push(index as u32);
         inner.system_live -= 1;
         inner.system_bytes -= layout.size();
         budget.credit(layout.size());
+        if inner.system_live == 0 {
+            // The last one: drop the table, keeping its highest generation as
+            // the start of entries made later. O(entries), paid once per
+            // entry made.
+            let top = inner.system.iter().map(|s| s.generation).max().unwrap_or(0);
+            inner.system_floor = inner.system_floor.max(top);
+            budget.credit(inner.system_metadata);
+            inner.system_metadata = 0;
+            inner.system = Vec::new();
+            inner.system_free = Vec::new();
+        }
         Ok(())
     }
 
@@ -640,20 +892,22 @@ impl BlockHeap {
         self.validate(&inner, b, Error::UseAfterFree).is_ok()
     }
 
-    /// Checks that `len` bytes at `offset` lie inside live block `b`.
+    /// Checks that `len` bytes at `offset` lie inside live block `b`, and
+    /// returns their address, computed from this heap's tables.
     #[inline]
     fn access(&self, b: Block, offset: usize, len: usize) -> Result<NonNull<u8>, Error> {
         let inner = self.inner.borrow();
-        self.validate(&inner, b, Error::UseAfterFree)?;
+        let found = self.validate(&inner, b, Error::UseAfterFree)?;
         match offset.checked_add(len) {
-            Some(end) if end <= b.len => {
-                // SAFETY: `offset <= b.len`, inside (or one past) the live block.
-                Ok(unsafe { b.ptr.add(offset) })
+            Some(end) if end <= found.len => {
+                // SAFETY: `offset <= found.len`, inside (or one past) the live
+                // block the table names.
+                Ok(unsafe { found.ptr.add(offset) })
             }
             _ => Err(Error::OutOfBounds {
                 offset,
                 len,
-                size: b.len,
+                size: found.len,
             }),
         }
     }
@@ -680,6 +934,7 @@ impl BlockHeap {
     }
 
     /// Per-class and system figures for [`MemoryManager::stats`](crate::MemoryManager::stats).
+    /// O(classes): every figure is kept as it changes.
     pub(crate) fn class_stats(&self) -> CheckedStats {
         let inner = self.inner.borrow();
         CheckedStats {
@@ -690,20 +945,17 @@ impl BlockHeap {
                     live: c.live,
                     peak: c.peak(),
                     allocs: c.allocs,
-                    capacity: c.capacity(),
-                    chunks: c.chunks.iter().filter(|k| !k.released).count(),
-                    reserved_bytes: c
-                        .chunks
-                        .iter()
-                        .filter(|k| !k.released)
-                        .map(|k| k.layout.size())
-                        .sum(),
+                    capacity: c.capacity,
+                    chunks: c.chunks.len() - c.released.len(),
+                    reserved_bytes: c.reserved,
+                    metadata_bytes: c.metadata,
                 })
                 .collect(),
             system_live: inner.system_live,
             system_peak: inner.system_peak,
             system_allocs: inner.system_allocs,
             system_bytes: inner.system_bytes,
+            system_metadata: inner.system_metadata,
         }
     }
 }
@@ -717,6 +969,7 @@ pub(crate) struct CheckedClassStats {
     pub(crate) capacity: usize,
     pub(crate) chunks: usize,
     pub(crate) reserved_bytes: usize,
+    pub(crate) metadata_bytes: usize,
 }
 
 /// Figures of a [`BlockHeap`].
@@ -727,16 +980,17 @@ pub(crate) struct CheckedStats {
     pub(crate) system_peak: usize,
     pub(crate) system_allocs: usize,
     pub(crate) system_bytes: usize,
+    pub(crate) system_metadata: usize,
 }
 
 impl Drop for BlockHeap {
     fn drop(&mut self) {
         let inner = self.inner.get_mut();
         for cls in &inner.classes {
-            for c in cls.chunks.iter().filter(|c| !c.released) {
-                // SAFETY: each chunk was allocated with its `layout` and is
-                // freed once, here; handles to it are checked against tables
-                // that die with it.
+            for c in cls.chunks.iter().filter(|c| c.blocks > 0) {
+                // SAFETY: each chunk holding memory was allocated with its
+                // `layout` and is freed once, here; handles to it are checked
+                // against tables that die with it.
                 unsafe { system::dealloc(c.base, c.layout) };
             }
         }

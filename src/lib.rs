@@ -191,6 +191,7 @@ mod checked;
 mod chunk;
 mod error;
 mod fill;
+mod identity;
 mod manager;
 mod pool;
 mod pool_box;

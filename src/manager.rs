@@ -772,7 +772,11 @@ impl<C: SizeClasses> MemoryManager<C> {
     #[must_use]
     pub fn stats(&self) -> Stats {
         let checked = self.blocks.class_stats();
-        let checked_chunk_bytes: usize = checked.classes.iter().map(|c| c.reserved_bytes).sum();
+        let checked_chunk_bytes: usize = checked
+            .classes
+            .iter()
+            .map(|c| c.reserved_bytes + c.metadata_bytes)
+            .sum();
         let classes = self
             .pools
             .iter()
@@ -788,6 +792,7 @@ impl<C: SizeClasses> MemoryManager<C> {
                 capacity: pool.capacity() + c.capacity,
                 chunks: pool.chunk_count() + c.chunks,
                 reserved_bytes: pool.reserved() + c.reserved_bytes,
+                metadata_bytes: c.metadata_bytes,
             })
             .collect();
         let fallback = self.pools.fallback();
@@ -797,6 +802,7 @@ impl<C: SizeClasses> MemoryManager<C> {
             self.pools.iter().map(|p| p.reserved()).sum::<usize>()
                 + fallback.bytes.get()
                 + checked.system_bytes
+                + checked.system_metadata
                 + checked_chunk_bytes,
             "the budget's count of reserved bytes drifted"
         );
@@ -811,6 +817,7 @@ impl<C: SizeClasses> MemoryManager<C> {
                 frees: fallback.allocs.get() - fallback.live.get() + checked.system_allocs
                     - checked.system_live,
                 bytes: fallback.bytes.get() + checked.system_bytes,
+                metadata_bytes: checked.system_metadata,
             },
             budget: budget.limit(),
         }
@@ -848,15 +855,17 @@ impl<C: SizeClasses> MemoryManager<C> {
         if size_of::<T>() == 0 {
             return Ok(()); // zero-sized values take no memory
         }
-        // The class ignores pass-through mode, so that the same calls fail.
-        match C::TABLE.class_for_layout(size_of::<T>(), align_of::<T>()) {
-            Some(class) => {
-                reservable(additional, C::TABLE.size(class), align_of::<T>())?;
-                if cfg!(feature = "pass-through") {
-                    return Ok(()); // every allocation goes to the system allocator
-                }
-                self.pools.get(class).reserve(additional)
-            }
+        // The class ignores pass-through mode, so that an absurd count fails
+        // in both modes.
+        let class = C::TABLE.class_for_layout(size_of::<T>(), align_of::<T>());
+        if let Some(class) = class {
+            reservable(additional, C::TABLE.size(class), align_of::<T>())?;
+        }
+        if cfg!(feature = "pass-through") {
+            return Ok(()); // every allocation goes to the system allocator
+        }
+        match class {
+            Some(class) => self.pools.get(class).reserve(additional),
             None => Err(Error::NotPooled {
                 size: size_of::<T>(),
                 align: align_of::<T>(),
@@ -884,14 +893,15 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
     pub fn reserve_blocks(&self, size: usize, additional: usize) -> Result<(), Error> {
-        match C::TABLE.class_for_layout(size, 8) {
-            Some(class) => {
-                reservable(additional, C::TABLE.size(class), 8)?;
-                if cfg!(feature = "pass-through") {
-                    return Ok(()); // every allocation goes to the system allocator
-                }
-                self.blocks.reserve(class, additional, self.pools.budget())
-            }
+        let class = C::TABLE.class_for_layout(size, 8);
+        if let Some(class) = class {
+            reservable(additional, C::TABLE.size(class), 8)?;
+        }
+        if cfg!(feature = "pass-through") {
+            return Ok(()); // every allocation goes to the system allocator
+        }
+        match class {
+            Some(class) => self.blocks.reserve(class, additional, self.pools.budget()),
             None => Err(Error::NotPooled { size, align: 8 }),
         }
     }

@@ -69,6 +69,12 @@ pub struct ClassStats {
     pub chunks: usize,
     /// Bytes of those chunks.
     pub reserved_bytes: usize,
+    /// Bytes of the checked blocks' side tables for this class: a
+    /// generation per slot and a record per chunk. Kept across a
+    /// [`trim`](crate::MemoryManager::trim) (so stale handles stay refused)
+    /// and reused by the next chunk; released by a reset. Charged to the
+    /// budget.
+    pub metadata_bytes: usize,
 }
 
 impl ClassStats {
@@ -126,8 +132,13 @@ pub struct SystemStats {
     pub allocs: usize,
     /// Allocations returned, ever.
     pub frees: usize,
-    /// Bytes asked of the system allocator for them, headers included.
+    /// Bytes asked of the system allocator for them, their records
+    /// included.
     pub bytes: usize,
+    /// Bytes of the checked blocks' table of system allocations (an entry per
+    /// most blocks live at once; reused, released by a reset). Charged to the
+    /// budget.
+    pub metadata_bytes: usize,
 }
 
 impl Stats {
@@ -150,8 +161,8 @@ impl Stats {
             + self.system.live_blocks
     }
 
-    /// Bytes held from the system allocator: every chunk plus every system
-    /// allocation.
+    /// Bytes held from the system allocator: every chunk, every system
+    /// allocation, and the checked blocks' side tables.
     ///
     /// # Examples
     ///
@@ -162,7 +173,12 @@ impl Stats {
     /// ```
     #[must_use]
     pub fn reserved_bytes(&self) -> usize {
-        self.classes.iter().map(|c| c.reserved_bytes).sum::<usize>() + self.system.bytes
+        self.classes
+            .iter()
+            .map(|c| c.reserved_bytes + c.metadata_bytes)
+            .sum::<usize>()
+            + self.system.bytes
+            + self.system.metadata_bytes
     }
 
     /// Bytes of the reserved memory that live allocations occupy: live
@@ -293,7 +309,7 @@ impl fmt::Display for Stats {
                     &c.allocs,
                     &c.frees,
                     &pct(c.live() * c.block_size, c.reserved_bytes),
-                    &c.reserved_bytes,
+                    &(c.reserved_bytes + c.metadata_bytes),
                 ],
             )?;
         }
@@ -311,7 +327,7 @@ impl fmt::Display for Stats {
                 &s.allocs,
                 &s.frees,
                 &"-",
-                &s.bytes,
+                &(s.bytes + s.metadata_bytes),
             ],
         )?;
         write!(

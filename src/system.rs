@@ -123,7 +123,9 @@ struct Footer {
 /// the footer's alignment.
 #[inline]
 fn footer_offset(layout: Layout) -> usize {
-    layout.size().next_multiple_of(core::mem::align_of::<Footer>())
+    layout
+        .size()
+        .next_multiple_of(core::mem::align_of::<Footer>())
 }
 
 /// The full layout of a typed system allocation of `layout`: the value, then
