@@ -16,7 +16,9 @@
 //!  |<- first_block_offset ->|
 //! ```
 
+use alloc::vec::Vec;
 use core::alloc::Layout;
+use core::cell::{Cell, RefCell};
 use core::ptr::NonNull;
 
 use crate::pool::Pool;
@@ -125,4 +127,64 @@ pub(crate) unsafe fn release(chunk: NonNull<ChunkHeader>) -> *mut ChunkHeader {
         )
     };
     next
+}
+
+/// The chunks of one manager's typed pools, by address: how a pointer whose
+/// provenance may cover only a value — one handed back through the
+/// `Allocator` implementation, which may come from a `&mut` (allocator-api2's
+/// `Box::leak` + `Box::from_raw_in`) — is turned into one of the manager's
+/// own, which covers the whole chunk: its header, and every byte of the
+/// block. Typed boxes never need it: their pointers come from the chunk.
+#[derive(Debug, Default)]
+pub(crate) struct ChunkMap {
+    /// Every live chunk of the manager's typed pools, sorted by address.
+    sorted: RefCell<Vec<NonNull<ChunkHeader>>>,
+    /// The chunk the last lookup found (most frees hit the same chunk).
+    last: Cell<Option<NonNull<ChunkHeader>>>,
+}
+
+impl ChunkMap {
+    /// Makes room for one more chunk, so that [`ChunkMap::insert`] cannot
+    /// fail once the chunk is allocated.
+    pub(crate) fn reserve_one(&self) -> bool {
+        self.sorted.borrow_mut().try_reserve(1).is_ok()
+    }
+
+    /// Records a new chunk (after [`ChunkMap::reserve_one`]).
+    pub(crate) fn insert(&self, chunk: NonNull<ChunkHeader>) {
+        let mut sorted = self.sorted.borrow_mut();
+        let at = sorted.partition_point(|c| c.addr() < chunk.addr());
+        debug_assert!(sorted.len() < sorted.capacity(), "no room reserved");
+        sorted.insert(at, chunk);
+    }
+
+    /// Forgets every chunk for which `gone` is true, before they are freed.
+    pub(crate) fn remove_if(&self, mut gone: impl FnMut(NonNull<ChunkHeader>) -> bool) {
+        self.last.set(None);
+        self.sorted.borrow_mut().retain(|&c| !gone(c));
+    }
+
+    /// Forgets every chunk.
+    pub(crate) fn clear(&self) {
+        self.last.set(None);
+        self.sorted.borrow_mut().clear();
+    }
+
+    /// The manager's own pointer to the chunk that holds address `addr`, if
+    /// one of its chunks does. O(log chunks); O(1) for the chunk of the last
+    /// lookup.
+    #[inline]
+    pub(crate) fn find(&self, addr: usize) -> Option<NonNull<ChunkHeader>> {
+        let base = addr & !(SEGMENT - 1);
+        if let Some(c) = self.last.get().filter(|c| c.addr().get() == base) {
+            return Some(c);
+        }
+        let sorted = self.sorted.borrow();
+        let i = sorted
+            .binary_search_by_key(&base, |c| c.addr().get())
+            .ok()?;
+        let c = sorted[i];
+        self.last.set(Some(c));
+        Some(c)
+    }
 }

@@ -207,9 +207,15 @@ impl<C: SizeClasses> MemoryManager<C> {
         }
     }
 
+    /// The typed pools and their fallback record.
+    #[inline(always)]
+    pub(crate) fn pools(&self) -> &Pools<C> {
+        &self.pools
+    }
+
     /// A block of pool `class` for a request of `layout`.
     #[inline(always)]
-    fn pool_alloc(&self, class: usize, layout: Layout) -> Result<NonNull<u8>, Error> {
+    pub(crate) fn pool_alloc(&self, class: usize, layout: Layout) -> Result<NonNull<u8>, Error> {
         let pool = self.pools.get(class);
         match pool.alloc() {
             Some(p) => Ok(p),

@@ -85,13 +85,14 @@ pub(crate) struct Pool {
     capacity: Cell<usize>,
     /// High-water mark of live blocks saved before chunks were released.
     peak: Cell<usize>,
-    /// The manager's budget; outlives the pool.
-    budget: NonNull<Budget>,
+    /// The manager's fallback record (budget and chunk map); outlives the
+    /// pool.
+    fallback: NonNull<Fallback>,
 }
 
 impl Pool {
     /// A pool of `block_size`-byte blocks, with no chunk yet.
-    fn new(block_size: usize, config: ChunkConfig, budget: NonNull<Budget>) -> Pool {
+    fn new(block_size: usize, config: ChunkConfig, fallback: NonNull<Fallback>) -> Pool {
         let first_offset = chunk::first_block_offset(natural_align(block_size));
         let smallest = first_offset + block_size;
         let initial = config.initial.max(smallest).min(chunk::SEGMENT);
@@ -113,7 +114,7 @@ impl Pool {
             reserved: Cell::new(0),
             capacity: Cell::new(0),
             peak: Cell::new(0),
-            budget,
+            fallback,
         }
     }
 
@@ -195,9 +196,14 @@ impl Pool {
 
     /// The manager's budget.
     fn budget(&self) -> &Budget {
-        // SAFETY: the budget lives in the manager's `Fallback`, freed only
-        // after every pool (see `Pools::drop`).
-        unsafe { self.budget.as_ref() }
+        &self.fallback().budget
+    }
+
+    /// The manager's fallback record.
+    fn fallback(&self) -> &Fallback {
+        // SAFETY: the fallback is freed only after every pool (see
+        // `Pools::drop`).
+        unsafe { self.fallback.as_ref() }
     }
 
     /// Blocks in a chunk of `size` bytes.
@@ -211,7 +217,13 @@ impl Pool {
         let size = self
             .budget()
             .charge_up_to(self.next_chunk_size.get(), self.min_chunk_size)?;
-        let Some(chunk) = chunk::allocate(NonNull::from(self), size, self.chunks.get()) else {
+        let map = &self.fallback().chunks;
+        let chunk = if map.reserve_one() {
+            chunk::allocate(NonNull::from(self), size, self.chunks.get())
+        } else {
+            None
+        };
+        let Some(chunk) = chunk else {
             self.budget().credit(size);
             // The chunk's figures, not the value's: that is what was refused.
             let e = Error::OutOfMemory {
@@ -221,6 +233,7 @@ impl Pool {
             self.budget().record_refusal(e);
             return Err(e);
         };
+        map.insert(chunk);
         self.chunks.set(chunk.as_ptr());
         self.chunk_count.set(self.chunk_count.get() + 1);
         self.reserved.set(self.reserved.get() + size);
@@ -425,6 +438,12 @@ impl Pool {
         }
         self.spare.set(ptr::null_mut());
         self.spare_blocks.set(0);
+        let me = NonNull::from(self);
+        self.fallback().chunks.remove_if(|c| {
+            // SAFETY: the map holds only live chunks of this manager's pools.
+            let h = unsafe { c.as_ref() };
+            h.pool == me && h.scratch == usize::MAX
+        });
         // 4. Release them.
         let mut released = 0;
         let mut link: *mut *mut ChunkHeader = self.chunks.as_ptr();
@@ -553,14 +572,12 @@ unsafe impl<C: SizeClasses> Send for Pools<C> {}
 impl<C: SizeClasses> Pools<C> {
     /// One empty pool per class of `C`.
     pub(crate) fn new(config: ChunkConfig, budget: Option<usize>) -> Self {
+        // Freed after the pools (see `drop`).
         let fallback = NonNull::from(Box::leak(Box::new(Fallback::new(budget))));
-        // SAFETY: just leaked; the budget lives as long as the fallback,
-        // which is freed after the pools.
-        let budget = NonNull::from(unsafe { &fallback.as_ref().budget });
         let pools: Box<[Pool]> = C::TABLE
             .sizes()
             .iter()
-            .map(|&s| Pool::new(s, config, budget))
+            .map(|&s| Pool::new(s, config, fallback))
             .collect();
         debug_assert_eq!(pools.len(), C::TABLE.len());
         Pools {
@@ -585,6 +602,7 @@ impl<C: SizeClasses> Pools<C> {
             // (the contract of `PoolBox::from_raw`).
             unsafe { pool.release_chunks() };
         }
+        self.fallback().chunks.clear();
         // SAFETY: as above, no typed system allocation is used again.
         unsafe { crate::system::free_all(self.fallback()) };
     }

@@ -12,11 +12,13 @@
 //! when it is dropped or cloned (its layout, known to the box, says where
 //! the footer is).
 
+use alloc::collections::BTreeMap;
 use core::alloc::Layout;
-use core::cell::Cell;
+use core::cell::{Cell, RefCell};
 use core::ptr::{self, NonNull};
 
 use crate::budget::Budget;
+use crate::chunk::ChunkMap;
 use crate::Error;
 
 /// Allocates `layout` from the global allocator; `None` if it refuses or
@@ -80,6 +82,13 @@ pub(crate) struct Fallback {
     pub(crate) peak: Cell<usize>,
     /// Allocations made, ever.
     pub(crate) allocs: Cell<usize>,
+    /// The typed pools' chunks by address (see [`ChunkMap`]).
+    pub(crate) chunks: ChunkMap,
+    /// The footers of the allocations made through the `Allocator`
+    /// implementation, by value address: how a pointer handed back there,
+    /// whose provenance may cover only the value, is turned into one of the
+    /// manager's own (see [`registered`]).
+    registry: RefCell<BTreeMap<usize, NonNull<Footer>>>,
 }
 
 impl Fallback {
@@ -92,6 +101,8 @@ impl Fallback {
             bytes: Cell::new(0),
             head: Cell::new(ptr::null_mut()),
             budget: Budget::new(budget),
+            chunks: ChunkMap::default(),
+            registry: RefCell::new(BTreeMap::new()),
         }
     }
 }
@@ -261,6 +272,46 @@ pub(crate) unsafe fn free_typed(value: NonNull<u8>, layout: Layout) {
     unsafe { unlink_and_free(fallback_of(value, layout), footer_of(value, layout)) }
 }
 
+/// Like [`alloc_typed`], and records the allocation in the registry, for
+/// the `Allocator` implementation: it is freed with [`free_registered`].
+pub(crate) fn alloc_registered(fallback: &Fallback, layout: Layout) -> Result<NonNull<u8>, Error> {
+    let value = alloc_typed(fallback, layout)?;
+    // SAFETY: `value` was just allocated by `alloc_typed` for `layout`.
+    let footer = unsafe { footer_of(value, layout) };
+    fallback
+        .registry
+        .borrow_mut()
+        .insert(value.addr().get(), footer);
+    Ok(value)
+}
+
+/// The manager's own pointer to the registered allocation whose value is at
+/// `addr`, with provenance over the whole allocation; `None` if there is
+/// none.
+pub(crate) fn registered(fallback: &Fallback, addr: usize) -> Option<NonNull<u8>> {
+    let footer = *fallback.registry.borrow().get(&addr)?;
+    let addr = core::num::NonZeroUsize::new(addr)?;
+    // The footer pointer comes from the allocation's base, so it carries
+    // provenance over all of it, value included.
+    Some(footer.cast::<u8>().with_addr(addr))
+}
+
+/// Frees an allocation of [`alloc_registered`].
+///
+/// # Safety
+///
+/// `value` must be a live registered allocation of `fallback` (as returned
+/// by [`registered`]), not used afterwards.
+pub(crate) unsafe fn free_registered(fallback: &Fallback, value: NonNull<u8>) {
+    let footer = fallback.registry.borrow_mut().remove(&value.addr().get());
+    debug_assert!(footer.is_some(), "not a registered allocation");
+    if let Some(footer) = footer {
+        // SAFETY: a registered footer is that of a live allocation of
+        // `alloc_typed` for `fallback` (caller); it leaves the registry here.
+        unsafe { unlink_and_free(fallback, footer) };
+    }
+}
+
 /// Frees every allocation still recorded in `fallback`.
 ///
 /// # Safety
@@ -272,4 +323,5 @@ pub(crate) unsafe fn free_all(fallback: &Fallback) {
         // caller guarantees none is used again.
         unsafe { unlink_and_free(fallback, footer) };
     }
+    fallback.registry.borrow_mut().clear();
 }
