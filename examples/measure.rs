@@ -52,6 +52,15 @@ fn pair(contender: &str, n: usize) {
                 black_box(&*Box::new(payload(i)));
             }
         }
+        "allocator" => {
+            // The allocator-api2 path (what `Vec` and `HashMap` use).
+            let mm = MemoryManager::new();
+            let b = allocator_api2::boxed::Box::new_in(0u8, &mm); // one chunk
+            for i in 0..n {
+                black_box(&*allocator_api2::boxed::Box::new_in(payload(i), &mm));
+            }
+            drop(b);
+        }
         "mimalloc" => {
             for i in 0..n {
                 // SAFETY: non-zero layout; checked; freed once with it.

@@ -60,9 +60,21 @@ impl Budget {
     /// least `min` and fits (`preferred` itself when there is no budget), so
     /// a pool near its budget still grows by a smaller chunk.
     pub(crate) fn charge_up_to(&self, preferred: usize, min: usize) -> Result<usize, Error> {
+        self.charge_up_to_with(preferred, min, |_| 0)
+    }
+
+    /// Like [`Budget::charge_up_to`], charging `size + extra(size)` at once
+    /// for each candidate `size` (a chunk and the metadata it brings), and
+    /// returning the `size` that fitted.
+    pub(crate) fn charge_up_to_with(
+        &self,
+        preferred: usize,
+        min: usize,
+        extra: impl Fn(usize) -> usize,
+    ) -> Result<usize, Error> {
         let mut size = preferred;
         loop {
-            match self.charge(size) {
+            match self.charge(size.saturating_add(extra(size))) {
                 Ok(()) => return Ok(size),
                 Err(e) if size <= min => return Err(e),
                 Err(_) => size = (size / 2).max(min),

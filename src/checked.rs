@@ -19,7 +19,8 @@
 //! the table are dropped, their highest generation kept as the class's
 //! `floor`, where every slot of a record made later starts — so a handle into
 //! a dropped record can never match again. The system table reuses its empty
-//! entries and is dropped the same way when its last block is freed. Both
+//! entries and is dropped the same way by a trim when no system block is
+//! live. Both
 //! count in [`CheckedStats`] and are charged to the budget. A reset drops
 //! them all (the manager's id changes, so every older handle is refused by
 //! its id). A handle that carries this manager's current id but names a slot
@@ -54,13 +55,35 @@ const NUMBER_MASK: u32 = (1 << NUMBER_BITS) - 1;
 /// A handle's slot bit that marks an entry of the system table.
 pub(crate) const SYSTEM_SLOT: u32 = 1 << 31;
 
-/// Metadata bytes a chunk record costs: the record, and its place in the
-/// `fresh` and `released` lists (reserved when the record is made).
+/// Metadata bytes a place for a chunk record costs: the record, and its
+/// place in the `fresh` and `released` lists (all three grow together, to
+/// exactly `records_cap`).
 const RECORD_BYTES: usize = size_of::<CheckedChunk>() + 2 * size_of::<u32>();
 
-/// Metadata bytes a system-table entry costs: the entry, and its place in
-/// the list of empty entries.
+/// Metadata bytes a place for a system-table entry costs: the entry, and its
+/// place in the list of empty entries (both grow together, to exactly
+/// `system_cap`).
 const SYSTEM_ENTRY_BYTES: usize = size_of::<SystemSlot>() + size_of::<u32>();
+
+/// The capacity a table of `cap` places (`len == cap`) grows to: double,
+/// at least 4, at most `max`.
+fn grown(cap: usize, max: usize) -> usize {
+    cap.saturating_mul(2).clamp(4, max.max(cap + 1))
+}
+
+/// The class's (or table's) floor once generations `gens` are dropped: moved
+/// forward to the newest of them. Generations wrap, so "newest" is the one
+/// furthest ahead of the old floor, counting modulo 2^32, among those less
+/// than 2^31 ahead (a slot moves less than that between two floors unless a
+/// handle's 2^31-reuse limit is passed anyway); the rest are behind it.
+fn floor_after(floor: u32, gens: impl Iterator<Item = u32>) -> u32 {
+    let ahead = gens
+        .map(|g| g.wrapping_sub(floor))
+        .filter(|&d| d < 1 << 31)
+        .max()
+        .unwrap_or(0);
+    floor.wrapping_add(ahead)
+}
 
 /// The checked-block state of one manager.
 #[derive(Debug)]
@@ -84,8 +107,8 @@ struct Inner {
     system_peak: usize,
     /// System blocks allocated, ever.
     system_allocs: usize,
-    /// Bytes of the system table ([`SYSTEM_ENTRY_BYTES`] per entry).
-    system_metadata: usize,
+    /// Places in the system table and its free list (their capacity).
+    system_cap: usize,
     /// Generation new system-table entries start at: the highest of the
     /// entries dropped so far.
     system_floor: u32,
@@ -129,8 +152,11 @@ struct CheckedClass {
     capacity: usize,
     /// Bytes of those chunks.
     reserved: usize,
-    /// Bytes of the records and their generations.
-    metadata: usize,
+    /// Bytes of the generations of every record.
+    generation_bytes: usize,
+    /// Places for records in `chunks`, `fresh` and `released` (their
+    /// capacity, reserved together).
+    records_cap: usize,
     /// Generation the slots of a new record start at: the highest of the
     /// records dropped so far (even: their blocks were all free).
     floor: u32,
@@ -220,9 +246,15 @@ impl CheckedClass {
             allocs: 0,
             capacity: 0,
             reserved: 0,
-            metadata: 0,
+            generation_bytes: 0,
+            records_cap: 0,
             floor: 0,
         }
+    }
+
+    /// Bytes of the class's side tables: generations and record places.
+    fn metadata(&self) -> usize {
+        self.generation_bytes + self.records_cap * RECORD_BYTES
     }
 
     /// The most chunk records the class can have: a block's number
@@ -320,26 +352,34 @@ impl CheckedClass {
                 align,
             });
         }
-        let bytes = budget.charge_up_to(self.next_blocks * size, self.min_blocks * size)?;
-        let blocks = bytes / size;
-        let (have, record) = match reuse {
-            Some(r) => (self.chunks[r].generations.len(), 0),
-            None => (0, RECORD_BYTES),
+        let have = reuse.map_or(0, |r| self.chunks[r].generations.len());
+        let records_cap = if reuse.is_none() && self.chunks.len() == self.records_cap {
+            grown(self.records_cap, self.max_records())
+        } else {
+            self.records_cap
         };
-        let metadata = blocks.saturating_sub(have) * size_of::<u32>() + record;
-        if let Err(e) = budget.charge(metadata) {
-            budget.credit(bytes);
-            return Err(e);
-        }
+        let table_bytes = (records_cap - self.records_cap) * RECORD_BYTES;
+        let generation_bytes =
+            |bytes: usize| (bytes / size).saturating_sub(have) * size_of::<u32>();
+        // The chunk and the metadata it brings are charged at once, so a
+        // refusal means neither fits.
+        let bytes =
+            budget.charge_up_to_with(self.next_blocks * size, self.min_blocks * size, |bytes| {
+                generation_bytes(bytes) + table_bytes
+            })?;
+        let blocks = bytes / size;
+        let generation_bytes = generation_bytes(bytes);
+        let metadata = generation_bytes + table_bytes;
         let oom = Error::OutOfMemory { size: bytes, align };
-        let result = self.install(reuse, bytes, blocks, oom);
+        let result = self.install(reuse, bytes, blocks, records_cap, oom);
         if result.is_err() {
             budget.credit(bytes + metadata);
         }
         result?;
         self.capacity += blocks;
         self.reserved += bytes;
-        self.metadata += metadata;
+        self.generation_bytes += generation_bytes;
+        self.records_cap = records_cap;
         self.next_blocks = self.next_blocks.saturating_mul(2).min(self.max_blocks);
         Ok(())
     }
@@ -352,6 +392,7 @@ impl CheckedClass {
         reuse: Option<usize>,
         bytes: usize,
         blocks: usize,
+        records_cap: usize,
         oom: Error,
     ) -> Result<(), Error> {
         let record = match reuse {
@@ -359,16 +400,20 @@ impl CheckedClass {
             None => self.chunks.len(),
         };
         // Room in every table first, so that nothing below can fail after
-        // the chunk is allocated (and `trim` can push without allocating).
+        // the chunk is allocated (and `trim` can push without allocating):
+        // each of the three lists gets exactly `records_cap` places, what
+        // the budget was charged for.
         let mut generations = Vec::new();
         if reuse.is_none() {
-            self.chunks.try_reserve(1).map_err(|_| oom)?;
-            let n = self.chunks.len() + 1;
+            let (c, f, r) = (self.chunks.len(), self.fresh.len(), self.released.len());
+            self.chunks
+                .try_reserve_exact(records_cap - c)
+                .map_err(|_| oom)?;
             self.fresh
-                .try_reserve(n - self.fresh.len())
+                .try_reserve_exact(records_cap - f)
                 .map_err(|_| oom)?;
             self.released
-                .try_reserve(n - self.released.len())
+                .try_reserve_exact(records_cap - r)
                 .map_err(|_| oom)?;
             generations.try_reserve_exact(blocks).map_err(|_| oom)?;
         } else if blocks > self.chunks[record].generations.len() {
@@ -492,18 +537,26 @@ impl CheckedClass {
         self.fresh.retain(|&c| chunks[c as usize].blocks > 0);
         self.reserved -= released;
         budget.credit(released);
-        // 4. Drop the released records at the end of the table.
+        // 4. Drop the released records at the end of the table, and the
+        // lists' storage once no record is left.
         let mut dropped = 0;
         while self.chunks.last().is_some_and(|c| c.blocks == 0) {
             if let Some(c) = self.chunks.pop() {
-                let top = c.generations.iter().copied().max().unwrap_or(0);
-                self.floor = self.floor.max(top);
-                dropped += c.generations.len() * size_of::<u32>() + RECORD_BYTES;
+                self.floor = floor_after(self.floor, c.generations.iter().copied());
+                dropped += c.generations.len() * size_of::<u32>();
             }
         }
-        let len = self.chunks.len();
-        self.released.retain(|&r| (r as usize) < len);
-        self.metadata -= dropped;
+        self.generation_bytes -= dropped;
+        if self.chunks.is_empty() {
+            dropped += self.records_cap * RECORD_BYTES;
+            self.records_cap = 0;
+            self.chunks = Vec::new();
+            self.fresh = Vec::new();
+            self.released = Vec::new();
+        } else {
+            let len = self.chunks.len();
+            self.released.retain(|&r| (r as usize) < len);
+        }
         budget.credit(dropped);
         released + dropped
     }
@@ -520,7 +573,7 @@ impl CheckedClass {
                 unsafe { system::dealloc(c.base, c.layout) };
             }
         }
-        budget.credit(self.reserved + self.metadata);
+        budget.credit(self.reserved + self.metadata());
         self.chunks = Vec::new();
         self.fresh = Vec::new();
         self.released = Vec::new();
@@ -529,7 +582,8 @@ impl CheckedClass {
         self.touched = 0;
         self.capacity = 0;
         self.reserved = 0;
-        self.metadata = 0;
+        self.generation_bytes = 0;
+        self.records_cap = 0;
         self.floor = 0; // the id changes: no older handle can match
     }
 
@@ -563,7 +617,7 @@ impl BlockHeap {
                 system_bytes: 0,
                 system_peak: 0,
                 system_allocs: 0,
-                system_metadata: 0,
+                system_cap: 0,
                 system_floor: 0,
             }),
             identity: Identity::new(),
@@ -597,10 +651,26 @@ impl BlockHeap {
         Ok(())
     }
 
-    /// Releases every chunk with no live block; returns the bytes released.
+    /// Releases every chunk with no live block, and the system table if no
+    /// system block is live; returns the bytes released.
     pub(crate) fn trim(&self, budget: &Budget) -> usize {
         let mut inner = self.inner.borrow_mut();
-        inner.classes.iter_mut().map(|c| c.trim(budget)).sum()
+        let mut released: usize = inner.classes.iter_mut().map(|c| c.trim(budget)).sum();
+        if inner.system_live == 0 && inner.system_cap > 0 {
+            // Drop the table, keeping its newest generation as the start of
+            // entries made later. O(entries), paid once per entry made.
+            inner.system_floor = floor_after(
+                inner.system_floor,
+                inner.system.iter().map(|s| s.generation),
+            );
+            let bytes = inner.system_cap * SYSTEM_ENTRY_BYTES;
+            budget.credit(bytes);
+            released += bytes;
+            inner.system_cap = 0;
+            inner.system = Vec::new();
+            inner.system_free = Vec::new();
+        }
+        released
     }
 
     /// Frees every block at once; every handle made before becomes stale.
@@ -617,12 +687,12 @@ impl BlockHeap {
                 budget.credit(slot.layout.size());
             }
         }
-        budget.credit(inner.system_metadata);
+        budget.credit(inner.system_cap * SYSTEM_ENTRY_BYTES);
         inner.system = Vec::new();
         inner.system_free = Vec::new();
         inner.system_live = 0;
         inner.system_bytes = 0;
-        inner.system_metadata = 0;
+        inner.system_cap = 0;
         inner.system_floor = 0; // the id changes: no older handle can match
         self.identity.retire();
     }
@@ -665,29 +735,39 @@ impl BlockHeap {
     ) -> Result<Block, Error> {
         let layout = Layout::from_size_align(size.max(1), align)
             .map_err(|_| Error::LayoutOverflow { size, align })?;
-        budget.charge(layout.size())?;
-        // A new table entry is metadata, charged after the block (so that a
-        // refusal names the block's size when the block is what does not fit).
-        let new_entry = self.inner.borrow().system_free.is_empty();
-        let metadata = if new_entry { SYSTEM_ENTRY_BYTES } else { 0 };
-        if let Err(e) = budget.charge(metadata) {
-            budget.credit(layout.size());
-            return Err(e);
-        }
-        let block = self.alloc_system_charged(size, layout, metadata);
+        // A full table grows: metadata, charged with the block.
+        let (cap, new_cap) = {
+            let inner = self.inner.borrow();
+            let cap = inner.system_cap;
+            let full = inner.system_free.is_empty() && inner.system.len() == cap;
+            let max = (SYSTEM_SLOT - 1) as usize;
+            (
+                cap,
+                if full && cap < max {
+                    grown(cap, max)
+                } else {
+                    cap
+                },
+            )
+        };
+        let metadata = (new_cap - cap) * SYSTEM_ENTRY_BYTES;
+        budget.charge(layout.size().saturating_add(metadata))?;
+        let block = self.alloc_system_charged(size, layout, new_cap);
         if block.is_err() {
-            budget.credit(layout.size() + metadata);
+            // The table keeps the places it got before the failure, charged.
+            let grew = self.inner.borrow().system_cap == new_cap;
+            budget.credit(layout.size() + if grew { 0 } else { metadata });
         }
         block
     }
 
     /// [`alloc_system`](Self::alloc_system) once the budget is charged for
-    /// the block and `metadata` bytes of table.
+    /// the block and for a table of `new_cap` places.
     fn alloc_system_charged(
         &self,
         size: usize,
         layout: Layout,
-        metadata: usize,
+        new_cap: usize,
     ) -> Result<Block, Error> {
         let align = layout.align();
         let oom = Error::OutOfMemory {
@@ -697,15 +777,19 @@ impl BlockHeap {
         let mut inner = self.inner.borrow_mut();
         let index = match inner.system_free.last() {
             Some(&i) => i as usize,
-            None if inner.system.len() < (SYSTEM_SLOT - 1) as usize => {
-                // Room for the entry, and for its index in the free list.
-                let n = inner.system.len() + 1;
-                inner.system.try_reserve(1).map_err(|_| oom)?;
-                let free_len = inner.system_free.len();
+            None if inner.system.len() < new_cap => {
+                // Exactly the places charged for, in the table and in its
+                // free list (so that `free` can push without allocating).
+                let (len, free_len) = (inner.system.len(), inner.system_free.len());
+                inner
+                    .system
+                    .try_reserve_exact(new_cap - len)
+                    .map_err(|_| oom)?;
                 inner
                     .system_free
-                    .try_reserve(n - free_len)
+                    .try_reserve_exact(new_cap - free_len)
                     .map_err(|_| oom)?;
+                inner.system_cap = new_cap;
                 inner.system.len()
             }
             None => return Err(oom),
@@ -725,7 +809,6 @@ impl BlockHeap {
             system::alloc_zeroed(layout).ok_or(oom)?
         };
         if index == inner.system.len() {
-            debug_assert_eq!(metadata, SYSTEM_ENTRY_BYTES);
             let generation = inner.system_floor;
             inner.system.push(SystemSlot {
                 ptr: None,
@@ -733,7 +816,6 @@ impl BlockHeap {
                 len: 0,
                 generation,
             });
-            inner.system_metadata += metadata;
         } else {
             inner.system_free.pop();
         }
@@ -871,17 +953,6 @@ impl BlockHeap {
         inner.system_live -= 1;
         inner.system_bytes -= layout.size();
         budget.credit(layout.size());
-        if inner.system_live == 0 {
-            // The last one: drop the table, keeping its highest generation as
-            // the start of entries made later. O(entries), paid once per
-            // entry made.
-            let top = inner.system.iter().map(|s| s.generation).max().unwrap_or(0);
-            inner.system_floor = inner.system_floor.max(top);
-            budget.credit(inner.system_metadata);
-            inner.system_metadata = 0;
-            inner.system = Vec::new();
-            inner.system_free = Vec::new();
-        }
         Ok(())
     }
 
@@ -948,14 +1019,14 @@ impl BlockHeap {
                     capacity: c.capacity,
                     chunks: c.chunks.len() - c.released.len(),
                     reserved_bytes: c.reserved,
-                    metadata_bytes: c.metadata,
+                    metadata_bytes: c.metadata(),
                 })
                 .collect(),
             system_live: inner.system_live,
             system_peak: inner.system_peak,
             system_allocs: inner.system_allocs,
             system_bytes: inner.system_bytes,
-            system_metadata: inner.system_metadata,
+            system_metadata: inner.system_cap * SYSTEM_ENTRY_BYTES,
         }
     }
 }
@@ -1000,5 +1071,24 @@ impl Drop for BlockHeap {
                 unsafe { system::dealloc(ptr, slot.layout) };
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_floor_moves_to_the_newest_generation_across_the_wrap() {
+        assert_eq!(floor_after(0, [2, 7, 4].into_iter()), 7);
+        assert_eq!(floor_after(10, [2, 4].into_iter()), 10, "behind it");
+        assert_eq!(floor_after(10, core::iter::empty()), 10);
+        // Near the wrap: 1 (wrapped) is newer than u32::MAX - 1.
+        let f = u32::MAX - 3;
+        assert_eq!(
+            floor_after(f, [u32::MAX - 1, 0, 1, u32::MAX].into_iter()),
+            1
+        );
+        assert_eq!(floor_after(f, [u32::MAX - 2].into_iter()), u32::MAX - 2);
     }
 }

@@ -21,8 +21,9 @@ use core::alloc::Layout;
 use core::cell::{Cell, RefCell};
 use core::ptr::NonNull;
 
+use crate::budget::Budget;
 use crate::pool::Pool;
-use crate::system;
+use crate::{system, Error};
 
 /// log2 of [`SEGMENT`].
 const SEGMENT_SHIFT: u32 = 20;
@@ -139,15 +140,39 @@ pub(crate) unsafe fn release(chunk: NonNull<ChunkHeader>) -> *mut ChunkHeader {
 pub(crate) struct ChunkMap {
     /// Every live chunk of the manager's typed pools, sorted by address.
     sorted: RefCell<Vec<NonNull<ChunkHeader>>>,
+    /// Places reserved in `sorted` (its capacity), charged to the budget.
+    cap: Cell<usize>,
     /// The chunk the last lookup found (most frees hit the same chunk).
     last: Cell<Option<NonNull<ChunkHeader>>>,
 }
 
 impl ChunkMap {
     /// Makes room for one more chunk, so that [`ChunkMap::insert`] cannot
-    /// fail once the chunk is allocated.
-    pub(crate) fn reserve_one(&self) -> bool {
-        self.sorted.borrow_mut().try_reserve(1).is_ok()
+    /// fail once the chunk is allocated; growth is charged to `budget`.
+    pub(crate) fn reserve_one(&self, budget: &Budget) -> Result<(), Error> {
+        let mut sorted = self.sorted.borrow_mut();
+        let cap = self.cap.get();
+        if sorted.len() < cap {
+            return Ok(());
+        }
+        let new_cap = cap.saturating_mul(2).max(8);
+        let bytes = (new_cap - cap) * core::mem::size_of::<NonNull<ChunkHeader>>();
+        budget.charge(bytes)?;
+        let len = sorted.len();
+        if sorted.try_reserve_exact(new_cap - len).is_err() {
+            budget.credit(bytes);
+            return Err(Error::OutOfMemory {
+                size: bytes,
+                align: core::mem::align_of::<NonNull<ChunkHeader>>(),
+            });
+        }
+        self.cap.set(new_cap);
+        Ok(())
+    }
+
+    /// Bytes of the map's storage.
+    pub(crate) fn bytes(&self) -> usize {
+        self.cap.get() * core::mem::size_of::<NonNull<ChunkHeader>>()
     }
 
     /// Records a new chunk (after [`ChunkMap::reserve_one`]).
@@ -158,16 +183,33 @@ impl ChunkMap {
         sorted.insert(at, chunk);
     }
 
-    /// Forgets every chunk for which `gone` is true, before they are freed.
-    pub(crate) fn remove_if(&self, mut gone: impl FnMut(NonNull<ChunkHeader>) -> bool) {
+    /// Forgets every chunk for which `gone` is true, before they are freed;
+    /// frees the map's storage if no chunk is left, and returns its bytes.
+    pub(crate) fn remove_if(
+        &self,
+        budget: &Budget,
+        mut gone: impl FnMut(NonNull<ChunkHeader>) -> bool,
+    ) -> usize {
         self.last.set(None);
-        self.sorted.borrow_mut().retain(|&c| !gone(c));
+        let empty = {
+            let mut sorted = self.sorted.borrow_mut();
+            sorted.retain(|&c| !gone(c));
+            sorted.is_empty()
+        };
+        if !empty {
+            return 0;
+        }
+        let bytes = self.bytes();
+        self.clear(budget);
+        bytes
     }
 
-    /// Forgets every chunk.
-    pub(crate) fn clear(&self) {
+    /// Forgets every chunk and frees the map's storage.
+    pub(crate) fn clear(&self, budget: &Budget) {
         self.last.set(None);
-        self.sorted.borrow_mut().clear();
+        budget.credit(self.bytes());
+        self.cap.set(0);
+        *self.sorted.borrow_mut() = Vec::new();
     }
 
     /// The manager's own pointer to the chunk that holds address `addr`, if

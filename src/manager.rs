@@ -111,16 +111,26 @@ impl<C: SizeClasses> core::panic::RefUnwindSafe for MemoryManager<C> {}
 static_assertions::assert_impl_all!(MemoryManager: Send, core::panic::RefUnwindSafe);
 static_assertions::assert_not_impl_any!(MemoryManager: Sync);
 
+/// The most bytes a reservation may ask for: more than this is more than a
+/// 64-bit machine's address space holds (x86-64 and AArch64 map 2^48 bytes
+/// at most, user and kernel together); `isize::MAX` on smaller targets.
+const MAX_RESERVATION: usize = if usize::BITS >= 64 {
+    1 << (48 % usize::BITS)
+} else {
+    isize::MAX as usize
+};
+
 /// Refuses a reservation of `additional` blocks of `block_size` bytes that
-/// no system could ever give (more than `isize::MAX` bytes in all), before a
-/// single chunk is allocated for it.
+/// no system could ever give, before a single chunk is allocated for it:
+/// more than `isize::MAX` bytes in all is a `LayoutOverflow` (as
+/// `Vec::try_reserve`'s capacity overflow), more than [`MAX_RESERVATION`]
+/// an `OutOfMemory`.
 fn reservable(additional: usize, block_size: usize, align: usize) -> Result<(), Error> {
+    let size = additional.saturating_mul(block_size);
     match additional.checked_mul(block_size) {
-        Some(bytes) if bytes <= isize::MAX as usize => Ok(()),
-        _ => Err(Error::LayoutOverflow {
-            size: additional.saturating_mul(block_size),
-            align,
-        }),
+        Some(bytes) if bytes <= MAX_RESERVATION => Ok(()),
+        Some(bytes) if bytes <= isize::MAX as usize => Err(Error::OutOfMemory { size, align }),
+        _ => Err(Error::LayoutOverflow { size, align }),
     }
 }
 
@@ -135,6 +145,13 @@ pub(crate) fn alloc_failed(e: Error) -> ! {
 impl MemoryManager {
     /// A manager with the [`DefaultClasses`] (8, 16, 32, 64, 128, 256 and
     /// 512 bytes). No memory is taken until the first allocation.
+    ///
+    /// # Panics
+    ///
+    /// Every manager gets an identity no other manager of the process ever
+    /// had, for its [`Block`] handles; after 2^48 managers (2^32 on targets
+    /// without 64-bit atomics) there is none left and this panics rather
+    /// than reuse one.
     ///
     /// # Examples
     ///
@@ -777,12 +794,19 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[must_use]
     pub fn stats(&self) -> Stats {
+        let s = self.snapshot();
+        debug_assert_eq!(
+            self.pools.budget().reserved(),
+            s.reserved_bytes(),
+            "the budget's count of reserved bytes drifted"
+        );
+        s
+    }
+
+    /// [`stats`](Self::stats) without its consistency check, for `Drop`
+    /// (which must not panic on its own account).
+    fn snapshot(&self) -> Stats {
         let checked = self.blocks.class_stats();
-        let checked_chunk_bytes: usize = checked
-            .classes
-            .iter()
-            .map(|c| c.reserved_bytes + c.metadata_bytes)
-            .sum();
         let classes = self
             .pools
             .iter()
@@ -803,15 +827,6 @@ impl<C: SizeClasses> MemoryManager<C> {
             .collect();
         let fallback = self.pools.fallback();
         let budget = self.pools.budget();
-        debug_assert_eq!(
-            budget.reserved(),
-            self.pools.iter().map(|p| p.reserved()).sum::<usize>()
-                + fallback.bytes.get()
-                + checked.system_bytes
-                + checked.system_metadata
-                + checked_chunk_bytes,
-            "the budget's count of reserved bytes drifted"
-        );
         Stats {
             classes,
             system: SystemStats {
@@ -823,7 +838,7 @@ impl<C: SizeClasses> MemoryManager<C> {
                 frees: fallback.allocs.get() - fallback.live.get() + checked.system_allocs
                     - checked.system_live,
                 bytes: fallback.bytes.get() + checked.system_bytes,
-                metadata_bytes: checked.system_metadata,
+                metadata_bytes: checked.system_metadata + fallback.table_bytes(),
             },
             budget: budget.limit(),
         }
@@ -839,10 +854,11 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// # Errors
     ///
     /// [`Error::NotPooled`] if `T` is above every class (those values go to
-    /// the system allocator one by one); [`Error::LayoutOverflow`] at once,
-    /// before any memory is asked for, if `additional` blocks would exceed
+    /// the system allocator one by one); at once, before any memory is asked
+    /// for, [`Error::LayoutOverflow`] if `additional` blocks would exceed
     /// `isize::MAX` bytes (as `Vec::try_reserve` fails with a capacity
-    /// overflow); [`Error::BudgetExceeded`] or
+    /// overflow) and [`Error::OutOfMemory`] if they would exceed 2^48 bytes
+    /// (more than a 64-bit machine's address space); [`Error::BudgetExceeded`] or
     /// [`Error::OutOfMemory`] if the chunks cannot be had (chunks added
     /// before the failure stay reserved and usable).
     ///
@@ -979,7 +995,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[must_use]
     pub fn leaks(&self) -> Leaks {
-        let s = self.stats();
+        let s = self.snapshot();
         Leaks {
             classes: s
                 .classes

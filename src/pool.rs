@@ -214,16 +214,17 @@ impl Pool {
     /// Allocates a chunk of the next size and links it into the chunk list.
     /// Never panics.
     fn new_chunk(&self) -> Result<NonNull<ChunkHeader>, Error> {
+        // Room in the chunk map first (a few bytes, kept if the chunk is
+        // refused), so that the budget's refusal is about the chunk.
+        let map = &self.fallback().chunks;
+        if let Err(e) = map.reserve_one(self.budget()) {
+            self.budget().record_refusal(e);
+            return Err(e);
+        }
         let size = self
             .budget()
             .charge_up_to(self.next_chunk_size.get(), self.min_chunk_size)?;
-        let map = &self.fallback().chunks;
-        let chunk = if map.reserve_one() {
-            chunk::allocate(NonNull::from(self), size, self.chunks.get())
-        } else {
-            None
-        };
-        let Some(chunk) = chunk else {
+        let Some(chunk) = chunk::allocate(NonNull::from(self), size, self.chunks.get()) else {
             self.budget().credit(size);
             // The chunk's figures, not the value's: that is what was refused.
             let e = Error::OutOfMemory {
@@ -439,7 +440,7 @@ impl Pool {
         self.spare.set(ptr::null_mut());
         self.spare_blocks.set(0);
         let me = NonNull::from(self);
-        self.fallback().chunks.remove_if(|c| {
+        let map_bytes = self.fallback().chunks.remove_if(self.budget(), |c| {
             // SAFETY: the map holds only live chunks of this manager's pools.
             let h = unsafe { c.as_ref() };
             h.pool == me && h.scratch == usize::MAX
@@ -467,7 +468,7 @@ impl Pool {
             }
         }
         self.budget().credit(released);
-        released
+        released + map_bytes
     }
 
     /// Checks the pool's invariants by walking the free list: every node is
@@ -602,7 +603,7 @@ impl<C: SizeClasses> Pools<C> {
             // (the contract of `PoolBox::from_raw`).
             unsafe { pool.release_chunks() };
         }
-        self.fallback().chunks.clear();
+        self.fallback().chunks.clear(self.budget());
         // SAFETY: as above, no typed system allocation is used again.
         unsafe { crate::system::free_all(self.fallback()) };
     }

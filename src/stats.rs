@@ -135,9 +135,11 @@ pub struct SystemStats {
     /// Bytes asked of the system allocator for them, their records
     /// included.
     pub bytes: usize,
-    /// Bytes of the checked blocks' table of system allocations (an entry per
-    /// most blocks live at once; reused, released by a reset). Charged to the
-    /// budget.
+    /// Bytes of the manager-wide side tables: the checked blocks' table of
+    /// system allocations (reused; released by a trim when no system block is
+    /// live, and by a reset), the map of chunks by address and the registry
+    /// of large allocations the `Allocator` implementation uses. Charged to
+    /// the budget.
     pub metadata_bytes: usize,
 }
 
@@ -169,7 +171,10 @@ impl Stats {
     /// ```
     /// let mm = memory_mgr::MemoryManager::new();
     /// let _x = mm.alloc(1u8);
-    /// assert_eq!(mm.stats().reserved_bytes(), 16 * 1024); // one first chunk
+    /// let s = mm.stats();
+    /// // One first chunk, and the side table that finds chunks by address.
+    /// assert_eq!(s.reserved_bytes(), 16 * 1024 + s.system.metadata_bytes);
+    /// assert!(s.system.metadata_bytes <= 64);
     /// ```
     #[must_use]
     pub fn reserved_bytes(&self) -> usize {

@@ -12,7 +12,7 @@
 //! when it is dropped or cloned (its layout, known to the box, says where
 //! the footer is).
 
-use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 use core::alloc::Layout;
 use core::cell::{Cell, RefCell};
 use core::ptr::{self, NonNull};
@@ -88,7 +88,7 @@ pub(crate) struct Fallback {
     /// implementation, by value address: how a pointer handed back there,
     /// whose provenance may cover only the value, is turned into one of the
     /// manager's own (see [`registered`]).
-    registry: RefCell<BTreeMap<usize, NonNull<Footer>>>,
+    registry: RefCell<Registry>,
 }
 
 impl Fallback {
@@ -102,8 +102,137 @@ impl Fallback {
             head: Cell::new(ptr::null_mut()),
             budget: Budget::new(budget),
             chunks: ChunkMap::default(),
-            registry: RefCell::new(BTreeMap::new()),
+            registry: RefCell::new(Registry::default()),
         }
+    }
+
+    /// Bytes of the manager-wide side tables: the chunk map and the registry.
+    pub(crate) fn table_bytes(&self) -> usize {
+        self.chunks.bytes() + self.registry.borrow().bytes()
+    }
+}
+
+/// An open-addressing hash table (linear probing, backward-shift deletion)
+/// from a value's address to its footer. Its storage is allocated fallibly
+/// and charged to the budget, and counted in the statistics.
+#[derive(Debug, Default)]
+struct Registry {
+    /// A power of two of places, or none; at most 3/4 used.
+    places: Vec<Option<(usize, NonNull<Footer>)>>,
+    /// Places used.
+    len: usize,
+}
+
+impl Registry {
+    /// Bytes of storage.
+    fn bytes(&self) -> usize {
+        self.places.len() * core::mem::size_of::<Option<(usize, NonNull<Footer>)>>()
+    }
+
+    /// The home place of `addr` in a table of `n` (a power of two) places.
+    #[inline]
+    fn home(addr: usize, n: usize) -> usize {
+        // Fibonacci hashing: the high bits of the product, then the mask.
+        ((addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & (n - 1)
+    }
+
+    /// Makes room for one more entry, charging growth to `budget`.
+    fn reserve_one(&mut self, budget: &Budget) -> Result<(), Error> {
+        let n = self.places.len();
+        if (self.len + 1) * 4 <= n * 3 {
+            return Ok(());
+        }
+        let new_n = n.saturating_mul(2).max(16);
+        let entry = core::mem::size_of::<Option<(usize, NonNull<Footer>)>>();
+        let grow = (new_n - n) * entry;
+        budget.charge(grow)?;
+        let mut places = Vec::new();
+        if places.try_reserve_exact(new_n).is_err() {
+            budget.credit(grow);
+            return Err(Error::OutOfMemory {
+                size: new_n * entry,
+                align: core::mem::align_of::<Option<(usize, NonNull<Footer>)>>(),
+            });
+        }
+        places.resize(new_n, None);
+        for (addr, footer) in core::mem::take(&mut self.places).into_iter().flatten() {
+            let mut i = Registry::home(addr, new_n);
+            while places[i].is_some() {
+                i = (i + 1) & (new_n - 1);
+            }
+            places[i] = Some((addr, footer));
+        }
+        self.places = places;
+        Ok(())
+    }
+
+    /// The place holding `addr`, if any.
+    fn find(&self, addr: usize) -> Option<usize> {
+        let n = self.places.len();
+        if n == 0 {
+            return None;
+        }
+        let mut i = Registry::home(addr, n);
+        loop {
+            match self.places[i] {
+                None => return None,
+                Some((a, _)) if a == addr => return Some(i),
+                Some(_) => i = (i + 1) & (n - 1),
+            }
+        }
+    }
+
+    /// Adds an entry (after [`Registry::reserve_one`]).
+    fn insert(&mut self, addr: usize, footer: NonNull<Footer>) {
+        let n = self.places.len();
+        debug_assert!((self.len + 1) * 4 <= n * 3, "no room reserved");
+        let mut i = Registry::home(addr, n);
+        while self.places[i].is_some() {
+            i = (i + 1) & (n - 1);
+        }
+        self.places[i] = Some((addr, footer));
+        self.len += 1;
+    }
+
+    /// The footer registered for `addr`.
+    fn get(&self, addr: usize) -> Option<NonNull<Footer>> {
+        self.find(addr).and_then(|i| self.places[i]).map(|(_, f)| f)
+    }
+
+    /// Removes and returns the footer registered for `addr`.
+    fn remove(&mut self, addr: usize) -> Option<NonNull<Footer>> {
+        let mut hole = self.find(addr)?;
+        let (_, footer) = self.places[hole].take()?;
+        self.len -= 1;
+        // Shift back the entries after the hole that may not stay behind it.
+        let n = self.places.len();
+        let mut i = hole;
+        loop {
+            i = (i + 1) & (n - 1);
+            let Some((a, _)) = self.places[i] else {
+                break;
+            };
+            let home = Registry::home(a, n);
+            // `a` may move into the hole unless its home lies cyclically in
+            // (hole, i].
+            let stays = if hole <= i {
+                hole < home && home <= i
+            } else {
+                hole < home || home <= i
+            };
+            if !stays {
+                self.places[hole] = self.places[i].take();
+                hole = i;
+            }
+        }
+        Some(footer)
+    }
+
+    /// Forgets every entry and frees the storage; returns its bytes.
+    fn clear(&mut self) -> usize {
+        let bytes = self.bytes();
+        *self = Registry::default();
+        bytes
     }
 }
 
@@ -275,6 +404,10 @@ pub(crate) unsafe fn free_typed(value: NonNull<u8>, layout: Layout) {
 /// Like [`alloc_typed`], and records the allocation in the registry, for
 /// the `Allocator` implementation: it is freed with [`free_registered`].
 pub(crate) fn alloc_registered(fallback: &Fallback, layout: Layout) -> Result<NonNull<u8>, Error> {
+    fallback
+        .registry
+        .borrow_mut()
+        .reserve_one(&fallback.budget)?;
     let value = alloc_typed(fallback, layout)?;
     // SAFETY: `value` was just allocated by `alloc_typed` for `layout`.
     let footer = unsafe { footer_of(value, layout) };
@@ -289,7 +422,7 @@ pub(crate) fn alloc_registered(fallback: &Fallback, layout: Layout) -> Result<No
 /// `addr`, with provenance over the whole allocation; `None` if there is
 /// none.
 pub(crate) fn registered(fallback: &Fallback, addr: usize) -> Option<NonNull<u8>> {
-    let footer = *fallback.registry.borrow().get(&addr)?;
+    let footer = fallback.registry.borrow().get(addr)?;
     let addr = core::num::NonZeroUsize::new(addr)?;
     // The footer pointer comes from the allocation's base, so it carries
     // provenance over all of it, value included.
@@ -303,7 +436,7 @@ pub(crate) fn registered(fallback: &Fallback, addr: usize) -> Option<NonNull<u8>
 /// `value` must be a live registered allocation of `fallback` (as returned
 /// by [`registered`]), not used afterwards.
 pub(crate) unsafe fn free_registered(fallback: &Fallback, value: NonNull<u8>) {
-    let footer = fallback.registry.borrow_mut().remove(&value.addr().get());
+    let footer = fallback.registry.borrow_mut().remove(value.addr().get());
     debug_assert!(footer.is_some(), "not a registered allocation");
     if let Some(footer) = footer {
         // SAFETY: a registered footer is that of a live allocation of
@@ -323,5 +456,6 @@ pub(crate) unsafe fn free_all(fallback: &Fallback) {
         // caller guarantees none is used again.
         unsafe { unlink_and_free(fallback, footer) };
     }
-    fallback.registry.borrow_mut().clear();
+    let bytes = fallback.registry.borrow_mut().clear();
+    fallback.budget.credit(bytes);
 }
