@@ -55,24 +55,17 @@ fn alloc<C: SizeClasses>(mm: &MemoryManager<C>, layout: Layout) -> Result<NonNul
     }
 }
 
-/// The manager's own pointer to the allocation of `layout` at `ptr`'s
-/// address, with provenance over all of it (see the module docs).
-///
-/// # Safety
-///
-/// `ptr` must be a live allocation of `layout` from `mm`'s `Allocator`.
+/// The manager's own pointer to the allocation at `ptr`'s address, served
+/// by `route`, with provenance over all of it (see the module docs).
 ///
 /// # Panics
 ///
-/// Panics if `mm` has no such allocation (the caller broke the contract).
-#[inline]
-unsafe fn own<C: SizeClasses>(
-    mm: &MemoryManager<C>,
-    ptr: NonNull<u8>,
-    layout: Layout,
-) -> NonNull<u8> {
+/// Panics if `mm` has no such allocation (the caller broke the contract of
+/// `deallocate`, `grow` or `shrink`).
+#[inline(always)]
+fn own<C: SizeClasses>(mm: &MemoryManager<C>, ptr: NonNull<u8>, route: Route) -> NonNull<u8> {
     let fallback = mm.pools().fallback();
-    let own = match route(C::TABLE, layout.size(), layout.align()) {
+    let own = match route {
         // Nothing is ever accessed through a zero-sized allocation.
         Route::Zero => Some(ptr),
         Route::Pool(_) => fallback
@@ -81,18 +74,27 @@ unsafe fn own<C: SizeClasses>(
             .map(|chunk| chunk.cast::<u8>().with_addr(ptr.addr())),
         Route::System => system::registered(fallback, ptr.addr().get()),
     };
-    own.expect("memory_mgr: a pointer this manager's allocator did not hand out")
+    match own {
+        Some(p) => p,
+        None => foreign_pointer(),
+    }
 }
 
-/// Frees the allocation `own` (the manager's own pointer) of `layout`.
+#[cold]
+#[inline(never)]
+fn foreign_pointer() -> ! {
+    panic!("memory_mgr: a pointer this manager's allocator did not hand out")
+}
+
+/// Frees the allocation `own` (the manager's own pointer), served by `route`.
 ///
 /// # Safety
 ///
-/// `own` must come from [`own`] for a live allocation of `layout` from `mm`,
-/// not used afterwards.
-#[inline]
-unsafe fn free<C: SizeClasses>(mm: &MemoryManager<C>, own: NonNull<u8>, layout: Layout) {
-    match route(C::TABLE, layout.size(), layout.align()) {
+/// `own` must come from [`own`] for a live allocation of `mm` served by
+/// `route`, not used afterwards.
+#[inline(always)]
+unsafe fn free<C: SizeClasses>(mm: &MemoryManager<C>, own: NonNull<u8>, route: Route) {
+    match route {
         Route::Zero => {}
         // SAFETY: a live block of one of `mm`'s pools (caller), through a
         // pointer with provenance over its chunk, header included.
@@ -123,11 +125,13 @@ unsafe impl<C: SizeClasses> Allocator for &MemoryManager<C> {
         Ok(NonNull::slice_from_raw_parts(ptr, usable::<C>(layout)))
     }
 
-    #[inline]
+    #[inline(always)]
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        let route = route(C::TABLE, layout.size(), layout.align());
         // SAFETY: the caller guarantees `ptr` is a live allocation of
-        // `layout` from this manager, not used afterwards.
-        unsafe { free(self, own(self, ptr, layout), layout) }
+        // `layout` (so served by `route`) from this manager, not used
+        // afterwards.
+        unsafe { free(self, own(self, ptr, route), route) }
     }
 
     #[inline]
@@ -168,10 +172,9 @@ unsafe fn resize<C: SizeClasses>(
     old: Layout,
     new: Layout,
 ) -> Result<NonNull<[u8]>, AllocError> {
-    // SAFETY: `ptr` is a live allocation of `old` from `mm` (caller).
-    let own = unsafe { own(mm, ptr, old) };
     let from = route(C::TABLE, old.size(), old.align());
     let to = route(C::TABLE, new.size(), new.align());
+    let own = own(mm, ptr, from);
     if let (Route::Pool(a), Route::Pool(b)) = (from, to) {
         if a == b {
             return Ok(NonNull::slice_from_raw_parts(own, C::TABLE.size(b)));
@@ -183,7 +186,7 @@ unsafe fn resize<C: SizeClasses>(
     // provenance over all of them; the old one is freed once, here.
     unsafe {
         core::ptr::copy_nonoverlapping(own.as_ptr(), fresh.as_ptr(), old.size().min(new.size()));
-        free(mm, own, old);
+        free(mm, own, from);
     }
     Ok(NonNull::slice_from_raw_parts(fresh, usable::<C>(new)))
 }

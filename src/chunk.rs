@@ -215,12 +215,19 @@ impl ChunkMap {
     /// The manager's own pointer to the chunk that holds address `addr`, if
     /// one of its chunks does. O(log chunks); O(1) for the chunk of the last
     /// lookup.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn find(&self, addr: usize) -> Option<NonNull<ChunkHeader>> {
         let base = addr & !(SEGMENT - 1);
-        if let Some(c) = self.last.get().filter(|c| c.addr().get() == base) {
-            return Some(c);
+        match self.last.get() {
+            Some(c) if c.addr().get() == base => Some(c),
+            _ => self.find_slow(base),
         }
+    }
+
+    /// [`ChunkMap::find`] when the chunk is not the last one found.
+    #[cold]
+    #[inline(never)]
+    fn find_slow(&self, base: usize) -> Option<NonNull<ChunkHeader>> {
         let sorted = self.sorted.borrow();
         let i = sorted
             .binary_search_by_key(&base, |c| c.addr().get())
