@@ -11,6 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = {"ps": 1e-3, "ns": 1.0, "µs": 1e3, "us": 1e3, "ms": 1e6, "s": 1e9}
 PER_OP = 10_000  # batch, churn and mixed ids time 10,000 operations
+FRAME = 5_000  # scratch ids time one frame of 5,000 allocations and a reset
 ORDER = ["poolbox", "block", "box", "mimalloc", "slab", "slotmap", "bumpalo†", "typed_arena†", "floor†"]
 
 
@@ -29,6 +30,8 @@ def per_op(bench_id, ns):
     kind = bench_id.split("/")[0]
     if kind.startswith(("batch", "churn", "mixed")):
         return ns / PER_OP
+    if kind == "scratch":
+        return ns / FRAME
     return ns
 
 
@@ -111,6 +114,7 @@ def targets(by_group, res):
     add("binary-trees (check, then drop): poolbox / bumpalo", ratio("binary-trees/16", "poolbox", "bumpalo†"), 1.4)
     for size in [8, 64, 512]:
         add(f"checked block pair {size} B / poolbox pair", ratio(f"pair/{size}", "block", "poolbox"), 2.0)
+    add("frame scratch 32 B (5,000 a frame, then reset): poolbox / bumpalo", ratio("scratch/32", "poolbox", "bumpalo†"), 2.0)
     per = callgrind_per_pair(res)
     if per:
         if "poolbox" in per and "slab" in per:

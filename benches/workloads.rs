@@ -462,6 +462,59 @@ fn mixed(c: &mut Criterion) {
     g.finish();
 }
 
+// ----- scratch: a frame of allocations, then everything freed at once ----
+
+/// Objects allocated in one frame of the scratch workload.
+const FRAME: usize = 5_000;
+
+/// A per-frame scratch pattern: `FRAME` 32-byte objects allocated, kept to
+/// the end of the frame, then all freed at once — `reset` for the managers
+/// and bumpalo, dropping a reused vector of boxes for the system allocator.
+fn scratch(c: &mut Criterion) {
+    let mut g = c.benchmark_group("scratch/32");
+    configure(&mut g);
+    g.throughput(Throughput::Elements(FRAME as u64));
+    g.bench_function("poolbox", |b| {
+        let mut mm = MemoryManager::new();
+        b.iter(|| {
+            for i in 0..FRAME {
+                black_box(PoolBox::leak(mm.alloc(payload::<4>(i))));
+            }
+            mm.reset();
+        });
+    });
+    g.bench_function("box", |b| {
+        let mut v: Vec<Box<[u64; 4]>> = Vec::with_capacity(FRAME);
+        b.iter(|| {
+            for i in 0..FRAME {
+                v.push(Box::new(payload::<4>(i)));
+                black_box(v.last());
+            }
+            v.clear();
+        });
+    });
+    g.bench_function("mimalloc", |b| {
+        let mut v: Vec<Mi<[u64; 4]>> = Vec::with_capacity(FRAME);
+        b.iter(|| {
+            for i in 0..FRAME {
+                v.push(Mi::new(payload::<4>(i)));
+                black_box(v.last());
+            }
+            v.clear();
+        });
+    });
+    g.bench_function("bumpalo†", |b| {
+        let mut bump = bumpalo::Bump::new();
+        b.iter(|| {
+            for i in 0..FRAME {
+                black_box(bump.alloc(payload::<4>(i)));
+            }
+            bump.reset();
+        });
+    });
+    g.finish();
+}
+
 fn pairs(c: &mut Criterion) {
     pair::<1>(c);
     pair::<8>(c);
@@ -488,5 +541,5 @@ fn churns(c: &mut Criterion) {
     churn::<75>(c);
 }
 
-criterion_group!(benches, pairs, batches, churns, mixed);
+criterion_group!(benches, pairs, batches, churns, mixed, scratch);
 criterion_main!(benches);

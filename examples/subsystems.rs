@@ -208,9 +208,11 @@ fn main() -> Result<(), Error> {
             );
         }
         drop((ps, agents, voices));
-        // Level end: everything freed at once, memory back to the system.
+        // Level end: everything freed at once (a reset keeps the chunks for
+        // the next level; the trim gives them back to the system).
         for sub in [&mut particles, &mut ai, &mut audio] {
             sub.mm.reset();
+            sub.mm.trim();
             assert_eq!(sub.mm.stats().reserved_bytes(), 0);
         }
         println!();

@@ -21,9 +21,9 @@
 //! a dropped record can never match again. The system table reuses its empty
 //! entries and is dropped the same way by a trim when no system block is
 //! live. Both
-//! count in [`CheckedStats`] and are charged to the budget. A reset drops
-//! them all (the manager's id changes, so every older handle is refused by
-//! its id). A handle that carries this manager's current id but names a slot
+//! count in [`CheckedStats`] and are charged to the budget. A reset keeps
+//! the chunks and their records as free capacity and changes the manager's
+//! id, so every older handle is refused by its id. A handle that carries this manager's current id but names a slot
 //! the tables no longer have is therefore stale, never foreign.
 
 use alloc::boxed::Box;
@@ -174,8 +174,11 @@ struct CheckedClass {
 /// - Block `i < used` has been handed out since the memory came: its
 ///   generation is odd while it is live, even while it is free, and a free
 ///   one is on its class's free list exactly once, its first 8 bytes holding
-///   the link. Blocks `used <= i` are never-used (even generation, not on
-///   the list); so are slots `i >= blocks`, which have no memory.
+///   the link. Blocks `used <= i` are not live and not on the list: never
+///   handed out since the memory came or since the last reset (a block live
+///   at a reset keeps its odd generation, which no handle of the manager's
+///   new id carries; taking one moves it to the next odd value). Slots
+///   `i >= blocks` have no memory and are not live either.
 /// - A generation only moves forward, by one at each allocation and free,
 ///   so a handle's generation matches its slot again only after 2^32 moves.
 #[derive(Debug)]
@@ -328,8 +331,10 @@ impl CheckedClass {
         let index = c.used;
         c.used += 1;
         self.touched += 1;
+        // A never-used slot's generation is even, or odd if its block was
+        // live at a reset: the next odd value either way.
         let generation = &mut c.generations[index];
-        *generation = generation.wrapping_add(1);
+        *generation = generation.wrapping_add(1) | 1;
         let generation = *generation;
         // SAFETY: `index < blocks` (checked above), so the block is inside
         // the chunk's memory (`CheckedChunk` invariant).
@@ -561,30 +566,23 @@ impl CheckedClass {
         released + dropped
     }
 
-    /// Frees every chunk and drops every record, metadata included.
-    fn reset(&mut self, budget: &Budget) {
+    /// Forgets every block at once and keeps every chunk as never-used
+    /// capacity (a trim releases it). O(chunks), no call to the system
+    /// allocator. The caller gives the heap a new id, so no handle made
+    /// before matches again.
+    fn recycle(&mut self) {
         self.peak = self.peak();
-        for c in self.chunks.drain(..) {
-            if c.blocks > 0 {
-                // SAFETY: a chunk holding memory, allocated with its layout,
-                // freed once: its record leaves the table here, and every
-                // handle into it is refused from now on (the heap's id
-                // changes).
-                unsafe { system::dealloc(c.base, c.layout) };
-            }
-        }
-        budget.credit(self.reserved + self.metadata());
-        self.chunks = Vec::new();
-        self.fresh = Vec::new();
-        self.released = Vec::new();
         self.free = 0;
         self.live = 0;
         self.touched = 0;
-        self.capacity = 0;
-        self.reserved = 0;
-        self.generation_bytes = 0;
-        self.records_cap = 0;
-        self.floor = 0; // the id changes: no older handle can match
+        self.fresh.clear();
+        for (i, c) in self.chunks.iter_mut().enumerate() {
+            if c.blocks > 0 {
+                c.used = 0;
+                // `fresh` has a place for every record: no allocation.
+                self.fresh.push(i as u32);
+            }
+        }
     }
 
     /// Address of block `index` of chunk `chunk`.
@@ -673,12 +671,12 @@ impl BlockHeap {
         released
     }
 
-    /// Frees every block at once; every handle made before becomes stale.
-    /// O(chunks + system blocks).
+    /// Frees every block at once, keeping the chunks as free capacity;
+    /// every handle made before becomes stale. O(chunks + system blocks).
     pub(crate) fn reset(&mut self, budget: &Budget) {
         let inner = self.inner.get_mut();
         for cls in &mut inner.classes {
-            cls.reset(budget);
+            cls.recycle();
         }
         for slot in inner.system.drain(..) {
             if let Some(ptr) = slot.ptr {

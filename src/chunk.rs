@@ -216,6 +216,7 @@ impl ChunkMap {
     /// one of its chunks does. O(log chunks); O(1) for the chunk of the last
     /// lookup.
     #[inline(always)]
+    #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
     pub(crate) fn find(&self, addr: usize) -> Option<NonNull<ChunkHeader>> {
         let base = addr & !(SEGMENT - 1);
         match self.last.get() {
@@ -227,6 +228,7 @@ impl ChunkMap {
     /// [`ChunkMap::find`] when the chunk is not the last one found.
     #[cold]
     #[inline(never)]
+    #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
     fn find_slow(&self, base: usize) -> Option<NonNull<ChunkHeader>> {
         let sorted = self.sorted.borrow();
         let i = sorted

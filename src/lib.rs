@@ -135,7 +135,7 @@
 //! assert!(mm.trim() > 0);                   // empty chunks back to the system
 //! let b = mm.alloc_block(100)?;
 //! assert_eq!(mm.leaks().total(), 1);        // what would leak on drop
-//! mm.reset();                               // everything freed, O(chunks)
+//! mm.reset();                               // everything freed, chunks kept
 //! assert_eq!(mm.free(b), Err(Error::DoubleFree)); // stale handle, not UB
 //! # Ok::<(), Error>(())
 //! ```
@@ -145,7 +145,8 @@
 //! ([`Builder::budget`]) caps the bytes held from the system; past it the
 //! `try_` calls return [`Error::BudgetExceeded`]. [`MemoryManager::reserve`]
 //! pre-grows a class, [`MemoryManager::trim`] releases empty chunks,
-//! [`MemoryManager::reset`] frees everything at once, and
+//! [`MemoryManager::reset`] frees everything at once (keeping the chunks
+//! for what comes next, as a per-frame scratch manager wants), and
 //! [`MemoryManager::leaks`] (or [`Builder::on_leak`], called on drop) reports
 //! what is still allocated. `docs/operations.md` in the repository is the
 //! guide.

@@ -226,6 +226,7 @@ impl<C: SizeClasses> MemoryManager<C> {
 
     /// The typed pools and their fallback record.
     #[inline(always)]
+    #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
     pub(crate) fn pools(&self) -> &Pools<C> {
         &self.pools
     }
@@ -952,12 +953,19 @@ impl<C: SizeClasses> MemoryManager<C> {
         typed + self.blocks.trim(budget)
     }
 
-    /// Frees everything at once, in O(chunks): the borrow checker ensures
-    /// no [`PoolBox`] is alive, and every [`Block`] handed out before becomes
-    /// stale — freeing one afterwards is [`Error::DoubleFree`], reading it
-    /// [`Error::UseAfterFree`], never an access to new data. Destructors of
-    /// values still in the pools (leaked boxes) do not run. Chunks go back to
-    /// the system; counters of allocations and peaks carry on.
+    /// Frees everything at once, in O(chunks), and keeps the memory: every
+    /// chunk stays as free capacity for what is allocated next, with no call
+    /// to the system allocator (allocations above the largest class go back
+    /// to it); [`trim`](Self::trim) gives the chunks back. The borrow checker
+    /// ensures no [`PoolBox`] is alive, and every [`Block`] handed out before
+    /// becomes stale — freeing one afterwards is [`Error::DoubleFree`],
+    /// reading it [`Error::UseAfterFree`], never an access to new data.
+    /// Destructors of values still in the pools (leaked boxes) do not run.
+    /// Counters of allocations and peaks carry on.
+    ///
+    /// A per-frame scratch manager is the pattern it is made for: allocate
+    /// during the frame, `reset` at its end, and the next frame reuses the
+    /// same memory.
     ///
     /// # Examples
     ///
@@ -966,10 +974,13 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// let mut mm = MemoryManager::new();
     /// let b = mm.alloc_block(64)?;
     /// PoolBox::leak(mm.alloc([0u8; 100]));
+    /// let reserved = mm.stats().reserved_bytes();
     /// mm.reset();
     /// assert_eq!(mm.stats().live(), 0);
-    /// assert_eq!(mm.stats().reserved_bytes(), 0);
+    /// assert_eq!(mm.stats().reserved_bytes(), reserved); // kept for reuse
     /// assert_eq!(mm.free(b), Err(Error::DoubleFree));
+    /// mm.trim(); // now back to the system
+    /// assert_eq!(mm.stats().reserved_bytes(), 0);
     /// # Ok::<(), Error>(())
     /// ```
     pub fn reset(&mut self) {

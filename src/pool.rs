@@ -137,7 +137,25 @@ impl Pool {
                 }
                 Some(head.cast())
             }
-            None => NonNull::new(refill(self)),
+            None => {
+                let left = self.fresh_left.get();
+                if left == 0 {
+                    return NonNull::new(refill(self));
+                }
+                // The next never-used block of the current chunk (a bump),
+                // inline: after a reset every allocation comes from here.
+                let block = self.fresh.get();
+                // SAFETY: `fresh_left > 0`, so `block` is a never-used block
+                // inside a live chunk and the next one is at most one past
+                // its last block.
+                self.fresh.set(unsafe { block.add(self.block_size) });
+                self.fresh_left.set(left - 1);
+                self.allocs.set(self.allocs.get() + 1);
+                let block = NonNull::new(block)?;
+                // SAFETY: as above, `block_size` bytes that are now ours.
+                unsafe { fill::fresh(block, self.block_size) };
+                Some(block)
+            }
         }
     }
 
@@ -504,6 +522,31 @@ impl Pool {
             == self.capacity.get()
     }
 
+    /// Forgets every block at once and keeps every chunk as never-used
+    /// capacity: all of them go on the spare list (which a trim releases).
+    /// Every block still handed out counts as freed. O(chunks), no call to
+    /// the system allocator.
+    ///
+    /// # Safety
+    ///
+    /// No block of this pool handed out before may be used afterwards.
+    unsafe fn recycle(&self) {
+        self.peak.set(self.peak());
+        let mut spare: *mut ChunkHeader = ptr::null_mut();
+        for c in self.chunk_list() {
+            // SAFETY: a live chunk of this pool (the list read its `next`
+            // link already); its spare link is the pool's to set.
+            unsafe { (*c.as_ptr()).spare_next = spare };
+            spare = c.as_ptr();
+        }
+        self.spare.set(spare);
+        self.spare_blocks.set(self.capacity.get());
+        self.free.set(ptr::null_mut());
+        self.fresh.set(ptr::null_mut());
+        self.fresh_left.set(0);
+        self.frees.set(self.allocs.get());
+    }
+
     /// Frees every chunk; every block still handed out counts as freed.
     ///
     /// # Safety
@@ -594,17 +637,30 @@ impl<C: SizeClasses> Pools<C> {
         &self.fallback().budget
     }
 
-    /// Frees every chunk and typed system allocation at once.
+    /// Frees every allocation at once: the pools keep their chunks as free
+    /// capacity (no call to the system allocator), typed system allocations
+    /// go back to the system.
     pub(crate) fn reset(&mut self) {
         for pool in self.iter() {
-            // SAFETY: `&mut self` comes from `&mut MemoryManager` (reset or
-            // drop), so no `PoolBox`, which borrows the manager, exists; a
-            // pointer from `PoolBox::into_raw` may not be used after a reset
-            // (the contract of `PoolBox::from_raw`).
+            // SAFETY: `&mut self` comes from `&mut MemoryManager`, so no
+            // `PoolBox`, which borrows the manager, exists; a pointer from
+            // `PoolBox::into_raw` may not be used after a reset (the contract
+            // of `PoolBox::from_raw`).
+            unsafe { pool.recycle() };
+        }
+        // SAFETY: as above, no typed system allocation is used again.
+        unsafe { crate::system::free_all(self.fallback()) };
+    }
+
+    /// Frees every chunk and typed system allocation, for drop.
+    fn release(&mut self) {
+        for pool in self.iter() {
+            // SAFETY: `&mut self` in drop: nothing borrows the manager, and
+            // nothing of it is used again.
             unsafe { pool.release_chunks() };
         }
         self.fallback().chunks.clear(self.budget());
-        // SAFETY: as above, no typed system allocation is used again.
+        // SAFETY: as above.
         unsafe { crate::system::free_all(self.fallback()) };
     }
 
@@ -636,7 +692,7 @@ impl<C: SizeClasses> Pools<C> {
 
 impl<C: SizeClasses> Drop for Pools<C> {
     fn drop(&mut self) {
-        self.reset();
+        self.release();
         let slice = ptr::slice_from_raw_parts_mut(self.pools.as_ptr(), C::TABLE.len());
         // SAFETY: both come from `Box::leak` in `new` and are freed only here.
         unsafe {

@@ -123,6 +123,7 @@ struct Registry {
     len: usize,
 }
 
+#[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
 impl Registry {
     /// Bytes of storage.
     fn bytes(&self) -> usize {
@@ -403,6 +404,7 @@ pub(crate) unsafe fn free_typed(value: NonNull<u8>, layout: Layout) {
 
 /// Like [`alloc_typed`], and records the allocation in the registry, for
 /// the `Allocator` implementation: it is freed with [`free_registered`].
+#[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
 pub(crate) fn alloc_registered(fallback: &Fallback, layout: Layout) -> Result<NonNull<u8>, Error> {
     fallback
         .registry
@@ -421,6 +423,7 @@ pub(crate) fn alloc_registered(fallback: &Fallback, layout: Layout) -> Result<No
 /// The manager's own pointer to the registered allocation whose value is at
 /// `addr`, with provenance over the whole allocation; `None` if there is
 /// none.
+#[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
 pub(crate) fn registered(fallback: &Fallback, addr: usize) -> Option<NonNull<u8>> {
     let footer = fallback.registry.borrow().get(addr)?;
     let addr = core::num::NonZeroUsize::new(addr)?;
@@ -435,6 +438,7 @@ pub(crate) fn registered(fallback: &Fallback, addr: usize) -> Option<NonNull<u8>
 ///
 /// `value` must be a live registered allocation of `fallback` (as returned
 /// by [`registered`]), not used afterwards.
+#[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
 pub(crate) unsafe fn free_registered(fallback: &Fallback, value: NonNull<u8>) {
     let footer = fallback.registry.borrow_mut().remove(value.addr().get());
     debug_assert!(footer.is_some(), "not a registered allocation");

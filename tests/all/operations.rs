@@ -311,13 +311,25 @@ fn reset_frees_everything_and_makes_every_block_stale() {
         std::mem::forget(mm.alloc([1u64; 100]));
         mm.reset();
         let s = mm.stats();
-        assert_eq!((s.live(), s.reserved_bytes()), (0, 0));
+        assert_eq!(s.live(), 0);
+        assert_eq!(s.system.bytes, 0, "allocations above the classes go back");
         assert_eq!(s.allocs(), s.frees());
         assert!(mm.leaks().is_empty());
+        let chunks: Vec<usize> = s.classes.iter().map(|c| c.reserved_bytes).collect();
+        if !PASS_THROUGH {
+            assert!(chunks.iter().sum::<usize>() > 0, "the chunks are kept");
+        }
         // New blocks take the same memory; stale handles cannot touch them.
         let new: Vec<Block> = (0..n(2000, 100))
             .map(|i| mm.alloc_block(i % 1500 + 1).unwrap())
             .collect();
+        let again: Vec<usize> = mm
+            .stats()
+            .classes
+            .iter()
+            .map(|c| c.reserved_bytes)
+            .collect();
+        assert_eq!(again, chunks, "the same blocks again: no new chunk");
         for &b in &old {
             assert!(!mm.is_live(b));
             assert_eq!(mm.free(b), Err(Error::DoubleFree));
@@ -333,7 +345,57 @@ fn reset_frees_everything_and_makes_every_block_stale() {
         other.free(foreign).unwrap();
         mm.reset();
         mm.reset();
+        mm.trim();
+        assert_eq!(mm.stats().reserved_bytes(), 0, "a trim gives it all back");
         assert_still_works(&mm);
+    });
+}
+
+/// A per-frame scratch manager: allocate during the frame, `reset` at its
+/// end. After the first frame no frame asks the system for memory (the test
+/// allocator refuses every chunk-sized request), and the memory held stays
+/// flat.
+#[test]
+fn a_frame_scratch_manager_reuses_its_memory() {
+    assert_no_leak(|| {
+        let mut mm = MemoryManager::new();
+        let per_frame = n(5_000, 200);
+        // The test's own buffers are made before the system is told to refuse.
+        let mut objs: Vec<*const [u64; 4]> = Vec::with_capacity(per_frame);
+        let mut blocks: Vec<Block> = Vec::with_capacity(per_frame / 10);
+        let mut stale: Vec<Block> = Vec::with_capacity(per_frame / 10);
+        let frames = n(20, 3);
+        let mut reserved = 0;
+        for f in 0..frames as u64 {
+            let mut frame = || {
+                for i in 0..per_frame as u64 {
+                    objs.push(PoolBox::leak(mm.alloc([f, i, 0, 0])));
+                }
+                for _ in 0..per_frame / 10 {
+                    blocks.push(mm.alloc_block(48).unwrap());
+                }
+                for (i, &o) in objs.iter().enumerate() {
+                    // SAFETY: a leaked box of `mm`, live until the reset below.
+                    assert_eq!(unsafe { (*o)[1] }, i as u64);
+                }
+            };
+            if f == 0 || PASS_THROUGH {
+                frame();
+            } else {
+                // From the second frame on, no chunk is asked of the system.
+                with_limit(0, frame);
+            }
+            assert_eq!(mm.stats().live(), per_frame + per_frame / 10);
+            objs.clear();
+            stale.clear();
+            stale.append(&mut blocks);
+            mm.reset();
+            if f == 0 {
+                reserved = mm.stats().reserved_bytes();
+            }
+            assert_eq!(mm.stats().reserved_bytes(), reserved, "memory stays flat");
+            assert!(stale.iter().all(|&b| mm.free(b) == Err(Error::DoubleFree)));
+        }
     });
 }
 
