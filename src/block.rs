@@ -40,7 +40,7 @@ pub struct Block {
     pub(crate) owner: u64,
     /// Generation of the slot when it was handed out (odd: live).
     pub(crate) generation: u32,
-    /// Which slot: `class << 25 | chunk << index_bits | index` for a pooled
+    /// Which slot: `class << 24 | chunk << index_bits | index` for a pooled
     /// block, or `SYSTEM_SLOT | entry` for an entry of the system table.
     pub(crate) slot: u32,
 }

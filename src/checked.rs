@@ -45,9 +45,13 @@ use crate::{Block, Error};
 const ZERO_BY_HAND: usize = 128 << 10;
 
 /// Bits of a pooled handle's slot that number a block within its class
-/// (`chunk << index_bits | index`); the bits above hold the class. A class
-/// can thus have up to 2^25 blocks (32 Mi) in its chunk records at once.
-const NUMBER_BITS: u32 = 25;
+/// (`chunk << index_bits | index`); the 7 bits above hold the class (up to
+/// [`MAX_CLASSES`](crate::MAX_CLASSES) = 128) and the top bit marks the
+/// system table. A class can thus have up to 2^24 blocks (16 Mi) in its
+/// chunk records at once.
+const NUMBER_BITS: u32 = 24;
+
+static_assertions::const_assert!(crate::MAX_CLASSES <= 1 << (31 - NUMBER_BITS));
 
 /// The bits of a slot that hold the block's number in its class.
 const NUMBER_MASK: u32 = (1 << NUMBER_BITS) - 1;

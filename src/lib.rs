@@ -67,8 +67,10 @@
 //! # Size classes
 //!
 //! The class table is a type parameter, fixed and checked at compile time:
-//! [`DefaultClasses`] (7 classes, up to 50% internal waste),
-//! [`FineClasses`] (32 classes, at most 11.1% waste above 64 bytes), or your
+//! [`DefaultClasses`] (7 classes, 8 to 512 bytes, up to 50% internal waste),
+//! [`FineClasses`] (32 classes to 512 bytes, at most 11.1% waste above 64
+//! bytes), [`WideClasses`] (88 classes from 8 bytes to 64 KiB, the same
+//! waste bound: for programs whose allocations run past 512 bytes), or your
 //! own [`SizeClasses`] implementation. A size→class lookup table is built by
 //! a `const fn`, so a run-time lookup is one load.
 //!
@@ -205,7 +207,7 @@ pub use error::Error;
 pub use manager::{Builder, MemoryManager};
 pub use pool_box::PoolBox;
 pub use size_class::{
-    natural_align, ClassTable, DefaultClasses, FineClasses, SizeClasses, MAX_CLASSES,
+    natural_align, ClassTable, DefaultClasses, FineClasses, SizeClasses, WideClasses, MAX_CLASSES,
     MAX_CLASS_SIZE,
 };
 pub use stats::{ClassLeaks, ClassStats, Leaks, Stats, SystemStats};

@@ -15,6 +15,7 @@ mod model_core;
 mod operations;
 mod pool_box;
 mod soundness;
+mod wide;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
