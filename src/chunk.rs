@@ -136,14 +136,29 @@ pub(crate) unsafe fn release(chunk: NonNull<ChunkHeader>) -> *mut ChunkHeader {
 /// `Box::leak` + `Box::from_raw_in`) — is turned into one of the manager's
 /// own, which covers the whole chunk: its header, and every byte of the
 /// block. Typed boxes never need it: their pointers come from the chunk.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ChunkMap {
     /// Every live chunk of the manager's typed pools, sorted by address.
     sorted: RefCell<Vec<NonNull<ChunkHeader>>>,
     /// Places reserved in `sorted` (its capacity), charged to the budget.
     cap: Cell<usize>,
-    /// The chunk the last lookup found (most frees hit the same chunk).
-    last: Cell<Option<NonNull<ChunkHeader>>>,
+    /// Chunks found lately, direct-mapped by `(address >> 20) % CACHE`:
+    /// consecutive chunks take consecutive entries, so the chunks a program
+    /// works in are found with one load and one compare.
+    cache: [Cell<Option<NonNull<ChunkHeader>>>; CACHE],
+}
+
+/// Entries of [`ChunkMap`]'s cache.
+const CACHE: usize = 64;
+
+impl Default for ChunkMap {
+    fn default() -> Self {
+        ChunkMap {
+            sorted: RefCell::new(Vec::new()),
+            cap: Cell::new(0),
+            cache: [const { Cell::new(None) }; CACHE],
+        }
+    }
 }
 
 impl ChunkMap {
@@ -190,7 +205,7 @@ impl ChunkMap {
         budget: &Budget,
         mut gone: impl FnMut(NonNull<ChunkHeader>) -> bool,
     ) -> usize {
-        self.last.set(None);
+        self.forget_cached();
         let empty = {
             let mut sorted = self.sorted.borrow_mut();
             sorted.retain(|&c| !gone(c));
@@ -206,26 +221,33 @@ impl ChunkMap {
 
     /// Forgets every chunk and frees the map's storage.
     pub(crate) fn clear(&self, budget: &Budget) {
-        self.last.set(None);
+        self.forget_cached();
         budget.credit(self.bytes());
         self.cap.set(0);
         *self.sorted.borrow_mut() = Vec::new();
     }
 
     /// The manager's own pointer to the chunk that holds address `addr`, if
-    /// one of its chunks does. O(log chunks); O(1) for the chunk of the last
-    /// lookup.
+    /// one of its chunks does. O(1) for a chunk in the cache, else
+    /// O(log chunks).
     #[inline(always)]
     #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
     pub(crate) fn find(&self, addr: usize) -> Option<NonNull<ChunkHeader>> {
         let base = addr & !(SEGMENT - 1);
-        match self.last.get() {
+        match self.cache[(base >> SEGMENT_SHIFT) % CACHE].get() {
             Some(c) if c.addr().get() == base => Some(c),
             _ => self.find_slow(base),
         }
     }
 
-    /// [`ChunkMap::find`] when the chunk is not the last one found.
+    /// Empties the cache (before chunks leave the map).
+    fn forget_cached(&self) {
+        for e in &self.cache {
+            e.set(None);
+        }
+    }
+
+    /// [`ChunkMap::find`] when the chunk is not in the cache.
     #[cold]
     #[inline(never)]
     #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
@@ -235,7 +257,7 @@ impl ChunkMap {
             .binary_search_by_key(&base, |c| c.addr().get())
             .ok()?;
         let c = sorted[i];
-        self.last.set(Some(c));
+        self.cache[(base >> SEGMENT_SHIFT) % CACHE].set(Some(c));
         Some(c)
     }
 }
