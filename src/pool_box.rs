@@ -175,6 +175,61 @@ impl<C: SizeClasses> Drop for FreeGuard<C> {
     }
 }
 
+/// Room for one `T` allocated for a box and not yet written: the primitive
+/// under every constructor of a sized box. Dropped without
+/// [`Uninit::init`] (an initialiser panicked), it frees the memory.
+struct Uninit<'m, T, C: SizeClasses> {
+    /// Frees the allocation unless [`Uninit::init`] disarms it.
+    guard: FreeGuard<C>,
+    _box: PhantomData<PoolBox<'m, T, C>>,
+}
+
+impl<'m, T, C: SizeClasses> Uninit<'m, T, C> {
+    /// Room for a `T` in `mm` (dangling for a zero-sized `T`).
+    #[inline(always)]
+    fn new_in(mm: &'m MemoryManager<C>) -> Result<Self, Error> {
+        let ptr = mm.alloc_raw::<T>()?;
+        Ok(Uninit {
+            guard: FreeGuard {
+                ptr: ptr.cast(),
+                layout: Layout::new::<T>(),
+                _classes: PhantomData,
+            },
+            _box: PhantomData,
+        })
+    }
+
+    /// Room for a `T` in the manager that holds `like`.
+    #[inline]
+    fn like(like: &PoolBox<'m, T, C>) -> Result<Self, Error> {
+        let layout = Layout::new::<T>();
+        // SAFETY: `like` is a live allocation of `layout` (a box of `T`) from
+        // a manager with table `C` that outlives `'m`.
+        let ptr = unsafe { alloc_like::<C>(like.ptr.cast(), layout) }?;
+        Ok(Uninit {
+            guard: FreeGuard {
+                ptr,
+                layout,
+                _classes: PhantomData,
+            },
+            _box: PhantomData,
+        })
+    }
+
+    /// Writes `value` and hands the allocation to a box.
+    #[inline(always)]
+    fn init(self, value: T) -> PoolBox<'m, T, C> {
+        let ptr = self.guard.ptr.cast::<T>();
+        mem::forget(self);
+        // SAFETY: `ptr` is a fresh allocation for `T` (or dangling and aligned
+        // for a zero-sized `T`), valid for a write of one `T`.
+        unsafe { ptr.write(value) };
+        // SAFETY: allocated by a manager with table `C` that outlives `'m`,
+        // for `Layout::new::<T>()`'s route, and now holding a valid `T`.
+        unsafe { PoolBox::from_non_null(ptr) }
+    }
+}
+
 impl<'m, T: ?Sized, C: SizeClasses> PoolBox<'m, T, C> {
     /// Takes ownership of an initialised allocation.
     ///
@@ -340,13 +395,7 @@ impl<'m, T, C: SizeClasses> PoolBox<'m, T, C> {
     /// ```
     #[inline]
     pub fn try_new_in(value: T, mm: &'m MemoryManager<C>) -> Result<Self, Error> {
-        let ptr = mm.alloc_raw::<T>()?;
-        // SAFETY: `ptr` is a fresh allocation for `T` (or dangling and aligned
-        // for a zero-sized `T`), so it is valid for a write of one `T`.
-        unsafe { ptr.write(value) };
-        // SAFETY: `ptr` was allocated by `mm` for `Layout::new::<T>()`'s route
-        // and now holds a valid `T`.
-        Ok(unsafe { PoolBox::from_non_null(ptr) })
+        Ok(Uninit::new_in(mm)?.init(value))
     }
 
     /// Allocates in `mm`, then builds the value in place with `f`. If `f`
@@ -368,18 +417,9 @@ impl<'m, T, C: SizeClasses> PoolBox<'m, T, C> {
     /// ```
     #[inline]
     pub fn try_new_with_in(f: impl FnOnce() -> T, mm: &'m MemoryManager<C>) -> Result<Self, Error> {
-        let ptr = mm.alloc_raw::<T>()?;
-        let guard = FreeGuard::<C> {
-            ptr: ptr.cast(),
-            layout: Layout::new::<T>(),
-            _classes: PhantomData,
-        };
-        let value = f();
-        mem::forget(guard);
-        // SAFETY: as in `try_new_in`.
-        unsafe { ptr.write(value) };
-        // SAFETY: as in `try_new_in`.
-        Ok(unsafe { PoolBox::from_non_null(ptr) })
+        let room = Uninit::new_in(mm)?;
+        // If `f` panics, `room` is dropped and frees the block.
+        Ok(room.init(f()))
     }
 
     /// Moves the value out and returns its block to the pool.
@@ -680,23 +720,9 @@ impl<T: ?Sized + Iterator, C: SizeClasses> Iterator for PoolBox<'_, T, C> {
 /// Panics if the system allocator refuses memory.
 impl<'m, T: Clone, C: SizeClasses> Clone for PoolBox<'m, T, C> {
     fn clone(&self) -> Self {
-        let layout = Layout::new::<T>();
-        // SAFETY: `self` is a live allocation of `layout` from a live manager.
-        let ptr = match unsafe { alloc_like::<C>(self.ptr.cast(), layout) } {
-            Ok(p) => p.cast::<T>(),
-            Err(e) => crate::manager::alloc_failed(e),
-        };
-        let guard = FreeGuard::<C> {
-            ptr: ptr.cast(),
-            layout,
-            _classes: PhantomData,
-        };
-        let value = (**self).clone();
-        mem::forget(guard);
-        // SAFETY: `ptr` is a fresh allocation for one `T`.
-        unsafe { ptr.write(value) };
-        // SAFETY: allocated by the same manager for `layout`'s route, now valid.
-        unsafe { PoolBox::from_non_null(ptr) }
+        let room = Uninit::like(self).unwrap_or_else(|e| crate::manager::alloc_failed(e));
+        // If `clone` panics, `room` is dropped and frees the block.
+        room.init((**self).clone())
     }
 }
 
