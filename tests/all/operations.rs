@@ -79,7 +79,7 @@ fn fill_budget(mm: &MemoryManager) -> (Vec<PoolBox<'_, [u64; 4]>>, Error) {
 #[test]
 fn a_budget_refuses_growth_with_the_figures_and_the_manager_recovers() {
     assert_no_leak(|| {
-        let budget = n(1 << 20, 160 << 10);
+        let budget = n(1 << 20, 256 << 10);
         let mm = MemoryManager::builder().budget(budget).build().unwrap();
         assert_eq!(mm.budget(), Some(budget));
         let (mut v, e) = fill_budget(&mm);
@@ -131,7 +131,7 @@ fn a_budget_refuses_growth_with_the_figures_and_the_manager_recovers() {
 #[test]
 fn an_exhausted_budget_makes_alloc_panic_with_its_message() {
     let mm = MemoryManager::builder()
-        .budget(n(1 << 20, 160 << 10))
+        .budget(n(1 << 20, 256 << 10))
         .build()
         .unwrap();
     let (v, _) = fill_budget(&mm);
