@@ -463,3 +463,51 @@ pub(crate) unsafe fn free_all(fallback: &Fallback) {
     let bytes = fallback.registry.borrow_mut().clear();
     fallback.budget.credit(bytes);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The registry against a model: random inserts and removes (addresses
+    /// chosen to collide often), every lookup checked after each step, the
+    /// budget charged for exactly the storage.
+    #[test]
+    fn the_registry_agrees_with_a_model() {
+        let budget = Budget::new(None);
+        let mut reg = Registry::default();
+        let mut model = std::collections::BTreeMap::new();
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let steps = if cfg!(miri) { 400 } else { 20_000 };
+        for _ in 0..steps {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let addr = ((x % 300) as usize + 1) * 16;
+            // A fake footer pointer: never dereferenced here.
+            let footer = NonNull::<Footer>::dangling()
+                .with_addr(core::num::NonZeroUsize::new(addr).unwrap());
+            if x % 3 == 0 || model.contains_key(&addr) {
+                assert_eq!(
+                    reg.remove(addr).map(|f| f.addr().get()),
+                    model.remove(&addr).map(|_| addr)
+                );
+            } else {
+                reg.reserve_one(&budget).unwrap();
+                reg.insert(addr, footer);
+                model.insert(addr, ());
+            }
+            assert_eq!(reg.len, model.len());
+            for probe in (16..=4816).step_by(if cfg!(miri) { 400 } else { 16 }) {
+                assert_eq!(
+                    reg.get(probe).is_some(),
+                    model.contains_key(&probe),
+                    "addr {probe}"
+                );
+            }
+            assert_eq!(budget.reserved(), reg.bytes());
+        }
+        let bytes = reg.clear();
+        budget.credit(bytes);
+        assert_eq!(budget.reserved(), 0);
+    }
+}
