@@ -3,6 +3,9 @@
 //! * `measure pair CONTENDER N` — N alloc+write+free pairs of a 64-byte
 //!   payload; run under `valgrind --tool=callgrind` with N and with 0, the
 //!   difference over N is instructions per pair.
+//! * `measure churn CONTENDER N` — 10,000 live 8-byte objects; N steps,
+//!   each allocating one and freeing a pseudo-random live one (the churn
+//!   benchmark); instructions per step as for `pair`.
 //! * `measure memory CONTENDER SIZE` — 1,000,000 live objects of SIZE bytes
 //!   (8, 24, 64 or 100); prints the resident-set growth per object and, for
 //!   our managers, the bytes reserved per object.
@@ -27,6 +30,9 @@ fn rss_bytes() -> usize {
     pages * 4096
 }
 
+// Each workload in a function of its own, so that adding one does not
+// change how another is compiled.
+#[inline(never)]
 fn pair(contender: &str, n: usize) {
     type P = [u64; 8];
     let payload = |i: usize| -> P { [black_box(i) as u64; 8] };
@@ -144,11 +150,59 @@ fn memory<const N: usize>(contender: &str) {
     }
 }
 
+#[inline(never)]
+fn churn(contender: &str, n: usize) {
+    const LIVE: usize = 10_000;
+    let mut x = 7u64;
+    let mut victim = move || {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (x >> 33) as usize % LIVE
+    };
+    match contender {
+        "poolbox" => {
+            let mm = MemoryManager::new();
+            let mut live: Vec<_> = (0..LIVE).map(|i| mm.alloc(i as u64)).collect();
+            for i in 0..n {
+                live[victim()] = mm.alloc(black_box(i as u64));
+            }
+            black_box(&live);
+        }
+        "slab" => {
+            let mut slab = slab::Slab::new();
+            let mut live: Vec<_> = (0..LIVE).map(|i| slab.insert(i as u64)).collect();
+            for i in 0..n {
+                let v = victim();
+                let k = slab.insert(black_box(i as u64));
+                slab.remove(std::mem::replace(&mut live[v], k));
+            }
+            black_box(&live);
+        }
+        "mimalloc" => {
+            let layout = Layout::new::<u64>();
+            // SAFETY: non-zero layout; every pointer is freed once with it.
+            unsafe {
+                let mut live: Vec<_> = (0..LIVE).map(|_| MI.alloc(layout)).collect();
+                for i in 0..n {
+                    let p = MI.alloc(layout);
+                    assert!(!p.is_null());
+                    p.cast::<u64>().write(black_box(i as u64));
+                    MI.dealloc(std::mem::replace(&mut live[victim()], p), layout);
+                }
+                for p in live {
+                    MI.dealloc(p, layout);
+                }
+            }
+        }
+        other => panic!("unknown contender {other}"),
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
     match arg(1) {
         "pair" => pair(arg(2), arg(3).parse().expect("N")),
+        "churn" => churn(arg(2), arg(3).parse().expect("N")),
         "memory" => match arg(3) {
             "8" => memory::<8>(arg(2)),
             "24" => memory::<24>(arg(2)),
@@ -156,6 +210,6 @@ fn main() {
             "100" => memory::<100>(arg(2)),
             s => panic!("size {s}: use 8, 24, 64 or 100"),
         },
-        _ => eprintln!("usage: measure pair CONTENDER N | measure memory box|default|fine SIZE"),
+        _ => eprintln!("usage: measure pair|churn CONTENDER N | measure memory box|default|fine SIZE"),
     }
 }

@@ -31,7 +31,7 @@ use crate::{system, MemoryManager};
 
 /// The usable size of an allocation of `layout`: the whole block for a pool
 /// class, exactly the request otherwise.
-#[inline]
+#[inline(always)]
 fn usable<C: SizeClasses>(layout: Layout) -> usize {
     match route(C::TABLE, layout.size(), layout.align()) {
         Route::Pool(class) => C::TABLE.size(class),
@@ -41,7 +41,7 @@ fn usable<C: SizeClasses>(layout: Layout) -> usize {
 
 /// Room for `layout`: a pool block, a registered system allocation, or (zero
 /// size) a dangling pointer aligned to `layout.align()`.
-#[inline]
+#[inline(always)]
 fn alloc<C: SizeClasses>(mm: &MemoryManager<C>, layout: Layout) -> Result<NonNull<u8>, AllocError> {
     match route(C::TABLE, layout.size(), layout.align()) {
         Route::Zero => Ok(
@@ -119,7 +119,7 @@ unsafe fn free<C: SizeClasses>(mm: &MemoryManager<C>, own: NonNull<u8>, route: R
 //   the same pool or the registry; they reach the memory only through the
 //   manager's own pointers (module docs), whatever `ptr`'s provenance.
 unsafe impl<C: SizeClasses> Allocator for &MemoryManager<C> {
-    #[inline]
+    #[inline(always)]
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         let ptr = alloc(self, layout)?;
         Ok(NonNull::slice_from_raw_parts(ptr, usable::<C>(layout)))
