@@ -6,6 +6,10 @@
 //! * `measure churn CONTENDER N` — 10,000 live 8-byte objects; N steps,
 //!   each allocating one and freeing a pseudo-random live one (the churn
 //!   benchmark); instructions per step as for `pair`.
+//! * `measure batch CONTENDER ROUNDS` — ROUNDS rounds of: allocate 10,000
+//!   64-byte objects, free them in a fixed random order; prints the fastest
+//!   round in µs (the minimum is what a shared, noisy machine disturbs
+//!   least).
 //! * `measure memory CONTENDER SIZE` — 1,000,000 live objects of SIZE bytes
 //!   (8, 24, 64 or 100); prints the resident-set growth per object and, for
 //!   our managers, the bytes reserved per object.
@@ -151,11 +155,70 @@ fn memory<const N: usize>(contender: &str) {
 }
 
 #[inline(never)]
+fn batch(contender: &str, rounds: usize) {
+    const N: usize = 10_000;
+    type P = [u64; 8];
+    let mut x = 42u64;
+    let mut order: Vec<usize> = (0..N).collect();
+    for i in (1..N).rev() {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        order.swap(i, (x >> 33) as usize % (i + 1));
+    }
+    let mut best = f64::MAX;
+    let mut time = |f: &mut dyn FnMut()| {
+        for _ in 0..rounds {
+            let t = std::time::Instant::now();
+            f();
+            best = best.min(t.elapsed().as_secs_f64() * 1e6);
+        }
+    };
+    match contender {
+        "poolbox" => {
+            let mm = MemoryManager::new();
+            let mut held = Vec::with_capacity(N);
+            time(&mut || {
+                held.extend((0..N).map(|i| Some(mm.alloc([black_box(i) as u64; 8]))));
+                black_box(&held);
+                for &k in &order {
+                    drop(held[k].take());
+                }
+                held.clear();
+            });
+        }
+        "mimalloc" => {
+            let layout = Layout::new::<P>();
+            let mut held: Vec<*mut u8> = Vec::with_capacity(N);
+            // SAFETY: non-zero layout; every pointer is checked, written
+            // within it, and freed once with it.
+            time(&mut || unsafe {
+                for i in 0..N {
+                    let p = MI.alloc(layout);
+                    assert!(!p.is_null());
+                    p.cast::<P>().write([black_box(i) as u64; 8]);
+                    held.push(p);
+                }
+                black_box(&held);
+                for &k in &order {
+                    MI.dealloc(held[k], layout);
+                }
+                held.clear();
+            });
+        }
+        other => panic!("unknown contender {other}"),
+    }
+    println!("batch {contender} {best:.1}");
+}
+
+#[inline(never)]
 fn churn(contender: &str, n: usize) {
     const LIVE: usize = 10_000;
     let mut x = 7u64;
     let mut victim = move || {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (x >> 33) as usize % LIVE
     };
     match contender {
@@ -203,6 +266,7 @@ fn main() {
     match arg(1) {
         "pair" => pair(arg(2), arg(3).parse().expect("N")),
         "churn" => churn(arg(2), arg(3).parse().expect("N")),
+        "batch" => batch(arg(2), arg(3).parse().expect("ROUNDS")),
         "memory" => match arg(3) {
             "8" => memory::<8>(arg(2)),
             "24" => memory::<24>(arg(2)),
@@ -210,6 +274,6 @@ fn main() {
             "100" => memory::<100>(arg(2)),
             s => panic!("size {s}: use 8, 24, 64 or 100"),
         },
-        _ => eprintln!("usage: measure pair|churn CONTENDER N | measure memory box|default|fine SIZE"),
+        _ => eprintln!("usage: measure pair|churn CONTENDER N | measure batch CONTENDER ROUNDS | measure memory box|default|fine SIZE"),
     }
 }

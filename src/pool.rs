@@ -52,12 +52,20 @@ struct FreeNode {
 pub(crate) struct Pool {
     /// Head of the free list, or null. Hot: first field.
     free: Cell<*mut FreeNode>,
-    /// Blocks handed out, ever (live = allocs - frees).
+    /// Blocks handed out, ever.
     allocs: Cell<usize>,
-    /// Blocks returned, ever (a reset counts every live block as returned).
-    frees: Cell<usize>,
     /// Block size in bytes (a multiple of 8).
     block_size: usize,
+    /// Blocks live, plus `guard` (not next to `allocs`: the two counters
+    /// would be merged into one vector add, four instructions for two). A
+    /// free that brings it to zero finds the pool empty after more than one
+    /// chunk's worth of blocks was handed out since it was last recycled,
+    /// and recycles it (see [`emptied`]).
+    held: Cell<usize>,
+    /// 1 while at most one chunk's blocks have been handed out since the
+    /// pool was made or last recycled, else 0: a small pool (one object
+    /// allocated and freed, over and over) never takes the cold path.
+    guard: Cell<usize>,
     /// Offset of the first block in every chunk.
     first_offset: usize,
     /// Next never-used block of the newest chunk.
@@ -99,7 +107,8 @@ impl Pool {
         Pool {
             free: Cell::new(ptr::null_mut()),
             allocs: Cell::new(0),
-            frees: Cell::new(0),
+            held: Cell::new(1),
+            guard: Cell::new(1),
             block_size,
             first_offset,
             fresh: Cell::new(ptr::null_mut()),
@@ -122,41 +131,52 @@ impl Pool {
     /// `None` when the system allocator or the budget refuses a new chunk.
     #[inline(always)]
     pub(crate) fn alloc(&self) -> Option<NonNull<u8>> {
-        match NonNull::new(self.free.get()) {
-            Some(head) => {
-                // SAFETY: every node on the free list is a free block of this
-                // pool, inside a live chunk, whose first word holds the link.
-                self.free.set(unsafe { (*head.as_ptr()).next });
-                self.allocs.set(self.allocs.get() + 1);
-                // SAFETY: a free block of `block_size` bytes, now ours, filled
-                // when it was freed (both calls compile to nothing without
-                // the `debug-fill` feature).
-                unsafe {
-                    fill::check_freed(head.cast(), self.block_size);
-                    fill::fresh(head.cast(), self.block_size);
-                }
-                Some(head.cast())
-            }
-            None => {
-                let left = self.fresh_left.get();
-                if left == 0 {
-                    return NonNull::new(refill(self));
-                }
-                // The next never-used block of the current chunk (a bump),
-                // inline: after a reset every allocation comes from here.
-                let block = self.fresh.get();
-                // SAFETY: `fresh_left > 0`, so `block` is a never-used block
-                // inside a live chunk and the next one is at most one past
-                // its last block.
-                self.fresh.set(unsafe { block.add(self.block_size) });
-                self.fresh_left.set(left - 1);
-                self.allocs.set(self.allocs.get() + 1);
-                let block = NonNull::new(block)?;
-                // SAFETY: as above, `block_size` bytes that are now ours.
-                unsafe { fill::fresh(block, self.block_size) };
-                Some(block)
-            }
+        let Some(head) = NonNull::new(self.free.get()) else {
+            return self.alloc_fresh();
+        };
+        // SAFETY: every node on the free list is a free block of this pool,
+        // inside a live chunk, whose first word holds the link.
+        self.free.set(unsafe { (*head.as_ptr()).next });
+        self.count_alloc();
+        // SAFETY: a free block of `block_size` bytes, now ours, filled when it
+        // was freed (both calls compile to nothing without the `debug-fill`
+        // feature).
+        unsafe {
+            fill::check_freed(head.cast(), self.block_size);
+            fill::fresh(head.cast(), self.block_size);
         }
+        Some(head.cast())
+    }
+
+    /// The other half of [`Pool::alloc`], when the free list is empty: the
+    /// next never-used block of the newest chunk (a bump), inline — after a
+    /// reset or a recycle every allocation comes from here — else the cold
+    /// [`refill`]. `#[cold]` only lays it out after the pop, so that the pop
+    /// runs straight through; it is still inlined.
+    #[cold]
+    #[inline(always)]
+    fn alloc_fresh(&self) -> Option<NonNull<u8>> {
+        let left = self.fresh_left.get();
+        if left == 0 {
+            return NonNull::new(refill(self));
+        }
+        let block = self.fresh.get();
+        // SAFETY: `fresh_left > 0`, so `block` is a never-used block inside a
+        // live chunk and the next one is at most one past its last block.
+        self.fresh.set(unsafe { block.add(self.block_size) });
+        self.fresh_left.set(left - 1);
+        self.count_alloc();
+        let block = NonNull::new(block)?;
+        // SAFETY: as above, `block_size` bytes that are now ours.
+        unsafe { fill::fresh(block, self.block_size) };
+        Some(block)
+    }
+
+    /// Counts a block handed out.
+    #[inline(always)]
+    fn count_alloc(&self) {
+        self.allocs.set(self.allocs.get() + 1);
+        self.held.set(self.held.get() + 1);
     }
 
     /// Returns a block to the pool that owns it.
@@ -196,7 +216,11 @@ impl Pool {
             })
         };
         self.free.set(node.as_ptr());
-        self.frees.set(self.frees.get() + 1);
+        let held = self.held.get() - 1;
+        self.held.set(held);
+        if held == 0 {
+            emptied(self);
+        }
     }
 
     /// Why [`Pool::alloc`] just returned `None` for a request of `layout`:
@@ -266,6 +290,11 @@ impl Pool {
     /// Makes the next spare chunk, or a new one, the source of never-used
     /// blocks. Never panics.
     fn next_fresh_chunk(&self) -> bool {
+        if !self.fresh.get().is_null() {
+            // A chunk's never-used blocks ran out since the last recycle:
+            // the pool is no longer small (see `guard`).
+            self.held.set(self.held.get() - self.guard.replace(0));
+        }
         let chunk = match NonNull::new(self.spare.get()) {
             Some(spare) => {
                 // SAFETY: the spare list holds live chunks of this pool.
@@ -309,7 +338,7 @@ impl Pool {
     /// Blocks handed out and not returned.
     #[inline]
     pub(crate) fn live(&self) -> usize {
-        self.allocs.get() - self.frees.get()
+        self.held.get() - self.guard.get()
     }
 
     /// Blocks handed out, ever.
@@ -318,10 +347,10 @@ impl Pool {
         self.allocs.get()
     }
 
-    /// Blocks returned, ever.
+    /// Blocks returned, ever (a reset returns every live one).
     #[inline]
     pub(crate) fn frees(&self) -> usize {
-        self.frees.get()
+        self.allocs.get() - self.live()
     }
 
     /// The most blocks that were live at once.
@@ -544,7 +573,8 @@ impl Pool {
         self.free.set(ptr::null_mut());
         self.fresh.set(ptr::null_mut());
         self.fresh_left.set(0);
-        self.frees.set(self.allocs.get());
+        self.guard.set(1);
+        self.held.set(1);
     }
 
     /// Frees every chunk; every block still handed out counts as freed.
@@ -566,7 +596,8 @@ impl Pool {
         self.fresh_left.set(0);
         self.spare.set(ptr::null_mut());
         self.spare_blocks.set(0);
-        self.frees.set(self.allocs.get());
+        self.guard.set(1);
+        self.held.set(1);
         self.chunk_count.set(0);
         self.reserved.set(0);
         self.capacity.set(0);
@@ -590,10 +621,27 @@ extern "C" fn refill(pool: &Pool) -> *mut u8 {
     // newest chunk and the next one is at most one past its last block.
     pool.fresh.set(unsafe { block.add(pool.block_size) });
     pool.fresh_left.set(pool.fresh_left.get() - 1);
-    pool.allocs.set(pool.allocs.get() + 1);
+    pool.count_alloc();
     // SAFETY: as above, `block_size` bytes that are now ours.
     unsafe { fill::fresh(NonNull::new_unchecked(block), pool.block_size) };
     block
+}
+
+/// The cold half of [`Pool::free`]: the last live block of a pool that
+/// handed out more than one chunk's worth since it was last recycled was
+/// just freed. Every block is free, so the pool is recycled: its free list —
+/// blocks in the order the program freed them, scattered over its chunks —
+/// is dropped, and the next allocations take never-used blocks again, one
+/// after the other in address order, as they did the first time. A program
+/// that allocates a batch (a tree, a frame's objects, a parsed document) and
+/// frees all of it then reuses memory as an arena would. O(chunks), no call
+/// to the system allocator.
+#[cold]
+#[inline(never)]
+fn emptied(pool: &Pool) {
+    // SAFETY: no block of the pool is live (`held` is 0 with `guard` 0), so
+    // none handed out before may be used again.
+    unsafe { pool.recycle() };
 }
 
 /// The pools of one manager, one per class of `C`, at a fixed heap address,
@@ -765,5 +813,47 @@ mod tests {
         // SAFETY: `a` is live and freed once.
         unsafe { Pool::free(a) };
         assert_eq!(pool.alloc(), Some(a));
+    }
+
+    #[test]
+    fn a_pool_emptied_after_more_than_a_chunk_is_recycled_in_address_order() {
+        let pools = Pools::<DefaultClasses>::new(SMALL, None);
+        let pool = pools.get(3); // 64 bytes: 62 blocks in the first chunk
+        let first: Vec<_> = (0..200).map(|_| pool.alloc().unwrap()).collect();
+        let (chunks, reserved) = (pool.chunk_count(), pool.reserved());
+        // Freed in a scattered order: the free list would hand them out so.
+        for i in (0..200).map(|i| (i * 37) % 200) {
+            // SAFETY: live, freed once (37 is prime to 200).
+            unsafe { Pool::free(first[i]) };
+        }
+        assert!(pool.is_valid());
+        assert_eq!((pool.live(), pool.frees(), pool.peak()), (0, 200, 200));
+        // Recycled: the same blocks again, one after the other from the
+        // first chunk, and no chunk allocated or released.
+        let again: Vec<_> = (0..200).map(|_| pool.alloc().unwrap()).collect();
+        assert_eq!(again, first);
+        assert_eq!((pool.chunk_count(), pool.reserved()), (chunks, reserved));
+        assert!(pool.is_valid());
+        assert_eq!((pool.live(), pool.allocs(), pool.peak()), (200, 400, 200));
+        for b in again {
+            // SAFETY: live, freed once.
+            unsafe { Pool::free(b) };
+        }
+    }
+
+    #[test]
+    fn a_small_pool_emptied_keeps_its_free_list() {
+        let pools = Pools::<DefaultClasses>::new(SMALL, None);
+        let pool = pools.get(3);
+        let a = pool.alloc().unwrap();
+        let b = pool.alloc().unwrap();
+        // SAFETY: live, freed once each.
+        unsafe {
+            Pool::free(a);
+            Pool::free(b);
+        }
+        // One chunk's worth at most: no recycle, last freed first out.
+        assert_eq!(pool.alloc(), Some(b));
+        assert_eq!(pool.live(), 1);
     }
 }
