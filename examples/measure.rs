@@ -47,6 +47,18 @@ fn pair(contender: &str, n: usize) {
                 black_box(&*mm.alloc(payload(i)));
             }
         }
+        // 600 bytes: above the default table's largest class (512).
+        "poolbox600" => {
+            let mm = MemoryManager::new();
+            for i in 0..n {
+                black_box(&*mm.alloc([black_box(i) as u64; 75]));
+            }
+        }
+        "box600" => {
+            for i in 0..n {
+                black_box(&*Box::new([black_box(i) as u64; 75]));
+            }
+        }
         "block" => {
             let mm = MemoryManager::new();
             for i in 0..n {

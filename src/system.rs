@@ -300,10 +300,21 @@ unsafe fn footer_of(value: NonNull<u8>, layout: Layout) -> NonNull<Footer> {
 }
 
 /// Allocates a value of `layout` (non-zero size) with a footer after it, and
-/// records it in `fallback`.
-#[inline(never)]
+/// records it in `fallback`. The layout arithmetic is inlined, so for a typed
+/// value it is a constant; the rest is out of line.
+#[inline(always)]
 pub(crate) fn alloc_typed(fallback: &Fallback, layout: Layout) -> Result<NonNull<u8>, Error> {
-    let full = with_footer(layout)?;
+    alloc_with_footer(fallback, with_footer(layout)?, footer_offset(layout))
+}
+
+/// [`alloc_typed`] for the full layout `full` of a value whose footer is
+/// `offset` bytes in (from [`with_footer`] and [`footer_offset`]).
+#[inline(never)]
+fn alloc_with_footer(
+    fallback: &Fallback,
+    full: Layout,
+    offset: usize,
+) -> Result<NonNull<u8>, Error> {
     fallback.budget.charge(full.size())?;
     let Some(value) = alloc(full) else {
         fallback.budget.credit(full.size());
@@ -312,13 +323,12 @@ pub(crate) fn alloc_typed(fallback: &Fallback, layout: Layout) -> Result<NonNull
             align: full.align(),
         });
     };
-    // SAFETY: `value` is the value pointer of this new allocation of `layout`.
-    let footer = unsafe { footer_of(value, layout) };
+    // SAFETY: the footer lies `offset` bytes into the allocation.
+    let footer = unsafe { value.add(offset) }.cast::<Footer>();
     let next = fallback.head.get();
-    // SAFETY: the footer starts `footer_offset(layout)` bytes into an
-    // allocation of `footer_offset(layout) + size_of::<Footer>()` bytes, at a
-    // multiple of 8 from a base aligned to at least 8, so it is in bounds and
-    // aligned. `next`, if not null, is the footer of another live allocation
+    // SAFETY: the footer starts `offset` bytes into an allocation of
+    // `offset + size_of::<Footer>()` bytes, at a multiple of 8 from a base
+    // aligned to at least 8, so it is in bounds and aligned. `next`, if not null, is the footer of another live allocation
     // of this fallback.
     unsafe {
         footer.write(Footer {
