@@ -639,6 +639,14 @@ extern "C" fn refill(pool: &Pool) -> *mut u8 {
 #[cold]
 #[inline(never)]
 fn emptied(pool: &Pool) {
+    if cfg!(feature = "debug-fill") {
+        // The blocks will be handed out again without passing the check of
+        // the pop path: check them all now.
+        for node in pool.free_list() {
+            // SAFETY: a free block of this pool, filled when it was freed.
+            unsafe { fill::check_freed(node.cast(), pool.block_size) };
+        }
+    }
     // SAFETY: no block of the pool is live (`held` is 0 with `guard` 0), so
     // none handed out before may be used again.
     unsafe { pool.recycle() };

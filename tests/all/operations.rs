@@ -491,4 +491,24 @@ mod debug_fill {
         let text = e.downcast_ref::<String>().unwrap();
         assert!(text.contains("64-byte block"), "{text}");
     }
+
+    #[test]
+    fn a_write_after_free_is_caught_when_an_emptied_pool_is_recycled() {
+        let mm = MemoryManager::new();
+        // More than one chunk's worth, so that freeing the last one
+        // recycles the pool: its blocks are then handed out by the bump,
+        // without the check of the pop, so the recycle checks them.
+        let mut boxes: Vec<_> = (0..2000).map(|i| mm.alloc([i as u64; 4])).collect();
+        let raw = PoolBox::into_raw(boxes.swap_remove(7));
+        // SAFETY: rebuilt once from `into_raw`; dropped to free the block.
+        drop(unsafe { PoolBox::<[u64; 4]>::from_raw(raw) });
+        // SAFETY: the bug being caught, as above.
+        unsafe { raw.cast::<u8>().add(24).write(9) };
+        let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(boxes))).unwrap_err();
+        let text = e.downcast_ref::<String>().unwrap();
+        assert!(text.contains("written after it was freed"), "{text}");
+        assert!(text.contains("byte 24 is 0x09"), "{text}");
+        // The manager carries on.
+        assert_eq!(*mm.alloc(5u64), 5);
+    }
 }
