@@ -71,7 +71,7 @@ fn own<C: SizeClasses>(mm: &MemoryManager<C>, ptr: NonNull<u8>, route: Route) ->
         Route::Pool(_) => fallback
             .chunks
             .find(ptr.addr().get())
-            .map(|chunk| chunk.cast::<u8>().with_addr(ptr.addr())),
+            .map(|base| base.with_addr(ptr.addr())),
         Route::System => system::registered(fallback, ptr.addr().get()),
     };
     match own {

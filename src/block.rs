@@ -47,6 +47,21 @@ pub struct Block {
 
 static_assertions::const_assert!(core::mem::size_of::<Block>() <= 32);
 
+/// Bits of a pooled handle's slot that number a block within its class
+/// (`chunk << index_bits | index`); the 7 bits above hold the class (up to
+/// [`MAX_CLASSES`](crate::MAX_CLASSES) = 128) and the top bit marks the
+/// system table. A class can thus have up to 2^24 blocks (16 Mi) in its
+/// chunk records at once.
+pub(crate) const NUMBER_BITS: u32 = 24;
+
+static_assertions::const_assert!(crate::MAX_CLASSES <= 1 << (31 - NUMBER_BITS));
+
+/// The bits of a slot that hold the block's number in its class.
+pub(crate) const NUMBER_MASK: u32 = (1 << NUMBER_BITS) - 1;
+
+/// A handle's slot bit that marks an entry of the system table.
+pub(crate) const SYSTEM_SLOT: u32 = 1 << 31;
+
 // SAFETY: a `Block` is plain data that owns nothing and dereferences nothing.
 // Its pointer is used only by the manager's checked calls (which need the
 // `!Sync` manager itself) or by `unsafe` code that takes on the obligation, so
@@ -130,7 +145,7 @@ impl Block {
     #[inline]
     #[must_use]
     pub fn is_pooled(&self) -> bool {
-        self.slot & crate::checked::SYSTEM_SLOT == 0
+        self.slot & SYSTEM_SLOT == 0
     }
 }
 

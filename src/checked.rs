@@ -33,6 +33,7 @@ use core::cell::RefCell;
 use core::mem::size_of;
 use core::ptr::{self, NonNull};
 
+use crate::block::{NUMBER_BITS, NUMBER_MASK, SYSTEM_SLOT};
 use crate::budget::Budget;
 use crate::fill;
 use crate::identity::Identity;
@@ -43,21 +44,6 @@ use crate::{Block, Error};
 
 /// System blocks up to this size are zeroed by hand rather than by calloc.
 const ZERO_BY_HAND: usize = 128 << 10;
-
-/// Bits of a pooled handle's slot that number a block within its class
-/// (`chunk << index_bits | index`); the 7 bits above hold the class (up to
-/// [`MAX_CLASSES`](crate::MAX_CLASSES) = 128) and the top bit marks the
-/// system table. A class can thus have up to 2^24 blocks (16 Mi) in its
-/// chunk records at once.
-const NUMBER_BITS: u32 = 24;
-
-static_assertions::const_assert!(crate::MAX_CLASSES <= 1 << (31 - NUMBER_BITS));
-
-/// The bits of a slot that hold the block's number in its class.
-const NUMBER_MASK: u32 = (1 << NUMBER_BITS) - 1;
-
-/// A handle's slot bit that marks an entry of the system table.
-pub(crate) const SYSTEM_SLOT: u32 = 1 << 31;
 
 /// Metadata bytes a place for a chunk record costs: the record, and its
 /// place in the `fresh` and `released` lists (all three grow together, to

@@ -1,17 +1,21 @@
-//! Chunks: one system allocation cut into equal blocks of one class.
+//! Chunks as raw memory: their size and alignment, finding a chunk's base
+//! from a block, and the map from an address to the chunk that holds it.
+//! (The pool allocates them from the system and writes their header.)
 //!
-//! Every chunk of a typed pool is aligned to [`SEGMENT`] and is at most that
+//! Every chunk of a pool is aligned to [`SEGMENT`] and is at most that
 //! large, so the chunk — and through its header, the pool — is found from
 //! any block pointer by masking off the low bits. That is what lets a
-//! `PoolBox` be one pointer wide.
+//! `PoolBox` be one pointer wide. What a chunk holds (its header, its
+//! blocks, its free list) is the pool's business: see
+//! [`pool`](crate::pool).
 //!
 //! ```text
 //!  SEGMENT-aligned
 //!  v
 //!  +--------------+---------+---------+---------+-----+---------+------+
-//!  | ChunkHeader  | pad to  | block 0 | block 1 | ... | block n | tail |
-//!  | pool, next,  | block   |         |         |     |         |      |
-//!  | size         | align   |         |         |     |         |      |
+//!  | header       | pad to  | block 0 | block 1 | ... | block n | tail |
+//!  | (the pool's) | block   |         |         |     |         |      |
+//!  |              | align   |         |         |     |         |      |
 //!  +--------------+---------+---------+---------+-----+---------+------+
 //!  |<- first_block_offset ->|
 //! ```
@@ -22,37 +26,16 @@ use core::cell::{Cell, RefCell};
 use core::ptr::NonNull;
 
 use crate::budget::Budget;
-use crate::pool::Pool;
-use crate::{system, Error};
+use crate::Error;
 
 /// log2 of [`SEGMENT`].
 const SEGMENT_SHIFT: u32 = 20;
 
-/// Alignment of every typed-pool chunk, and the largest chunk size: 1 MiB.
+/// Alignment of every chunk, and the largest chunk size: 1 MiB.
 pub(crate) const SEGMENT: usize = 1 << SEGMENT_SHIFT;
 
 /// Bytes reserved for the header at the start of a chunk (one cache line).
-const HEADER_SPACE: usize = 64;
-
-/// The header at the start of every typed-pool chunk.
-#[repr(C)]
-#[derive(Debug)]
-pub(crate) struct ChunkHeader {
-    /// The pool that owns this chunk. Pools never move while they own chunks.
-    pub(crate) pool: NonNull<Pool>,
-    /// The pool's next chunk (a singly linked list for release), or null.
-    pub(crate) next: *mut ChunkHeader,
-    /// Size of this chunk in bytes, for deallocation.
-    pub(crate) size: usize,
-    /// The pool's next reserved, never-used chunk while this one is on its
-    /// spare list, or null.
-    pub(crate) spare_next: *mut ChunkHeader,
-    /// Scratch count for [`Pool::trim`](crate::pool::Pool): free blocks in
-    /// this chunk, or `usize::MAX` for a chunk about to be released.
-    pub(crate) scratch: usize,
-}
-
-static_assertions::const_assert!(core::mem::size_of::<ChunkHeader>() <= HEADER_SPACE);
+pub(crate) const HEADER_SPACE: usize = 64;
 
 /// Offset of the first block in a chunk whose blocks are aligned to `align`.
 #[inline]
@@ -64,73 +47,35 @@ pub(crate) const fn first_block_offset(align: usize) -> usize {
     }
 }
 
-/// Allocates a chunk of `size` bytes for `pool` and writes its header.
-/// `None` if the system allocator refuses.
-pub(crate) fn allocate(
-    pool: NonNull<Pool>,
-    size: usize,
-    next: *mut ChunkHeader,
-) -> Option<NonNull<ChunkHeader>> {
+/// The layout of a chunk of `size` bytes: aligned to [`SEGMENT`]. (`None`
+/// cannot happen for a size up to `SEGMENT`.)
+#[inline]
+pub(crate) fn layout(size: usize) -> Option<Layout> {
     debug_assert!(
         (HEADER_SPACE..=SEGMENT).contains(&size),
         "chunk size {size} out of range"
     );
-    let layout = Layout::from_size_align(size, SEGMENT).ok()?;
-    let base = system::alloc(layout)?.cast::<ChunkHeader>();
-    // SAFETY: `base` is a fresh allocation of at least `HEADER_SPACE` bytes
-    // aligned to `SEGMENT`, so it is valid and aligned for a `ChunkHeader`.
-    unsafe {
-        base.write(ChunkHeader {
-            pool,
-            next,
-            size,
-            spare_next: core::ptr::null_mut(),
-            scratch: 0,
-        })
-    };
-    Some(base)
+    Layout::from_size_align(size, SEGMENT).ok()
 }
 
-/// The header of the chunk that holds `block`.
+/// The base of the chunk that holds `block`, with `block`'s provenance.
 ///
 /// # Safety
 ///
-/// `block` must point into a live chunk made by [`allocate`].
+/// `block` must point into a live chunk made by [`allocate`], past its
+/// header.
 #[inline(always)]
-pub(crate) unsafe fn header_of(block: NonNull<u8>) -> NonNull<ChunkHeader> {
+pub(crate) unsafe fn base_of(block: NonNull<u8>) -> NonNull<u8> {
     // Masking keeps the pointer's provenance: the header is in the same
     // allocation as the block.
-    block
-        .map_addr(|a| {
-            // SAFETY: a block lies at least `HEADER_SPACE` bytes into a
-            // `SEGMENT`-aligned chunk whose base address is non-zero.
-            unsafe { core::num::NonZeroUsize::new_unchecked(a.get() & !(SEGMENT - 1)) }
-        })
-        .cast()
+    block.map_addr(|a| {
+        // SAFETY: a block lies at least `HEADER_SPACE` bytes into a
+        // `SEGMENT`-aligned chunk whose base address is non-zero.
+        unsafe { core::num::NonZeroUsize::new_unchecked(a.get() & !(SEGMENT - 1)) }
+    })
 }
 
-/// Frees a chunk and returns the next one in its list.
-///
-/// # Safety
-///
-/// `chunk` must come from [`allocate`], not yet be freed, and no block in it
-/// may be used afterwards.
-pub(crate) unsafe fn release(chunk: NonNull<ChunkHeader>) -> *mut ChunkHeader {
-    // SAFETY: the caller guarantees the chunk is live, so its header is readable.
-    let ChunkHeader { next, size, .. } = unsafe { chunk.read() };
-    // SAFETY: `allocate` made this chunk with exactly this layout (it
-    // succeeded then, so it succeeds now), and the caller guarantees it is
-    // freed only once.
-    unsafe {
-        system::dealloc(
-            chunk.cast(),
-            Layout::from_size_align_unchecked(size, SEGMENT),
-        )
-    };
-    next
-}
-
-/// The chunks of one manager's typed pools, by address: how a pointer whose
+/// The chunks of one manager's pools, by address: how a pointer whose
 /// provenance may cover only a value — one handed back through the
 /// `Allocator` implementation, which may come from a `&mut` (allocator-api2's
 /// `Box::leak` + `Box::from_raw_in`) — is turned into one of the manager's
@@ -138,14 +83,14 @@ pub(crate) unsafe fn release(chunk: NonNull<ChunkHeader>) -> *mut ChunkHeader {
 /// block. Typed boxes never need it: their pointers come from the chunk.
 #[derive(Debug)]
 pub(crate) struct ChunkMap {
-    /// Every live chunk of the manager's typed pools, sorted by address.
-    sorted: RefCell<Vec<NonNull<ChunkHeader>>>,
+    /// The base of every live chunk of the manager's pools, sorted by address.
+    sorted: RefCell<Vec<NonNull<u8>>>,
     /// Places reserved in `sorted` (its capacity), charged to the budget.
     cap: Cell<usize>,
     /// Chunks found lately, direct-mapped by `(address >> 20) % CACHE`:
     /// consecutive chunks take consecutive entries, so the chunks a program
     /// works in are found with one load and one compare.
-    cache: [Cell<Option<NonNull<ChunkHeader>>>; CACHE],
+    cache: [Cell<Option<NonNull<u8>>>; CACHE],
 }
 
 /// Entries of [`ChunkMap`]'s cache.
@@ -171,14 +116,14 @@ impl ChunkMap {
             return Ok(());
         }
         let new_cap = cap.saturating_mul(2).max(8);
-        let bytes = (new_cap - cap) * core::mem::size_of::<NonNull<ChunkHeader>>();
+        let bytes = (new_cap - cap) * core::mem::size_of::<NonNull<u8>>();
         budget.charge(bytes)?;
         let len = sorted.len();
         if sorted.try_reserve_exact(new_cap - len).is_err() {
             budget.credit(bytes);
             return Err(Error::OutOfMemory {
                 size: bytes,
-                align: core::mem::align_of::<NonNull<ChunkHeader>>(),
+                align: core::mem::align_of::<NonNull<u8>>(),
             });
         }
         self.cap.set(new_cap);
@@ -187,11 +132,11 @@ impl ChunkMap {
 
     /// Bytes of the map's storage.
     pub(crate) fn bytes(&self) -> usize {
-        self.cap.get() * core::mem::size_of::<NonNull<ChunkHeader>>()
+        self.cap.get() * core::mem::size_of::<NonNull<u8>>()
     }
 
     /// Records a new chunk (after [`ChunkMap::reserve_one`]).
-    pub(crate) fn insert(&self, chunk: NonNull<ChunkHeader>) {
+    pub(crate) fn insert(&self, chunk: NonNull<u8>) {
         let mut sorted = self.sorted.borrow_mut();
         let at = sorted.partition_point(|c| c.addr() < chunk.addr());
         debug_assert!(sorted.len() < sorted.capacity(), "no room reserved");
@@ -203,7 +148,7 @@ impl ChunkMap {
     pub(crate) fn remove_if(
         &self,
         budget: &Budget,
-        mut gone: impl FnMut(NonNull<ChunkHeader>) -> bool,
+        mut gone: impl FnMut(NonNull<u8>) -> bool,
     ) -> usize {
         self.forget_cached();
         let empty = {
@@ -227,12 +172,12 @@ impl ChunkMap {
         *self.sorted.borrow_mut() = Vec::new();
     }
 
-    /// The manager's own pointer to the chunk that holds address `addr`, if
-    /// one of its chunks does. O(1) for a chunk in the cache, else
-    /// O(log chunks).
+    /// The manager's own pointer to the base of the chunk that holds address
+    /// `addr`, if one of its chunks does. O(1) for a chunk in the cache,
+    /// else O(log chunks).
     #[inline(always)]
     #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
-    pub(crate) fn find(&self, addr: usize) -> Option<NonNull<ChunkHeader>> {
+    pub(crate) fn find(&self, addr: usize) -> Option<NonNull<u8>> {
         let base = addr & !(SEGMENT - 1);
         match self.cache[(base >> SEGMENT_SHIFT) % CACHE].get() {
             Some(c) if c.addr().get() == base => Some(c),
@@ -251,7 +196,7 @@ impl ChunkMap {
     #[cold]
     #[inline(never)]
     #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
-    fn find_slow(&self, base: usize) -> Option<NonNull<ChunkHeader>> {
+    fn find_slow(&self, base: usize) -> Option<NonNull<u8>> {
         let sorted = self.sorted.borrow();
         let i = sorted
             .binary_search_by_key(&base, |c| c.addr().get())

@@ -7,7 +7,6 @@ use core::cell::Cell;
 use core::fmt;
 use core::marker::PhantomData;
 use core::mem::{align_of, size_of};
-use core::pin::Pin;
 use core::ptr::NonNull;
 
 use crate::checked::BlockHeap;
@@ -15,7 +14,7 @@ use crate::chunk::SEGMENT;
 use crate::pool::{ChunkConfig, Pools};
 use crate::size_class::{route, ClassTable, Route, SizeClasses};
 use crate::stats::{ClassLeaks, ClassStats, Leaks, Stats, SystemStats};
-use crate::{system, Block, DefaultClasses, Error, PoolBox};
+use crate::{system, Block, DefaultClasses, Error};
 
 /// Default size of each pool's first chunk: 16 KiB.
 const DEFAULT_INITIAL_CHUNK: usize = 16 << 10;
@@ -27,7 +26,7 @@ const MIN_CHUNK: usize = 4 << 10;
 ///
 /// A plain value, not a global: make one per subsystem. It is `Send` but not
 /// `Sync` — no atomics on the fast path. Dropping it releases every chunk,
-/// whatever is still allocated; the [`PoolBox`]es it hands out borrow it, so
+/// whatever is still allocated; the [`PoolBox`](crate::PoolBox)es it hands out borrow it, so
 /// none can outlive it.
 ///
 /// # Examples
@@ -55,7 +54,7 @@ const MIN_CHUNK: usize = 4 << 10;
 /// is_sync::<memory_mgr::MemoryManager>();
 /// ```
 ///
-/// It is invariant in its class table `C`, and so is a [`PoolBox`]: two
+/// It is invariant in its class table `C`, and so is a [`PoolBox`](crate::PoolBox): two
 /// tables whose types differ only by a higher-ranked lifetime are subtypes
 /// of each other, and a covariant manager or box could be seen with the
 /// other table and free a pooled block by the wrong route.
@@ -132,14 +131,6 @@ fn reservable(additional: usize, block_size: usize, align: usize) -> Result<(), 
         Some(bytes) if bytes <= isize::MAX as usize => Err(Error::OutOfMemory { size, align }),
         _ => Err(Error::LayoutOverflow { size, align }),
     }
-}
-
-/// Panics with the message of `e`: the infallible allocation calls end here.
-#[cold]
-#[inline(never)]
-#[track_caller]
-pub(crate) fn alloc_failed(e: Error) -> ! {
-    panic!("memory_mgr: allocation failed: {e}")
 }
 
 impl MemoryManager {
@@ -294,274 +285,6 @@ impl<C: SizeClasses> MemoryManager<C> {
             align: align_of::<T>(),
         })?;
         self.alloc_layout(layout).map(NonNull::cast)
-    }
-
-    /// Moves `value` into the pool for its size, like `Box::new`.
-    ///
-    /// The size class is chosen at compile time from `size_of::<T>()` and
-    /// `align_of::<T>()`; a `T` larger than the largest class (or aligned
-    /// beyond any class) goes to the system allocator, and a zero-sized `T`
-    /// allocates nothing.
-    ///
-    /// # Panics
-    ///
-    /// Panics if the system allocator refuses memory; [`try_alloc`] returns
-    /// the error instead.
-    ///
-    /// [`try_alloc`]: MemoryManager::try_alloc
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mm = memory_mgr::MemoryManager::new();
-    /// let mut v = mm.alloc(vec![1, 2]);
-    /// v.push(3);
-    /// assert_eq!(*v, [1, 2, 3]);
-    /// ```
-    #[inline]
-    #[track_caller]
-    pub fn alloc<T>(&self, value: T) -> PoolBox<'_, T, C> {
-        PoolBox::new_in(value, self)
-    }
-
-    /// Moves `value` into the pool for its size, or returns the error (and
-    /// drops `value`).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::OutOfMemory`] if the system allocator refuses a new chunk.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mm = memory_mgr::MemoryManager::new();
-    /// let q = mm.try_alloc(7u32)?;
-    /// assert_eq!(*q, 7);
-    /// # Ok::<(), memory_mgr::Error>(())
-    /// ```
-    #[inline]
-    pub fn try_alloc<T>(&self, value: T) -> Result<PoolBox<'_, T, C>, Error> {
-        PoolBox::try_new_in(value, self)
-    }
-
-    /// Allocates, then builds the value in place with `f`. If `f` panics the
-    /// block is returned and nothing leaks.
-    ///
-    /// # Panics
-    ///
-    /// Panics if the system allocator refuses memory, or if `f` panics.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mm = memory_mgr::MemoryManager::new();
-    /// let grid = mm.alloc_with(|| [[0u8; 8]; 8]);
-    /// assert_eq!(grid[7][7], 0);
-    /// ```
-    #[inline]
-    #[track_caller]
-    pub fn alloc_with<T>(&self, f: impl FnOnce() -> T) -> PoolBox<'_, T, C> {
-        self.try_alloc_with(f).unwrap_or_else(|e| alloc_failed(e))
-    }
-
-    /// Allocates, then builds the value in place with `f`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::OutOfMemory`] if the system allocator refuses memory; `f` is
-    /// not called then.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mm = memory_mgr::MemoryManager::new();
-    /// let b = mm.try_alloc_with(|| 3.5f64)?;
-    /// assert_eq!(*b, 3.5);
-    /// # Ok::<(), memory_mgr::Error>(())
-    /// ```
-    #[inline]
-    pub fn try_alloc_with<T>(&self, f: impl FnOnce() -> T) -> Result<PoolBox<'_, T, C>, Error> {
-        PoolBox::try_new_with_in(f, self)
-    }
-
-    /// Moves `value` into the pool and pins it. The manager must be
-    /// `'static` (never dropped or reset), as `Box::pin_in` requires of its
-    /// allocator: see [`PoolBox::into_pin`] for why, and `Pin::new` for
-    /// values that are `Unpin`.
-    ///
-    /// # Panics
-    ///
-    /// Panics if the system allocator refuses memory.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use memory_mgr::MemoryManager;
-    /// let mm: &'static MemoryManager = Box::leak(Box::new(MemoryManager::new()));
-    /// let fut = mm.pin(async { 1 + 1 });
-    /// # drop(fut);
-    /// ```
-    ///
-    /// A manager that can be dropped or reset cannot pin:
-    ///
-    /// ```compile_fail
-    /// let mut mm = memory_mgr::MemoryManager::new();
-    /// let fut = mm.pin(async {});
-    /// std::mem::forget(fut);
-    /// mm.reset(); // would free the pinned future without running its destructor
-    /// ```
-    #[inline]
-    #[track_caller]
-    pub fn pin<T>(&'static self, value: T) -> Pin<PoolBox<'static, T, C>> {
-        PoolBox::pin_in(value, self)
-    }
-
-    /// Copies a slice into one block of the pool for its total size.
-    ///
-    /// # Panics
-    ///
-    /// Panics if the slice's size overflows or the system allocator refuses
-    /// memory.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mm = memory_mgr::MemoryManager::new();
-    /// let s = mm.alloc_slice_copy(&[1u16, 2, 3]);
-    /// assert_eq!(&*s, &[1, 2, 3]);
-    /// ```
-    #[inline]
-    #[track_caller]
-    pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> PoolBox<'_, [T], C> {
-        self.try_alloc_slice_copy(src)
-            .unwrap_or_else(|e| alloc_failed(e))
-    }
-
-    /// Copies a slice into one block.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::OutOfMemory`] if the system allocator refuses memory.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mm = memory_mgr::MemoryManager::new();
-    /// let s = mm.try_alloc_slice_copy(b"bytes")?;
-    /// assert_eq!(&*s, b"bytes");
-    /// # Ok::<(), memory_mgr::Error>(())
-    /// ```
-    #[inline]
-    pub fn try_alloc_slice_copy<T: Copy>(&self, src: &[T]) -> Result<PoolBox<'_, [T], C>, Error> {
-        PoolBox::try_copy_in(src, self)
-    }
-
-    /// Clones each element of a slice into one block.
-    ///
-    /// # Panics
-    ///
-    /// Panics if the system allocator refuses memory, or if a `clone`
-    /// panics (what was cloned so far is dropped and the block freed).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mm = memory_mgr::MemoryManager::new();
-    /// let s = mm.alloc_slice_clone(&[String::from("a"), String::from("b")]);
-    /// assert_eq!(s[1], "b");
-    /// ```
-    #[inline]
-    #[track_caller]
-    pub fn alloc_slice_clone<T: Clone>(&self, src: &[T]) -> PoolBox<'_, [T], C> {
-        self.alloc_slice_fill_with(src.len(), |i| src[i].clone())
-    }
-
-    /// Allocates `len` elements in one block, the `i`-th being `f(i)`.
-    ///
-    /// # Panics
-    ///
-    /// Panics if the slice's size overflows, the system allocator refuses
-    /// memory, or `f` panics (the elements made so far are dropped and the
-    /// block freed).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mm = memory_mgr::MemoryManager::new();
-    /// let squares = mm.alloc_slice_fill_with(5, |i| i * i);
-    /// assert_eq!(&*squares, &[0, 1, 4, 9, 16]);
-    /// ```
-    #[inline]
-    #[track_caller]
-    pub fn alloc_slice_fill_with<T>(
-        &self,
-        len: usize,
-        f: impl FnMut(usize) -> T,
-    ) -> PoolBox<'_, [T], C> {
-        self.try_alloc_slice_fill_with(len, f)
-            .unwrap_or_else(|e| alloc_failed(e))
-    }
-
-    /// Allocates `len` elements in one block, the `i`-th being `f(i)`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::LayoutOverflow`] if `len` elements do not fit in `isize::MAX`
-    /// bytes; [`Error::OutOfMemory`] if the system allocator refuses memory.
-    /// `f` is not called then.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use memory_mgr::{Error, MemoryManager};
-    /// let mm = MemoryManager::new();
-    /// let r = mm.try_alloc_slice_fill_with(usize::MAX, |_| 0u64);
-    /// assert!(matches!(r, Err(Error::LayoutOverflow { .. })));
-    /// ```
-    #[inline]
-    pub fn try_alloc_slice_fill_with<T>(
-        &self,
-        len: usize,
-        f: impl FnMut(usize) -> T,
-    ) -> Result<PoolBox<'_, [T], C>, Error> {
-        PoolBox::try_from_fn_in(len, f, self)
-    }
-
-    /// Copies a string into one block.
-    ///
-    /// # Panics
-    ///
-    /// Panics if the system allocator refuses memory.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mm = memory_mgr::MemoryManager::new();
-    /// let name = mm.alloc_str("goblin");
-    /// assert_eq!(&*name, "goblin");
-    /// ```
-    #[inline]
-    #[track_caller]
-    pub fn alloc_str(&self, s: &str) -> PoolBox<'_, str, C> {
-        self.try_alloc_str(s).unwrap_or_else(|e| alloc_failed(e))
-    }
-
-    /// Copies a string into one block.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::OutOfMemory`] if the system allocator refuses memory.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mm = memory_mgr::MemoryManager::new();
-    /// assert_eq!(&*mm.try_alloc_str("orc")?, "orc");
-    /// # Ok::<(), memory_mgr::Error>(())
-    /// ```
-    #[inline]
-    pub fn try_alloc_str(&self, s: &str) -> Result<PoolBox<'_, str, C>, Error> {
-        PoolBox::try_str_in(s, self)
     }
 
     // ----- checked raw blocks ------------------------------------------------
@@ -957,7 +680,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// chunk stays as free capacity for what is allocated next, with no call
     /// to the system allocator (allocations above the largest class go back
     /// to it); [`trim`](Self::trim) gives the chunks back. The borrow checker
-    /// ensures no [`PoolBox`] is alive, and every [`Block`] handed out before
+    /// ensures no [`PoolBox`](crate::PoolBox) is alive, and every [`Block`] handed out before
     /// becomes stale — freeing one afterwards is [`Error::DoubleFree`],
     /// reading it [`Error::UseAfterFree`], never an access to new data.
     /// Destructors of values still in the pools (leaked boxes) do not run.
@@ -990,7 +713,7 @@ impl<C: SizeClasses> MemoryManager<C> {
 
     /// The allocations still live, per class: what would leak if the
     /// manager were dropped now with raw [`Block`]s not freed (and boxes
-    /// given up with [`PoolBox::leak`] or `mem::forget`).
+    /// given up with [`PoolBox::leak`](crate::PoolBox::leak) or `mem::forget`).
     ///
     /// # Examples
     ///

@@ -23,10 +23,10 @@ use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
 
 use crate::budget::Budget;
-use crate::chunk::{self, ChunkHeader};
+use crate::chunk::{self, HEADER_SPACE};
 use crate::fill;
 use crate::size_class::{natural_align, SizeClasses};
-use crate::system::Fallback;
+use crate::system::{self, Fallback};
 use crate::Error;
 
 /// Chunk sizes a manager's pools grow with, and its byte budget.
@@ -42,6 +42,82 @@ pub(crate) struct ChunkConfig {
 #[repr(C)]
 struct FreeNode {
     next: *mut FreeNode,
+}
+
+/// The header at the start of every chunk (see [`chunk`] for the layout).
+/// Written by [`ChunkHeader::allocate`]; every field but the links and the
+/// scratch word is fixed from then on.
+#[repr(C)]
+#[derive(Debug)]
+struct ChunkHeader {
+    /// The pool that owns this chunk. Pools never move while they own chunks.
+    pool: NonNull<Pool>,
+    /// The pool's next chunk (a singly linked list for release), or null.
+    next: *mut ChunkHeader,
+    /// Size of this chunk in bytes, for deallocation.
+    size: usize,
+    /// The pool's next reserved, never-used chunk while this one is on its
+    /// spare list, or null.
+    spare_next: *mut ChunkHeader,
+    /// Scratch count for [`Pool::trim`]: free blocks in this chunk, or
+    /// `usize::MAX` for a chunk about to be released.
+    scratch: usize,
+}
+
+static_assertions::const_assert!(core::mem::size_of::<ChunkHeader>() <= HEADER_SPACE);
+
+impl ChunkHeader {
+    /// Allocates a chunk of `size` bytes for `pool` from the system and
+    /// writes its header; `None` if the system allocator refuses.
+    fn allocate(
+        pool: NonNull<Pool>,
+        size: usize,
+        next: *mut ChunkHeader,
+    ) -> Option<NonNull<ChunkHeader>> {
+        let base = system::alloc(chunk::layout(size)?)?.cast::<ChunkHeader>();
+        // SAFETY: `base` is a fresh allocation of at least `HEADER_SPACE`
+        // bytes aligned to `SEGMENT`, so it is valid and aligned for a header.
+        unsafe {
+            base.write(ChunkHeader {
+                pool,
+                next,
+                size,
+                spare_next: ptr::null_mut(),
+                scratch: 0,
+            })
+        };
+        Some(base)
+    }
+
+    /// The header of the chunk that holds `block`.
+    ///
+    /// # Safety
+    ///
+    /// `block` must point into a live chunk made by
+    /// [`ChunkHeader::allocate`], with provenance over it.
+    #[inline(always)]
+    unsafe fn of(block: NonNull<u8>) -> NonNull<ChunkHeader> {
+        // SAFETY: the caller's guarantee; the chunk's base holds its header.
+        unsafe { chunk::base_of(block) }.cast()
+    }
+
+    /// Frees a chunk and returns the next one in its list.
+    ///
+    /// # Safety
+    ///
+    /// `chunk` must come from [`ChunkHeader::allocate`], not yet be freed,
+    /// and no block in it may be used afterwards.
+    unsafe fn release(chunk: NonNull<ChunkHeader>) -> *mut ChunkHeader {
+        // SAFETY: the caller guarantees the chunk is live, so its header is
+        // readable.
+        let ChunkHeader { next, size, .. } = unsafe { chunk.read() };
+        if let Some(layout) = chunk::layout(size) {
+            // SAFETY: `allocate` made this chunk with exactly this layout, and
+            // the caller guarantees it is freed only once.
+            unsafe { system::dealloc(chunk.cast(), layout) };
+        }
+        next
+    }
 }
 
 /// One size class's pool. All mutable state is in `Cell`s: the pool is only
@@ -200,7 +276,7 @@ impl Pool {
     pub(crate) unsafe fn of<'a>(block: NonNull<u8>) -> &'a Pool {
         // SAFETY: `block` lies in a live chunk (caller), whose header holds a
         // pointer to its pool; pools outlive their chunks and never move.
-        unsafe { chunk::header_of(block).as_ref().pool.as_ref() }
+        unsafe { ChunkHeader::of(block).as_ref().pool.as_ref() }
     }
 
     #[inline(always)]
@@ -266,7 +342,8 @@ impl Pool {
         let size = self
             .budget()
             .charge_up_to(self.next_chunk_size.get(), self.min_chunk_size)?;
-        let Some(chunk) = chunk::allocate(NonNull::from(self), size, self.chunks.get()) else {
+        let Some(chunk) = ChunkHeader::allocate(NonNull::from(self), size, self.chunks.get())
+        else {
             self.budget().credit(size);
             // The chunk's figures, not the value's: that is what was refused.
             let e = Error::OutOfMemory {
@@ -276,7 +353,7 @@ impl Pool {
             self.budget().record_refusal(e);
             return Err(e);
         };
-        map.insert(chunk);
+        map.insert(chunk.cast());
         self.chunks.set(chunk.as_ptr());
         self.chunk_count.set(self.chunk_count.get() + 1);
         self.reserved.set(self.reserved.get() + size);
@@ -421,12 +498,12 @@ impl Pool {
         }
         for n in self.free_list() {
             // SAFETY: a free block lies in a live chunk of this pool.
-            unsafe { (*chunk::header_of(n.cast()).as_ptr()).scratch += 1 };
+            unsafe { (*ChunkHeader::of(n.cast()).as_ptr()).scratch += 1 };
         }
         // 2. Mark the chunks whose blocks are all free or never used.
         let fresh_chunk = if self.fresh_left.get() > 0 {
             // SAFETY: `fresh` points at a never-used block of a live chunk.
-            Some(unsafe { chunk::header_of(NonNull::new_unchecked(self.fresh.get())) })
+            Some(unsafe { ChunkHeader::of(NonNull::new_unchecked(self.fresh.get())) })
         } else {
             None
         };
@@ -463,7 +540,7 @@ impl Pool {
             let (next, doomed) = unsafe {
                 (
                     n.as_ref().next,
-                    chunk::header_of(n.cast()).as_ref().scratch == usize::MAX,
+                    ChunkHeader::of(n.cast()).as_ref().scratch == usize::MAX,
                 )
             };
             if doomed {
@@ -489,7 +566,7 @@ impl Pool {
         let me = NonNull::from(self);
         let map_bytes = self.fallback().chunks.remove_if(self.budget(), |c| {
             // SAFETY: the map holds only live chunks of this manager's pools.
-            let h = unsafe { c.as_ref() };
+            let h = unsafe { c.cast::<ChunkHeader>().as_ref() };
             h.pool == me && h.scratch == usize::MAX
         });
         // 4. Release them.
@@ -503,7 +580,7 @@ impl Pool {
                 let h = c.as_ptr();
                 if (*h).scratch == usize::MAX {
                     let size = (*h).size;
-                    *link = chunk::release(c);
+                    *link = ChunkHeader::release(c);
                     released += size;
                     self.chunk_count.set(self.chunk_count.get() - 1);
                     self.reserved.set(self.reserved.get() - size);
@@ -588,7 +665,7 @@ impl Pool {
         while let Some(chunk) = NonNull::new(c) {
             // SAFETY: the list holds each live chunk once; the caller
             // guarantees no block is used afterwards.
-            c = unsafe { chunk::release(chunk) };
+            c = unsafe { ChunkHeader::release(chunk) };
         }
         self.budget().credit(self.reserved.get());
         self.free.set(ptr::null_mut());

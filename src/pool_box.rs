@@ -55,6 +55,14 @@ use crate::pool::Pool;
 use crate::size_class::{route, Route, SizeClasses};
 use crate::{system, DefaultClasses, Error, MemoryManager};
 
+/// Panics with the message of `e`: the infallible allocation calls end here.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn alloc_failed(e: Error) -> ! {
+    panic!("memory_mgr: allocation failed: {e}")
+}
+
 /// An owning pointer to a `T` in a [`MemoryManager`]'s pools: the `Box` of
 /// this crate.
 ///
@@ -372,7 +380,7 @@ impl<'m, T, C: SizeClasses> PoolBox<'m, T, C> {
     pub fn new_in(value: T, mm: &'m MemoryManager<C>) -> Self {
         match PoolBox::try_new_in(value, mm) {
             Ok(b) => b,
-            Err(e) => crate::manager::alloc_failed(e),
+            Err(e) => alloc_failed(e),
         }
     }
 
@@ -726,7 +734,7 @@ impl<T: ?Sized + Iterator, C: SizeClasses> Iterator for PoolBox<'_, T, C> {
 /// Panics if the system allocator refuses memory.
 impl<'m, T: Clone, C: SizeClasses> Clone for PoolBox<'m, T, C> {
     fn clone(&self) -> Self {
-        let room = Uninit::like(self).unwrap_or_else(|e| crate::manager::alloc_failed(e));
+        let room = Uninit::like(self).unwrap_or_else(|e| alloc_failed(e));
         // If `clone` panics, `room` is dropped and frees the block.
         room.init((**self).clone())
     }
@@ -743,7 +751,7 @@ impl<'m, T: Clone, C: SizeClasses> Clone for PoolBox<'m, [T], C> {
         // SAFETY: `self` is a live allocation of `layout` from a live manager.
         let ptr = match unsafe { alloc_like::<C>(self.ptr.cast(), layout) } {
             Ok(p) => p.cast::<T>(),
-            Err(e) => crate::manager::alloc_failed(e),
+            Err(e) => alloc_failed(e),
         };
         // SAFETY: a fresh allocation of `Layout::array::<T>(self.len())` from
         // the same manager.
@@ -762,11 +770,283 @@ impl<'m, C: SizeClasses> Clone for PoolBox<'m, str, C> {
         // SAFETY: `self` is a live allocation of this layout from a live manager.
         let ptr = match unsafe { alloc_like::<C>(self.ptr.cast(), Layout::for_value(bytes)) } {
             Ok(p) => p,
-            Err(e) => crate::manager::alloc_failed(e),
+            Err(e) => alloc_failed(e),
         };
         // SAFETY: a fresh allocation of `bytes.len()` bytes from the same manager.
         let b = unsafe { PoolBox::init_slice(ptr, bytes.len(), |i| bytes[i]) };
         // SAFETY: a copy of a `str`'s bytes is valid UTF-8.
         unsafe { PoolBox::into_str_unchecked(b) }
+    }
+}
+
+/// The manager's constructors of boxes (here, beside `PoolBox`, so that the
+/// manager's module does not depend on this one).
+impl<C: SizeClasses> MemoryManager<C> {
+    /// Moves `value` into the pool for its size, like `Box::new`.
+    ///
+    /// The size class is chosen at compile time from `size_of::<T>()` and
+    /// `align_of::<T>()`; a `T` larger than the largest class (or aligned
+    /// beyond any class) goes to the system allocator, and a zero-sized `T`
+    /// allocates nothing.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the system allocator refuses memory; [`try_alloc`] returns
+    /// the error instead.
+    ///
+    /// [`try_alloc`]: MemoryManager::try_alloc
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let mut v = mm.alloc(vec![1, 2]);
+    /// v.push(3);
+    /// assert_eq!(*v, [1, 2, 3]);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn alloc<T>(&self, value: T) -> PoolBox<'_, T, C> {
+        PoolBox::new_in(value, self)
+    }
+
+    /// Moves `value` into the pool for its size, or returns the error (and
+    /// drops `value`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfMemory`] if the system allocator refuses a new chunk.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let q = mm.try_alloc(7u32)?;
+    /// assert_eq!(*q, 7);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_alloc<T>(&self, value: T) -> Result<PoolBox<'_, T, C>, Error> {
+        PoolBox::try_new_in(value, self)
+    }
+
+    /// Allocates, then builds the value in place with `f`. If `f` panics the
+    /// block is returned and nothing leaks.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the system allocator refuses memory, or if `f` panics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let grid = mm.alloc_with(|| [[0u8; 8]; 8]);
+    /// assert_eq!(grid[7][7], 0);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn alloc_with<T>(&self, f: impl FnOnce() -> T) -> PoolBox<'_, T, C> {
+        self.try_alloc_with(f).unwrap_or_else(|e| alloc_failed(e))
+    }
+
+    /// Allocates, then builds the value in place with `f`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfMemory`] if the system allocator refuses memory; `f` is
+    /// not called then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let b = mm.try_alloc_with(|| 3.5f64)?;
+    /// assert_eq!(*b, 3.5);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_alloc_with<T>(&self, f: impl FnOnce() -> T) -> Result<PoolBox<'_, T, C>, Error> {
+        PoolBox::try_new_with_in(f, self)
+    }
+
+    /// Moves `value` into the pool and pins it. The manager must be
+    /// `'static` (never dropped or reset), as `Box::pin_in` requires of its
+    /// allocator: see [`PoolBox::into_pin`] for why, and `Pin::new` for
+    /// values that are `Unpin`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the system allocator refuses memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::MemoryManager;
+    /// let mm: &'static MemoryManager = Box::leak(Box::new(MemoryManager::new()));
+    /// let fut = mm.pin(async { 1 + 1 });
+    /// # drop(fut);
+    /// ```
+    ///
+    /// A manager that can be dropped or reset cannot pin:
+    ///
+    /// ```compile_fail
+    /// let mut mm = memory_mgr::MemoryManager::new();
+    /// let fut = mm.pin(async {});
+    /// std::mem::forget(fut);
+    /// mm.reset(); // would free the pinned future without running its destructor
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn pin<T>(&'static self, value: T) -> Pin<PoolBox<'static, T, C>> {
+        PoolBox::pin_in(value, self)
+    }
+
+    /// Copies a slice into one block of the pool for its total size.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the slice's size overflows or the system allocator refuses
+    /// memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let s = mm.alloc_slice_copy(&[1u16, 2, 3]);
+    /// assert_eq!(&*s, &[1, 2, 3]);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> PoolBox<'_, [T], C> {
+        self.try_alloc_slice_copy(src)
+            .unwrap_or_else(|e| alloc_failed(e))
+    }
+
+    /// Copies a slice into one block.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfMemory`] if the system allocator refuses memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let s = mm.try_alloc_slice_copy(b"bytes")?;
+    /// assert_eq!(&*s, b"bytes");
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_alloc_slice_copy<T: Copy>(&self, src: &[T]) -> Result<PoolBox<'_, [T], C>, Error> {
+        PoolBox::try_copy_in(src, self)
+    }
+
+    /// Clones each element of a slice into one block.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the system allocator refuses memory, or if a `clone`
+    /// panics (what was cloned so far is dropped and the block freed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let s = mm.alloc_slice_clone(&[String::from("a"), String::from("b")]);
+    /// assert_eq!(s[1], "b");
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn alloc_slice_clone<T: Clone>(&self, src: &[T]) -> PoolBox<'_, [T], C> {
+        self.alloc_slice_fill_with(src.len(), |i| src[i].clone())
+    }
+
+    /// Allocates `len` elements in one block, the `i`-th being `f(i)`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the slice's size overflows, the system allocator refuses
+    /// memory, or `f` panics (the elements made so far are dropped and the
+    /// block freed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let squares = mm.alloc_slice_fill_with(5, |i| i * i);
+    /// assert_eq!(&*squares, &[0, 1, 4, 9, 16]);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn alloc_slice_fill_with<T>(
+        &self,
+        len: usize,
+        f: impl FnMut(usize) -> T,
+    ) -> PoolBox<'_, [T], C> {
+        self.try_alloc_slice_fill_with(len, f)
+            .unwrap_or_else(|e| alloc_failed(e))
+    }
+
+    /// Allocates `len` elements in one block, the `i`-th being `f(i)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LayoutOverflow`] if `len` elements do not fit in `isize::MAX`
+    /// bytes; [`Error::OutOfMemory`] if the system allocator refuses memory.
+    /// `f` is not called then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{Error, MemoryManager};
+    /// let mm = MemoryManager::new();
+    /// let r = mm.try_alloc_slice_fill_with(usize::MAX, |_| 0u64);
+    /// assert!(matches!(r, Err(Error::LayoutOverflow { .. })));
+    /// ```
+    #[inline]
+    pub fn try_alloc_slice_fill_with<T>(
+        &self,
+        len: usize,
+        f: impl FnMut(usize) -> T,
+    ) -> Result<PoolBox<'_, [T], C>, Error> {
+        PoolBox::try_from_fn_in(len, f, self)
+    }
+
+    /// Copies a string into one block.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the system allocator refuses memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let name = mm.alloc_str("goblin");
+    /// assert_eq!(&*name, "goblin");
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn alloc_str(&self, s: &str) -> PoolBox<'_, str, C> {
+        self.try_alloc_str(s).unwrap_or_else(|e| alloc_failed(e))
+    }
+
+    /// Copies a string into one block.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfMemory`] if the system allocator refuses memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// assert_eq!(&*mm.try_alloc_str("orc")?, "orc");
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_alloc_str(&self, s: &str) -> Result<PoolBox<'_, str, C>, Error> {
+        PoolBox::try_str_in(s, self)
     }
 }
