@@ -1,9 +1,9 @@
 //! Replays a recorded heap trace — a real program's allocations, from
-//! `examples/trace_record.rs` — through one allocator, in its own process:
+//! `benches/trace_record.rs` — through one allocator, in its own process:
 //!
 //! ```text
-//! cargo run --release --example trace_record          # writes target/trace.bin
-//! cargo bench --bench replay -- CONTENDER [TRACE] [ROUNDS]
+//! cargo run --release -p memory-mgr-bench --example trace_record          # writes target/trace.bin
+//! cargo bench -p memory-mgr-bench --bench replay -- CONTENDER [TRACE] [ROUNDS]
 //! ```
 //!
 //! Contenders: `wide` and `default` (`&MemoryManager<WideClasses>` and
@@ -169,14 +169,14 @@ fn main() {
         .collect();
     let Some(contender) = args.first() else {
         println!(
-            "usage: cargo bench --bench replay -- wide|default|mimalloc|glibc [TRACE] [ROUNDS]"
+            "usage: cargo bench -p memory-mgr-bench --bench replay -- wide|default|mimalloc|glibc [TRACE] [ROUNDS]"
         );
         return;
     };
     let path = args.get(1).map_or("target/trace.bin", String::as_str);
     let rounds = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(20);
-    let bytes =
-        std::fs::read(path).expect("a trace: run `cargo run --release --example trace_record`");
+    let bytes = std::fs::read(path)
+        .expect("a trace: run `cargo run --release -p memory-mgr-bench --example trace_record`");
     let (events, ids) = parse(&bytes);
     match contender.as_str() {
         "wide" => run(

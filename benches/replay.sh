@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Records a real program's heap trace (serde_json parsing a large JSON file;
-# see examples/trace_record.rs) and replays it through each allocator, each
+# see benches/trace_record.rs) and replays it through each allocator, each
 # run in its own process, REPEAT times (default 3):
 #   bash benches/replay.sh [JSON_FILE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeat=${REPEAT:-3}
-cargo run -q --release --example trace_record -- ${1:+"$1"} target/trace.bin
-cargo bench -q --bench replay --no-run
+cargo run -q --release -p memory-mgr-bench --example trace_record -- ${1:+"$1"} target/trace.bin
+cargo bench -q -p memory-mgr-bench --bench replay --no-run
 for _ in $(seq "$repeat"); do
     for c in glibc mimalloc default wide; do
-        cargo bench -q --bench replay -- "$c" target/trace.bin 20 | grep '^replay'
+        cargo bench -q -p memory-mgr-bench --bench replay -- "$c" target/trace.bin 20 | grep '^replay'
     done
 done | tee target/replay.txt

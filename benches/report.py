@@ -206,7 +206,7 @@ def main():
     per = callgrind_per_pair(res)
     if per:
         md += ["## Instructions per 64-byte pair (`valgrind --tool=callgrind`)", "",
-               "`examples/measure.rs pair CONTENDER N`, run with N = 200,000 and N = 0; the difference over N.", ""]
+               "`benches/measure.rs pair CONTENDER N`, run with N = 200,000 and N = 0; the difference over N.", ""]
         rows = [[f"`{c}`", f"{v:.0f}", f"{v / per['box']:.2f}×" if "box" in per else "—",
                  f"{v / per['slab']:.2f}×" if "slab" in per else "—"] for c, v in per.items()]
         md += [table(rows, ["contender", "instructions", "ratio to Box", "ratio to slab"]), ""]
@@ -214,7 +214,7 @@ def main():
     mem = res / "memory.txt"
     if mem.exists():
         md += ["## Memory per live object, 1,000,000 live objects", "",
-               "`examples/measure.rs memory`: resident-set growth of the process per object (the `Vec` of",
+               "`benches/measure.rs memory`: resident-set growth of the process per object (the `Vec` of",
                "handles subtracted) and, for our managers, the bytes the manager reserved from the system",
                "allocator per object (its own accounting).", ""]
         rows = []

@@ -12,19 +12,19 @@ mkdir -p "$out"
 filter=${1:-}
 repeat=${REPEAT:-1}
 
-cargo bench --no-run -q
+cargo bench -p memory-mgr-bench --no-run -q
 for bench in workloads binary_trees; do
-    cargo bench -q --bench "$bench" -- --list 2>/dev/null | sed -n 's/: benchmark$//p' |
+    cargo bench -q -p memory-mgr-bench --bench "$bench" -- --list 2>/dev/null | sed -n 's/: benchmark$//p' |
         { grep -E "${filter:-.}" || true; } | while read -r id; do
             for _ in $(seq "$repeat"); do
-                cargo bench -q --bench "$bench" -- --exact "$id" --noplot 2>&1 |
+                cargo bench -q -p memory-mgr-bench --bench "$bench" -- --exact "$id" --noplot 2>&1 |
                     awk -v id="$id" 'index($0, id) == 1 && !done { print; getline; print; done = 1 }'
             done
         done
 done | tee "$out/criterion${filter:+-partial}.txt"
 [ -n "$filter" ] && exit 0
 
-cargo build -q --release --example measure
+cargo build -q --release -p memory-mgr-bench --example measure
 for c in poolbox block box mimalloc slab slotmap bumpalo floor; do
     for n in 0 200000; do
         ir=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null \

@@ -3,7 +3,7 @@
 //! trace for `benches/replay.rs`.
 //!
 //! ```text
-//! cargo run --release --example trace_record -- [FILE.json] [OUT]
+//! cargo run --release -p memory-mgr-bench --example trace_record -- [FILE.json] [OUT]
 //! ```
 //!
 //! Without a file it uses `arm_intrinsics.json` (5 MB) from the nightly
