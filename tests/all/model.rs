@@ -4,9 +4,10 @@
 //! allocations overlap, every live allocation still holds what was last
 //! written to it, and the manager's counts agree with the model.
 //!
-//! `cargo test` runs 1,000 programs of up to 200 steps (4 of up to 40 under Miri, via
-//! the same runner); set `MEMORY_MGR_MODEL_CASES` to run more, e.g.
-//! `MEMORY_MGR_MODEL_CASES=100000 cargo test --release model`.
+//! `cargo test` runs 1,000 programs of up to 200 steps (4 of up to 40 under
+//! Miri), new ones each run; set `MEMORY_MGR_MODEL_CASES` to run more, e.g.
+//! `MEMORY_MGR_MODEL_CASES=100000 cargo test --release model`, and
+//! `MEMORY_MGR_MODEL_SEED` to replay a reported failure.
 
 use proptest::prelude::*;
 
@@ -35,35 +36,52 @@ fn cases() -> u32 {
         .unwrap_or(if cfg!(miri) { 4 } else { 1_000 })
 }
 
-#[cfg(not(miri))]
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: cases(),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
-
-    #[test]
-    fn random_programs_agree_with_the_model(ops in prop::collection::vec(op(), 0..200)) {
-        run(&ops);
-    }
+/// The seed: `MEMORY_MGR_MODEL_SEED` if set (to replay a failure), else the
+/// clock (a new set of programs each run), fixed under Miri (no clock).
+fn seed() -> u64 {
+    std::env::var("MEMORY_MGR_MODEL_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            if cfg!(miri) {
+                7
+            } else {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(7, |d| d.as_nanos() as u64)
+            }
+        })
 }
 
-/// Under Miri, the same model with programs from a seeded generator
-/// (proptest's runner needs what Miri isolates).
-#[cfg(miri)]
+/// proptest's runner, seeded by [`seed`], with shrinking: a failing program
+/// is reduced to a small one before it is reported. (proptest is built
+/// without its `std` feature, which would bring regex-syntax into every
+/// example's build; so panics are caught here, and the seed is ours.)
 #[test]
 fn random_programs_agree_with_the_model() {
-    use proptest::strategy::ValueTree;
-    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]);
-    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
-    for _ in 0..cases() {
-        let ops = prop::collection::vec(op(), 0..40)
-            .new_tree(&mut runner)
-            .unwrap()
-            .current();
-        run(&ops);
+    use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
+    let seed = seed();
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    let config = Config {
+        cases: cases(),
+        ..Config::default()
+    };
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &key));
+    let len = if cfg!(miri) { 40 } else { 200 };
+    let result = runner.run(&prop::collection::vec(op(), 0..len), |ops| {
+        std::panic::catch_unwind(|| run(&ops)).map_err(|e| {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            TestCaseError::fail(msg)
+        })
+    });
+    if let Err(e) = result {
+        panic!("the model disagrees (replay with MEMORY_MGR_MODEL_SEED={seed}): {e}");
     }
 }
 
