@@ -145,6 +145,17 @@ fn memory<const N: usize>(contender: &str) {
         }
         "default" => live_in::<_, N>(MemoryManager::new(), before),
         "fine" => live_in::<_, N>(MemoryManager::<FineClasses>::with_classes(), before),
+        // Checked blocks: the handles (kept in a `Vec`) are the caller's,
+        // not counted; generations and records are.
+        "blocks" => {
+            let mm = MemoryManager::new();
+            let v: Vec<memory_mgr::Block> =
+                (0..COUNT).map(|_| mm.alloc_block(N).unwrap()).collect();
+            let rss = rss_bytes();
+            black_box(&v);
+            let handles = COUNT * std::mem::size_of::<memory_mgr::Block>();
+            (Some(mm.stats().reserved_bytes()), rss - before - handles)
+        }
         other => panic!("unknown contender {other}"),
     };
     let reserved = reserved.map_or("-".to_string(), |r: usize| {
@@ -286,6 +297,6 @@ fn main() {
             "100" => memory::<100>(arg(2)),
             s => panic!("size {s}: use 8, 24, 64 or 100"),
         },
-        _ => eprintln!("usage: measure pair|churn CONTENDER N | measure batch CONTENDER ROUNDS | measure memory box|default|fine SIZE"),
+        _ => eprintln!("usage: measure pair|churn CONTENDER N | measure batch CONTENDER ROUNDS | measure memory box|default|fine|blocks SIZE"),
     }
 }
