@@ -76,14 +76,17 @@ fn own<C: SizeClasses>(mm: &MemoryManager<C>, ptr: NonNull<u8>, route: Route) ->
     };
     match own {
         Some(p) => p,
-        None => foreign_pointer(),
+        None => foreign_pointer(mm.name()),
     }
 }
 
 #[cold]
 #[inline(never)]
-fn foreign_pointer() -> ! {
-    panic!("memory_mgr: a pointer this manager's allocator did not hand out")
+fn foreign_pointer(name: Option<&str>) -> ! {
+    match name {
+        Some(name) => panic!("memory_mgr: a pointer manager `{name}`'s allocator did not hand out"),
+        None => panic!("memory_mgr: a pointer this manager's allocator did not hand out"),
+    }
 }
 
 /// Frees the allocation `own` (the manager's own pointer), served by `route`.

@@ -199,6 +199,7 @@ impl<C: SizeClasses> MemoryManager<C> {
             },
             None,
             None,
+            None,
         )
     }
 
@@ -206,9 +207,10 @@ impl<C: SizeClasses> MemoryManager<C> {
         config: ChunkConfig,
         budget: Option<usize>,
         on_leak: Option<fn(&Leaks)>,
+        name: Option<&'static str>,
     ) -> Self {
         MemoryManager {
-            pools: Pools::new(config, budget),
+            pools: Pools::new(config, budget, name),
             blocks: BlockHeap::new(C::TABLE.sizes(), config),
             on_leak,
             _not_sync: PhantomData,
@@ -552,6 +554,7 @@ impl<C: SizeClasses> MemoryManager<C> {
         let fallback = self.pools.fallback();
         let budget = self.pools.budget();
         Stats {
+            name: self.name(),
             classes,
             system: SystemStats {
                 live_boxes: fallback.live.get(),
@@ -731,6 +734,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     pub fn leaks(&self) -> Leaks {
         let s = self.snapshot();
         Leaks {
+            name: s.name,
             classes: s
                 .classes
                 .iter()
@@ -743,6 +747,23 @@ impl<C: SizeClasses> MemoryManager<C> {
             system_boxes: s.system.live_boxes,
             system_blocks: s.system.live_blocks,
         }
+    }
+
+    /// The name this manager was built with ([`Builder::name`]), if any: it
+    /// titles the stats table and the leak report, and is in every panic
+    /// message of the manager.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::builder().name("audio").build()?;
+    /// assert_eq!(mm.name(), Some("audio"));
+    /// assert_eq!(memory_mgr::MemoryManager::new().name(), None);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[must_use]
+    pub fn name(&self) -> Option<&'static str> {
+        self.pools.fallback().name
     }
 
     /// The byte budget this manager was built with, if any.
@@ -782,6 +803,7 @@ impl<C: SizeClasses> fmt::Debug for MemoryManager<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let stats = self.stats();
         f.debug_struct("MemoryManager")
+            .field("name", &self.name())
             .field("classes", &C::TABLE.sizes())
             .field("live", &stats.live())
             .field("reserved_bytes", &stats.reserved_bytes())
@@ -813,7 +835,10 @@ fn default_leak_report(leaks: &Leaks) {
         use std::io::Write as _;
         let _ = writeln!(
             std::io::stderr(),
-            "memory_mgr: manager dropped with live allocations (freed now):\n{leaks}"
+            "memory_mgr: {} dropped with live allocations (freed now):\n{leaks}",
+            leaks
+                .name
+                .map_or("manager".into(), |n| alloc::format!("manager `{n}`"))
         );
     }
     let _ = leaks;
@@ -843,6 +868,7 @@ pub struct Builder<C: SizeClasses = DefaultClasses> {
     max: usize,
     budget: Option<usize>,
     on_leak: Option<fn(&Leaks)>,
+    name: Option<&'static str>,
     _classes: PhantomData<fn(C) -> C>,
 }
 
@@ -864,6 +890,7 @@ impl Builder {
             max: SEGMENT,
             budget: None,
             on_leak: None,
+            name: None,
             _classes: PhantomData,
         }
     }
@@ -893,6 +920,7 @@ impl<C: SizeClasses> Builder<C> {
             max: self.max,
             budget: self.budget,
             on_leak: self.on_leak,
+            name: self.name,
             _classes: PhantomData,
         }
     }
@@ -919,6 +947,25 @@ impl<C: SizeClasses> Builder<C> {
     #[must_use]
     pub fn budget(mut self, bytes: usize) -> Self {
         self.budget = Some(bytes);
+        self
+    }
+
+    /// A name for the manager — the subsystem it serves: it titles the
+    /// stats table and the leak report, and every panic message of the
+    /// manager says it, so a report from one of several managers says
+    /// which.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::builder().name("particles").build()?;
+    /// let _p = mm.alloc(1u32);
+    /// assert!(mm.stats().to_string().starts_with("particles"));
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[must_use]
+    pub fn name(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
         self
     }
 
@@ -1008,6 +1055,7 @@ impl<C: SizeClasses> Builder<C> {
             },
             self.budget,
             self.on_leak,
+            self.name,
         ))
     }
 }

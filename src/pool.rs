@@ -312,6 +312,11 @@ impl Pool {
         })
     }
 
+    /// The manager's name, if it has one.
+    pub(crate) fn name(&self) -> Option<&'static str> {
+        self.fallback().name
+    }
+
     /// The manager's budget.
     fn budget(&self) -> &Budget {
         &self.fallback().budget
@@ -748,9 +753,13 @@ unsafe impl<C: SizeClasses> Send for Pools<C> {}
 
 impl<C: SizeClasses> Pools<C> {
     /// One empty pool per class of `C`.
-    pub(crate) fn new(config: ChunkConfig, budget: Option<usize>) -> Self {
+    pub(crate) fn new(
+        config: ChunkConfig,
+        budget: Option<usize>,
+        name: Option<&'static str>,
+    ) -> Self {
         // Freed after the pools (see `drop`).
-        let fallback = NonNull::from(Box::leak(Box::new(Fallback::new(budget))));
+        let fallback = NonNull::from(Box::leak(Box::new(Fallback::new(budget, name))));
         let pools: Box<[Pool]> = C::TABLE
             .sizes()
             .iter()
@@ -853,7 +862,7 @@ mod tests {
 
     #[test]
     fn alloc_and_free_keep_the_pool_valid() {
-        let pools = Pools::<DefaultClasses>::new(SMALL, None);
+        let pools = Pools::<DefaultClasses>::new(SMALL, None, None);
         let pool = pools.get(3); // 64 bytes
         let n = if cfg!(miri) { 300 } else { 3000 };
         let blocks: Vec<_> = (0..n).map(|_| pool.alloc().unwrap()).collect();
@@ -880,7 +889,7 @@ mod tests {
 
     #[test]
     fn chunks_grow_geometrically_up_to_the_cap() {
-        let pools = Pools::<DefaultClasses>::new(SMALL, None);
+        let pools = Pools::<DefaultClasses>::new(SMALL, None, None);
         let pool = pools.get(0);
         while pool.chunk_count() < 5 {
             pool.alloc().unwrap();
@@ -891,7 +900,7 @@ mod tests {
 
     #[test]
     fn a_freed_block_is_reused_first() {
-        let pools = Pools::<DefaultClasses>::new(SMALL, None);
+        let pools = Pools::<DefaultClasses>::new(SMALL, None, None);
         let pool = pools.get(1);
         let a = pool.alloc().unwrap();
         let _b = pool.alloc().unwrap();
@@ -902,7 +911,7 @@ mod tests {
 
     #[test]
     fn a_pool_emptied_after_more_than_a_chunk_is_recycled_in_address_order() {
-        let pools = Pools::<DefaultClasses>::new(SMALL, None);
+        let pools = Pools::<DefaultClasses>::new(SMALL, None, None);
         let pool = pools.get(3); // 64 bytes: 62 blocks in the first chunk
         let first: Vec<_> = (0..200).map(|_| pool.alloc().unwrap()).collect();
         let (chunks, reserved) = (pool.chunk_count(), pool.reserved());
@@ -928,7 +937,7 @@ mod tests {
 
     #[test]
     fn a_small_pool_emptied_keeps_its_free_list() {
-        let pools = Pools::<DefaultClasses>::new(SMALL, None);
+        let pools = Pools::<DefaultClasses>::new(SMALL, None, None);
         let pool = pools.get(3);
         let a = pool.alloc().unwrap();
         let b = pool.alloc().unwrap();

@@ -59,8 +59,11 @@ use crate::{system, DefaultClasses, Error, MemoryManager};
 #[cold]
 #[inline(never)]
 #[track_caller]
-fn alloc_failed(e: Error) -> ! {
-    panic!("memory_mgr: allocation failed: {e}")
+fn alloc_failed(name: Option<&str>, e: Error) -> ! {
+    match name {
+        Some(name) => panic!("memory_mgr: allocation failed in manager `{name}`: {e}"),
+        None => panic!("memory_mgr: allocation failed: {e}"),
+    }
 }
 
 /// An owning pointer to a `T` in a [`MemoryManager`]'s pools: the `Box` of
@@ -141,6 +144,25 @@ unsafe fn alloc_like<C: SizeClasses>(
         }
         // SAFETY: `like` is a live typed system allocation (caller).
         Route::System => system::alloc_typed(unsafe { system::fallback_of(like, layout) }, layout),
+    }
+}
+
+/// The name of the manager that made `like`, an allocation of `layout`
+/// (for a panic message).
+///
+/// # Safety
+///
+/// `like` must be a live allocation of `layout` made by a live manager with
+/// class table `C`.
+#[cold]
+unsafe fn name_of<C: SizeClasses>(like: NonNull<u8>, layout: Layout) -> Option<&'static str> {
+    match route(C::TABLE, layout.size(), layout.align()) {
+        // Nothing to find; a zero-sized allocation never fails anyway.
+        Route::Zero => None,
+        // SAFETY: `like` is a live block of a live pool (caller).
+        Route::Pool(_) => unsafe { Pool::of(like) }.name(),
+        // SAFETY: `like` is a live typed system allocation (caller).
+        Route::System => unsafe { system::fallback_of(like, layout) }.name,
     }
 }
 
@@ -380,7 +402,7 @@ impl<'m, T, C: SizeClasses> PoolBox<'m, T, C> {
     pub fn new_in(value: T, mm: &'m MemoryManager<C>) -> Self {
         match PoolBox::try_new_in(value, mm) {
             Ok(b) => b,
-            Err(e) => alloc_failed(e),
+            Err(e) => alloc_failed(mm.name(), e),
         }
     }
 
@@ -734,7 +756,13 @@ impl<T: ?Sized + Iterator, C: SizeClasses> Iterator for PoolBox<'_, T, C> {
 /// Panics if the system allocator refuses memory.
 impl<'m, T: Clone, C: SizeClasses> Clone for PoolBox<'m, T, C> {
     fn clone(&self) -> Self {
-        let room = Uninit::like(self).unwrap_or_else(|e| alloc_failed(e));
+        let room = Uninit::like(self).unwrap_or_else(|e| {
+            // SAFETY: `self` is a live allocation of a `T` from a live manager.
+            alloc_failed(
+                unsafe { name_of::<C>(self.ptr.cast(), Layout::new::<T>()) },
+                e,
+            )
+        });
         // If `clone` panics, `room` is dropped and frees the block.
         room.init((**self).clone())
     }
@@ -751,7 +779,8 @@ impl<'m, T: Clone, C: SizeClasses> Clone for PoolBox<'m, [T], C> {
         // SAFETY: `self` is a live allocation of `layout` from a live manager.
         let ptr = match unsafe { alloc_like::<C>(self.ptr.cast(), layout) } {
             Ok(p) => p.cast::<T>(),
-            Err(e) => alloc_failed(e),
+            // SAFETY: as above.
+            Err(e) => alloc_failed(unsafe { name_of::<C>(self.ptr.cast(), layout) }, e),
         };
         // SAFETY: a fresh allocation of `Layout::array::<T>(self.len())` from
         // the same manager.
@@ -767,10 +796,12 @@ impl<'m, T: Clone, C: SizeClasses> Clone for PoolBox<'m, [T], C> {
 impl<'m, C: SizeClasses> Clone for PoolBox<'m, str, C> {
     fn clone(&self) -> Self {
         let bytes = self.as_bytes();
+        let layout = Layout::for_value(bytes);
         // SAFETY: `self` is a live allocation of this layout from a live manager.
-        let ptr = match unsafe { alloc_like::<C>(self.ptr.cast(), Layout::for_value(bytes)) } {
+        let ptr = match unsafe { alloc_like::<C>(self.ptr.cast(), layout) } {
             Ok(p) => p,
-            Err(e) => alloc_failed(e),
+            // SAFETY: as above.
+            Err(e) => alloc_failed(unsafe { name_of::<C>(self.ptr.cast(), layout) }, e),
         };
         // SAFETY: a fresh allocation of `bytes.len()` bytes from the same manager.
         let b = unsafe { PoolBox::init_slice(ptr, bytes.len(), |i| bytes[i]) };
@@ -847,7 +878,8 @@ impl<C: SizeClasses> MemoryManager<C> {
     #[inline]
     #[track_caller]
     pub fn alloc_with<T>(&self, f: impl FnOnce() -> T) -> PoolBox<'_, T, C> {
-        self.try_alloc_with(f).unwrap_or_else(|e| alloc_failed(e))
+        self.try_alloc_with(f)
+            .unwrap_or_else(|e| alloc_failed(self.name(), e))
     }
 
     /// Allocates, then builds the value in place with `f`.
@@ -920,7 +952,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     #[track_caller]
     pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> PoolBox<'_, [T], C> {
         self.try_alloc_slice_copy(src)
-            .unwrap_or_else(|e| alloc_failed(e))
+            .unwrap_or_else(|e| alloc_failed(self.name(), e))
     }
 
     /// Copies a slice into one block.
@@ -985,7 +1017,7 @@ impl<C: SizeClasses> MemoryManager<C> {
         f: impl FnMut(usize) -> T,
     ) -> PoolBox<'_, [T], C> {
         self.try_alloc_slice_fill_with(len, f)
-            .unwrap_or_else(|e| alloc_failed(e))
+            .unwrap_or_else(|e| alloc_failed(self.name(), e))
     }
 
     /// Allocates `len` elements in one block, the `i`-th being `f(i)`.
@@ -1029,7 +1061,8 @@ impl<C: SizeClasses> MemoryManager<C> {
     #[inline]
     #[track_caller]
     pub fn alloc_str(&self, s: &str) -> PoolBox<'_, str, C> {
-        self.try_alloc_str(s).unwrap_or_else(|e| alloc_failed(e))
+        self.try_alloc_str(s)
+            .unwrap_or_else(|e| alloc_failed(self.name(), e))
     }
 
     /// Copies a string into one block.

@@ -25,6 +25,8 @@ use core::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
+    /// The manager's name ([`Builder::name`](crate::Builder::name)), if any.
+    pub name: Option<&'static str>,
     /// One entry per size class, smallest first.
     pub classes: Vec<ClassStats>,
     /// Allocations served by the system allocator.
@@ -260,6 +262,9 @@ impl fmt::Display for Stats {
     /// One row per class, one for the system allocator, and a total row.
     /// Figures in blocks unless the header says bytes.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(name) = self.name {
+            writeln!(f, "{name}")?;
+        }
         let row = |f: &mut fmt::Formatter<'_>, cells: [&dyn fmt::Display; 11]| {
             writeln!(
                 f,
@@ -378,6 +383,8 @@ impl fmt::Display for Stats {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Leaks {
+    /// The manager's name ([`Builder::name`](crate::Builder::name)), if any.
+    pub name: Option<&'static str>,
     /// Per size class, smallest first.
     pub classes: Vec<ClassLeaks>,
     /// Boxes above the largest class.
@@ -441,6 +448,9 @@ impl Leaks {
 
 impl fmt::Display for Leaks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(name) = self.name {
+            writeln!(f, "{name}: leaked")?;
+        }
         write!(f, "{:>6} {:>9} {:>9}", "class", "boxes", "blocks")?;
         for c in self.classes.iter().filter(|c| c.boxes + c.blocks > 0) {
             write!(f, "\n{:>6} {:>9} {:>9}", c.block_size, c.boxes, c.blocks)?;

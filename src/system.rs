@@ -84,6 +84,8 @@ pub(crate) struct Fallback {
     pub(crate) allocs: Cell<usize>,
     /// The typed pools' chunks by address (see [`ChunkMap`]).
     pub(crate) chunks: ChunkMap,
+    /// The manager's name, for messages (see `Builder::name`).
+    pub(crate) name: Option<&'static str>,
     /// The footers of the allocations made through the `Allocator`
     /// implementation, by value address: how a pointer handed back there,
     /// whose provenance may cover only the value, is turned into one of the
@@ -93,7 +95,7 @@ pub(crate) struct Fallback {
 
 impl Fallback {
     /// No allocations yet; `budget` is the manager's limit in bytes.
-    pub(crate) fn new(budget: Option<usize>) -> Self {
+    pub(crate) fn new(budget: Option<usize>, name: Option<&'static str>) -> Self {
         Fallback {
             live: Cell::new(0),
             peak: Cell::new(0),
@@ -102,6 +104,7 @@ impl Fallback {
             head: Cell::new(ptr::null_mut()),
             budget: Budget::new(budget),
             chunks: ChunkMap::default(),
+            name,
             registry: RefCell::new(Registry::default()),
         }
     }

@@ -448,6 +448,53 @@ fn the_leak_hook_is_not_called_without_leaks() {
     assert_eq!(CALLS.with(|c| c.get()), 1);
 }
 
+#[test]
+fn a_named_manager_says_its_name_in_panics_stats_and_leak_reports() {
+    thread_local!(static SEEN: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) });
+    fn hook(leaks: &memory_mgr::Leaks) {
+        SEEN.with(|s| *s.borrow_mut() = format!("{:?} {leaks}", leaks.name));
+    }
+    let mm = MemoryManager::builder()
+        .name("audio")
+        .budget(n(1 << 20, 256 << 10))
+        .on_leak(hook)
+        .build()
+        .unwrap();
+    assert_eq!(mm.name(), Some("audio"));
+    let (v, _) = fill_budget(&mm);
+    // An infallible allocation past the budget panics naming the manager.
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = mm.alloc([0u64; 4]);
+    }))
+    .unwrap_err();
+    let text = panic.downcast_ref::<String>().unwrap();
+    assert!(
+        text.contains("allocation failed in manager `audio`: budget exceeded"),
+        "{text}"
+    );
+    // So does a clone that cannot get a block.
+    let panic =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| v[0].clone())).unwrap_err();
+    let text = panic.downcast_ref::<String>().unwrap();
+    assert!(text.contains("manager `audio`"), "{text}");
+    drop(v);
+    mm.trim();
+    // The stats table has the name as its title, and so has the leak report.
+    let s = mm.stats();
+    assert_eq!(s.name, Some("audio"));
+    assert!(s.to_string().starts_with("audio\n"), "{s}");
+    assert!(format!("{mm:?}").contains("\"audio\""));
+    let _leaked = mm.alloc_block(10).unwrap();
+    assert_eq!(mm.leaks().name, Some("audio"));
+    drop(mm);
+    let seen = SEEN.with(|s| s.borrow().clone());
+    assert!(seen.starts_with("Some(\"audio\") audio: leaked"), "{seen}");
+    // An unnamed manager's messages stay as they were.
+    let plain = MemoryManager::new();
+    assert_eq!((plain.name(), plain.stats().name), (None, None));
+    assert!(plain.stats().to_string().starts_with(" class"));
+}
+
 /// Debug fill: run with `cargo test --features debug-fill`.
 #[cfg(all(feature = "debug-fill", not(feature = "pass-through")))]
 mod debug_fill {
