@@ -259,8 +259,10 @@ impl Stats {
 }
 
 impl fmt::Display for Stats {
-    /// One row per class, one for the system allocator, and a total row.
-    /// Figures in blocks unless the header says bytes.
+    /// The manager's name as a title (if it has one), then one row per class
+    /// in use — every class with the alternate form `{:#}` — one for the
+    /// system allocator, and a total row; 98 columns. Figures in blocks
+    /// unless the header says bytes.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(name) = self.name {
             writeln!(f, "{name}")?;
@@ -268,7 +270,7 @@ impl fmt::Display for Stats {
         let row = |f: &mut fmt::Formatter<'_>, cells: [&dyn fmt::Display; 11]| {
             writeln!(
                 f,
-                "{:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11} {:>6} {:>11}",
+                "{:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>10} {:>10} {:>5} {:>11}",
                 cells[0],
                 cells[1],
                 cells[2],
@@ -305,7 +307,9 @@ impl fmt::Display for Stats {
                 alloc::format!("{:.0}%", 100.0 * used as f64 / of as f64)
             }
         };
-        for c in &self.classes {
+        let all = f.alternate();
+        let shown = |c: &&ClassStats| all || c.allocs + c.capacity + c.metadata_bytes > 0;
+        for c in self.classes.iter().filter(shown) {
             row(
                 f,
                 [
@@ -342,7 +346,7 @@ impl fmt::Display for Stats {
         )?;
         write!(
             f,
-            "{:>6} {:>19} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11} {:>6} {:>11}",
+            "{:>6} {:>17} {:>8} {:>8} {:>8} {:>6} {:>10} {:>10} {:>5} {:>11}",
             "total",
             self.live(),
             "",
