@@ -54,21 +54,60 @@ pub(crate) unsafe fn freed(block: NonNull<u8>, size: usize) {
 /// was freed: that is a use-after-free in the program.
 #[inline(always)]
 pub(crate) unsafe fn check_freed(block: NonNull<u8>, size: usize) {
+    // SAFETY: the caller's guarantee.
+    if let Some(w) = unsafe { written(block, size) } {
+        w.panic();
+    }
+}
+
+/// A byte written after its block was freed: what [`check_freed`] panics
+/// with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Written {
+    addr: usize,
+    size: usize,
+    offset: usize,
+    value: u8,
+}
+
+impl Written {
+    /// Panics with the block's address and size and the byte found.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn panic(self) -> ! {
+        let Written {
+            addr,
+            size,
+            offset,
+            value,
+        } = self;
+        panic!(
+            "memory_mgr: a freed {size}-byte block at {addr:#x} was written after it was freed \
+             (byte {offset} is {value:#04x}, not {FREED:#04x})"
+        )
+    }
+}
+
+/// The first byte of a free block, after its link word, that no longer
+/// holds [`FREED`] (feature `debug-fill` only; `None` without it).
+///
+/// # Safety
+///
+/// As for [`check_freed`].
+#[inline(always)]
+pub(crate) unsafe fn written(block: NonNull<u8>, size: usize) -> Option<Written> {
     if cfg!(feature = "debug-fill") && size > LINK {
         // SAFETY: the caller guarantees `size` readable bytes, all
         // initialised by `freed` (or by whatever wrote them after the free).
         let rest = unsafe { core::slice::from_raw_parts(block.as_ptr().add(LINK), size - LINK) };
         if let Some(i) = rest.iter().position(|&b| b != FREED) {
-            written_after_free(block.as_ptr().addr(), size, LINK + i, rest[i]);
+            return Some(Written {
+                addr: block.as_ptr().addr(),
+                size,
+                offset: LINK + i,
+                value: rest[i],
+            });
         }
     }
-}
-
-#[cold]
-#[inline(never)]
-fn written_after_free(addr: usize, size: usize, offset: usize, value: u8) -> ! {
-    panic!(
-        "memory_mgr: a freed {size}-byte block at {addr:#x} was written after it was freed \
-         (byte {offset} is {value:#04x}, not {FREED:#04x})"
-    )
+    None
 }

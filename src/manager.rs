@@ -693,6 +693,11 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// during the frame, `reset` at its end, and the next frame reuses the
     /// same memory.
     ///
+    /// # Panics
+    ///
+    /// With the `debug-fill` feature, if a freed block was written after it
+    /// was freed (a use-after-free in the program), once the reset is done.
+    ///
     /// # Examples
     ///
     /// ```
@@ -710,8 +715,12 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn reset(&mut self) {
-        self.pools.reset();
+        let written = self.pools.reset();
         self.blocks.reset(self.pools.budget());
+        if let Some(w) = written {
+            // `debug-fill` found a write after free; the reset is done.
+            w.panic();
+        }
     }
 
     /// The allocations still live, per class: what would leak if the

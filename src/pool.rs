@@ -56,8 +56,8 @@ struct ChunkHeader {
     next: *mut ChunkHeader,
     /// Size of this chunk in bytes, for deallocation.
     size: usize,
-    /// The pool's next reserved, never-used chunk while this one is on its
-    /// spare list, or null.
+    /// The next chunk on the pool's spare list or used list (whichever this
+    /// one is on: every chunk is on exactly one), or null.
     spare_next: *mut ChunkHeader,
     /// Scratch count for [`Pool::trim`]: free blocks in this chunk, or
     /// `usize::MAX` for a chunk about to be released.
@@ -148,8 +148,13 @@ pub(crate) struct Pool {
     fresh: Cell<*mut u8>,
     /// Never-used blocks left in the newest chunk.
     fresh_left: Cell<usize>,
-    /// Reserved chunks not yet used, linked through `spare_next`.
+    /// Chunks with only never-used blocks (reserved, or recycled), linked
+    /// through `spare_next`, in the order they are to be used.
     spare: Cell<*mut ChunkHeader>,
+    /// Chunks taken off the spare list (or made) since the pool was last
+    /// recycled, the newest first, linked through `spare_next`: what a
+    /// recycle puts back, so that it costs the chunks used, not all.
+    used: Cell<*mut ChunkHeader>,
     /// Blocks in the spare chunks.
     spare_blocks: Cell<usize>,
     /// Size of the next chunk to allocate.
@@ -190,6 +195,7 @@ impl Pool {
             fresh: Cell::new(ptr::null_mut()),
             fresh_left: Cell::new(0),
             spare: Cell::new(ptr::null_mut()),
+            used: Cell::new(ptr::null_mut()),
             spare_blocks: Cell::new(0),
             next_chunk_size: Cell::new(initial),
             max_chunk_size: config.max.max(initial).min(chunk::SEGMENT),
@@ -392,6 +398,10 @@ impl Pool {
                 Err(_) => return false,
             },
         };
+        // SAFETY: the chunk is live and on no list now; its link is the
+        // pool's to set.
+        unsafe { (*chunk.as_ptr()).spare_next = self.used.get() };
+        self.used.set(chunk.as_ptr());
         // SAFETY: the chunk is live; reading its size.
         let size = unsafe { chunk.as_ref() }.size;
         // SAFETY: `first_offset + block_size <= size`, so the first block is
@@ -568,6 +578,19 @@ impl Pool {
         }
         self.spare.set(ptr::null_mut());
         self.spare_blocks.set(0);
+        // The used list keeps the chunks that stay.
+        let mut link: *mut *mut ChunkHeader = self.used.as_ptr();
+        // SAFETY: `link` points at the used list's head or at the link of a
+        // live chunk on it; chunks are only unlinked here, none released yet.
+        unsafe {
+            while let Some(c) = NonNull::new(*link) {
+                if (*c.as_ptr()).scratch == usize::MAX {
+                    *link = (*c.as_ptr()).spare_next;
+                } else {
+                    link = &raw mut (*c.as_ptr()).spare_next;
+                }
+            }
+        }
         let me = NonNull::from(self);
         let map_bytes = self.fallback().chunks.remove_if(self.budget(), |c| {
             // SAFETY: the map holds only live chunks of this manager's pools.
@@ -629,34 +652,78 @@ impl Pool {
                 return false;
             }
         }
-        seen.len() + self.fresh_left.get() + self.spare_blocks.get() + self.live()
-            == self.capacity.get()
+        // Every chunk is on the spare list or the used list, once.
+        let list = |head: *mut ChunkHeader| {
+            let mut c = head;
+            core::iter::from_fn(move || {
+                // SAFETY: both lists hold live chunks of this pool.
+                let h = unsafe { NonNull::new(c)?.as_ref() };
+                let here = c.addr();
+                c = h.spare_next;
+                Some((here, self.blocks_in(h.size)))
+            })
+        };
+        let mut on_lists = alloc::collections::BTreeSet::new();
+        let mut spare_blocks = 0;
+        for (addr, blocks) in list(self.spare.get()) {
+            spare_blocks += blocks;
+            on_lists.insert(addr);
+        }
+        let mut used = list(self.used.get());
+        let lists_ok = used.all(|(addr, _)| on_lists.insert(addr))
+            && on_lists.len() == chunks.len()
+            && chunks.iter().all(|(base, _)| on_lists.contains(base))
+            && spare_blocks == self.spare_blocks.get();
+        lists_ok
+            && seen.len() + self.fresh_left.get() + self.spare_blocks.get() + self.live()
+                == self.capacity.get()
     }
 
     /// Forgets every block at once and keeps every chunk as never-used
-    /// capacity: all of them go on the spare list (which a trim releases).
-    /// Every block still handed out counts as freed. O(chunks), no call to
-    /// the system allocator.
+    /// capacity: the chunks used since the last recycle go back to the front
+    /// of the spare list, in the order they were first used (a trim releases
+    /// them). Every block still handed out counts as freed. O(chunks used
+    /// since the last recycle), no call to the system allocator.
+    ///
+    /// With `debug-fill`, first looks for a free block written after it was
+    /// freed (the bump that hands the blocks out again does not check), and
+    /// returns it for the caller to panic with once everything is in order.
     ///
     /// # Safety
     ///
     /// No block of this pool handed out before may be used afterwards.
-    unsafe fn recycle(&self) {
+    #[must_use]
+    unsafe fn recycle(&self) -> Option<fill::Written> {
+        let written = if cfg!(feature = "debug-fill") {
+            self.free_list().find_map(|n| {
+                // SAFETY: a free block of this pool, filled when it was freed.
+                unsafe { fill::written(n.cast(), self.block_size) }
+            })
+        } else {
+            None
+        };
         self.peak.set(self.peak());
-        let mut spare: *mut ChunkHeader = ptr::null_mut();
-        for c in self.chunk_list() {
-            // SAFETY: a live chunk of this pool (the list read its `next`
-            // link already); its spare link is the pool's to set.
-            unsafe { (*c.as_ptr()).spare_next = spare };
-            spare = c.as_ptr();
+        let mut c = self.used.replace(ptr::null_mut());
+        while let Some(chunk) = NonNull::new(c) {
+            // SAFETY: the used list holds live chunks of this pool; each moves
+            // to the spare list (the newest used goes first, so the oldest
+            // ends up in front).
+            unsafe {
+                let h = &mut *chunk.as_ptr();
+                c = h.spare_next;
+                h.spare_next = self.spare.get();
+                self.spare_blocks
+                    .set(self.spare_blocks.get() + self.blocks_in(h.size));
+            }
+            self.spare.set(chunk.as_ptr());
         }
-        self.spare.set(spare);
-        self.spare_blocks.set(self.capacity.get());
+        debug_assert_eq!(self.spare_blocks.get(), self.capacity.get());
         self.free.set(ptr::null_mut());
         self.fresh.set(ptr::null_mut());
         self.fresh_left.set(0);
         self.guard.set(1);
         self.held.set(1);
+        written
     }
 
     /// Frees every chunk; every block still handed out counts as freed.
@@ -677,6 +744,7 @@ impl Pool {
         self.fresh.set(ptr::null_mut());
         self.fresh_left.set(0);
         self.spare.set(ptr::null_mut());
+        self.used.set(ptr::null_mut());
         self.spare_blocks.set(0);
         self.guard.set(1);
         self.held.set(1);
@@ -721,17 +789,12 @@ extern "C" fn refill(pool: &Pool) -> *mut u8 {
 #[cold]
 #[inline(never)]
 fn emptied(pool: &Pool) {
-    if cfg!(feature = "debug-fill") {
-        // The blocks will be handed out again without passing the check of
-        // the pop path: check them all now.
-        for node in pool.free_list() {
-            // SAFETY: a free block of this pool, filled when it was freed.
-            unsafe { fill::check_freed(node.cast(), pool.block_size) };
-        }
-    }
     // SAFETY: no block of the pool is live (`held` is 0 with `guard` 0), so
     // none handed out before may be used again.
-    unsafe { pool.recycle() };
+    if let Some(written) = unsafe { pool.recycle() } {
+        // (The pool is recycled already: it carries on after the panic.)
+        written.panic();
+    }
 }
 
 /// The pools of one manager, one per class of `C`, at a fixed heap address,
@@ -782,16 +845,23 @@ impl<C: SizeClasses> Pools<C> {
     /// Frees every allocation at once: the pools keep their chunks as free
     /// capacity (no call to the system allocator), typed system allocations
     /// go back to the system.
-    pub(crate) fn reset(&mut self) {
+    ///
+    /// With `debug-fill`, returns the first free block found written after
+    /// it was freed, for the caller to panic with when its reset is done.
+    #[must_use]
+    pub(crate) fn reset(&mut self) -> Option<fill::Written> {
+        let mut written = None;
         for pool in self.iter() {
             // SAFETY: `&mut self` comes from `&mut MemoryManager`, so no
             // `PoolBox`, which borrows the manager, exists; a pointer from
             // `PoolBox::into_raw` may not be used after a reset (the contract
             // of `PoolBox::from_raw`).
-            unsafe { pool.recycle() };
+            let w = unsafe { pool.recycle() };
+            written = written.or(w);
         }
         // SAFETY: as above, no typed system allocation is used again.
         unsafe { crate::system::free_all(self.fallback()) };
+        written
     }
 
     /// Frees every chunk and typed system allocation, for drop.
@@ -949,5 +1019,38 @@ mod tests {
         // One chunk's worth at most: no recycle, last freed first out.
         assert_eq!(pool.alloc(), Some(b));
         assert_eq!(pool.live(), 1);
+    }
+
+    #[test]
+    fn a_recycle_puts_back_the_chunks_used_since_the_last_in_their_order() {
+        /// Allocates `n` blocks, frees them in order, returns them.
+        fn batch(pool: &Pool, n: usize) -> Vec<NonNull<u8>> {
+            let v: Vec<_> = (0..n).map(|_| pool.alloc().unwrap()).collect();
+            for b in &v {
+                // SAFETY: live, freed once.
+                unsafe { Pool::free(*b) };
+            }
+            v
+        }
+        let mut pools = Pools::<DefaultClasses>::new(SMALL, None, None);
+        // A big batch makes many chunks; emptied, it is recycled.
+        let big = batch(pools.get(3), 2000); // 62 blocks in the first chunk
+        let chunks = pools.get(3).chunk_count();
+        assert!(chunks > 5 && pools.get(3).is_valid());
+        // Small batches (just over the first chunk) recycle only the two
+        // chunks they used, and keep the order the big batch had.
+        for _ in 0..3 {
+            assert_eq!(batch(pools.get(3), 100), big[..100]);
+            assert!(pools.get(3).is_valid());
+        }
+        assert_eq!(batch(pools.get(3), 2000), big);
+        // Reset and trim keep the lists whole.
+        let _live = pools.get(3).alloc().unwrap();
+        assert!(pools.reset().is_none());
+        let pool = pools.get(3);
+        assert!(pool.is_valid());
+        assert_eq!(batch(pool, 100), big[..100]);
+        assert!(pool.trim() > 0 && pool.is_valid());
+        assert_eq!(pool.chunk_count(), 0);
     }
 }

@@ -555,7 +555,34 @@ mod debug_fill {
         let text = e.downcast_ref::<String>().unwrap();
         assert!(text.contains("written after it was freed"), "{text}");
         assert!(text.contains("byte 24 is 0x09"), "{text}");
-        // The manager carries on.
-        assert_eq!(*mm.alloc(5u64), 5);
+        // The pool was recycled before the panic: it carries on, without
+        // panicking again or counting a block that is not there.
+        for round in 0..3 {
+            let again: Vec<_> = (0..2000).map(|i| mm.alloc([i as u64; 4])).collect();
+            assert_eq!(*again[1999], [1999; 4], "round {round}");
+            drop(again);
+        }
+        assert_eq!(mm.stats().live(), 0);
+        assert!(mm.is_consistent());
+    }
+
+    #[test]
+    fn a_write_after_free_is_caught_by_a_reset_once_the_reset_is_done() {
+        let mut mm = MemoryManager::new();
+        let keep = PoolBox::into_raw(mm.alloc([1u64; 4]));
+        let raw = PoolBox::into_raw(mm.alloc([2u64; 4]));
+        // SAFETY: rebuilt once from `into_raw`; dropped to free the block.
+        drop(unsafe { PoolBox::<[u64; 4]>::from_raw(raw) });
+        // SAFETY: the bug being caught, as above.
+        unsafe { raw.cast::<u8>().add(16).write(3) };
+        let _ = keep; // live at the reset: its memory is reclaimed by it
+        let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mm.reset())).unwrap_err();
+        let text = e.downcast_ref::<String>().unwrap();
+        assert!(text.contains("byte 16 is 0x03"), "{text}");
+        // The reset was complete: nothing live, the memory kept, usable.
+        assert_eq!(mm.stats().live(), 0);
+        assert!(mm.stats().reserved_bytes() > 0);
+        assert_eq!(*mm.alloc(7u8), 7);
+        assert!(mm.is_consistent());
     }
 }
