@@ -615,9 +615,11 @@ impl BlockHeap {
     /// The error for a handle that is not this heap's now: stale if it is
     /// from before a reset of this heap, else foreign.
     #[cold]
-    fn not_ours(&self, b: Block, stale: Error) -> Error {
+    /// The error for a handle that does not carry this heap's current id:
+    /// one of this manager's earlier ids means a reset freed the block.
+    fn not_ours(&self, b: Block) -> Error {
         if self.identity.is_retired(b.owner) {
-            stale
+            Error::FreedByReset
         } else {
             Error::ForeignBlock
         }
@@ -834,7 +836,7 @@ impl BlockHeap {
     #[inline]
     fn validate(&self, inner: &Inner, b: Block, stale: Error) -> Result<Found, Error> {
         if b.owner != self.identity.id() {
-            return Err(self.not_ours(b, stale));
+            return Err(self.not_ours(b));
         }
         let found = if b.slot & SYSTEM_SLOT != 0 {
             // Our id: an entry the table no longer has was dropped.
@@ -877,7 +879,7 @@ impl BlockHeap {
     #[inline(always)]
     pub(crate) fn free(&self, b: Block, budget: &Budget) -> Result<(), Error> {
         if b.owner != self.identity.id() {
-            return Err(self.not_ours(b, Error::DoubleFree));
+            return Err(self.not_ours(b));
         }
         if b.slot & SYSTEM_SLOT != 0 {
             return self.free_system(b, budget);

@@ -33,6 +33,12 @@ pub enum Error {
     /// A read or write through a block that has been freed.
     #[error("use after free: this block was freed before the access")]
     UseAfterFree,
+    /// A free, read or write through a block its manager's
+    /// [`reset`](crate::MemoryManager::reset) freed: the handle is from
+    /// before the reset. (Not a second free of the program's own: the reset
+    /// freed every block at once.)
+    #[error("freed by a reset: this block was freed when its manager was reset")]
+    FreedByReset,
     /// The system allocator refused the request.
     #[error("out of memory: the system allocator refused {size} bytes at alignment {align}")]
     OutOfMemory {

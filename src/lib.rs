@@ -138,7 +138,7 @@
 //! let b = mm.alloc_block(100)?;
 //! assert_eq!(mm.leaks().total(), 1);        // what would leak on drop
 //! mm.reset();                               // everything freed, chunks kept
-//! assert_eq!(mm.free(b), Err(Error::DoubleFree)); // stale handle, not UB
+//! assert_eq!(mm.free(b), Err(Error::FreedByReset)); // stale handle, not UB
 //! # Ok::<(), Error>(())
 //! ```
 //!

@@ -367,6 +367,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// # Errors
     ///
     /// [`Error::DoubleFree`] if the block was already freed;
+    /// [`Error::FreedByReset`] if a [`reset`](Self::reset) freed it;
     /// [`Error::ForeignBlock`] if it came from another manager.
     ///
     /// # Examples
@@ -684,8 +685,8 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// to the system allocator (allocations above the largest class go back
     /// to it); [`trim`](Self::trim) gives the chunks back. The borrow checker
     /// ensures no [`PoolBox`](crate::PoolBox) is alive, and every [`Block`] handed out before
-    /// becomes stale — freeing one afterwards is [`Error::DoubleFree`],
-    /// reading it [`Error::UseAfterFree`], never an access to new data.
+    /// becomes stale — freeing, reading or writing one afterwards is
+    /// [`Error::FreedByReset`], never an access to new data.
     /// Destructors of values still in the pools (leaked boxes) do not run.
     /// Counters of allocations and peaks carry on.
     ///
@@ -709,7 +710,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// mm.reset();
     /// assert_eq!(mm.stats().live(), 0);
     /// assert_eq!(mm.stats().reserved_bytes(), reserved); // kept for reuse
-    /// assert_eq!(mm.free(b), Err(Error::DoubleFree));
+    /// assert_eq!(mm.free(b), Err(Error::FreedByReset));
     /// mm.trim(); // now back to the system
     /// assert_eq!(mm.stats().reserved_bytes(), 0);
     /// # Ok::<(), Error>(())

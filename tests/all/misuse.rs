@@ -211,6 +211,7 @@ fn errors_have_clear_messages() {
         (Error::DoubleFree, "double free"),
         (Error::ForeignBlock, "not allocated by this"),
         (Error::UseAfterFree, "freed"),
+        (Error::FreedByReset, "reset"),
         (Error::OutOfMemory { size: 10, align: 8 }, "10 bytes"),
         (Error::LayoutOverflow { size: 1, align: 2 }, "isize::MAX"),
         (Error::InvalidAlignment { align: 3 }, "power of two"),
