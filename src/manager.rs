@@ -211,7 +211,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     ) -> Self {
         MemoryManager {
             pools: Pools::new(config, budget, name),
-            blocks: BlockHeap::new(C::TABLE.sizes(), config),
+            blocks: BlockHeap::new(),
             on_leak,
             _not_sync: PhantomData,
         }
@@ -349,9 +349,11 @@ impl<C: SizeClasses> MemoryManager<C> {
         };
         let budget = self.pools.budget();
         match class {
-            Some(class) => self
-                .blocks
-                .alloc_pooled(class, C::TABLE.size(class), budget),
+            Some(class) => self.blocks.alloc_pooled(
+                self.pools.checked_pool(class),
+                class,
+                C::TABLE.size(class),
+            ),
             None => self.blocks.alloc_system(size, align.max(8), budget),
         }
     }
@@ -385,7 +387,8 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[inline(always)]
     pub fn free(&self, block: Block) -> Result<(), Error> {
-        self.blocks.free(block, self.pools.budget())
+        self.blocks
+            .free(self.pools.checked(), block, self.pools.budget())
     }
 
     /// Whether `block` is a live block of this manager.
@@ -403,7 +406,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     #[must_use]
     #[inline]
     pub fn is_live(&self, block: Block) -> bool {
-        self.blocks.is_live(block)
+        self.blocks.is_live(self.pools.checked(), block)
     }
 
     /// Reads a `T` from `offset` bytes into a live block (unaligned copy).
@@ -426,8 +429,12 @@ impl<C: SizeClasses> MemoryManager<C> {
     #[inline]
     pub fn read<T: bytemuck::Pod>(&self, block: Block, offset: usize) -> Result<T, Error> {
         let mut value = T::zeroed();
-        self.blocks
-            .read_bytes(block, offset, bytemuck::bytes_of_mut(&mut value))?;
+        self.blocks.read_bytes(
+            self.pools.checked(),
+            block,
+            offset,
+            bytemuck::bytes_of_mut(&mut value),
+        )?;
         Ok(value)
     }
 
@@ -457,8 +464,12 @@ impl<C: SizeClasses> MemoryManager<C> {
         offset: usize,
         value: T,
     ) -> Result<(), Error> {
-        self.blocks
-            .write_bytes(block, offset, bytemuck::bytes_of(&value))
+        self.blocks.write_bytes(
+            self.pools.checked(),
+            block,
+            offset,
+            bytemuck::bytes_of(&value),
+        )
     }
 
     /// Copies bytes of a live block, from `offset`, into `dst`.
@@ -480,7 +491,8 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[inline]
     pub fn read_bytes(&self, block: Block, offset: usize, dst: &mut [u8]) -> Result<(), Error> {
-        self.blocks.read_bytes(block, offset, dst)
+        self.blocks
+            .read_bytes(self.pools.checked(), block, offset, dst)
     }
 
     /// Copies `src` into a live block at `offset`.
@@ -499,7 +511,8 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[inline]
     pub fn write_bytes(&self, block: Block, offset: usize, src: &[u8]) -> Result<(), Error> {
-        self.blocks.write_bytes(block, offset, src)
+        self.blocks
+            .write_bytes(self.pools.checked(), block, offset, src)
     }
 
     // ----- statistics --------------------------------------------------------
@@ -533,23 +546,23 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// [`stats`](Self::stats) without its consistency check, for `Drop`
     /// (which must not panic on its own account).
     fn snapshot(&self) -> Stats {
-        let checked = self.blocks.class_stats();
+        let checked = self.blocks.system_stats();
         let classes = self
             .pools
             .iter()
-            .zip(checked.classes)
+            .zip(self.pools.checked())
             .map(|(pool, c)| ClassStats {
                 block_size: pool.block_size(),
                 live_boxes: pool.live(),
-                live_blocks: c.live,
+                live_blocks: c.live(),
                 peak_boxes: pool.peak(),
-                peak_blocks: c.peak,
-                allocs: pool.allocs() + c.allocs,
-                frees: pool.frees() + c.allocs - c.live,
-                capacity: pool.capacity() + c.capacity,
-                chunks: pool.chunk_count() + c.chunks,
-                reserved_bytes: pool.reserved() + c.reserved_bytes,
-                metadata_bytes: c.metadata_bytes,
+                peak_blocks: c.peak(),
+                allocs: pool.allocs() + c.allocs(),
+                frees: pool.frees() + c.frees(),
+                capacity: pool.capacity() + c.capacity(),
+                chunks: pool.chunk_count() + c.chunk_count(),
+                reserved_bytes: pool.reserved() + c.reserved(),
+                metadata_bytes: c.metadata(),
             })
             .collect();
         let fallback = self.pools.fallback();
@@ -651,7 +664,7 @@ impl<C: SizeClasses> MemoryManager<C> {
             return Ok(()); // every allocation goes to the system allocator
         }
         match class {
-            Some(class) => self.blocks.reserve(class, additional, self.pools.budget()),
+            Some(class) => self.pools.checked_pool(class).reserve(additional),
             None => Err(Error::NotPooled { size, align: 8 }),
         }
     }
@@ -676,8 +689,13 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     pub fn trim(&self) -> usize {
         let budget = self.pools.budget();
-        let typed: usize = self.pools.iter().map(|p| p.trim()).sum();
-        typed + self.blocks.trim(budget)
+        let pooled: usize = self
+            .pools
+            .iter()
+            .chain(self.pools.checked())
+            .map(|p| p.trim())
+            .sum();
+        pooled + self.blocks.trim(budget)
     }
 
     /// Frees everything at once, in O(chunks), and keeps the memory: every
@@ -805,7 +823,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[must_use]
     pub fn is_consistent(&self) -> bool {
-        self.pools.iter().all(|p| p.is_valid())
+        self.pools.iter().chain(self.pools.checked()).all(|p| p.is_valid())
     }
 }
 

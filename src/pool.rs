@@ -18,10 +18,12 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::cell::Cell;
+use core::cell::{Cell, UnsafeCell};
 use core::marker::PhantomData;
+use core::mem::size_of;
 use core::ptr::{self, NonNull};
 
+use crate::block::NUMBER_BITS;
 use crate::budget::Budget;
 use crate::chunk::{self, HEADER_SPACE};
 use crate::fill;
@@ -36,6 +38,15 @@ pub(crate) struct ChunkConfig {
     pub(crate) initial: usize,
     /// Largest chunk size; chunks double until they reach it.
     pub(crate) max: usize,
+}
+
+/// A live slot of a pool with generations, found by [`Pool::find_slot`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slot {
+    /// The block's address, from the pool's own tables.
+    pub(crate) block: NonNull<u8>,
+    /// Its generation.
+    generation: NonNull<u32>,
 }
 
 /// A free block, seen as a free-list node.
@@ -62,6 +73,13 @@ struct ChunkHeader {
     /// Scratch count for [`Pool::trim`]: free blocks in this chunk, or
     /// `usize::MAX` for a chunk about to be released.
     scratch: usize,
+    /// Offset of the first block from the chunk's base.
+    first: u32,
+    /// Blocks in this chunk.
+    blocks: u32,
+    /// With slot generations: this chunk's place in its pool's record
+    /// table, and `blocks` generations follow the header (see [`Pool`]).
+    record: u32,
 }
 
 static_assertions::const_assert!(core::mem::size_of::<ChunkHeader>() <= HEADER_SPACE);
@@ -73,10 +91,12 @@ impl ChunkHeader {
         pool: NonNull<Pool>,
         size: usize,
         next: *mut ChunkHeader,
+        (first, blocks): (usize, usize),
     ) -> Option<NonNull<ChunkHeader>> {
         let base = system::alloc(chunk::layout(size)?)?.cast::<ChunkHeader>();
         // SAFETY: `base` is a fresh allocation of at least `HEADER_SPACE`
         // bytes aligned to `SEGMENT`, so it is valid and aligned for a header.
+        // `first` and `blocks` fit: a chunk is at most `SEGMENT` bytes.
         unsafe {
             base.write(ChunkHeader {
                 pool,
@@ -84,9 +104,25 @@ impl ChunkHeader {
                 size,
                 spare_next: ptr::null_mut(),
                 scratch: 0,
+                first: first as u32,
+                blocks: blocks as u32,
+                record: 0,
             })
         };
         Some(base)
+    }
+
+    /// The chunk's generations (with slot generations on): `blocks` of them,
+    /// right after the header.
+    ///
+    /// # Safety
+    ///
+    /// `chunk` must be a live chunk of a pool with slot generations.
+    #[inline(always)]
+    unsafe fn generations(chunk: NonNull<ChunkHeader>) -> NonNull<u32> {
+        // SAFETY: such a chunk has room for its generations between the
+        // header and the first block (`Pool::geometry`).
+        unsafe { chunk.cast::<u8>().add(HEADER_SPACE).cast() }
     }
 
     /// The header of the chunk that holds `block`.
@@ -123,6 +159,29 @@ impl ChunkHeader {
 /// One size class's pool. All mutable state is in `Cell`s: the pool is only
 /// ever reached through shared references (from the manager, and from block
 /// pointers via chunk headers), never from two threads.
+///
+/// A pool may keep a generation per slot (`generations`: the pools behind
+/// checked [`Block`](crate::Block)s) — the per-slot option of the chunk.
+/// Such a chunk holds its generations between the header and the first
+/// block, and has a place in the pool's record table; a slot is named by a
+/// number, `record << index_bits | index`, that stays meaningful after its
+/// chunk is released.
+///
+/// Invariant, relied on by every `unsafe` block of this module:
+/// - Every chunk is a live allocation from [`ChunkHeader::allocate`] on the
+///   pool's chunk list once, and on exactly one of the spare and used lists;
+///   its header's `pool` is this pool. `first + blocks * block_size <= size`.
+/// - Every block of a chunk is live (handed out, not returned), on the free
+///   list once (its first word holds the link), never used since the chunk
+///   was last put on the spare list (a spare chunk, or the chunk `fresh`
+///   points into at or past `fresh`), or — after a recycle — none of these
+///   and forgotten until the bump reaches it.
+/// - With generations: a slot's generation is odd while its block is live,
+///   even once it is freed; it moves forward by one at each allocation and
+///   free (from odd to the next odd for a block live at a recycle), so a
+///   handle's generation matches its slot again only after 2^32 moves.
+///   `records[r]` is the chunk whose `record` is `r`, or null, and every
+///   live chunk has a place there; a chunk's generations start at `floor`.
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct Pool {
@@ -177,15 +236,89 @@ pub(crate) struct Pool {
     /// The manager's fallback record (budget and chunk map); outlives the
     /// pool.
     fallback: NonNull<Fallback>,
+    /// Slot generations on (checked blocks) or off (boxes, collections).
+    generations: bool,
+    /// `block_size` is an odd number shifted left by `shift`, and `inverse`
+    /// is that odd number's inverse modulo 2^`usize::BITS`: a block's index
+    /// from its offset in the chunk, without a division.
+    shift: u32,
+    /// See `shift`.
+    inverse: usize,
+    /// Bits of a slot number that hold a block's index in its chunk.
+    index_bits: u32,
+    /// With generations: the live chunks by record number, null where a
+    /// chunk was released; never a null at the end. Its capacity is charged
+    /// to the budget. Only this module's methods touch it, and none of them
+    /// keeps a reference to it across a call that could reach it again.
+    records: UnsafeCell<Vec<*mut ChunkHeader>>,
+    /// What the generations of a new chunk start at (even): at or past
+    /// every generation of the chunks released so far, so that no handle
+    /// into one of those can match a slot of the new chunk.
+    floor: Cell<u32>,
+}
+
+/// `x` rounded up to a multiple of `align` (a power of two).
+const fn align_up(x: usize, align: usize) -> usize {
+    (x + align - 1) & !(align - 1)
+}
+
+/// The inverse of odd `d` modulo 2^`usize::BITS`, by Newton's iteration
+/// (each step doubles the correct low bits, from 3).
+const fn inverse_of(d: usize) -> usize {
+    let mut x = d;
+    let mut i = 0;
+    while i < 6 {
+        x = x.wrapping_mul(2usize.wrapping_sub(d.wrapping_mul(x)));
+        i += 1;
+    }
+    x
+}
+
+/// The capacity a table of `cap` places grows to: double, at least 4, at
+/// most `max`.
+pub(crate) fn grown(cap: usize, max: usize) -> usize {
+    cap.saturating_mul(2).clamp(4, max.max(cap + 1))
+}
+
+/// A free slot's generation rounded up to the next even value.
+#[inline]
+fn even(g: u32) -> u32 {
+    g.wrapping_add(g & 1)
+}
+
+/// The floor once generations `gens` are released: moved forward to the
+/// newest of them. Generations wrap, so "newest" is the one furthest ahead
+/// of the old floor, counting modulo 2^32, among those less than 2^31 ahead
+/// (a slot moves less than that between two floors unless a handle's
+/// 2^31-reuse limit is passed anyway); the rest are behind it.
+pub(crate) fn floor_after(floor: u32, gens: impl Iterator<Item = u32>) -> u32 {
+    let ahead = gens
+        .map(|g| g.wrapping_sub(floor))
+        .filter(|&d| d < 1 << 31)
+        .max()
+        .unwrap_or(0);
+    floor.wrapping_add(ahead)
 }
 
 impl Pool {
     /// A pool of `block_size`-byte blocks, with no chunk yet.
-    fn new(block_size: usize, config: ChunkConfig, fallback: NonNull<Fallback>) -> Pool {
-        let first_offset = chunk::first_block_offset(natural_align(block_size));
-        let smallest = first_offset + block_size;
+    fn new(
+        block_size: usize,
+        config: ChunkConfig,
+        fallback: NonNull<Fallback>,
+        generations: bool,
+    ) -> Pool {
+        let align = natural_align(block_size);
+        let first_offset = chunk::first_block_offset(align);
+        let smallest = if generations {
+            align_up(HEADER_SPACE + 4, align) + block_size
+        } else {
+            first_offset + block_size
+        };
         let initial = config.initial.max(smallest).min(chunk::SEGMENT);
-        Pool {
+        let max_chunk_size = config.max.max(initial).min(chunk::SEGMENT);
+        let shift = block_size.trailing_zeros();
+        let mut pool = Pool {
             free: Cell::new(ptr::null_mut()),
             allocs: Cell::new(0),
             held: Cell::new(1),
@@ -198,7 +331,7 @@ impl Pool {
             used: Cell::new(ptr::null_mut()),
             spare_blocks: Cell::new(0),
             next_chunk_size: Cell::new(initial),
-            max_chunk_size: config.max.max(initial).min(chunk::SEGMENT),
+            max_chunk_size,
             min_chunk_size: initial,
             chunks: Cell::new(ptr::null_mut()),
             chunk_count: Cell::new(0),
@@ -206,7 +339,35 @@ impl Pool {
             capacity: Cell::new(0),
             peak: Cell::new(0),
             fallback,
+            generations,
+            shift,
+            inverse: inverse_of(block_size >> shift),
+            index_bits: 0,
+            records: UnsafeCell::new(Vec::new()),
+            floor: Cell::new(0),
+        };
+        let most = pool.geometry(max_chunk_size).1;
+        pool.index_bits = usize::BITS - most.saturating_sub(1).leading_zeros();
+        pool
+    }
+
+    /// Where the blocks of a chunk of `size` bytes start, and how many
+    /// there are: after the header, and with generations after one `u32`
+    /// per block, aligned to the blocks' natural alignment.
+    fn geometry(&self, size: usize) -> (usize, usize) {
+        if !self.generations {
+            return (
+                self.first_offset,
+                (size - self.first_offset) / self.block_size,
+            );
         }
+        let align = natural_align(self.block_size);
+        let first = |n: usize| align_up(HEADER_SPACE + 4 * n, align);
+        let mut n = (size - HEADER_SPACE) / (self.block_size + 4);
+        while n > 0 && first(n) + n * self.block_size > size {
+            n -= 1;
+        }
+        (first(n), n)
     }
 
     /// Pops a block of `block_size` bytes, aligned to its natural alignment;
@@ -259,6 +420,80 @@ impl Pool {
     fn count_alloc(&self) {
         self.allocs.set(self.allocs.get() + 1);
         self.held.set(self.held.get() + 1);
+    }
+
+    /// Pops a block as [`Pool::alloc`] does and moves its slot's generation
+    /// to the next odd value: (address, slot number, generation). For a
+    /// pool with generations.
+    #[inline(always)]
+    pub(crate) fn alloc_slot(&self) -> Option<(NonNull<u8>, u32, u32)> {
+        debug_assert!(self.generations);
+        let block = self.alloc()?;
+        // SAFETY: `block` was just handed out by this pool, so it is a block
+        // boundary inside a live chunk of it, whose generations follow the
+        // header (`Pool` invariant); `index < blocks`.
+        unsafe {
+            let chunk = ChunkHeader::of(block);
+            let (first, record) = ((*chunk.as_ptr()).first, (*chunk.as_ptr()).record);
+            let offset = block.as_ptr().addr() - chunk.as_ptr().addr() - first as usize;
+            let index = (offset >> self.shift).wrapping_mul(self.inverse);
+            debug_assert!(index < Pool::blocks_of(chunk));
+            let g = ChunkHeader::generations(chunk).add(index);
+            let generation = g.read().wrapping_add(1) | 1;
+            g.write(generation);
+            Some((
+                block,
+                (record << self.index_bits) | index as u32,
+                generation,
+            ))
+        }
+    }
+
+    /// The live block that slot `number` names, if the slot's generation is
+    /// `generation`: `None` if its chunk was released, or its generation
+    /// moved on. For a pool with generations.
+    #[inline(always)]
+    pub(crate) fn find_slot(&self, number: u32, generation: u32) -> Option<Slot> {
+        let record = (number >> self.index_bits) as usize;
+        let index = (number & ((1 << self.index_bits) - 1)) as usize;
+        // SAFETY: no other reference to the table exists during this call.
+        let chunk = NonNull::new(*unsafe { self.records() }.get(record)?)?;
+        // SAFETY: the record table holds live chunks of this pool, with
+        // `blocks` generations after the header (`Pool` invariant), and
+        // block `index < blocks` inside the chunk.
+        unsafe {
+            if index >= Pool::blocks_of(chunk) {
+                return None;
+            }
+            let g = ChunkHeader::generations(chunk).add(index);
+            // A handle's generation is odd; a slot's is odd only while
+            // live (or live at a reset, which the caller's id check rules
+            // out), so a match means the block is live.
+            if g.read() != generation || generation & 1 == 0 {
+                return None;
+            }
+            let offset = (*chunk.as_ptr()).first as usize + index * self.block_size;
+            Some(Slot {
+                block: chunk.cast::<u8>().add(offset),
+                generation: g,
+            })
+        }
+    }
+
+    /// Frees the block of `slot`, moving its generation on.
+    ///
+    /// # Safety
+    ///
+    /// `slot` must come from [`Pool::find_slot`] of this pool, with no call
+    /// to the pool since; nothing may use the block afterwards.
+    #[inline(always)]
+    pub(crate) unsafe fn free_slot(&self, slot: Slot) {
+        // SAFETY: the caller's guarantee: the slot is live now.
+        unsafe {
+            let g = slot.generation;
+            g.write(g.read().wrapping_add(1));
+        }
+        self.push(slot.block);
     }
 
     /// Returns a block to the pool that owns it.
@@ -335,25 +570,34 @@ impl Pool {
         unsafe { self.fallback.as_ref() }
     }
 
-    /// Blocks in a chunk of `size` bytes.
-    fn blocks_in(&self, size: usize) -> usize {
-        (size - self.first_offset) / self.block_size
+    /// Blocks in `chunk`.
+    fn blocks_of(chunk: NonNull<ChunkHeader>) -> usize {
+        // SAFETY: the pool's chunks are live; `blocks` never changes.
+        unsafe { (*chunk.as_ptr()).blocks as usize }
     }
 
     /// Allocates a chunk of the next size and links it into the chunk list.
     /// Never panics.
     fn new_chunk(&self) -> Result<NonNull<ChunkHeader>, Error> {
-        // Room in the chunk map first (a few bytes, kept if the chunk is
-        // refused), so that the budget's refusal is about the chunk.
+        // Room in the chunk map (or the record table) first — a few bytes,
+        // kept if the chunk is refused — so that the budget's refusal is
+        // about the chunk.
         let map = &self.fallback().chunks;
-        if let Err(e) = map.reserve_one(self.budget()) {
+        let room = if self.generations {
+            self.record_room()
+        } else {
+            map.reserve_one(self.budget())
+        };
+        if let Err(e) = room {
             self.budget().record_refusal(e);
             return Err(e);
         }
         let size = self
             .budget()
             .charge_up_to(self.next_chunk_size.get(), self.min_chunk_size)?;
-        let Some(chunk) = ChunkHeader::allocate(NonNull::from(self), size, self.chunks.get())
+        let geometry = self.geometry(size);
+        let Some(chunk) =
+            ChunkHeader::allocate(NonNull::from(self), size, self.chunks.get(), geometry)
         else {
             self.budget().credit(size);
             // The chunk's figures, not the value's: that is what was refused.
@@ -364,15 +608,93 @@ impl Pool {
             self.budget().record_refusal(e);
             return Err(e);
         };
-        map.insert(chunk.cast());
+        if self.generations {
+            self.add_record(chunk);
+        } else {
+            map.insert(chunk.cast());
+        }
         self.chunks.set(chunk.as_ptr());
         self.chunk_count.set(self.chunk_count.get() + 1);
         self.reserved.set(self.reserved.get() + size);
-        self.capacity
-            .set(self.capacity.get() + self.blocks_in(size));
+        self.capacity.set(self.capacity.get() + geometry.1);
         self.next_chunk_size
             .set(size.saturating_mul(2).min(self.max_chunk_size));
         Ok(chunk)
+    }
+
+    /// The record table, for a moment.
+    ///
+    /// # Safety
+    ///
+    /// No other reference to it may exist while the one returned is used
+    /// (see `records`).
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn records(&self) -> &mut Vec<*mut ChunkHeader> {
+        // SAFETY: the caller's guarantee; the pool is never shared between
+        // threads.
+        unsafe { &mut *self.records.get() }
+    }
+
+    /// The most records a pool can have: a slot number must fit in
+    /// [`NUMBER_BITS`].
+    fn max_records(&self) -> usize {
+        1 << (NUMBER_BITS - self.index_bits)
+    }
+
+    /// Makes sure the record table has a place for one more chunk, growing
+    /// it (charged to the budget) if every place is taken.
+    fn record_room(&self) -> Result<(), Error> {
+        // SAFETY: no other reference to the table exists during this call.
+        let records = unsafe { self.records() };
+        if records.len() < records.capacity() || records.iter().any(|r| r.is_null()) {
+            return Ok(());
+        }
+        let cap = records.capacity();
+        let oom = Error::OutOfMemory {
+            size: self.next_chunk_size.get(),
+            align: chunk::SEGMENT,
+        };
+        if cap >= self.max_records() {
+            return Err(oom);
+        }
+        let new_cap = grown(cap, self.max_records());
+        let bytes = (new_cap - cap) * size_of::<*mut ChunkHeader>();
+        self.budget().charge(bytes)?;
+        if records.try_reserve_exact(new_cap - records.len()).is_err() {
+            self.budget().credit(bytes);
+            return Err(oom);
+        }
+        // SAFETY: as above.
+        debug_assert_eq!(unsafe { self.records() }.capacity(), new_cap);
+        Ok(())
+    }
+
+    /// Gives a new chunk the first free place in the record table (there is
+    /// one: `record_room`) and starts its generations at the floor.
+    fn add_record(&self, chunk: NonNull<ChunkHeader>) {
+        // SAFETY: no other reference to the table exists during this call.
+        let records = unsafe { self.records() };
+        let record = match records.iter().position(|r| r.is_null()) {
+            Some(r) => {
+                records[r] = chunk.as_ptr();
+                r
+            }
+            None => {
+                debug_assert!(records.len() < records.capacity());
+                records.push(chunk.as_ptr());
+                records.len() - 1
+            }
+        };
+        let blocks = Pool::blocks_of(chunk);
+        // SAFETY: the chunk was just made, with room for `blocks`
+        // generations after its header; nothing else refers to it yet.
+        unsafe {
+            (*chunk.as_ptr()).record = record as u32;
+            let gens = ChunkHeader::generations(chunk);
+            for i in 0..blocks {
+                gens.add(i).write(self.floor.get());
+            }
+        }
     }
 
     /// Makes the next spare chunk, or a new one, the source of never-used
@@ -390,7 +712,7 @@ impl Pool {
                 self.spare.set(header.spare_next);
                 header.spare_next = ptr::null_mut();
                 self.spare_blocks
-                    .set(self.spare_blocks.get() - self.blocks_in(header.size));
+                    .set(self.spare_blocks.get() - header.blocks as usize);
                 spare
             }
             None => match self.new_chunk() {
@@ -402,13 +724,13 @@ impl Pool {
         // pool's to set.
         unsafe { (*chunk.as_ptr()).spare_next = self.used.get() };
         self.used.set(chunk.as_ptr());
-        // SAFETY: the chunk is live; reading its size.
-        let size = unsafe { chunk.as_ref() }.size;
-        // SAFETY: `first_offset + block_size <= size`, so the first block is
-        // inside the chunk.
+        // SAFETY: the chunk is live; reading its geometry.
+        let (first, blocks) = unsafe { ((*chunk.as_ptr()).first, (*chunk.as_ptr()).blocks) };
+        // SAFETY: `first + blocks * block_size <= size` (`Pool` invariant),
+        // so the first block is inside the chunk, or one past its end.
         self.fresh
-            .set(unsafe { chunk.as_ptr().cast::<u8>().add(self.first_offset) });
-        self.fresh_left.set(self.blocks_in(size));
+            .set(unsafe { chunk.as_ptr().cast::<u8>().add(first as usize) });
+        self.fresh_left.set(blocks as usize);
         true
     }
 
@@ -422,7 +744,7 @@ impl Pool {
             header.spare_next = self.spare.get();
             self.spare.set(chunk.as_ptr());
             self.spare_blocks
-                .set(self.spare_blocks.get() + self.blocks_in(header.size));
+                .set(self.spare_blocks.get() + header.blocks as usize);
         }
         Ok(())
     }
@@ -542,7 +864,7 @@ impl Pool {
             } else {
                 0
             };
-            if h.scratch + untouched == self.blocks_in(h.size) {
+            if h.scratch + untouched == h.blocks as usize {
                 h.scratch = usize::MAX;
             }
         }
@@ -607,20 +929,70 @@ impl Pool {
             while let Some(c) = NonNull::new(*link) {
                 let h = c.as_ptr();
                 if (*h).scratch == usize::MAX {
-                    let size = (*h).size;
+                    let (size, blocks) = ((*h).size, (*h).blocks as usize);
+                    if self.generations {
+                        self.drop_record(c);
+                    }
                     *link = ChunkHeader::release(c);
                     released += size;
                     self.chunk_count.set(self.chunk_count.get() - 1);
                     self.reserved.set(self.reserved.get() - size);
-                    self.capacity
-                        .set(self.capacity.get() - self.blocks_in(size));
+                    self.capacity.set(self.capacity.get() - blocks);
                 } else {
                     link = &raw mut (*h).next;
                 }
             }
         }
         self.budget().credit(released);
-        released + map_bytes
+        released + map_bytes + self.shrink_records()
+    }
+
+    /// Takes a chunk about to be released out of the record table, moving
+    /// the floor past its generations (rounded up to even: a slot live at a
+    /// reset keeps an odd one).
+    ///
+    /// # Safety
+    ///
+    /// `chunk` must be a live chunk of this pool, with generations.
+    unsafe fn drop_record(&self, chunk: NonNull<ChunkHeader>) {
+        let blocks = Pool::blocks_of(chunk);
+        // SAFETY: the caller's guarantee: `blocks` generations follow the
+        // header.
+        let (gens, record) = unsafe {
+            (
+                core::slice::from_raw_parts(ChunkHeader::generations(chunk).as_ptr(), blocks),
+                (*chunk.as_ptr()).record as usize,
+            )
+        };
+        self.floor
+            .set(even(floor_after(self.floor.get(), gens.iter().copied())));
+        // SAFETY: no other reference to the table exists during this call.
+        let records = unsafe { self.records() };
+        debug_assert_eq!(records[record], chunk.as_ptr());
+        records[record] = ptr::null_mut();
+    }
+
+    /// Drops the nulls at the end of the record table, and the table itself
+    /// once it is empty; returns the bytes given back.
+    fn shrink_records(&self) -> usize {
+        // SAFETY: no other reference to the table exists during this call.
+        let records = unsafe { self.records() };
+        while records.last().is_some_and(|r| r.is_null()) {
+            records.pop();
+        }
+        if !records.is_empty() || records.capacity() == 0 {
+            return 0;
+        }
+        let bytes = records.capacity() * size_of::<*mut ChunkHeader>();
+        *records = Vec::new();
+        self.budget().credit(bytes);
+        bytes
+    }
+
+    /// Bytes of the record table (its capacity).
+    pub(crate) fn metadata(&self) -> usize {
+        // SAFETY: no other reference to the table exists during this call.
+        unsafe { self.records() }.capacity() * size_of::<*mut ChunkHeader>()
     }
 
     /// Checks the pool's invariants by walking the free list: every node is
@@ -635,7 +1007,10 @@ impl Pool {
             if header.pool != NonNull::from(self) {
                 return false;
             }
-            chunks.push((c.as_ptr().addr(), header.size));
+            if header.first as usize + header.blocks as usize * self.block_size > header.size {
+                return false;
+            }
+            chunks.push((c.as_ptr().addr(), header.size, header.first as usize));
         }
         if chunks.len() != self.chunk_count.get() {
             return false;
@@ -643,10 +1018,10 @@ impl Pool {
         let mut seen = alloc::collections::BTreeSet::new();
         for n in self.free_list() {
             let addr = n.as_ptr().addr();
-            let inside = chunks.iter().any(|&(base, size)| {
-                addr >= base + self.first_offset
+            let inside = chunks.iter().any(|&(base, size, first)| {
+                addr >= base + first
                     && addr + self.block_size <= base + size
-                    && (addr - base - self.first_offset) % self.block_size == 0
+                    && (addr - base - first) % self.block_size == 0
             });
             if !inside || !seen.insert(addr) {
                 return false;
@@ -660,7 +1035,7 @@ impl Pool {
                 let h = unsafe { NonNull::new(c)?.as_ref() };
                 let here = c.addr();
                 c = h.spare_next;
-                Some((here, self.blocks_in(h.size)))
+                Some((here, h.blocks as usize))
             })
         };
         let mut on_lists = alloc::collections::BTreeSet::new();
@@ -672,11 +1047,38 @@ impl Pool {
         let mut used = list(self.used.get());
         let lists_ok = used.all(|(addr, _)| on_lists.insert(addr))
             && on_lists.len() == chunks.len()
-            && chunks.iter().all(|(base, _)| on_lists.contains(base))
+            && chunks.iter().all(|(base, _, _)| on_lists.contains(base))
             && spare_blocks == self.spare_blocks.get();
         lists_ok
             && seen.len() + self.fresh_left.get() + self.spare_blocks.get() + self.live()
                 == self.capacity.get()
+            && self.records_are_valid(&seen)
+    }
+
+    /// With generations: every chunk has its own place in the record table
+    /// and the table nothing else, with no null at its end; every free block
+    /// has an even generation.
+    fn records_are_valid(&self, free: &alloc::collections::BTreeSet<usize>) -> bool {
+        // SAFETY: no other reference to the table exists during this call.
+        let records = unsafe { self.records() };
+        if !self.generations {
+            return records.capacity() == 0;
+        }
+        let listed = records.iter().filter(|r| !r.is_null()).count();
+        if listed != self.chunk_count.get() || records.last().is_some_and(|r| r.is_null()) {
+            return false;
+        }
+        self.chunk_list().all(|c| {
+            // SAFETY: a live chunk of this pool, with `blocks` generations.
+            let (h, gens) = unsafe { (c.as_ref(), ChunkHeader::generations(c)) };
+            let base = c.as_ptr().addr() + h.first as usize;
+            records.get(h.record as usize) == Some(&c.as_ptr())
+                && (0..h.blocks as usize).all(|i| {
+                    // SAFETY: `i < blocks`.
+                    let g = unsafe { gens.add(i).read() };
+                    !free.contains(&(base + i * self.block_size)) || g % 2 == 0
+                })
+        })
     }
 
     /// Forgets every block at once and keeps every chunk as never-used
@@ -713,7 +1115,7 @@ impl Pool {
                 c = h.spare_next;
                 h.spare_next = self.spare.get();
                 self.spare_blocks
-                    .set(self.spare_blocks.get() + self.blocks_in(h.size));
+                    .set(self.spare_blocks.get() + h.blocks as usize);
             }
             self.spare.set(chunk.as_ptr());
         }
@@ -739,7 +1141,9 @@ impl Pool {
             // guarantees no block is used afterwards.
             c = unsafe { ChunkHeader::release(chunk) };
         }
-        self.budget().credit(self.reserved.get());
+        self.budget().credit(self.reserved.get() + self.metadata());
+        // SAFETY: no other reference to the table exists during this call.
+        *unsafe { self.records() } = Vec::new();
         self.free.set(ptr::null_mut());
         self.fresh.set(ptr::null_mut());
         self.fresh_left.set(0);
@@ -797,10 +1201,12 @@ fn emptied(pool: &Pool) {
     }
 }
 
-/// The pools of one manager, one per class of `C`, at a fixed heap address,
-/// plus the fallback counters for typed system allocations.
+/// The pools of one manager, two per class of `C` — one for boxes and
+/// collections, one with generations for checked blocks — at a fixed heap
+/// address, plus the fallback counters for typed system allocations.
 pub(crate) struct Pools<C: SizeClasses> {
-    /// `C::TABLE.len()` pools, from a leaked `Box<[Pool]>`.
+    /// `2 * C::TABLE.len()` pools, from a leaked `Box<[Pool]>`: the plain
+    /// ones, then those with generations, each smallest class first.
     pools: NonNull<Pool>,
     /// From a leaked `Box<Fallback>`.
     fallback: NonNull<Fallback>,
@@ -823,12 +1229,16 @@ impl<C: SizeClasses> Pools<C> {
     ) -> Self {
         // Freed after the pools (see `drop`).
         let fallback = NonNull::from(Box::leak(Box::new(Fallback::new(budget, name))));
-        let pools: Box<[Pool]> = C::TABLE
-            .sizes()
-            .iter()
-            .map(|&s| Pool::new(s, config, fallback))
+        let sizes = C::TABLE.sizes();
+        let pools: Box<[Pool]> = [false, true]
+            .into_iter()
+            .flat_map(|generations| {
+                sizes
+                    .iter()
+                    .map(move |&s| Pool::new(s, config, fallback, generations))
+            })
             .collect();
-        debug_assert_eq!(pools.len(), C::TABLE.len());
+        debug_assert_eq!(pools.len(), 2 * C::TABLE.len());
         Pools {
             pools: NonNull::from(Box::leak(pools)).cast(),
             fallback,
@@ -851,7 +1261,7 @@ impl<C: SizeClasses> Pools<C> {
     #[must_use]
     pub(crate) fn reset(&mut self) -> Option<fill::Written> {
         let mut written = None;
-        for pool in self.iter() {
+        for pool in self.all() {
             // SAFETY: `&mut self` comes from `&mut MemoryManager`, so no
             // `PoolBox`, which borrows the manager, exists; a pointer from
             // `PoolBox::into_raw` may not be used after a reset (the contract
@@ -866,7 +1276,7 @@ impl<C: SizeClasses> Pools<C> {
 
     /// Frees every chunk and typed system allocation, for drop.
     fn release(&mut self) {
-        for pool in self.iter() {
+        for pool in self.all() {
             // SAFETY: `&mut self` in drop: nothing borrows the manager, and
             // nothing of it is used again.
             unsafe { pool.release_chunks() };
@@ -889,6 +1299,19 @@ impl<C: SizeClasses> Pools<C> {
         unsafe { &*self.pools.as_ptr().add(class) }
     }
 
+    /// The pool with generations of class `class`.
+    ///
+    /// # Panics
+    ///
+    /// As [`get`](Self::get).
+    #[inline(always)]
+    pub(crate) fn checked_pool(&self, class: usize) -> &Pool {
+        assert!(class < C::TABLE.len(), "size class out of range");
+        // SAFETY: there are `2 * C::TABLE.len()` pools, alive as long as
+        // `self`; the second half have generations.
+        unsafe { &*self.pools.as_ptr().add(C::TABLE.len() + class) }
+    }
+
     /// The fallback counters.
     #[inline]
     pub(crate) fn fallback(&self) -> &Fallback {
@@ -896,16 +1319,32 @@ impl<C: SizeClasses> Pools<C> {
         unsafe { self.fallback.as_ref() }
     }
 
-    /// All pools, smallest class first.
+    /// The plain pools, smallest class first.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Pool> + '_ {
         (0..C::TABLE.len()).map(|c| self.get(c))
+    }
+
+    /// The pools with generations (for checked blocks), smallest class
+    /// first.
+    #[inline(always)]
+    pub(crate) fn checked(&self) -> &[Pool] {
+        // SAFETY: the second half of the `2 * C::TABLE.len()` pools, alive
+        // as long as `self`.
+        unsafe {
+            &*ptr::slice_from_raw_parts(self.pools.as_ptr().add(C::TABLE.len()), C::TABLE.len())
+        }
+    }
+
+    /// Every pool.
+    fn all(&self) -> impl Iterator<Item = &Pool> + '_ {
+        self.iter().chain(self.checked())
     }
 }
 
 impl<C: SizeClasses> Drop for Pools<C> {
     fn drop(&mut self) {
         self.release();
-        let slice = ptr::slice_from_raw_parts_mut(self.pools.as_ptr(), C::TABLE.len());
+        let slice = ptr::slice_from_raw_parts_mut(self.pools.as_ptr(), 2 * C::TABLE.len());
         // SAFETY: both come from `Box::leak` in `new` and are freed only here.
         unsafe {
             drop(Box::from_raw(slice));
@@ -1052,5 +1491,54 @@ mod tests {
         assert_eq!(batch(pool, 100), big[..100]);
         assert!(pool.trim() > 0 && pool.is_valid());
         assert_eq!(pool.chunk_count(), 0);
+    }
+
+    #[test]
+    fn the_inverse_turns_an_offset_into_an_index_for_every_class_size() {
+        for size in (8..=crate::MAX_CLASS_SIZE).step_by(8) {
+            let shift = size.trailing_zeros();
+            let inverse = inverse_of(size >> shift);
+            assert_eq!((size >> shift).wrapping_mul(inverse), 1, "size {size}");
+            for index in [0, 1, 2, 1000, (chunk::SEGMENT / size).max(3) - 1] {
+                assert_eq!(((index * size) >> shift).wrapping_mul(inverse), index);
+            }
+        }
+    }
+
+    #[test]
+    fn slots_name_their_blocks_until_freed_and_stay_refused_after_a_trim() {
+        let pools = Pools::<DefaultClasses>::new(SMALL, None, None);
+        for class in [0, 2, 5] {
+            let pool = pools.checked_pool(class);
+            let n = if cfg!(miri) { 200 } else { 2000 };
+            let slots: Vec<_> = (0..n).map(|_| pool.alloc_slot().unwrap()).collect();
+            assert!(pool.chunk_count() > 2 && pool.is_valid());
+            for &(block, number, generation) in &slots {
+                assert_eq!(generation % 2, 1);
+                assert_eq!(pool.find_slot(number, generation).unwrap().block, block);
+                assert!(pool.find_slot(number, generation + 2).is_none());
+            }
+            let mut numbers: Vec<_> = slots.iter().map(|s| s.1).collect();
+            numbers.sort_unstable();
+            numbers.dedup();
+            assert_eq!(numbers.len(), n, "slot numbers are distinct");
+            for &(_, number, generation) in &slots {
+                let slot = pool.find_slot(number, generation).unwrap();
+                // SAFETY: just found live; freed once.
+                unsafe { pool.free_slot(slot) };
+                assert!(pool.find_slot(number, generation).is_none());
+            }
+            assert!(pool.is_valid());
+            assert!(pool.trim() > 0);
+            assert_eq!((pool.chunk_count(), pool.metadata()), (0, 0));
+            // New chunks in the same records start past every old
+            // generation.
+            let again: Vec<_> = (0..n).map(|_| pool.alloc_slot().unwrap()).collect();
+            for &(_, number, generation) in &slots {
+                assert!(pool.find_slot(number, generation).is_none());
+            }
+            assert!(again.iter().all(|&(_, _, g)| g > 1));
+            assert!(pool.is_valid());
+        }
     }
 }
