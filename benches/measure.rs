@@ -63,9 +63,9 @@ fn pair(contender: &str, n: usize) {
             let mm = MemoryManager::new();
             for i in 0..n {
                 let b = mm.alloc_block(64).unwrap();
-                // SAFETY: live, 64 bytes, aligned to 64.
-                unsafe { b.as_ptr().cast::<P>().write(payload(i)) };
-                black_box(b.as_ptr());
+                // Checked, as slotmap's insert + index.
+                mm.write(b, 0, payload(i)).unwrap();
+                black_box(b);
                 mm.free(b).unwrap();
             }
         }
@@ -109,6 +109,22 @@ fn pair(contender: &str, n: usize) {
                 let k = s.insert(payload(i));
                 black_box(&s[k]);
                 s.remove(k);
+            }
+        }
+        // The two checked calls alone: allocate (zeroed) and free; insert
+        // (moving the value in) and remove.
+        "block-bare" => {
+            let mm = MemoryManager::new();
+            for _ in 0..n {
+                let b = mm.alloc_block(64).unwrap();
+                mm.free(black_box(b)).unwrap();
+            }
+        }
+        "slotmap-bare" => {
+            let mut s = slotmap::SlotMap::with_capacity(16);
+            for i in 0..n {
+                let k = s.insert(payload(i));
+                black_box(s.remove(black_box(k)));
             }
         }
         "bumpalo" => {

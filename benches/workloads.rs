@@ -91,9 +91,9 @@ fn pair<const W: usize>(c: &mut Criterion) {
         b.iter(|| {
             i += 1;
             let blk: Block = mm.alloc_block(W * 8).unwrap();
-            // SAFETY: the block is live and at least `W * 8` bytes, aligned to 8.
-            unsafe { blk.as_ptr().cast::<[u64; W]>().write(payload::<W>(i)) };
-            black_box(blk.as_ptr());
+            // Checked, as slotmap's insert + index.
+            mm.write(blk, 0, payload::<W>(i)).unwrap();
+            black_box(blk);
             mm.free(blk).unwrap();
         })
     });
@@ -220,8 +220,7 @@ fn batch<const W: usize>(c: &mut Criterion, order: Order) {
         b.iter(|| {
             for i in 0..BATCH {
                 let blk = mm.alloc_block(W * 8).unwrap();
-                // SAFETY: live, at least `W * 8` bytes, aligned to 8.
-                unsafe { blk.as_ptr().cast::<[u64; W]>().write(payload::<W>(i)) };
+                mm.write(blk, 0, payload::<W>(i)).unwrap();
                 held.push(blk);
             }
             black_box(&held);
@@ -334,8 +333,7 @@ fn churn<const W: usize>(c: &mut Criterion) {
             for (i, &v) in victims.iter().enumerate() {
                 mm.free(live[v]).unwrap();
                 let blk = mm.alloc_block(W * 8).unwrap();
-                // SAFETY: live, at least `W * 8` bytes, aligned to 8.
-                unsafe { blk.as_ptr().cast::<[u64; W]>().write(payload::<W>(i)) };
+                mm.write(blk, 0, payload::<W>(i)).unwrap();
                 live[v] = blk;
             }
             black_box(&live);
@@ -409,8 +407,9 @@ fn mixed(c: &mut Criterion) {
             for (&v, &s) in victims.iter().zip(&sizes) {
                 mm.free(live[v]).unwrap();
                 let blk = mm.alloc_block(s).unwrap();
+                let bytes = mm.block_ptr(blk).unwrap().cast::<u8>();
                 // SAFETY: live and at least `s` bytes.
-                unsafe { blk.as_ptr().as_ptr().write_bytes(v as u8, s) };
+                unsafe { bytes.as_ptr().write_bytes(v as u8, s) };
                 live[v] = blk;
             }
             black_box(&live);

@@ -54,7 +54,7 @@ fn main() -> Result<(), Error> {
         println!(
             "message {seq}: {:>3} payload bytes -> block of {:>3} bytes ({})",
             text.len(),
-            b.size(),
+            mm.block_size(b)?,
             if b.is_pooled() {
                 "pooled"
             } else {
@@ -75,9 +75,10 @@ fn main() -> Result<(), Error> {
 
     println!("\nwhat misuse returns:");
     let first = queue[0];
+    let (first_size, first_at) = (mm.block_size(first)?, mm.block_ptr(first)?);
     println!(
         "read past the end        -> {:?}",
-        mm.read::<u64>(first, first.size() - 4).unwrap_err()
+        mm.read::<u64>(first, first_size - 4).unwrap_err()
     );
     for b in queue.drain(..) {
         mm.free(b)?;
@@ -90,10 +91,10 @@ fn main() -> Result<(), Error> {
         "read a freed message     -> {:?}",
         decode(&mm, first).unwrap_err()
     );
-    let reused = mm.alloc_block(first.size())?;
+    let reused = mm.alloc_block(first_size)?;
     println!(
         "slot reused ({}); stale free still -> {:?}, new owner live: {}",
-        if reused.as_ptr() == first.as_ptr() {
+        if mm.block_ptr(reused)?.cast::<u8>() == first_at.cast::<u8>() {
             "same address"
         } else {
             "other address"

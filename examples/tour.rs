@@ -69,10 +69,12 @@ fn main() -> Result<(), Error> {
     // 2. Raw blocks with checked free.
     println!("\n-- Block: raw bytes, checked --");
     let b = mm.alloc_block(24)?;
+    let at = mm.block_ptr(b)?;
     println!(
-        "alloc_block(24) -> {} usable bytes at {:?}",
-        b.size(),
-        b.as_ptr()
+        "alloc_block(24) -> a {}-byte handle to {} usable bytes at {:?}",
+        size_of::<memory_mgr::Block>(),
+        mm.block_size(b)?,
+        at.cast::<u8>()
     );
     mm.write(b, 0, [1u32, 2, 3])?;
     println!(
@@ -89,7 +91,7 @@ fn main() -> Result<(), Error> {
     let reused = mm.alloc_block(24)?;
     println!(
         "the slot is handed out again ({}), and the stale handle still gets {:?}",
-        if reused.as_ptr() == b.as_ptr() {
+        if mm.block_ptr(reused)?.cast::<u8>() == at.cast::<u8>() {
             "same address"
         } else {
             "other address"

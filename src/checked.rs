@@ -195,8 +195,6 @@ impl BlockHeap {
         // SAFETY: the block is `size` bytes inside a live chunk and now ours.
         unsafe { ptr.write_bytes(0, size) };
         Ok(Block {
-            ptr,
-            len: size,
             owner: self.identity.id(),
             generation,
             slot: ((class as u32) << NUMBER_BITS) | number,
@@ -309,8 +307,6 @@ impl BlockHeap {
         inner.system_allocs += 1;
         inner.system_bytes += layout.size();
         Ok(Block {
-            ptr,
-            len: size,
             owner: self.identity.id(),
             generation,
             slot: SYSTEM_SLOT | index as u32,
@@ -320,71 +316,71 @@ impl BlockHeap {
     /// Finds the block `b` names in this heap's tables (`pools`: the pools
     /// with generations): checks that it was made by this heap since its
     /// last reset, that its slot is still in the generation it was handed
-    /// out in, and that the handle agrees with the table; returns the
-    /// address and size from the table, and for a pooled block its slot.
+    /// out in; returns the address and size from the table, and for a
+    /// pooled block its slot. Ids never repeat, so a handle with this heap's
+    /// id was made by it (its fields are private: no other code makes one).
     /// `stale` is the error for a handle whose slot has moved on.
     #[inline(always)]
     fn validate<'p>(&self, pools: &'p [Pool], b: Block, stale: Error) -> Result<Found<'p>, Error> {
         if b.owner != self.identity.id() {
             return Err(self.not_ours(b));
         }
-        let found = if b.slot & SYSTEM_SLOT != 0 {
-            let inner = self.inner.borrow();
-            // Our id: an entry the table no longer has was dropped.
-            let slot = inner
-                .system
-                .get((b.slot & !SYSTEM_SLOT) as usize)
-                .ok_or(stale)?;
-            if slot.generation != b.generation {
-                return Err(stale);
-            }
-            let ptr = slot.ptr.ok_or(Error::ForeignBlock)?;
-            Found {
-                ptr,
-                len: slot.len,
-                pooled: None,
-            }
-        } else {
-            let pool = pools
-                .get((b.slot >> NUMBER_BITS) as usize)
-                .ok_or(Error::ForeignBlock)?;
-            // Our id: a slot the pool no longer has, or whose generation
-            // moved on, was freed (and its chunk perhaps released by a trim).
-            let slot = pool
-                .find_slot(b.slot & NUMBER_MASK, b.generation)
-                .ok_or(stale)?;
-            Found {
-                ptr: slot.block,
-                len: pool.block_size(),
-                pooled: Some((pool, slot)),
-            }
+        // A system slot's class bits are 128 or more: past every class.
+        let Some(pool) = pools.get((b.slot >> NUMBER_BITS) as usize) else {
+            return self.validate_system(b, stale);
         };
-        if found.ptr != b.ptr || found.len != b.len {
-            return Err(Error::ForeignBlock);
+        // Our id: a slot the pool no longer has, or whose generation moved
+        // on, was freed (and its chunk perhaps released by a trim).
+        let slot = pool
+            .find_slot(b.slot & NUMBER_MASK, b.generation)
+            .ok_or(stale)?;
+        Ok(Found {
+            ptr: slot.block,
+            len: pool.block_size(),
+            pooled: Some((pool, slot)),
+        })
+    }
+
+    /// The system-table half of [`validate`](Self::validate), once the id
+    /// matched.
+    #[inline(never)]
+    fn validate_system<'p>(&self, b: Block, stale: Error) -> Result<Found<'p>, Error> {
+        if b.slot & SYSTEM_SLOT == 0 {
+            return Err(Error::ForeignBlock); // a class this manager lacks
         }
-        Ok(found)
+        let inner = self.inner.borrow();
+        // Our id: an entry the table no longer has was dropped.
+        let slot = inner
+            .system
+            .get((b.slot & !SYSTEM_SLOT) as usize)
+            .ok_or(stale)?;
+        if slot.generation != b.generation {
+            return Err(stale);
+        }
+        Ok(Found {
+            ptr: slot.ptr.ok_or(stale)?,
+            len: slot.len,
+            pooled: None,
+        })
     }
 
     /// Frees `b` if it is a live block of this heap (`pools`: the pools with
     /// generations).
     #[inline(always)]
     pub(crate) fn free(&self, pools: &[Pool], b: Block, budget: &Budget) -> Result<(), Error> {
-        if b.slot & SYSTEM_SLOT != 0 {
-            return self.free_system(pools, b, budget);
-        }
-        let found = self.validate(pools, b, Error::DoubleFree)?;
-        if let Some((pool, slot)) = found.pooled {
+        match self.validate(pools, b, Error::DoubleFree)?.pooled {
             // SAFETY: `validate` just found the slot live, with nothing in
             // between; the handle's owner gives the block up.
-            unsafe { pool.free_slot(slot) };
+            Some((pool, slot)) => unsafe { pool.free_slot(slot) },
+            None => self.free_system(b, budget),
         }
         Ok(())
     }
 
-    /// The system-block half of [`free`](Self::free).
+    /// The system-block half of [`free`](Self::free), once `b` is found
+    /// live.
     #[inline(never)]
-    fn free_system(&self, pools: &[Pool], b: Block, budget: &Budget) -> Result<(), Error> {
-        self.validate(pools, b, Error::DoubleFree)?;
+    fn free_system(&self, b: Block, budget: &Budget) {
         let mut inner = self.inner.borrow_mut();
         let index = (b.slot & !SYSTEM_SLOT) as usize;
         let slot = &mut inner.system[index];
@@ -402,13 +398,19 @@ impl BlockHeap {
         inner.system_live -= 1;
         inner.system_bytes -= layout.size();
         budget.credit(layout.size());
-        Ok(())
     }
 
     /// Whether `b` is a live block of this heap.
     #[inline]
     pub(crate) fn is_live(&self, pools: &[Pool], b: Block) -> bool {
         self.validate(pools, b, Error::UseAfterFree).is_ok()
+    }
+
+    /// The bytes of live block `b`, from this heap's tables.
+    #[inline]
+    pub(crate) fn bytes(&self, pools: &[Pool], b: Block) -> Result<NonNull<[u8]>, Error> {
+        let found = self.validate(pools, b, Error::UseAfterFree)?;
+        Ok(NonNull::slice_from_raw_parts(found.ptr, found.len))
     }
 
     /// Checks that `len` bytes at `offset` lie inside live block `b`, and

@@ -46,7 +46,7 @@
 //!
 //! let mm = MemoryManager::new();
 //! let b = mm.alloc_block(24)?;          // 24 bytes -> the 32-byte class, zeroed
-//! assert_eq!(b.size(), 32);
+//! assert_eq!(mm.block_size(b)?, 32);
 //! mm.write(b, 0, [1u32, 2, 3])?;        // checked, typed (bytemuck::Pod)
 //! assert_eq!(mm.read::<u32>(b, 8)?, 3);
 //! mm.free(b)?;
@@ -58,11 +58,11 @@
 //! # Ok::<(), Error>(())
 //! ```
 //!
-//! Each block slot has a generation kept outside the user's bytes; the
-//! handle carries the generation it was given, so a stale handle is caught
-//! even after its slot was handed out again, and the newer allocation is
-//! left alone. Blocks live in pools of their own, so typed boxes pay nothing
-//! for this.
+//! A `Block` is 16 bytes of plain data, like a slotmap key. Each block slot
+//! has a generation kept outside the user's bytes; the handle carries the
+//! generation it was given, so a stale handle is caught even after its slot
+//! was handed out again, and the newer allocation is left alone. Blocks
+//! live in pools of their own, so typed boxes pay nothing for this.
 //!
 //! # Size classes
 //!
@@ -82,9 +82,9 @@
 //!     const SIZES: &'static [usize] = &[16, 48, 96];
 //! }
 //! let mm = MemoryManager::<Mine>::with_classes();
-//! assert_eq!(mm.alloc_block(40)?.size(), 48);
+//! assert_eq!(mm.block_size(mm.alloc_block(40)?)?, 48);
 //! let fine = MemoryManager::<FineClasses>::with_classes();
-//! assert_eq!(fine.alloc_block(100)?.size(), 104);
+//! assert_eq!(fine.block_size(fine.alloc_block(100)?)?, 104);
 //! # Ok::<(), memory_mgr::Error>(())
 //! ```
 //!

@@ -40,7 +40,7 @@ const MIN_CHUNK: usize = 4 << 10;
 /// assert_eq!(PoolBox::into_inner(q), 7);
 ///
 /// let b: Block = mm.alloc_block(24)?; // 24 bytes -> the 32-byte class
-/// assert!(b.size() >= 24);
+/// assert!(mm.block_size(b)? >= 24);
 /// mm.free(b)?;
 /// assert!(matches!(mm.free(b), Err(Error::DoubleFree)));
 /// # drop(p);
@@ -165,7 +165,7 @@ impl MemoryManager {
     ///     .classes::<FineClasses>()
     ///     .initial_chunk_size(64 * 1024)
     ///     .build()?;
-    /// assert_eq!(mm.alloc_block(40)?.size(), 40);
+    /// assert_eq!(mm.block_size(mm.alloc_block(40)?)?, 40);
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
     #[must_use]
@@ -307,7 +307,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     /// let mm = memory_mgr::MemoryManager::new();
     /// let b = mm.alloc_block(24)?;
-    /// assert_eq!(b.size(), 32);
+    /// assert_eq!(mm.block_size(b)?, 32);
     /// assert_eq!(mm.read::<u64>(b, 0)?, 0);
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
@@ -333,7 +333,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// use memory_mgr::{Error, MemoryManager};
     /// let mm = MemoryManager::new();
     /// let b = mm.alloc_block_aligned(8, 64)?;
-    /// assert_eq!(b.as_ptr().as_ptr() as usize % 64, 0);
+    /// assert_eq!(mm.block_ptr(b)?.cast::<u8>().as_ptr() as usize % 64, 0);
     /// assert_eq!(mm.alloc_block_aligned(8, 3), Err(Error::InvalidAlignment { align: 3 }));
     /// # Ok::<(), Error>(())
     /// ```
@@ -407,6 +407,59 @@ impl<C: SizeClasses> MemoryManager<C> {
     #[inline]
     pub fn is_live(&self, block: Block) -> bool {
         self.blocks.is_live(self.pools.checked(), block)
+    }
+
+    /// The usable size of a live block in bytes: its class size for a
+    /// pooled block, the requested size for one from the system allocator.
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](Self::read): [`Error::UseAfterFree`] if the block was
+    /// freed, [`Error::FreedByReset`] if a reset freed it,
+    /// [`Error::ForeignBlock`] if it came from another manager.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let b = mm.alloc_block(24)?;
+    /// assert_eq!(mm.block_size(b)?, 32); // the 32-byte class
+    /// assert_eq!(mm.block_size(mm.alloc_block(1000)?)?, 1000);
+    /// mm.free(b)?;
+    /// assert_eq!(mm.block_size(b), Err(memory_mgr::Error::UseAfterFree));
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[inline]
+    pub fn block_size(&self, block: Block) -> Result<usize, Error> {
+        Ok(self.blocks.bytes(self.pools.checked(), block)?.len())
+    }
+
+    /// The bytes of a live block, as a raw slice pointer of
+    /// [`block_size`](Self::block_size) bytes. It stays valid until the
+    /// block is freed or the manager is dropped or reset; reading or writing
+    /// through it is `unsafe` and the caller's responsibility —
+    /// [`read`](Self::read) and [`write`](Self::write) are the checked
+    /// alternatives.
+    ///
+    /// # Errors
+    ///
+    /// As [`block_size`](Self::block_size).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let b = mm.alloc_block(64)?;
+    /// let bytes = mm.block_ptr(b)?;
+    /// assert_eq!(bytes.len(), 64);
+    /// // SAFETY: `b` is live and 64 bytes long.
+    /// unsafe { bytes.cast::<u8>().as_ptr().write_bytes(7, 64) };
+    /// assert_eq!(mm.read::<u8>(b, 63)?, 7);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[inline]
+    pub fn block_ptr(&self, block: Block) -> Result<NonNull<[u8]>, Error> {
+        self.blocks.bytes(self.pools.checked(), block)
     }
 
     /// Reads a `T` from `offset` bytes into a live block (unaligned copy).
@@ -823,7 +876,10 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[must_use]
     pub fn is_consistent(&self) -> bool {
-        self.pools.iter().chain(self.pools.checked()).all(|p| p.is_valid())
+        self.pools
+            .iter()
+            .chain(self.pools.checked())
+            .all(|p| p.is_valid())
     }
 }
 

@@ -78,8 +78,13 @@ struct ChunkHeader {
     /// Blocks in this chunk.
     blocks: u32,
     /// With slot generations: this chunk's place in its pool's record
-    /// table, and `blocks` generations follow the header (see [`Pool`]).
+    /// table; `blocks` generations follow the header (see [`Pool`]).
     record: u32,
+    /// With slot generations: how many of them are written — those of the
+    /// slots handed out since the chunk was made; the rest are not
+    /// initialised (so that a new chunk costs no more resident memory than
+    /// the blocks it hands out).
+    written: u32,
 }
 
 static_assertions::const_assert!(core::mem::size_of::<ChunkHeader>() <= HEADER_SPACE);
@@ -107,6 +112,7 @@ impl ChunkHeader {
                 first: first as u32,
                 blocks: blocks as u32,
                 record: 0,
+                written: 0,
             })
         };
         Some(base)
@@ -181,7 +187,9 @@ impl ChunkHeader {
 ///   free (from odd to the next odd for a block live at a recycle), so a
 ///   handle's generation matches its slot again only after 2^32 moves.
 ///   `records[r]` is the chunk whose `record` is `r`, or null, and every
-///   live chunk has a place there; a chunk's generations start at `floor`.
+///   live chunk has a place there. A chunk's first `written` slots (those
+///   handed out since it was made, in order) have a generation, which
+///   started at the floor of the moment; the rest have none yet.
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct Pool {
@@ -246,6 +254,8 @@ pub(crate) struct Pool {
     inverse: usize,
     /// Bits of a slot number that hold a block's index in its chunk.
     index_bits: u32,
+    /// `(1 << index_bits) - 1`.
+    index_mask: u32,
     /// With generations: the live chunks by record number, null where a
     /// chunk was released; never a null at the end. Its capacity is charged
     /// to the budget. Only this module's methods touch it, and none of them
@@ -343,11 +353,13 @@ impl Pool {
             shift,
             inverse: inverse_of(block_size >> shift),
             index_bits: 0,
+            index_mask: 0,
             records: UnsafeCell::new(Vec::new()),
             floor: Cell::new(0),
         };
         let most = pool.geometry(max_chunk_size).1;
         pool.index_bits = usize::BITS - most.saturating_sub(1).leading_zeros();
+        pool.index_mask = (1 << pool.index_bits) - 1;
         pool
     }
 
@@ -428,10 +440,39 @@ impl Pool {
     #[inline(always)]
     pub(crate) fn alloc_slot(&self) -> Option<(NonNull<u8>, u32, u32)> {
         debug_assert!(self.generations);
+        if self.free.get().is_null() {
+            return self.alloc_slot_fresh();
+        }
         let block = self.alloc()?;
-        // SAFETY: `block` was just handed out by this pool, so it is a block
-        // boundary inside a live chunk of it, whose generations follow the
-        // header (`Pool` invariant); `index < blocks`.
+        // SAFETY: a block from the free list, just handed out.
+        Some(unsafe { self.mark_live(block, false) })
+    }
+
+    /// The other half of [`alloc_slot`](Self::alloc_slot), as
+    /// [`alloc_fresh`](Self::alloc_fresh) is of [`alloc`](Self::alloc).
+    #[cold]
+    #[inline(always)]
+    fn alloc_slot_fresh(&self) -> Option<(NonNull<u8>, u32, u32)> {
+        let block = self.alloc_fresh()?;
+        // SAFETY: a block from the bump, just handed out.
+        Some(unsafe { self.mark_live(block, true) })
+    }
+
+    /// Moves the slot of `block` to its next odd generation, writing it
+    /// first if the slot has none yet; returns (address, slot number,
+    /// generation).
+    ///
+    /// # Safety
+    ///
+    /// `block` must have just been handed out by this pool, a pool with
+    /// generations; `bumped` says whether it came from the bump (only the
+    /// bump reaches a slot without a generation).
+    #[inline(always)]
+    unsafe fn mark_live(&self, block: NonNull<u8>, bumped: bool) -> (NonNull<u8>, u32, u32) {
+        // SAFETY: `block` is a block boundary inside a live chunk of this
+        // pool, whose generations follow the header (`Pool` invariant), so
+        // `index < blocks`; the slots are first handed out in order (by the
+        // bump), so an unwritten one is the next after the written ones.
         unsafe {
             let chunk = ChunkHeader::of(block);
             let (first, record) = ((*chunk.as_ptr()).first, (*chunk.as_ptr()).record);
@@ -439,13 +480,21 @@ impl Pool {
             let index = (offset >> self.shift).wrapping_mul(self.inverse);
             debug_assert!(index < Pool::blocks_of(chunk));
             let g = ChunkHeader::generations(chunk).add(index);
-            let generation = g.read().wrapping_add(1) | 1;
+            let written = &raw mut (*chunk.as_ptr()).written;
+            let old = if !bumped || index < *written as usize {
+                g.read()
+            } else {
+                debug_assert_eq!(index, *written as usize);
+                *written += 1;
+                self.floor.get()
+            };
+            let generation = old.wrapping_add(1) | 1;
             g.write(generation);
-            Some((
+            (
                 block,
                 (record << self.index_bits) | index as u32,
                 generation,
-            ))
+            )
         }
     }
 
@@ -455,26 +504,29 @@ impl Pool {
     #[inline(always)]
     pub(crate) fn find_slot(&self, number: u32, generation: u32) -> Option<Slot> {
         let record = (number >> self.index_bits) as usize;
-        let index = (number & ((1 << self.index_bits) - 1)) as usize;
+        let index = (number & self.index_mask) as usize;
         // SAFETY: no other reference to the table exists during this call.
         let chunk = NonNull::new(*unsafe { self.records() }.get(record)?)?;
         // SAFETY: the record table holds live chunks of this pool, with
-        // `blocks` generations after the header (`Pool` invariant), and
-        // block `index < blocks` inside the chunk.
+        // `written <= blocks` generations written after the header (`Pool`
+        // invariant); block `index < written` is inside the chunk.
         unsafe {
-            if index >= Pool::blocks_of(chunk) {
-                return None;
+            if index >= (*chunk.as_ptr()).written as usize {
+                return None; // never handed out
             }
             let g = ChunkHeader::generations(chunk).add(index);
-            // A handle's generation is odd; a slot's is odd only while
-            // live (or live at a reset, which the caller's id check rules
-            // out), so a match means the block is live.
-            if g.read() != generation || generation & 1 == 0 {
+            // A handle's generation is odd (`alloc_slot` makes them); a
+            // slot's is odd only while live (or live at a reset, which the
+            // caller's id check rules out), so a match means the block is
+            // live.
+            debug_assert!(generation & 1 == 1, "a handle with a free generation");
+            if g.read() != generation {
                 return None;
             }
             let offset = (*chunk.as_ptr()).first as usize + index * self.block_size;
             Some(Slot {
-                block: chunk.cast::<u8>().add(offset),
+                // Not null: inside the chunk.
+                block: NonNull::new_unchecked(chunk.as_ptr().cast::<u8>().add(offset)),
                 generation: g,
             })
         }
@@ -685,16 +737,9 @@ impl Pool {
                 records.len() - 1
             }
         };
-        let blocks = Pool::blocks_of(chunk);
-        // SAFETY: the chunk was just made, with room for `blocks`
-        // generations after its header; nothing else refers to it yet.
-        unsafe {
-            (*chunk.as_ptr()).record = record as u32;
-            let gens = ChunkHeader::generations(chunk);
-            for i in 0..blocks {
-                gens.add(i).write(self.floor.get());
-            }
-        }
+        // SAFETY: the chunk was just made; nothing else refers to it yet.
+        // (Its generations start at the floor as it hands out its slots.)
+        unsafe { (*chunk.as_ptr()).record = record as u32 };
     }
 
     /// Makes the next spare chunk, or a new one, the source of never-used
@@ -955,12 +1000,13 @@ impl Pool {
     ///
     /// `chunk` must be a live chunk of this pool, with generations.
     unsafe fn drop_record(&self, chunk: NonNull<ChunkHeader>) {
-        let blocks = Pool::blocks_of(chunk);
-        // SAFETY: the caller's guarantee: `blocks` generations follow the
-        // header.
+        // SAFETY: the caller's guarantee: a live chunk's header.
+        let written = unsafe { (*chunk.as_ptr()).written as usize };
+        // SAFETY: `written` generations follow the header (`Pool`
+        // invariant), and nothing writes them while this slice lives.
         let (gens, record) = unsafe {
             (
-                core::slice::from_raw_parts(ChunkHeader::generations(chunk).as_ptr(), blocks),
+                core::slice::from_raw_parts(ChunkHeader::generations(chunk).as_ptr(), written),
                 (*chunk.as_ptr()).record as usize,
             )
         };
@@ -1073,7 +1119,8 @@ impl Pool {
             let (h, gens) = unsafe { (c.as_ref(), ChunkHeader::generations(c)) };
             let base = c.as_ptr().addr() + h.first as usize;
             records.get(h.record as usize) == Some(&c.as_ptr())
-                && (0..h.blocks as usize).all(|i| {
+                && h.written <= h.blocks
+                && (0..h.written as usize).all(|i| {
                     // SAFETY: `i < blocks`.
                     let g = unsafe { gens.add(i).read() };
                     !free.contains(&(base + i * self.block_size)) || g % 2 == 0

@@ -76,7 +76,7 @@ const NONE: u8 = u8::MAX;
 ///
 /// let mm = MemoryManager::<Tight>::with_classes();
 /// let b = mm.alloc_block(33)?;
-/// assert_eq!(b.size(), 40);
+/// assert_eq!(mm.block_size(b)?, 40);
 /// # Ok::<(), memory_mgr::Error>(())
 /// ```
 ///
@@ -132,7 +132,7 @@ impl SizeClasses for DefaultClasses {
 /// use memory_mgr::{FineClasses, MemoryManager, SizeClasses};
 /// assert_eq!(FineClasses::TABLE.class_size_for(100), Some(104));
 /// let mm = MemoryManager::<FineClasses>::with_classes();
-/// assert_eq!(mm.alloc_block(24)?.size(), 24);
+/// assert_eq!(mm.block_size(mm.alloc_block(24)?)?, 24);
 /// # Ok::<(), memory_mgr::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -165,7 +165,7 @@ impl SizeClasses for FineClasses {
 /// let mm = MemoryManager::<WideClasses>::with_classes();
 /// let b = mm.alloc_block(5000)?;
 /// assert!(b.is_pooled());
-/// assert_eq!(b.size(), 5120);
+/// assert_eq!(mm.block_size(b)?, 5120);
 /// # Ok::<(), memory_mgr::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]

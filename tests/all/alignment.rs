@@ -17,7 +17,11 @@ fn blocks_of_every_class_are_naturally_aligned() {
             .collect();
         for b in &blocks {
             let align = if PASS_THROUGH { 8 } else { natural_align(size) };
-            assert_eq!(b.as_ptr().as_ptr() as usize % align, 0, "class {size}");
+            assert_eq!(
+                mm.block_ptr(*b).unwrap().cast::<u8>().as_ptr() as usize % align,
+                0,
+                "class {size}"
+            );
         }
         for b in blocks {
             mm.free(b).unwrap();
@@ -27,7 +31,11 @@ fn blocks_of_every_class_are_naturally_aligned() {
     for &size in FineClasses::SIZES {
         let b = fine.alloc_block(size).unwrap();
         let align = if PASS_THROUGH { 8 } else { natural_align(size) };
-        assert_eq!(b.as_ptr().as_ptr() as usize % align, 0, "fine class {size}");
+        assert_eq!(
+            fine.block_ptr(b).unwrap().cast::<u8>().as_ptr() as usize % align,
+            0,
+            "fine class {size}"
+        );
         fine.free(b).unwrap();
     }
 }
@@ -76,8 +84,12 @@ fn aligned_blocks_take_a_class_that_can_honour_them() {
     let mm = MemoryManager::new();
     for align in [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096] {
         let b = mm.alloc_block_aligned(8, align).unwrap();
-        assert_eq!(b.as_ptr().as_ptr() as usize % align, 0, "align {align}");
-        assert!(b.size() >= 8);
+        assert_eq!(
+            mm.block_ptr(b).unwrap().cast::<u8>().as_ptr() as usize % align,
+            0,
+            "align {align}"
+        );
+        assert!(mm.block_size(b).unwrap() >= 8);
         mm.free(b).unwrap();
     }
     assert_eq!(mm.stats().live(), 0);

@@ -136,9 +136,10 @@ fn assert_still_works<C: SizeClasses>(mm: &MemoryManager<C>) {
         assert_eq!(b[3], i as u64);
         let size = (i * 37) % 1100;
         let blk = mm.alloc_block(size).expect("alloc_block after an error");
-        assert!(blk.size() >= size);
-        if blk.size() > 0 {
-            mm.write(blk, blk.size() - 1, i as u8).unwrap();
+        assert!(mm.block_size(blk).unwrap() >= size);
+        if mm.block_size(blk).unwrap() > 0 {
+            mm.write(blk, mm.block_size(blk).unwrap() - 1, i as u8)
+                .unwrap();
         }
         mm.free(blk).unwrap();
     }

@@ -23,11 +23,13 @@ fn stale_free_after_reuse_leaves_the_new_owner_alone() {
     let mm = MemoryManager::new();
     for size in [16, 700] {
         let old = mm.alloc_block(size).unwrap();
+        let old_ptr = mm.block_ptr(old).unwrap();
         mm.free(old).unwrap();
         let new = mm.alloc_block(size).unwrap();
         if old.is_pooled() {
             // The slot was reused: same address, newer generation.
-            assert_eq!(new.as_ptr(), old.as_ptr());
+            assert_eq!(mm.block_ptr(new), Ok(old_ptr));
+            assert_ne!(new, old);
         }
         mm.write(new, 0, 0x5555_u16).unwrap();
         assert_eq!(mm.free(old), Err(Error::DoubleFree));
@@ -36,7 +38,7 @@ fn stale_free_after_reuse_leaves_the_new_owner_alone() {
         assert_eq!(mm.read::<u16>(old, 0), Err(Error::UseAfterFree));
         // The next allocation does not hand out `new`'s block again.
         let other = mm.alloc_block(size).unwrap();
-        assert_ne!(other.as_ptr(), new.as_ptr());
+        assert_ne!(mm.block_ptr(other).unwrap(), mm.block_ptr(new).unwrap());
         mm.free(new).unwrap();
         mm.free(other).unwrap();
     }

@@ -96,8 +96,8 @@ pub fn run(ops: &[Op]) {
             }
             Op::AllocBlock(size) => {
                 let b = mm.alloc_block(size).unwrap();
-                assert!(b.size() >= size);
-                let mut bytes = vec![0u8; b.size()];
+                assert!(mm.block_size(b).unwrap() >= size);
+                let mut bytes = vec![0u8; mm.block_size(b).unwrap()];
                 mm.read_bytes(b, 0, &mut bytes).unwrap();
                 assert!(bytes.iter().all(|&x| x == 0), "fresh block not zeroed");
                 blocks.push((b, bytes));
@@ -119,14 +119,14 @@ pub fn run(ops: &[Op]) {
                 let k = i % blocks.len();
                 let (b, bytes) = &mut blocks[k];
                 let len = 1 + (offset >> 20) % 16;
-                let offset = offset % (b.size() + 8);
+                let offset = offset % (mm.block_size(*b).unwrap() + 8);
                 // Four-byte writes go through the typed API, the rest as bytes.
                 let r = if len == 4 {
                     mm.write(*b, offset, u32::from_ne_bytes([tag; 4]))
                 } else {
                     mm.write_bytes(*b, offset, &vec![tag; len])
                 };
-                if offset + len <= b.size() {
+                if offset + len <= mm.block_size(*b).unwrap() {
                     assert_eq!(r, Ok(()));
                     bytes[offset..offset + len].fill(tag);
                 } else {
@@ -135,7 +135,7 @@ pub fn run(ops: &[Op]) {
                         Err(Error::OutOfBounds {
                             offset,
                             len,
-                            size: b.size()
+                            size: mm.block_size(*b).unwrap()
                         })
                     );
                 }
@@ -181,11 +181,12 @@ fn check(mm: &MemoryManager, boxes: &[(LiveBox<'_>, u8)], blocks: &[(Block, Vec<
     let mut ranges: Vec<(usize, usize)> = boxes
         .iter()
         .map(|(b, _)| b.range())
-        .chain(
-            blocks
-                .iter()
-                .map(|(b, _)| (b.as_ptr().as_ptr() as usize, b.size())),
-        )
+        .chain(blocks.iter().map(|(b, _)| {
+            (
+                mm.block_ptr(*b).unwrap().cast::<u8>().as_ptr() as usize,
+                mm.block_size(*b).unwrap(),
+            )
+        }))
         .filter(|&(_, len)| len > 0)
         .collect();
     ranges.sort_unstable();
@@ -196,7 +197,7 @@ fn check(mm: &MemoryManager, boxes: &[(LiveBox<'_>, u8)], blocks: &[(Block, Vec<
         assert!(b.holds(*tag), "a live box changed");
     }
     for (b, bytes) in blocks {
-        let mut now = vec![0u8; b.size()];
+        let mut now = vec![0u8; mm.block_size(*b).unwrap()];
         mm.read_bytes(*b, 0, &mut now).unwrap();
         assert_eq!(&now, bytes, "a live block changed");
     }
@@ -214,23 +215,26 @@ fn check(mm: &MemoryManager, boxes: &[(LiveBox<'_>, u8)], blocks: &[(Block, Vec<
     for c in &s.classes {
         let model = blocks
             .iter()
-            .filter(|(b, _)| b.is_pooled() && b.size() == c.block_size)
+            .filter(|(b, _)| b.is_pooled() && mm.block_size(*b).unwrap() == c.block_size)
             .count();
         assert_eq!(c.live_blocks, model, "class {} live blocks", c.block_size);
     }
     let system_bytes: usize = blocks
         .iter()
         .filter(|(b, _)| !b.is_pooled())
-        .map(|(b, _)| b.size())
+        .map(|(b, _)| mm.block_size(*b).unwrap())
         .sum();
     assert!(
         s.system.bytes >= system_bytes,
         "system bytes below the live blocks' sizes"
     );
     // Typed reads see the same bytes as byte reads.
-    for (b, bytes) in blocks.iter().filter(|(b, _)| b.size() >= 8) {
-        let word: [u8; 8] = mm.read(*b, b.size() - 8).unwrap();
-        assert_eq!(&word[..], &bytes[b.size() - 8..]);
+    for (b, bytes) in blocks
+        .iter()
+        .filter(|(b, _)| mm.block_size(*b).unwrap() >= 8)
+    {
+        let word: [u8; 8] = mm.read(*b, mm.block_size(*b).unwrap() - 8).unwrap();
+        assert_eq!(&word[..], &bytes[mm.block_size(*b).unwrap() - 8..]);
     }
 }
 

@@ -532,9 +532,10 @@ mod debug_fill {
         assert!(text.contains("byte 20 is 0x07"), "{text}");
 
         let b = mm.alloc_block(40).unwrap();
+        let p = mm.block_ptr(b).unwrap().cast::<u8>();
         mm.free(b).unwrap();
         // SAFETY: as above, through a freed block's address.
-        unsafe { b.as_ptr().as_ptr().add(9).write(1) };
+        unsafe { p.as_ptr().add(9).write(1) };
         let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mm.alloc_block(40)))
             .unwrap_err();
         let text = e.downcast_ref::<String>().unwrap();

@@ -14,8 +14,11 @@ fn every_wide_class_serves_aligned_blocks() {
             let b = mm.alloc_block(size).unwrap();
             assert_eq!(b.is_pooled(), !PASS_THROUGH);
             if !PASS_THROUGH {
-                assert_eq!(b.size(), size);
-                assert_eq!(b.as_ptr().as_ptr() as usize % natural_align(size), 0);
+                assert_eq!(mm.block_size(b).unwrap(), size);
+                assert_eq!(
+                    mm.block_ptr(b).unwrap().cast::<u8>().as_ptr() as usize % natural_align(size),
+                    0
+                );
             }
             mm.write(b, size - 8, u64::MAX).unwrap();
             assert_eq!(mm.read::<u64>(b, size - 8), Ok(u64::MAX));
