@@ -49,11 +49,11 @@ pub struct Block {
 
 static_assertions::const_assert!(core::mem::size_of::<Block>() == 16);
 
-/// Bits of a pooled handle's slot that number a block within its class
-/// (`chunk << index_bits | index`); the 7 bits above hold the class (up to
-/// [`MAX_CLASSES`](crate::MAX_CLASSES) = 128) and the top bit marks the
-/// system table. A class can thus have up to 2^24 blocks (16 Mi) in its
-/// chunk records at once.
+/// Bits of a pooled handle's slot that number a block within its class's
+/// pool (`record << index_bits | index`); the 7 bits above hold the class
+/// (up to [`MAX_CLASSES`](crate::MAX_CLASSES) = 128) and the top bit marks
+/// the system table. A class's checked pool can thus have up to 2^24 slots
+/// (16 Mi) in its chunks at once.
 pub(crate) const NUMBER_BITS: u32 = 24;
 
 static_assertions::const_assert!(crate::MAX_CLASSES <= 1 << (31 - NUMBER_BITS));

@@ -632,6 +632,7 @@ impl<C: SizeClasses> MemoryManager<C> {
                 frees: fallback.allocs.get() - fallback.live.get() + checked.system_allocs
                     - checked.system_live,
                 bytes: fallback.bytes.get() + checked.system_bytes,
+                cached_bytes: fallback.cached_bytes(),
                 metadata_bytes: checked.system_metadata + fallback.table_bytes(),
             },
             budget: budget.limit(),
@@ -748,7 +749,7 @@ impl<C: SizeClasses> MemoryManager<C> {
             .chain(self.pools.checked())
             .map(|p| p.trim())
             .sum();
-        pooled + self.blocks.trim(budget)
+        pooled + self.blocks.trim(budget) + crate::system::trim_cache(self.pools.fallback())
     }
 
     /// Frees everything at once, in O(chunks), and keeps the memory: every

@@ -137,6 +137,11 @@ pub struct SystemStats {
     /// Bytes asked of the system allocator for them, their records
     /// included.
     pub bytes: usize,
+    /// Bytes of freed allocations kept for reuse by the next allocation of
+    /// the same layout (at most 1 MiB, each at most 64 KiB; none in
+    /// pass-through mode or with a budget). [`trim`](crate::MemoryManager::trim) and
+    /// [`reset`](crate::MemoryManager::reset) give them back.
+    pub cached_bytes: usize,
     /// Bytes of the manager-wide side tables: the checked blocks' table of
     /// system allocations (reused; released by a trim when no system block is
     /// live, and by a reset), the map of chunks by address and the registry
@@ -185,6 +190,7 @@ impl Stats {
             .map(|c| c.reserved_bytes + c.metadata_bytes)
             .sum::<usize>()
             + self.system.bytes
+            + self.system.cached_bytes
             + self.system.metadata_bytes
     }
 

@@ -11,6 +11,12 @@
 //! manager's [`Fallback`] counters, so a `PoolBox` of one word can find them
 //! when it is dropped or cloned (its layout, known to the box, says where
 //! the footer is).
+//!
+//! A freed one is kept for reuse in a small cache (see [`Cache`]), as the
+//! pools keep their free blocks: the next allocation of the same layout
+//! takes it back without a call to the system allocator, and without
+//! touching the list every allocation is on. A trim or a reset gives the
+//! cache back.
 
 use alloc::vec::Vec;
 use core::alloc::Layout;
@@ -86,6 +92,8 @@ pub(crate) struct Fallback {
     pub(crate) chunks: ChunkMap,
     /// The manager's name, for messages (see `Builder::name`).
     pub(crate) name: Option<&'static str>,
+    /// Freed allocations kept for reuse.
+    cache: Cache,
     /// The footers of the allocations made through the `Allocator`
     /// implementation, by value address: how a pointer handed back there,
     /// whose provenance may cover only the value, is turned into one of the
@@ -105,8 +113,19 @@ impl Fallback {
             budget: Budget::new(budget),
             chunks: ChunkMap::default(),
             name,
+            cache: Cache {
+                buckets: Default::default(),
+                bytes: Cell::new(0),
+                max: if budget.is_some() { 0 } else { CACHE_MAX },
+            },
             registry: RefCell::new(Registry::default()),
         }
+    }
+
+    /// Bytes of the freed allocations kept for reuse (still charged to the
+    /// budget).
+    pub(crate) fn cached_bytes(&self) -> usize {
+        self.cache.bytes.get()
     }
 
     /// Bytes of the manager-wide side tables: the chunk map and the registry.
@@ -261,6 +280,122 @@ struct Footer {
     next: *mut Footer,
     /// Layout of the whole allocation, footer included.
     full: Layout,
+    /// While the allocation is in the cache: the next one in its bucket.
+    cache_next: *mut Footer,
+}
+
+/// Freed allocations kept for reuse: [`BUCKETS`] stacks, each of
+/// allocations of one full layout, found by a hash of the layout's size (a
+/// constant for a typed value). A freed allocation stays on its fallback's
+/// list, so taking it back or keeping it touches no neighbour: the cost of
+/// the large path is a pop or a push. Bounded: an allocation of at most
+/// [`ENTRY_MAX`] bytes is kept if the cache stays within [`CACHE_MAX`]
+/// bytes and its bucket is empty or holds its layout; any other goes back to
+/// the system at once. Off in pass-through mode, which must show every
+/// allocation and free to the tools that watch the system allocator, and in
+/// a manager with a budget, where a kept allocation would count against the
+/// budget and could refuse a request that fits.
+#[derive(Debug)]
+struct Cache {
+    buckets: [Bucket; BUCKETS],
+    /// Bytes kept (full sizes).
+    bytes: Cell<usize>,
+    /// The most bytes kept: [`CACHE_MAX`], or 0 when off.
+    max: usize,
+}
+
+/// One stack of a [`Cache`].
+#[derive(Debug)]
+struct Bucket {
+    /// The full layout of the allocations on the stack (any, when empty).
+    layout: Cell<Layout>,
+    /// The top of the stack, linked through `Footer::cache_next`, or null.
+    head: Cell<*mut Footer>,
+}
+
+impl Default for Bucket {
+    fn default() -> Self {
+        Bucket {
+            layout: Cell::new(Layout::new::<()>()),
+            head: Cell::new(ptr::null_mut()),
+        }
+    }
+}
+
+/// Stacks in a [`Cache`].
+const BUCKETS: usize = 8;
+
+/// The largest allocation the cache keeps (full size). Larger ones are
+/// rarer and cost the system allocator a page mapping anyway.
+const ENTRY_MAX: usize = 64 << 10;
+
+/// The most bytes the cache keeps.
+const CACHE_MAX: usize = if cfg!(feature = "pass-through") {
+    0
+} else {
+    1 << 20
+};
+
+/// The bucket of allocations whose full layout is `full`.
+#[inline(always)]
+fn bucket_of(full: Layout) -> usize {
+    ((full.size() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 61) as usize % BUCKETS
+}
+
+impl Cache {
+    /// Takes a kept allocation of full layout `full` whose footer is
+    /// `offset` bytes in, if there is one, and counts it live again.
+    #[inline(always)]
+    fn take(&self, fallback: &Fallback, full: Layout, offset: usize) -> Option<NonNull<u8>> {
+        let bucket = &self.buckets[bucket_of(full)];
+        let footer = NonNull::new(bucket.head.get())?;
+        if bucket.layout.get() != full {
+            return None;
+        }
+        // SAFETY: a footer on a stack is that of a live allocation of
+        // `full`, kept here, whose value is `offset` bytes before it.
+        let value = unsafe {
+            bucket.head.set((*footer.as_ptr()).cache_next);
+            footer.cast::<u8>().sub(offset)
+        };
+        self.bytes.set(self.bytes.get() - full.size());
+        fallback.count_alloc(full);
+        // SAFETY: the value's bytes are ours again, filled when it was kept
+        // (`debug-fill` only).
+        unsafe { crate::fill::check_freed(value, offset) };
+        Some(value)
+    }
+
+    /// Keeps the allocation of `footer` (full layout `full`, value `offset`
+    /// bytes before it) for reuse if it fits; `false` if it does not, and
+    /// then nothing changed.
+    ///
+    /// # Safety
+    ///
+    /// `footer` must be the footer of a live allocation of `fallback`, given
+    /// up by its owner.
+    #[inline(always)]
+    unsafe fn keep(&self, footer: NonNull<Footer>, full: Layout, offset: usize) -> bool {
+        let size = full.size();
+        let bucket = &self.buckets[bucket_of(full)];
+        let head = bucket.head.get();
+        if size > ENTRY_MAX
+            || self.bytes.get() + size > self.max
+            || (!head.is_null() && bucket.layout.get() != full)
+        {
+            return false;
+        }
+        // SAFETY: the caller's guarantee: a live footer of an allocation no
+        // one uses now; its value lies `offset` bytes before it.
+        unsafe {
+            (*footer.as_ptr()).cache_next = head;
+            crate::fill::freed(footer.cast::<u8>().sub(offset), offset);
+        }
+        bucket.head.set(footer.as_ptr());
+        bucket.layout.set(full);
+        self.bytes.set(self.bytes.get() + size);
+        true
+    }
 }
 
 /// Offset of the footer after a value of `layout`: its size rounded up to
@@ -307,7 +442,29 @@ unsafe fn footer_of(value: NonNull<u8>, layout: Layout) -> NonNull<Footer> {
 /// value it is a constant; the rest is out of line.
 #[inline(always)]
 pub(crate) fn alloc_typed(fallback: &Fallback, layout: Layout) -> Result<NonNull<u8>, Error> {
-    alloc_with_footer(fallback, with_footer(layout)?, footer_offset(layout))
+    let (full, offset) = (with_footer(layout)?, footer_offset(layout));
+    match fallback.cache.take(fallback, full, offset) {
+        Some(value) => Ok(value),
+        None => alloc_with_footer(fallback, full, offset),
+    }
+}
+
+impl Fallback {
+    /// Counts an allocation of full layout `full` handed out.
+    #[inline(always)]
+    fn count_alloc(&self, full: Layout) {
+        self.live.set(self.live.get() + 1);
+        self.peak.set(self.peak.get().max(self.live.get()));
+        self.allocs.set(self.allocs.get() + 1);
+        self.bytes.set(self.bytes.get() + full.size());
+    }
+
+    /// Counts an allocation of full layout `full` given back.
+    #[inline(always)]
+    fn count_free(&self, full: Layout) {
+        self.live.set(self.live.get() - 1);
+        self.bytes.set(self.bytes.get() - full.size());
+    }
 }
 
 /// [`alloc_typed`] for the full layout `full` of a value whose footer is
@@ -339,18 +496,14 @@ fn alloc_with_footer(
             prev: ptr::null_mut(),
             next,
             full,
+            cache_next: ptr::null_mut(),
         });
         if let Some(next) = NonNull::new(next) {
             (*next.as_ptr()).prev = footer.as_ptr();
         }
     }
     fallback.head.set(footer.as_ptr());
-    fallback.live.set(fallback.live.get() + 1);
-    fallback
-        .peak
-        .set(fallback.peak.get().max(fallback.live.get()));
-    fallback.allocs.set(fallback.allocs.get() + 1);
-    fallback.bytes.set(fallback.bytes.get() + full.size());
+    fallback.count_alloc(full);
     Ok(value)
 }
 
@@ -367,12 +520,12 @@ pub(crate) unsafe fn fallback_of<'a>(value: NonNull<u8>, layout: Layout) -> &'a 
     unsafe { &*(*footer_of(value, layout).as_ptr()).fallback }
 }
 
-/// Unlinks a footer and frees its allocation.
+/// Unlinks a footer and frees its allocation (the caller counts it).
 ///
 /// # Safety
 ///
-/// `footer` must be the footer of a live allocation of `alloc_typed` for
-/// `fallback`.
+/// `footer` must be the footer of a live or kept allocation of
+/// `alloc_typed` for `fallback`, and not in the cache.
 unsafe fn unlink_and_free(fallback: &Fallback, footer: NonNull<Footer>) {
     // SAFETY:
     // 1. The caller guarantees a live footer; its neighbours on the list are
@@ -392,8 +545,6 @@ unsafe fn unlink_and_free(fallback: &Fallback, footer: NonNull<Footer>) {
         if let Some(n) = NonNull::new(next) {
             (*n.as_ptr()).prev = prev;
         }
-        fallback.live.set(fallback.live.get() - 1);
-        fallback.bytes.set(fallback.bytes.get() - full.size());
         fallback.budget.credit(full.size());
         let base = footer
             .cast::<u8>()
@@ -408,11 +559,43 @@ unsafe fn unlink_and_free(fallback: &Fallback, footer: NonNull<Footer>) {
 ///
 /// `value` must come from [`alloc_typed`] for `layout` and not have been
 /// freed, and its manager must still be alive.
-#[inline(never)]
+#[inline(always)]
 pub(crate) unsafe fn free_typed(value: NonNull<u8>, layout: Layout) {
     // SAFETY: the caller guarantees a live allocation of `layout` of a live
     // manager.
-    unsafe { unlink_and_free(fallback_of(value, layout), footer_of(value, layout)) }
+    unsafe { release(fallback_of(value, layout), footer_of(value, layout), layout) }
+}
+
+/// Gives up a live allocation of `fallback` for a value of `layout`: kept in
+/// the cache, or freed.
+///
+/// # Safety
+///
+/// `footer` must be the footer of a live allocation of `alloc_typed` for
+/// `fallback` and `layout`, not used afterwards.
+#[inline(always)]
+unsafe fn release(fallback: &Fallback, footer: NonNull<Footer>, layout: Layout) {
+    // `with_footer` succeeded for this layout when it was allocated.
+    let Ok(full) = with_footer(layout) else {
+        return;
+    };
+    fallback.count_free(full);
+    // SAFETY: the caller's guarantee.
+    if !unsafe { fallback.cache.keep(footer, full, footer_offset(layout)) } {
+        // SAFETY: as above; not in the cache.
+        unsafe { free_now(fallback, footer) };
+    }
+}
+
+/// [`unlink_and_free`], out of line.
+///
+/// # Safety
+///
+/// As [`unlink_and_free`].
+#[inline(never)]
+unsafe fn free_now(fallback: &Fallback, footer: NonNull<Footer>) {
+    // SAFETY: the caller's guarantee.
+    unsafe { unlink_and_free(fallback, footer) }
 }
 
 /// Like [`alloc_typed`], and records the allocation in the registry, for
@@ -458,8 +641,32 @@ pub(crate) unsafe fn free_registered(fallback: &Fallback, value: NonNull<u8>) {
     if let Some(footer) = footer {
         // SAFETY: a registered footer is that of a live allocation of
         // `alloc_typed` for `fallback` (caller); it leaves the registry here.
-        unsafe { unlink_and_free(fallback, footer) };
+        // Its value is `footer_offset` of its layout before it: the full
+        // size less the footer, so the value's layout is that size at the
+        // full alignment.
+        unsafe {
+            let full = (*footer.as_ptr()).full;
+            let offset = footer.addr().get() - value.addr().get();
+            let layout = Layout::from_size_align_unchecked(offset, full.align());
+            debug_assert_eq!(with_footer(layout).ok(), Some(full));
+            release(fallback, footer, layout);
+        }
     }
+}
+
+/// Frees every allocation kept in `fallback`'s cache; returns the bytes.
+pub(crate) fn trim_cache(fallback: &Fallback) -> usize {
+    for bucket in &fallback.cache.buckets {
+        while let Some(footer) = NonNull::new(bucket.head.get()) {
+            // SAFETY: a footer on a stack is that of a kept allocation of
+            // this fallback, used by no one; it leaves the stack first.
+            unsafe {
+                bucket.head.set((*footer.as_ptr()).cache_next);
+                unlink_and_free(fallback, footer);
+            }
+        }
+    }
+    fallback.cache.bytes.replace(0)
 }
 
 /// Frees every allocation still recorded in `fallback`.
@@ -468,10 +675,14 @@ pub(crate) unsafe fn free_registered(fallback: &Fallback, value: NonNull<u8>) {
 ///
 /// None of them may be used afterwards.
 pub(crate) unsafe fn free_all(fallback: &Fallback) {
+    trim_cache(fallback);
     while let Some(footer) = NonNull::new(fallback.head.get()) {
-        // SAFETY: the list holds only live footers of this fallback; the
-        // caller guarantees none is used again.
-        unsafe { unlink_and_free(fallback, footer) };
+        // SAFETY: the list holds only live footers of this fallback (the
+        // cache is empty); the caller guarantees none is used again.
+        unsafe {
+            fallback.count_free((*footer.as_ptr()).full);
+            unlink_and_free(fallback, footer);
+        }
     }
     let bytes = fallback.registry.borrow_mut().clear();
     fallback.budget.credit(bytes);

@@ -61,3 +61,94 @@ fn large_blocks_are_checked_like_pooled_ones() {
     mm.free(c).unwrap();
     assert_eq!(mm.stats().live(), 0);
 }
+
+/// A freed large value is kept for the next allocation of its layout: the
+/// same memory comes back with no call to the system allocator, the stats
+/// count it as cached (reserved, not live), and a trim gives it back.
+#[test]
+fn a_freed_large_value_is_reused_without_a_system_call() {
+    if crate::PASS_THROUGH {
+        return; // every free goes to the system, for the tools watching it
+    }
+    assert_no_leak(|| {
+        let mm = MemoryManager::new();
+        let base = crate::held();
+        let first = mm.alloc([1u64; 75]); // 600 bytes: above every class
+        let at = PoolBox::as_ptr(&first);
+        drop(first);
+        let s = mm.stats();
+        assert_eq!((s.system.live_boxes, s.system.bytes), (0, 0));
+        assert!(s.system.cached_bytes >= 600);
+        assert_eq!(s.reserved_bytes(), s.system.cached_bytes);
+        drop(s);
+        let held = crate::held();
+        for i in 0..100 {
+            let again = mm.alloc([i as u64; 75]);
+            assert_eq!(PoolBox::as_ptr(&again), at, "the same memory");
+            assert_eq!(again[74], i as u64);
+        }
+        assert_eq!(crate::held(), held, "no system call");
+        // Another layout neither takes it nor disturbs it.
+        let other = mm.alloc([0u8; 1000]);
+        drop(other);
+        assert_eq!(PoolBox::as_ptr(&mm.alloc([0u64; 75])), at);
+        let cached = mm.stats().system.cached_bytes;
+        assert_eq!(mm.trim(), cached);
+        assert_eq!(crate::held(), base, "all given back");
+        let s = mm.stats();
+        assert_eq!((s.system.cached_bytes, s.reserved_bytes()), (0, 0));
+    });
+}
+
+/// The cache is bounded: at most 1 MiB, of allocations of at most 64 KiB;
+/// the rest go back to the system at once.
+#[test]
+fn the_large_cache_is_bounded() {
+    if crate::PASS_THROUGH {
+        return;
+    }
+    assert_no_leak(|| {
+        let mm = MemoryManager::new();
+        let start = crate::held();
+        let v: Vec<_> = (0..100).map(|_| mm.alloc([0u8; 40_000])).collect();
+        drop(v);
+        let cached = mm.stats().system.cached_bytes;
+        assert!(cached > 0 && cached <= 1 << 20, "{cached}");
+        assert_eq!(crate::held() - start, cached as isize);
+        drop(mm.alloc([0u8; 100_000])); // above 64 KiB: not kept
+        assert_eq!(mm.stats().system.cached_bytes, cached);
+    });
+}
+
+/// With a budget the cache is off: a kept allocation would count against
+/// the budget and could refuse a request that fits.
+#[test]
+fn a_budgeted_manager_keeps_no_freed_large_value() {
+    let mm = MemoryManager::builder().budget(100_000).build().unwrap();
+    drop(mm.alloc([0u8; 60_000]));
+    assert_eq!(mm.stats().reserved_bytes(), 0);
+    mm.free(mm.alloc_block(60_000).unwrap()).unwrap();
+}
+
+/// Collections reach the cache through the `Allocator` too: a vector's
+/// buffer above every class, freed, comes back for the next one.
+#[cfg(feature = "allocator-api2")]
+#[test]
+fn collections_reuse_freed_large_buffers() {
+    if crate::PASS_THROUGH {
+        return;
+    }
+    assert_no_leak(|| {
+        let mm = MemoryManager::new();
+        let mut v = allocator_api2::vec::Vec::<u32, _>::with_capacity_in(1000, &mm);
+        v.extend(0..1000);
+        let at = v.as_ptr();
+        drop(v);
+        let held = crate::held();
+        let w = allocator_api2::vec::Vec::<u32, _>::with_capacity_in(1000, &mm);
+        assert_eq!(w.as_ptr(), at);
+        assert_eq!(crate::held(), held);
+        drop(w);
+        assert_eq!(mm.stats().live(), 0);
+    });
+}

@@ -515,6 +515,24 @@ mod debug_fill {
     }
 
     #[test]
+    fn a_write_after_free_of_a_large_value_is_caught_when_it_is_reused() {
+        let mm = MemoryManager::new();
+        let raw = PoolBox::into_raw(mm.alloc([1u64; 75])); // above every class
+                                                           // SAFETY: rebuilt once from `into_raw`; dropped to free the value,
+                                                           // which the manager keeps for reuse.
+        drop(unsafe { PoolBox::<[u64; 75]>::from_raw(raw) });
+        // SAFETY: the bug being caught: a write into the kept allocation.
+        unsafe { raw.cast::<u8>().add(100).write(7) };
+        let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            drop(mm.alloc([2u64; 75]));
+        }))
+        .unwrap_err();
+        let text = e.downcast_ref::<String>().unwrap();
+        assert!(text.contains("600-byte block"), "{text}");
+        assert!(text.contains("byte 100 is 0x07"), "{text}");
+    }
+
+    #[test]
     fn a_write_after_free_is_caught_on_reuse() {
         let mm = MemoryManager::new();
         let raw = PoolBox::into_raw(mm.alloc([1u64; 4]));
