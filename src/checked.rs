@@ -37,10 +37,8 @@ use crate::budget::Budget;
 use crate::identity::Identity;
 use crate::pool::{floor_after, grown, Pool, Slot};
 use crate::system;
+use crate::system::Fallback;
 use crate::{Block, Error};
-
-/// System blocks up to this size are zeroed by hand rather than by calloc.
-const ZERO_BY_HAND: usize = 128 << 10;
 
 /// Metadata bytes a place for a system-table entry costs: the entry, and its
 /// place in the list of empty entries (both grow together, to exactly
@@ -60,14 +58,6 @@ struct Inner {
     system: Vec<SystemSlot>,
     /// Indices of empty system slots, reused before the table grows.
     system_free: Vec<u32>,
-    /// Live system blocks.
-    system_live: usize,
-    /// Bytes of live system blocks, as asked of the system allocator.
-    system_bytes: usize,
-    /// Most system blocks live at once.
-    system_peak: usize,
-    /// System blocks allocated, ever.
-    system_allocs: usize,
     /// Places in the system table and its free list (their capacity).
     system_cap: usize,
     /// Generation new system-table entries start at: the highest of the
@@ -107,10 +97,6 @@ impl BlockHeap {
             inner: RefCell::new(Inner {
                 system: Vec::new(),
                 system_free: Vec::new(),
-                system_live: 0,
-                system_bytes: 0,
-                system_peak: 0,
-                system_allocs: 0,
                 system_cap: 0,
                 system_floor: 0,
             }),
@@ -136,7 +122,8 @@ impl BlockHeap {
     pub(crate) fn trim(&self, budget: &Budget) -> usize {
         let mut inner = self.inner.borrow_mut();
         let mut released = 0;
-        if inner.system_live == 0 && inner.system_cap > 0 {
+        let live = inner.system.len() - inner.system_free.len();
+        if live == 0 && inner.system_cap > 0 {
             // Drop the table, keeping its newest generation as the start of
             // entries made later. O(entries), paid once per entry made.
             inner.system_floor = floor_after(
@@ -153,22 +140,14 @@ impl BlockHeap {
         released
     }
 
-    /// Frees every system block; every handle made before becomes stale.
-    /// O(system blocks). (The pools recycle themselves.)
+    /// Forgets every system block — the manager's large path has freed them
+    /// all — and drops the table; every handle made before becomes stale.
+    /// (The pools recycle themselves.)
     pub(crate) fn reset(&mut self, budget: &Budget) {
         let inner = self.inner.get_mut();
-        for slot in inner.system.drain(..) {
-            if let Some(ptr) = slot.ptr {
-                // SAFETY: a live system block, freed once: its slot is gone.
-                unsafe { system::dealloc(ptr, slot.layout) };
-                budget.credit(slot.layout.size());
-            }
-        }
         budget.credit(inner.system_cap * SYSTEM_ENTRY_BYTES);
         inner.system = Vec::new();
         inner.system_free = Vec::new();
-        inner.system_live = 0;
-        inner.system_bytes = 0;
         inner.system_cap = 0;
         inner.system_floor = 0; // the id changes: no older handle can match
         self.identity.retire();
@@ -202,91 +181,24 @@ impl BlockHeap {
     }
 
     /// Allocates a zeroed block of `size` bytes at `align` from the system
-    /// allocator (`layout` rounded up to at least one byte).
+    /// allocator (`layout` rounded up to at least one byte), through the
+    /// manager's large path (`fallback`), and gives it an entry in the
+    /// table.
     #[inline(never)]
     pub(crate) fn alloc_system(
         &self,
         size: usize,
         align: usize,
-        budget: &Budget,
+        fallback: &Fallback,
     ) -> Result<Block, Error> {
         let layout = Layout::from_size_align(size.max(1), align)
             .map_err(|_| Error::LayoutOverflow { size, align })?;
-        // A full table grows: metadata, charged with the block.
-        let (cap, new_cap) = {
-            let inner = self.inner.borrow();
-            let cap = inner.system_cap;
-            let full = inner.system_free.is_empty() && inner.system.len() == cap;
-            let max = (SYSTEM_SLOT - 1) as usize;
-            (
-                cap,
-                if full && cap < max {
-                    grown(cap, max)
-                } else {
-                    cap
-                },
-            )
-        };
-        let metadata = (new_cap - cap) * SYSTEM_ENTRY_BYTES;
-        budget.charge(layout.size().saturating_add(metadata))?;
-        let block = self.alloc_system_charged(size, layout, new_cap);
-        if block.is_err() {
-            // The table keeps the places it got before the failure, charged.
-            let grew = self.inner.borrow().system_cap == new_cap;
-            budget.credit(layout.size() + if grew { 0 } else { metadata });
-        }
-        block
-    }
-
-    /// [`alloc_system`](Self::alloc_system) once the budget is charged for
-    /// the block and for a table of `new_cap` places.
-    fn alloc_system_charged(
-        &self,
-        size: usize,
-        layout: Layout,
-        new_cap: usize,
-    ) -> Result<Block, Error> {
-        let align = layout.align();
-        let oom = Error::OutOfMemory {
-            size: layout.size(),
-            align,
-        };
+        let index = self.system_entry(&fallback.budget)?;
+        let ptr = system::alloc_block(fallback, layout)?;
         let mut inner = self.inner.borrow_mut();
-        let index = match inner.system_free.last() {
-            Some(&i) => i as usize,
-            None if inner.system.len() < new_cap => {
-                // Exactly the places charged for, in the table and in its
-                // free list (so that `free` can push without allocating).
-                let (len, free_len) = (inner.system.len(), inner.system_free.len());
-                inner
-                    .system
-                    .try_reserve_exact(new_cap - len)
-                    .map_err(|_| oom)?;
-                inner
-                    .system_free
-                    .try_reserve_exact(new_cap - free_len)
-                    .map_err(|_| oom)?;
-                inner.system_cap = new_cap;
-                inner.system.len()
-            }
-            None => return Err(oom),
-        };
-        // glibc's calloc skips its per-thread cache, so below the mmap threshold
-        // malloc + memset is several times faster; above it, calloc's fresh
-        // zero pages cost nothing.
-        let ptr = if layout.size() <= ZERO_BY_HAND {
-            // `black_box` hides the allocation from LLVM, which would
-            // otherwise fuse malloc + memset back into calloc (measured:
-            // pair/600 B blocks spent 30% of their time in calloc's slow path).
-            let p = core::hint::black_box(system::alloc(layout).ok_or(oom)?);
-            // SAFETY: `p` is a fresh allocation of `layout.size()` bytes.
-            unsafe { p.write_bytes(0, layout.size()) };
-            p
-        } else {
-            system::alloc_zeroed(layout).ok_or(oom)?
-        };
         if index == inner.system.len() {
             let generation = inner.system_floor;
+            // Room was reserved by `system_entry`: no allocation.
             inner.system.push(SystemSlot {
                 ptr: None,
                 layout,
@@ -301,16 +213,54 @@ impl BlockHeap {
         slot.ptr = Some(ptr);
         slot.layout = layout;
         slot.len = size;
-        let generation = slot.generation;
-        inner.system_live += 1;
-        inner.system_peak = inner.system_peak.max(inner.system_live);
-        inner.system_allocs += 1;
-        inner.system_bytes += layout.size();
         Ok(Block {
             owner: self.identity.id(),
-            generation,
+            generation: slot.generation,
             slot: SYSTEM_SLOT | index as u32,
         })
+    }
+
+    /// The table entry the next system block takes (an empty one, or the
+    /// next place), growing the table (charged to `budget`) if it is full.
+    /// A grown table keeps its places, charged, whatever happens next.
+    fn system_entry(&self, budget: &Budget) -> Result<usize, Error> {
+        let mut inner = self.inner.borrow_mut();
+        if let Some(&i) = inner.system_free.last() {
+            return Ok(i as usize);
+        }
+        let (len, cap) = (inner.system.len(), inner.system_cap);
+        if len < cap {
+            return Ok(len);
+        }
+        let max = (SYSTEM_SLOT - 1) as usize;
+        let new_cap = grown(cap, max);
+        let oom = Error::OutOfMemory {
+            size: new_cap * SYSTEM_ENTRY_BYTES,
+            align: 8,
+        };
+        if cap >= max {
+            return Err(oom);
+        }
+        let metadata = (new_cap - cap) * SYSTEM_ENTRY_BYTES;
+        budget.charge(metadata)?;
+        // Exactly the places charged for, in the table and in its free list
+        // (so that `free` can push without allocating).
+        let free_len = inner.system_free.len();
+        if inner.system.try_reserve_exact(new_cap - len).is_err()
+            || inner
+                .system_free
+                .try_reserve_exact(new_cap - free_len)
+                .is_err()
+        {
+            // Whatever was had is kept, and stays charged (it is counted by
+            // capacity): the table's capacity now.
+            let had = inner.system.capacity().min(inner.system_free.capacity());
+            budget.credit(metadata - (had.max(cap) - cap) * SYSTEM_ENTRY_BYTES);
+            inner.system_cap = had.max(cap);
+            return Err(oom);
+        }
+        inner.system_cap = new_cap;
+        Ok(len)
     }
 
     /// Finds the block `b` names in this heap's tables (`pools`: the pools
@@ -367,12 +317,12 @@ impl BlockHeap {
     /// Frees `b` if it is a live block of this heap (`pools`: the pools with
     /// generations).
     #[inline(always)]
-    pub(crate) fn free(&self, pools: &[Pool], b: Block, budget: &Budget) -> Result<(), Error> {
+    pub(crate) fn free(&self, pools: &[Pool], b: Block, fallback: &Fallback) -> Result<(), Error> {
         match self.validate(pools, b, Error::DoubleFree)?.pooled {
             // SAFETY: `validate` just found the slot live, with nothing in
             // between; the handle's owner gives the block up.
             Some((pool, slot)) => unsafe { pool.free_slot(slot) },
-            None => self.free_system(b, budget),
+            None => self.free_system(b, fallback),
         }
         Ok(())
     }
@@ -380,24 +330,22 @@ impl BlockHeap {
     /// The system-block half of [`free`](Self::free), once `b` is found
     /// live.
     #[inline(never)]
-    fn free_system(&self, b: Block, budget: &Budget) {
+    fn free_system(&self, b: Block, fallback: &Fallback) {
         let mut inner = self.inner.borrow_mut();
         let index = (b.slot & !SYSTEM_SLOT) as usize;
         let slot = &mut inner.system[index];
         let layout = slot.layout;
         let ptr = slot.ptr.take();
         slot.generation = slot.generation.wrapping_add(1);
-        if let Some(ptr) = ptr {
-            // SAFETY: the slot held this live allocation made with `layout`;
-            // it is now emptied, so it is freed once.
-            unsafe { system::dealloc(ptr, layout) };
-        }
         // Capacity for every entry's index is reserved when the entry is made.
         debug_assert!(inner.system_free.len() < inner.system_free.capacity());
         inner.system_free.push(index as u32);
-        inner.system_live -= 1;
-        inner.system_bytes -= layout.size();
-        budget.credit(layout.size());
+        drop(inner);
+        if let Some(ptr) = ptr {
+            // SAFETY: the slot held this live allocation of `alloc_block`
+            // for `layout`; it is now emptied, so it is freed once.
+            unsafe { system::free_block(fallback, ptr, layout) };
+        }
     }
 
     /// Whether `b` is a live block of this heap.
@@ -471,39 +419,9 @@ impl BlockHeap {
         Ok(())
     }
 
-    /// System-block figures for [`MemoryManager::stats`](crate::MemoryManager::stats).
-    /// O(1): every figure is kept as it changes.
-    pub(crate) fn system_stats(&self) -> CheckedStats {
-        let inner = self.inner.borrow();
-        CheckedStats {
-            system_live: inner.system_live,
-            system_peak: inner.system_peak,
-            system_allocs: inner.system_allocs,
-            system_bytes: inner.system_bytes,
-            system_metadata: inner.system_cap * SYSTEM_ENTRY_BYTES,
-        }
-    }
-}
-
-/// Figures of a [`BlockHeap`]'s system blocks.
-#[derive(Debug, Clone)]
-pub(crate) struct CheckedStats {
-    pub(crate) system_live: usize,
-    pub(crate) system_peak: usize,
-    pub(crate) system_allocs: usize,
-    pub(crate) system_bytes: usize,
-    pub(crate) system_metadata: usize,
-}
-
-impl Drop for BlockHeap {
-    fn drop(&mut self) {
-        let inner = self.inner.get_mut();
-        for slot in &inner.system {
-            if let Some(ptr) = slot.ptr {
-                // SAFETY: a live system block, freed once, here.
-                unsafe { system::dealloc(ptr, slot.layout) };
-            }
-        }
+    /// Bytes of the system table (its capacity, charged to the budget).
+    pub(crate) fn metadata(&self) -> usize {
+        self.inner.borrow().system_cap * SYSTEM_ENTRY_BYTES
     }
 }
 

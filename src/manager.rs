@@ -347,14 +347,15 @@ impl<C: SizeClasses> MemoryManager<C> {
         } else {
             C::TABLE.class_for_layout(size, align)
         };
-        let budget = self.pools.budget();
         match class {
             Some(class) => self.blocks.alloc_pooled(
                 self.pools.checked_pool(class),
                 class,
                 C::TABLE.size(class),
             ),
-            None => self.blocks.alloc_system(size, align.max(8), budget),
+            None => self
+                .blocks
+                .alloc_system(size, align.max(8), self.pools.fallback()),
         }
     }
 
@@ -388,7 +389,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     #[inline(always)]
     pub fn free(&self, block: Block) -> Result<(), Error> {
         self.blocks
-            .free(self.pools.checked(), block, self.pools.budget())
+            .free(self.pools.checked(), block, self.pools.fallback())
     }
 
     /// Whether `block` is a live block of this manager.
@@ -599,7 +600,6 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// [`stats`](Self::stats) without its consistency check, for `Drop`
     /// (which must not panic on its own account).
     fn snapshot(&self) -> Stats {
-        let checked = self.blocks.system_stats();
         let classes = self
             .pools
             .iter()
@@ -625,15 +625,14 @@ impl<C: SizeClasses> MemoryManager<C> {
             classes,
             system: SystemStats {
                 live_boxes: fallback.live.get(),
-                live_blocks: checked.system_live,
+                live_blocks: fallback.block_live.get(),
                 peak_boxes: fallback.peak.get(),
-                peak_blocks: checked.system_peak,
-                allocs: fallback.allocs.get() + checked.system_allocs,
-                frees: fallback.allocs.get() - fallback.live.get() + checked.system_allocs
-                    - checked.system_live,
-                bytes: fallback.bytes.get() + checked.system_bytes,
+                peak_blocks: fallback.block_peak.get(),
+                allocs: fallback.allocs.get(),
+                frees: fallback.allocs.get() - fallback.live.get() - fallback.block_live.get(),
+                bytes: fallback.bytes.get(),
                 cached_bytes: fallback.cached_bytes(),
-                metadata_bytes: checked.system_metadata + fallback.table_bytes(),
+                metadata_bytes: self.blocks.metadata() + fallback.table_bytes(),
             },
             budget: budget.limit(),
         }

@@ -76,7 +76,7 @@ pub(crate) struct Fallback {
     // 16-byte load and store — which stalled on store forwarding when the
     // previous call had written them separately (pair/600 B PoolBox spent
     // half of its free in that one load).
-    /// Live allocations.
+    /// Live allocations of boxes and collections.
     pub(crate) live: Cell<usize>,
     /// Most recent allocation; a doubly linked list through the footers.
     head: Cell<*mut Footer>,
@@ -84,10 +84,14 @@ pub(crate) struct Fallback {
     pub(crate) bytes: Cell<usize>,
     /// The manager's byte budget.
     pub(crate) budget: Budget,
-    /// Most allocations live at once.
+    /// Most allocations of boxes and collections live at once.
     pub(crate) peak: Cell<usize>,
-    /// Allocations made, ever.
+    /// Allocations made, ever (of both kinds).
     pub(crate) allocs: Cell<usize>,
+    /// Live allocations of checked blocks.
+    pub(crate) block_live: Cell<usize>,
+    /// Most allocations of checked blocks live at once.
+    pub(crate) block_peak: Cell<usize>,
     /// The typed pools' chunks by address (see [`ChunkMap`]).
     pub(crate) chunks: ChunkMap,
     /// The manager's name, for messages (see `Builder::name`).
@@ -107,6 +111,8 @@ impl Fallback {
         Fallback {
             live: Cell::new(0),
             peak: Cell::new(0),
+            block_live: Cell::new(0),
+            block_peak: Cell::new(0),
             allocs: Cell::new(0),
             bytes: Cell::new(0),
             head: Cell::new(ptr::null_mut()),
@@ -346,7 +352,12 @@ impl Cache {
     /// Takes a kept allocation of full layout `full` whose footer is
     /// `offset` bytes in, if there is one, and counts it live again.
     #[inline(always)]
-    fn take(&self, fallback: &Fallback, full: Layout, offset: usize) -> Option<NonNull<u8>> {
+    fn take<const BLOCK: bool>(
+        &self,
+        fallback: &Fallback,
+        full: Layout,
+        offset: usize,
+    ) -> Option<NonNull<u8>> {
         let bucket = &self.buckets[bucket_of(full)];
         let footer = NonNull::new(bucket.head.get())?;
         if bucket.layout.get() != full {
@@ -359,7 +370,7 @@ impl Cache {
             footer.cast::<u8>().sub(offset)
         };
         self.bytes.set(self.bytes.get() - full.size());
-        fallback.count_alloc(full);
+        fallback.count_alloc::<BLOCK>(full);
         // SAFETY: the value's bytes are ours again, filled when it was kept
         // (`debug-fill` only).
         unsafe { crate::fill::check_freed(value, offset) };
@@ -442,27 +453,65 @@ unsafe fn footer_of(value: NonNull<u8>, layout: Layout) -> NonNull<Footer> {
 /// value it is a constant; the rest is out of line.
 #[inline(always)]
 pub(crate) fn alloc_typed(fallback: &Fallback, layout: Layout) -> Result<NonNull<u8>, Error> {
+    alloc_large::<false>(fallback, layout)
+}
+
+/// [`alloc_typed`] for a checked block: counted as a block, and zeroed
+/// (for a size the cache never keeps, by the system allocator, whose fresh
+/// pages are zero already).
+#[inline(never)]
+pub(crate) fn alloc_block(fallback: &Fallback, layout: Layout) -> Result<NonNull<u8>, Error> {
     let (full, offset) = (with_footer(layout)?, footer_offset(layout));
-    match fallback.cache.take(fallback, full, offset) {
+    if full.size() > ENTRY_MAX {
+        return alloc_with_footer::<true>(fallback, full, offset, true);
+    }
+    let value = match fallback.cache.take::<true>(fallback, full, offset) {
+        Some(value) => value,
+        // `black_box` hides the allocation from LLVM, which would otherwise
+        // fuse malloc + memset into calloc: glibc's calloc skips its
+        // per-thread cache (measured: pair/600 B blocks spent 30% of their
+        // time in calloc's slow path).
+        None => core::hint::black_box(alloc_with_footer::<true>(fallback, full, offset, false)?),
+    };
+    // SAFETY: the value's `layout.size()` bytes are ours.
+    unsafe { value.write_bytes(0, layout.size()) };
+    Ok(value)
+}
+
+/// [`alloc_typed`] counted as a block (`BLOCK`) or not.
+#[inline(always)]
+fn alloc_large<const BLOCK: bool>(
+    fallback: &Fallback,
+    layout: Layout,
+) -> Result<NonNull<u8>, Error> {
+    let (full, offset) = (with_footer(layout)?, footer_offset(layout));
+    match fallback.cache.take::<BLOCK>(fallback, full, offset) {
         Some(value) => Ok(value),
-        None => alloc_with_footer(fallback, full, offset),
+        None => alloc_with_footer::<BLOCK>(fallback, full, offset, false),
     }
 }
 
 impl Fallback {
-    /// Counts an allocation of full layout `full` handed out.
+    /// Counts an allocation of full layout `full` handed out, for a checked
+    /// block (`BLOCK`) or a box or collection.
     #[inline(always)]
-    fn count_alloc(&self, full: Layout) {
-        self.live.set(self.live.get() + 1);
-        self.peak.set(self.peak.get().max(self.live.get()));
+    fn count_alloc<const BLOCK: bool>(&self, full: Layout) {
+        let (live, peak) = if BLOCK {
+            (&self.block_live, &self.block_peak)
+        } else {
+            (&self.live, &self.peak)
+        };
+        live.set(live.get() + 1);
+        peak.set(peak.get().max(live.get()));
         self.allocs.set(self.allocs.get() + 1);
         self.bytes.set(self.bytes.get() + full.size());
     }
 
     /// Counts an allocation of full layout `full` given back.
     #[inline(always)]
-    fn count_free(&self, full: Layout) {
-        self.live.set(self.live.get() - 1);
+    fn count_free<const BLOCK: bool>(&self, full: Layout) {
+        let live = if BLOCK { &self.block_live } else { &self.live };
+        live.set(live.get() - 1);
         self.bytes.set(self.bytes.get() - full.size());
     }
 }
@@ -470,13 +519,19 @@ impl Fallback {
 /// [`alloc_typed`] for the full layout `full` of a value whose footer is
 /// `offset` bytes in (from [`with_footer`] and [`footer_offset`]).
 #[inline(never)]
-fn alloc_with_footer(
+fn alloc_with_footer<const BLOCK: bool>(
     fallback: &Fallback,
     full: Layout,
     offset: usize,
+    zeroed: bool,
 ) -> Result<NonNull<u8>, Error> {
     fallback.budget.charge(full.size())?;
-    let Some(value) = alloc(full) else {
+    let value = if zeroed {
+        alloc_zeroed(full)
+    } else {
+        alloc(full)
+    };
+    let Some(value) = value else {
         fallback.budget.credit(full.size());
         return Err(Error::OutOfMemory {
             size: full.size(),
@@ -503,7 +558,7 @@ fn alloc_with_footer(
         }
     }
     fallback.head.set(footer.as_ptr());
-    fallback.count_alloc(full);
+    fallback.count_alloc::<BLOCK>(full);
     Ok(value)
 }
 
@@ -563,7 +618,19 @@ unsafe fn unlink_and_free(fallback: &Fallback, footer: NonNull<Footer>) {
 pub(crate) unsafe fn free_typed(value: NonNull<u8>, layout: Layout) {
     // SAFETY: the caller guarantees a live allocation of `layout` of a live
     // manager.
-    unsafe { release(fallback_of(value, layout), footer_of(value, layout), layout) }
+    unsafe { release::<false>(fallback_of(value, layout), footer_of(value, layout), layout) }
+}
+
+/// Frees a checked block's allocation from [`alloc_block`].
+///
+/// # Safety
+///
+/// `value` must come from [`alloc_block`] for `fallback` and `layout` and
+/// not have been freed; nothing may use it afterwards.
+#[inline(never)]
+pub(crate) unsafe fn free_block(fallback: &Fallback, value: NonNull<u8>, layout: Layout) {
+    // SAFETY: the caller's guarantee.
+    unsafe { release::<true>(fallback, footer_of(value, layout), layout) }
 }
 
 /// Gives up a live allocation of `fallback` for a value of `layout`: kept in
@@ -574,12 +641,12 @@ pub(crate) unsafe fn free_typed(value: NonNull<u8>, layout: Layout) {
 /// `footer` must be the footer of a live allocation of `alloc_typed` for
 /// `fallback` and `layout`, not used afterwards.
 #[inline(always)]
-unsafe fn release(fallback: &Fallback, footer: NonNull<Footer>, layout: Layout) {
+unsafe fn release<const BLOCK: bool>(fallback: &Fallback, footer: NonNull<Footer>, layout: Layout) {
     // `with_footer` succeeded for this layout when it was allocated.
     let Ok(full) = with_footer(layout) else {
         return;
     };
-    fallback.count_free(full);
+    fallback.count_free::<BLOCK>(full);
     // SAFETY: the caller's guarantee.
     if !unsafe { fallback.cache.keep(footer, full, footer_offset(layout)) } {
         // SAFETY: as above; not in the cache.
@@ -649,7 +716,7 @@ pub(crate) unsafe fn free_registered(fallback: &Fallback, value: NonNull<u8>) {
             let offset = footer.addr().get() - value.addr().get();
             let layout = Layout::from_size_align_unchecked(offset, full.align());
             debug_assert_eq!(with_footer(layout).ok(), Some(full));
-            release(fallback, footer, layout);
+            release::<false>(fallback, footer, layout);
         }
     }
 }
@@ -679,11 +746,11 @@ pub(crate) unsafe fn free_all(fallback: &Fallback) {
     while let Some(footer) = NonNull::new(fallback.head.get()) {
         // SAFETY: the list holds only live footers of this fallback (the
         // cache is empty); the caller guarantees none is used again.
-        unsafe {
-            fallback.count_free((*footer.as_ptr()).full);
-            unlink_and_free(fallback, footer);
-        }
+        unsafe { unlink_and_free(fallback, footer) };
     }
+    fallback.live.set(0);
+    fallback.block_live.set(0);
+    fallback.bytes.set(0);
     let bytes = fallback.registry.borrow_mut().clear();
     fallback.budget.credit(bytes);
 }

@@ -152,3 +152,33 @@ fn collections_reuse_freed_large_buffers() {
         assert_eq!(mm.stats().live(), 0);
     });
 }
+
+/// Checked blocks above every class take the same large path as boxes: a
+/// freed one is kept and comes back — zeroed again — for the next block of
+/// its size, and boxes' and blocks' figures stay apart.
+#[test]
+fn large_blocks_share_the_large_path_and_start_zeroed_when_reused() {
+    assert_no_leak(|| {
+        let mm = MemoryManager::new();
+        let b = mm.alloc_block(2_000).unwrap();
+        mm.write(b, 1_992, u64::MAX).unwrap();
+        let at = mm.block_ptr(b).unwrap().cast::<u8>();
+        mm.free(b).unwrap();
+        let held = crate::held();
+        let c = mm.alloc_block(2_000).unwrap();
+        if !crate::PASS_THROUGH {
+            assert_eq!(mm.block_ptr(c).unwrap().cast::<u8>(), at, "reused");
+            assert_eq!(crate::held(), held, "no system call");
+        }
+        assert_eq!(mm.read::<u64>(c, 1_992), Ok(0), "zeroed again");
+        let boxed = mm.alloc([0u8; 3_000]);
+        let s = mm.stats().system;
+        assert_eq!((s.live_boxes, s.live_blocks), (1, 1));
+        assert_eq!((s.peak_boxes, s.peak_blocks), (1, 1));
+        assert_eq!((s.allocs, s.frees), (3, 1));
+        drop(boxed);
+        mm.free(c).unwrap();
+        let s = mm.stats().system;
+        assert_eq!((s.live_boxes, s.live_blocks, s.bytes), (0, 0, 0));
+    });
+}

@@ -103,7 +103,8 @@ fn over_aligned_large_values_do_not_pay_their_alignment_twice() {
 }
 
 /// Finding 10 through the `Allocator`: 64 bytes at 1 MiB alignment cost 64
-/// bytes (and fit a 64 KiB budget), as `alloc_block_aligned` does.
+/// bytes and their record (and fit a 64 KiB budget), as
+/// `alloc_block_aligned` does.
 #[cfg(feature = "allocator-api2")]
 #[test]
 fn an_over_aligned_allocator_request_costs_its_size() {
@@ -120,7 +121,8 @@ fn an_over_aligned_allocator_request_costs_its_size() {
         unsafe { (&mm).deallocate(p.cast(), layout) };
         assert_eq!(mm.stats().system.bytes, 0);
         let b = mm.alloc_block_aligned(64, 1 << 20).unwrap();
-        assert_eq!(mm.stats().system.bytes, 64);
+        let bytes = mm.stats().system.bytes;
+        assert!(bytes <= 64 + 64, "a 64-byte block held {bytes} bytes");
         mm.free(b).unwrap();
     });
 }
