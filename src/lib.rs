@@ -194,6 +194,7 @@ mod checked;
 mod chunk;
 mod error;
 mod fill;
+mod heap;
 mod identity;
 mod manager;
 mod pool;

@@ -2,7 +2,6 @@
 //! system allocator, and is the safe public API over the raw core.
 #![deny(unsafe_code)]
 
-use core::alloc::Layout;
 use core::cell::Cell;
 use core::fmt;
 use core::marker::PhantomData;
@@ -11,10 +10,11 @@ use core::ptr::NonNull;
 
 use crate::checked::BlockHeap;
 use crate::chunk::SEGMENT;
-use crate::pool::{ChunkConfig, Pools};
-use crate::size_class::{route, ClassTable, Route, SizeClasses};
+use crate::heap::Heap;
+use crate::pool::ChunkConfig;
+use crate::size_class::{ClassTable, SizeClasses};
 use crate::stats::{ClassLeaks, ClassStats, Leaks, Stats, SystemStats};
-use crate::{system, Block, DefaultClasses, Error};
+use crate::{Block, DefaultClasses, Error};
 
 /// Default size of each pool's first chunk: 16 KiB.
 const DEFAULT_INITIAL_CHUNK: usize = 16 << 10;
@@ -91,9 +91,9 @@ const MIN_CHUNK: usize = 4 << 10;
 /// }
 /// ```
 pub struct MemoryManager<C: SizeClasses = DefaultClasses> {
-    /// Pools for typed allocations, at a fixed heap address.
-    pools: Pools<C>,
-    /// Pools and system table for checked `Block`s.
+    /// The pools and the large path, at a fixed heap address.
+    heap: Heap<C>,
+    /// The checks of `Block` handles, and the table of large blocks.
     blocks: BlockHeap,
     /// Called on drop when allocations are still live.
     on_leak: Option<fn(&Leaks)>,
@@ -109,29 +109,6 @@ impl<C: SizeClasses> core::panic::RefUnwindSafe for MemoryManager<C> {}
 
 static_assertions::assert_impl_all!(MemoryManager: Send, core::panic::RefUnwindSafe);
 static_assertions::assert_not_impl_any!(MemoryManager: Sync);
-
-/// The most bytes a reservation may ask for: more than this is more than a
-/// 64-bit machine's address space holds (x86-64 and AArch64 map 2^48 bytes
-/// at most, user and kernel together); `isize::MAX` on smaller targets.
-const MAX_RESERVATION: usize = if usize::BITS >= 64 {
-    1 << (48 % usize::BITS)
-} else {
-    isize::MAX as usize
-};
-
-/// Refuses a reservation of `additional` blocks of `block_size` bytes that
-/// no system could ever give, before a single chunk is allocated for it:
-/// more than `isize::MAX` bytes in all is a `LayoutOverflow` (as
-/// `Vec::try_reserve`'s capacity overflow), more than [`MAX_RESERVATION`]
-/// an `OutOfMemory`.
-fn reservable(additional: usize, block_size: usize, align: usize) -> Result<(), Error> {
-    let size = additional.saturating_mul(block_size);
-    match additional.checked_mul(block_size) {
-        Some(bytes) if bytes <= MAX_RESERVATION => Ok(()),
-        Some(bytes) if bytes <= isize::MAX as usize => Err(Error::OutOfMemory { size, align }),
-        _ => Err(Error::LayoutOverflow { size, align }),
-    }
-}
 
 impl MemoryManager {
     /// A manager with the [`DefaultClasses`] (8, 16, 32, 64, 128, 256 and
@@ -210,44 +187,17 @@ impl<C: SizeClasses> MemoryManager<C> {
         name: Option<&'static str>,
     ) -> Self {
         MemoryManager {
-            pools: Pools::new(config, budget, name),
+            heap: Heap::new(config, budget, name),
             blocks: BlockHeap::new(),
             on_leak,
             _not_sync: PhantomData,
         }
     }
 
-    /// The typed pools and their fallback record.
+    /// The heap context: pools and large path.
     #[inline(always)]
-    #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
-    pub(crate) fn pools(&self) -> &Pools<C> {
-        &self.pools
-    }
-
-    /// A block of pool `class` for a request of `layout`.
-    #[inline(always)]
-    pub(crate) fn pool_alloc(&self, class: usize, layout: Layout) -> Result<NonNull<u8>, Error> {
-        let pool = self.pools.get(class);
-        match pool.alloc() {
-            Some(p) => Ok(p),
-            None => Err(pool.failure(layout)),
-        }
-    }
-
-    /// Room for `layout`, routed at run time: a pool block, a typed system
-    /// allocation, or (zero size) a dangling pointer aligned to
-    /// `layout.align()`. Freed by `pool_box::dealloc::<C>` with the same
-    /// layout. Behind slices and the `allocator-api2` implementation.
-    #[inline]
-    pub(crate) fn alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, Error> {
-        match route(C::TABLE, layout.size(), layout.align()) {
-            Route::Zero => Ok(
-                NonNull::new(core::ptr::without_provenance_mut(layout.align()))
-                    .unwrap_or(NonNull::dangling()),
-            ),
-            Route::Pool(class) => self.pool_alloc(class, layout),
-            Route::System => system::alloc_typed(self.pools.fallback(), layout),
-        }
+    pub(crate) fn heap(&self) -> &Heap<C> {
+        &self.heap
     }
 
     /// The class table this manager uses.
@@ -265,29 +215,6 @@ impl<C: SizeClasses> MemoryManager<C> {
     }
 
     // ----- typed allocations -------------------------------------------------
-
-    /// Uninitialised room for one `T`: the class is a constant of `T`, so
-    /// this is a pop from a known pool. Dangling for a zero-sized `T`.
-    #[inline(always)]
-    pub(crate) fn alloc_raw<T>(&self) -> Result<NonNull<T>, Error> {
-        let layout = Layout::new::<T>();
-        match const { route(C::TABLE, size_of::<T>(), align_of::<T>()) } {
-            Route::Zero => Ok(NonNull::dangling()),
-            Route::Pool(class) => self.pool_alloc(class, layout).map(NonNull::cast),
-            Route::System => system::alloc_typed(self.pools.fallback(), layout).map(NonNull::cast),
-        }
-    }
-
-    /// Uninitialised room for `len` elements of `T`; the class is looked up
-    /// at run time. Dangling for a zero size.
-    #[inline]
-    pub(crate) fn alloc_array<T>(&self, len: usize) -> Result<NonNull<T>, Error> {
-        let layout = Layout::array::<T>(len).map_err(|_| Error::LayoutOverflow {
-            size: size_of::<T>().saturating_mul(len),
-            align: align_of::<T>(),
-        })?;
-        self.alloc_layout(layout).map(NonNull::cast)
-    }
 
     // ----- checked raw blocks ------------------------------------------------
 
@@ -342,20 +269,14 @@ impl<C: SizeClasses> MemoryManager<C> {
         if !align.is_power_of_two() {
             return Err(Error::InvalidAlignment { align });
         }
-        let class = if cfg!(feature = "pass-through") {
-            None
-        } else {
-            C::TABLE.class_for_layout(size, align)
-        };
-        match class {
-            Some(class) => self.blocks.alloc_pooled(
-                self.pools.checked_pool(class),
-                class,
-                C::TABLE.size(class),
-            ),
+        match Heap::<C>::block_class(size, align) {
+            Some(class) => {
+                self.blocks
+                    .alloc_pooled(self.heap.checked_pool(class), class, C::TABLE.size(class))
+            }
             None => self
                 .blocks
-                .alloc_system(size, align.max(8), self.pools.fallback()),
+                .alloc_system(size, align.max(8), self.heap.fallback()),
         }
     }
 
@@ -389,7 +310,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     #[inline(always)]
     pub fn free(&self, block: Block) -> Result<(), Error> {
         self.blocks
-            .free(self.pools.checked(), block, self.pools.fallback())
+            .free(self.heap.checked(), block, self.heap.fallback())
     }
 
     /// Whether `block` is a live block of this manager.
@@ -407,7 +328,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     #[must_use]
     #[inline]
     pub fn is_live(&self, block: Block) -> bool {
-        self.blocks.is_live(self.pools.checked(), block)
+        self.blocks.is_live(self.heap.checked(), block)
     }
 
     /// The usable size of a live block in bytes: its class size for a
@@ -432,7 +353,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[inline]
     pub fn block_size(&self, block: Block) -> Result<usize, Error> {
-        Ok(self.blocks.bytes(self.pools.checked(), block)?.len())
+        Ok(self.blocks.bytes(self.heap.checked(), block)?.len())
     }
 
     /// The bytes of a live block, as a raw slice pointer of
@@ -460,7 +381,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[inline]
     pub fn block_ptr(&self, block: Block) -> Result<NonNull<[u8]>, Error> {
-        self.blocks.bytes(self.pools.checked(), block)
+        self.blocks.bytes(self.heap.checked(), block)
     }
 
     /// Reads a `T` from `offset` bytes into a live block (unaligned copy).
@@ -484,7 +405,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     pub fn read<T: bytemuck::Pod>(&self, block: Block, offset: usize) -> Result<T, Error> {
         let mut value = T::zeroed();
         self.blocks.read_bytes(
-            self.pools.checked(),
+            self.heap.checked(),
             block,
             offset,
             bytemuck::bytes_of_mut(&mut value),
@@ -519,7 +440,7 @@ impl<C: SizeClasses> MemoryManager<C> {
         value: T,
     ) -> Result<(), Error> {
         self.blocks.write_bytes(
-            self.pools.checked(),
+            self.heap.checked(),
             block,
             offset,
             bytemuck::bytes_of(&value),
@@ -546,7 +467,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     #[inline]
     pub fn read_bytes(&self, block: Block, offset: usize, dst: &mut [u8]) -> Result<(), Error> {
         self.blocks
-            .read_bytes(self.pools.checked(), block, offset, dst)
+            .read_bytes(self.heap.checked(), block, offset, dst)
     }
 
     /// Copies `src` into a live block at `offset`.
@@ -566,7 +487,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     #[inline]
     pub fn write_bytes(&self, block: Block, offset: usize, src: &[u8]) -> Result<(), Error> {
         self.blocks
-            .write_bytes(self.pools.checked(), block, offset, src)
+            .write_bytes(self.heap.checked(), block, offset, src)
     }
 
     // ----- statistics --------------------------------------------------------
@@ -590,7 +511,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     pub fn stats(&self) -> Stats {
         let s = self.snapshot();
         debug_assert_eq!(
-            self.pools.budget().reserved(),
+            self.heap.budget().reserved(),
             s.reserved_bytes(),
             "the budget's count of reserved bytes drifted"
         );
@@ -601,9 +522,9 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// (which must not panic on its own account).
     fn snapshot(&self) -> Stats {
         let classes = self
-            .pools
+            .heap
             .iter()
-            .zip(self.pools.checked())
+            .zip(self.heap.checked())
             .map(|(pool, c)| ClassStats {
                 block_size: pool.block_size(),
                 live_boxes: pool.live(),
@@ -618,8 +539,8 @@ impl<C: SizeClasses> MemoryManager<C> {
                 metadata_bytes: c.metadata(),
             })
             .collect();
-        let fallback = self.pools.fallback();
-        let budget = self.pools.budget();
+        let fallback = self.heap.fallback();
+        let budget = self.heap.budget();
         Stats {
             name: self.name(),
             classes,
@@ -671,22 +592,8 @@ impl<C: SizeClasses> MemoryManager<C> {
         if size_of::<T>() == 0 {
             return Ok(()); // zero-sized values take no memory
         }
-        // The class ignores pass-through mode, so that an absurd count fails
-        // in both modes.
-        let class = C::TABLE.class_for_layout(size_of::<T>(), align_of::<T>());
-        if let Some(class) = class {
-            reservable(additional, C::TABLE.size(class), align_of::<T>())?;
-        }
-        if cfg!(feature = "pass-through") {
-            return Ok(()); // every allocation goes to the system allocator
-        }
-        match class {
-            Some(class) => self.pools.get(class).reserve(additional),
-            None => Err(Error::NotPooled {
-                size: size_of::<T>(),
-                align: align_of::<T>(),
-            }),
-        }
+        self.heap
+            .reserve(size_of::<T>(), align_of::<T>(), false, additional)
     }
 
     /// Grows the checked-block pool that serves `size`-byte blocks (aligned
@@ -709,17 +616,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
     pub fn reserve_blocks(&self, size: usize, additional: usize) -> Result<(), Error> {
-        let class = C::TABLE.class_for_layout(size, 8);
-        if let Some(class) = class {
-            reservable(additional, C::TABLE.size(class), 8)?;
-        }
-        if cfg!(feature = "pass-through") {
-            return Ok(()); // every allocation goes to the system allocator
-        }
-        match class {
-            Some(class) => self.pools.checked_pool(class).reserve(additional),
-            None => Err(Error::NotPooled { size, align: 8 }),
-        }
+        self.heap.reserve(size, 8, true, additional)
     }
 
     /// Gives every chunk that holds no live allocation back to the system
@@ -741,14 +638,14 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// assert_eq!(*keep, 1); // still there
     /// ```
     pub fn trim(&self) -> usize {
-        let budget = self.pools.budget();
+        let budget = self.heap.budget();
         let pooled: usize = self
-            .pools
+            .heap
             .iter()
-            .chain(self.pools.checked())
+            .chain(self.heap.checked())
             .map(|p| p.trim())
             .sum();
-        pooled + self.blocks.trim(budget) + crate::system::trim_cache(self.pools.fallback())
+        pooled + self.blocks.trim(budget) + crate::system::trim_cache(self.heap.fallback())
     }
 
     /// Frees everything at once, in O(chunks), and keeps the memory: every
@@ -787,8 +684,8 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn reset(&mut self) {
-        let written = self.pools.reset();
-        self.blocks.reset(self.pools.budget());
+        let written = self.heap.reset();
+        self.blocks.reset(self.heap.budget());
         if let Some(w) = written {
             // `debug-fill` found a write after free; the reset is done.
             w.panic();
@@ -844,7 +741,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[must_use]
     pub fn name(&self) -> Option<&'static str> {
-        self.pools.fallback().name
+        self.heap.fallback().name
     }
 
     /// The byte budget this manager was built with, if any.
@@ -859,7 +756,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[must_use]
     pub fn budget(&self) -> Option<usize> {
-        self.pools.budget().limit()
+        self.heap.budget().limit()
     }
 
     /// Checks the typed pools' internal invariants (free lists inside their
@@ -876,9 +773,9 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[must_use]
     pub fn is_consistent(&self) -> bool {
-        self.pools
+        self.heap
             .iter()
-            .chain(self.pools.checked())
+            .chain(self.heap.checked())
             .all(|p| p.is_valid())
     }
 }

@@ -16,10 +16,9 @@
 //! [`chunk`](crate::chunk)), so pools live at fixed heap addresses inside
 //! [`Pools`] and never move.
 
-use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::cell::{Cell, UnsafeCell};
-use core::marker::PhantomData;
+
 use core::mem::size_of;
 use core::ptr::{self, NonNull};
 
@@ -27,7 +26,7 @@ use crate::block::NUMBER_BITS;
 use crate::budget::Budget;
 use crate::chunk::{self, HEADER_SPACE};
 use crate::fill;
-use crate::size_class::{natural_align, SizeClasses};
+use crate::size_class::natural_align;
 use crate::system::{self, Fallback};
 use crate::Error;
 
@@ -312,7 +311,7 @@ pub(crate) fn floor_after(floor: u32, gens: impl Iterator<Item = u32>) -> u32 {
 
 impl Pool {
     /// A pool of `block_size`-byte blocks, with no chunk yet.
-    fn new(
+    pub(crate) fn new(
         block_size: usize,
         config: ChunkConfig,
         fallback: NonNull<Fallback>,
@@ -1142,7 +1141,7 @@ impl Pool {
     ///
     /// No block of this pool handed out before may be used afterwards.
     #[must_use]
-    unsafe fn recycle(&self) -> Option<fill::Written> {
+    pub(crate) unsafe fn recycle(&self) -> Option<fill::Written> {
         let written = if cfg!(feature = "debug-fill") {
             self.free_list().find_map(|n| {
                 // SAFETY: a free block of this pool, filled when it was freed.
@@ -1180,7 +1179,7 @@ impl Pool {
     /// # Safety
     ///
     /// No block of this pool may be used afterwards.
-    unsafe fn release_chunks(&self) {
+    pub(crate) unsafe fn release_chunks(&self) {
         self.peak.set(self.peak());
         let mut c = self.chunks.replace(ptr::null_mut());
         while let Some(chunk) = NonNull::new(c) {
@@ -1248,164 +1247,6 @@ fn emptied(pool: &Pool) {
     }
 }
 
-/// The pools of one manager, two per class of `C` — one for boxes and
-/// collections, one with generations for checked blocks — at a fixed heap
-/// address, plus the fallback counters for typed system allocations.
-pub(crate) struct Pools<C: SizeClasses> {
-    /// `2 * C::TABLE.len()` pools, from a leaked `Box<[Pool]>`: the plain
-    /// ones, then those with generations, each smallest class first.
-    pools: NonNull<Pool>,
-    /// From a leaked `Box<Fallback>`.
-    fallback: NonNull<Fallback>,
-    /// Invariant in `C`: a manager or box must never be seen with another
-    /// class table, or a pooled block would be freed by the wrong route.
-    _classes: PhantomData<fn(C) -> C>,
-}
-
-// SAFETY: `Pools` owns its pools, chunks and fallback counters outright;
-// nothing in it is shared with another `Pools` or tied to a thread, so it may
-// move to another thread. It is not `Sync`: the `Cell`s allow no concurrent use.
-unsafe impl<C: SizeClasses> Send for Pools<C> {}
-
-impl<C: SizeClasses> Pools<C> {
-    /// One empty pool per class of `C`.
-    pub(crate) fn new(
-        config: ChunkConfig,
-        budget: Option<usize>,
-        name: Option<&'static str>,
-    ) -> Self {
-        // Freed after the pools (see `drop`).
-        let fallback = NonNull::from(Box::leak(Box::new(Fallback::new(budget, name))));
-        let sizes = C::TABLE.sizes();
-        let pools: Box<[Pool]> = [false, true]
-            .into_iter()
-            .flat_map(|generations| {
-                sizes
-                    .iter()
-                    .map(move |&s| Pool::new(s, config, fallback, generations))
-            })
-            .collect();
-        debug_assert_eq!(pools.len(), 2 * C::TABLE.len());
-        Pools {
-            pools: NonNull::from(Box::leak(pools)).cast(),
-            fallback,
-            _classes: PhantomData,
-        }
-    }
-
-    /// The manager's budget.
-    #[inline]
-    pub(crate) fn budget(&self) -> &Budget {
-        &self.fallback().budget
-    }
-
-    /// Frees every allocation at once: the pools keep their chunks as free
-    /// capacity (no call to the system allocator), typed system allocations
-    /// go back to the system.
-    ///
-    /// With `debug-fill`, returns the first free block found written after
-    /// it was freed, for the caller to panic with when its reset is done.
-    #[must_use]
-    pub(crate) fn reset(&mut self) -> Option<fill::Written> {
-        let mut written = None;
-        for pool in self.all() {
-            // SAFETY: `&mut self` comes from `&mut MemoryManager`, so no
-            // `PoolBox`, which borrows the manager, exists; a pointer from
-            // `PoolBox::into_raw` may not be used after a reset (the contract
-            // of `PoolBox::from_raw`).
-            let w = unsafe { pool.recycle() };
-            written = written.or(w);
-        }
-        // SAFETY: as above, no typed system allocation is used again.
-        unsafe { crate::system::free_all(self.fallback()) };
-        written
-    }
-
-    /// Frees every chunk and typed system allocation, for drop.
-    fn release(&mut self) {
-        for pool in self.all() {
-            // SAFETY: `&mut self` in drop: nothing borrows the manager, and
-            // nothing of it is used again.
-            unsafe { pool.release_chunks() };
-        }
-        self.fallback().chunks.clear(self.budget());
-        // SAFETY: as above.
-        unsafe { crate::system::free_all(self.fallback()) };
-    }
-
-    /// The pool of class `class`.
-    ///
-    /// # Panics
-    ///
-    /// Panics if `class` is not a class of `C` (a constant check for a
-    /// constant class).
-    #[inline(always)]
-    pub(crate) fn get(&self, class: usize) -> &Pool {
-        assert!(class < C::TABLE.len(), "size class out of range");
-        // SAFETY: there are `C::TABLE.len()` pools, alive as long as `self`.
-        unsafe { &*self.pools.as_ptr().add(class) }
-    }
-
-    /// The pool with generations of class `class`.
-    ///
-    /// # Panics
-    ///
-    /// As [`get`](Self::get).
-    #[inline(always)]
-    pub(crate) fn checked_pool(&self, class: usize) -> &Pool {
-        assert!(class < C::TABLE.len(), "size class out of range");
-        // SAFETY: there are `2 * C::TABLE.len()` pools, alive as long as
-        // `self`; the second half have generations.
-        unsafe { &*self.pools.as_ptr().add(C::TABLE.len() + class) }
-    }
-
-    /// The fallback counters.
-    #[inline]
-    pub(crate) fn fallback(&self) -> &Fallback {
-        // SAFETY: the fallback lives as long as `self`.
-        unsafe { self.fallback.as_ref() }
-    }
-
-    /// The plain pools, smallest class first.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Pool> + '_ {
-        (0..C::TABLE.len()).map(|c| self.get(c))
-    }
-
-    /// The pools with generations (for checked blocks), smallest class
-    /// first.
-    #[inline(always)]
-    pub(crate) fn checked(&self) -> &[Pool] {
-        // SAFETY: the second half of the `2 * C::TABLE.len()` pools, alive
-        // as long as `self`.
-        unsafe {
-            &*ptr::slice_from_raw_parts(self.pools.as_ptr().add(C::TABLE.len()), C::TABLE.len())
-        }
-    }
-
-    /// Every pool.
-    fn all(&self) -> impl Iterator<Item = &Pool> + '_ {
-        self.iter().chain(self.checked())
-    }
-}
-
-impl<C: SizeClasses> Drop for Pools<C> {
-    fn drop(&mut self) {
-        self.release();
-        let slice = ptr::slice_from_raw_parts_mut(self.pools.as_ptr(), 2 * C::TABLE.len());
-        // SAFETY: both come from `Box::leak` in `new` and are freed only here.
-        unsafe {
-            drop(Box::from_raw(slice));
-            drop(Box::from_raw(self.fallback.as_ptr()));
-        }
-    }
-}
-
-impl<C: SizeClasses> core::fmt::Debug for Pools<C> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1418,7 +1259,7 @@ mod tests {
 
     #[test]
     fn alloc_and_free_keep_the_pool_valid() {
-        let pools = Pools::<DefaultClasses>::new(SMALL, None, None);
+        let pools = crate::heap::Heap::<DefaultClasses>::new(SMALL, None, None);
         let pool = pools.get(3); // 64 bytes
         let n = if cfg!(miri) { 300 } else { 3000 };
         let blocks: Vec<_> = (0..n).map(|_| pool.alloc().unwrap()).collect();
@@ -1445,7 +1286,7 @@ mod tests {
 
     #[test]
     fn chunks_grow_geometrically_up_to_the_cap() {
-        let pools = Pools::<DefaultClasses>::new(SMALL, None, None);
+        let pools = crate::heap::Heap::<DefaultClasses>::new(SMALL, None, None);
         let pool = pools.get(0);
         while pool.chunk_count() < 5 {
             pool.alloc().unwrap();
@@ -1456,7 +1297,7 @@ mod tests {
 
     #[test]
     fn a_freed_block_is_reused_first() {
-        let pools = Pools::<DefaultClasses>::new(SMALL, None, None);
+        let pools = crate::heap::Heap::<DefaultClasses>::new(SMALL, None, None);
         let pool = pools.get(1);
         let a = pool.alloc().unwrap();
         let _b = pool.alloc().unwrap();
@@ -1467,7 +1308,7 @@ mod tests {
 
     #[test]
     fn a_pool_emptied_after_more_than_a_chunk_is_recycled_in_address_order() {
-        let pools = Pools::<DefaultClasses>::new(SMALL, None, None);
+        let pools = crate::heap::Heap::<DefaultClasses>::new(SMALL, None, None);
         let pool = pools.get(3); // 64 bytes: 62 blocks in the first chunk
         let first: Vec<_> = (0..200).map(|_| pool.alloc().unwrap()).collect();
         let (chunks, reserved) = (pool.chunk_count(), pool.reserved());
@@ -1493,7 +1334,7 @@ mod tests {
 
     #[test]
     fn a_small_pool_emptied_keeps_its_free_list() {
-        let pools = Pools::<DefaultClasses>::new(SMALL, None, None);
+        let pools = crate::heap::Heap::<DefaultClasses>::new(SMALL, None, None);
         let pool = pools.get(3);
         let a = pool.alloc().unwrap();
         let b = pool.alloc().unwrap();
@@ -1518,7 +1359,7 @@ mod tests {
             }
             v
         }
-        let mut pools = Pools::<DefaultClasses>::new(SMALL, None, None);
+        let mut pools = crate::heap::Heap::<DefaultClasses>::new(SMALL, None, None);
         // A big batch makes many chunks; emptied, it is recycled.
         let big = batch(pools.get(3), 2000); // 62 blocks in the first chunk
         let chunks = pools.get(3).chunk_count();
@@ -1554,7 +1395,7 @@ mod tests {
 
     #[test]
     fn slots_name_their_blocks_until_freed_and_stay_refused_after_a_trim() {
-        let pools = Pools::<DefaultClasses>::new(SMALL, None, None);
+        let pools = crate::heap::Heap::<DefaultClasses>::new(SMALL, None, None);
         for class in [0, 2, 5] {
             let pool = pools.checked_pool(class);
             let n = if cfg!(miri) { 700 } else { 3000 };

@@ -51,9 +51,9 @@ use core::ops::{Deref, DerefMut};
 use core::pin::Pin;
 use core::ptr::{self, NonNull};
 
-use crate::pool::Pool;
-use crate::size_class::{route, Route, SizeClasses};
-use crate::{system, DefaultClasses, Error, MemoryManager};
+use crate::heap::{alloc_like, dealloc, name_of};
+use crate::size_class::SizeClasses;
+use crate::{DefaultClasses, Error, MemoryManager};
 
 /// Panics with the message of `e`: the infallible allocation calls end here.
 #[cold]
@@ -103,68 +103,6 @@ static_assertions::assert_eq_size!(PoolBox<'static, u64>, usize);
 static_assertions::assert_eq_size!(Option<PoolBox<'static, u64>>, usize);
 static_assertions::assert_eq_size!(PoolBox<'static, [u64]>, [usize; 2]);
 static_assertions::assert_not_impl_any!(PoolBox<'static, u64>: Send, Sync);
-
-/// Returns an allocation to where [`route`] says it came from.
-///
-/// # Safety
-///
-/// `ptr` must be a live allocation of `layout` made for the same route by a
-/// manager with class table `C` that is still alive (a dangling pointer for a
-/// zero size), and must not be used afterwards.
-#[inline(always)]
-pub(crate) unsafe fn dealloc<C: SizeClasses>(ptr: NonNull<u8>, layout: Layout) {
-    match route(C::TABLE, layout.size(), layout.align()) {
-        Route::Zero => {}
-        // SAFETY: the caller guarantees a live block of a live pool.
-        Route::Pool(_) => unsafe { Pool::free(ptr) },
-        // SAFETY: the caller guarantees a live typed system allocation.
-        Route::System => unsafe { system::free_typed(ptr, layout) },
-    }
-}
-
-/// Allocates room for `layout` from the manager that made `like`, an
-/// allocation of the same layout.
-///
-/// # Safety
-///
-/// `like` must be a live allocation of `layout` made by a live manager with
-/// class table `C`.
-#[inline]
-unsafe fn alloc_like<C: SizeClasses>(
-    like: NonNull<u8>,
-    layout: Layout,
-) -> Result<NonNull<u8>, Error> {
-    match route(C::TABLE, layout.size(), layout.align()) {
-        // A zero-sized allocation's pointer is dangling and aligned: reuse it.
-        Route::Zero => Ok(like),
-        Route::Pool(_) => {
-            // SAFETY: `like` is a live block of a live pool (caller).
-            let pool = unsafe { Pool::of(like) };
-            pool.alloc().ok_or_else(|| pool.failure(layout))
-        }
-        // SAFETY: `like` is a live typed system allocation (caller).
-        Route::System => system::alloc_typed(unsafe { system::fallback_of(like, layout) }, layout),
-    }
-}
-
-/// The name of the manager that made `like`, an allocation of `layout`
-/// (for a panic message).
-///
-/// # Safety
-///
-/// `like` must be a live allocation of `layout` made by a live manager with
-/// class table `C`.
-#[cold]
-unsafe fn name_of<C: SizeClasses>(like: NonNull<u8>, layout: Layout) -> Option<&'static str> {
-    match route(C::TABLE, layout.size(), layout.align()) {
-        // Nothing to find; a zero-sized allocation never fails anyway.
-        Route::Zero => None,
-        // SAFETY: `like` is a live block of a live pool (caller).
-        Route::Pool(_) => unsafe { Pool::of(like) }.name(),
-        // SAFETY: `like` is a live typed system allocation (caller).
-        Route::System => unsafe { system::fallback_of(like, layout) }.name,
-    }
-}
 
 /// Frees an allocation (and drops the values written so far) unless
 /// disarmed with `mem::forget`: keeps a panicking initialiser from leaking.
@@ -218,7 +156,7 @@ impl<'m, T, C: SizeClasses> Uninit<'m, T, C> {
     /// Room for a `T` in `mm` (dangling for a zero-sized `T`).
     #[inline(always)]
     fn new_in(mm: &'m MemoryManager<C>) -> Result<Self, Error> {
-        let ptr = mm.alloc_raw::<T>()?;
+        let ptr = mm.heap().alloc_raw::<T>()?;
         Ok(Uninit {
             guard: FreeGuard {
                 ptr: ptr.cast(),
@@ -585,7 +523,7 @@ impl<'m, T, C: SizeClasses> PoolBox<'m, [T], C> {
         f: impl FnMut(usize) -> T,
         mm: &'m MemoryManager<C>,
     ) -> Result<Self, Error> {
-        let ptr = mm.alloc_array::<T>(len)?;
+        let ptr = mm.heap().alloc_array::<T>(len)?;
         // SAFETY: a fresh allocation of `Layout::array::<T>(len)` from `mm`.
         Ok(unsafe { PoolBox::init_slice(ptr, len, f) })
     }
@@ -595,7 +533,7 @@ impl<'m, T, C: SizeClasses> PoolBox<'m, [T], C> {
     where
         T: Copy,
     {
-        let ptr = mm.alloc_array::<T>(src.len())?;
+        let ptr = mm.heap().alloc_array::<T>(src.len())?;
         // SAFETY: `ptr` is a fresh allocation of `src.len()` elements, which
         // cannot overlap the borrowed `src`.
         unsafe { ptr::copy_nonoverlapping(src.as_ptr(), ptr.as_ptr(), src.len()) };

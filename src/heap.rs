@@ -1,0 +1,493 @@
+//! The heap context and routing: the one place that turns a layout into a
+//! class or the large path, and allocates, frees and resizes by layout.
+//!
+//! [`Heap`] owns a manager's pools and its large path; `PoolBox`, checked
+//! `Block`s and the `Allocator` implementation are thin facades over the
+//! functions here, and so is pass-through mode (every route is the large
+//! path, see [`route`]). A typed value's route is a constant of its type.
+
+use alloc::boxed::Box;
+use core::alloc::Layout;
+use core::marker::PhantomData;
+use core::mem::{align_of, size_of};
+use core::ptr::{self, NonNull};
+
+use crate::budget::Budget;
+use crate::fill;
+use crate::pool::{ChunkConfig, Pool};
+use crate::size_class::{route, Route, SizeClasses};
+use crate::system::{self, Fallback};
+use crate::Error;
+
+/// One manager's heap context: its pools, two per class of `C` — one for
+/// boxes and collections, one with generations for checked blocks — at a
+/// fixed heap address, and its large path (the [`Fallback`] record, which
+/// holds the budget, the chunk map and the registry too).
+pub(crate) struct Heap<C: SizeClasses> {
+    /// `2 * C::TABLE.len()` pools, from a leaked `Box<[Pool]>`: the plain
+    /// ones, then those with generations, each smallest class first.
+    pools: NonNull<Pool>,
+    /// From a leaked `Box<Fallback>`.
+    fallback: NonNull<Fallback>,
+    /// Invariant in `C`: a manager or box must never be seen with another
+    /// class table, or a pooled block would be freed by the wrong route.
+    _classes: PhantomData<fn(C) -> C>,
+}
+
+// SAFETY: `Heap` owns its pools, chunks and fallback counters outright;
+// nothing in it is shared with another `Heap` or tied to a thread, so it may
+// move to another thread. It is not `Sync`: the `Cell`s allow no concurrent use.
+unsafe impl<C: SizeClasses> Send for Heap<C> {}
+
+impl<C: SizeClasses> Heap<C> {
+    /// One empty pool per class of `C`.
+    pub(crate) fn new(
+        config: ChunkConfig,
+        budget: Option<usize>,
+        name: Option<&'static str>,
+    ) -> Self {
+        // Freed after the pools (see `drop`).
+        let fallback = NonNull::from(Box::leak(Box::new(Fallback::new(budget, name))));
+        let sizes = C::TABLE.sizes();
+        let pools: Box<[Pool]> = [false, true]
+            .into_iter()
+            .flat_map(|generations| {
+                sizes
+                    .iter()
+                    .map(move |&s| Pool::new(s, config, fallback, generations))
+            })
+            .collect();
+        debug_assert_eq!(pools.len(), 2 * C::TABLE.len());
+        Heap {
+            pools: NonNull::from(Box::leak(pools)).cast(),
+            fallback,
+            _classes: PhantomData,
+        }
+    }
+
+    /// The manager's budget.
+    #[inline]
+    pub(crate) fn budget(&self) -> &Budget {
+        &self.fallback().budget
+    }
+
+    /// Frees every allocation at once: the pools keep their chunks as free
+    /// capacity (no call to the system allocator), typed system allocations
+    /// go back to the system.
+    ///
+    /// With `debug-fill`, returns the first free block found written after
+    /// it was freed, for the caller to panic with when its reset is done.
+    #[must_use]
+    pub(crate) fn reset(&mut self) -> Option<fill::Written> {
+        let mut written = None;
+        for pool in self.all() {
+            // SAFETY: `&mut self` comes from `&mut MemoryManager`, so no
+            // `PoolBox`, which borrows the manager, exists; a pointer from
+            // `PoolBox::into_raw` may not be used after a reset (the contract
+            // of `PoolBox::from_raw`).
+            let w = unsafe { pool.recycle() };
+            written = written.or(w);
+        }
+        // SAFETY: as above, no typed system allocation is used again.
+        unsafe { crate::system::free_all(self.fallback()) };
+        written
+    }
+
+    /// Frees every chunk and typed system allocation, for drop.
+    fn release(&mut self) {
+        for pool in self.all() {
+            // SAFETY: `&mut self` in drop: nothing borrows the manager, and
+            // nothing of it is used again.
+            unsafe { pool.release_chunks() };
+        }
+        self.fallback().chunks.clear(self.budget());
+        // SAFETY: as above.
+        unsafe { crate::system::free_all(self.fallback()) };
+    }
+
+    /// The pool of class `class`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `class` is not a class of `C` (a constant check for a
+    /// constant class).
+    #[inline(always)]
+    pub(crate) fn get(&self, class: usize) -> &Pool {
+        assert!(class < C::TABLE.len(), "size class out of range");
+        // SAFETY: there are `C::TABLE.len()` pools, alive as long as `self`.
+        unsafe { &*self.pools.as_ptr().add(class) }
+    }
+
+    /// The pool with generations of class `class`.
+    ///
+    /// # Panics
+    ///
+    /// As [`get`](Self::get).
+    #[inline(always)]
+    pub(crate) fn checked_pool(&self, class: usize) -> &Pool {
+        assert!(class < C::TABLE.len(), "size class out of range");
+        // SAFETY: there are `2 * C::TABLE.len()` pools, alive as long as
+        // `self`; the second half have generations.
+        unsafe { &*self.pools.as_ptr().add(C::TABLE.len() + class) }
+    }
+
+    /// The fallback counters.
+    #[inline]
+    pub(crate) fn fallback(&self) -> &Fallback {
+        // SAFETY: the fallback lives as long as `self`.
+        unsafe { self.fallback.as_ref() }
+    }
+
+    /// The plain pools, smallest class first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Pool> + '_ {
+        (0..C::TABLE.len()).map(|c| self.get(c))
+    }
+
+    /// The pools with generations (for checked blocks), smallest class
+    /// first.
+    #[inline(always)]
+    pub(crate) fn checked(&self) -> &[Pool] {
+        // SAFETY: the second half of the `2 * C::TABLE.len()` pools, alive
+        // as long as `self`.
+        unsafe {
+            &*ptr::slice_from_raw_parts(self.pools.as_ptr().add(C::TABLE.len()), C::TABLE.len())
+        }
+    }
+
+    /// Every pool.
+    fn all(&self) -> impl Iterator<Item = &Pool> + '_ {
+        self.iter().chain(self.checked())
+    }
+}
+
+impl<C: SizeClasses> Drop for Heap<C> {
+    fn drop(&mut self) {
+        self.release();
+        let slice = ptr::slice_from_raw_parts_mut(self.pools.as_ptr(), 2 * C::TABLE.len());
+        // SAFETY: both come from `Box::leak` in `new` and are freed only here.
+        unsafe {
+            drop(Box::from_raw(slice));
+            drop(Box::from_raw(self.fallback.as_ptr()));
+        }
+    }
+}
+
+impl<C: SizeClasses> core::fmt::Debug for Heap<C> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// The most bytes a reservation may ask for: more than this is more than a
+/// 64-bit machine's address space holds (x86-64 and AArch64 map 2^48 bytes
+/// at most, user and kernel together); `isize::MAX` on smaller targets.
+const MAX_RESERVATION: usize = if usize::BITS >= 64 {
+    1 << (48 % usize::BITS)
+} else {
+    isize::MAX as usize
+};
+
+/// Refuses a reservation of `additional` blocks of `block_size` bytes that
+/// no system could ever give, before a single chunk is allocated for it:
+/// more than `isize::MAX` bytes in all is a `LayoutOverflow` (as
+/// `Vec::try_reserve`'s capacity overflow), more than [`MAX_RESERVATION`]
+/// an `OutOfMemory`.
+fn reservable(additional: usize, block_size: usize, align: usize) -> Result<(), Error> {
+    let size = additional.saturating_mul(block_size);
+    match additional.checked_mul(block_size) {
+        Some(bytes) if bytes <= MAX_RESERVATION => Ok(()),
+        Some(bytes) if bytes <= isize::MAX as usize => Err(Error::OutOfMemory { size, align }),
+        _ => Err(Error::LayoutOverflow { size, align }),
+    }
+}
+
+impl<C: SizeClasses> Heap<C> {
+    /// A block of pool `class` for a request of `layout`.
+    #[inline(always)]
+    pub(crate) fn pool_alloc(&self, class: usize, layout: Layout) -> Result<NonNull<u8>, Error> {
+        let pool = self.get(class);
+        match pool.alloc() {
+            Some(p) => Ok(p),
+            None => Err(pool.failure(layout)),
+        }
+    }
+
+    /// Room for `layout`, routed at run time: a pool block, a typed system
+    /// allocation, or (zero size) a dangling pointer aligned to
+    /// `layout.align()`. Freed by [`dealloc`] with the same
+    /// layout. Behind slices and the `allocator-api2` implementation.
+    #[inline]
+    pub(crate) fn alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, Error> {
+        match route(C::TABLE, layout.size(), layout.align()) {
+            Route::Zero => Ok(
+                NonNull::new(core::ptr::without_provenance_mut(layout.align()))
+                    .unwrap_or(NonNull::dangling()),
+            ),
+            Route::Pool(class) => self.pool_alloc(class, layout),
+            Route::System => system::alloc_typed(self.fallback(), layout),
+        }
+    }
+
+    /// Uninitialised room for one `T`: the class is a constant of `T`, so
+    /// this is a pop from a known pool. Dangling for a zero-sized `T`.
+    #[inline(always)]
+    pub(crate) fn alloc_raw<T>(&self) -> Result<NonNull<T>, Error> {
+        let layout = Layout::new::<T>();
+        match const { route(C::TABLE, size_of::<T>(), align_of::<T>()) } {
+            Route::Zero => Ok(NonNull::dangling()),
+            Route::Pool(class) => self.pool_alloc(class, layout).map(NonNull::cast),
+            Route::System => system::alloc_typed(self.fallback(), layout).map(NonNull::cast),
+        }
+    }
+
+    /// Uninitialised room for `len` elements of `T`; the class is looked up
+    /// at run time. Dangling for a zero size.
+    #[inline]
+    pub(crate) fn alloc_array<T>(&self, len: usize) -> Result<NonNull<T>, Error> {
+        let layout = Layout::array::<T>(len).map_err(|_| Error::LayoutOverflow {
+            size: size_of::<T>().saturating_mul(len),
+            align: align_of::<T>(),
+        })?;
+        self.alloc_layout(layout).map(NonNull::cast)
+    }
+
+    /// Grows the pool (plain, or `checked`) that serves `size` bytes at
+    /// `align` until `additional` more can be handed out without a new
+    /// chunk. The class ignores pass-through mode, so that an absurd count
+    /// fails in both modes.
+    pub(crate) fn reserve(
+        &self,
+        size: usize,
+        align: usize,
+        checked: bool,
+        additional: usize,
+    ) -> Result<(), Error> {
+        let class = C::TABLE.class_for_layout(size, align);
+        if let Some(class) = class {
+            reservable(additional, C::TABLE.size(class), align)?;
+        }
+        if cfg!(feature = "pass-through") {
+            return Ok(()); // every allocation goes to the system allocator
+        }
+        match class {
+            Some(class) if checked => self.checked_pool(class).reserve(additional),
+            Some(class) => self.get(class).reserve(additional),
+            None => Err(Error::NotPooled { size, align }),
+        }
+    }
+
+    /// The class of the checked pool that serves a block of `size` bytes at
+    /// `align`, or `None` for the large path (always in pass-through mode).
+    #[inline(always)]
+    pub(crate) fn block_class(size: usize, align: usize) -> Option<usize> {
+        if cfg!(feature = "pass-through") {
+            None
+        } else {
+            C::TABLE.class_for_layout(size, align)
+        }
+    }
+}
+
+// ----- by layout alone: boxes find their pool or footer from the pointer --
+
+/// Returns an allocation to where [`route`] says it came from.
+///
+/// # Safety
+///
+/// `ptr` must be a live allocation of `layout` made for the same route by a
+/// manager with class table `C` that is still alive (a dangling pointer for a
+/// zero size), and must not be used afterwards.
+#[inline(always)]
+pub(crate) unsafe fn dealloc<C: SizeClasses>(ptr: NonNull<u8>, layout: Layout) {
+    match route(C::TABLE, layout.size(), layout.align()) {
+        Route::Zero => {}
+        // SAFETY: the caller guarantees a live block of a live pool.
+        Route::Pool(_) => unsafe { Pool::free(ptr) },
+        // SAFETY: the caller guarantees a live typed system allocation.
+        Route::System => unsafe { system::free_typed(ptr, layout) },
+    }
+}
+
+/// Allocates room for `layout` from the manager that made `like`, an
+/// allocation of the same layout.
+///
+/// # Safety
+///
+/// `like` must be a live allocation of `layout` made by a live manager with
+/// class table `C`.
+#[inline]
+pub(crate) unsafe fn alloc_like<C: SizeClasses>(
+    like: NonNull<u8>,
+    layout: Layout,
+) -> Result<NonNull<u8>, Error> {
+    match route(C::TABLE, layout.size(), layout.align()) {
+        // A zero-sized allocation's pointer is dangling and aligned: reuse it.
+        Route::Zero => Ok(like),
+        Route::Pool(_) => {
+            // SAFETY: `like` is a live block of a live pool (caller).
+            let pool = unsafe { Pool::of(like) };
+            pool.alloc().ok_or_else(|| pool.failure(layout))
+        }
+        // SAFETY: `like` is a live typed system allocation (caller).
+        Route::System => system::alloc_typed(unsafe { system::fallback_of(like, layout) }, layout),
+    }
+}
+
+/// The name of the manager that made `like`, an allocation of `layout`
+/// (for a panic message).
+///
+/// # Safety
+///
+/// `like` must be a live allocation of `layout` made by a live manager with
+/// class table `C`.
+#[cold]
+pub(crate) unsafe fn name_of<C: SizeClasses>(
+    like: NonNull<u8>,
+    layout: Layout,
+) -> Option<&'static str> {
+    match route(C::TABLE, layout.size(), layout.align()) {
+        // Nothing to find; a zero-sized allocation never fails anyway.
+        Route::Zero => None,
+        // SAFETY: `like` is a live block of a live pool (caller).
+        Route::Pool(_) => unsafe { Pool::of(like) }.name(),
+        // SAFETY: `like` is a live typed system allocation (caller).
+        Route::System => unsafe { system::fallback_of(like, layout) }.name,
+    }
+}
+
+// ----- the `Allocator` implementation's side ------------------------------
+
+#[cfg(feature = "allocator-api2")]
+/// The usable size of an allocation of `layout`: the whole block for a pool
+/// class, exactly the request otherwise.
+#[inline(always)]
+pub(crate) fn usable<C: SizeClasses>(layout: Layout) -> usize {
+    match route(C::TABLE, layout.size(), layout.align()) {
+        Route::Pool(class) => C::TABLE.size(class),
+        Route::Zero | Route::System => layout.size(),
+    }
+}
+
+#[cfg(feature = "allocator-api2")]
+/// Room for `layout`: a pool block, a registered system allocation, or (zero
+/// size) a dangling pointer aligned to `layout.align()`.
+#[inline(always)]
+pub(crate) fn alloc_registered<C: SizeClasses>(
+    heap: &Heap<C>,
+    layout: Layout,
+) -> Result<NonNull<u8>, Error> {
+    match route(C::TABLE, layout.size(), layout.align()) {
+        Route::Zero => Ok(
+            NonNull::new(core::ptr::without_provenance_mut(layout.align()))
+                .unwrap_or(NonNull::dangling()),
+        ),
+        Route::Pool(class) => heap.pool_alloc(class, layout),
+        Route::System => system::alloc_registered(heap.fallback(), layout),
+    }
+}
+
+#[cfg(feature = "allocator-api2")]
+/// The manager's own pointer to the allocation at `ptr`'s address, served
+/// by `route`, with provenance over all of it (see the module docs).
+///
+/// # Panics
+///
+/// Panics if `heap` has no such allocation (the caller broke the contract of
+/// `deallocate`, `grow` or `shrink`).
+#[inline(always)]
+fn own<C: SizeClasses>(heap: &Heap<C>, ptr: NonNull<u8>, route: Route) -> NonNull<u8> {
+    let fallback = heap.fallback();
+    let own = match route {
+        // Nothing is ever accessed through a zero-sized allocation.
+        Route::Zero => Some(ptr),
+        Route::Pool(_) => fallback
+            .chunks
+            .find(ptr.addr().get())
+            .map(|base| base.with_addr(ptr.addr())),
+        Route::System => system::registered(fallback, ptr.addr().get()),
+    };
+    match own {
+        Some(p) => p,
+        None => foreign_pointer(fallback.name),
+    }
+}
+
+#[cfg(feature = "allocator-api2")]
+#[cold]
+#[inline(never)]
+fn foreign_pointer(name: Option<&str>) -> ! {
+    match name {
+        Some(name) => panic!("memory_mgr: a pointer manager `{name}`'s allocator did not hand out"),
+        None => panic!("memory_mgr: a pointer this manager's allocator did not hand out"),
+    }
+}
+
+#[cfg(feature = "allocator-api2")]
+/// Frees the allocation `own` (the manager's own pointer), served by `route`.
+///
+/// # Safety
+///
+/// `own` must come from [`own`] for a live allocation of `heap` served by
+/// `route`, not used afterwards.
+#[inline(always)]
+unsafe fn free_registered<C: SizeClasses>(heap: &Heap<C>, own: NonNull<u8>, route: Route) {
+    match route {
+        Route::Zero => {}
+        // SAFETY: a live block of one of `heap`'s pools (caller), through a
+        // pointer with provenance over its chunk, header included.
+        Route::Pool(_) => unsafe { Pool::free(own) },
+        // SAFETY: a live registered allocation of `heap` (caller).
+        Route::System => unsafe { system::free_registered(heap.fallback(), own) },
+    }
+}
+
+#[cfg(feature = "allocator-api2")]
+/// Frees an allocation of `layout` made by `heap`'s allocator, reached
+/// through the manager's own pointer (the caller's gives only the address).
+///
+/// # Safety
+///
+/// `ptr` must be a live allocation of `layout` from `heap`'s allocator, not
+/// used afterwards.
+#[inline(always)]
+pub(crate) unsafe fn deallocate<C: SizeClasses>(heap: &Heap<C>, ptr: NonNull<u8>, layout: Layout) {
+    let route = route(C::TABLE, layout.size(), layout.align());
+    // SAFETY: the caller's guarantee; `own` gives the manager's own pointer
+    // to the same allocation, served by `route`.
+    unsafe { free_registered(heap, own(heap, ptr, route), route) }
+}
+
+#[cfg(feature = "allocator-api2")]
+/// Grows or shrinks: in place when both layouts map to the same pool class,
+/// else allocate, copy `min(old, new)` bytes, free. Either way the pointer
+/// returned is the manager's own.
+///
+/// # Safety
+///
+/// `ptr` must be a live allocation of `old` from `heap`'s allocator; on success it must not
+/// be used again (unless the same address is returned).
+#[inline]
+pub(crate) unsafe fn resize<C: SizeClasses>(
+    heap: &Heap<C>,
+    ptr: NonNull<u8>,
+    old: Layout,
+    new: Layout,
+) -> Result<NonNull<[u8]>, Error> {
+    let from = route(C::TABLE, old.size(), old.align());
+    let to = route(C::TABLE, new.size(), new.align());
+    let own = own(heap, ptr, from);
+    if let (Route::Pool(a), Route::Pool(b)) = (from, to) {
+        if a == b {
+            return Ok(NonNull::slice_from_raw_parts(own, C::TABLE.size(b)));
+        }
+    }
+    let fresh = alloc_registered(heap, new)?;
+    // SAFETY: both are live, distinct allocations (a new one was just made)
+    // of at least `min(old, new)` bytes, reached through pointers with
+    // provenance over all of them; the old one is freed once, here.
+    unsafe {
+        core::ptr::copy_nonoverlapping(own.as_ptr(), fresh.as_ptr(), old.size().min(new.size()));
+        free_registered(heap, own, from);
+    }
+    Ok(NonNull::slice_from_raw_parts(fresh, usable::<C>(new)))
+}
