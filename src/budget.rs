@@ -16,11 +16,6 @@ pub(crate) struct Budget {
     limit: usize,
     /// Bytes held now.
     reserved: Cell<usize>,
-    /// Why a typed pool's cold path last failed (the budget or the system
-    /// allocator refused a chunk), so the caller can report that error —
-    /// with the chunk's figures, not the value's — though the non-unwinding
-    /// refill returns only null.
-    refused: Cell<Option<Error>>,
 }
 
 impl Budget {
@@ -29,30 +24,24 @@ impl Budget {
         Budget {
             limit: limit.unwrap_or(usize::MAX),
             reserved: Cell::new(0),
-            refused: Cell::new(None),
         }
     }
 
     /// Records `bytes` more held from the system, or refuses with
-    /// `BudgetExceeded` (remembered for [`Budget::take_refusal`]).
+    /// `BudgetExceeded`.
     #[inline]
     pub(crate) fn charge(&self, bytes: usize) -> Result<(), Error> {
         let reserved = self.reserved.get();
         match reserved.checked_add(bytes) {
             Some(total) if total <= self.limit => {
                 self.reserved.set(total);
-                self.refused.set(None);
                 Ok(())
             }
-            _ => {
-                let e = Error::BudgetExceeded {
-                    requested: bytes,
-                    reserved,
-                    budget: self.limit,
-                };
-                self.refused.set(Some(e));
-                Err(e)
-            }
+            _ => Err(Error::BudgetExceeded {
+                requested: bytes,
+                reserved,
+                budget: self.limit,
+            }),
         }
     }
 
@@ -92,19 +81,6 @@ impl Budget {
         self.reserved.set(self.reserved.get() - bytes);
     }
 
-    /// Records why a chunk could not be had, for [`Budget::take_refusal`].
-    #[cold]
-    pub(crate) fn record_refusal(&self, e: Error) {
-        self.refused.set(Some(e));
-    }
-
-    /// The refusal recorded by the last failed [`Budget::charge`] or
-    /// [`Budget::record_refusal`], cleared.
-    #[inline]
-    pub(crate) fn take_refusal(&self) -> Option<Error> {
-        self.refused.take()
-    }
-
     /// Bytes held now.
     pub(crate) fn reserved(&self) -> usize {
         self.reserved.get()
@@ -133,8 +109,6 @@ mod tests {
             })
         );
         assert_eq!(b.reserved(), 60);
-        assert!(b.take_refusal().is_some());
-        assert!(b.take_refusal().is_none());
         b.credit(60);
         assert_eq!(b.charge(100), Ok(()));
         assert!(b.charge(usize::MAX).is_err());

@@ -168,9 +168,7 @@ impl BlockHeap {
             size,
             "class {class} has another block size"
         );
-        let Some((ptr, number, generation)) = pool.alloc_slot() else {
-            return Err(pool.failure(Layout::new::<u64>()));
-        };
+        let (ptr, number, generation) = pool.alloc_slot()?;
         // SAFETY: the block is `size` bytes inside a live chunk and now ours.
         unsafe { ptr.write_bytes(0, size) };
         Ok(Block {

@@ -202,16 +202,6 @@ fn reservable(additional: usize, block_size: usize, align: usize) -> Result<(), 
 }
 
 impl<C: SizeClasses> Heap<C> {
-    /// A block of pool `class` for a request of `layout`.
-    #[inline(always)]
-    pub(crate) fn pool_alloc(&self, class: usize, layout: Layout) -> Result<NonNull<u8>, Error> {
-        let pool = self.get(class);
-        match pool.alloc() {
-            Some(p) => Ok(p),
-            None => Err(pool.failure(layout)),
-        }
-    }
-
     /// Room for `layout`, routed at run time: a pool block, a typed system
     /// allocation, or (zero size) a dangling pointer aligned to
     /// `layout.align()`. Freed by [`dealloc`] with the same
@@ -223,7 +213,7 @@ impl<C: SizeClasses> Heap<C> {
                 NonNull::new(core::ptr::without_provenance_mut(layout.align()))
                     .unwrap_or(NonNull::dangling()),
             ),
-            Route::Pool(class) => self.pool_alloc(class, layout),
+            Route::Pool(class) => self.get(class).alloc(),
             Route::System => system::alloc_typed(self.fallback(), layout),
         }
     }
@@ -235,7 +225,7 @@ impl<C: SizeClasses> Heap<C> {
         let layout = Layout::new::<T>();
         match const { route(C::TABLE, size_of::<T>(), align_of::<T>()) } {
             Route::Zero => Ok(NonNull::dangling()),
-            Route::Pool(class) => self.pool_alloc(class, layout).map(NonNull::cast),
+            Route::Pool(class) => self.get(class).alloc().map(NonNull::cast),
             Route::System => system::alloc_typed(self.fallback(), layout).map(NonNull::cast),
         }
     }
@@ -326,7 +316,7 @@ pub(crate) unsafe fn alloc_like<C: SizeClasses>(
         Route::Pool(_) => {
             // SAFETY: `like` is a live block of a live pool (caller).
             let pool = unsafe { Pool::of(like) };
-            pool.alloc().ok_or_else(|| pool.failure(layout))
+            pool.alloc()
         }
         // SAFETY: `like` is a live typed system allocation (caller).
         Route::System => system::alloc_typed(unsafe { system::fallback_of(like, layout) }, layout),
@@ -381,7 +371,7 @@ pub(crate) fn alloc_registered<C: SizeClasses>(
             NonNull::new(core::ptr::without_provenance_mut(layout.align()))
                 .unwrap_or(NonNull::dangling()),
         ),
-        Route::Pool(class) => heap.pool_alloc(class, layout),
+        Route::Pool(class) => heap.get(class).alloc(),
         Route::System => system::alloc_registered(heap.fallback(), layout),
     }
 }

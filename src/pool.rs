@@ -382,9 +382,10 @@ impl Pool {
     }
 
     /// Pops a block of `block_size` bytes, aligned to its natural alignment;
-    /// `None` when the system allocator or the budget refuses a new chunk.
+    /// the error says why a new chunk could not be had (the budget, or the
+    /// system allocator, with the chunk's own figures).
     #[inline(always)]
-    pub(crate) fn alloc(&self) -> Option<NonNull<u8>> {
+    pub(crate) fn alloc(&self) -> Result<NonNull<u8>, Error> {
         let Some(head) = NonNull::new(self.free.get()) else {
             return self.alloc_fresh();
         };
@@ -399,7 +400,7 @@ impl Pool {
             fill::check_freed(head.cast(), self.block_size);
             fill::fresh(head.cast(), self.block_size);
         }
-        Some(head.cast())
+        Ok(head.cast())
     }
 
     /// The other half of [`Pool::alloc`], when the free list is empty: the
@@ -409,21 +410,24 @@ impl Pool {
     /// runs straight through; it is still inlined.
     #[cold]
     #[inline(always)]
-    fn alloc_fresh(&self) -> Option<NonNull<u8>> {
+    fn alloc_fresh(&self) -> Result<NonNull<u8>, Error> {
         let left = self.fresh_left.get();
         if left == 0 {
-            return NonNull::new(refill(self));
+            return refill(self);
         }
         let block = self.fresh.get();
         // SAFETY: `fresh_left > 0`, so `block` is a never-used block inside a
-        // live chunk and the next one is at most one past its last block.
-        self.fresh.set(unsafe { block.add(self.block_size) });
+        // live chunk (not null) and the next one is at most one past its
+        // last block.
+        let block = unsafe {
+            self.fresh.set(block.add(self.block_size));
+            NonNull::new_unchecked(block)
+        };
         self.fresh_left.set(left - 1);
         self.count_alloc();
-        let block = NonNull::new(block)?;
         // SAFETY: as above, `block_size` bytes that are now ours.
         unsafe { fill::fresh(block, self.block_size) };
-        Some(block)
+        Ok(block)
     }
 
     /// Counts a block handed out.
@@ -437,24 +441,24 @@ impl Pool {
     /// to the next odd value: (address, slot number, generation). For a
     /// pool with generations.
     #[inline(always)]
-    pub(crate) fn alloc_slot(&self) -> Option<(NonNull<u8>, u32, u32)> {
+    pub(crate) fn alloc_slot(&self) -> Result<(NonNull<u8>, u32, u32), Error> {
         debug_assert!(self.generations);
         if self.free.get().is_null() {
             return self.alloc_slot_fresh();
         }
         let block = self.alloc()?;
         // SAFETY: a block from the free list, just handed out.
-        Some(unsafe { self.mark_live(block, false) })
+        Ok(unsafe { self.mark_live(block, false) })
     }
 
     /// The other half of [`alloc_slot`](Self::alloc_slot), as
     /// [`alloc_fresh`](Self::alloc_fresh) is of [`alloc`](Self::alloc).
     #[cold]
     #[inline(always)]
-    fn alloc_slot_fresh(&self) -> Option<(NonNull<u8>, u32, u32)> {
+    fn alloc_slot_fresh(&self) -> Result<(NonNull<u8>, u32, u32), Error> {
         let block = self.alloc_fresh()?;
         // SAFETY: a block from the bump, just handed out.
-        Some(unsafe { self.mark_live(block, true) })
+        Ok(unsafe { self.mark_live(block, true) })
     }
 
     /// Moves the slot of `block` to its next odd generation, writing it
@@ -591,19 +595,6 @@ impl Pool {
         }
     }
 
-    /// Why [`Pool::alloc`] just returned `None` for a request of `layout`:
-    /// the budget refused a chunk, or the system allocator did (the chunk's
-    /// size and alignment are reported; `layout` only if nothing was
-    /// recorded).
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn failure(&self, layout: core::alloc::Layout) -> Error {
-        self.budget().take_refusal().unwrap_or(Error::OutOfMemory {
-            size: layout.size(),
-            align: layout.align(),
-        })
-    }
-
     /// The manager's name, if it has one.
     pub(crate) fn name(&self) -> Option<&'static str> {
         self.fallback().name
@@ -639,10 +630,7 @@ impl Pool {
         } else {
             map.reserve_one(self.budget())
         };
-        if let Err(e) = room {
-            self.budget().record_refusal(e);
-            return Err(e);
-        }
+        room?;
         let size = self
             .budget()
             .charge_up_to(self.next_chunk_size.get(), self.min_chunk_size)?;
@@ -652,12 +640,10 @@ impl Pool {
         else {
             self.budget().credit(size);
             // The chunk's figures, not the value's: that is what was refused.
-            let e = Error::OutOfMemory {
+            return Err(Error::OutOfMemory {
                 size,
                 align: chunk::SEGMENT,
-            };
-            self.budget().record_refusal(e);
-            return Err(e);
+            });
         };
         if self.generations {
             self.add_record(chunk);
@@ -743,7 +729,7 @@ impl Pool {
 
     /// Makes the next spare chunk, or a new one, the source of never-used
     /// blocks. Never panics.
-    fn next_fresh_chunk(&self) -> bool {
+    fn next_fresh_chunk(&self) -> Result<(), Error> {
         if !self.fresh.get().is_null() {
             // A chunk's never-used blocks ran out since the last recycle:
             // the pool is no longer small (see `guard`).
@@ -759,10 +745,7 @@ impl Pool {
                     .set(self.spare_blocks.get() - header.blocks as usize);
                 spare
             }
-            None => match self.new_chunk() {
-                Ok(c) => c,
-                Err(_) => return false,
-            },
+            None => self.new_chunk()?,
         };
         // SAFETY: the chunk is live and on no list now; its link is the
         // pool's to set.
@@ -775,7 +758,7 @@ impl Pool {
         self.fresh
             .set(unsafe { chunk.as_ptr().cast::<u8>().add(first as usize) });
         self.fresh_left.set(blocks as usize);
-        true
+        Ok(())
     }
 
     /// Grows the pool until `additional` blocks can be handed out without
@@ -1206,15 +1189,12 @@ impl Pool {
 
 /// The slow path of [`Pool::alloc`]: hands out the next never-used block,
 /// moving to a spare or new chunk first if the newest one is used up, or
-/// returns null if the system allocator or the budget refuses.
-///
-/// `extern "C"` makes it provably non-unwinding, so callers keep their
-/// values in registers across the call instead of preparing for a panic.
+/// says why the system allocator or the budget refused one.
 #[cold]
 #[inline(never)]
-extern "C" fn refill(pool: &Pool) -> *mut u8 {
-    if pool.fresh_left.get() == 0 && !pool.next_fresh_chunk() {
-        return ptr::null_mut();
+fn refill(pool: &Pool) -> Result<NonNull<u8>, Error> {
+    if pool.fresh_left.get() == 0 {
+        pool.next_fresh_chunk()?;
     }
     let block = pool.fresh.get();
     // SAFETY: `fresh_left > 0`, so `block` is a never-used block inside the
@@ -1222,9 +1202,12 @@ extern "C" fn refill(pool: &Pool) -> *mut u8 {
     pool.fresh.set(unsafe { block.add(pool.block_size) });
     pool.fresh_left.set(pool.fresh_left.get() - 1);
     pool.count_alloc();
-    // SAFETY: as above, `block_size` bytes that are now ours.
-    unsafe { fill::fresh(NonNull::new_unchecked(block), pool.block_size) };
-    block
+    // SAFETY: as above: not null, and `block_size` bytes that are now ours.
+    unsafe {
+        let block = NonNull::new_unchecked(block);
+        fill::fresh(block, pool.block_size);
+        Ok(block)
+    }
 }
 
 /// The cold half of [`Pool::free`]: the last live block of a pool that
@@ -1303,7 +1286,7 @@ mod tests {
         let _b = pool.alloc().unwrap();
         // SAFETY: `a` is live and freed once.
         unsafe { Pool::free(a) };
-        assert_eq!(pool.alloc(), Some(a));
+        assert_eq!(pool.alloc(), Ok(a));
     }
 
     #[test]
@@ -1344,7 +1327,7 @@ mod tests {
             Pool::free(b);
         }
         // One chunk's worth at most: no recycle, last freed first out.
-        assert_eq!(pool.alloc(), Some(b));
+        assert_eq!(pool.alloc(), Ok(b));
         assert_eq!(pool.live(), 1);
     }
 
