@@ -173,7 +173,9 @@ fn main() {
         );
         return;
     };
-    let path = args.get(1).map_or("target/trace.bin", String::as_str);
+    // (`cargo bench` runs in benches/; the trace is in the workspace's target/.)
+    let default = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/trace.bin");
+    let path = args.get(1).map_or(default, String::as_str);
     let rounds = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(20);
     let bytes = std::fs::read(path)
         .expect("a trace: run `cargo run --release -p memory-mgr-bench --example trace_record`");

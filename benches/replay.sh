@@ -6,10 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeat=${REPEAT:-3}
-cargo run -q --release -p memory-mgr-bench --example trace_record -- ${1:+"$1"} target/trace.bin
+trace="$PWD/target/trace.bin" # `cargo bench` runs in benches/: an absolute path
+cargo run -q --release -p memory-mgr-bench --example trace_record -- "${1:--}" "$trace"
 cargo bench -q -p memory-mgr-bench --bench replay --no-run
 for _ in $(seq "$repeat"); do
     for c in glibc mimalloc default wide; do
-        cargo bench -q -p memory-mgr-bench --bench replay -- "$c" target/trace.bin 20 | grep '^replay'
+        cargo bench -q -p memory-mgr-bench --bench replay -- "$c" "$trace" 20 | grep '^replay'
     done
 done | tee target/replay.txt

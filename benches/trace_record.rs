@@ -3,7 +3,7 @@
 //! trace for `benches/replay.rs`.
 //!
 //! ```text
-//! cargo run --release -p memory-mgr-bench --example trace_record -- [FILE.json] [OUT]
+//! cargo run --release -p memory-mgr-bench --example trace_record -- [FILE.json or -] [OUT]
 //! ```
 //!
 //! Without a file it uses `arm_intrinsics.json` (5 MB) from the nightly
@@ -117,8 +117,10 @@ fn walk(v: &serde_json::Value) -> usize {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `-` (or nothing) takes the default input.
     let input = args
         .first()
+        .filter(|a| *a != "-")
         .map(std::path::PathBuf::from)
         .or_else(default_input)
         .expect("no JSON input found: pass a file");

@@ -466,10 +466,16 @@ pub(crate) unsafe fn resize<C: SizeClasses>(
     let from = route(C::TABLE, old.size(), old.align());
     let to = route(C::TABLE, new.size(), new.align());
     let own = own(heap, ptr, from);
-    if let (Route::Pool(a), Route::Pool(b)) = (from, to) {
-        if a == b {
+    match (from, to) {
+        (Route::Pool(a), Route::Pool(b)) if a == b => {
             return Ok(NonNull::slice_from_raw_parts(own, C::TABLE.size(b)));
         }
+        // The same large class: the same allocation, footer in place (the
+        // registry keys it by the unchanged address).
+        (Route::System, Route::System) if system::same_allocation(old, new) => {
+            return Ok(NonNull::slice_from_raw_parts(own, new.size()));
+        }
+        _ => {}
     }
     let fresh = alloc_registered(heap, new)?;
     // SAFETY: both are live, distinct allocations (a new one was just made)

@@ -138,8 +138,9 @@ pub struct SystemStats {
     /// included.
     pub bytes: usize,
     /// Bytes of freed allocations kept for reuse by the next allocation of
-    /// the same layout (at most 1 MiB, each at most 64 KiB; none in
-    /// pass-through mode or with a budget). [`trim`](crate::MemoryManager::trim) and
+    /// their size class, as a pool keeps its free blocks (those of at most
+    /// 64 KiB; none in pass-through mode or with a budget).
+    /// [`trim`](crate::MemoryManager::trim) and
     /// [`reset`](crate::MemoryManager::reset) give them back.
     pub cached_bytes: usize,
     /// Bytes of the manager-wide side tables: the checked blocks' table of

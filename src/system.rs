@@ -12,11 +12,11 @@
 //! when it is dropped or cloned (its layout, known to the box, says where
 //! the footer is).
 //!
-//! A freed one is kept for reuse in a small cache (see [`Cache`]), as the
-//! pools keep their free blocks: the next allocation of the same layout
+//! A freed one of at most 64 KiB is kept for reuse (see [`Cache`]), as the
+//! pools keep their free blocks: the next allocation of its large class
 //! takes it back without a call to the system allocator, and without
-//! touching the list every allocation is on. A trim or a reset gives the
-//! cache back.
+//! touching the list every allocation is on. A trim or a reset gives them
+//! back.
 
 use alloc::vec::Vec;
 use core::alloc::Layout;
@@ -120,9 +120,9 @@ impl Fallback {
             chunks: ChunkMap::default(),
             name,
             cache: Cache {
-                buckets: Default::default(),
+                stacks: [const { Cell::new(ptr::null_mut()) }; CLASSES],
                 bytes: Cell::new(0),
-                max: if budget.is_some() { 0 } else { CACHE_MAX },
+                on: budget.is_none() && !cfg!(feature = "pass-through"),
             },
             registry: RefCell::new(Registry::default()),
         }
@@ -290,63 +290,57 @@ struct Footer {
     cache_next: *mut Footer,
 }
 
-/// Freed allocations kept for reuse: [`BUCKETS`] stacks, each of
-/// allocations of one full layout, found by a hash of the layout's size (a
-/// constant for a typed value). A freed allocation stays on its fallback's
-/// list, so taking it back or keeping it touches no neighbour: the cost of
-/// the large path is a pop or a push. Bounded: an allocation of at most
-/// [`ENTRY_MAX`] bytes is kept if the cache stays within [`CACHE_MAX`]
-/// bytes and its bucket is empty or holds its layout; any other goes back to
-/// the system at once. Off in pass-through mode, which must show every
-/// allocation and free to the tools that watch the system allocator, and in
-/// a manager with a budget, where a kept allocation would count against the
-/// budget and could refuse a request that fits.
+/// Freed allocations kept for reuse, as a pool keeps its free blocks: one
+/// stack per **large class** (the full size of an allocation up to
+/// [`ENTRY_MAX`] is rounded up to one of eight steps per doubling, so an
+/// allocation serves any request of its class), found by the class of the
+/// full size — a constant for a typed value. A freed allocation stays on
+/// its fallback's list, so keeping it or taking it back touches no
+/// neighbour: the cost of the large path is a pop or a push. Kept until a
+/// trim or a reset, like a pool's free blocks. Larger or over-aligned
+/// allocations go back to the system at once. Off in pass-through mode,
+/// which must show every allocation and free to the tools that watch the
+/// system allocator, and in a manager with a budget, where a kept
+/// allocation would count against the budget and could refuse a request
+/// that fits.
 #[derive(Debug)]
 struct Cache {
-    buckets: [Bucket; BUCKETS],
+    /// One stack per large class, linked through `Footer::cache_next`.
+    stacks: [Cell<*mut Footer>; CLASSES],
     /// Bytes kept (full sizes).
     bytes: Cell<usize>,
-    /// The most bytes kept: [`CACHE_MAX`], or 0 when off.
-    max: usize,
+    /// Whether the cache keeps anything.
+    on: bool,
 }
 
-/// One stack of a [`Cache`].
-#[derive(Debug)]
-struct Bucket {
-    /// The full layout of the allocations on the stack (any, when empty).
-    layout: Cell<Layout>,
-    /// The top of the stack, linked through `Footer::cache_next`, or null.
-    head: Cell<*mut Footer>,
-}
-
-impl Default for Bucket {
-    fn default() -> Self {
-        Bucket {
-            layout: Cell::new(Layout::new::<()>()),
-            head: Cell::new(ptr::null_mut()),
-        }
-    }
-}
-
-/// Stacks in a [`Cache`].
-const BUCKETS: usize = 8;
-
-/// The largest allocation the cache keeps (full size). Larger ones are
-/// rarer and cost the system allocator a page mapping anyway.
+/// The largest full size with a large class (and kept by the cache).
 const ENTRY_MAX: usize = 64 << 10;
 
-/// The most bytes the cache keeps.
-const CACHE_MAX: usize = if cfg!(feature = "pass-through") {
-    0
-} else {
-    1 << 20
-};
+/// Large classes: eight of 8..64 bytes, then eight per doubling up to
+/// [`ENTRY_MAX`].
+const CLASSES: usize = 8 + 8 * (ENTRY_MAX.trailing_zeros() as usize - 6);
 
-/// The bucket of allocations whose full layout is `full`.
+/// The large class of full size `size` (at most [`ENTRY_MAX`]): its index
+/// and its size, at most 1/8 more than `size` above 64 bytes.
 #[inline(always)]
-fn bucket_of(full: Layout) -> usize {
-    ((full.size() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 61) as usize % BUCKETS
+const fn large_class(size: usize) -> (usize, usize) {
+    if size <= 64 {
+        let class = if size <= 8 {
+            8
+        } else {
+            size.next_multiple_of(8)
+        };
+        return (class / 8 - 1, class);
+    }
+    // 2^e < size <= 2^(e + 1), in steps of 2^(e - 3).
+    let e = (usize::BITS - 1 - (size - 1).leading_zeros()) as usize;
+    let step = 1 << (e - 3);
+    let class = size.next_multiple_of(step);
+    let k = (class - (1 << e)) / step; // 1..=8
+    (8 + (e - 6) * 8 + k - 1, class)
 }
+
+static_assertions::const_assert_eq!(large_class(ENTRY_MAX).0, CLASSES - 1);
 
 impl Cache {
     /// Takes a kept allocation of full layout `full` whose footer is
@@ -358,15 +352,16 @@ impl Cache {
         full: Layout,
         offset: usize,
     ) -> Option<NonNull<u8>> {
-        let bucket = &self.buckets[bucket_of(full)];
-        let footer = NonNull::new(bucket.head.get())?;
-        if bucket.layout.get() != full {
+        if full.size() > ENTRY_MAX || full.align() != FULL_ALIGN {
             return None;
         }
+        let stack = &self.stacks[large_class(full.size()).0];
+        let footer = NonNull::new(stack.get())?;
         // SAFETY: a footer on a stack is that of a live allocation of
-        // `full`, kept here, whose value is `offset` bytes before it.
+        // `full` (its class's one layout), kept here, whose value is
+        // `offset` bytes before it.
         let value = unsafe {
-            bucket.head.set((*footer.as_ptr()).cache_next);
+            stack.set((*footer.as_ptr()).cache_next);
             footer.cast::<u8>().sub(offset)
         };
         self.bytes.set(self.bytes.get() - full.size());
@@ -378,8 +373,8 @@ impl Cache {
     }
 
     /// Keeps the allocation of `footer` (full layout `full`, value `offset`
-    /// bytes before it) for reuse if it fits; `false` if it does not, and
-    /// then nothing changed.
+    /// bytes before it) for reuse if it has a large class; `false` if not,
+    /// and then nothing changed.
     ///
     /// # Safety
     ///
@@ -387,52 +382,73 @@ impl Cache {
     /// up by its owner.
     #[inline(always)]
     unsafe fn keep(&self, footer: NonNull<Footer>, full: Layout, offset: usize) -> bool {
-        let size = full.size();
-        let bucket = &self.buckets[bucket_of(full)];
-        let head = bucket.head.get();
-        if size > ENTRY_MAX
-            || self.bytes.get() + size > self.max
-            || (!head.is_null() && bucket.layout.get() != full)
-        {
+        if !self.on || full.size() > ENTRY_MAX || full.align() != FULL_ALIGN {
             return false;
         }
+        let stack = &self.stacks[large_class(full.size()).0];
         // SAFETY: the caller's guarantee: a live footer of an allocation no
         // one uses now; its value lies `offset` bytes before it.
         unsafe {
-            (*footer.as_ptr()).cache_next = head;
+            (*footer.as_ptr()).cache_next = stack.get();
             crate::fill::freed(footer.cast::<u8>().sub(offset), offset);
         }
-        bucket.head.set(footer.as_ptr());
-        bucket.layout.set(full);
-        self.bytes.set(self.bytes.get() + size);
+        stack.set(footer.as_ptr());
+        self.bytes.set(self.bytes.get() + full.size());
         true
     }
 }
 
-/// Offset of the footer after a value of `layout`: its size rounded up to
-/// the footer's alignment.
+/// The alignment of every allocation with a large class.
+const FULL_ALIGN: usize = core::mem::align_of::<Footer>();
+
+/// The full size of an allocation for a value of `size` bytes at `align`:
+/// the value, padding to the footer's alignment, the footer — rounded up to
+/// its large class if it has one (at most [`ENTRY_MAX`], aligned to at most
+/// [`FULL_ALIGN`]). `None` on overflow.
+#[inline(always)]
+const fn full_size(size: usize, align: usize) -> Option<usize> {
+    let Some(padded) = size.checked_next_multiple_of(FULL_ALIGN) else {
+        return None;
+    };
+    let Some(raw) = padded.checked_add(core::mem::size_of::<Footer>()) else {
+        return None;
+    };
+    if raw <= ENTRY_MAX && align <= FULL_ALIGN {
+        Some(large_class(raw).1)
+    } else {
+        Some(raw)
+    }
+}
+
+/// Offset of the footer after a value of `layout`: the end of the full
+/// allocation, less the footer — so that every value of a large class has
+/// its footer in the same place.
 #[inline]
 fn footer_offset(layout: Layout) -> usize {
-    layout
-        .size()
-        .next_multiple_of(core::mem::align_of::<Footer>())
+    match full_size(layout.size(), layout.align()) {
+        Some(full) => full - core::mem::size_of::<Footer>(),
+        None => 0, // never allocated: `with_footer` refused it
+    }
 }
 
 /// The full layout of a typed system allocation of `layout`: the value, then
-/// the footer, aligned to the larger of the two alignments.
+/// the footer (see [`full_size`]), aligned to the larger of the two
+/// alignments.
 #[inline]
 fn with_footer(layout: Layout) -> Result<Layout, Error> {
     let overflow = Error::LayoutOverflow {
         size: layout.size(),
         align: layout.align(),
     };
-    let size = layout
-        .size()
-        .checked_next_multiple_of(core::mem::align_of::<Footer>())
-        .and_then(|s| s.checked_add(core::mem::size_of::<Footer>()))
-        .ok_or(overflow)?;
-    Layout::from_size_align(size, layout.align().max(core::mem::align_of::<Footer>()))
-        .map_err(|_| overflow)
+    let size = full_size(layout.size(), layout.align()).ok_or(overflow)?;
+    Layout::from_size_align(size, layout.align().max(FULL_ALIGN)).map_err(|_| overflow)
+}
+
+/// Whether values of `old` and `new` fit the same allocation, footer in the
+/// same place: a resize between them can stay where it is.
+#[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
+pub(crate) fn same_allocation(old: Layout, new: Layout) -> bool {
+    matches!((with_footer(old), with_footer(new)), (Ok(a), Ok(b)) if a == b)
 }
 
 /// The footer of a typed system allocation.
@@ -723,12 +739,12 @@ pub(crate) unsafe fn free_registered(fallback: &Fallback, value: NonNull<u8>) {
 
 /// Frees every allocation kept in `fallback`'s cache; returns the bytes.
 pub(crate) fn trim_cache(fallback: &Fallback) -> usize {
-    for bucket in &fallback.cache.buckets {
-        while let Some(footer) = NonNull::new(bucket.head.get()) {
+    for stack in &fallback.cache.stacks {
+        while let Some(footer) = NonNull::new(stack.get()) {
             // SAFETY: a footer on a stack is that of a kept allocation of
             // this fallback, used by no one; it leaves the stack first.
             unsafe {
-                bucket.head.set((*footer.as_ptr()).cache_next);
+                stack.set((*footer.as_ptr()).cache_next);
                 unlink_and_free(fallback, footer);
             }
         }
@@ -758,6 +774,25 @@ pub(crate) unsafe fn free_all(fallback: &Fallback) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_classes_are_dense_ordered_and_waste_at_most_an_eighth() {
+        let mut last = large_class(1);
+        assert_eq!(last, (0, 8));
+        for size in 2..=ENTRY_MAX {
+            let (index, class) = large_class(size);
+            assert!(class >= size && class <= ENTRY_MAX, "{size}");
+            if size > 64 {
+                assert!((class - size) * 8 <= size, "{size} -> {class}");
+            }
+            // The class of a class is itself; indices rise one by one.
+            assert_eq!(large_class(class), (index, class));
+            assert!(index == last.0 || index == last.0 + 1, "{size}");
+            assert!(index > last.0 || class == last.1);
+            last = (index, class);
+        }
+        assert_eq!(last.0, CLASSES - 1);
+    }
 
     /// The registry against a model: random inserts and removes (addresses
     /// chosen to collide often), every lookup checked after each step, the

@@ -100,10 +100,12 @@ fn a_freed_large_value_is_reused_without_a_system_call() {
     });
 }
 
-/// The cache is bounded: at most 1 MiB, of allocations of at most 64 KiB;
-/// the rest go back to the system at once.
+/// Freed large values of at most 64 KiB are kept like a pool's free
+/// blocks, in their size class (at most 1/8 more than the value and its
+/// record); larger ones go back to the system at once; a trim gives the
+/// kept ones back.
 #[test]
-fn the_large_cache_is_bounded() {
+fn freed_large_values_are_kept_up_to_64_kib_until_a_trim() {
     if crate::PASS_THROUGH {
         return;
     }
@@ -113,10 +115,17 @@ fn the_large_cache_is_bounded() {
         let v: Vec<_> = (0..100).map(|_| mm.alloc([0u8; 40_000])).collect();
         drop(v);
         let cached = mm.stats().system.cached_bytes;
-        assert!(cached > 0 && cached <= 1 << 20, "{cached}");
+        assert!((100 * 40_000..=100 * 45_000).contains(&cached), "{cached}");
         assert_eq!(crate::held() - start, cached as isize);
+        // Any value of the same class takes one back.
+        let other = mm.alloc([1u8; 39_000]);
+        assert_eq!(crate::held() - start, cached as isize, "no system call");
+        drop(other);
         drop(mm.alloc([0u8; 100_000])); // above 64 KiB: not kept
         assert_eq!(mm.stats().system.cached_bytes, cached);
+        assert_eq!(crate::held() - start, cached as isize);
+        assert_eq!(mm.trim(), cached);
+        assert_eq!(crate::held(), start);
     });
 }
 
@@ -181,4 +190,24 @@ fn large_blocks_share_the_large_path_and_start_zeroed_when_reused() {
         let s = mm.stats().system;
         assert_eq!((s.live_boxes, s.live_blocks, s.bytes), (0, 0, 0));
     });
+}
+
+/// A collection above every class grows in place while its buffer stays in
+/// the same large size class: no copy, the same address.
+#[cfg(feature = "allocator-api2")]
+#[test]
+fn a_large_buffer_grows_in_place_within_its_class() {
+    if crate::PASS_THROUGH {
+        return;
+    }
+    let mm = MemoryManager::new();
+    let mut v = allocator_api2::vec::Vec::<u8, _>::with_capacity_in(600, &mm);
+    v.extend(std::iter::repeat_n(7, 600));
+    let at = v.as_ptr();
+    v.reserve_exact(40); // 640 bytes: the same class as 600 and a record
+    assert_eq!(v.as_ptr(), at);
+    assert!(v.iter().all(|&b| b == 7));
+    v.reserve_exact(2_000); // another class: moved
+    assert_ne!(v.as_ptr(), at);
+    assert!(v.iter().all(|&b| b == 7));
 }
