@@ -115,15 +115,27 @@ def targets(by_group, res):
     for size in [8, 64, 512]:
         add(f"checked block pair {size} B / poolbox pair", ratio(f"pair/{size}", "block", "poolbox"), 2.0)
     add("frame scratch 32 B (5,000 a frame, then reset): poolbox / bumpalo", ratio("scratch/32", "poolbox", "bumpalo†"), 2.0)
+    for size in [600]:
+        add(f"pair {size} B: poolbox / Box", ratio(f"pair/{size}", "poolbox", "box"), 1.1)
+        add(f"batch-random {size} B: poolbox / Box", ratio(f"batch-random/{size}", "poolbox", "box"), 1.1)
     per = callgrind_per_pair(res)
     if per:
         if "poolbox" in per and "slab" in per:
             add("callgrind 64 B pair: poolbox / slab", per["poolbox"] / per["slab"], 0.9)
+        if "poolbox" in per:
+            add("callgrind 64 B pair: poolbox instructions", per["poolbox"], 26)
+        if "block-bare" in per and "slotmap-bare" in per:
+            add("callgrind 64 B checked pair: block / slotmap (insert + remove)", per["block-bare"] / per["slotmap-bare"], 1.0)
+        if "poolbox600" in per and "box600" in per:
+            add("callgrind 600 B pair: poolbox / Box", per["poolbox600"] / per["box600"], 1.1)
     mem = res / "memory.txt"
     if mem.exists():
         for line in mem.read_text().splitlines():
             p = line.split()
             kind, size, reserved = p[1], int(p[2]), p[6]
+            if kind == "blocks":
+                add(f"memory {size} B checked blocks: resident bytes per block", float(p[4]), 12)
+                continue
             if kind == "box" or reserved == "-":
                 continue
             table_sizes = {"default": [8, 16, 32, 64, 128, 256, 512],
@@ -220,7 +232,7 @@ def main():
         rows = []
         for line in mem.read_text().splitlines():
             p = line.split()
-            rows.append([f"{p[2]} B", {"box": "`Box` (glibc)", "default": "default classes", "fine": "`FineClasses`"}[p[1]], p[4], p[6]])
+            rows.append([f"{p[2]} B", {"box": "`Box` (glibc)", "default": "default classes", "fine": "`FineClasses`", "blocks": "checked `Block`s"}[p[1]], p[4], p[6]])
         md += [table(rows, ["object", "allocator", "RSS bytes/object", "reserved bytes/object"]), ""]
 
     md += targets(by_group, res)

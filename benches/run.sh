@@ -25,7 +25,7 @@ done | tee "$out/criterion${filter:+-partial}.txt"
 [ -n "$filter" ] && exit 0
 
 cargo build -q --release -p memory-mgr-bench --example measure
-for c in poolbox block box mimalloc slab slotmap bumpalo floor; do
+for c in poolbox block block-bare box mimalloc slab slotmap slotmap-bare bumpalo floor poolbox600 box600; do
     for n in 0 200000; do
         ir=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null \
             target/release/examples/measure pair "$c" "$n" 2>&1 | sed -n 's/.*I *refs: *//p' | tr -d ,)
@@ -33,11 +33,14 @@ for c in poolbox block box mimalloc slab slotmap bumpalo floor; do
     done
 done | tee "$out/callgrind.txt"
 
-for size in 8 24 64 100; do
-    for c in box default fine; do
-        target/release/examples/measure memory "$c" "$size"
+{
+    for size in 8 24 64 100; do
+        for c in box default fine; do
+            target/release/examples/measure memory "$c" "$size"
+        done
     done
-done | tee "$out/memory.txt"
+    target/release/examples/measure memory blocks 8
+} | tee "$out/memory.txt"
 
 { nproc; lscpu | sed -n 's/^Model name: *//p'; rustc --version; date -u +%Y-%m-%d; } > "$out/machine.txt"
 python3 benches/report.py "$out"
