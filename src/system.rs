@@ -61,13 +61,26 @@ pub(crate) unsafe fn dealloc(ptr: NonNull<u8>, layout: Layout) {
     unsafe { alloc::alloc::dealloc(ptr.as_ptr(), layout) }
 }
 
-/// The manager's record of typed allocations served by the system
-/// allocator. It lives at a fixed heap address for the manager's lifetime;
-/// every such allocation has a [`Footer`] pointing at it and is on its list,
-/// so dropping the manager frees them all, leaked ones included.
+/// The manager's large path: its record of the allocations served by the
+/// system allocator (boxes, checked blocks and collections above every
+/// class). It lives at a fixed heap address for the manager's lifetime.
 ///
 /// It also holds the manager's [`Budget`], which the pools reach through a
 /// pointer: both live exactly as long as the manager.
+///
+/// Invariant, relied on by every `unsafe` block of this module:
+/// - Every allocation made by [`alloc_with_footer`] for this record and not
+///   yet freed is on the list from `head` (through `Footer::prev`/`next`)
+///   exactly once; its footer lies `full.size() - size_of::<Footer>()`
+///   bytes after its base, which is where [`footer_of`] finds it from the
+///   value and the layout it was made for, and points back here.
+/// - Such an allocation is either live (its owner may use the value) or
+///   kept: on exactly one stack of the cache — the one of its large class,
+///   whose allocations all have its full layout — and used by no one.
+/// - `live`/`block_live` count the live ones, `bytes` their full sizes,
+///   `cache.bytes` the kept ones'; the budget is charged for all of them.
+/// - The registry maps the value address of every live allocation the
+///   `Allocator` made to its footer, and nothing else.
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct Fallback {
