@@ -125,11 +125,12 @@ impl BlockHeap {
         let live = inner.system.len() - inner.system_free.len();
         if live == 0 && inner.system_cap > 0 {
             // Drop the table, keeping its newest generation as the start of
-            // entries made later. O(entries), paid once per entry made.
-            inner.system_floor = floor_after(
-                inner.system_floor,
-                inner.system.iter().map(|s| s.generation),
-            );
+            // entries made later (every entry started at the floor, which
+            // does not move while the table lives). O(entries), paid once
+            // per entry made.
+            let floor = inner.system_floor;
+            inner.system_floor =
+                floor_after(floor, floor, inner.system.iter().map(|s| s.generation));
             let bytes = inner.system_cap * SYSTEM_ENTRY_BYTES;
             budget.credit(bytes);
             released += bytes;
@@ -429,15 +430,20 @@ mod tests {
 
     #[test]
     fn the_floor_moves_to_the_newest_generation_across_the_wrap() {
-        assert_eq!(floor_after(0, [2, 7, 4].into_iter()), 7);
-        assert_eq!(floor_after(10, [2, 4].into_iter()), 10, "behind it");
-        assert_eq!(floor_after(10, core::iter::empty()), 10);
+        assert_eq!(floor_after(0, 0, [2, 7, 4].into_iter()), 7);
+        assert_eq!(floor_after(0, 10, [2, 4].into_iter()), 10, "behind it");
+        assert_eq!(floor_after(3, 10, core::iter::empty()), 10);
         // Near the wrap: 1 (wrapped) is newer than u32::MAX - 1.
         let f = u32::MAX - 3;
         assert_eq!(
-            floor_after(f, [u32::MAX - 1, 0, 1, u32::MAX].into_iter()),
+            floor_after(f, f, [u32::MAX - 1, 0, 1, u32::MAX].into_iter()),
             1
         );
-        assert_eq!(floor_after(f, [u32::MAX - 2].into_iter()), u32::MAX - 2);
+        assert_eq!(floor_after(f, f, [u32::MAX - 2].into_iter()), u32::MAX - 2);
+        // A slot 2^31 and more ahead of where it started (2^30 reuses) is
+        // still ahead, up to 2^32 - 1 moves (found by the review).
+        assert_eq!(floor_after(0, 0, [1 << 31].into_iter()), 1 << 31);
+        assert_eq!(floor_after(0, 0, [u32::MAX - 1].into_iter()), u32::MAX - 1);
+        assert_eq!(floor_after(5, 5, [4].into_iter()), 4, "2^32 - 1 moves");
     }
 }

@@ -227,7 +227,11 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// # Errors
     ///
     /// [`Error::LayoutOverflow`] if `size` exceeds `isize::MAX` (e.g.
-    /// `usize::MAX`); [`Error::OutOfMemory`] if the system allocator refuses.
+    /// `usize::MAX`); [`Error::OutOfMemory`] if the system allocator refuses,
+    /// or if a class already has 2^24 checked blocks' worth of chunks (the
+    /// slot number a 16-byte handle carries; about 10.7 million 8-byte
+    /// blocks with the default 1 MiB chunks: freeing and trimming makes
+    /// room again); [`Error::BudgetExceeded`] past the budget.
     ///
     /// # Examples
     ///
@@ -645,7 +649,7 @@ impl<C: SizeClasses> MemoryManager<C> {
             .chain(self.heap.checked())
             .map(|p| p.trim())
             .sum();
-        pooled + self.blocks.trim(budget) + crate::system::trim_cache(self.heap.fallback())
+        pooled + self.blocks.trim(budget) + crate::system::trim(self.heap.fallback())
     }
 
     /// Frees everything at once, in O(chunks), and keeps the memory: every

@@ -79,6 +79,9 @@ struct ChunkHeader {
     /// With slot generations: this chunk's place in its pool's record
     /// table; `blocks` generations follow the header (see [`Pool`]).
     record: u32,
+    /// With slot generations: the pool's floor when the chunk was made;
+    /// every generation of the chunk started there or later.
+    base: u32,
     /// With slot generations: how many of them are written — those of the
     /// slots handed out since the chunk was made; the rest are not
     /// initialised (so that a new chunk costs no more resident memory than
@@ -111,6 +114,7 @@ impl ChunkHeader {
                 first: first as u32,
                 blocks: blocks as u32,
                 record: 0,
+                base: 0,
                 written: 0,
             })
         };
@@ -295,18 +299,17 @@ fn even(g: u32) -> u32 {
     g.wrapping_add(g & 1)
 }
 
-/// The floor once generations `gens` are released: moved forward to the
-/// newest of them. Generations wrap, so "newest" is the one furthest ahead
-/// of the old floor, counting modulo 2^32, among those less than 2^31 ahead
-/// (a slot moves less than that between two floors unless a handle's
-/// 2^31-reuse limit is passed anyway); the rest are behind it.
-pub(crate) fn floor_after(floor: u32, gens: impl Iterator<Item = u32>) -> u32 {
+/// The floor once generations `gens` are released: the newest of them and
+/// the old `floor`. Generations wrap, so "newest" is measured from `base`,
+/// the floor when the released slots were made: every one of them started
+/// there or later and moved forward from it, less than 2^32 times (a
+/// handle's generation matches its slot again after 2^32 moves anyway), and
+/// the floor has only moved forward from it since.
+pub(crate) fn floor_after(base: u32, floor: u32, gens: impl Iterator<Item = u32>) -> u32 {
     let ahead = gens
-        .map(|g| g.wrapping_sub(floor))
-        .filter(|&d| d < 1 << 31)
-        .max()
-        .unwrap_or(0);
-    floor.wrapping_add(ahead)
+        .map(|g| g.wrapping_sub(base))
+        .fold(floor.wrapping_sub(base), u32::max);
+    base.wrapping_add(ahead)
 }
 
 impl Pool {
@@ -724,7 +727,10 @@ impl Pool {
         };
         // SAFETY: the chunk was just made; nothing else refers to it yet.
         // (Its generations start at the floor as it hands out its slots.)
-        unsafe { (*chunk.as_ptr()).record = record as u32 };
+        unsafe {
+            (*chunk.as_ptr()).record = record as u32;
+            (*chunk.as_ptr()).base = self.floor.get();
+        }
     }
 
     /// Makes the next spare chunk, or a new one, the source of never-used
@@ -986,14 +992,18 @@ impl Pool {
         let written = unsafe { (*chunk.as_ptr()).written as usize };
         // SAFETY: `written` generations follow the header (`Pool`
         // invariant), and nothing writes them while this slice lives.
-        let (gens, record) = unsafe {
+        let (gens, record, base) = unsafe {
             (
                 core::slice::from_raw_parts(ChunkHeader::generations(chunk).as_ptr(), written),
                 (*chunk.as_ptr()).record as usize,
+                (*chunk.as_ptr()).base,
             )
         };
-        self.floor
-            .set(even(floor_after(self.floor.get(), gens.iter().copied())));
+        self.floor.set(even(floor_after(
+            base,
+            self.floor.get(),
+            gens.iter().copied(),
+        )));
         // SAFETY: no other reference to the table exists during this call.
         let records = unsafe { self.records() };
         debug_assert_eq!(records[record], chunk.as_ptr());
@@ -1411,5 +1421,32 @@ mod tests {
             assert!(again.iter().all(|&(_, _, g)| g > 1));
             assert!(pool.is_valid());
         }
+    }
+
+    /// The review's case: a slot reused 2^30 times (its generation 2^31
+    /// ahead of where its chunk started), then its chunk trimmed: the next
+    /// chunk's slots start past it, so no handle of the old slot matches.
+    #[test]
+    fn a_slot_far_ahead_of_its_chunk_still_moves_the_floor() {
+        let heap = crate::heap::Heap::<DefaultClasses>::new(SMALL, None, None);
+        let pool = heap.checked_pool(0);
+        let (block, number, first) = pool.alloc_slot().unwrap();
+        let slot = pool.find_slot(number, first).unwrap();
+        // SAFETY: live, freed once.
+        unsafe { pool.free_slot(slot) };
+        // As if 2^30 allocate/free cycles had passed: `first` = 1, and the
+        // last handle had 2^31 + 1.
+        let last = (1u32 << 31) + 1;
+        // SAFETY: the slot's generation, in its live chunk (test only).
+        unsafe {
+            let chunk = ChunkHeader::of(block);
+            ChunkHeader::generations(chunk).write(last + 1);
+        }
+        assert!(pool.trim() > 0);
+        let (_, again, generation) = pool.alloc_slot().unwrap();
+        assert_eq!(again, number, "the same record and index");
+        assert!(generation.wrapping_sub(last) < 1 << 31 && generation != last);
+        assert!(pool.find_slot(number, first).is_none());
+        assert!(pool.find_slot(number, last).is_none());
     }
 }

@@ -71,11 +71,11 @@ pub struct ClassStats {
     pub chunks: usize,
     /// Bytes of those chunks.
     pub reserved_bytes: usize,
-    /// Bytes of the checked blocks' side tables for this class: a
-    /// generation per slot and a record per chunk. Kept across a
-    /// [`trim`](crate::MemoryManager::trim) (so stale handles stay refused)
-    /// and reused by the next chunk; released by a reset. Charged to the
-    /// budget.
+    /// Bytes of the checked blocks' record table for this class (a place
+    /// per chunk; the generations, 4 bytes a slot, are part of their chunk
+    /// and of `reserved_bytes`). Released by a
+    /// [`trim`](crate::MemoryManager::trim) once the class's checked pool
+    /// has no chunk; kept by a reset. Charged to the budget.
     pub metadata_bytes: usize,
 }
 

@@ -378,10 +378,17 @@ impl Cache {
             footer.cast::<u8>().sub(offset)
         };
         self.bytes.set(self.bytes.get() - full.size());
-        fallback.count_alloc::<BLOCK>(full);
         // SAFETY: the value's bytes are ours again, filled when it was kept
-        // (`debug-fill` only).
-        unsafe { crate::fill::check_freed(value, offset) };
+        // (`debug-fill` only; nothing without it).
+        if let Some(written) = unsafe { crate::fill::written(value, offset) } {
+            // A write after free: the allocation goes back to the system
+            // first, so the manager carries on after the panic with nothing
+            // counted that no one holds.
+            // SAFETY: a kept allocation, off its stack: in no cache.
+            unsafe { free_now(fallback, footer) };
+            written.panic();
+        }
+        fallback.count_alloc::<BLOCK>(full);
         Some(value)
     }
 
@@ -426,7 +433,9 @@ const fn full_size(size: usize, align: usize) -> Option<usize> {
     let Some(raw) = padded.checked_add(core::mem::size_of::<Footer>()) else {
         return None;
     };
-    if raw <= ENTRY_MAX && align <= FULL_ALIGN {
+    // (Not in pass-through mode: the tools watching the system allocator
+    // must see an overrun past the value.)
+    if raw <= ENTRY_MAX && align <= FULL_ALIGN && !cfg!(feature = "pass-through") {
         Some(large_class(raw).1)
     } else {
         Some(raw)
@@ -763,6 +772,19 @@ pub(crate) fn trim_cache(fallback: &Fallback) -> usize {
         }
     }
     fallback.cache.bytes.replace(0)
+}
+
+/// [`trim_cache`], and the registry's storage if it holds nothing; returns
+/// the bytes given back.
+pub(crate) fn trim(fallback: &Fallback) -> usize {
+    let mut released = trim_cache(fallback);
+    let mut registry = fallback.registry.borrow_mut();
+    if registry.len == 0 {
+        let bytes = registry.clear();
+        fallback.budget.credit(bytes);
+        released += bytes;
+    }
+    released
 }
 
 /// Frees every allocation still recorded in `fallback`.

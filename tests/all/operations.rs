@@ -533,6 +533,13 @@ mod debug_fill {
         // (The block is the value's large class, less its record.)
         assert!(text.contains("written after it was freed"), "{text}");
         assert!(text.contains("byte 100 is 0x07"), "{text}");
+        // The damaged allocation went back to the system: nothing is
+        // counted that no one holds (found by the review), and the manager
+        // carries on.
+        let s = mm.stats();
+        assert_eq!((s.system.live_boxes, s.system.cached_bytes), (0, 0));
+        assert_eq!(mm.leaks().total(), 0);
+        assert_eq!(mm.alloc([3u64; 75])[74], 3);
     }
 
     #[test]
