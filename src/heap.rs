@@ -209,10 +209,7 @@ impl<C: SizeClasses> Heap<C> {
     #[inline]
     pub(crate) fn alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, Error> {
         match route(C::TABLE, layout.size(), layout.align()) {
-            Route::Zero => Ok(
-                NonNull::new(core::ptr::without_provenance_mut(layout.align()))
-                    .unwrap_or(NonNull::dangling()),
-            ),
+            Route::Zero => Ok(dangling(layout)),
             Route::Pool(class) => self.get(class).alloc(),
             Route::System => system::alloc_typed(self.fallback(), layout),
         }
@@ -276,6 +273,14 @@ impl<C: SizeClasses> Heap<C> {
             C::TABLE.class_for_layout(size, align)
         }
     }
+}
+
+/// What a zero-sized allocation of `layout` gets: a dangling pointer
+/// aligned to `layout.align()`, with no provenance (nothing is ever
+/// accessed through it).
+#[inline(always)]
+fn dangling(layout: Layout) -> NonNull<u8> {
+    NonNull::new(ptr::without_provenance_mut(layout.align())).unwrap_or(NonNull::dangling())
 }
 
 // ----- by layout alone: boxes find their pool or footer from the pointer --
@@ -367,10 +372,7 @@ pub(crate) fn alloc_registered<C: SizeClasses>(
     layout: Layout,
 ) -> Result<NonNull<u8>, Error> {
     match route(C::TABLE, layout.size(), layout.align()) {
-        Route::Zero => Ok(
-            NonNull::new(core::ptr::without_provenance_mut(layout.align()))
-                .unwrap_or(NonNull::dangling()),
-        ),
+        Route::Zero => Ok(dangling(layout)),
         Route::Pool(class) => heap.get(class).alloc(),
         Route::System => system::alloc_registered(heap.fallback(), layout),
     }
