@@ -1,6 +1,6 @@
-//! Typed pools: one size class, an intrusive free list, chunks that grow.
+//! The one pool: one size class, an intrusive free list, chunks that grow.
 //!
-//! This is the raw core behind `PoolBox`. A [`Pool`] hands out blocks of one
+//! This is the raw core behind `PoolBox`, `Block` and the `Allocator`. A [`Pool`] hands out blocks of one
 //! size; it knows nothing of types. Allocation pops the free list, freeing
 //! pushes it — both O(1), the list unordered. When the list is empty the
 //! cold [`refill`] hands out the next never-used block of the newest chunk
@@ -14,7 +14,7 @@
 //!
 //! A pool is found from any of its blocks through the chunk header (see
 //! [`chunk`](crate::chunk)), so pools live at fixed heap addresses inside
-//! [`Pools`] and never move.
+//! the heap context (`heap::Heap`) and never move.
 
 use alloc::vec::Vec;
 use core::cell::{Cell, UnsafeCell};
@@ -611,7 +611,7 @@ impl Pool {
     /// The manager's fallback record.
     fn fallback(&self) -> &Fallback {
         // SAFETY: the fallback is freed only after every pool (see
-        // `Pools::drop`).
+        // `Heap::drop`).
         unsafe { self.fallback.as_ref() }
     }
 
