@@ -1,7 +1,7 @@
 //! The one pool: one size class, an intrusive free list, chunks that grow.
 //!
-//! This is the raw core behind `PoolBox`, `Block` and the `Allocator`. A [`Pool`] hands out blocks of one
-//! size; it knows nothing of types. Allocation pops the free list, freeing
+//! This is the raw core behind `PoolBox`, `Block` and the `Allocator`. A
+//! [`Pool`] hands out blocks of one size; it knows nothing of types. Allocation pops the free list, freeing
 //! pushes it — both O(1), the list unordered. When the list is empty the
 //! cold [`refill`] hands out the next never-used block of the newest chunk
 //! (a bump), taking a reserved spare chunk or allocating a new one when that
