@@ -1,11 +1,12 @@
 //! The one pool: one size class, an intrusive free list, chunks that grow.
 //!
 //! This is the raw core behind `PoolBox`, `Block` and the `Allocator`. A
-//! [`Pool`] hands out blocks of one size; it knows nothing of types. Allocation pops the free list, freeing
-//! pushes it — both O(1), the list unordered. When the list is empty the
-//! cold [`refill`] hands out the next never-used block of the newest chunk
-//! (a bump), taking a reserved spare chunk or allocating a new one when that
-//! chunk is used up, each new one twice the size of the last up to the cap.
+//! [`Pool`] hands out blocks of one size; it knows nothing of types.
+//! Allocation pops the free list, freeing pushes it — both O(1), the list
+//! unordered. When the list is empty the next never-used block of the
+//! newest chunk is handed out (a bump, inline); when that chunk is used up
+//! the cold [`refill`] takes a reserved spare chunk or allocates a new one,
+//! each new one twice the size of the last up to the cap.
 //!
 //! Because never-used blocks are only taken when the free list is empty, the
 //! blocks ever handed out from the current chunks were all live at once at
