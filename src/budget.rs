@@ -1,11 +1,73 @@
 //! The byte budget: what a manager holds from the system allocator, and the
 //! limit on it. Charged only on slow paths (a new chunk, a system
 //! allocation), so the allocation fast path never looks at it.
-#![deny(unsafe_code)]
+//!
+//! A shared manager's heaps (one per thread, and its central one) each keep
+//! a [`Budget`] of their own for their figures, and charge one
+//! [`SharedBudget`] — an atomic count with the limit — for the limit.
 
-use core::cell::Cell;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::sync::Counter;
 use crate::Error;
+
+/// The limit and the bytes held, for all the heaps of a shared manager:
+/// charged with a compare-and-swap loop, on slow paths only.
+#[derive(Debug)]
+pub(crate) struct SharedBudget {
+    /// The limit; `usize::MAX` for none.
+    limit: usize,
+    /// Bytes held now by all the heaps.
+    reserved: AtomicUsize,
+}
+
+impl SharedBudget {
+    /// A budget of `limit` bytes (`None`: unlimited).
+    pub(crate) const fn new(limit: Option<usize>) -> Self {
+        SharedBudget {
+            limit: match limit {
+                Some(l) => l,
+                None => usize::MAX,
+            },
+            reserved: AtomicUsize::new(0),
+        }
+    }
+
+    /// Records `bytes` more held, or refuses if the total would pass the
+    /// limit: two threads racing for the last bytes cannot both get them.
+    fn charge(&self, bytes: usize) -> Result<(), Error> {
+        // `Relaxed` throughout: the count is the only data, and a
+        // read-modify-write always works on the latest value, so no charge
+        // is lost and the limit holds; nothing else is published through it.
+        self.reserved
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| {
+                r.checked_add(bytes).filter(|&t| t <= self.limit)
+            })
+            .map(drop)
+            .map_err(|reserved| Error::BudgetExceeded {
+                requested: bytes,
+                reserved,
+                budget: self.limit,
+            })
+    }
+
+    /// Records `bytes` given back.
+    fn credit(&self, bytes: usize) {
+        // `Relaxed`: as in `charge`.
+        self.reserved.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes held now by all the heaps (a moment's figure).
+    pub(crate) fn reserved(&self) -> usize {
+        // `Relaxed`: a statistic.
+        self.reserved.load(Ordering::Relaxed)
+    }
+
+    /// The limit, if any.
+    pub(crate) fn limit(&self) -> Option<usize> {
+        (self.limit != usize::MAX).then_some(self.limit)
+    }
+}
 
 /// Bytes held from the system allocator (chunks of both pool kinds and
 /// system allocations) against an optional limit.
@@ -14,17 +76,36 @@ use crate::Error;
 pub(crate) struct Budget {
     /// The limit; `usize::MAX` for none.
     limit: usize,
-    /// Bytes held now.
-    reserved: Cell<usize>,
+    /// Bytes held now (by this heap).
+    reserved: Counter,
+    /// The shared manager's budget this heap charges as well, which holds
+    /// the limit; or null.
+    shared: *const SharedBudget,
 }
 
 impl Budget {
     /// A budget of `limit` bytes (`None`: unlimited).
-    pub(crate) fn new(limit: Option<usize>) -> Self {
+    ///
+    /// With `shared` not null, `limit` is ignored: the shared budget holds
+    /// it, and `shared` must outlive the budget.
+    pub(crate) fn new(limit: Option<usize>, shared: *const SharedBudget) -> Self {
         Budget {
-            limit: limit.unwrap_or(usize::MAX),
-            reserved: Cell::new(0),
+            limit: if shared.is_null() {
+                limit.unwrap_or(usize::MAX)
+            } else {
+                usize::MAX
+            },
+            reserved: Counter::new(0),
+            shared,
         }
+    }
+
+    /// The shared budget, if any.
+    #[inline]
+    fn shared(&self) -> Option<&SharedBudget> {
+        // SAFETY: a shared budget outlives every heap that charges it
+        // (`Budget::new`'s contract).
+        unsafe { self.shared.as_ref() }
     }
 
     /// Records `bytes` more held from the system, or refuses with
@@ -32,6 +113,11 @@ impl Budget {
     #[inline]
     pub(crate) fn charge(&self, bytes: usize) -> Result<(), Error> {
         let reserved = self.reserved.get();
+        if let Some(shared) = self.shared() {
+            shared.charge(bytes)?;
+            self.reserved.set(reserved + bytes);
+            return Ok(());
+        }
         match reserved.checked_add(bytes) {
             Some(total) if total <= self.limit => {
                 self.reserved.set(total);
@@ -79,6 +165,9 @@ impl Budget {
             "budget credited more than charged"
         );
         self.reserved.set(self.reserved.get() - bytes);
+        if let Some(shared) = self.shared() {
+            shared.credit(bytes);
+        }
     }
 
     /// Bytes held now.
@@ -88,7 +177,10 @@ impl Budget {
 
     /// The limit, if any.
     pub(crate) fn limit(&self) -> Option<usize> {
-        (self.limit != usize::MAX).then_some(self.limit)
+        match self.shared() {
+            Some(shared) => shared.limit(),
+            None => (self.limit != usize::MAX).then_some(self.limit),
+        }
     }
 }
 
@@ -98,7 +190,7 @@ mod tests {
 
     #[test]
     fn charges_up_to_the_limit_and_refuses_past_it() {
-        let b = Budget::new(Some(100));
+        let b = Budget::new(Some(100), core::ptr::null());
         assert_eq!(b.charge(60), Ok(()));
         assert_eq!(
             b.charge(50),

@@ -6,7 +6,6 @@
 //! functions here, and so is pass-through mode (every route is the large
 //! path, see [`route`]). A typed value's route is a constant of its type.
 
-use alloc::boxed::Box;
 use core::alloc::Layout;
 use core::marker::PhantomData;
 use core::mem::{align_of, size_of};
@@ -16,7 +15,8 @@ use crate::budget::Budget;
 use crate::fill;
 use crate::pool::{ChunkConfig, Pool};
 use crate::size_class::{route, Route, SizeClasses};
-use crate::system::{self, Fallback};
+use crate::pool::UNOWNED;
+use crate::system::{self, Fallback, HeapKind};
 use crate::Error;
 
 /// One manager's heap context: its pools, two per class of `C` — one for
@@ -24,10 +24,10 @@ use crate::Error;
 /// fixed heap address, and its large path (the [`Fallback`] record, which
 /// holds the budget, the chunk map and the registry too).
 pub(crate) struct Heap<C: SizeClasses> {
-    /// `2 * C::TABLE.len()` pools, from a leaked `Box<[Pool]>`: the plain
+    /// `2 * C::TABLE.len()` pools, allocated in `try_new`: the plain
     /// ones, then those with generations, each smallest class first.
     pools: NonNull<Pool>,
-    /// From a leaked `Box<Fallback>`.
+    /// Allocated in `try_new`.
     fallback: NonNull<Fallback>,
     /// Invariant in `C`: a manager or box must never be seen with another
     /// class table, or a pooled block would be freed by the wrong route.
@@ -40,29 +40,74 @@ pub(crate) struct Heap<C: SizeClasses> {
 unsafe impl<C: SizeClasses> Send for Heap<C> {}
 
 impl<C: SizeClasses> Heap<C> {
-    /// One empty pool per class of `C`.
+    /// One empty pool per class of `C`, for a `MemoryManager`.
+    ///
+    /// # Panics
+    ///
+    /// If the few hundred bytes of the pools' records cannot be had (as
+    /// `Box::new` does, through `handle_alloc_error`).
     pub(crate) fn new(
         config: ChunkConfig,
         budget: Option<usize>,
         name: Option<&'static str>,
     ) -> Self {
+        match Heap::try_new(config, budget, name, HeapKind::LOCAL, UNOWNED) {
+            Some(heap) => heap,
+            None => alloc::alloc::handle_alloc_error(Self::pools_layout()),
+        }
+    }
+
+    /// The layout of the pools' array.
+    fn pools_layout() -> Layout {
+        match Layout::array::<Pool>(2 * C::TABLE.len()) {
+            Ok(l) => l,
+            Err(_) => unreachable!("a class table has at most MAX_CLASSES classes"),
+        }
+    }
+
+    /// One empty pool per class of `C`, of heap kind `kind` (where its
+    /// memory comes from, a shared budget) owned by thread slot `tid` (or
+    /// [`UNOWNED`]); `None` if its records cannot be had from `kind.source`.
+    /// Never panics and never calls the global allocator unless
+    /// `kind.source` says so (for `Global`).
+    pub(crate) fn try_new(
+        config: ChunkConfig,
+        budget: Option<usize>,
+        name: Option<&'static str>,
+        kind: HeapKind,
+        tid: u32,
+    ) -> Option<Self> {
+        let source = kind.source;
         // Freed after the pools (see `drop`).
-        let fallback = NonNull::from(Box::leak(Box::new(Fallback::new(budget, name))));
+        let fallback = system::alloc(source, Layout::new::<Fallback>())?.cast::<Fallback>();
+        // SAFETY: a fresh allocation of a `Fallback`'s layout.
+        unsafe { fallback.write(Fallback::new(budget, name, kind)) };
+        let Some(pools) = system::alloc(source, Self::pools_layout()) else {
+            // SAFETY: written just above, freed once, here.
+            unsafe {
+                ptr::drop_in_place(fallback.as_ptr());
+                system::dealloc(source, fallback.cast(), Layout::new::<Fallback>());
+            }
+            return None;
+        };
+        let pools = pools.cast::<Pool>();
         let sizes = C::TABLE.sizes();
-        let pools: Box<[Pool]> = [false, true]
-            .into_iter()
-            .flat_map(|generations| {
-                sizes
-                    .iter()
-                    .map(move |&s| Pool::new(s, config, fallback, generations))
-            })
-            .collect();
-        debug_assert_eq!(pools.len(), 2 * C::TABLE.len());
-        Heap {
-            pools: NonNull::from(Box::leak(pools)).cast(),
+        for (generations, half) in [(false, 0), (true, sizes.len())] {
+            for (i, &size) in sizes.iter().enumerate() {
+                // SAFETY: `2 * sizes.len()` pools fit in the allocation, each
+                // written once.
+                unsafe {
+                    pools
+                        .add(half + i)
+                        .write(Pool::new(size, config, fallback, generations, tid))
+                };
+            }
+        }
+        Some(Heap {
+            pools,
             fallback,
             _classes: PhantomData,
-        }
+        })
     }
 
     /// The manager's budget.
@@ -163,11 +208,15 @@ impl<C: SizeClasses> Heap<C> {
 impl<C: SizeClasses> Drop for Heap<C> {
     fn drop(&mut self) {
         self.release();
+        let source = self.fallback().kind.source;
         let slice = ptr::slice_from_raw_parts_mut(self.pools.as_ptr(), 2 * C::TABLE.len());
-        // SAFETY: both come from `Box::leak` in `new` and are freed only here.
+        // SAFETY: both were allocated from `source` and written in `try_new`,
+        // and are dropped and freed only here.
         unsafe {
-            drop(Box::from_raw(slice));
-            drop(Box::from_raw(self.fallback.as_ptr()));
+            ptr::drop_in_place(slice);
+            system::dealloc(source, self.pools.cast(), Self::pools_layout());
+            ptr::drop_in_place(self.fallback.as_ptr());
+            system::dealloc(source, self.fallback.cast(), Layout::new::<Fallback>());
         }
     }
 }

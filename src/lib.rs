@@ -201,7 +201,9 @@ mod pool;
 mod pool_box;
 mod size_class;
 mod stats;
+mod sync;
 mod system;
+mod thread;
 
 pub use block::Block;
 pub use error::Error;

@@ -28,6 +28,7 @@ use crate::budget::Budget;
 use crate::chunk::{self, HEADER_SPACE};
 use crate::fill;
 use crate::size_class::natural_align;
+use crate::sync::{Counter, Inbound};
 use crate::system::{self, Fallback};
 use crate::Error;
 
@@ -97,11 +98,12 @@ impl ChunkHeader {
     /// writes its header; `None` if the system allocator refuses.
     fn allocate(
         pool: NonNull<Pool>,
+        source: system::Source,
         size: usize,
         next: *mut ChunkHeader,
         (first, blocks): (usize, usize),
     ) -> Option<NonNull<ChunkHeader>> {
-        let base = system::alloc(chunk::layout(size)?)?.cast::<ChunkHeader>();
+        let base = system::alloc(source, chunk::layout(size)?)?.cast::<ChunkHeader>();
         // SAFETY: `base` is a fresh allocation of at least `HEADER_SPACE`
         // bytes aligned to `SEGMENT`, so it is valid and aligned for a header.
         // `first` and `blocks` fit: a chunk is at most `SEGMENT` bytes.
@@ -152,15 +154,16 @@ impl ChunkHeader {
     /// # Safety
     ///
     /// `chunk` must come from [`ChunkHeader::allocate`], not yet be freed,
-    /// and no block in it may be used afterwards.
-    unsafe fn release(chunk: NonNull<ChunkHeader>) -> *mut ChunkHeader {
+    /// and no block in it may be used afterwards; `source` must be its pool's.
+    unsafe fn release(chunk: NonNull<ChunkHeader>, source: system::Source) -> *mut ChunkHeader {
         // SAFETY: the caller guarantees the chunk is live, so its header is
         // readable.
         let ChunkHeader { next, size, .. } = unsafe { chunk.read() };
         if let Some(layout) = chunk::layout(size) {
-            // SAFETY: `allocate` made this chunk with exactly this layout, and
-            // the caller guarantees it is freed only once.
-            unsafe { system::dealloc(chunk.cast(), layout) };
+            // SAFETY: `allocate` made this chunk from `source` (the pool's,
+            // which the caller passes) with exactly this layout, and the
+            // caller guarantees it is freed only once.
+            unsafe { system::dealloc(source, chunk.cast(), layout) };
         }
         next
     }
@@ -200,25 +203,29 @@ pub(crate) struct Pool {
     /// Head of the free list, or null. Hot: first field.
     free: Cell<*mut FreeNode>,
     /// Blocks handed out, ever.
-    allocs: Cell<usize>,
+    allocs: Counter,
     /// Block size in bytes (a multiple of 8).
     block_size: usize,
+    /// The thread slot whose holder owns the pool (see `thread.rs`), or
+    /// [`UNOWNED`]: a free on that thread pushes the free list, a free on any
+    /// other pushes `inbound`. Fixed when the pool is made.
+    tid: u32,
     /// Blocks live, plus `guard` (not next to `allocs`: the two counters
     /// would be merged into one vector add, four instructions for two). A
     /// free that brings it to zero finds the pool empty after more than one
     /// chunk's worth of blocks was handed out since it was last recycled,
     /// and recycles it (see [`emptied`]).
-    held: Cell<usize>,
+    held: Counter,
     /// 1 while at most one chunk's blocks have been handed out since the
     /// pool was made or last recycled, else 0: a small pool (one object
     /// allocated and freed, over and over) never takes the cold path.
-    guard: Cell<usize>,
+    guard: Counter,
     /// Offset of the first block in every chunk.
     first_offset: usize,
     /// Next never-used block of the newest chunk.
     fresh: Cell<*mut u8>,
     /// Never-used blocks left in the newest chunk.
-    fresh_left: Cell<usize>,
+    fresh_left: Counter,
     /// Chunks with only never-used blocks (reserved, or recycled), linked
     /// through `spare_next`, in the order they are to be used.
     spare: Cell<*mut ChunkHeader>,
@@ -227,7 +234,7 @@ pub(crate) struct Pool {
     /// recycle puts back, so that it costs the chunks used, not all.
     used: Cell<*mut ChunkHeader>,
     /// Blocks in the spare chunks.
-    spare_blocks: Cell<usize>,
+    spare_blocks: Counter,
     /// Size of the next chunk to allocate.
     next_chunk_size: Cell<usize>,
     /// Chunk size cap.
@@ -238,13 +245,13 @@ pub(crate) struct Pool {
     /// Newest chunk; each header links to the one before.
     chunks: Cell<*mut ChunkHeader>,
     /// Number of chunks.
-    chunk_count: Cell<usize>,
+    chunk_count: Counter,
     /// Bytes of all chunks.
-    reserved: Cell<usize>,
+    reserved: Counter,
     /// Blocks in all chunks.
-    capacity: Cell<usize>,
+    capacity: Counter,
     /// High-water mark of live blocks saved before chunks were released.
-    peak: Cell<usize>,
+    peak: Counter,
     /// The manager's fallback record (budget and chunk map); outlives the
     /// pool.
     fallback: NonNull<Fallback>,
@@ -269,7 +276,23 @@ pub(crate) struct Pool {
     /// every generation of the chunks released so far, so that no handle
     /// into one of those can match a slot of the new chunk.
     floor: Cell<u32>,
+    /// Blocks freed by other threads (a shared manager's remote frees),
+    /// taken by the owner when its free list and newest chunk are used up,
+    /// before it takes another chunk. On a cache line of its own, so that
+    /// remote frees do not slow the owner's fast path.
+    inbound: Padded<Inbound>,
 }
+
+/// `T` alone on a 128-byte line (two 64-byte cache lines: the adjacent-line
+/// prefetcher fetches pairs).
+#[repr(C, align(128))]
+#[derive(Debug)]
+struct Padded<T>(T);
+
+/// [`Pool::tid`] of a pool no thread owns: a `MemoryManager`'s (used by one
+/// thread at a time, which frees through the free list directly), or a
+/// shared manager's central pools (used under its lock).
+pub(crate) const UNOWNED: u32 = u32::MAX;
 
 /// `x` rounded up to a multiple of `align` (a power of two).
 const fn align_up(x: usize, align: usize) -> usize {
@@ -320,6 +343,7 @@ impl Pool {
         config: ChunkConfig,
         fallback: NonNull<Fallback>,
         generations: bool,
+        tid: u32,
     ) -> Pool {
         let align = natural_align(block_size);
         let first_offset = chunk::first_block_offset(align);
@@ -333,24 +357,25 @@ impl Pool {
         let shift = block_size.trailing_zeros();
         let mut pool = Pool {
             free: Cell::new(ptr::null_mut()),
-            allocs: Cell::new(0),
-            held: Cell::new(1),
-            guard: Cell::new(1),
+            allocs: Counter::new(0),
+            held: Counter::new(1),
+            guard: Counter::new(1),
             block_size,
+            tid,
             first_offset,
             fresh: Cell::new(ptr::null_mut()),
-            fresh_left: Cell::new(0),
+            fresh_left: Counter::new(0),
             spare: Cell::new(ptr::null_mut()),
             used: Cell::new(ptr::null_mut()),
-            spare_blocks: Cell::new(0),
+            spare_blocks: Counter::new(0),
             next_chunk_size: Cell::new(initial),
             max_chunk_size,
             min_chunk_size: initial,
             chunks: Cell::new(ptr::null_mut()),
-            chunk_count: Cell::new(0),
-            reserved: Cell::new(0),
-            capacity: Cell::new(0),
-            peak: Cell::new(0),
+            chunk_count: Counter::new(0),
+            reserved: Counter::new(0),
+            capacity: Counter::new(0),
+            peak: Counter::new(0),
             fallback,
             generations,
             shift,
@@ -359,6 +384,7 @@ impl Pool {
             index_mask: 0,
             records: UnsafeCell::new(Vec::new()),
             floor: Cell::new(0),
+            inbound: Padded(Inbound::new()),
         };
         let most = pool.geometry(max_chunk_size).1;
         pool.index_bits = usize::BITS - most.saturating_sub(1).leading_zeros();
@@ -579,8 +605,64 @@ impl Pool {
         unsafe { ChunkHeader::of(block).as_ref().pool.as_ref() }
     }
 
+    /// The thread slot that owns the pool, or [`UNOWNED`].
     #[inline(always)]
-    fn push(&self, block: NonNull<u8>) {
+    pub(crate) fn tid(&self) -> u32 {
+        self.tid
+    }
+
+    /// Frees `block` from a thread other than the pool's owner: one push on
+    /// the pool's [`Inbound`] list, which the owner collects on its slow
+    /// path. The pool's counters are the owner's and stay as they are.
+    ///
+    /// # Safety
+    ///
+    /// As [`Pool::free`]; any thread may call it.
+    #[inline]
+    pub(crate) unsafe fn push_remote(&self, block: NonNull<u8>) {
+        // SAFETY: `block` is a block of this pool its owner gave back (the
+        // caller), so its `block_size` bytes are ours until the push below
+        // publishes it, and its first word (blocks are at least 8 bytes,
+        // aligned to 8) holds the link.
+        unsafe {
+            fill::freed(block, self.block_size);
+            self.inbound.0.push(block);
+        }
+    }
+
+    /// Takes the blocks other threads freed into this pool onto the free
+    /// list (before what is there), counting them freed; `true` if there
+    /// were any. Owner only. O(blocks taken): the walk that counts them
+    /// (the owner's count of live blocks is its own, so a remote free
+    /// costs the freeing thread one push and nothing else).
+    pub(crate) fn collect(&self) -> bool {
+        let head = self.inbound.0.take().cast::<FreeNode>();
+        let Some(head) = NonNull::new(head) else {
+            return false;
+        };
+        let mut n = 1;
+        let mut tail = head;
+        // SAFETY: `take` returned a list of blocks of this pool pushed by
+        // `push_remote`, each linked through its first word, the links
+        // visible to us (its `Acquire`); the blocks are free and ours now.
+        unsafe {
+            while let Some(next) = NonNull::new(tail.as_ref().next) {
+                tail = next;
+                n += 1;
+            }
+            (*tail.as_ptr()).next = self.free.get();
+        }
+        self.free.set(head.as_ptr());
+        let held = self.held.get() - n;
+        self.held.set(held);
+        if held == 0 {
+            emptied(self);
+        }
+        true
+    }
+
+    #[inline(always)]
+    pub(crate) fn push(&self, block: NonNull<u8>) {
         let node = block.cast::<FreeNode>();
         // SAFETY: `block` is a block of this pool that its owner gave back, so
         // its `block_size` bytes are ours, and its first word (blocks are at
@@ -629,18 +711,22 @@ impl Pool {
         // kept if the chunk is refused — so that the budget's refusal is
         // about the chunk.
         let map = &self.fallback().chunks;
+        let mapped = self.fallback().kind.map;
         let room = if self.generations {
             self.record_room()
-        } else {
+        } else if mapped {
             map.reserve_one(self.budget())
+        } else {
+            Ok(())
         };
         room?;
         let size = self
             .budget()
             .charge_up_to(self.next_chunk_size.get(), self.min_chunk_size)?;
         let geometry = self.geometry(size);
+        let source = self.fallback().kind.source;
         let Some(chunk) =
-            ChunkHeader::allocate(NonNull::from(self), size, self.chunks.get(), geometry)
+            ChunkHeader::allocate(NonNull::from(self), source, size, self.chunks.get(), geometry)
         else {
             self.budget().credit(size);
             // The chunk's figures, not the value's: that is what was refused.
@@ -651,7 +737,7 @@ impl Pool {
         };
         if self.generations {
             self.add_record(chunk);
-        } else {
+        } else if mapped {
             map.insert(chunk.cast());
         }
         self.chunks.set(chunk.as_ptr());
@@ -860,6 +946,7 @@ impl Pool {
     /// Releases every chunk with no live block (spare chunks included) and
     /// returns the bytes given back. O(chunks + free blocks).
     pub(crate) fn trim(&self) -> usize {
+        self.collect();
         self.peak.set(self.peak());
         // 1. Count free blocks per chunk, in the headers' scratch words.
         for c in self.chunk_list() {
@@ -967,7 +1054,7 @@ impl Pool {
                     if self.generations {
                         self.drop_record(c);
                     }
-                    *link = ChunkHeader::release(c);
+                    *link = ChunkHeader::release(c, self.fallback().kind.source);
                     released += size;
                     self.chunk_count.set(self.chunk_count.get() - 1);
                     self.reserved.set(self.reserved.get() - size);
@@ -1160,6 +1247,11 @@ impl Pool {
             self.spare.set(chunk.as_ptr());
         }
         debug_assert_eq!(self.spare_blocks.get(), self.capacity.get());
+        // Every block is free and counted so (the caller's guarantee, or
+        // `held` reached zero, which a block pushed by another thread and
+        // not yet collected would keep above zero): no remote free is on
+        // the list or in flight.
+        self.inbound.0.clear();
         self.free.set(ptr::null_mut());
         self.fresh.set(ptr::null_mut());
         self.fresh_left.set(0);
@@ -1179,11 +1271,12 @@ impl Pool {
         while let Some(chunk) = NonNull::new(c) {
             // SAFETY: the list holds each live chunk once; the caller
             // guarantees no block is used afterwards.
-            c = unsafe { ChunkHeader::release(chunk) };
+            c = unsafe { ChunkHeader::release(chunk, self.fallback().kind.source) };
         }
         self.budget().credit(self.reserved.get() + self.metadata());
         // SAFETY: no other reference to the table exists during this call.
         *unsafe { self.records() } = Vec::new();
+        self.inbound.0.clear();
         self.free.set(ptr::null_mut());
         self.fresh.set(ptr::null_mut());
         self.fresh_left.set(0);
@@ -1205,6 +1298,11 @@ impl Pool {
 #[inline(never)]
 fn refill(pool: &Pool) -> Result<NonNull<u8>, Error> {
     if pool.fresh_left.get() == 0 {
+        // Blocks other threads freed come before another chunk: a thread
+        // that only allocates, fed by one that only frees, reuses its blocks.
+        if !pool.generations && pool.collect() && !pool.free.get().is_null() {
+            return pool.alloc();
+        }
         pool.next_fresh_chunk()?;
     }
     let block = pool.fresh.get();

@@ -1,4 +1,5 @@
-//! The system fallback: the only caller of `alloc::alloc::{alloc, alloc_zeroed, dealloc}`.
+//! The system fallback: the only caller of `alloc::alloc::{alloc, alloc_zeroed, dealloc}`
+//! (and of `std::alloc::System`, for `Global`).
 //!
 //! Contract: [`alloc`] and [`alloc_zeroed`] take any layout (a zero size is
 //! refused with `None` rather than being undefined behaviour) and return
@@ -25,40 +26,102 @@ use core::ptr::{self, NonNull};
 
 use crate::budget::Budget;
 use crate::chunk::ChunkMap;
+use crate::sync::{Counter, RawLock};
 use crate::Error;
 
-/// Allocates `layout` from the global allocator; `None` if it refuses or
-/// the size is zero.
+/// Where a manager's memory comes from: the program's global allocator
+/// (every manager but [`Global`](crate::Global)), or `std`'s `System`
+/// allocator directly — for `Global`, which *is* the global allocator and
+/// must never call back into itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// `alloc::alloc`: the `#[global_allocator]`.
+    Global,
+    /// `std::alloc::System`.
+    #[cfg(feature = "std")]
+    System,
+}
+
+/// Allocates `layout` from `source`; `None` if it refuses or the size is
+/// zero.
 #[inline]
-pub(crate) fn alloc(layout: Layout) -> Option<NonNull<u8>> {
+pub(crate) fn alloc(source: Source, layout: Layout) -> Option<NonNull<u8>> {
     if layout.size() == 0 {
         return None;
     }
-    // SAFETY: the layout has a non-zero size, the one precondition of `alloc`.
-    NonNull::new(unsafe { alloc::alloc::alloc(layout) })
+    match source {
+        // SAFETY: the layout has a non-zero size, the one precondition.
+        Source::Global => NonNull::new(unsafe { alloc::alloc::alloc(layout) }),
+        #[cfg(feature = "std")]
+        // SAFETY: as above.
+        Source::System => NonNull::new(unsafe {
+            std::alloc::GlobalAlloc::alloc(&std::alloc::System, layout)
+        }),
+    }
 }
 
 /// Like [`alloc`], but the memory is zeroed.
 #[inline]
-pub(crate) fn alloc_zeroed(layout: Layout) -> Option<NonNull<u8>> {
+pub(crate) fn alloc_zeroed(source: Source, layout: Layout) -> Option<NonNull<u8>> {
     if layout.size() == 0 {
         return None;
     }
-    // SAFETY: the layout has a non-zero size, the one precondition of `alloc_zeroed`.
-    NonNull::new(unsafe { alloc::alloc::alloc_zeroed(layout) })
+    match source {
+        // SAFETY: the layout has a non-zero size, the one precondition.
+        Source::Global => NonNull::new(unsafe { alloc::alloc::alloc_zeroed(layout) }),
+        #[cfg(feature = "std")]
+        // SAFETY: as above.
+        Source::System => NonNull::new(unsafe {
+            std::alloc::GlobalAlloc::alloc_zeroed(&std::alloc::System, layout)
+        }),
+    }
 }
 
-/// Returns memory to the global allocator.
+/// Returns memory to `source`.
 ///
 /// # Safety
 ///
 /// `ptr` must come from [`alloc`] or [`alloc_zeroed`] with this same
-/// `layout` and must not have been deallocated since.
+/// `source` and `layout` and must not have been deallocated since.
 #[inline]
-pub(crate) unsafe fn dealloc(ptr: NonNull<u8>, layout: Layout) {
-    // SAFETY: the caller guarantees `ptr` was allocated by the global
-    // allocator with `layout` and is still live.
-    unsafe { alloc::alloc::dealloc(ptr.as_ptr(), layout) }
+pub(crate) unsafe fn dealloc(source: Source, ptr: NonNull<u8>, layout: Layout) {
+    match source {
+        // SAFETY: the caller guarantees `ptr` was allocated by the global
+        // allocator with `layout` and is still live.
+        Source::Global => unsafe { alloc::alloc::dealloc(ptr.as_ptr(), layout) },
+        #[cfg(feature = "std")]
+        // SAFETY: as above, by `System`.
+        Source::System => unsafe {
+            std::alloc::GlobalAlloc::dealloc(&std::alloc::System, ptr.as_ptr(), layout)
+        },
+    }
+}
+
+/// How a heap is set up: a `MemoryManager`'s, or one of a shared manager's.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeapKind {
+    /// Where chunks, large allocations and the heap's own records come from.
+    pub(crate) source: Source,
+    /// Whether the pools' chunks are entered in the chunk map (needed by the
+    /// `Allocator` implementation only; a shared manager's per-thread heaps
+    /// and `Global` have none, so nothing of theirs is a `RefCell` another
+    /// thread could read).
+    pub(crate) map: bool,
+    /// The shared manager's state the heap belongs to (for a `SharedBox`'s
+    /// clone), or null.
+    pub(crate) owner: *const (),
+    /// The shared budget the heap charges, or null for its own.
+    pub(crate) budget: *const crate::budget::SharedBudget,
+}
+
+impl HeapKind {
+    /// A `MemoryManager`'s heap.
+    pub(crate) const LOCAL: HeapKind = HeapKind {
+        source: Source::Global,
+        map: true,
+        owner: ptr::null(),
+        budget: ptr::null(),
+    };
 }
 
 /// The manager's large path: its record of the allocations served by the
@@ -90,21 +153,21 @@ pub(crate) struct Fallback {
     // previous call had written them separately (pair/600 B PoolBox spent
     // half of its free in that one load).
     /// Live allocations of boxes and collections.
-    pub(crate) live: Cell<usize>,
+    pub(crate) live: Counter,
     /// Most recent allocation; a doubly linked list through the footers.
     head: Cell<*mut Footer>,
     /// Bytes asked of the system allocator for them, footers included.
-    pub(crate) bytes: Cell<usize>,
+    pub(crate) bytes: Counter,
     /// The manager's byte budget.
     pub(crate) budget: Budget,
     /// Most allocations of boxes and collections live at once.
-    pub(crate) peak: Cell<usize>,
+    pub(crate) peak: Counter,
     /// Allocations made, ever (of both kinds).
-    pub(crate) allocs: Cell<usize>,
+    pub(crate) allocs: Counter,
     /// Live allocations of checked blocks.
-    pub(crate) block_live: Cell<usize>,
+    pub(crate) block_live: Counter,
     /// Most allocations of checked blocks live at once.
-    pub(crate) block_peak: Cell<usize>,
+    pub(crate) block_peak: Counter,
     /// The typed pools' chunks by address (see [`ChunkMap`]).
     pub(crate) chunks: ChunkMap,
     /// The manager's name, for messages (see `Builder::name`).
@@ -116,28 +179,35 @@ pub(crate) struct Fallback {
     /// whose provenance may cover only the value, is turned into one of the
     /// manager's own (see [`registered`]).
     registry: RefCell<Registry>,
+    /// Where the memory comes from, and the rest of the heap's kind.
+    pub(crate) kind: HeapKind,
+    /// Taken around every use of a shared manager's central heap (whose
+    /// fallback this is); never by a `MemoryManager`.
+    pub(crate) lock: RawLock,
 }
 
 impl Fallback {
     /// No allocations yet; `budget` is the manager's limit in bytes.
-    pub(crate) fn new(budget: Option<usize>, name: Option<&'static str>) -> Self {
+    pub(crate) fn new(budget: Option<usize>, name: Option<&'static str>, kind: HeapKind) -> Self {
         Fallback {
-            live: Cell::new(0),
-            peak: Cell::new(0),
-            block_live: Cell::new(0),
-            block_peak: Cell::new(0),
-            allocs: Cell::new(0),
-            bytes: Cell::new(0),
+            live: Counter::new(0),
+            peak: Counter::new(0),
+            block_live: Counter::new(0),
+            block_peak: Counter::new(0),
+            allocs: Counter::new(0),
+            bytes: Counter::new(0),
             head: Cell::new(ptr::null_mut()),
-            budget: Budget::new(budget),
+            budget: Budget::new(budget, kind.budget),
             chunks: ChunkMap::default(),
             name,
             cache: Cache {
                 stacks: [const { Cell::new(ptr::null_mut()) }; CLASSES],
-                bytes: Cell::new(0),
+                bytes: Counter::new(0),
                 on: budget.is_none() && !cfg!(feature = "pass-through"),
             },
             registry: RefCell::new(Registry::default()),
+            kind,
+            lock: RawLock::new(),
         }
     }
 
@@ -321,7 +391,7 @@ struct Cache {
     /// One stack per large class, linked through `Footer::cache_next`.
     stacks: [Cell<*mut Footer>; CLASSES],
     /// Bytes kept (full sizes).
-    bytes: Cell<usize>,
+    bytes: Counter,
     /// Whether the cache keeps anything.
     on: bool,
 }
@@ -565,9 +635,9 @@ fn alloc_with_footer<const BLOCK: bool>(
 ) -> Result<NonNull<u8>, Error> {
     fallback.budget.charge(full.size())?;
     let value = if zeroed {
-        alloc_zeroed(full)
+        alloc_zeroed(fallback.kind.source, full)
     } else {
-        alloc(full)
+        alloc(fallback.kind.source, full)
     };
     let Some(value) = value else {
         fallback.budget.credit(full.size());
@@ -642,7 +712,7 @@ unsafe fn unlink_and_free(fallback: &Fallback, footer: NonNull<Footer>) {
         let base = footer
             .cast::<u8>()
             .sub(full.size() - core::mem::size_of::<Footer>());
-        dealloc(base, full);
+        dealloc(fallback.kind.source, base, full);
     }
 }
 
@@ -834,7 +904,7 @@ mod tests {
     /// budget charged for exactly the storage.
     #[test]
     fn the_registry_agrees_with_a_model() {
-        let budget = Budget::new(None);
+        let budget = Budget::new(None, core::ptr::null());
         let mut reg = Registry::default();
         let mut model = std::collections::BTreeMap::new();
         let mut x: u64 = 0x2545_F491_4F6C_DD1D;

@@ -1,0 +1,221 @@
+//! The few atomics of the core: counters that another thread may read, the
+//! remote-free list a pool's owner collects, and a small lock.
+//!
+//! A `MemoryManager` is used by one thread at a time and pays nothing here:
+//! a [`Counter`] is a `Cell<usize>` that another thread may read without a
+//! data race (a `Relaxed` load and store compile to the same `mov` as a
+//! `Cell`'s), an empty [`Inbound`] list is looked at only on a pool's slow
+//! path, and a [`RawLock`] is taken only by the shared manager. Each atomic's
+//! ordering is argued where it is used; loom models (`cargo test --lib` with
+//! `RUSTFLAGS="--cfg loom"`, see `scripts/loom.sh`) check the protocols where
+//! threads meet: [`Inbound`] here, the thread registry in `thread.rs`.
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr};
+
+#[cfg(not(loom))]
+pub(crate) use core::sync::atomic::{AtomicBool, AtomicPtr};
+
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// A count written by one thread (the owner of the structure it is in) and
+/// read by any: `get` and `set` are `Relaxed` atomic accesses, never a
+/// read-modify-write, so the owner's `+= 1` costs what a `Cell`'s does.
+/// A reader on another thread sees some value the count had (no torn
+/// read), not necessarily the latest; that is all the statistics promise.
+#[derive(Debug, Default)]
+pub(crate) struct Counter(AtomicUsize);
+
+impl Counter {
+    /// A counter at `v`.
+    pub(crate) const fn new(v: usize) -> Self {
+        Counter(AtomicUsize::new(v))
+    }
+
+    /// The count. `Relaxed`: nothing else is read through it.
+    #[inline(always)]
+    pub(crate) fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Sets the count. Only the owner writes, so a load then a store loses
+    /// no update. `Relaxed`: it publishes nothing but itself.
+    #[inline(always)]
+    pub(crate) fn set(&self, v: usize) {
+        self.0.store(v, Ordering::Relaxed)
+    }
+
+    /// Sets the count and returns the old one (owner only, as `set`).
+    #[inline(always)]
+    pub(crate) fn replace(&self, v: usize) -> usize {
+        let old = self.get();
+        self.set(v);
+        old
+    }
+}
+
+/// Blocks freed by threads other than a pool's owner, waiting for the
+/// owner: a stack pushed by any thread with one compare-and-swap and taken
+/// whole by the owner with one swap (sharded-slab's `TransferStack`,
+/// mimalloc's `thread_free`). Each node's first word is its link.
+///
+/// Only the owner takes, and it takes the whole list, never one node: so the
+/// ABA problem of a lock-free pop cannot arise — a node a pusher read as the
+/// head may be taken and even pushed again meanwhile, and the pusher's
+/// compare-and-swap then fails or links to a head that is on the list.
+#[derive(Debug)]
+pub(crate) struct Inbound {
+    head: AtomicPtr<u8>,
+}
+
+impl Inbound {
+    /// An empty list.
+    #[cfg(not(loom))]
+    pub(crate) const fn new() -> Self {
+        Inbound {
+            head: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// An empty list.
+    #[cfg(loom)]
+    pub(crate) fn new() -> Self {
+        Inbound {
+            head: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// Pushes `node`.
+    ///
+    /// # Safety
+    ///
+    /// `node` must be valid for writes of a pointer at its start, aligned
+    /// for one, and be written by no one else until the owner takes it.
+    #[inline]
+    pub(crate) unsafe fn push(&self, node: NonNull<u8>) {
+        // `Relaxed`: the value is only a guess at the head for the CAS below.
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: the node is ours to write (caller).
+            unsafe { node.cast::<*mut u8>().write(head) };
+            // `Release` on success: the link just written (and everything the
+            // freeing thread did with the block before, such as dropping the
+            // value in it) happens before the owner's `Acquire` swap in
+            // `take`, so the owner reads the link and reuses the block only
+            // after them. `Relaxed` on failure: nothing is read through the
+            // value but the next attempt's link.
+            match self.head.compare_exchange_weak(
+                head,
+                node.as_ptr(),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Whether the list may hold nodes: a hint, for the owner to skip the
+    /// swap. `Relaxed`: a node pushed just after is taken next time.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head.load(Ordering::Relaxed).is_null()
+    }
+
+    /// Takes every node pushed so far: the head of a null-terminated list
+    /// linked through each node's first word, or null. Owner only.
+    #[inline]
+    pub(crate) fn take(&self) -> *mut u8 {
+        if self.is_empty() {
+            return ptr::null_mut();
+        }
+        // `Acquire`: pairs with each push's `Release` (the pushes form a
+        // release sequence on `head`, each CAS a read-modify-write), so every
+        // link of the list taken, and every write a freeing thread made to
+        // its block before the push, is visible before the owner follows the
+        // links and hands the blocks out again.
+        self.head.swap(ptr::null_mut(), Ordering::Acquire)
+    }
+
+    /// Forgets the nodes (a reset or a release of the owner's chunks, with
+    /// exclusive access: no push can be in flight).
+    pub(crate) fn clear(&self) {
+        // `Relaxed`: exclusive access, no other thread to order with.
+        self.head.store(ptr::null_mut(), Ordering::Relaxed);
+    }
+}
+
+/// A spin lock (test-and-test-and-set, yielding the thread while it waits):
+/// what serialises the shared manager's slow paths that touch a structure
+/// of several threads (its central heap: large allocations, checked blocks,
+/// collections). Never taken by a `MemoryManager`.
+#[derive(Debug)]
+pub(crate) struct RawLock {
+    locked: AtomicBool,
+}
+
+impl RawLock {
+    /// An unlocked lock.
+    #[cfg(not(loom))]
+    pub(crate) const fn new() -> Self {
+        RawLock {
+            locked: AtomicBool::new(false),
+        }
+    }
+
+    /// An unlocked lock.
+    #[cfg(loom)]
+    pub(crate) fn new() -> Self {
+        RawLock {
+            locked: AtomicBool::new(false),
+        }
+    }
+
+    /// Takes the lock until the guard is dropped (also by a panic).
+    #[inline]
+    pub(crate) fn lock(&self) -> RawLockGuard<'_> {
+        // `Acquire` on the swap that takes it: everything the previous holder
+        // did before its `Release` store in `unlock` is visible to us.
+        // `Relaxed` on the loads we wait with: they only tell when to retry.
+        while self.locked.swap(true, Ordering::Acquire) {
+            let mut spins = 0u32;
+            while self.locked.load(Ordering::Relaxed) {
+                spins += 1;
+                if spins < 64 {
+                    core::hint::spin_loop();
+                } else {
+                    yield_now();
+                }
+            }
+        }
+        RawLockGuard { lock: self }
+    }
+}
+
+/// Gives the processor to another thread (with `std`), else a spin hint.
+#[inline]
+fn yield_now() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(all(not(loom), feature = "std"))]
+    std::thread::yield_now();
+    #[cfg(all(not(loom), not(feature = "std")))]
+    core::hint::spin_loop();
+}
+
+/// Holds a [`RawLock`]; unlocks on drop.
+#[derive(Debug)]
+pub(crate) struct RawLockGuard<'a> {
+    lock: &'a RawLock,
+}
+
+impl Drop for RawLockGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // `Release`: everything done under the lock happens before the next
+        // holder's `Acquire` swap.
+        self.lock.locked.store(false, Ordering::Release);
+    }
+}

@@ -1,0 +1,200 @@
+//! Thread slots: a small dense number per live thread, handed out by a
+//! process-wide registry and given back when the thread exits, so that a
+//! shared manager can keep a heap per slot in a flat table.
+//!
+//! Ownership is the whole protocol: the thread that holds slot `t` is the
+//! only one that touches the `Cell`s of heap `t` of every shared manager. A
+//! slot is taken with an `Acquire` read-modify-write and given back with a
+//! `Release` one, so everything the previous holder did to heap `t` happens
+//! before the next holder (or a `trim` that claims the slot for a moment)
+//! touches it. Thread-local storage holds only the number — no pointer that
+//! could dangle when a manager is dropped — in a `Cell` without a
+//! destructor, readable at any time, even while the thread's other
+//! thread-locals are being destroyed.
+
+use core::cell::Cell;
+use core::sync::atomic::Ordering;
+
+#[cfg(loom)]
+use loom::sync::atomic::AtomicU64;
+#[cfg(not(loom))]
+use core::sync::atomic::AtomicU64;
+
+/// Most threads that hold a slot at once; a thread beyond them (or one
+/// whose slot was given back as it exits) uses the shared manager's locked
+/// central heap.
+pub(crate) const MAX_THREADS: usize = 1024;
+
+/// The thread has not asked for a slot yet.
+pub(crate) const UNSET: u32 = u32::MAX;
+/// The thread has none and gets none: its slot was given back as it exits
+/// (its thread-locals are being destroyed), or every slot was taken.
+pub(crate) const NONE: u32 = u32::MAX - 1;
+
+/// Which slots are taken: bit `t % 64` of word `t / 64`.
+pub(crate) struct Registry {
+    words: [AtomicU64; MAX_THREADS / 64],
+}
+
+impl Registry {
+    /// No slot taken.
+    #[cfg(not(loom))]
+    pub(crate) const fn new() -> Self {
+        Registry {
+            words: [const { AtomicU64::new(0) }; MAX_THREADS / 64],
+        }
+    }
+
+    /// No slot taken.
+    #[cfg(loom)]
+    pub(crate) fn new() -> Self {
+        Registry {
+            words: core::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// Takes the lowest free slot (so slots stay dense), or `None` if all
+    /// are taken.
+    pub(crate) fn acquire(&self) -> Option<u32> {
+        for (i, word) in self.words.iter().enumerate() {
+            // `Relaxed`: a guess for the CAS, which orders.
+            let mut v = word.load(Ordering::Relaxed);
+            while v != u64::MAX {
+                let bit = (!v).trailing_zeros();
+                // `Acquire` on success: pairs with the `Release` of the
+                // `release` that freed this bit (other threads' CASes on the
+                // word since are read-modify-writes, which continue its
+                // release sequence), so the previous holder's writes to the
+                // slot's heaps happen before ours. `Relaxed` on failure: the
+                // value is only the next guess.
+                match word.compare_exchange_weak(
+                    v,
+                    v | 1 << bit,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Some(i as u32 * 64 + bit),
+                    Err(now) => v = now,
+                }
+            }
+        }
+        None
+    }
+
+    /// Takes slot `t` if it is free (for a `trim` of the heaps of exited
+    /// threads): `true` if the caller now holds it.
+    pub(crate) fn claim(&self, t: u32) -> bool {
+        let bit = 1u64 << (t % 64);
+        // `Acquire`, as in `acquire`; when the bit was already set the
+        // read-modify-write changes nothing and the caller gets nothing.
+        self.words[t as usize / 64].fetch_or(bit, Ordering::Acquire) & bit == 0
+    }
+
+    /// Gives slot `t` back.
+    pub(crate) fn release(&self, t: u32) {
+        let bit = 1u64 << (t % 64);
+        // `Release`: every write the holder made to the slot's heaps happens
+        // before the next `Acquire` that takes the bit.
+        let old = self.words[t as usize / 64].fetch_and(!bit, Ordering::Release);
+        debug_assert!(old & bit != 0, "thread slot {t} released twice");
+    }
+}
+
+#[cfg(all(feature = "std", not(loom)))]
+mod tls {
+    use super::*;
+
+    /// The process-wide registry.
+    pub(crate) static REGISTRY: Registry = Registry::new();
+
+    std::thread_local! {
+        /// This thread's slot, [`UNSET`] or [`NONE`]. No destructor, so it is
+        /// readable while the thread's other thread-locals are destroyed.
+        static SLOT: Cell<u32> = const { Cell::new(UNSET) };
+        /// Gives the slot back when the thread exits.
+        static EXIT: Exit = const { Exit };
+    }
+
+    /// Its destructor runs when the thread exits.
+    struct Exit;
+
+    impl Drop for Exit {
+        fn drop(&mut self) {
+            let t = SLOT.with(|s| s.replace(NONE));
+            if (t as usize) < MAX_THREADS {
+                REGISTRY.release(t);
+            }
+        }
+    }
+
+    /// This thread's slot, [`UNSET`] if it has none yet, or [`NONE`].
+    #[inline(always)]
+    pub(crate) fn current() -> u32 {
+        SLOT.with(Cell::get)
+    }
+
+    /// This thread's slot, taken now if it has none yet; [`NONE`] if every
+    /// slot is taken or the thread is exiting. Never allocates itself; the
+    /// registration of the exit hook may (on some platforms `std` keeps a
+    /// list), and such an allocation by a global allocator finds the slot
+    /// already set, so it never comes back here.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn register() -> u32 {
+        let t = current();
+        if t != UNSET {
+            return t;
+        }
+        let Some(t) = REGISTRY.acquire() else {
+            SLOT.with(|s| s.set(NONE));
+            return NONE;
+        };
+        SLOT.with(|s| s.set(t));
+        if EXIT.try_with(|_| ()).is_err() {
+            // The thread's thread-locals are being destroyed: no exit hook
+            // can be registered, so the slot goes back now.
+            SLOT.with(|s| s.set(NONE));
+            REGISTRY.release(t);
+            return NONE;
+        }
+        t
+    }
+}
+
+#[cfg(all(feature = "std", not(loom)))]
+pub(crate) use tls::{current, register, REGISTRY};
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::cell::UnsafeCell;
+    use loom::sync::Arc;
+
+    /// Two threads take a slot, touch the heap state it guards, and give it
+    /// back; they end up with the same slot only one after the other, and
+    /// loom checks that their accesses to the state never race.
+    #[test]
+    fn a_slot_passes_its_heap_from_one_holder_to_the_next() {
+        loom::model(|| {
+            let reg = Arc::new(Registry::new());
+            let heaps = Arc::new([UnsafeCell::new(0u32), UnsafeCell::new(0u32)]);
+            let run = |reg: Arc<Registry>, heaps: Arc<[UnsafeCell<u32>; 2]>| {
+                move || {
+                    let t = reg.acquire().unwrap();
+                    // SAFETY (test): loom checks this access is exclusive.
+                    heaps[t as usize].with_mut(|h| unsafe { *h += 1 });
+                    reg.release(t);
+                }
+            };
+            let a = loom::thread::spawn(run(reg.clone(), heaps.clone()));
+            run(reg.clone(), heaps.clone())();
+            a.join().unwrap();
+            let total: u32 = heaps.iter().map(|h| h.with(|v| unsafe { *v })).sum();
+            assert_eq!(total, 2);
+            // A trim claims a slot nobody holds, and not one somebody does.
+            assert!(reg.claim(0));
+            assert!(!reg.claim(0));
+            reg.release(0);
+        });
+    }
+}
