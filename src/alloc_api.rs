@@ -82,3 +82,48 @@ unsafe impl<C: SizeClasses> Allocator for &MemoryManager<C> {
         unsafe { heap::resize(self.heap(), ptr, old, new) }.map_err(|_| AllocError)
     }
 }
+
+// SAFETY: every call runs the `&MemoryManager` implementation above on the
+// shared manager's central heap, under its lock (so calls from several
+// threads are serialised), and that implementation's argument holds for
+// it: the central heap lives as long as the manager, which the
+// `&SharedManager` borrows; every copy of the reference is the same
+// manager.
+#[cfg(all(feature = "std", not(loom)))]
+unsafe impl<C: SizeClasses> Allocator for &crate::SharedManager<C> {
+    #[inline]
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        self.with_central(|mm| mm.allocate(layout))
+            .map_err(|_| AllocError)?
+    }
+
+    #[inline]
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's guarantee, for the central heap that made it.
+        let _ = self.with_central(|mm| unsafe { mm.deallocate(ptr, layout) });
+    }
+
+    #[inline]
+    unsafe fn grow(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: as in `deallocate`.
+        self.with_central(|mm| unsafe { mm.grow(ptr, old, new) })
+            .map_err(|_| AllocError)?
+    }
+
+    #[inline]
+    unsafe fn shrink(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: as in `deallocate`.
+        self.with_central(|mm| unsafe { mm.shrink(ptr, old, new) })
+            .map_err(|_| AllocError)?
+    }
+}

@@ -57,12 +57,6 @@ impl SharedBudget {
         self.reserved.fetch_sub(bytes, Ordering::Relaxed);
     }
 
-    /// Bytes held now by all the heaps (a moment's figure).
-    pub(crate) fn reserved(&self) -> usize {
-        // `Relaxed`: a statistic.
-        self.reserved.load(Ordering::Relaxed)
-    }
-
     /// The limit, if any.
     pub(crate) fn limit(&self) -> Option<usize> {
         (self.limit != usize::MAX).then_some(self.limit)

@@ -13,9 +13,9 @@ use core::ptr::{self, NonNull};
 
 use crate::budget::Budget;
 use crate::fill;
+use crate::pool::UNOWNED;
 use crate::pool::{ChunkConfig, Pool};
 use crate::size_class::{route, Route, SizeClasses};
-use crate::pool::UNOWNED;
 use crate::system::{self, Fallback, HeapKind};
 use crate::Error;
 
@@ -108,6 +108,29 @@ impl<C: SizeClasses> Heap<C> {
             fallback,
             _classes: PhantomData,
         })
+    }
+
+    /// Gives up the heap as its pools' address (what a shared manager keeps
+    /// per thread); [`Heap::from_raw`] takes it back.
+    pub(crate) fn into_raw(self) -> NonNull<Pool> {
+        let pools = self.pools;
+        core::mem::forget(self);
+        pools
+    }
+
+    /// The heap whose pools are at `pools`.
+    ///
+    /// # Safety
+    ///
+    /// `pools` must come from [`Heap::into_raw`] of a `Heap<C>`, not taken
+    /// back since (each call makes an owner: drop at most one).
+    pub(crate) unsafe fn from_raw(pools: NonNull<Pool>) -> Self {
+        Heap {
+            pools,
+            // SAFETY: the first of the heap's live pools (caller).
+            fallback: unsafe { pools.as_ref() }.fallback_ptr(),
+            _classes: PhantomData,
+        }
     }
 
     /// The manager's budget.
@@ -328,7 +351,7 @@ impl<C: SizeClasses> Heap<C> {
 /// aligned to `layout.align()`, with no provenance (nothing is ever
 /// accessed through it).
 #[inline(always)]
-fn dangling(layout: Layout) -> NonNull<u8> {
+pub(crate) fn dangling(layout: Layout) -> NonNull<u8> {
     NonNull::new(ptr::without_provenance_mut(layout.align())).unwrap_or(NonNull::dangling())
 }
 

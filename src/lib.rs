@@ -194,11 +194,15 @@ mod checked;
 mod chunk;
 mod error;
 mod fill;
+#[cfg(all(feature = "std", not(loom)))]
+mod global;
 mod heap;
 mod identity;
 mod manager;
 mod pool;
 mod pool_box;
+#[cfg(all(feature = "std", not(loom)))]
+mod shared;
 mod size_class;
 mod stats;
 mod sync;
@@ -207,8 +211,18 @@ mod thread;
 
 pub use block::Block;
 pub use error::Error;
+#[cfg(all(feature = "std", not(loom)))]
+pub use global::Global;
 pub use manager::{Builder, MemoryManager};
 pub use pool_box::PoolBox;
+#[cfg(all(feature = "std", not(loom)))]
+pub use shared::{SharedBox, SharedManager};
+
+/// The two kinds of box: [`PoolBox`] is a `PoolBox<'m, T, C, Local>`,
+/// [`SharedBox`](crate::SharedBox) a `PoolBox<'m, T, C, Shared>`.
+pub mod kind {
+    pub use crate::pool_box::{Kind, Local, Shared};
+}
 pub use size_class::{
     natural_align, ClassTable, DefaultClasses, FineClasses, SizeClasses, WideClasses, MAX_CLASSES,
     MAX_CLASS_SIZE,

@@ -13,11 +13,11 @@ use crate::chunk::SEGMENT;
 use crate::heap::Heap;
 use crate::pool::ChunkConfig;
 use crate::size_class::{ClassTable, SizeClasses};
-use crate::stats::{ClassLeaks, ClassStats, Leaks, Stats, SystemStats};
+use crate::stats::{ClassStats, Leaks, Stats, SystemStats};
 use crate::{Block, DefaultClasses, Error};
 
 /// Default size of each pool's first chunk: 16 KiB.
-const DEFAULT_INITIAL_CHUNK: usize = 16 << 10;
+pub(crate) const DEFAULT_INITIAL_CHUNK: usize = 16 << 10;
 /// Smallest chunk size a [`Builder`] accepts: 4 KiB.
 const MIN_CHUNK: usize = 4 << 10;
 
@@ -146,7 +146,7 @@ impl MemoryManager {
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
     #[must_use]
-    pub fn builder() -> Builder {
+    pub const fn builder() -> Builder {
         Builder::new()
     }
 }
@@ -192,6 +192,23 @@ impl<C: SizeClasses> MemoryManager<C> {
             on_leak,
             _not_sync: PhantomData,
         }
+    }
+
+    /// A manager whose heap is of kind `kind` (a shared manager's central
+    /// heap); `None` if its records cannot be had. Its leak report is the
+    /// shared manager's, so it makes none of its own.
+    #[cfg(all(feature = "std", not(loom)))]
+    pub(crate) fn with_kind(
+        config: ChunkConfig,
+        name: Option<&'static str>,
+        kind: crate::system::HeapKind,
+    ) -> Option<Self> {
+        Some(MemoryManager {
+            heap: Heap::try_new(config, None, name, kind, crate::pool::UNOWNED)?,
+            blocks: BlockHeap::new(),
+            on_leak: Some(|_| {}),
+            _not_sync: PhantomData,
+        })
     }
 
     /// The heap context: pools and large path.
@@ -524,7 +541,7 @@ impl<C: SizeClasses> MemoryManager<C> {
 
     /// [`stats`](Self::stats) without its consistency check, for `Drop`
     /// (which must not panic on its own account).
-    fn snapshot(&self) -> Stats {
+    pub(crate) fn snapshot(&self) -> Stats {
         let classes = self
             .heap
             .iter()
@@ -714,21 +731,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[must_use]
     pub fn leaks(&self) -> Leaks {
-        let s = self.snapshot();
-        Leaks {
-            name: s.name,
-            classes: s
-                .classes
-                .iter()
-                .map(|c| ClassLeaks {
-                    block_size: c.block_size,
-                    boxes: c.live_boxes,
-                    blocks: c.live_blocks,
-                })
-                .collect(),
-            system_boxes: s.system.live_boxes,
-            system_blocks: s.system.live_blocks,
-        }
+        Leaks::of(&self.snapshot())
     }
 
     /// The name this manager was built with ([`Builder::name`]), if any: it
@@ -814,7 +817,7 @@ impl<C: SizeClasses> Drop for MemoryManager<C> {
 /// Never panics: `eprintln!` panics when stderr is closed (a closed pipe),
 /// so the report is written with `writeln!` and a failed write ignored — a
 /// drop must not end the program on its own account.
-fn default_leak_report(leaks: &Leaks) {
+pub(crate) fn default_leak_report(leaks: &Leaks) {
     #[cfg(all(debug_assertions, feature = "std"))]
     {
         use std::io::Write as _;
@@ -869,7 +872,7 @@ impl Builder {
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
     #[must_use]
-    pub fn new() -> Self {
+    pub const fn new() -> Self {
         Builder {
             initial: DEFAULT_INITIAL_CHUNK,
             max: SEGMENT,
@@ -899,7 +902,7 @@ impl<C: SizeClasses> Builder<C> {
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
     #[must_use]
-    pub fn classes<D: SizeClasses>(self) -> Builder<D> {
+    pub const fn classes<D: SizeClasses>(self) -> Builder<D> {
         Builder {
             initial: self.initial,
             max: self.max,
@@ -930,7 +933,7 @@ impl<C: SizeClasses> Builder<C> {
     /// # Ok::<(), Error>(())
     /// ```
     #[must_use]
-    pub fn budget(mut self, bytes: usize) -> Self {
+    pub const fn budget(mut self, bytes: usize) -> Self {
         self.budget = Some(bytes);
         self
     }
@@ -949,7 +952,7 @@ impl<C: SizeClasses> Builder<C> {
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
     #[must_use]
-    pub fn name(mut self, name: &'static str) -> Self {
+    pub const fn name(mut self, name: &'static str) -> Self {
         self.name = Some(name);
         self
     }
@@ -972,7 +975,7 @@ impl<C: SizeClasses> Builder<C> {
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
     #[must_use]
-    pub fn on_leak(mut self, hook: fn(&Leaks)) -> Self {
+    pub const fn on_leak(mut self, hook: fn(&Leaks)) -> Self {
         self.on_leak = Some(hook);
         self
     }
@@ -988,7 +991,7 @@ impl<C: SizeClasses> Builder<C> {
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
     #[must_use]
-    pub fn initial_chunk_size(mut self, bytes: usize) -> Self {
+    pub const fn initial_chunk_size(mut self, bytes: usize) -> Self {
         self.initial = bytes;
         self
     }
@@ -1004,7 +1007,7 @@ impl<C: SizeClasses> Builder<C> {
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
     #[must_use]
-    pub fn max_chunk_size(mut self, bytes: usize) -> Self {
+    pub const fn max_chunk_size(mut self, bytes: usize) -> Self {
         self.max = bytes;
         self
     }
@@ -1023,24 +1026,35 @@ impl<C: SizeClasses> Builder<C> {
     /// assert!(matches!(r, Err(Error::InvalidConfig(_))));
     /// ```
     pub fn build(self) -> Result<MemoryManager<C>, Error> {
-        if !(MIN_CHUNK..=SEGMENT).contains(&self.initial) {
-            return Err(Error::InvalidConfig(
-                "initial chunk size must be 4 KiB to 1 MiB",
-            ));
-        }
-        if !(self.initial..=SEGMENT).contains(&self.max) {
-            return Err(Error::InvalidConfig(
-                "max chunk size must be at least the initial size and at most 1 MiB",
-            ));
-        }
+        let config = self.chunk_config()?;
         Ok(MemoryManager::with_config(
-            ChunkConfig {
-                initial: self.initial,
-                max: self.max,
-            },
+            config,
             self.budget,
             self.on_leak,
             self.name,
         ))
+    }
+
+    /// The chunk sizes, checked.
+    pub(crate) const fn chunk_config(&self) -> Result<ChunkConfig, Error> {
+        if self.initial < MIN_CHUNK || self.initial > SEGMENT {
+            return Err(Error::InvalidConfig(
+                "initial chunk size must be 4 KiB to 1 MiB",
+            ));
+        }
+        if self.max < self.initial || self.max > SEGMENT {
+            return Err(Error::InvalidConfig(
+                "max chunk size must be at least the initial size and at most 1 MiB",
+            ));
+        }
+        Ok(ChunkConfig {
+            initial: self.initial,
+            max: self.max,
+        })
+    }
+
+    /// The budget, the name and the leak hook set.
+    pub(crate) const fn parts(&self) -> (Option<usize>, Option<&'static str>, Option<fn(&Leaks)>) {
+        (self.budget, self.name, self.on_leak)
     }
 }

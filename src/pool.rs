@@ -292,7 +292,7 @@ struct Padded<T>(T);
 /// [`Pool::tid`] of a pool no thread owns: a `MemoryManager`'s (used by one
 /// thread at a time, which frees through the free list directly), or a
 /// shared manager's central pools (used under its lock).
-pub(crate) const UNOWNED: u32 = u32::MAX;
+pub(crate) const UNOWNED: u32 = u32::MAX - 2;
 
 /// `x` rounded up to a multiple of `align` (a power of two).
 const fn align_up(x: usize, align: usize) -> usize {
@@ -686,6 +686,11 @@ impl Pool {
         self.fallback().name
     }
 
+    /// The manager's fallback record, as a pointer.
+    pub(crate) fn fallback_ptr(&self) -> NonNull<Fallback> {
+        self.fallback
+    }
+
     /// The manager's budget.
     fn budget(&self) -> &Budget {
         &self.fallback().budget
@@ -725,9 +730,13 @@ impl Pool {
             .charge_up_to(self.next_chunk_size.get(), self.min_chunk_size)?;
         let geometry = self.geometry(size);
         let source = self.fallback().kind.source;
-        let Some(chunk) =
-            ChunkHeader::allocate(NonNull::from(self), source, size, self.chunks.get(), geometry)
-        else {
+        let Some(chunk) = ChunkHeader::allocate(
+            NonNull::from(self),
+            source,
+            size,
+            self.chunks.get(),
+            geometry,
+        ) else {
             self.budget().credit(size);
             // The chunk's figures, not the value's: that is what was refused.
             return Err(Error::OutOfMemory {

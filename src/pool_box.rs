@@ -51,7 +51,7 @@ use core::ops::{Deref, DerefMut};
 use core::pin::Pin;
 use core::ptr::{self, NonNull};
 
-use crate::heap::{alloc_like, dealloc, name_of};
+use crate::heap::name_of;
 use crate::size_class::SizeClasses;
 use crate::{DefaultClasses, Error, MemoryManager};
 
@@ -63,6 +63,92 @@ fn alloc_failed(name: Option<&str>, e: Error) -> ! {
     match name {
         Some(name) => panic!("memory_mgr: allocation failed in manager `{name}`: {e}"),
         None => panic!("memory_mgr: allocation failed: {e}"),
+    }
+}
+
+/// The kind of manager a box comes from, which says how it goes back: a
+/// [`Local`] box ([`PoolBox`], from a [`MemoryManager`]) is freed onto its
+/// pool's free list; a [`Shared`] one ([`SharedBox`](crate::SharedBox), from
+/// a [`SharedManager`](crate::SharedManager)) the same way on the thread that
+/// owns the pool, and onto the pool's remote-free list on any other. Sealed:
+/// only these two exist.
+pub trait Kind: sealed::Sealed + 'static {
+    /// Frees `ptr`, an allocation of `layout`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be a live allocation of `layout` made for its route by a
+    /// live manager of this kind with class table `C`, not used afterwards.
+    #[doc(hidden)]
+    unsafe fn dealloc<C: SizeClasses>(ptr: NonNull<u8>, layout: Layout);
+
+    /// Allocates room for `layout` from the manager that made `like`.
+    ///
+    /// # Safety
+    ///
+    /// `like` must be a live allocation of `layout` made by a live manager
+    /// of this kind with class table `C`.
+    #[doc(hidden)]
+    unsafe fn alloc_like<C: SizeClasses>(
+        like: NonNull<u8>,
+        layout: Layout,
+    ) -> Result<NonNull<u8>, Error>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Local {}
+    impl Sealed for super::Shared {}
+}
+
+/// The [`Kind`] of the boxes of a [`MemoryManager`]: [`PoolBox`].
+#[derive(Debug)]
+pub enum Local {}
+
+/// The [`Kind`] of the boxes of a [`SharedManager`](crate::SharedManager):
+/// [`SharedBox`](crate::SharedBox).
+#[derive(Debug)]
+pub enum Shared {}
+
+impl Kind for Local {
+    #[inline(always)]
+    unsafe fn dealloc<C: SizeClasses>(ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's guarantee.
+        unsafe { crate::heap::dealloc::<C>(ptr, layout) }
+    }
+
+    #[inline]
+    unsafe fn alloc_like<C: SizeClasses>(
+        like: NonNull<u8>,
+        layout: Layout,
+    ) -> Result<NonNull<u8>, Error> {
+        // SAFETY: the caller's guarantee.
+        unsafe { crate::heap::alloc_like::<C>(like, layout) }
+    }
+}
+
+/// What boxes are allocated from: a manager, by reference. Behind the
+/// constructors that `MemoryManager` and `SharedManager` share.
+pub(crate) trait Source<'m, C: SizeClasses>: Copy {
+    /// The kind of the boxes made.
+    type Kind: Kind;
+    /// Uninitialised room for one `T`.
+    fn alloc_raw<T>(self) -> Result<NonNull<T>, Error>;
+    /// Uninitialised room for `len` elements of `T`.
+    fn alloc_array<T>(self, len: usize) -> Result<NonNull<T>, Error>;
+}
+
+impl<'m, C: SizeClasses> Source<'m, C> for &'m MemoryManager<C> {
+    type Kind = Local;
+
+    #[inline(always)]
+    fn alloc_raw<T>(self) -> Result<NonNull<T>, Error> {
+        self.heap().alloc_raw::<T>()
+    }
+
+    #[inline]
+    fn alloc_array<T>(self, len: usize) -> Result<NonNull<T>, Error> {
+        self.heap().alloc_array::<T>(len)
     }
 }
 
@@ -88,7 +174,7 @@ fn alloc_failed(name: Option<&str>, e: Error) -> ! {
 /// assert_eq!(*q, "hi");
 /// assert_eq!(std::mem::size_of::<PoolBox<'_, u64>>(), std::mem::size_of::<usize>());
 /// ```
-pub struct PoolBox<'m, T: ?Sized, C: SizeClasses = DefaultClasses> {
+pub struct PoolBox<'m, T: ?Sized, C: SizeClasses = DefaultClasses, K: Kind = Local> {
     ptr: NonNull<T>,
     /// Borrows the manager; `&Cell` also makes the box `!Send` and `!Sync`.
     _manager: PhantomData<&'m Cell<()>>,
@@ -97,6 +183,8 @@ pub struct PoolBox<'m, T: ?Sized, C: SizeClasses = DefaultClasses> {
     /// Names the class table the block's route is computed with. Invariant:
     /// a box must never be seen with another table (see [`MemoryManager`]).
     _classes: PhantomData<fn(C) -> C>,
+    /// The kind of manager: where the block goes back to.
+    _kind: PhantomData<fn() -> K>,
 }
 
 static_assertions::assert_eq_size!(PoolBox<'static, u64>, usize);
@@ -106,18 +194,18 @@ static_assertions::assert_not_impl_any!(PoolBox<'static, u64>: Send, Sync);
 
 /// Frees an allocation (and drops the values written so far) unless
 /// disarmed with `mem::forget`: keeps a panicking initialiser from leaking.
-struct InitGuard<T, C: SizeClasses> {
+struct InitGuard<T, C: SizeClasses, K: Kind> {
     ptr: NonNull<T>,
     layout: Layout,
     initialized: usize,
-    _classes: PhantomData<fn() -> C>,
+    _classes: PhantomData<fn() -> (C, K)>,
 }
 
-impl<T, C: SizeClasses> Drop for InitGuard<T, C> {
+impl<T, C: SizeClasses, K: Kind> Drop for InitGuard<T, C, K> {
     fn drop(&mut self) {
         let done = ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.initialized);
         // The block is freed even if an element's destructor panics.
-        let _free = FreeGuard::<C> {
+        let _free = FreeGuard::<C, K> {
             ptr: self.ptr.cast(),
             layout: self.layout,
             _classes: PhantomData,
@@ -128,35 +216,35 @@ impl<T, C: SizeClasses> Drop for InitGuard<T, C> {
 }
 
 /// Frees an allocation when dropped, also during unwinding.
-struct FreeGuard<C: SizeClasses> {
+struct FreeGuard<C: SizeClasses, K: Kind> {
     ptr: NonNull<u8>,
     layout: Layout,
-    _classes: PhantomData<fn() -> C>,
+    _classes: PhantomData<fn() -> (C, K)>,
 }
 
-impl<C: SizeClasses> Drop for FreeGuard<C> {
+impl<C: SizeClasses, K: Kind> Drop for FreeGuard<C, K> {
     #[inline(always)]
     fn drop(&mut self) {
         // SAFETY: whoever armed the guard owns this live allocation and uses
         // it no more.
-        unsafe { dealloc::<C>(self.ptr, self.layout) }
+        unsafe { K::dealloc::<C>(self.ptr, self.layout) }
     }
 }
 
 /// Room for one `T` allocated for a box and not yet written: the primitive
 /// under every constructor of a sized box. Dropped without
 /// [`Uninit::init`] (an initialiser panicked), it frees the memory.
-struct Uninit<'m, T, C: SizeClasses> {
+struct Uninit<'m, T, C: SizeClasses, K: Kind> {
     /// Frees the allocation unless [`Uninit::init`] disarms it.
-    guard: FreeGuard<C>,
-    _box: PhantomData<PoolBox<'m, T, C>>,
+    guard: FreeGuard<C, K>,
+    _box: PhantomData<PoolBox<'m, T, C, K>>,
 }
 
-impl<'m, T, C: SizeClasses> Uninit<'m, T, C> {
-    /// Room for a `T` in `mm` (dangling for a zero-sized `T`).
+impl<'m, T, C: SizeClasses, K: Kind> Uninit<'m, T, C, K> {
+    /// Room for a `T` from `src` (dangling for a zero-sized `T`).
     #[inline(always)]
-    fn new_in(mm: &'m MemoryManager<C>) -> Result<Self, Error> {
-        let ptr = mm.heap().alloc_raw::<T>()?;
+    fn new_in<S: Source<'m, C, Kind = K>>(src: S) -> Result<Self, Error> {
+        let ptr = src.alloc_raw::<T>()?;
         Ok(Uninit {
             guard: FreeGuard {
                 ptr: ptr.cast(),
@@ -169,11 +257,11 @@ impl<'m, T, C: SizeClasses> Uninit<'m, T, C> {
 
     /// Room for a `T` in the manager that holds `like`.
     #[inline]
-    fn like(like: &PoolBox<'m, T, C>) -> Result<Self, Error> {
+    fn like(like: &PoolBox<'m, T, C, K>) -> Result<Self, Error> {
         let layout = Layout::new::<T>();
         // SAFETY: `like` is a live allocation of `layout` (a box of `T`) from
         // a manager with table `C` that outlives `'m`.
-        let ptr = unsafe { alloc_like::<C>(like.ptr.cast(), layout) }?;
+        let ptr = unsafe { K::alloc_like::<C>(like.ptr.cast(), layout) }?;
         Ok(Uninit {
             guard: FreeGuard {
                 ptr,
@@ -186,7 +274,7 @@ impl<'m, T, C: SizeClasses> Uninit<'m, T, C> {
 
     /// Writes `value` and hands the allocation to a box.
     #[inline(always)]
-    fn init(self, value: T) -> PoolBox<'m, T, C> {
+    fn init(self, value: T) -> PoolBox<'m, T, C, K> {
         let ptr = self.guard.ptr.cast::<T>();
         mem::forget(self);
         // SAFETY: `ptr` is a fresh allocation for `T` (or dangling and aligned
@@ -198,7 +286,7 @@ impl<'m, T, C: SizeClasses> Uninit<'m, T, C> {
     }
 }
 
-impl<'m, T: ?Sized, C: SizeClasses> PoolBox<'m, T, C> {
+impl<'m, T: ?Sized, C: SizeClasses, K: Kind> PoolBox<'m, T, C, K> {
     /// Takes ownership of an initialised allocation.
     ///
     /// # Safety
@@ -213,6 +301,7 @@ impl<'m, T: ?Sized, C: SizeClasses> PoolBox<'m, T, C> {
             _manager: PhantomData,
             _owns: PhantomData,
             _classes: PhantomData,
+            _kind: PhantomData,
         }
     }
 
@@ -385,7 +474,18 @@ impl<'m, T, C: SizeClasses> PoolBox<'m, T, C> {
     /// ```
     #[inline]
     pub fn try_new_with_in(f: impl FnOnce() -> T, mm: &'m MemoryManager<C>) -> Result<Self, Error> {
-        let room = Uninit::new_in(mm)?;
+        PoolBox::try_new_with_from(f, mm)
+    }
+}
+
+impl<'m, T, C: SizeClasses, K: Kind> PoolBox<'m, T, C, K> {
+    /// A box of `f()` from `src`; `f` runs after the allocation succeeded.
+    #[inline]
+    pub(crate) fn try_new_with_from<S: Source<'m, C, Kind = K>>(
+        f: impl FnOnce() -> T,
+        src: S,
+    ) -> Result<Self, Error> {
+        let room = Uninit::new_in(src)?;
         // If `f` panics, `room` is dropped and frees the block.
         Ok(room.init(f()))
     }
@@ -407,12 +507,12 @@ impl<'m, T, C: SizeClasses> PoolBox<'m, T, C> {
         let value = unsafe { ptr.read() };
         // SAFETY: the block is live, of `Layout::new::<T>()`, and the value
         // has been moved out, so it is not used again.
-        unsafe { dealloc::<C>(NonNull::new_unchecked(ptr).cast(), Layout::new::<T>()) };
+        unsafe { K::dealloc::<C>(NonNull::new_unchecked(ptr).cast(), Layout::new::<T>()) };
         value
     }
 }
 
-impl<T: ?Sized, C: SizeClasses> PoolBox<'static, T, C> {
+impl<T: ?Sized, C: SizeClasses, K: Kind> PoolBox<'static, T, C, K> {
     /// Pins the box. A `PoolBox`'s value never moves when the box moves, so
     /// this is free, as for `Box::into_pin`.
     ///
@@ -484,7 +584,7 @@ impl<T, C: SizeClasses> PoolBox<'static, T, C> {
     }
 }
 
-impl<'m, T, C: SizeClasses> PoolBox<'m, [T], C> {
+impl<'m, T, C: SizeClasses, K: Kind> PoolBox<'m, [T], C, K> {
     /// Fills a fresh slice allocation element by element; on a panic in `f`
     /// drops what was written and frees the block.
     ///
@@ -496,8 +596,8 @@ impl<'m, T, C: SizeClasses> PoolBox<'m, [T], C> {
         ptr: NonNull<T>,
         len: usize,
         mut f: impl FnMut(usize) -> T,
-    ) -> PoolBox<'m, [T], C> {
-        let mut guard = InitGuard::<T, C> {
+    ) -> PoolBox<'m, [T], C, K> {
+        let mut guard = InitGuard::<T, C, K> {
             ptr,
             // The layout was valid when the block was allocated.
             layout: Layout::array::<T>(len).unwrap_or_else(|_| unreachable!()),
@@ -518,22 +618,22 @@ impl<'m, T, C: SizeClasses> PoolBox<'m, [T], C> {
     }
 
     /// Allocates `len` elements in `mm` and fills them with `f(0)`, `f(1)`, ...
-    pub(crate) fn try_from_fn_in(
+    pub(crate) fn try_from_fn_in<S: Source<'m, C, Kind = K>>(
         len: usize,
         f: impl FnMut(usize) -> T,
-        mm: &'m MemoryManager<C>,
+        mm: S,
     ) -> Result<Self, Error> {
-        let ptr = mm.heap().alloc_array::<T>(len)?;
+        let ptr = mm.alloc_array::<T>(len)?;
         // SAFETY: a fresh allocation of `Layout::array::<T>(len)` from `mm`.
         Ok(unsafe { PoolBox::init_slice(ptr, len, f) })
     }
 
     /// Allocates a copy of `src` in `mm`.
-    pub(crate) fn try_copy_in(src: &[T], mm: &'m MemoryManager<C>) -> Result<Self, Error>
+    pub(crate) fn try_copy_in<S: Source<'m, C, Kind = K>>(src: &[T], mm: S) -> Result<Self, Error>
     where
         T: Copy,
     {
-        let ptr = mm.heap().alloc_array::<T>(src.len())?;
+        let ptr = mm.alloc_array::<T>(src.len())?;
         // SAFETY: `ptr` is a fresh allocation of `src.len()` elements, which
         // cannot overlap the borrowed `src`.
         unsafe { ptr::copy_nonoverlapping(src.as_ptr(), ptr.as_ptr(), src.len()) };
@@ -543,13 +643,13 @@ impl<'m, T, C: SizeClasses> PoolBox<'m, [T], C> {
     }
 }
 
-impl<'m, C: SizeClasses> PoolBox<'m, [u8], C> {
+impl<'m, C: SizeClasses, K: Kind> PoolBox<'m, [u8], C, K> {
     /// Reinterprets a byte slice box as a `str` box.
     ///
     /// # Safety
     ///
     /// The bytes must be valid UTF-8.
-    pub(crate) unsafe fn into_str_unchecked(b: Self) -> PoolBox<'m, str, C> {
+    pub(crate) unsafe fn into_str_unchecked(b: Self) -> PoolBox<'m, str, C, K> {
         let raw = PoolBox::into_raw(b) as *mut str;
         // SAFETY: `str` has the layout of `[u8]`, so the allocation is the same,
         // and the caller guarantees UTF-8.
@@ -557,23 +657,23 @@ impl<'m, C: SizeClasses> PoolBox<'m, [u8], C> {
     }
 }
 
-impl<'m, C: SizeClasses> PoolBox<'m, str, C> {
+impl<'m, C: SizeClasses, K: Kind> PoolBox<'m, str, C, K> {
     /// Allocates a copy of `s` in `mm`.
-    pub(crate) fn try_str_in(s: &str, mm: &'m MemoryManager<C>) -> Result<Self, Error> {
-        let bytes = PoolBox::<[u8], C>::try_copy_in(s.as_bytes(), mm)?;
+    pub(crate) fn try_str_in<S: Source<'m, C, Kind = K>>(s: &str, mm: S) -> Result<Self, Error> {
+        let bytes = PoolBox::<[u8], C, K>::try_copy_in(s.as_bytes(), mm)?;
         // SAFETY: copied from a `str`, so valid UTF-8.
         Ok(unsafe { PoolBox::into_str_unchecked(bytes) })
     }
 }
 
-impl<T: ?Sized, C: SizeClasses> Drop for PoolBox<'_, T, C> {
+impl<T: ?Sized, C: SizeClasses, K: Kind> Drop for PoolBox<'_, T, C, K> {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: the box holds a valid `T`.
         let layout = Layout::for_value(unsafe { self.ptr.as_ref() });
         // Armed before the destructor runs, so a panicking `T::drop` still
         // returns the block (on the unwinding path only).
-        let free = FreeGuard::<C> {
+        let free = FreeGuard::<C, K> {
             ptr: self.ptr.cast(),
             layout,
             _classes: PhantomData,
@@ -585,11 +685,11 @@ impl<T: ?Sized, C: SizeClasses> Drop for PoolBox<'_, T, C> {
         // constant and the free is a few instructions.
         core::mem::forget(free);
         // SAFETY: the block holds no value any more and is freed once.
-        unsafe { dealloc::<C>(self.ptr.cast(), layout) }
+        unsafe { K::dealloc::<C>(self.ptr.cast(), layout) }
     }
 }
 
-impl<T: ?Sized, C: SizeClasses> Deref for PoolBox<'_, T, C> {
+impl<T: ?Sized, C: SizeClasses, K: Kind> Deref for PoolBox<'_, T, C, K> {
     type Target = T;
     #[inline]
     fn deref(&self) -> &T {
@@ -598,7 +698,7 @@ impl<T: ?Sized, C: SizeClasses> Deref for PoolBox<'_, T, C> {
     }
 }
 
-impl<T: ?Sized, C: SizeClasses> DerefMut for PoolBox<'_, T, C> {
+impl<T: ?Sized, C: SizeClasses, K: Kind> DerefMut for PoolBox<'_, T, C, K> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: the box owns a valid `T` uniquely; `&mut self` makes this
@@ -607,77 +707,77 @@ impl<T: ?Sized, C: SizeClasses> DerefMut for PoolBox<'_, T, C> {
     }
 }
 
-impl<T: ?Sized, C: SizeClasses> AsRef<T> for PoolBox<'_, T, C> {
+impl<T: ?Sized, C: SizeClasses, K: Kind> AsRef<T> for PoolBox<'_, T, C, K> {
     fn as_ref(&self) -> &T {
         self
     }
 }
 
-impl<T: ?Sized, C: SizeClasses> AsMut<T> for PoolBox<'_, T, C> {
+impl<T: ?Sized, C: SizeClasses, K: Kind> AsMut<T> for PoolBox<'_, T, C, K> {
     fn as_mut(&mut self) -> &mut T {
         self
     }
 }
 
-impl<T: ?Sized, C: SizeClasses> Borrow<T> for PoolBox<'_, T, C> {
+impl<T: ?Sized, C: SizeClasses, K: Kind> Borrow<T> for PoolBox<'_, T, C, K> {
     fn borrow(&self) -> &T {
         self
     }
 }
 
-impl<T: ?Sized, C: SizeClasses> BorrowMut<T> for PoolBox<'_, T, C> {
+impl<T: ?Sized, C: SizeClasses, K: Kind> BorrowMut<T> for PoolBox<'_, T, C, K> {
     fn borrow_mut(&mut self) -> &mut T {
         self
     }
 }
 
-impl<T: ?Sized, C: SizeClasses> Unpin for PoolBox<'_, T, C> {}
+impl<T: ?Sized, C: SizeClasses, K: Kind> Unpin for PoolBox<'_, T, C, K> {}
 
-impl<T: ?Sized + fmt::Debug, C: SizeClasses> fmt::Debug for PoolBox<'_, T, C> {
+impl<T: ?Sized + fmt::Debug, C: SizeClasses, K: Kind> fmt::Debug for PoolBox<'_, T, C, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
     }
 }
 
-impl<T: ?Sized + fmt::Display, C: SizeClasses> fmt::Display for PoolBox<'_, T, C> {
+impl<T: ?Sized + fmt::Display, C: SizeClasses, K: Kind> fmt::Display for PoolBox<'_, T, C, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&**self, f)
     }
 }
 
-impl<T: ?Sized, C: SizeClasses> fmt::Pointer for PoolBox<'_, T, C> {
+impl<T: ?Sized, C: SizeClasses, K: Kind> fmt::Pointer for PoolBox<'_, T, C, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Pointer::fmt(&self.ptr, f)
     }
 }
 
-impl<T: ?Sized + PartialEq, C: SizeClasses> PartialEq for PoolBox<'_, T, C> {
+impl<T: ?Sized + PartialEq, C: SizeClasses, K: Kind> PartialEq for PoolBox<'_, T, C, K> {
     fn eq(&self, other: &Self) -> bool {
         **self == **other
     }
 }
 
-impl<T: ?Sized + Eq, C: SizeClasses> Eq for PoolBox<'_, T, C> {}
+impl<T: ?Sized + Eq, C: SizeClasses, K: Kind> Eq for PoolBox<'_, T, C, K> {}
 
-impl<T: ?Sized + PartialOrd, C: SizeClasses> PartialOrd for PoolBox<'_, T, C> {
+impl<T: ?Sized + PartialOrd, C: SizeClasses, K: Kind> PartialOrd for PoolBox<'_, T, C, K> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         (**self).partial_cmp(&**other)
     }
 }
 
-impl<T: ?Sized + Ord, C: SizeClasses> Ord for PoolBox<'_, T, C> {
+impl<T: ?Sized + Ord, C: SizeClasses, K: Kind> Ord for PoolBox<'_, T, C, K> {
     fn cmp(&self, other: &Self) -> Ordering {
         (**self).cmp(&**other)
     }
 }
 
-impl<T: ?Sized + Hash, C: SizeClasses> Hash for PoolBox<'_, T, C> {
+impl<T: ?Sized + Hash, C: SizeClasses, K: Kind> Hash for PoolBox<'_, T, C, K> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         (**self).hash(state);
     }
 }
 
-impl<T: ?Sized + Iterator, C: SizeClasses> Iterator for PoolBox<'_, T, C> {
+impl<T: ?Sized + Iterator, C: SizeClasses, K: Kind> Iterator for PoolBox<'_, T, C, K> {
     type Item = T::Item;
     fn next(&mut self) -> Option<T::Item> {
         (**self).next()
@@ -692,7 +792,7 @@ impl<T: ?Sized + Iterator, C: SizeClasses> Iterator for PoolBox<'_, T, C> {
 /// # Panics
 ///
 /// Panics if the system allocator refuses memory.
-impl<'m, T: Clone, C: SizeClasses> Clone for PoolBox<'m, T, C> {
+impl<'m, T: Clone, C: SizeClasses, K: Kind> Clone for PoolBox<'m, T, C, K> {
     fn clone(&self) -> Self {
         let room = Uninit::like(self).unwrap_or_else(|e| {
             // SAFETY: `self` is a live allocation of a `T` from a live manager.
@@ -711,11 +811,11 @@ impl<'m, T: Clone, C: SizeClasses> Clone for PoolBox<'m, T, C> {
 /// # Panics
 ///
 /// Panics if the system allocator refuses memory.
-impl<'m, T: Clone, C: SizeClasses> Clone for PoolBox<'m, [T], C> {
+impl<'m, T: Clone, C: SizeClasses, K: Kind> Clone for PoolBox<'m, [T], C, K> {
     fn clone(&self) -> Self {
         let layout = Layout::for_value::<[T]>(self);
         // SAFETY: `self` is a live allocation of `layout` from a live manager.
-        let ptr = match unsafe { alloc_like::<C>(self.ptr.cast(), layout) } {
+        let ptr = match unsafe { K::alloc_like::<C>(self.ptr.cast(), layout) } {
             Ok(p) => p.cast::<T>(),
             // SAFETY: as above.
             Err(e) => alloc_failed(unsafe { name_of::<C>(self.ptr.cast(), layout) }, e),
@@ -731,12 +831,12 @@ impl<'m, T: Clone, C: SizeClasses> Clone for PoolBox<'m, [T], C> {
 /// # Panics
 ///
 /// Panics if the system allocator refuses memory.
-impl<'m, C: SizeClasses> Clone for PoolBox<'m, str, C> {
+impl<'m, C: SizeClasses, K: Kind> Clone for PoolBox<'m, str, C, K> {
     fn clone(&self) -> Self {
         let bytes = self.as_bytes();
         let layout = Layout::for_value(bytes);
         // SAFETY: `self` is a live allocation of this layout from a live manager.
-        let ptr = match unsafe { alloc_like::<C>(self.ptr.cast(), layout) } {
+        let ptr = match unsafe { K::alloc_like::<C>(self.ptr.cast(), layout) } {
             Ok(p) => p,
             // SAFETY: as above.
             Err(e) => alloc_failed(unsafe { name_of::<C>(self.ptr.cast(), layout) }, e),

@@ -152,6 +152,25 @@ pub struct SystemStats {
 }
 
 impl Stats {
+    /// Adds `pools`' figures to the class rows (same table) and `system`'s
+    /// to the system row: a shared manager's sum over its heaps.
+    pub(crate) fn add(&mut self, classes: impl Iterator<Item = ClassStats>) {
+        for (row, c) in self.classes.iter_mut().zip(classes) {
+            row.live_boxes += c.live_boxes;
+            row.live_blocks += c.live_blocks;
+            row.peak_boxes += c.peak_boxes;
+            row.peak_blocks += c.peak_blocks;
+            row.allocs += c.allocs;
+            row.frees += c.frees;
+            row.capacity += c.capacity;
+            row.chunks += c.chunks;
+            row.reserved_bytes += c.reserved_bytes;
+            row.metadata_bytes += c.metadata_bytes;
+        }
+    }
+}
+
+impl Stats {
     /// Live allocations of every kind.
     ///
     /// # Examples
@@ -424,6 +443,26 @@ pub struct ClassLeaks {
     pub boxes: usize,
     /// `Block`s never freed.
     pub blocks: usize,
+}
+
+impl Leaks {
+    /// The live allocations of `s`.
+    pub(crate) fn of(s: &Stats) -> Leaks {
+        Leaks {
+            name: s.name,
+            classes: s
+                .classes
+                .iter()
+                .map(|c| ClassLeaks {
+                    block_size: c.block_size,
+                    boxes: c.live_boxes,
+                    blocks: c.live_blocks,
+                })
+                .collect(),
+            system_boxes: s.system.live_boxes,
+            system_blocks: s.system.live_blocks,
+        }
+    }
 }
 
 impl Leaks {

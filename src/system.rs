@@ -54,9 +54,9 @@ pub(crate) fn alloc(source: Source, layout: Layout) -> Option<NonNull<u8>> {
         Source::Global => NonNull::new(unsafe { alloc::alloc::alloc(layout) }),
         #[cfg(feature = "std")]
         // SAFETY: as above.
-        Source::System => NonNull::new(unsafe {
-            std::alloc::GlobalAlloc::alloc(&std::alloc::System, layout)
-        }),
+        Source::System => {
+            NonNull::new(unsafe { std::alloc::GlobalAlloc::alloc(&std::alloc::System, layout) })
+        }
     }
 }
 

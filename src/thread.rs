@@ -15,10 +15,10 @@
 use core::cell::Cell;
 use core::sync::atomic::Ordering;
 
-#[cfg(loom)]
-use loom::sync::atomic::AtomicU64;
 #[cfg(not(loom))]
 use core::sync::atomic::AtomicU64;
+#[cfg(loom)]
+use loom::sync::atomic::AtomicU64;
 
 /// Most threads that hold a slot at once; a thread beyond them (or one
 /// whose slot was given back as it exits) uses the shared manager's locked

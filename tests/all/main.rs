@@ -14,6 +14,8 @@ mod model;
 mod model_core;
 mod operations;
 mod pool_box;
+#[cfg(all(feature = "std", feature = "allocator-api2"))]
+mod shared;
 mod soundness;
 mod wide;
 

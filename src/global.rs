@@ -1,0 +1,199 @@
+//! `Global`: the whole program on memory_mgr, as its `#[global_allocator]`.
+//!
+//! A [`SharedManager`] with the [`WideClasses`] (8 bytes to 64 KiB in pools,
+//! the system allocator above), whose chunks, large allocations and own
+//! records come from `std::alloc::System` directly — never from the global
+//! allocator, which is itself. Allocation and free are a thread-local load
+//! and a pop or a push; a block freed by another thread goes back with one
+//! compare-and-swap. It never panics (a refusal is a null pointer), and a
+//! thread's thread-local destructors may allocate after its heap went back
+//! (they use the central heap).
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::{self, NonNull};
+
+use crate::shared::{self, SharedManager};
+use crate::size_class::{route, Route, SizeClasses};
+use crate::{Stats, WideClasses};
+
+/// A global allocator on memory_mgr: `#[global_allocator] static GLOBAL:
+/// memory_mgr::Global = memory_mgr::Global::new();` runs every `Box`, `Vec`,
+/// `String` and `HashMap` of the program on per-thread heaps of size-class
+/// pools.
+///
+/// With the `pass-through` feature every call goes straight to the system
+/// allocator (for Miri, AddressSanitizer and valgrind).
+///
+/// # Examples
+///
+/// ```
+/// use memory_mgr::Global;
+///
+/// #[global_allocator]
+/// static GLOBAL: Global = Global::new();
+///
+/// let v: Vec<u64> = (0..1000).collect();
+/// let s = GLOBAL.stats();
+/// assert!(s.allocs() > 0);
+/// println!("{s}");
+/// # drop(v);
+/// ```
+pub struct Global {
+    inner: SharedManager<WideClasses>,
+}
+
+impl Global {
+    /// The global allocator; nothing is allocated until the first call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// static G: memory_mgr::Global = memory_mgr::Global::new();
+    /// # let _ = &G;
+    /// ```
+    #[must_use]
+    pub const fn new() -> Self {
+        Global {
+            inner: SharedManager::for_global(),
+        }
+    }
+
+    /// What the program holds through this allocator: every thread's heap
+    /// and the large allocations (see [`SharedManager::stats`]). Building
+    /// the table allocates, through this allocator, like any other code.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// static G: memory_mgr::Global = memory_mgr::Global::new();
+    /// use std::alloc::{GlobalAlloc, Layout};
+    /// let layout = Layout::new::<[u8; 40]>();
+    /// // SAFETY: a non-zero layout, freed with the same one.
+    /// unsafe {
+    ///     let p = G.alloc(layout);
+    ///     assert_eq!(G.stats().live(), 1);
+    ///     G.dealloc(p, layout);
+    /// }
+    /// ```
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+
+    /// Gives back to the system the chunks without a live allocation of the
+    /// calling thread's heap, of the heaps of exited threads and of the
+    /// central heap; returns the bytes released.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// static G: memory_mgr::Global = memory_mgr::Global::new();
+    /// use std::alloc::{GlobalAlloc, Layout};
+    /// let layout = Layout::new::<u64>();
+    /// // SAFETY: a non-zero layout, freed with the same one.
+    /// unsafe { G.dealloc(G.alloc(layout), layout) };
+    /// assert!(G.trim() > 0);
+    /// ```
+    pub fn trim(&self) -> usize {
+        self.inner.trim()
+    }
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Global::new()
+    }
+}
+
+impl core::fmt::Debug for Global {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Global").finish_non_exhaustive()
+    }
+}
+
+// SAFETY:
+// - `alloc` returns null or a block of at least `layout.size()` bytes
+//   aligned to `layout.align()` (a class is chosen for both; the large path
+//   allocates the layout itself), live until `dealloc`: chunks are never
+//   released while a block in them is live, and the manager is never
+//   dropped (`reset` needs `&mut`, which a `static` never gives).
+// - `dealloc` and `realloc` rely on the caller's guarantee that `ptr` came
+//   from this allocator with `layout`, which routes it back to the same pool
+//   or footer.
+// - No method panics or unwinds: every error becomes a null pointer, and
+//   nothing on these paths calls the global allocator (the memory comes from
+//   `System`).
+unsafe impl GlobalAlloc for Global {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if cfg!(feature = "pass-through") {
+            // SAFETY: the caller's guarantee (a non-zero size).
+            return unsafe { std::alloc::System.alloc(layout) };
+        }
+        match self.inner.alloc_layout(layout) {
+            Ok(p) => p.as_ptr(),
+            Err(_) => ptr::null_mut(),
+        }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if cfg!(feature = "pass-through") {
+            // SAFETY: the caller's guarantee.
+            return unsafe { std::alloc::System.dealloc(ptr, layout) };
+        }
+        // SAFETY: the caller's guarantee: a live allocation of `layout` from
+        // this allocator (not null), not used afterwards.
+        unsafe { shared::dealloc::<WideClasses>(NonNull::new_unchecked(ptr), layout) }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if cfg!(feature = "pass-through") {
+            // SAFETY: the caller's guarantee (a non-zero size).
+            return unsafe { std::alloc::System.alloc_zeroed(layout) };
+        }
+        // SAFETY: as `alloc`.
+        let p = unsafe { self.alloc(layout) };
+        if !p.is_null() {
+            // SAFETY: a fresh allocation of `layout.size()` bytes.
+            unsafe { p.write_bytes(0, layout.size()) };
+        }
+        p
+    }
+
+    /// In place when the new size has the same class (or the same large
+    /// class); else a new allocation, a copy and a free.
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if cfg!(feature = "pass-through") {
+            // SAFETY: the caller's guarantee.
+            return unsafe { std::alloc::System.realloc(ptr, layout, new_size) };
+        }
+        // SAFETY: the caller guarantees `new_size`, rounded up to the
+        // alignment, does not overflow `isize`, so the layout is valid.
+        let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        let table = <WideClasses as SizeClasses>::TABLE;
+        match (
+            route(table, layout.size(), layout.align()),
+            route(table, new_size, layout.align()),
+        ) {
+            (Route::Pool(a), Route::Pool(b)) if a == b => return ptr,
+            (Route::System, Route::System) if crate::system::same_allocation(layout, new) => {
+                return ptr
+            }
+            _ => {}
+        }
+        // SAFETY: `new` has a non-zero size (the caller's guarantee).
+        let fresh = unsafe { self.alloc(new) };
+        if !fresh.is_null() {
+            // SAFETY: both are live and distinct, each at least
+            // `min(old, new)` bytes; the old one is freed once, here.
+            unsafe {
+                ptr::copy_nonoverlapping(ptr, fresh, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+        }
+        fresh
+    }
+}

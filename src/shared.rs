@@ -1,0 +1,1459 @@
+//! `SharedManager`: one manager for many threads — a heap per thread, and
+//! boxes that cross threads.
+//!
+//! Each thread that allocates gets a heap of its own (the same [`Heap`] a
+//! `MemoryManager` has) in a flat table indexed by its thread slot (see
+//! `thread.rs`): allocation is a pop from the thread's pool, with no atomic
+//! read-modify-write, and so is a free on the thread that owns the block's
+//! pool. A block freed on another thread is pushed onto its pool's
+//! remote-free list with one compare-and-swap; the owner takes the whole
+//! list when its free list and newest chunk are used up, before it asks for
+//! another chunk — so a thread that only allocates, fed by one that only
+//! frees, reuses its memory. A thread that exits gives its slot back; the
+//! next thread given that slot takes over its heap as it is (no chunk
+//! changes hands, so every block other threads hold stays valid).
+//!
+//! What several threads must share — allocations above the largest class,
+//! checked blocks, collections through the `Allocator` implementation, and
+//! threads with no slot (more than [`MAX_THREADS`] at once, or a thread's
+//! own thread-local destructors after its slot went back) — goes to one
+//! central heap, a `MemoryManager` used under a lock.
+//!
+//! Invariant, relied on by every `unsafe` block here:
+//! - `State::heaps[t]` is null or the pools of a heap made for slot `t`;
+//!   once set it never changes until the manager is dropped or reset with
+//!   `&mut`. The `Cell`s of heap `t` are touched only by the thread that
+//!   holds slot `t` (or a `trim` that claimed the free slot), so never by
+//!   two threads at once; other threads touch only its pools' remote-free
+//!   lists and read its [`Counter`](crate::sync::Counter)s.
+//! - The central heap is touched only under its fallback's lock.
+//! - The state lives at a fixed address from its creation until the
+//!   manager is dropped.
+
+use core::alloc::Layout;
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::{align_of, size_of};
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+use crate::budget::SharedBudget;
+use crate::heap::{dangling, Heap};
+use crate::manager::{default_leak_report, Builder, DEFAULT_INITIAL_CHUNK};
+use crate::pool::{ChunkConfig, Pool};
+use crate::pool_box::{Kind, PoolBox, Shared, Source};
+use crate::size_class::{route, Route, SizeClasses};
+use crate::stats::{ClassStats, Leaks, Stats};
+use crate::system::{self, HeapKind};
+use crate::thread::{self, MAX_THREADS};
+use crate::{Block, DefaultClasses, Error, MemoryManager};
+
+/// An owning pointer into a [`SharedManager`]: a [`PoolBox`] that may be
+/// sent to, shared with and dropped on any thread.
+///
+/// It is one word, like `Box<T>`, and has everything a `PoolBox` has
+/// (`Deref`, `Clone`, slices, `str`, [`into_inner`](PoolBox::into_inner),
+/// [`leak`](PoolBox::leak), [`into_raw`](PoolBox::into_raw) /
+/// [`from_raw`](PoolBox::from_raw), ...). It is `Send` if `T` is, and `Sync`
+/// if `T` is. Dropped on the thread whose heap it came from, it goes back to
+/// that heap's free list; on any other, onto its pool's remote-free list
+/// with one atomic compare-and-swap. From a `static` manager it is a
+/// `SharedBox<'static, T>` and can live in any struct.
+///
+/// # Examples
+///
+/// ```
+/// use memory_mgr::{SharedBox, SharedManager};
+///
+/// static MM: SharedManager = SharedManager::new();
+///
+/// let b: SharedBox<'static, [u32; 4]> = MM.alloc([1, 2, 3, 4]);
+/// let sum = std::thread::spawn(move || b.iter().sum::<u32>()) // dropped there
+///     .join()
+///     .unwrap();
+/// assert_eq!(sum, 10);
+/// ```
+pub type SharedBox<'m, T, C = DefaultClasses> = PoolBox<'m, T, C, Shared>;
+
+// SAFETY: a `SharedBox` owns its `T` as a `Box` does, so sending it sends
+// the `T`; dropping or cloning it on another thread is what the shared
+// manager is made for (a remote free, or an allocation from that thread's
+// heap: see `Shared`'s `Kind` methods).
+unsafe impl<T: ?Sized + Send, C: SizeClasses> Send for PoolBox<'_, T, C, Shared> {}
+// SAFETY: `&SharedBox<T>` gives only `&T` (and clones, made from the cloning
+// thread's own heap).
+unsafe impl<T: ?Sized + Sync, C: SizeClasses> Sync for PoolBox<'_, T, C, Shared> {}
+
+static_assertions::assert_impl_all!(SharedBox<'static, u64>: Send, Sync);
+static_assertions::assert_not_impl_any!(SharedBox<'static, core::cell::Cell<u64>>: Sync);
+static_assertions::assert_not_impl_any!(SharedBox<'static, *const u8>: Send, Sync);
+static_assertions::assert_eq_size!(SharedBox<'static, u64>, usize);
+static_assertions::assert_impl_all!(SharedManager: Send, Sync);
+
+impl Kind for Shared {
+    #[inline(always)]
+    unsafe fn dealloc<C: SizeClasses>(ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's guarantee: a live allocation of `layout` of a
+        // live shared manager.
+        unsafe { dealloc::<C>(ptr, layout) }
+    }
+
+    unsafe fn alloc_like<C: SizeClasses>(
+        like: NonNull<u8>,
+        layout: Layout,
+    ) -> Result<NonNull<u8>, Error> {
+        // SAFETY: `like` is a live allocation of `layout` of a live shared
+        // manager (caller), so its pool or footer leads to the manager's
+        // fallback records, whose `owner` is its state.
+        let state = unsafe { owner_of::<C>(like, layout) };
+        state.alloc_layout(layout)
+    }
+}
+
+/// Frees a shared manager's allocation of `layout`, on any thread.
+///
+/// # Safety
+///
+/// `ptr` must be a live allocation of `layout` from a live shared manager
+/// with class table `C` (or `Global`'s), not used afterwards.
+#[inline(always)]
+pub(crate) unsafe fn dealloc<C: SizeClasses>(ptr: NonNull<u8>, layout: Layout) {
+    match route(C::TABLE, layout.size(), layout.align()) {
+        Route::Zero => {}
+        Route::Pool(_) => {
+            // SAFETY: a live block of a live pool (caller).
+            let pool = unsafe { Pool::of(ptr) };
+            if pool.tid() == thread::current() {
+                // This thread holds the pool's slot: it owns the pool.
+                pool.push(ptr);
+            } else {
+                // SAFETY: as above; any thread may push.
+                unsafe { pool.push_remote(ptr) };
+            }
+        }
+        // SAFETY: a live large allocation of a live manager (caller).
+        Route::System => unsafe { free_large(ptr, layout) },
+    }
+}
+
+/// Frees a large allocation (in the central heap) under the central lock.
+///
+/// # Safety
+///
+/// As [`dealloc`], for the large route.
+#[inline(never)]
+unsafe fn free_large(ptr: NonNull<u8>, layout: Layout) {
+    // SAFETY: the caller's guarantee; the footer names the central heap's
+    // fallback, which holds its lock.
+    unsafe {
+        let fallback = system::fallback_of(ptr, layout);
+        let _locked = fallback.lock.lock();
+        system::free_typed(ptr, layout);
+    }
+}
+
+/// The state of the shared manager that made `like`, an allocation of
+/// `layout`.
+///
+/// # Safety
+///
+/// `like` must be a live allocation of `layout` from a live shared manager
+/// with class table `C`.
+unsafe fn owner_of<'a, C: SizeClasses>(like: NonNull<u8>, layout: Layout) -> &'a State<C> {
+    // SAFETY: the caller's guarantee: the pool or the footer is live, and
+    // every heap of a shared manager has its state as `owner`, alive as long
+    // as the manager.
+    unsafe {
+        let fallback = match route(C::TABLE, layout.size(), layout.align()) {
+            Route::Pool(_) => Pool::of(like).fallback_ptr().as_ref(),
+            _ => system::fallback_of(like, layout),
+        };
+        &*fallback.kind.owner.cast::<State<C>>()
+    }
+}
+
+/// What a shared manager is built with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Config {
+    chunks: ChunkConfig,
+    budget: Option<usize>,
+    name: Option<&'static str>,
+    on_leak: Option<fn(&Leaks)>,
+    source: system::Source,
+    /// Whether the central heap keeps a chunk map (for the `Allocator`).
+    map: bool,
+}
+
+/// A shared manager's state, made on its first use.
+struct State<C: SizeClasses> {
+    config: Config,
+    /// The limit, and the bytes held by all the heaps.
+    budget: SharedBudget,
+    /// One more than the highest slot with a heap: where loops over the
+    /// heaps stop.
+    top: AtomicUsize,
+    /// Allocations above every class, checked blocks, collections, and
+    /// threads with no slot; used under `central.heap().fallback().lock`.
+    central: MemoryManager<C>,
+    /// The pools of each slot's heap, or null.
+    heaps: [AtomicPtr<Pool>; MAX_THREADS],
+}
+
+impl<C: SizeClasses> State<C> {
+    /// Allocates and initialises a state at a fixed address; `None` if the
+    /// memory cannot be had.
+    fn create(config: Config) -> Option<NonNull<State<C>>> {
+        let layout = Layout::new::<State<C>>();
+        // Zeroed: every `heaps` entry starts null (a null `AtomicPtr` is
+        // all zero bits), and the table costs no resident memory until a
+        // thread takes a slot.
+        let state = system::alloc_zeroed(config.source, layout)?.cast::<State<C>>();
+        let s = state.as_ptr();
+        let kind = HeapKind {
+            source: config.source,
+            map: config.map,
+            owner: s.cast_const().cast(),
+            budget: ptr::null(),
+        };
+        // SAFETY: `state` is a fresh allocation of a `State<C>`; each field
+        // but `heaps` (already valid, zeroed) is written once. The central
+        // heap charges the budget, at its final address.
+        unsafe {
+            (&raw mut (*s).config).write(config);
+            (&raw mut (*s).budget).write(SharedBudget::new(config.budget));
+            (&raw mut (*s).top).write(AtomicUsize::new(0));
+            let kind = HeapKind {
+                budget: &raw const (*s).budget,
+                ..kind
+            };
+            match MemoryManager::with_kind(config.chunks, config.name, kind) {
+                Some(central) => (&raw mut (*s).central).write(central),
+                None => {
+                    system::dealloc(config.source, state.cast(), layout);
+                    return None;
+                }
+            }
+        }
+        Some(state)
+    }
+
+    /// The heap kind of a thread's heap.
+    fn thread_kind(&self) -> HeapKind {
+        HeapKind {
+            source: self.config.source,
+            map: false,
+            owner: ptr::from_ref(self).cast(),
+            budget: &raw const self.budget,
+        }
+    }
+
+    /// The pools of this thread's heap, if it has a slot and the heap
+    /// exists: the fast path's one table load.
+    #[inline(always)]
+    fn my_pools(&self) -> Option<NonNull<Pool>> {
+        let cell = self.heaps.get(thread::current() as usize)?;
+        // `Relaxed`: this thread holds the slot, so the heap was made by it
+        // or by a previous holder whose writes happen before ours (the
+        // registry's `Release`/`Acquire` on the slot).
+        NonNull::new(cell.load(Ordering::Relaxed))
+    }
+
+    /// The pools of this thread's heap, taking a slot and making the heap
+    /// if need be; `None` if the thread has no slot or the heap cannot be
+    /// made (then the central heap serves it).
+    #[cold]
+    #[inline(never)]
+    fn my_pools_slow(&self) -> Option<NonNull<Pool>> {
+        let t = thread::register();
+        let cell = self.heaps.get(t as usize)?;
+        if let Some(pools) = NonNull::new(cell.load(Ordering::Relaxed)) {
+            return Some(pools);
+        }
+        let heap = Heap::<C>::try_new(
+            self.config.chunks,
+            None,
+            self.config.name,
+            self.thread_kind(),
+            t,
+        )?;
+        let pools = heap.into_raw();
+        // `Release`: a reader on another thread (`stats`) that loads the
+        // pointer with `Acquire` sees the heap initialised.
+        cell.store(pools.as_ptr(), Ordering::Release);
+        // `Relaxed`: only bounds loops that load each entry with `Acquire`.
+        self.top.fetch_max(t as usize + 1, Ordering::Relaxed);
+        Some(pools)
+    }
+
+    /// Pool `class` of the heap whose pools are at `pools`.
+    ///
+    /// # Safety
+    ///
+    /// `pools` must be a live heap's pools, and `class` a class of `C`.
+    #[inline(always)]
+    unsafe fn pool<'a>(pools: NonNull<Pool>, class: usize) -> &'a Pool {
+        // SAFETY: the caller's guarantee; a heap has a plain pool per class
+        // first.
+        unsafe { &*pools.as_ptr().add(class) }
+    }
+
+    /// A block of class `class` from this thread's heap (or the central
+    /// heap's, if it has none).
+    #[inline(always)]
+    fn alloc_class(&self, class: usize) -> Result<NonNull<u8>, Error> {
+        match self.my_pools() {
+            // SAFETY: this thread's live heap (invariant), a class of `C`
+            // (from `route`).
+            Some(pools) => unsafe { State::<C>::pool(pools, class) }.alloc(),
+            None => self.alloc_class_slow(class),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn alloc_class_slow(&self, class: usize) -> Result<NonNull<u8>, Error> {
+        match self.my_pools_slow() {
+            // SAFETY: as in `alloc_class`.
+            Some(pools) => unsafe { State::<C>::pool(pools, class) }.alloc(),
+            None => self.central(|mm| mm.heap().get(class).alloc()),
+        }
+    }
+
+    /// Room for `layout`, routed at run time.
+    #[inline]
+    fn alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, Error> {
+        match route(C::TABLE, layout.size(), layout.align()) {
+            Route::Zero => Ok(dangling(layout)),
+            Route::Pool(class) => self.alloc_class(class),
+            Route::System => self.alloc_large(layout),
+        }
+    }
+
+    /// A large allocation, from the central heap.
+    #[inline(never)]
+    fn alloc_large(&self, layout: Layout) -> Result<NonNull<u8>, Error> {
+        self.central(|mm| system::alloc_typed(mm.heap().fallback(), layout))
+    }
+
+    /// Runs `f` on the central heap under its lock.
+    fn central<R>(&self, f: impl FnOnce(&MemoryManager<C>) -> R) -> R {
+        let _locked = self.central.heap().fallback().lock.lock();
+        f(&self.central)
+    }
+
+    /// Each thread heap, with its slot.
+    fn thread_heaps(&self) -> impl Iterator<Item = (u32, NonNull<Pool>)> + '_ {
+        // `Relaxed`: an upper bound of the slots to look at; a heap made
+        // after it was read is left out, as one made after the loop would be.
+        let top = self.top.load(Ordering::Relaxed).min(MAX_THREADS);
+        self.heaps[..top]
+            .iter()
+            .enumerate()
+            .filter_map(|(t, cell)| {
+                // `Acquire`: pairs with the `Release` store that published the
+                // heap, so its fields are seen initialised.
+                NonNull::new(cell.load(Ordering::Acquire)).map(|p| (t as u32, p))
+            })
+    }
+
+    /// The figures of a thread heap's pools: only their counters, which
+    /// another thread may read.
+    fn class_stats(pools: NonNull<Pool>) -> impl Iterator<Item = ClassStats> {
+        (0..C::TABLE.len()).map(move |class| {
+            // SAFETY: a live heap's pool (invariant); only its counters and
+            // fixed fields are read.
+            let pool = unsafe { State::<C>::pool(pools, class) };
+            ClassStats {
+                block_size: pool.block_size(),
+                live_boxes: pool.live(),
+                peak_boxes: pool.peak(),
+                allocs: pool.allocs(),
+                frees: pool.frees(),
+                capacity: pool.capacity(),
+                chunks: pool.chunk_count(),
+                reserved_bytes: pool.reserved(),
+                ..ClassStats::default()
+            }
+        })
+    }
+
+    /// Trims the heap of slot `t`, which the caller holds (or claimed).
+    ///
+    /// # Safety
+    ///
+    /// The calling thread must hold slot `t` for the duration, and
+    /// `pools` must be heap `t`'s.
+    unsafe fn trim_heap(pools: NonNull<Pool>) -> usize {
+        // SAFETY: the caller holds the slot, so the heap is ours for now;
+        // it is given up again (not dropped) at the end.
+        let heap = core::mem::ManuallyDrop::new(unsafe { Heap::<C>::from_raw(pools) });
+        heap.iter().map(|p| p.trim()).sum::<usize>() + system::trim(heap.fallback())
+    }
+}
+
+/// A memory manager for many threads: `Send + Sync`, usable as a `static`,
+/// handing out [`SharedBox`]es that cross threads.
+///
+/// Each thread allocates from a heap of its own, with no atomic
+/// read-modify-write on the fast path (a pop, as in [`MemoryManager`]); a
+/// box dropped on the thread that allocated it goes back the same way, and
+/// one dropped on another thread costs that thread one compare-and-swap.
+/// When a thread exits, the next thread to start takes over its heap;
+/// blocks other threads still hold stay valid throughout.
+///
+/// Allocations above the largest class, checked [`Block`]s and collections
+/// (through the [`Allocator`](allocator_api2::alloc::Allocator)
+/// implementation) share one central heap, taken under a lock: `free`,
+/// `read` and `write` of a block race safely with each other on any
+/// thread, and of two threads freeing one block at once exactly one gets
+/// `Ok(())`.
+///
+/// # Examples
+///
+/// ```
+/// use memory_mgr::SharedManager;
+///
+/// static PARTICLES: SharedManager = SharedManager::new();
+///
+/// #[derive(Debug, Clone, Copy, PartialEq)]
+/// struct Particle { pos: [f32; 3], vel: [f32; 3] }
+///
+/// let made: Vec<_> = std::thread::scope(|s| {
+///     let workers: Vec<_> = (0..4)
+///         .map(|w| s.spawn(move || {
+///             (0..100)
+///                 .map(|i| PARTICLES.alloc(Particle { pos: [w as f32; 3], vel: [i as f32; 3] }))
+///                 .collect::<Vec<_>>()
+///         }))
+///         .collect();
+///     workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+/// });
+/// assert_eq!(made.len(), 400);
+/// assert_eq!(PARTICLES.stats().live(), 400);
+/// drop(made); // freed on this thread: remote frees into the workers' heaps
+/// PARTICLES.trim(); // the workers exited: their heaps take the frees back
+/// assert_eq!(PARTICLES.stats().live(), 0);
+/// ```
+pub struct SharedManager<C: SizeClasses = DefaultClasses> {
+    /// The state, made on first use (null until then).
+    state: AtomicPtr<State<C>>,
+    config: Config,
+    _classes: PhantomData<fn(C) -> C>,
+}
+
+// SAFETY: the state's thread heaps are each touched by the thread that holds
+// their slot only, its central heap under its lock only, and its counters
+// are atomics (module invariant): any thread may use a `&SharedManager`, and
+// moving the manager (which `&mut` or ownership makes exclusive) moves only
+// the pointer to its state.
+unsafe impl<C: SizeClasses> Send for SharedManager<C> {}
+// SAFETY: as above.
+unsafe impl<C: SizeClasses> Sync for SharedManager<C> {}
+
+impl<C: SizeClasses> core::panic::UnwindSafe for SharedManager<C> {}
+impl<C: SizeClasses> core::panic::RefUnwindSafe for SharedManager<C> {}
+
+impl SharedManager {
+    /// A shared manager with the [`DefaultClasses`]. A `const fn`: no
+    /// memory is taken until the first allocation, so it can be a `static`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// static MM: memory_mgr::SharedManager = memory_mgr::SharedManager::new();
+    /// let b = MM.alloc(7u64);
+    /// assert_eq!(*b, 7);
+    /// ```
+    #[must_use]
+    pub const fn new() -> Self {
+        SharedManager::with_classes()
+    }
+
+    /// A [`Builder`]; finish it with [`Builder::build_shared`] (or
+    /// [`try_build_shared`](Builder::try_build_shared)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::SharedManager;
+    /// static AUDIO: SharedManager = SharedManager::builder()
+    ///     .name("audio")
+    ///     .budget(1 << 20)
+    ///     .build_shared();
+    /// assert_eq!(AUDIO.budget(), Some(1 << 20));
+    /// ```
+    #[must_use]
+    pub const fn builder() -> Builder {
+        Builder::new()
+    }
+}
+
+impl Default for SharedManager {
+    fn default() -> Self {
+        SharedManager::new()
+    }
+}
+
+impl<C: SizeClasses> Builder<C> {
+    /// Builds a [`SharedManager`]: a `const fn`, for a `static`.
+    ///
+    /// # Panics
+    ///
+    /// If the chunk sizes are out of range (see [`Builder::build`]'s
+    /// errors) — in a `static`, a compile-time error;
+    /// [`try_build_shared`](Self::try_build_shared) returns it instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// static JOBS: memory_mgr::SharedManager =
+    ///     memory_mgr::MemoryManager::builder().name("jobs").build_shared();
+    /// assert_eq!(JOBS.name(), Some("jobs"));
+    /// ```
+    #[must_use]
+    pub const fn build_shared(self) -> SharedManager<C> {
+        match self.shared_config() {
+            Ok(config) => SharedManager::with_config(config),
+            Err(_) => panic!("memory_mgr: chunk sizes out of range (see Builder::build)"),
+        }
+    }
+
+    /// Builds a [`SharedManager`], or says why the configuration is wrong.
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{Error, MemoryManager};
+    /// let bad = MemoryManager::builder().initial_chunk_size(100).try_build_shared();
+    /// assert!(matches!(bad, Err(Error::InvalidConfig(_))));
+    /// ```
+    pub fn try_build_shared(self) -> Result<SharedManager<C>, Error> {
+        self.shared_config().map(SharedManager::with_config)
+    }
+
+    const fn shared_config(&self) -> Result<Config, Error> {
+        let chunks = match self.chunk_config() {
+            Ok(c) => c,
+            Err(e) => return Err(e),
+        };
+        let (budget, name, on_leak) = self.parts();
+        Ok(Config {
+            chunks,
+            budget,
+            name,
+            on_leak,
+            source: system::Source::Global,
+            map: true,
+        })
+    }
+}
+
+impl<C: SizeClasses> SharedManager<C> {
+    /// A shared manager with the class table `C`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{SharedManager, WideClasses};
+    /// static MM: SharedManager<WideClasses> = SharedManager::with_classes();
+    /// assert_eq!(MM.classes().sizes().last(), Some(&65536));
+    /// ```
+    #[must_use]
+    pub const fn with_classes() -> Self {
+        SharedManager::with_config(Config {
+            chunks: ChunkConfig {
+                initial: DEFAULT_INITIAL_CHUNK,
+                max: crate::chunk::SEGMENT,
+            },
+            budget: None,
+            name: None,
+            on_leak: None,
+            source: system::Source::Global,
+            map: true,
+        })
+    }
+
+    pub(crate) const fn with_config(config: Config) -> Self {
+        SharedManager {
+            state: AtomicPtr::new(ptr::null_mut()),
+            config,
+            _classes: PhantomData,
+        }
+    }
+
+    /// `Global`'s configuration: memory from `System`, no chunk map.
+    pub(crate) const fn for_global() -> Self {
+        let mut m = SharedManager::with_classes();
+        m.config.source = system::Source::System;
+        m.config.map = false;
+        m
+    }
+
+    /// The state, if made.
+    #[inline(always)]
+    fn state_if_made(&self) -> Option<&State<C>> {
+        // `Acquire`: pairs with the `Release` of the CAS that published the
+        // state, so it is seen initialised.
+        let s = self.state.load(Ordering::Acquire);
+        // SAFETY: a published state lives until the manager is dropped.
+        unsafe { s.as_ref() }
+    }
+
+    /// The state, made now if need be.
+    #[inline(always)]
+    fn state(&self) -> Result<&State<C>, Error> {
+        match self.state_if_made() {
+            Some(s) => Ok(s),
+            None => self.make_state(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn make_state(&self) -> Result<&State<C>, Error> {
+        let Some(fresh) = State::<C>::create(self.config) else {
+            return Err(Error::OutOfMemory {
+                size: size_of::<State<C>>(),
+                align: align_of::<State<C>>(),
+            });
+        };
+        // `Release` on success: publishes the initialised state (see
+        // `state_if_made`). `Acquire` on failure: we use the winner's.
+        match self.state.compare_exchange(
+            ptr::null_mut(),
+            fresh.as_ptr(),
+            Ordering::Release,
+            Ordering::Acquire,
+        ) {
+            // SAFETY: just published; lives until the manager is dropped.
+            Ok(_) => Ok(unsafe { fresh.as_ref() }),
+            Err(winner) => {
+                // SAFETY: ours was never shared; the winner's is published.
+                unsafe {
+                    destroy(fresh);
+                    Ok(&*winner)
+                }
+            }
+        }
+    }
+
+    /// Room for `layout` (for `Global` and the `Allocator`-free paths).
+    #[inline(always)]
+    pub(crate) fn alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, Error> {
+        self.state()?.alloc_layout(layout)
+    }
+
+    /// Room for one `T`, routed at compile time.
+    #[inline(always)]
+    fn alloc_raw<T>(&self) -> Result<NonNull<T>, Error> {
+        match const { route(C::TABLE, size_of::<T>(), align_of::<T>()) } {
+            Route::Zero => Ok(NonNull::dangling()),
+            Route::Pool(class) => self.state()?.alloc_class(class).map(NonNull::cast),
+            Route::System => self
+                .state()?
+                .alloc_large(Layout::new::<T>())
+                .map(NonNull::cast),
+        }
+    }
+
+    /// The class table this manager uses.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// assert_eq!(mm.classes().sizes(), &[8, 16, 32, 64, 128, 256, 512]);
+    /// ```
+    #[must_use]
+    pub fn classes(&self) -> &'static crate::ClassTable {
+        C::TABLE
+    }
+
+    /// The name this manager was built with, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::builder().name("ai").try_build_shared()?;
+    /// assert_eq!(mm.name(), Some("ai"));
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[must_use]
+    pub fn name(&self) -> Option<&'static str> {
+        self.config.name
+    }
+
+    /// The byte budget, if any: what all the heaps together may hold.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::builder().budget(4096).try_build_shared()?;
+    /// assert_eq!(mm.budget(), Some(4096));
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[must_use]
+    pub fn budget(&self) -> Option<usize> {
+        self.config.budget
+    }
+
+    /// Runs `f` on the central heap under its lock (making the state if
+    /// need be).
+    fn central<R>(&self, f: impl FnOnce(&MemoryManager<C>) -> R) -> Result<R, Error> {
+        Ok(self.state()?.central(f))
+    }
+
+    // ----- checked blocks ----------------------------------------------------
+
+    /// A zeroed checked block of `size` bytes (see
+    /// [`MemoryManager::alloc_block`]); blocks live in the central heap,
+    /// under its lock, so any thread may free, read or write one.
+    ///
+    /// # Errors
+    ///
+    /// As [`MemoryManager::alloc_block`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// static MM: memory_mgr::SharedManager = memory_mgr::SharedManager::new();
+    /// let b = MM.alloc_block(24)?;
+    /// std::thread::spawn(move || MM.write(b, 0, 5u64)).join().unwrap()?;
+    /// assert_eq!(MM.read::<u64>(b, 0)?, 5);
+    /// MM.free(b)?;
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    pub fn alloc_block(&self, size: usize) -> Result<Block, Error> {
+        self.central(|mm| mm.alloc_block(size))?
+    }
+
+    /// A zeroed checked block of `size` bytes aligned to `align`.
+    ///
+    /// # Errors
+    ///
+    /// As [`MemoryManager::alloc_block_aligned`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// let b = mm.alloc_block_aligned(100, 64)?;
+    /// assert_eq!(mm.block_ptr(b)?.cast::<u8>().as_ptr() as usize % 64, 0);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    pub fn alloc_block_aligned(&self, size: usize, align: usize) -> Result<Block, Error> {
+        self.central(|mm| mm.alloc_block_aligned(size, align))?
+    }
+
+    /// Frees a checked block, from any thread. Of two threads freeing the
+    /// same block at once, exactly one gets `Ok(())` and the other
+    /// `Err(Error::DoubleFree)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`MemoryManager::free`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{Error, SharedManager};
+    /// static MM: SharedManager = SharedManager::new();
+    /// let b = MM.alloc_block(8)?;
+    /// let r = std::thread::scope(|s| {
+    ///     let a = s.spawn(|| MM.free(b));
+    ///     let c = s.spawn(|| MM.free(b));
+    ///     [a.join().unwrap(), c.join().unwrap()]
+    /// });
+    /// assert_eq!(r.iter().filter(|r| r.is_ok()).count(), 1);
+    /// assert!(r.contains(&Err(Error::DoubleFree)));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn free(&self, block: Block) -> Result<(), Error> {
+        self.central(|mm| mm.free(block))?
+    }
+
+    /// Whether `block` is live now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// let b = mm.alloc_block(8)?;
+    /// assert!(mm.is_live(b));
+    /// mm.free(b)?;
+    /// assert!(!mm.is_live(b));
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[must_use]
+    pub fn is_live(&self, block: Block) -> bool {
+        self.central(|mm| mm.is_live(block)).unwrap_or(false)
+    }
+
+    /// The usable size of a live block.
+    ///
+    /// # Errors
+    ///
+    /// As [`MemoryManager::block_size`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// let b = mm.alloc_block(20)?;
+    /// assert_eq!(mm.block_size(b)?, 32);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    pub fn block_size(&self, block: Block) -> Result<usize, Error> {
+        self.central(|mm| mm.block_size(block))?
+    }
+
+    /// The bytes of a live block, as a raw pointer: valid until the block
+    /// is freed, which another thread may do at any time — use
+    /// [`read`](Self::read) and [`write`](Self::write) to be safe.
+    ///
+    /// # Errors
+    ///
+    /// As [`MemoryManager::block_ptr`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// let b = mm.alloc_block(16)?;
+    /// assert_eq!(mm.block_ptr(b)?.len(), 16);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    pub fn block_ptr(&self, block: Block) -> Result<NonNull<[u8]>, Error> {
+        self.central(|mm| mm.block_ptr(block))?
+    }
+
+    /// Reads a `T` at byte `offset` of a live block; a block freed by
+    /// another thread meanwhile is an `Err`, never a read of freed memory
+    /// (the read and the free are serialised by the central lock).
+    ///
+    /// # Errors
+    ///
+    /// As [`MemoryManager::read`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// let b = mm.alloc_block(16)?;
+    /// mm.write(b, 8, 3u32)?;
+    /// assert_eq!(mm.read::<u32>(b, 8)?, 3);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    pub fn read<T: bytemuck::Pod>(&self, block: Block, offset: usize) -> Result<T, Error> {
+        self.central(|mm| mm.read(block, offset))?
+    }
+
+    /// Writes a `T` at byte `offset` of a live block (see
+    /// [`read`](Self::read)).
+    ///
+    /// # Errors
+    ///
+    /// As [`MemoryManager::write`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// let b = mm.alloc_block(8)?;
+    /// mm.write(b, 0, 1.5f64)?;
+    /// assert_eq!(mm.read::<f64>(b, 0)?, 1.5);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    pub fn write<T: bytemuck::NoUninit>(
+        &self,
+        block: Block,
+        offset: usize,
+        value: T,
+    ) -> Result<(), Error> {
+        self.central(|mm| mm.write(block, offset, value))?
+    }
+
+    /// Copies bytes out of a live block.
+    ///
+    /// # Errors
+    ///
+    /// As [`MemoryManager::read_bytes`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// let b = mm.alloc_block(8)?;
+    /// mm.write_bytes(b, 0, b"hi")?;
+    /// let mut out = [0u8; 2];
+    /// mm.read_bytes(b, 0, &mut out)?;
+    /// assert_eq!(&out, b"hi");
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    pub fn read_bytes(&self, block: Block, offset: usize, dst: &mut [u8]) -> Result<(), Error> {
+        self.central(|mm| mm.read_bytes(block, offset, dst))?
+    }
+
+    /// Copies bytes into a live block.
+    ///
+    /// # Errors
+    ///
+    /// As [`MemoryManager::write_bytes`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// let b = mm.alloc_block(4)?;
+    /// assert!(mm.write_bytes(b, 6, b"xyz").is_err()); // past the 8-byte block
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    pub fn write_bytes(&self, block: Block, offset: usize, src: &[u8]) -> Result<(), Error> {
+        self.central(|mm| mm.write_bytes(block, offset, src))?
+    }
+
+    // ----- capacity ------------------------------------------------------------
+
+    /// Grows this thread's pool for `T` so that `additional` more `T`s need
+    /// no new chunk (other threads' heaps are theirs to grow).
+    ///
+    /// # Errors
+    ///
+    /// As [`MemoryManager::reserve`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// mm.reserve::<[u8; 64]>(1000)?;
+    /// let before = mm.stats().reserved_bytes();
+    /// let v: Vec<_> = (0..1000).map(|_| mm.alloc([0u8; 64])).collect();
+    /// assert_eq!(mm.stats().reserved_bytes(), before);
+    /// # drop(v);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    pub fn reserve<T>(&self, additional: usize) -> Result<(), Error> {
+        if size_of::<T>() == 0 {
+            return Ok(());
+        }
+        let state = self.state()?;
+        match state.my_pools().or_else(|| state.my_pools_slow()) {
+            Some(pools) => {
+                // SAFETY: this thread's heap (invariant), kept as it is.
+                let heap = core::mem::ManuallyDrop::new(unsafe { Heap::<C>::from_raw(pools) });
+                heap.reserve(size_of::<T>(), align_of::<T>(), false, additional)
+            }
+            None => state.central(|mm| mm.reserve::<T>(additional)),
+        }
+    }
+
+    /// Grows the checked-block pool that serves `size`-byte blocks.
+    ///
+    /// # Errors
+    ///
+    /// As [`MemoryManager::reserve_blocks`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// mm.reserve_blocks(100, 10)?;
+    /// assert!(mm.stats().reserved_bytes() > 0);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    pub fn reserve_blocks(&self, size: usize, additional: usize) -> Result<(), Error> {
+        self.central(|mm| mm.reserve_blocks(size, additional))?
+    }
+
+    /// Gives back to the system every chunk without a live allocation in
+    /// this thread's heap, in the heaps of threads that exited (their slots
+    /// free, claimed for the moment) and in the central heap; returns the
+    /// bytes released. Heaps of running threads are theirs to trim.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| drop((0..10_000).map(|i| mm.alloc(i)).collect::<Vec<_>>()))
+    ///         .join() // (a join waits for the thread's exit, slot given back)
+    ///         .unwrap();
+    /// });
+    /// // The worker exited: its heap is trimmed from here.
+    /// assert!(mm.trim() > 0);
+    /// assert_eq!(mm.stats().reserved_bytes(), 0);
+    /// ```
+    pub fn trim(&self) -> usize {
+        let Some(state) = self.state_if_made() else {
+            return 0;
+        };
+        let me = thread::current();
+        let mut released = 0;
+        for (t, pools) in state.thread_heaps() {
+            if t == me {
+                // SAFETY: this thread holds slot `t`; `pools` is heap `t`'s.
+                released += unsafe { State::<C>::trim_heap(pools) };
+            } else if thread::REGISTRY.claim(t) {
+                // SAFETY: slot `t` was free and is ours until released below.
+                released += unsafe { State::<C>::trim_heap(pools) };
+                thread::REGISTRY.release(t);
+            }
+        }
+        released + state.central(|mm| mm.trim())
+    }
+
+    /// Frees everything at once (see [`MemoryManager::reset`]): every heap
+    /// keeps its chunks as free capacity, and every [`Block`] handed out
+    /// before becomes stale. `&mut self`: no box and no other thread's use
+    /// of the manager can be alive.
+    ///
+    /// # Panics
+    ///
+    /// As [`MemoryManager::reset`] (the `debug-fill` check).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{Error, SharedManager};
+    /// let mut mm = SharedManager::new();
+    /// let b = mm.alloc_block(8)?;
+    /// std::mem::forget(mm.alloc(1u32));
+    /// mm.reset();
+    /// assert_eq!(mm.stats().live(), 0);
+    /// assert_eq!(mm.free(b), Err(Error::FreedByReset));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn reset(&mut self) {
+        let Some(state) = self.state_if_made() else {
+            return;
+        };
+        let mut written = None;
+        for (_, pools) in state.thread_heaps() {
+            // SAFETY: `&mut self`: no other thread uses the manager now (any
+            // that did was joined, which orders its writes before ours), so
+            // every heap is ours; it is given up again, not dropped.
+            let mut heap = core::mem::ManuallyDrop::new(unsafe { Heap::<C>::from_raw(pools) });
+            let w = heap.reset();
+            written = written.or(w);
+        }
+        // SAFETY: `&mut self`: the state is ours alone.
+        let state = unsafe { &mut *self.state.load(Ordering::Relaxed) };
+        state.central.reset();
+        if let Some(w) = written {
+            w.panic();
+        }
+    }
+
+    // ----- statistics ----------------------------------------------------------
+
+    /// What the manager holds: the sum over every thread's heap and the
+    /// central heap. Each figure is one the heap had at some moment while
+    /// `stats` ran, not a cut across heaps taken at one instant; a block
+    /// freed by another thread counts as live until its owner collects it,
+    /// and `peak` is the sum of the heaps' peaks (an upper bound).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// let a = mm.alloc(1u64);
+    /// let b = std::thread::scope(|s| s.spawn(|| mm.alloc(2u64)).join().unwrap());
+    /// assert_eq!(mm.stats().live(), 2);
+    /// assert_eq!(mm.stats().classes[0].live_boxes, 2);
+    /// # drop((a, b));
+    /// ```
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        let Some(state) = self.state_if_made() else {
+            return empty_stats::<C>(self.config);
+        };
+        let mut s = state.central(|mm| mm.snapshot());
+        for (_, pools) in state.thread_heaps() {
+            s.add(State::<C>::class_stats(pools));
+        }
+        s.name = self.config.name;
+        s.budget = self.config.budget;
+        s
+    }
+
+    /// The allocations still live, per class (see [`MemoryManager::leaks`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// let b = mm.alloc_block(20)?;
+    /// assert_eq!(mm.leaks().total(), 1);
+    /// mm.free(b)?;
+    /// assert!(mm.leaks().is_empty());
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[must_use]
+    pub fn leaks(&self) -> Leaks {
+        Leaks::of(&self.stats())
+    }
+
+    /// Whether every heap's internal lists agree with its counters (for
+    /// tests). `&mut self`: each heap first takes its remote frees.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mm = memory_mgr::SharedManager::new();
+    /// drop(mm.alloc(1u8));
+    /// assert!(mm.is_consistent());
+    /// ```
+    #[must_use]
+    pub fn is_consistent(&mut self) -> bool {
+        let Some(state) = self.state_if_made() else {
+            return true;
+        };
+        let heaps_ok = state.thread_heaps().all(|(_, pools)| {
+            // SAFETY: `&mut self`, as in `reset`.
+            let heap = core::mem::ManuallyDrop::new(unsafe { Heap::<C>::from_raw(pools) });
+            let ok = heap.iter().all(|p| {
+                p.collect();
+                p.is_valid()
+            });
+            ok
+        });
+        heaps_ok && state.central(|mm| mm.is_consistent())
+    }
+}
+
+/// The figures of a manager that has allocated nothing yet.
+fn empty_stats<C: SizeClasses>(config: Config) -> Stats {
+    Stats {
+        name: config.name,
+        classes: C::TABLE
+            .sizes()
+            .iter()
+            .map(|&block_size| ClassStats {
+                block_size,
+                ..ClassStats::default()
+            })
+            .collect(),
+        system: Default::default(),
+        budget: config.budget,
+    }
+}
+
+/// Drops a state and frees its memory.
+///
+/// # Safety
+///
+/// `state` must come from [`State::create`], not be used afterwards, and no
+/// allocation of it may be used afterwards.
+unsafe fn destroy<C: SizeClasses>(state: NonNull<State<C>>) {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        let s = state.as_ptr();
+        let source = (*s).config.source;
+        for cell in &(*s).heaps {
+            if let Some(pools) = NonNull::new(cell.load(Ordering::Relaxed)) {
+                drop(Heap::<C>::from_raw(pools));
+            }
+        }
+        ptr::drop_in_place(&raw mut (*s).central);
+        system::dealloc(source, state.cast(), Layout::new::<State<C>>());
+    }
+}
+
+impl<C: SizeClasses> Drop for SharedManager<C> {
+    fn drop(&mut self) {
+        let Some(state) = NonNull::new(*self.state.get_mut()) else {
+            return;
+        };
+        let leaks = self.leaks();
+        if !leaks.is_empty() {
+            match self.config.on_leak {
+                Some(hook) => hook(&leaks),
+                None => default_leak_report(&leaks),
+            }
+        }
+        // SAFETY: `&mut self` in drop: no box borrows the manager, nothing
+        // of it is used again.
+        unsafe { destroy(state) };
+    }
+}
+
+impl<C: SizeClasses> fmt::Debug for SharedManager<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stats = self.stats();
+        f.debug_struct("SharedManager")
+            .field("name", &self.name())
+            .field("classes", &C::TABLE.sizes())
+            .field("live", &stats.live())
+            .field("reserved_bytes", &stats.reserved_bytes())
+            .finish_non_exhaustive()
+    }
+}
+
+// ----- boxes ------------------------------------------------------------------
+
+impl<'m, C: SizeClasses> Source<'m, C> for &'m SharedManager<C> {
+    type Kind = Shared;
+
+    #[inline(always)]
+    fn alloc_raw<T>(self) -> Result<NonNull<T>, Error> {
+        SharedManager::alloc_raw::<T>(self)
+    }
+
+    #[inline]
+    fn alloc_array<T>(self, len: usize) -> Result<NonNull<T>, Error> {
+        let layout = Layout::array::<T>(len).map_err(|_| Error::LayoutOverflow {
+            size: size_of::<T>().saturating_mul(len),
+            align: align_of::<T>(),
+        })?;
+        self.alloc_layout(layout).map(NonNull::cast)
+    }
+}
+
+/// Panics with the message of `e` (the infallible constructors).
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn alloc_failed(name: Option<&str>, e: Error) -> ! {
+    match name {
+        Some(name) => panic!("memory_mgr: allocation failed in manager `{name}`: {e}"),
+        None => panic!("memory_mgr: allocation failed: {e}"),
+    }
+}
+
+impl<C: SizeClasses> SharedManager<C> {
+    /// Moves `value` into this thread's pool for its size.
+    ///
+    /// # Panics
+    ///
+    /// If the system allocator or the budget refuses memory (see
+    /// [`try_alloc`](Self::try_alloc)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// let b = mm.alloc([1u16; 3]);
+    /// assert_eq!(b[2], 1);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn alloc<T>(&self, value: T) -> SharedBox<'_, T, C> {
+        self.try_alloc(value)
+            .unwrap_or_else(|e| alloc_failed(self.name(), e))
+    }
+
+    /// Like [`alloc`](Self::alloc), returning the error.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BudgetExceeded`] or [`Error::OutOfMemory`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::builder().budget(0).try_build_shared()?;
+    /// assert!(mm.try_alloc(1u8).is_err());
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_alloc<T>(&self, value: T) -> Result<SharedBox<'_, T, C>, Error> {
+        PoolBox::try_new_with_from(|| value, self)
+    }
+
+    /// Allocates, then moves `f()` in: the value is built in place when the
+    /// compiler can.
+    ///
+    /// # Panics
+    ///
+    /// As [`alloc`](Self::alloc).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// let b = mm.alloc_with(|| [7u8; 100]);
+    /// assert_eq!(b[99], 7);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn alloc_with<T>(&self, f: impl FnOnce() -> T) -> SharedBox<'_, T, C> {
+        self.try_alloc_with(f)
+            .unwrap_or_else(|e| alloc_failed(self.name(), e))
+    }
+
+    /// Like [`alloc_with`](Self::alloc_with), returning the error; `f` is
+    /// not called if the allocation fails.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_alloc`](Self::try_alloc).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// let b = mm.try_alloc_with(|| 5u32)?;
+    /// assert_eq!(*b, 5);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_alloc_with<T>(&self, f: impl FnOnce() -> T) -> Result<SharedBox<'_, T, C>, Error> {
+        PoolBox::try_new_with_from(f, self)
+    }
+
+    /// A copy of `src` in one block.
+    ///
+    /// # Panics
+    ///
+    /// As [`alloc`](Self::alloc).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// let s = mm.alloc_slice_copy(&[1, 2, 3]);
+    /// assert_eq!(&*s, &[1, 2, 3]);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> SharedBox<'_, [T], C> {
+        self.try_alloc_slice_copy(src)
+            .unwrap_or_else(|e| alloc_failed(self.name(), e))
+    }
+
+    /// Like [`alloc_slice_copy`](Self::alloc_slice_copy), returning the
+    /// error.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_alloc`](Self::try_alloc), and [`Error::LayoutOverflow`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// assert_eq!(mm.try_alloc_slice_copy(&[4u8; 9])?.len(), 9);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_alloc_slice_copy<T: Copy>(&self, src: &[T]) -> Result<SharedBox<'_, [T], C>, Error> {
+        PoolBox::try_copy_in(src, self)
+    }
+
+    /// Clones each element of `src` into one block.
+    ///
+    /// # Panics
+    ///
+    /// As [`alloc`](Self::alloc).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// let s = mm.alloc_slice_clone(&[String::from("a")]);
+    /// assert_eq!(s[0], "a");
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn alloc_slice_clone<T: Clone>(&self, src: &[T]) -> SharedBox<'_, [T], C> {
+        self.alloc_slice_fill_with(src.len(), |i| src[i].clone())
+    }
+
+    /// A slice of `len` elements `f(0)`, `f(1)`, ...
+    ///
+    /// # Panics
+    ///
+    /// As [`alloc`](Self::alloc).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// let s = mm.alloc_slice_fill_with(4, |i| i * i);
+    /// assert_eq!(&*s, &[0, 1, 4, 9]);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn alloc_slice_fill_with<T>(
+        &self,
+        len: usize,
+        f: impl FnMut(usize) -> T,
+    ) -> SharedBox<'_, [T], C> {
+        self.try_alloc_slice_fill_with(len, f)
+            .unwrap_or_else(|e| alloc_failed(self.name(), e))
+    }
+
+    /// Like [`alloc_slice_fill_with`](Self::alloc_slice_fill_with),
+    /// returning the error.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_alloc_slice_copy`](Self::try_alloc_slice_copy).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// assert!(mm.try_alloc_slice_fill_with(usize::MAX, |_| 0u64).is_err());
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_alloc_slice_fill_with<T>(
+        &self,
+        len: usize,
+        f: impl FnMut(usize) -> T,
+    ) -> Result<SharedBox<'_, [T], C>, Error> {
+        PoolBox::try_from_fn_in(len, f, self)
+    }
+
+    /// A copy of `s`.
+    ///
+    /// # Panics
+    ///
+    /// As [`alloc`](Self::alloc).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// assert_eq!(&*mm.alloc_str("emitter"), "emitter");
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn alloc_str(&self, s: &str) -> SharedBox<'_, str, C> {
+        self.try_alloc_str(s)
+            .unwrap_or_else(|e| alloc_failed(self.name(), e))
+    }
+
+    /// Like [`alloc_str`](Self::alloc_str), returning the error.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_alloc`](Self::try_alloc).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// assert_eq!(mm.try_alloc_str("x")?.len(), 1);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_alloc_str(&self, s: &str) -> Result<SharedBox<'_, str, C>, Error> {
+        PoolBox::try_str_in(s, self)
+    }
+
+    /// Runs `f` with the central heap (a `MemoryManager` used under the
+    /// lock), for the `Allocator` implementation.
+    #[cfg(feature = "allocator-api2")]
+    pub(crate) fn with_central<R>(
+        &self,
+        f: impl FnOnce(&MemoryManager<C>) -> R,
+    ) -> Result<R, Error> {
+        self.central(f)
+    }
+}

@@ -1,0 +1,140 @@
+//! Thread exit and exact accounting across threads. One test runs the
+//! scenarios one after the other, so that no thread of another test holds a
+//! thread slot meanwhile: a `trim` then claims every heap of an exited thread
+//! and takes back the blocks other threads freed into it, and the figures
+//! are exact.
+#![cfg(feature = "std")]
+
+use std::thread;
+
+use memory_mgr::{SharedBox, SharedManager};
+
+/// Scales a loop count down under Miri.
+fn n(normal: usize, miri: usize) -> usize {
+    if cfg!(miri) {
+        miri
+    } else {
+        normal
+    }
+}
+
+#[test]
+fn thread_exit_scenarios() {
+    boxes_made_on_workers_are_dropped_on_the_main_thread();
+    a_thousand_short_lived_threads_reuse_slots_and_their_blocks_live_on();
+    thread_local_destructors_may_allocate_and_free();
+    a_clone_made_on_a_worker_is_taken_back_after_it_exits();
+}
+
+fn boxes_made_on_workers_are_dropped_on_the_main_thread() {
+    let mut mm = SharedManager::new();
+    let per = n(2000, 20);
+    let boxes: Vec<SharedBox<'_, [u64; 4]>> = thread::scope(|s| {
+        let workers: Vec<_> = (0..4u64)
+            .map(|w| {
+                let mm = &mm;
+                s.spawn(move || {
+                    (0..per)
+                        .map(|i| mm.alloc([w, i as u64, 0, 0]))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    assert_eq!(boxes.len(), 4 * per);
+    for (k, b) in boxes.iter().enumerate() {
+        assert_eq!(b[0], (k / per) as u64);
+        assert_eq!(b[1], (k % per) as u64);
+    }
+    assert_eq!(mm.stats().live(), boxes.len());
+    drop(boxes);
+    // Remote frees: live until the owners collect them. The workers exited,
+    // so a trim claims their heaps, collects, and releases every chunk.
+    assert_eq!(mm.stats().live(), 4 * per);
+    assert!(mm.trim() > 0);
+    assert_eq!(mm.stats().live(), 0);
+    assert_eq!(mm.stats().reserved_bytes(), 0);
+    assert!(mm.is_consistent());
+}
+
+fn a_thousand_short_lived_threads_reuse_slots_and_their_blocks_live_on() {
+    static MM: SharedManager = SharedManager::new();
+    let threads = n(1000, 12);
+    let mut survivors = Vec::new();
+    for t in 0..threads {
+        let b = thread::spawn(move || {
+            let scratch: Vec<_> = (0..20).map(|i| MM.alloc(i as u64 + t as u64)).collect();
+            drop(scratch);
+            MM.alloc(t as u64) // outlives its thread
+        })
+        .join()
+        .unwrap();
+        survivors.push(b);
+    }
+    for (t, b) in survivors.iter().enumerate() {
+        assert_eq!(**b, t as u64);
+    }
+    // One thread at a time: the same slot, so one heap, one chunk.
+    assert_eq!(MM.stats().classes[0].chunks, 1);
+    drop(survivors);
+    MM.trim();
+    assert_eq!(MM.stats().live(), 0);
+    assert_eq!(MM.stats().reserved_bytes(), 0);
+}
+
+thread_local! {
+    static LATE: Late = const { Late };
+}
+
+static TLS_MM: SharedManager = SharedManager::new();
+
+/// Allocates and frees in its destructor, as the thread exits — before or
+/// after the thread's slot went back, depending on which thread-local was
+/// registered first.
+struct Late;
+
+impl Drop for Late {
+    fn drop(&mut self) {
+        let v: Vec<_> = (0..100).map(|i| TLS_MM.alloc(i as u64)).collect();
+        assert_eq!(v.iter().map(|b| **b).sum::<u64>(), 4950);
+        drop(v);
+        std::mem::forget(TLS_MM.alloc(1u8)); // never freed: counted live
+    }
+}
+
+fn thread_local_destructors_may_allocate_and_free() {
+    let threads = n(20, 2);
+    for k in 0..threads {
+        thread::spawn(move || {
+            if k % 2 == 0 {
+                // The slot (and its exit hook) first: `Late` is destroyed
+                // first or last, as the platform orders them.
+                drop(TLS_MM.alloc(0u64));
+                LATE.with(|_| {});
+            } else {
+                LATE.with(|_| {});
+                drop(TLS_MM.alloc(0u64));
+            }
+        })
+        .join()
+        .unwrap();
+    }
+    TLS_MM.trim();
+    let s = TLS_MM.stats();
+    assert_eq!(s.classes[0].live_boxes, threads, "{s}");
+    assert_eq!(s.live(), threads, "{s}");
+}
+
+fn a_clone_made_on_a_worker_is_taken_back_after_it_exits() {
+    let mm = SharedManager::new();
+    let s = mm.alloc_str("particles");
+    let s2 = thread::scope(|sc| sc.spawn(|| s.clone()).join().unwrap());
+    assert_eq!(&*s2, "particles");
+    drop((s, s2));
+    mm.trim();
+    assert_eq!(mm.stats().live(), 0);
+}
