@@ -47,6 +47,27 @@ fn pair(contender: &str, n: usize) {
                 black_box(&*mm.alloc(payload(i)));
             }
         }
+        // The same pair through a `SharedManager` (the thread's heap).
+        "sharedbox" => {
+            let mm = memory_mgr::SharedManager::new();
+            for i in 0..n {
+                black_box(&*mm.alloc(payload(i)));
+            }
+        }
+        // `Global` as an allocator (called directly, as `Box` would).
+        "global" => {
+            static G: memory_mgr::Global = memory_mgr::Global::new();
+            let layout = Layout::new::<P>();
+            for i in 0..n {
+                // SAFETY: a non-zero layout, freed with the same one.
+                unsafe {
+                    let p = G.alloc(layout).cast::<P>();
+                    p.write(payload(i));
+                    black_box(&*p);
+                    G.dealloc(p.cast(), layout);
+                }
+            }
+        }
         // 600 bytes: above the default table's largest class (512).
         "poolbox600" => {
             let mm = MemoryManager::new();

@@ -23,6 +23,7 @@ pub(crate) struct SharedBudget {
 
 impl SharedBudget {
     /// A budget of `limit` bytes (`None`: unlimited).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
     pub(crate) const fn new(limit: Option<usize>) -> Self {
         SharedBudget {
             limit: match limit {

@@ -112,6 +112,7 @@ impl<C: SizeClasses> Heap<C> {
 
     /// Gives up the heap as its pools' address (what a shared manager keeps
     /// per thread); [`Heap::from_raw`] takes it back.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
     pub(crate) fn into_raw(self) -> NonNull<Pool> {
         let pools = self.pools;
         core::mem::forget(self);
@@ -124,6 +125,7 @@ impl<C: SizeClasses> Heap<C> {
     ///
     /// `pools` must come from [`Heap::into_raw`] of a `Heap<C>`, not taken
     /// back since (each call makes an owner: drop at most one).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
     pub(crate) unsafe fn from_raw(pools: NonNull<Pool>) -> Self {
         Heap {
             pools,

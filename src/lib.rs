@@ -122,6 +122,39 @@
 //! # }
 //! ```
 //!
+//! # Many threads: `SharedManager`, `SharedBox`, `Global`
+//!
+//! A `MemoryManager` serves one thread at a time. A [`SharedManager`] (with
+//! `std`) is `Send + Sync` and has a `const fn new`, so it can be a
+//! `static`: each thread allocates from a heap of its own with no atomic
+//! read-modify-write, and the [`SharedBox`]es it hands out may be sent to,
+//! shared with and dropped on any thread (a drop on another thread is one
+//! compare-and-swap onto the owning pool's list, which the owner takes back
+//! on its slow path). [`Global`] puts the whole program on it:
+//!
+//! ```
+//! # #[cfg(feature = "std")] {
+//! use memory_mgr::{SharedBox, SharedManager};
+//!
+//! static JOBS: SharedManager = SharedManager::new();
+//!
+//! let made: Vec<SharedBox<'static, [f32; 6]>> = std::thread::spawn(|| {
+//!     (0..1000).map(|i| JOBS.alloc([i as f32; 6])).collect()
+//! })
+//! .join()
+//! .unwrap();
+//! assert_eq!(made[999][5], 999.0);
+//! drop(made); // freed here, back to the worker's heap
+//! # }
+//! ```
+//!
+//! ```ignore
+//! #[global_allocator]
+//! static GLOBAL: memory_mgr::Global = memory_mgr::Global::new();
+//! ```
+//!
+//! `docs/threads.md` in the repository has the design.
+//!
 //! # Operations: statistics, budgets, reserve, trim, reset, leaks
 //!
 //! ```
@@ -155,12 +188,14 @@
 //!
 //! # Cargo features
 //!
-//! * `std` (default): leak reports on stderr in debug builds. Without it the
-//!   crate is `#![no_std]` and needs only `alloc`.
+//! * `std` (default): [`SharedManager`], [`SharedBox`] and [`Global`], and
+//!   leak reports on stderr in debug builds. Without it the crate is
+//!   `#![no_std]` and needs only `alloc`.
 //! * `allocator-api2` (default): the `Allocator` implementation above.
 //! * `debug-fill`: blocks handed out are filled with `0xCD`, freed blocks
 //!   with `0xDD`, and a freed block written before its reuse panics.
 //! * `pass-through`: below.
+//! * `self-host`: for this crate's own test suite (it runs on [`Global`]).
 //!
 //! # Pass-through mode
 //!
@@ -207,6 +242,7 @@ mod size_class;
 mod stats;
 mod sync;
 mod system;
+#[cfg(feature = "std")]
 mod thread;
 
 pub use block::Block;
@@ -219,7 +255,7 @@ pub use pool_box::PoolBox;
 pub use shared::{SharedBox, SharedManager};
 
 /// The two kinds of box: [`PoolBox`] is a `PoolBox<'m, T, C, Local>`,
-/// [`SharedBox`](crate::SharedBox) a `PoolBox<'m, T, C, Shared>`.
+/// [`SharedBox`] a `PoolBox<'m, T, C, Shared>`.
 pub mod kind {
     pub use crate::pool_box::{Kind, Local, Shared};
 }

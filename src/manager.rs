@@ -18,6 +18,9 @@ use crate::{Block, DefaultClasses, Error};
 
 /// Default size of each pool's first chunk: 16 KiB.
 pub(crate) const DEFAULT_INITIAL_CHUNK: usize = 16 << 10;
+
+/// What `Builder::on_leak` takes.
+pub(crate) type LeakHook = fn(&Leaks);
 /// Smallest chunk size a [`Builder`] accepts: 4 KiB.
 const MIN_CHUNK: usize = 4 << 10;
 
@@ -1054,7 +1057,8 @@ impl<C: SizeClasses> Builder<C> {
     }
 
     /// The budget, the name and the leak hook set.
-    pub(crate) const fn parts(&self) -> (Option<usize>, Option<&'static str>, Option<fn(&Leaks)>) {
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
+    pub(crate) const fn parts(&self) -> (Option<usize>, Option<&'static str>, Option<LeakHook>) {
         (self.budget, self.name, self.on_leak)
     }
 }

@@ -607,6 +607,7 @@ impl Pool {
 
     /// The thread slot that owns the pool, or [`UNOWNED`].
     #[inline(always)]
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
     pub(crate) fn tid(&self) -> u32 {
         self.tid
     }
@@ -619,6 +620,7 @@ impl Pool {
     ///
     /// As [`Pool::free`]; any thread may call it.
     #[inline]
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
     pub(crate) unsafe fn push_remote(&self, block: NonNull<u8>) {
         // SAFETY: `block` is a block of this pool its owner gave back (the
         // caller), so its `block_size` bytes are ours until the push below
@@ -687,6 +689,7 @@ impl Pool {
     }
 
     /// The manager's fallback record, as a pointer.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
     pub(crate) fn fallback_ptr(&self) -> NonNull<Fallback> {
         self.fallback
     }
@@ -881,7 +884,9 @@ impl Pool {
     /// Blocks handed out and not returned.
     #[inline]
     pub(crate) fn live(&self) -> usize {
-        self.held.get() - self.guard.get()
+        // Saturating: read from another thread (a shared manager's
+        // `stats`), the two counters may be of different moments.
+        self.held.get().saturating_sub(self.guard.get())
     }
 
     /// Blocks handed out, ever.
@@ -893,7 +898,7 @@ impl Pool {
     /// Blocks returned, ever (a reset returns every live one).
     #[inline]
     pub(crate) fn frees(&self) -> usize {
-        self.allocs.get() - self.live()
+        self.allocs.get().saturating_sub(self.live())
     }
 
     /// The most blocks that were live at once.
@@ -901,7 +906,12 @@ impl Pool {
         // Never-used blocks are taken only when the free list is empty, so
         // every block ever handed out from the current chunks was live at
         // that moment; `peak` keeps the figure across released chunks.
-        let touched = self.capacity.get() - self.fresh_left.get() - self.spare_blocks.get();
+        // (Saturating, as in `live`.)
+        let touched = self
+            .capacity
+            .get()
+            .saturating_sub(self.fresh_left.get())
+            .saturating_sub(self.spare_blocks.get());
         self.peak.get().max(touched)
     }
 

@@ -377,6 +377,22 @@ impl<C: SizeClasses> State<C> {
         })
     }
 
+    /// Takes every heap's remote frees onto its free list, so that the
+    /// figures are exact. Exclusive access only (`&mut` to the manager).
+    fn collect_all(&self) {
+        for (_, pools) in self.thread_heaps() {
+            for class in 0..C::TABLE.len() {
+                // SAFETY: a live heap (invariant), ours alone (caller).
+                unsafe { State::<C>::pool(pools, class) }.collect();
+            }
+        }
+        self.central(|mm| {
+            for p in mm.heap().iter() {
+                p.collect();
+            }
+        });
+    }
+
     /// Trims the heap of slot `t`, which the caller holds (or claimed).
     ///
     /// # Safety
@@ -1040,9 +1056,11 @@ impl<C: SizeClasses> SharedManager<C> {
             let w = heap.reset();
             written = written.or(w);
         }
-        // SAFETY: `&mut self`: the state is ours alone.
-        let state = unsafe { &mut *self.state.load(Ordering::Relaxed) };
-        state.central.reset();
+        // SAFETY: `&mut self`: the state is ours alone. Only the central
+        // manager is borrowed mutably (not the whole state: the heaps hold
+        // pointers to its budget).
+        let central = unsafe { &mut (*self.state.load(Ordering::Relaxed)).central };
+        central.reset();
         if let Some(w) = written {
             w.panic();
         }
@@ -1168,6 +1186,8 @@ impl<C: SizeClasses> Drop for SharedManager<C> {
         let Some(state) = NonNull::new(*self.state.get_mut()) else {
             return;
         };
+        // SAFETY: `&mut self`: the state and every heap are ours alone.
+        unsafe { state.as_ref() }.collect_all();
         let leaks = self.leaks();
         if !leaks.is_empty() {
             match self.config.on_leak {

@@ -104,7 +104,7 @@ impl ClassStats {
     /// ```
     #[must_use]
     pub fn free(&self) -> usize {
-        self.capacity - self.live()
+        self.capacity.saturating_sub(self.live())
     }
 }
 
@@ -154,6 +154,7 @@ pub struct SystemStats {
 impl Stats {
     /// Adds `pools`' figures to the class rows (same table) and `system`'s
     /// to the system row: a shared manager's sum over its heaps.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
     pub(crate) fn add(&mut self, classes: impl Iterator<Item = ClassStats>) {
         for (row, c) in self.classes.iter_mut().zip(classes) {
             row.live_boxes += c.live_boxes;

@@ -53,8 +53,8 @@ pub(crate) fn alloc(source: Source, layout: Layout) -> Option<NonNull<u8>> {
         // SAFETY: the layout has a non-zero size, the one precondition.
         Source::Global => NonNull::new(unsafe { alloc::alloc::alloc(layout) }),
         #[cfg(feature = "std")]
-        // SAFETY: as above.
         Source::System => {
+            // SAFETY: as above.
             NonNull::new(unsafe { std::alloc::GlobalAlloc::alloc(&std::alloc::System, layout) })
         }
     }
@@ -70,10 +70,12 @@ pub(crate) fn alloc_zeroed(source: Source, layout: Layout) -> Option<NonNull<u8>
         // SAFETY: the layout has a non-zero size, the one precondition.
         Source::Global => NonNull::new(unsafe { alloc::alloc::alloc_zeroed(layout) }),
         #[cfg(feature = "std")]
-        // SAFETY: as above.
-        Source::System => NonNull::new(unsafe {
-            std::alloc::GlobalAlloc::alloc_zeroed(&std::alloc::System, layout)
-        }),
+        Source::System => {
+            // SAFETY: as above.
+            NonNull::new(unsafe {
+                std::alloc::GlobalAlloc::alloc_zeroed(&std::alloc::System, layout)
+            })
+        }
     }
 }
 
@@ -109,6 +111,7 @@ pub(crate) struct HeapKind {
     pub(crate) map: bool,
     /// The shared manager's state the heap belongs to (for a `SharedBox`'s
     /// clone), or null.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
     pub(crate) owner: *const (),
     /// The shared budget the heap charges, or null for its own.
     pub(crate) budget: *const crate::budget::SharedBudget,

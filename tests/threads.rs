@@ -9,6 +9,8 @@ use std::thread;
 
 use memory_mgr::{SharedBox, SharedManager};
 
+const PASS_THROUGH: bool = cfg!(feature = "pass-through");
+
 /// Scales a loop count down under Miri.
 fn n(normal: usize, miri: usize) -> usize {
     if cfg!(miri) {
@@ -52,10 +54,12 @@ fn boxes_made_on_workers_are_dropped_on_the_main_thread() {
     }
     assert_eq!(mm.stats().live(), boxes.len());
     drop(boxes);
-    // Remote frees: live until the owners collect them. The workers exited,
-    // so a trim claims their heaps, collects, and releases every chunk.
-    assert_eq!(mm.stats().live(), 4 * per);
-    assert!(mm.trim() > 0);
+    // Remote frees: live until the owners collect them (in pass-through
+    // mode each went straight back to the system). The workers exited, so a
+    // trim claims their heaps, collects, and releases every chunk.
+    assert_eq!(mm.stats().live(), if PASS_THROUGH { 0 } else { 4 * per });
+    let released = mm.trim();
+    assert!(released > 0 || PASS_THROUGH); // (nothing pooled to release)
     assert_eq!(mm.stats().live(), 0);
     assert_eq!(mm.stats().reserved_bytes(), 0);
     assert!(mm.is_consistent());
@@ -79,7 +83,7 @@ fn a_thousand_short_lived_threads_reuse_slots_and_their_blocks_live_on() {
         assert_eq!(**b, t as u64);
     }
     // One thread at a time: the same slot, so one heap, one chunk.
-    assert_eq!(MM.stats().classes[0].chunks, 1);
+    assert_eq!(MM.stats().classes[0].chunks, usize::from(!PASS_THROUGH));
     drop(survivors);
     MM.trim();
     assert_eq!(MM.stats().live(), 0);
@@ -125,7 +129,9 @@ fn thread_local_destructors_may_allocate_and_free() {
     }
     TLS_MM.trim();
     let s = TLS_MM.stats();
-    assert_eq!(s.classes[0].live_boxes, threads, "{s}");
+    if !PASS_THROUGH {
+        assert_eq!(s.classes[0].live_boxes, threads, "{s}");
+    }
     assert_eq!(s.live(), threads, "{s}");
 }
 

@@ -1,6 +1,8 @@
 //! Behaviour of `memory_mgr` through its public API. One test binary, one
 //! module per feature. A counting global allocator (per thread) shows that
-//! nothing leaks and can be told to refuse memory.
+//! nothing leaks and can be told to refuse memory. With the `self-host`
+//! feature it runs on `memory_mgr::Global` rather than the system allocator:
+//! the whole suite, its threads and the test harness on this crate.
 
 mod alignment;
 mod alloc_free;
@@ -19,7 +21,13 @@ mod shared;
 mod soundness;
 mod wide;
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
+
+#[cfg(not(feature = "self-host"))]
+use std::alloc::System as Under;
+#[cfg(feature = "self-host")]
+#[allow(non_upper_case_globals)]
+static Under: memory_mgr::Global = memory_mgr::Global::new();
 use std::cell::Cell;
 
 use memory_mgr::{MemoryManager, SizeClasses};
@@ -68,27 +76,27 @@ fn counted(layout: Layout, f: impl FnOnce(Layout) -> *mut u8) -> *mut u8 {
     p
 }
 
-// SAFETY: delegates to `System`, only adding bookkeeping that never allocates.
+// SAFETY: delegates to `Under` (the system allocator, or `Global`), only adding bookkeeping that never allocates.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded with the caller's guarantees.
-        counted(layout, |l| unsafe { System.alloc(l) })
+        counted(layout, |l| unsafe { Under.alloc(l) })
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded with the caller's guarantees.
-        counted(layout, |l| unsafe { System.alloc_zeroed(l) })
+        counted(layout, |l| unsafe { Under.alloc_zeroed(l) })
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         note(-(layout.size() as isize));
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.dealloc(ptr, layout) }
+        unsafe { Under.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if new_size > layout.size() && refuses(new_size - layout.size()) {
             return std::ptr::null_mut();
         }
         // SAFETY: forwarded with the caller's guarantees.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        let p = unsafe { Under.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             note(new_size as isize - layout.size() as isize);
         }

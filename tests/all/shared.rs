@@ -15,15 +15,15 @@ use crate::n;
 fn a_box_sent_to_another_thread_is_dropped_there_and_reused_here() {
     static MM: SharedManager = SharedManager::new();
     let first = MM.alloc(1u64);
-    let addr = &*first as *const u64 as usize;
+    let addr = (&*first as *const u64).addr();
     thread::spawn(move || assert_eq!(*first, 1)).join().unwrap();
     // Freed remotely into this thread's heap; after enough allocations to
     // use up the chunk, the owner collects it and hands it out again.
     let mut seen = false;
     let mut keep = Vec::new();
-    for i in 0..n(10_000, 600) {
+    for i in 0..n(10_000, 2100) {
         let b = MM.alloc(i as u64);
-        seen |= &*b as *const u64 as usize == addr;
+        seen |= (&*b as *const u64).addr() == addr;
         keep.push(b);
         if seen {
             break;
@@ -252,7 +252,11 @@ fn random_programs_on_many_threads_agree_with_their_values() {
 fn global_serves_every_size_on_any_thread() {
     static G: Global = Global::new();
     let sizes = [1usize, 8, 24, 100, 512, 600, 4096, 40_000, 70_000, 300_000];
-    let ptrs: Vec<(usize, usize)> = thread::scope(|s| {
+    /// A pointer that may cross threads (the test owns what it points at).
+    struct Sent(*mut u8, usize);
+    // SAFETY: (test) each allocation is used by one thread at a time.
+    unsafe impl Send for Sent {}
+    let ptrs: Vec<Sent> = thread::scope(|s| {
         s.spawn(|| {
             sizes
                 .iter()
@@ -266,16 +270,15 @@ fn global_serves_every_size_on_any_thread() {
                         assert!(std::slice::from_raw_parts(p, size).iter().all(|&b| b == 0));
                         p.write_bytes(0xAB, size);
                     }
-                    (p as usize, size)
+                    Sent(p, size)
                 })
                 .collect()
         })
         .join()
         .unwrap()
     });
-    for (p, size) in ptrs {
+    for Sent(p, size) in ptrs {
         let layout = Layout::from_size_align(size, 8).unwrap();
-        let p = p as *mut u8;
         // SAFETY: allocated above with `layout`; grown within and across
         // classes, then freed on this thread (a remote free for pooled ones).
         unsafe {
@@ -290,7 +293,7 @@ fn global_serves_every_size_on_any_thread() {
     // SAFETY: a non-zero layout, freed with the same one.
     unsafe {
         let p = G.alloc(layout);
-        assert_eq!(p as usize % 4096, 0);
+        assert_eq!(p.addr() % 4096, 0);
         G.dealloc(p, layout);
     }
     G.trim();

@@ -1,0 +1,4 @@
+//! The multi-thread workloads on `memory_mgr::Global`.
+#[global_allocator]
+static GLOBAL: memory_mgr::Global = memory_mgr::Global::new();
+include!("common.rs");

@@ -1,0 +1,4 @@
+//! The multi-thread workloads on mimalloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+include!("common.rs");

@@ -1,0 +1,2 @@
+//! The multi-thread workloads on the system allocator (glibc).
+include!("common.rs");

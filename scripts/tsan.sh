@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# ThreadSanitizer (nightly, std rebuilt with it) on the threaded tests: the
+# shared manager's tests, the thread-exit scenarios and the jobs example.
+# Any report fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+host=$(rustc -vV | sed -n 's/^host: //p')
+rustup component add --toolchain nightly rust-src >/dev/null 2>&1 || true
+export RUSTFLAGS="-Zsanitizer=thread" RUSTDOCFLAGS="-Zsanitizer=thread"
+export TSAN_OPTIONS="halt_on_error=1"
+cargo +nightly test -Zbuild-std --target "$host" --target-dir target/tsan \
+    --test threads --test all -- shared
+cargo +nightly run -q -Zbuild-std --target "$host" --target-dir target/tsan \
+    --release --example jobs >/dev/null
+echo "ThreadSanitizer: no report"
