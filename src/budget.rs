@@ -6,7 +6,12 @@
 //! a [`Budget`] of their own for their figures, and charge one
 //! [`SharedBudget`] — an atomic count with the limit — for the limit.
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::Ordering;
+
+#[cfg(not(loom))]
+use core::sync::atomic::AtomicUsize;
+#[cfg(loom)]
+use loom::sync::atomic::AtomicUsize;
 
 use crate::sync::Counter;
 use crate::Error;
@@ -24,12 +29,9 @@ pub(crate) struct SharedBudget {
 impl SharedBudget {
     /// A budget of `limit` bytes (`None`: unlimited).
     #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
-    pub(crate) const fn new(limit: Option<usize>) -> Self {
+    pub(crate) fn new(limit: Option<usize>) -> Self {
         SharedBudget {
-            limit: match limit {
-                Some(l) => l,
-                None => usize::MAX,
-            },
+            limit: limit.unwrap_or(usize::MAX),
             reserved: AtomicUsize::new(0),
         }
     }
@@ -176,6 +178,30 @@ impl Budget {
             Some(shared) => shared.limit(),
             None => (self.limit != usize::MAX).then_some(self.limit),
         }
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+
+    /// Two threads charge 60 bytes each against a 100-byte budget: exactly
+    /// one gets them; after a credit, the count is back.
+    #[test]
+    fn two_charges_racing_for_the_last_bytes_cannot_both_win() {
+        loom::model(|| {
+            let b = Arc::new(SharedBudget::new(Some(100)));
+            let t = {
+                let b = b.clone();
+                loom::thread::spawn(move || b.charge(60).is_ok())
+            };
+            let here = b.charge(60).is_ok();
+            let there = t.join().unwrap();
+            assert!(here ^ there);
+            b.credit(60);
+            assert_eq!(b.reserved.load(Ordering::Relaxed), 0);
+        });
     }
 }
 

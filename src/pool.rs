@@ -206,10 +206,6 @@ pub(crate) struct Pool {
     allocs: Counter,
     /// Block size in bytes (a multiple of 8).
     block_size: usize,
-    /// The thread slot whose holder owns the pool (see `thread.rs`), or
-    /// [`UNOWNED`]: a free on that thread pushes the free list, a free on any
-    /// other pushes `inbound`. Fixed when the pool is made.
-    tid: u32,
     /// Blocks live, plus `guard` (not next to `allocs`: the two counters
     /// would be merged into one vector add, four instructions for two). A
     /// free that brings it to zero finds the pool empty after more than one
@@ -276,18 +272,26 @@ pub(crate) struct Pool {
     /// every generation of the chunks released so far, so that no handle
     /// into one of those can match a slot of the new chunk.
     floor: Cell<u32>,
-    /// Blocks freed by other threads (a shared manager's remote frees),
-    /// taken by the owner when its free list and newest chunk are used up,
-    /// before it takes another chunk. On a cache line of its own, so that
-    /// remote frees do not slow the owner's fast path.
-    inbound: Padded<Inbound>,
+    /// What other threads touch: on a cache line of its own, so that remote
+    /// frees neither slow the owner's fast path nor wait for its writes.
+    remote: Remote,
 }
 
-/// `T` alone on a 128-byte line (two 64-byte cache lines: the adjacent-line
+/// The part of a [`Pool`] that threads other than its owner read and write,
+/// alone on a 128-byte line (two 64-byte cache lines: the adjacent-line
 /// prefetcher fetches pairs).
 #[repr(C, align(128))]
 #[derive(Debug)]
-struct Padded<T>(T);
+struct Remote {
+    /// Blocks freed by other threads (a shared manager's remote frees),
+    /// taken by the owner when its free list and newest chunk are used up,
+    /// before it takes another chunk.
+    inbound: Inbound,
+    /// The thread slot whose holder owns the pool (see `thread.rs`), or
+    /// [`UNOWNED`]: a free on that thread pushes the free list, a free on any
+    /// other pushes `inbound`. Fixed when the pool is made.
+    tid: u32,
+}
 
 /// [`Pool::tid`] of a pool no thread owns: a `MemoryManager`'s (used by one
 /// thread at a time, which frees through the free list directly), or a
@@ -361,7 +365,6 @@ impl Pool {
             held: Counter::new(1),
             guard: Counter::new(1),
             block_size,
-            tid,
             first_offset,
             fresh: Cell::new(ptr::null_mut()),
             fresh_left: Counter::new(0),
@@ -384,7 +387,10 @@ impl Pool {
             index_mask: 0,
             records: UnsafeCell::new(Vec::new()),
             floor: Cell::new(0),
-            inbound: Padded(Inbound::new()),
+            remote: Remote {
+                inbound: Inbound::new(),
+                tid,
+            },
         };
         let most = pool.geometry(max_chunk_size).1;
         pool.index_bits = usize::BITS - most.saturating_sub(1).leading_zeros();
@@ -609,7 +615,7 @@ impl Pool {
     #[inline(always)]
     #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
     pub(crate) fn tid(&self) -> u32 {
-        self.tid
+        self.remote.tid
     }
 
     /// Frees `block` from a thread other than the pool's owner: one push on
@@ -628,7 +634,7 @@ impl Pool {
         // aligned to 8) holds the link.
         unsafe {
             fill::freed(block, self.block_size);
-            self.inbound.0.push(block);
+            self.remote.inbound.push(block);
         }
     }
 
@@ -638,7 +644,7 @@ impl Pool {
     /// (the owner's count of live blocks is its own, so a remote free
     /// costs the freeing thread one push and nothing else).
     pub(crate) fn collect(&self) -> bool {
-        let head = self.inbound.0.take().cast::<FreeNode>();
+        let head = self.remote.inbound.take().cast::<FreeNode>();
         let Some(head) = NonNull::new(head) else {
             return false;
         };
@@ -1270,7 +1276,7 @@ impl Pool {
         // `held` reached zero, which a block pushed by another thread and
         // not yet collected would keep above zero): no remote free is on
         // the list or in flight.
-        self.inbound.0.clear();
+        self.remote.inbound.clear();
         self.free.set(ptr::null_mut());
         self.fresh.set(ptr::null_mut());
         self.fresh_left.set(0);
@@ -1295,7 +1301,7 @@ impl Pool {
         self.budget().credit(self.reserved.get() + self.metadata());
         // SAFETY: no other reference to the table exists during this call.
         *unsafe { self.records() } = Vec::new();
-        self.inbound.0.clear();
+        self.remote.inbound.clear();
         self.free.set(ptr::null_mut());
         self.fresh.set(ptr::null_mut());
         self.fresh_left.set(0);

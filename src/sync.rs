@@ -179,19 +179,30 @@ impl RawLock {
     #[inline]
     #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
     pub(crate) fn lock(&self) -> RawLockGuard<'_> {
-        // `Acquire` on the swap that takes it: everything the previous holder
-        // did before its `Release` store in `unlock` is visible to us.
-        // `Relaxed` on the loads we wait with: they only tell when to retry.
-        while self.locked.swap(true, Ordering::Acquire) {
-            let mut spins = 0u32;
-            while self.locked.load(Ordering::Relaxed) {
-                spins += 1;
-                // (Under loom every wait yields, so that the model checker
-                // sees the waiter make way.)
-                if spins < 64 && !cfg!(loom) {
-                    core::hint::spin_loop();
-                } else {
-                    yield_now();
+        // `Acquire` on the compare-and-swap that takes it: everything the
+        // previous holder did before its `Release` store (the guard's drop)
+        // is visible to us. `Relaxed` on failure and on the loads we wait
+        // with: they only tell when to retry.
+        // (A compare-and-swap rather than a swap: a failed one writes
+        // nothing, so the line stays shared while it waits — and loom sees
+        // the waiter make no change and lets the holder run.)
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            #[cfg(loom)]
+            yield_now();
+            #[cfg(not(loom))]
+            {
+                let mut spins = 0u32;
+                while self.locked.load(Ordering::Relaxed) {
+                    spins += 1;
+                    if spins < 64 {
+                        core::hint::spin_loop();
+                    } else {
+                        yield_now();
+                    }
                 }
             }
         }
@@ -204,7 +215,7 @@ impl RawLock {
 #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
 fn yield_now() {
     #[cfg(loom)]
-    loom::thread::yield_now();
+    loom::hint::spin_loop();
     #[cfg(all(not(loom), feature = "std"))]
     std::thread::yield_now();
     #[cfg(all(not(loom), not(feature = "std")))]
@@ -230,6 +241,8 @@ impl Drop for RawLockGuard<'_> {
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
+    use alloc::boxed::Box;
+    use alloc::vec::Vec;
     use loom::cell::UnsafeCell;
     use loom::sync::Arc;
 

@@ -167,8 +167,77 @@ pub(crate) use tls::{current, register, REGISTRY};
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
+    use crate::sync::Inbound;
+    use alloc::boxed::Box;
+    use core::ptr::NonNull;
     use loom::cell::UnsafeCell;
     use loom::sync::Arc;
+
+    /// A thread exits (gives its slot back) while another frees a block
+    /// into its heap's remote-free list; the next holder of the slot takes
+    /// the block and sees what the freeing thread wrote into it.
+    #[test]
+    fn a_remote_free_into_an_exiting_threads_heap_reaches_the_next_holder() {
+        #[repr(C)]
+        struct Node {
+            link: *mut u8,
+            payload: UnsafeCell<u64>,
+        }
+        struct Sent(NonNull<u8>);
+        // SAFETY (test): the node is handed from one thread to the next.
+        unsafe impl Send for Sent {}
+        loom::model(|| {
+            let reg = Arc::new(Registry::new());
+            let inbound = Arc::new(Inbound::new());
+            let first = reg.acquire().unwrap();
+            let node = Sent(
+                NonNull::from(Box::leak(Box::new(Node {
+                    link: core::ptr::null_mut(),
+                    payload: UnsafeCell::new(0),
+                })))
+                .cast(),
+            );
+            // The freeing thread.
+            let freer = {
+                let inbound = inbound.clone();
+                loom::thread::spawn(move || {
+                    let n = node;
+                    // SAFETY (test): the node is ours until pushed.
+                    unsafe {
+                        (*n.0.cast::<Node>().as_ptr()).payload.with_mut(|p| *p = 7);
+                        inbound.push(n.0);
+                    }
+                })
+            };
+            // The owner exits; the next thread takes its slot.
+            reg.release(first);
+            let next = {
+                let (reg, inbound) = (reg.clone(), inbound.clone());
+                loom::thread::spawn(move || {
+                    let t = reg.acquire().unwrap();
+                    let got = NonNull::new(inbound.take());
+                    reg.release(t);
+                    got.map(|n| {
+                        // SAFETY (test): taken from the list: ours now.
+                        let node = unsafe { Box::from_raw(n.cast::<Node>().as_ptr()) };
+                        // SAFETY (test): loom checks the push's write is
+                        // visible here.
+                        node.payload.with(|p| unsafe { *p })
+                    })
+                })
+            };
+            freer.join().unwrap();
+            let seen = next.join().unwrap();
+            let rest = NonNull::new(inbound.take()).map(|n| {
+                // SAFETY (test): as above.
+                let node = unsafe { Box::from_raw(n.cast::<Node>().as_ptr()) };
+                // SAFETY (test): both threads are joined.
+                node.payload.with(|p| unsafe { *p })
+            });
+            // Taken exactly once, by the next holder or at the end.
+            assert_eq!(seen.xor(rest), Some(7));
+        });
+    }
 
     /// Two threads take a slot, touch the heap state it guards, and give it
     /// back; they end up with the same slot only one after the other, and
@@ -189,6 +258,7 @@ mod loom_tests {
             let a = loom::thread::spawn(run(reg.clone(), heaps.clone()));
             run(reg.clone(), heaps.clone())();
             a.join().unwrap();
+            // SAFETY (test): both threads are joined; no access is left.
             let total: u32 = heaps.iter().map(|h| h.with(|v| unsafe { *v })).sum();
             assert_eq!(total, 2);
             // A trim claims a slot nobody holds, and not one somebody does.
