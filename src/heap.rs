@@ -97,9 +97,13 @@ impl<C: SizeClasses> Heap<C> {
                 // SAFETY: `2 * sizes.len()` pools fit in the allocation, each
                 // written once.
                 unsafe {
-                    pools
-                        .add(half + i)
-                        .write(Pool::new(size, config, fallback, generations, tid))
+                    pools.add(half + i).write(Pool::new(
+                        size,
+                        config,
+                        fallback,
+                        generations,
+                        (tid, i, kind.owner),
+                    ))
                 };
             }
         }

@@ -248,6 +248,9 @@ pub(crate) struct Pool {
     capacity: Counter,
     /// High-water mark of live blocks saved before chunks were released.
     peak: Counter,
+    /// Blocks of this class the owner freed into other heaps' pools (see
+    /// [`Pool::remote_out`]).
+    remote_out: Counter,
     /// The manager's fallback record (budget and chunk map); outlives the
     /// pool.
     fallback: NonNull<Fallback>,
@@ -291,6 +294,10 @@ struct Remote {
     /// [`UNOWNED`]: a free on that thread pushes the free list, a free on any
     /// other pushes `inbound`. Fixed when the pool is made.
     tid: u32,
+    /// The pool's index among its heap's classes.
+    class: u32,
+    /// The shared manager's state the heap belongs to, or null.
+    owner: *const (),
 }
 
 /// [`Pool::tid`] of a pool no thread owns: a `MemoryManager`'s (used by one
@@ -347,7 +354,7 @@ impl Pool {
         config: ChunkConfig,
         fallback: NonNull<Fallback>,
         generations: bool,
-        tid: u32,
+        (tid, class, owner): (u32, usize, *const ()),
     ) -> Pool {
         let align = natural_align(block_size);
         let first_offset = chunk::first_block_offset(align);
@@ -379,6 +386,7 @@ impl Pool {
             reserved: Counter::new(0),
             capacity: Counter::new(0),
             peak: Counter::new(0),
+            remote_out: Counter::new(0),
             fallback,
             generations,
             shift,
@@ -390,6 +398,8 @@ impl Pool {
             remote: Remote {
                 inbound: Inbound::new(),
                 tid,
+                class: class as u32,
+                owner,
             },
         };
         let most = pool.geometry(max_chunk_size).1;
@@ -639,34 +649,61 @@ impl Pool {
     }
 
     /// Takes the blocks other threads freed into this pool onto the free
-    /// list (before what is there), counting them freed; `true` if there
-    /// were any. Owner only. O(blocks taken): the walk that counts them
-    /// (the owner's count of live blocks is its own, so a remote free
-    /// costs the freeing thread one push and nothing else).
+    /// list (before what is there); `true` if there were any. Owner only.
+    /// O(1) when the free list is empty — the slow path's case: the list
+    /// taken becomes the free list, unwalked (walking it would wait on each
+    /// block's line, just written by the freeing thread, one after the
+    /// other). The blocks are not counted here: each freeing thread counted
+    /// its remote frees in its own heap (`remote_out`), so the pool's `held`
+    /// keeps counting them live, and a shared manager's figures subtract
+    /// the freeing threads' counts.
     pub(crate) fn collect(&self) -> bool {
         let head = self.remote.inbound.take().cast::<FreeNode>();
         let Some(head) = NonNull::new(head) else {
             return false;
         };
-        let mut n = 1;
-        let mut tail = head;
-        // SAFETY: `take` returned a list of blocks of this pool pushed by
-        // `push_remote`, each linked through its first word, the links
-        // visible to us (its `Acquire`); the blocks are free and ours now.
-        unsafe {
-            while let Some(next) = NonNull::new(tail.as_ref().next) {
-                tail = next;
-                n += 1;
+        if !self.free.get().is_null() {
+            let mut tail = head;
+            // SAFETY: `take` returned a list of blocks of this pool pushed by
+            // `push_remote`, each linked through its first word, the links
+            // visible to us (its `Acquire`); the blocks are free and ours now.
+            unsafe {
+                while let Some(next) = NonNull::new(tail.as_ref().next) {
+                    tail = next;
+                }
+                (*tail.as_ptr()).next = self.free.get();
             }
-            (*tail.as_ptr()).next = self.free.get();
         }
         self.free.set(head.as_ptr());
-        let held = self.held.get() - n;
-        self.held.set(held);
-        if held == 0 {
-            emptied(self);
-        }
         true
+    }
+
+    /// Blocks of this class that the pool's owner freed into other heaps'
+    /// pools (remote frees it made), counted for the shared manager's
+    /// figures.
+    #[inline]
+    pub(crate) fn remote_out(&self) -> usize {
+        self.remote_out.get()
+    }
+
+    /// Counts one remote free made by this pool's owner (see
+    /// [`remote_out`](Self::remote_out)). Owner only.
+    #[inline]
+    pub(crate) fn count_remote_out(&self) {
+        self.remote_out.set(self.remote_out.get() + 1);
+    }
+
+    /// Forgets the remote frees counted (a reset: every block is free).
+    pub(crate) fn clear_remote_out(&self) {
+        self.remote_out.set(0);
+    }
+
+    /// The class index of the pool in its heap, and the shared manager's
+    /// state the heap belongs to (null for a `MemoryManager`): what a
+    /// remote free needs to count itself in the freeing thread's heap.
+    #[inline]
+    pub(crate) fn class_and_owner(&self) -> (usize, *const ()) {
+        (self.remote.class as usize, self.remote.owner)
     }
 
     #[inline(always)]
@@ -1200,10 +1237,23 @@ impl Pool {
             && on_lists.len() == chunks.len()
             && chunks.iter().all(|(base, _, _)| on_lists.contains(base))
             && spare_blocks == self.spare_blocks.get();
-        lists_ok
-            && seen.len() + self.fresh_left.get() + self.spare_blocks.get() + self.live()
+        lists_ok && self.records_are_valid(&seen) && self.accounting(seen.len())
+    }
+
+    /// Whether `free` free blocks, the never-used ones and the live ones add
+    /// up to the capacity. (A shared manager's pool counts as live the blocks
+    /// other threads freed into it, which the freeing threads counted: it
+    /// checks the sum over its heaps instead, see `is_valid_lists`.)
+    fn accounting(&self, free: usize) -> bool {
+        !self.remote.owner.is_null()
+            || free + self.fresh_left.get() + self.spare_blocks.get() + self.live()
                 == self.capacity.get()
-            && self.records_are_valid(&seen)
+    }
+
+    /// The blocks on the free list, never used, and in the spare chunks: with
+    /// [`live`](Self::live), what the capacity adds up to. Owner only.
+    pub(crate) fn free_blocks(&self) -> usize {
+        self.free_list().count() + self.fresh_left.get() + self.spare_blocks.get()
     }
 
     /// With generations: every chunk has its own place in the record table

@@ -129,10 +129,29 @@ pub(crate) unsafe fn dealloc<C: SizeClasses>(ptr: NonNull<u8>, layout: Layout) {
             } else {
                 // SAFETY: as above; any thread may push.
                 unsafe { pool.push_remote(ptr) };
+                count_remote_free::<C>(pool);
             }
         }
         // SAFETY: a live large allocation of a live manager (caller).
         Route::System => unsafe { free_large(ptr, layout) },
+    }
+}
+
+/// Counts a remote free into `pool` in the freeing thread's own heap (the
+/// pool of the same class), where no other thread writes: the owner of
+/// `pool` never walks what it collects to count it, and the manager's
+/// figures subtract these counts. A thread with no heap makes one; one with
+/// no slot counts in the state's shared tally.
+#[inline]
+fn count_remote_free<C: SizeClasses>(pool: &Pool) {
+    let (class, owner) = pool.class_and_owner();
+    // SAFETY: a shared manager's pool names its live state (every heap of a
+    // shared manager is made with its state as owner).
+    let state = unsafe { &*owner.cast::<State<C>>() };
+    match state.my_pools() {
+        // SAFETY: this thread's heap (invariant), `class` one of its classes.
+        Some(pools) => unsafe { State::<C>::pool(pools, class) }.count_remote_out(),
+        None => state.count_remote_slow(class),
     }
 }
 
@@ -195,6 +214,9 @@ struct State<C: SizeClasses> {
     /// Allocations above every class, checked blocks, collections, and
     /// threads with no slot; used under `central.heap().fallback().lock`.
     central: MemoryManager<C>,
+    /// Remote frees per class made by threads with no heap (no slot), to
+    /// subtract from the figures like the heaps' `remote_out`.
+    lost: [AtomicUsize; crate::MAX_CLASSES],
     /// The pools of each slot's heap, or null.
     heaps: [AtomicPtr<Pool>; MAX_THREADS],
 }
@@ -205,8 +227,8 @@ impl<C: SizeClasses> State<C> {
     fn create(config: Config) -> Option<NonNull<State<C>>> {
         let layout = Layout::new::<State<C>>();
         // Zeroed: every `heaps` entry starts null (a null `AtomicPtr` is
-        // all zero bits), and the table costs no resident memory until a
-        // thread takes a slot.
+        // all zero bits) and every `lost` count at zero, and the table costs
+        // no resident memory until a thread takes a slot.
         let state = system::alloc_zeroed(config.source, layout)?.cast::<State<C>>();
         let s = state.as_ptr();
         let kind = HeapKind {
@@ -216,7 +238,7 @@ impl<C: SizeClasses> State<C> {
             budget: ptr::null(),
         };
         // SAFETY: `state` is a fresh allocation of a `State<C>`; each field
-        // but `heaps` (already valid, zeroed) is written once. The central
+        // but `heaps` and `lost` (already valid, zeroed) is written once. The central
         // heap charges the budget, at its final address.
         unsafe {
             (&raw mut (*s).config).write(config);
@@ -297,6 +319,19 @@ impl<C: SizeClasses> State<C> {
         unsafe { &*pools.as_ptr().add(class) }
     }
 
+    /// [`count_remote_free`] for a thread without a heap: makes one, or
+    /// counts in `lost` if the thread has no slot.
+    #[cold]
+    #[inline(never)]
+    fn count_remote_slow(&self, class: usize) {
+        match self.my_pools_slow() {
+            // SAFETY: this thread's heap (invariant), a class of `C`.
+            Some(pools) => unsafe { State::<C>::pool(pools, class) }.count_remote_out(),
+            // `Relaxed`: a statistic; the read-modify-write loses no count.
+            None => drop(self.lost[class].fetch_add(1, Ordering::Relaxed)),
+        }
+    }
+
     /// A block of class `class` from this thread's heap (or the central
     /// heap's, if it has none).
     #[inline(always)]
@@ -365,6 +400,8 @@ impl<C: SizeClasses> State<C> {
             let pool = unsafe { State::<C>::pool(pools, class) };
             ClassStats {
                 block_size: pool.block_size(),
+                // Counted live by the owner, freed by other threads (they
+                // subtract in `stats`).
                 live_boxes: pool.live(),
                 peak_boxes: pool.peak(),
                 allocs: pool.allocs(),
@@ -1055,6 +1092,11 @@ impl<C: SizeClasses> SharedManager<C> {
             let mut heap = core::mem::ManuallyDrop::new(unsafe { Heap::<C>::from_raw(pools) });
             let w = heap.reset();
             written = written.or(w);
+            heap.iter().for_each(Pool::clear_remote_out);
+        }
+        for lost in &state.lost {
+            // `Relaxed`: `&mut self`, no other thread to order with.
+            lost.store(0, Ordering::Relaxed);
         }
         // SAFETY: `&mut self`: the state is ours alone. Only the central
         // manager is borrowed mutably (not the whole state: the heaps hold
@@ -1070,9 +1112,11 @@ impl<C: SizeClasses> SharedManager<C> {
 
     /// What the manager holds: the sum over every thread's heap and the
     /// central heap. Each figure is one the heap had at some moment while
-    /// `stats` ran, not a cut across heaps taken at one instant; a block
-    /// freed by another thread counts as live until its owner collects it,
-    /// and `peak` is the sum of the heaps' peaks (an upper bound).
+    /// `stats` ran, not a cut across heaps taken at one instant (a block
+    /// freed on another thread is counted by the freeing thread, and may be
+    /// seen freed a moment before or after its owner's count moves); `peak`
+    /// is the sum of the heaps' peaks (an upper bound). Once the threads are
+    /// joined, the figures are exact.
     ///
     /// # Examples
     ///
@@ -1090,8 +1134,20 @@ impl<C: SizeClasses> SharedManager<C> {
             return empty_stats::<C>(self.config);
         };
         let mut s = state.central(|mm| mm.snapshot());
+        let mut freed_remotely: [usize; crate::MAX_CLASSES] =
+            // `Relaxed`: statistics.
+            core::array::from_fn(|c| state.lost[c].load(Ordering::Relaxed));
         for (_, pools) in state.thread_heaps() {
             s.add(State::<C>::class_stats(pools));
+            for (class, n) in freed_remotely.iter_mut().enumerate().take(C::TABLE.len()) {
+                // SAFETY: a live heap's pool (invariant): a counter read.
+                *n += unsafe { State::<C>::pool(pools, class) }.remote_out();
+            }
+        }
+        for (row, n) in s.classes.iter_mut().zip(freed_remotely) {
+            // Saturating: the counts are read at different moments.
+            row.live_boxes = row.live_boxes.saturating_sub(n);
+            row.frees = row.allocs.saturating_sub(row.live_boxes + row.live_blocks);
         }
         s.name = self.config.name;
         s.budget = self.config.budget;
@@ -1130,16 +1186,40 @@ impl<C: SizeClasses> SharedManager<C> {
         let Some(state) = self.state_if_made() else {
             return true;
         };
-        let heaps_ok = state.thread_heaps().all(|(_, pools)| {
-            // SAFETY: `&mut self`, as in `reset`.
-            let heap = core::mem::ManuallyDrop::new(unsafe { Heap::<C>::from_raw(pools) });
-            let ok = heap.iter().all(|p| {
-                p.collect();
-                p.is_valid()
-            });
-            ok
+        // Each pool's lists; then, per class, free + never-used + live
+        // blocks over all heaps add up to the capacity, live counting the
+        // remote frees once (as `stats` does).
+        let classes = C::TABLE.len();
+        let mut sums = alloc::vec![(0usize, 0usize, 0usize); classes]; // (free, live, capacity)
+        let mut ok = true;
+        let mut tally = |pool: &Pool, class: usize, remote_out: usize| {
+            pool.collect();
+            ok &= pool.is_valid();
+            let s = &mut sums[class];
+            s.0 += pool.free_blocks();
+            // Wrapping: a heap's remote frees may exceed its own live count
+            // (they are of other heaps' blocks); the sum is exact.
+            s.1 = s.1.wrapping_add(pool.live()).wrapping_sub(remote_out);
+            s.2 += pool.capacity();
+        };
+        for (_, pools) in state.thread_heaps() {
+            for class in 0..classes {
+                // SAFETY: `&mut self`, as in `reset`: every heap is ours.
+                let pool = unsafe { State::<C>::pool(pools, class) };
+                tally(pool, class, pool.remote_out());
+            }
+        }
+        let central_ok = state.central(|mm| {
+            for (class, pool) in mm.heap().iter().enumerate() {
+                // `Relaxed`: exclusive access.
+                tally(pool, class, state.lost[class].load(Ordering::Relaxed));
+            }
+            mm.heap().checked().iter().all(Pool::is_valid)
         });
-        heaps_ok && state.central(|mm| mm.is_consistent())
+        ok && central_ok
+            && sums
+                .iter()
+                .all(|&(free, live, cap)| free.wrapping_add(live) == cap)
     }
 }
 
