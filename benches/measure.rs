@@ -325,6 +325,19 @@ fn main() {
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
     match arg(1) {
         "pair" => pair(arg(2), arg(3).parse().expect("N")),
+        // Nanoseconds per pair: the fastest of 7 runs of N pairs (a quick
+        // probe; the criterion benchmarks are the reference).
+        "pair-time" => {
+            let n: usize = arg(3).parse().expect("N");
+            let best = (0..7)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    pair(arg(2), n);
+                    t.elapsed().as_secs_f64() * 1e9 / n as f64
+                })
+                .fold(f64::INFINITY, f64::min);
+            println!("{best:.2}");
+        }
         "churn" => churn(arg(2), arg(3).parse().expect("N")),
         "batch" => batch(arg(2), arg(3).parse().expect("ROUNDS")),
         "memory" => match arg(3) {
