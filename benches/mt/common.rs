@@ -255,4 +255,7 @@ fn main() {
     run(threads);
     let secs = t.elapsed().as_secs_f64();
     println!("{workload} {threads} {secs:.3} {}", peak_rss_kib());
+    if std::env::var_os("MT_STATS").is_some() {
+        report();
+    }
 }

@@ -3,3 +3,5 @@
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 include!("common.rs");
+
+fn report() {}

@@ -2,3 +2,5 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 include!("common.rs");
+
+fn report() {}
