@@ -682,8 +682,13 @@ impl<C: SizeClasses> SharedManager<C> {
             Ordering::Release,
             Ordering::Acquire,
         ) {
-            // SAFETY: just published; lives until the manager is dropped.
-            Ok(_) => Ok(unsafe { fresh.as_ref() }),
+            Ok(_) => {
+                // SAFETY: just published; lives until the manager is dropped.
+                let state = unsafe { fresh.as_ref() };
+                #[cfg(unix)]
+                fork::register(&state.central.heap().fallback().lock);
+                Ok(state)
+            }
             Err(winner) => {
                 // SAFETY: ours was never shared; the winner's is published.
                 unsafe {
@@ -1251,6 +1256,8 @@ unsafe fn destroy<C: SizeClasses>(state: NonNull<State<C>>) {
     unsafe {
         let s = state.as_ptr();
         let source = (*s).config.source;
+        #[cfg(unix)]
+        fork::unregister(&(*s).central.heap().fallback().lock);
         for cell in &(*s).heaps {
             if let Some(pools) = NonNull::new(cell.load(Ordering::Relaxed)) {
                 drop(Heap::<C>::from_raw(pools));
@@ -1555,5 +1562,107 @@ impl<C: SizeClasses> SharedManager<C> {
         f: impl FnOnce(&MemoryManager<C>) -> R,
     ) -> Result<R, Error> {
         self.central(f)
+    }
+}
+
+/// `fork` in a program with several threads: a child has only the thread
+/// that forked, so a central lock another thread held at that moment would
+/// stay locked forever in the child. A `pthread_atfork` handler takes every
+/// shared manager's central lock before the fork (so none is held in the
+/// middle of an operation) and releases them after it, in the parent and in
+/// the child. The other threads' heaps stay in the child as heaps of exited
+/// threads (their slots stay taken).
+#[cfg(unix)]
+mod fork {
+    use core::ptr;
+    use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+
+    use crate::sync::RawLock;
+
+    /// Most shared managers alive at once whose locks the handler takes
+    /// (beyond them, a manager is left out: its lock is not fork-safe).
+    const MAX: usize = 64;
+
+    /// The central locks of the live shared managers (`Global`'s included).
+    static LOCKS: [AtomicPtr<RawLock>; MAX] = [const { AtomicPtr::new(ptr::null_mut()) }; MAX];
+    /// The locks `prepare` took, for `release` to give back exactly those
+    /// (a manager made during the `fork` is left alone).
+    static TAKEN: [AtomicPtr<RawLock>; MAX] = [const { AtomicPtr::new(ptr::null_mut()) }; MAX];
+    /// Whether the handler is installed.
+    static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+    extern "C" {
+        fn pthread_atfork(
+            prepare: Option<unsafe extern "C" fn()>,
+            parent: Option<unsafe extern "C" fn()>,
+            child: Option<unsafe extern "C" fn()>,
+        ) -> core::ffi::c_int;
+    }
+
+    /// Enters `lock` (a central lock at a fixed address until `unregister`).
+    pub(super) fn register(lock: &RawLock) {
+        // `AcqRel`: one thread installs the handler.
+        if !INSTALLED.swap(true, Ordering::AcqRel) {
+            // SAFETY: three functions that only take and release locks.
+            unsafe { pthread_atfork(Some(prepare), Some(release), Some(release)) };
+        }
+        let lock = ptr::from_ref(lock).cast_mut();
+        for slot in &LOCKS {
+            // `AcqRel`: the handler (another thread's `fork`) loads the
+            // entry with `Acquire` and sees the lock initialised.
+            if slot
+                .compare_exchange(ptr::null_mut(), lock, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    /// Forgets `lock` (its manager is being dropped).
+    pub(super) fn unregister(lock: &RawLock) {
+        let lock = ptr::from_ref(lock).cast_mut();
+        for slot in &LOCKS {
+            // `AcqRel`/`Relaxed`: as in `register`.
+            if slot
+                .compare_exchange(lock, ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    /// Before `fork`: takes every central lock, in table order (no other
+    /// code holds two, so no deadlock).
+    unsafe extern "C" fn prepare() {
+        for (slot, taken) in LOCKS.iter().zip(&TAKEN) {
+            let p = slot.load(Ordering::Acquire);
+            // SAFETY: a registered lock lives until it is unregistered, which
+            // its manager's drop does — not during a `fork` unless the
+            // program drops a manager another thread uses, which `&mut`
+            // forbids.
+            if let Some(lock) = unsafe { p.as_ref() } {
+                lock.lock_raw();
+                // `Relaxed`: read back by this same thread in `release`.
+                taken.store(p, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// After `fork`, in the parent and in the child: releases what
+    /// `prepare` took.
+    unsafe extern "C" fn release() {
+        for taken in &TAKEN {
+            // `Relaxed`: written by this thread in `prepare` (the child's
+            // only thread is the one that forked).
+            let p = taken.swap(ptr::null_mut(), Ordering::Relaxed);
+            // SAFETY: a lock `prepare` took on this thread, still alive (as
+            // there).
+            if let Some(lock) = unsafe { p.as_ref() } {
+                // SAFETY: held by this thread since `prepare`.
+                unsafe { lock.unlock_raw() };
+            }
+        }
     }
 }

@@ -210,6 +210,28 @@ impl RawLock {
     }
 }
 
+impl RawLock {
+    /// Takes the lock with no guard (for `fork`'s prepare handler, which
+    /// returns holding it).
+    #[cfg(all(unix, feature = "std", not(loom)))]
+    pub(crate) fn lock_raw(&self) {
+        core::mem::forget(self.lock());
+    }
+
+    /// Releases a lock taken with [`lock_raw`](Self::lock_raw) (in the
+    /// parent after `fork`), or held by a thread that does not exist in a
+    /// `fork` child (whose only thread took it in the prepare handler).
+    ///
+    /// # Safety
+    ///
+    /// The calling thread must hold the lock (through `lock_raw`).
+    #[cfg(all(unix, feature = "std", not(loom)))]
+    pub(crate) unsafe fn unlock_raw(&self) {
+        // `Release`: as the guard's drop.
+        self.locked.store(false, Ordering::Release);
+    }
+}
+
 /// Gives the processor to another thread (with `std`), else a spin hint.
 #[inline]
 #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager

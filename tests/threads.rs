@@ -26,6 +26,54 @@ fn thread_exit_scenarios() {
     a_thousand_short_lived_threads_reuse_slots_and_their_blocks_live_on();
     thread_local_destructors_may_allocate_and_free();
     a_clone_made_on_a_worker_is_taken_back_after_it_exits();
+    #[cfg(all(unix, not(miri)))]
+    a_fork_child_can_allocate_while_another_thread_held_the_lock();
+}
+
+/// `fork` while another thread keeps taking the central lock (large
+/// allocations): the child allocates large and small values and exits 0;
+/// without the manager's fork handler it could find the lock held by a
+/// thread it does not have, and hang.
+#[cfg(all(unix, not(miri)))]
+fn a_fork_child_can_allocate_while_another_thread_held_the_lock() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    extern "C" {
+        fn fork() -> i32;
+        fn waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
+        fn _exit(code: i32) -> !;
+        fn alarm(seconds: u32) -> u32;
+    }
+    static MM: SharedManager = SharedManager::new();
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let worker = thread::spawn(|| {
+        while !STOP.load(Ordering::Relaxed) {
+            drop(MM.alloc([1u8; 4000])); // the central heap, under its lock
+        }
+    });
+    for _ in 0..20 {
+        // SAFETY: the child only allocates through the manager (whose fork
+        // handler left its lock free) and the system allocator (glibc's
+        // own handlers), then leaves with `_exit`.
+        let pid = unsafe { fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            // SAFETY: in the child; `alarm` ends a hang as a failure.
+            unsafe { alarm(10) };
+            let big = MM.alloc([2u8; 4000]);
+            let small = MM.alloc(3u64);
+            let ok = big[3999] == 2 && *small == 3;
+            drop((big, small));
+            // SAFETY: leaves the child without running the parent's
+            // destructors.
+            unsafe { _exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        assert_eq!(unsafe { waitpid(pid, &mut status, 0) }, pid);
+        assert_eq!(status, 0, "the child failed or hung (status {status:#x})");
+    }
+    STOP.store(true, Ordering::Relaxed);
+    worker.join().unwrap();
 }
 
 fn boxes_made_on_workers_are_dropped_on_the_main_thread() {
