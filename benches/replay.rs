@@ -7,8 +7,9 @@
 //! ```
 //!
 //! Contenders: `wide` and `default` (`&MemoryManager<WideClasses>` and
-//! `&MemoryManager` through the allocator-api2 `Allocator` impl), `mimalloc`
-//! and `glibc` (the system allocator), each through its own interface
+//! `&MemoryManager` through the allocator-api2 `Allocator` impl), `global`
+//! (`memory_mgr::Global`, as a program's global allocator would call it),
+//! `mimalloc` and `glibc` (the system allocator), each through its own interface
 //! (`allocate`/`grow`/`shrink`/`deallocate`, or `alloc`/`realloc`/`dealloc`).
 //! Every allocation's first byte is written, as the program would. Prints
 //! the median time of a round (every event of the trace, then every
@@ -169,7 +170,7 @@ fn main() {
         .collect();
     let Some(contender) = args.first() else {
         println!(
-            "usage: cargo bench -p memory-mgr-bench --bench replay -- wide|default|mimalloc|glibc [TRACE] [ROUNDS]"
+            "usage: cargo bench -p memory-mgr-bench --bench replay -- wide|default|global|mimalloc|glibc [TRACE] [ROUNDS]"
         );
         return;
     };
@@ -191,6 +192,13 @@ fn main() {
         "default" => run("default", &&MemoryManager::new(), &events, ids, rounds),
         "mimalloc" => run("mimalloc", &Global(MiMalloc), &events, ids, rounds),
         "glibc" => run("glibc", &Global(System), &events, ids, rounds),
+        "global" => run(
+            "global",
+            &Global(memory_mgr::Global::new()),
+            &events,
+            ids,
+            rounds,
+        ),
         other => panic!("unknown contender {other}"),
     }
 }

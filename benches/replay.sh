@@ -10,7 +10,7 @@ trace="$PWD/target/trace.bin" # `cargo bench` runs in benches/: an absolute path
 cargo run -q --release -p memory-mgr-bench --example trace_record -- "${1:--}" "$trace"
 cargo bench -q -p memory-mgr-bench --bench replay --no-run
 for _ in $(seq "$repeat"); do
-    for c in glibc mimalloc default wide; do
+    for c in glibc mimalloc default wide global; do
         cargo bench -q -p memory-mgr-bench --bench replay -- "$c" "$trace" 20 | grep '^replay'
     done
 done | tee target/replay.txt

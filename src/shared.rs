@@ -236,6 +236,9 @@ impl<C: SizeClasses> State<C> {
             map: config.map,
             owner: s.cast_const().cast(),
             budget: ptr::null(),
+            // `Global` (the only shared manager without a chunk map) keeps
+            // large allocations up to 4 MiB for reuse.
+            big_cache: !config.map,
         };
         // SAFETY: `state` is a fresh allocation of a `State<C>`; each field
         // but `heaps` and `lost` (already valid, zeroed) is written once. The central
@@ -266,6 +269,7 @@ impl<C: SizeClasses> State<C> {
             map: false,
             owner: ptr::from_ref(self).cast(),
             budget: &raw const self.budget,
+            big_cache: false,
         }
     }
 

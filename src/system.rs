@@ -115,6 +115,9 @@ pub(crate) struct HeapKind {
     pub(crate) owner: *const (),
     /// The shared budget the heap charges, or null for its own.
     pub(crate) budget: *const crate::budget::SharedBudget,
+    /// Whether the large path keeps freed allocations up to [`ROUND_MAX`]
+    /// (capped) rather than [`ENTRY_MAX`]: `Global`'s.
+    pub(crate) big_cache: bool,
 }
 
 impl HeapKind {
@@ -124,6 +127,7 @@ impl HeapKind {
         map: true,
         owner: ptr::null(),
         budget: ptr::null(),
+        big_cache: false,
     };
 }
 
@@ -207,6 +211,12 @@ impl Fallback {
                 stacks: [const { Cell::new(ptr::null_mut()) }; CLASSES],
                 bytes: Counter::new(0),
                 on: budget.is_none() && !cfg!(feature = "pass-through"),
+                max: if kind.big_cache { ROUND_MAX } else { ENTRY_MAX },
+                cap: if kind.big_cache {
+                    GLOBAL_CACHE_CAP
+                } else {
+                    usize::MAX
+                },
             },
             registry: RefCell::new(Registry::default()),
             kind,
@@ -378,7 +388,7 @@ struct Footer {
 
 /// Freed allocations kept for reuse, as a pool keeps its free blocks: one
 /// stack per **large class** (the full size of an allocation up to
-/// [`ENTRY_MAX`] is rounded up to one of eight steps per doubling, so an
+/// [`ROUND_MAX`] is rounded up to one of eight steps per doubling, so an
 /// allocation serves any request of its class), found by the class of the
 /// full size — a constant for a typed value. A freed allocation stays on
 /// its fallback's list, so keeping it or taking it back touches no
@@ -397,16 +407,29 @@ struct Cache {
     bytes: Counter,
     /// Whether the cache keeps anything.
     on: bool,
+    /// The largest full size it keeps: [`ENTRY_MAX`], or [`ROUND_MAX`] for
+    /// `Global` (whose large allocations would otherwise go back to the
+    /// system allocator and be faulted in again, round after round).
+    max: usize,
+    /// The most bytes it keeps (`usize::MAX`: no limit but the classes').
+    cap: usize,
 }
 
-/// The largest full size with a large class (and kept by the cache).
+/// The largest full size a manager's cache keeps.
 const ENTRY_MAX: usize = 64 << 10;
 
-/// Large classes: eight of 8..64 bytes, then eight per doubling up to
-/// [`ENTRY_MAX`].
-const CLASSES: usize = 8 + 8 * (ENTRY_MAX.trailing_zeros() as usize - 6);
+/// The largest full size with a large class (rounded up to it), and the
+/// largest `Global`'s cache keeps.
+const ROUND_MAX: usize = 4 << 20;
 
-/// The large class of full size `size` (at most [`ENTRY_MAX`]): its index
+/// The most bytes `Global`'s cache keeps.
+const GLOBAL_CACHE_CAP: usize = 64 << 20;
+
+/// Large classes: eight of 8..64 bytes, then eight per doubling up to
+/// [`ROUND_MAX`].
+const CLASSES: usize = 8 + 8 * (ROUND_MAX.trailing_zeros() as usize - 6);
+
+/// The large class of full size `size` (at most [`ROUND_MAX`]): its index
 /// and its size, at most 1/8 more than `size` above 64 bytes.
 #[inline(always)]
 const fn large_class(size: usize) -> (usize, usize) {
@@ -426,7 +449,7 @@ const fn large_class(size: usize) -> (usize, usize) {
     (8 + (e - 6) * 8 + k - 1, class)
 }
 
-static_assertions::const_assert_eq!(large_class(ENTRY_MAX).0, CLASSES - 1);
+static_assertions::const_assert_eq!(large_class(ROUND_MAX).0, CLASSES - 1);
 
 impl Cache {
     /// Takes a kept allocation of full layout `full` whose footer is
@@ -438,7 +461,7 @@ impl Cache {
         full: Layout,
         offset: usize,
     ) -> Option<NonNull<u8>> {
-        if full.size() > ENTRY_MAX || full.align() != FULL_ALIGN {
+        if full.size() > self.max || full.align() != FULL_ALIGN {
             return None;
         }
         let stack = &self.stacks[large_class(full.size()).0];
@@ -475,7 +498,11 @@ impl Cache {
     /// up by its owner.
     #[inline(always)]
     unsafe fn keep(&self, footer: NonNull<Footer>, full: Layout, offset: usize) -> bool {
-        if !self.on || full.size() > ENTRY_MAX || full.align() != FULL_ALIGN {
+        if !self.on
+            || full.size() > self.max
+            || full.align() != FULL_ALIGN
+            || self.bytes.get() + full.size() > self.cap
+        {
             return false;
         }
         let stack = &self.stacks[large_class(full.size()).0];
@@ -496,7 +523,7 @@ const FULL_ALIGN: usize = core::mem::align_of::<Footer>();
 
 /// The full size of an allocation for a value of `size` bytes at `align`:
 /// the value, padding to the footer's alignment, the footer — rounded up to
-/// its large class if it has one (at most [`ENTRY_MAX`], aligned to at most
+/// its large class if it has one (at most [`ROUND_MAX`], aligned to at most
 /// [`FULL_ALIGN`]). `None` on overflow.
 #[inline(always)]
 const fn full_size(size: usize, align: usize) -> Option<usize> {
@@ -508,7 +535,7 @@ const fn full_size(size: usize, align: usize) -> Option<usize> {
     };
     // (Not in pass-through mode: the tools watching the system allocator
     // must see an overrun past the value.)
-    if raw <= ENTRY_MAX && align <= FULL_ALIGN && !cfg!(feature = "pass-through") {
+    if raw <= ROUND_MAX && align <= FULL_ALIGN && !cfg!(feature = "pass-through") {
         Some(large_class(raw).1)
     } else {
         Some(raw)
@@ -573,7 +600,7 @@ pub(crate) fn alloc_typed(fallback: &Fallback, layout: Layout) -> Result<NonNull
 #[inline(never)]
 pub(crate) fn alloc_block(fallback: &Fallback, layout: Layout) -> Result<NonNull<u8>, Error> {
     let (full, offset) = (with_footer(layout)?, footer_offset(layout));
-    if full.size() > ENTRY_MAX {
+    if full.size() > fallback.cache.max {
         return alloc_with_footer::<true>(fallback, full, offset, true);
     }
     let value = match fallback.cache.take::<true>(fallback, full, offset) {
@@ -887,9 +914,14 @@ mod tests {
     fn large_classes_are_dense_ordered_and_waste_at_most_an_eighth() {
         let mut last = large_class(1);
         assert_eq!(last, (0, 8));
-        for size in 2..=ENTRY_MAX {
+        // Every size up to 64 KiB, then sizes around each class boundary.
+        let sizes = (2..=ENTRY_MAX).chain((ENTRY_MAX + 1..=ROUND_MAX).filter(|s| {
+            let step = 1 << (usize::BITS - 1 - s.leading_zeros()).saturating_sub(3);
+            s % step <= 1 || step - s % step <= 1
+        }));
+        for size in sizes {
             let (index, class) = large_class(size);
-            assert!(class >= size && class <= ENTRY_MAX, "{size}");
+            assert!(class >= size && class <= ROUND_MAX, "{size}");
             if size > 64 {
                 assert!((class - size) * 8 <= size, "{size} -> {class}");
             }
