@@ -682,6 +682,7 @@ impl Pool {
     /// pools (remote frees it made), counted for the shared manager's
     /// figures.
     #[inline]
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
     pub(crate) fn remote_out(&self) -> usize {
         self.remote_out.get()
     }
@@ -689,11 +690,13 @@ impl Pool {
     /// Counts one remote free made by this pool's owner (see
     /// [`remote_out`](Self::remote_out)). Owner only.
     #[inline]
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
     pub(crate) fn count_remote_out(&self) {
         self.remote_out.set(self.remote_out.get() + 1);
     }
 
     /// Forgets the remote frees counted (a reset: every block is free).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
     pub(crate) fn clear_remote_out(&self) {
         self.remote_out.set(0);
     }
@@ -702,6 +705,7 @@ impl Pool {
     /// state the heap belongs to (null for a `MemoryManager`): what a
     /// remote free needs to count itself in the freeing thread's heap.
     #[inline]
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
     pub(crate) fn class_and_owner(&self) -> (usize, *const ()) {
         (self.remote.class as usize, self.remote.owner)
     }
@@ -1252,6 +1256,7 @@ impl Pool {
 
     /// The blocks on the free list, never used, and in the spare chunks: with
     /// [`live`](Self::live), what the capacity adds up to. Owner only.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
     pub(crate) fn free_blocks(&self) -> usize {
         self.free_list().count() + self.fresh_left.get() + self.spare_blocks.get()
     }
