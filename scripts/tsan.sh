@@ -9,7 +9,9 @@ rustup component add --toolchain nightly rust-src >/dev/null 2>&1 || true
 export RUSTFLAGS="-Zsanitizer=thread" RUSTDOCFLAGS="-Zsanitizer=thread"
 export TSAN_OPTIONS="halt_on_error=1"
 cargo +nightly test -Zbuild-std --target "$host" --target-dir target/tsan \
-    --test threads --test all -- shared
+    --test all -- shared
+cargo +nightly test -Zbuild-std --target "$host" --target-dir target/tsan \
+    --test threads
 cargo +nightly run -q -Zbuild-std --target "$host" --target-dir target/tsan \
     --release --example jobs >/dev/null
 echo "ThreadSanitizer: no report"
