@@ -5,9 +5,10 @@
 //! records come from `std::alloc::System` directly — never from the global
 //! allocator, which is itself. Allocation and free are a thread-local load
 //! and a pop or a push; a block freed by another thread goes back with one
-//! compare-and-swap. It never panics (a refusal is a null pointer), and a
-//! thread's thread-local destructors may allocate after its heap went back
-//! (they use the central heap).
+//! compare-and-swap. It never panics (a refusal is a null pointer; with
+//! `debug-fill`, a write after free found on reuse panics, which aborts),
+//! and a thread's thread-local destructors may allocate after its heap went
+//! back (they use the central heap).
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
@@ -120,8 +121,9 @@ impl core::fmt::Debug for Global {
 // - `dealloc` and `realloc` rely on the caller's guarantee that `ptr` came
 //   from this allocator with `layout`, which routes it back to the same pool
 //   or footer.
-// - No method panics or unwinds: every error becomes a null pointer, and
-//   nothing on these paths calls the global allocator (the memory comes from
+// - No method panics or unwinds (but `debug-fill`'s write-after-free
+//   check, which aborts): every error becomes a null pointer, and nothing
+//   on these paths calls the global allocator (the memory comes from
 //   `System`).
 unsafe impl GlobalAlloc for Global {
     #[inline]

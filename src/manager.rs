@@ -2,6 +2,7 @@
 //! system allocator, and is the safe public API over the raw core.
 #![deny(unsafe_code)]
 
+use alloc::vec::Vec;
 use core::cell::Cell;
 use core::fmt;
 use core::marker::PhantomData;
@@ -545,29 +546,37 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// [`stats`](Self::stats) without its consistency check, for `Drop`
     /// (which must not panic on its own account).
     pub(crate) fn snapshot(&self) -> Stats {
-        let classes = self
-            .heap
-            .iter()
-            .zip(self.heap.checked())
-            .map(|(pool, c)| ClassStats {
-                block_size: pool.block_size(),
-                live_boxes: pool.live(),
-                live_blocks: c.live(),
-                peak_boxes: pool.peak(),
-                peak_blocks: c.peak(),
-                allocs: pool.allocs() + c.allocs(),
-                frees: pool.frees() + c.frees(),
-                capacity: pool.capacity() + c.capacity(),
-                chunks: pool.chunk_count() + c.chunk_count(),
-                reserved_bytes: pool.reserved() + c.reserved(),
-                metadata_bytes: c.metadata(),
-            })
-            .collect();
+        self.snapshot_in(Vec::with_capacity(C::TABLE.len()))
+    }
+
+    /// [`snapshot`](Self::snapshot) into `rows`, which has room for one row
+    /// per class: no allocation (a shared manager's central heap takes it
+    /// under its lock).
+    pub(crate) fn snapshot_in(&self, mut rows: Vec<ClassStats>) -> Stats {
+        rows.clear();
+        rows.extend(
+            self.heap
+                .iter()
+                .zip(self.heap.checked())
+                .map(|(pool, c)| ClassStats {
+                    block_size: pool.block_size(),
+                    live_boxes: pool.live(),
+                    live_blocks: c.live(),
+                    peak_boxes: pool.peak(),
+                    peak_blocks: c.peak(),
+                    allocs: pool.allocs() + c.allocs(),
+                    frees: pool.frees() + c.frees(),
+                    capacity: pool.capacity() + c.capacity(),
+                    chunks: pool.chunk_count() + c.chunk_count(),
+                    reserved_bytes: pool.reserved() + c.reserved(),
+                    metadata_bytes: c.metadata(),
+                }),
+        );
         let fallback = self.heap.fallback();
         let budget = self.heap.budget();
         Stats {
             name: self.name(),
-            classes,
+            classes: rows,
             system: SystemStats {
                 live_boxes: fallback.live.get(),
                 live_blocks: fallback.block_live.get(),

@@ -617,8 +617,10 @@ impl Pool {
     #[inline(always)]
     pub(crate) unsafe fn of<'a>(block: NonNull<u8>) -> &'a Pool {
         // SAFETY: `block` lies in a live chunk (caller), whose header holds a
-        // pointer to its pool; pools outlive their chunks and never move.
-        unsafe { ChunkHeader::of(block).as_ref().pool.as_ref() }
+        // pointer to its pool; pools outlive their chunks and never move. A
+        // raw read of the one field, no reference to the header: the owner
+        // may be writing the header's scratch word meanwhile (`trim`).
+        unsafe { (*ptr::addr_of!((*ChunkHeader::of(block).as_ptr()).pool)).as_ref() }
     }
 
     /// The thread slot that owns the pool, or [`UNOWNED`].
@@ -916,7 +918,10 @@ impl Pool {
     /// Grows the pool until `additional` blocks can be handed out without
     /// asking the system for memory.
     pub(crate) fn reserve(&self, additional: usize) -> Result<(), Error> {
-        while self.capacity.get() - self.live() < additional {
+        // (Saturating: a shared manager's pool keeps counting live the
+        // blocks other threads freed — they count them, see `remote_out` —
+        // so after a trim `live` may pass the capacity.)
+        while self.capacity.get().saturating_sub(self.live()) < additional {
             let chunk = self.new_chunk()?;
             // SAFETY: the chunk was just made and is live.
             let header = unsafe { &mut *chunk.as_ptr() };
@@ -1041,9 +1046,11 @@ impl Pool {
             }
         }
         for c in self.chunk_list() {
-            // SAFETY: a live chunk of this pool.
-            let h = unsafe { &mut *c.as_ptr() };
-            if h.scratch == usize::MAX {
+            // SAFETY: a live chunk of this pool, its fields read and written
+            // in place (no `&mut` to a header another thread may be reading
+            // the pool pointer of, for a remote free).
+            let (scratch, blocks) = unsafe { ((*c.as_ptr()).scratch, (*c.as_ptr()).blocks) };
+            if scratch == usize::MAX {
                 continue;
             }
             let untouched = if Some(c) == fresh_chunk {
@@ -1051,8 +1058,9 @@ impl Pool {
             } else {
                 0
             };
-            if h.scratch + untouched == h.blocks as usize {
-                h.scratch = usize::MAX;
+            if scratch + untouched == blocks as usize {
+                // SAFETY: as above.
+                unsafe { (*c.as_ptr()).scratch = usize::MAX };
             }
         }
         // 3. Unlink the free blocks of those chunks, keeping the order.

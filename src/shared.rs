@@ -102,9 +102,14 @@ impl Kind for Shared {
         like: NonNull<u8>,
         layout: Layout,
     ) -> Result<NonNull<u8>, Error> {
+        if let Route::Zero = route(C::TABLE, layout.size(), layout.align()) {
+            // A zero-sized allocation's pointer is dangling and aligned:
+            // reuse it (there is no pool or footer to find the manager by).
+            return Ok(like);
+        }
         // SAFETY: `like` is a live allocation of `layout` of a live shared
-        // manager (caller), so its pool or footer leads to the manager's
-        // fallback records, whose `owner` is its state.
+        // manager (caller), not zero-sized, so its pool or footer leads to
+        // the manager's fallback records, whose `owner` is its state.
         let state = unsafe { owner_of::<C>(like, layout) };
         state.alloc_layout(layout)
     }
@@ -166,7 +171,8 @@ unsafe fn free_large(ptr: NonNull<u8>, layout: Layout) {
     // fallback, which holds its lock.
     unsafe {
         let fallback = system::fallback_of(ptr, layout);
-        let _locked = fallback.lock.lock();
+        // (A central heap's fallback has a static lock.)
+        let _locked = (*fallback.lock).lock();
         system::free_typed(ptr, layout);
     }
 }
@@ -239,6 +245,7 @@ impl<C: SizeClasses> State<C> {
             // `Global` (the only shared manager without a chunk map) keeps
             // large allocations up to 4 MiB for reuse.
             big_cache: !config.map,
+            lock: crate::sync::central_lock(!config.map),
         };
         // SAFETY: `state` is a fresh allocation of a `State<C>`; each field
         // but `heaps` and `lost` (already valid, zeroed) is written once. The central
@@ -270,6 +277,7 @@ impl<C: SizeClasses> State<C> {
             owner: ptr::from_ref(self).cast(),
             budget: &raw const self.budget,
             big_cache: false,
+            lock: ptr::null(),
         }
     }
 
@@ -376,7 +384,8 @@ impl<C: SizeClasses> State<C> {
 
     /// Runs `f` on the central heap under its lock.
     fn central<R>(&self, f: impl FnOnce(&MemoryManager<C>) -> R) -> R {
-        let _locked = self.central.heap().fallback().lock.lock();
+        // SAFETY: the central heap's lock is a static one (`create`).
+        let _locked = unsafe { &*self.central.heap().fallback().lock }.lock();
         f(&self.central)
     }
 
@@ -687,11 +696,10 @@ impl<C: SizeClasses> SharedManager<C> {
             Ordering::Acquire,
         ) {
             Ok(_) => {
-                // SAFETY: just published; lives until the manager is dropped.
-                let state = unsafe { fresh.as_ref() };
                 #[cfg(unix)]
-                fork::register(&state.central.heap().fallback().lock);
-                Ok(state)
+                fork::install();
+                // SAFETY: just published; lives until the manager is dropped.
+                Ok(unsafe { fresh.as_ref() })
             }
             Err(winner) => {
                 // SAFETY: ours was never shared; the winner's is published.
@@ -1060,9 +1068,16 @@ impl<C: SizeClasses> SharedManager<C> {
                 // SAFETY: this thread holds slot `t`; `pools` is heap `t`'s.
                 released += unsafe { State::<C>::trim_heap(pools) };
             } else if thread::REGISTRY.claim(t) {
-                // SAFETY: slot `t` was free and is ours until released below.
+                /// Gives the claimed slot back, also if the trim panics.
+                struct Claimed(u32);
+                impl Drop for Claimed {
+                    fn drop(&mut self) {
+                        thread::REGISTRY.release(self.0);
+                    }
+                }
+                let _claimed = Claimed(t);
+                // SAFETY: slot `t` was free and is ours until `_claimed` drops.
                 released += unsafe { State::<C>::trim_heap(pools) };
-                thread::REGISTRY.release(t);
             }
         }
         released + state.central(|mm| mm.trim())
@@ -1142,7 +1157,11 @@ impl<C: SizeClasses> SharedManager<C> {
         let Some(state) = self.state_if_made() else {
             return empty_stats::<C>(self.config);
         };
-        let mut s = state.central(|mm| mm.snapshot());
+        // The rows are allocated before the lock is taken: on a thread with
+        // no slot an allocation uses the central heap, and for `Global` that
+        // is this lock.
+        let rows = alloc::vec::Vec::with_capacity(C::TABLE.len());
+        let mut s = state.central(|mm| mm.snapshot_in(rows));
         let mut freed_remotely: [usize; crate::MAX_CLASSES] =
             // `Relaxed`: statistics.
             core::array::from_fn(|c| state.lost[c].load(Ordering::Relaxed));
@@ -1260,8 +1279,6 @@ unsafe fn destroy<C: SizeClasses>(state: NonNull<State<C>>) {
     unsafe {
         let s = state.as_ptr();
         let source = (*s).config.source;
-        #[cfg(unix)]
-        fork::unregister(&(*s).central.heap().fallback().lock);
         for cell in &(*s).heaps {
             if let Some(pools) = NonNull::new(cell.load(Ordering::Relaxed)) {
                 drop(Heap::<C>::from_raw(pools));
@@ -1572,26 +1589,20 @@ impl<C: SizeClasses> SharedManager<C> {
 /// `fork` in a program with several threads: a child has only the thread
 /// that forked, so a central lock another thread held at that moment would
 /// stay locked forever in the child. A `pthread_atfork` handler takes every
-/// shared manager's central lock before the fork (so none is held in the
-/// middle of an operation) and releases them after it, in the parent and in
-/// the child. The other threads' heaps stay in the child as heaps of exited
+/// central lock before the fork (so none is held in the middle of an
+/// operation) and releases them after it, in the parent and in the child.
+/// The locks are static (`sync::CENTRAL_LOCKS`, `sync::GLOBAL_LOCKS`), so
+/// the handler never touches freed memory, and `Global`'s are taken last: a
+/// thread holding another manager's lock may go on to take `Global`'s (its
+/// central heap allocates through the global allocator), never the other
+/// way round. The other threads' heaps stay in the child as heaps of exited
 /// threads (their slots stay taken).
 #[cfg(unix)]
 mod fork {
-    use core::ptr;
-    use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+    use core::sync::atomic::{AtomicBool, Ordering};
 
-    use crate::sync::RawLock;
+    use crate::sync::{CENTRAL_LOCKS, GLOBAL_LOCKS};
 
-    /// Most shared managers alive at once whose locks the handler takes
-    /// (beyond them, a manager is left out: its lock is not fork-safe).
-    const MAX: usize = 64;
-
-    /// The central locks of the live shared managers (`Global`'s included).
-    static LOCKS: [AtomicPtr<RawLock>; MAX] = [const { AtomicPtr::new(ptr::null_mut()) }; MAX];
-    /// The locks `prepare` took, for `release` to give back exactly those
-    /// (a manager made during the `fork` is left alone).
-    static TAKEN: [AtomicPtr<RawLock>; MAX] = [const { AtomicPtr::new(ptr::null_mut()) }; MAX];
     /// Whether the handler is installed.
     static INSTALLED: AtomicBool = AtomicBool::new(false);
 
@@ -1603,70 +1614,37 @@ mod fork {
         ) -> core::ffi::c_int;
     }
 
-    /// Enters `lock` (a central lock at a fixed address until `unregister`).
-    pub(super) fn register(lock: &RawLock) {
-        // `AcqRel`: one thread installs the handler.
-        if !INSTALLED.swap(true, Ordering::AcqRel) {
-            // SAFETY: three functions that only take and release locks.
+    /// Installs the handler (once per process, when the first shared
+    /// manager makes its state).
+    pub(super) fn install() {
+        // `Relaxed`: a hint; the exchange below decides.
+        if INSTALLED.load(Ordering::Relaxed) {
+            return;
+        }
+        // `AcqRel`: one thread installs it.
+        if INSTALLED
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            // SAFETY: three functions that only take and release static
+            // locks.
             unsafe { pthread_atfork(Some(prepare), Some(release), Some(release)) };
         }
-        let lock = ptr::from_ref(lock).cast_mut();
-        for slot in &LOCKS {
-            // `AcqRel`: the handler (another thread's `fork`) loads the
-            // entry with `Acquire` and sees the lock initialised.
-            if slot
-                .compare_exchange(ptr::null_mut(), lock, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                return;
-            }
-        }
     }
 
-    /// Forgets `lock` (its manager is being dropped).
-    pub(super) fn unregister(lock: &RawLock) {
-        let lock = ptr::from_ref(lock).cast_mut();
-        for slot in &LOCKS {
-            // `AcqRel`/`Relaxed`: as in `register`.
-            if slot
-                .compare_exchange(lock, ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                return;
-            }
-        }
-    }
-
-    /// Before `fork`: takes every central lock, in table order (no other
-    /// code holds two, so no deadlock).
+    /// Before `fork`: takes every central lock, `Global`'s last.
     unsafe extern "C" fn prepare() {
-        for (slot, taken) in LOCKS.iter().zip(&TAKEN) {
-            let p = slot.load(Ordering::Acquire);
-            // SAFETY: a registered lock lives until it is unregistered, which
-            // its manager's drop does — not during a `fork` unless the
-            // program drops a manager another thread uses, which `&mut`
-            // forbids.
-            if let Some(lock) = unsafe { p.as_ref() } {
-                lock.lock_raw();
-                // `Relaxed`: read back by this same thread in `release`.
-                taken.store(p, Ordering::Relaxed);
-            }
+        for lock in CENTRAL_LOCKS.iter().chain(&GLOBAL_LOCKS) {
+            lock.lock_raw();
         }
     }
 
-    /// After `fork`, in the parent and in the child: releases what
-    /// `prepare` took.
+    /// After `fork`, in the parent and in the child (whose only thread is
+    /// the one that ran `prepare`): releases them.
     unsafe extern "C" fn release() {
-        for taken in &TAKEN {
-            // `Relaxed`: written by this thread in `prepare` (the child's
-            // only thread is the one that forked).
-            let p = taken.swap(ptr::null_mut(), Ordering::Relaxed);
-            // SAFETY: a lock `prepare` took on this thread, still alive (as
-            // there).
-            if let Some(lock) = unsafe { p.as_ref() } {
-                // SAFETY: held by this thread since `prepare`.
-                unsafe { lock.unlock_raw() };
-            }
+        for lock in GLOBAL_LOCKS.iter().chain(&CENTRAL_LOCKS) {
+            // SAFETY: taken in `prepare` by this thread.
+            unsafe { lock.unlock_raw() };
         }
     }
 }

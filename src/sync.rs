@@ -232,6 +232,35 @@ impl RawLock {
     }
 }
 
+/// The central locks of the shared managers: static, so that they are
+/// never freed (a `fork` handler takes them all at any moment, see
+/// `shared.rs`). Managers share them round-robin, which is sound because a
+/// thread never holds two: a central heap's operations call no other
+/// manager — except the global allocator, which is why `Global`'s have an
+/// array of their own ([`GLOBAL_LOCKS`]), taken after these. (A global
+/// allocator of the program's own built on a non-`Global`
+/// `SharedManager` would break that rule: use `Global`.)
+#[cfg(all(feature = "std", not(loom)))]
+pub(crate) static CENTRAL_LOCKS: [RawLock; 16] = [const { RawLock::new() }; 16];
+
+/// `Global`'s central locks (see [`CENTRAL_LOCKS`]): its operations call
+/// only the system allocator.
+#[cfg(all(feature = "std", not(loom)))]
+pub(crate) static GLOBAL_LOCKS: [RawLock; 4] = [const { RawLock::new() }; 4];
+
+/// A central lock for a new shared manager (`global`: for `Global`).
+#[cfg(all(feature = "std", not(loom)))]
+pub(crate) fn central_lock(global: bool) -> &'static RawLock {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    // `Relaxed`: only spreads managers over the locks.
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    if global {
+        &GLOBAL_LOCKS[n % GLOBAL_LOCKS.len()]
+    } else {
+        &CENTRAL_LOCKS[n % CENTRAL_LOCKS.len()]
+    }
+}
+
 /// Gives the processor to another thread (with `std`), else a spin hint.
 #[inline]
 #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager

@@ -118,6 +118,8 @@ pub(crate) struct HeapKind {
     /// Whether the large path keeps freed allocations up to [`ROUND_MAX`]
     /// (capped) rather than [`ENTRY_MAX`]: `Global`'s.
     pub(crate) big_cache: bool,
+    /// A central heap's lock (static), or null.
+    pub(crate) lock: *const RawLock,
 }
 
 impl HeapKind {
@@ -128,6 +130,7 @@ impl HeapKind {
         owner: ptr::null(),
         budget: ptr::null(),
         big_cache: false,
+        lock: ptr::null(),
     };
 }
 
@@ -188,9 +191,11 @@ pub(crate) struct Fallback {
     registry: RefCell<Registry>,
     /// Where the memory comes from, and the rest of the heap's kind.
     pub(crate) kind: HeapKind,
-    /// Taken around every use of a shared manager's central heap (whose
-    /// fallback this is); never by a `MemoryManager`.
-    pub(crate) lock: RawLock,
+    /// For a shared manager's central heap (whose fallback this is): the
+    /// lock taken around every use of it, one of the static locks of
+    /// `sync.rs` (never freed, so a `fork` handler may take it at any
+    /// time); null for any other heap.
+    pub(crate) lock: *const RawLock,
 }
 
 impl Fallback {
@@ -220,7 +225,7 @@ impl Fallback {
             },
             registry: RefCell::new(Registry::default()),
             kind,
-            lock: RawLock::new(),
+            lock: kind.lock,
         }
     }
 

@@ -90,6 +90,13 @@ impl Registry {
         self.words[t as usize / 64].fetch_or(bit, Ordering::Acquire) & bit == 0
     }
 
+    /// Whether slot `t` is free now (a loom model waits with it: a load,
+    /// which loom lets a waiting thread spin on).
+    #[cfg(all(test, loom))]
+    fn is_free(&self, t: u32) -> bool {
+        self.words[t as usize / 64].load(Ordering::Relaxed) & (1 << (t % 64)) == 0
+    }
+
     /// Gives slot `t` back.
     pub(crate) fn release(&self, t: u32) {
         let bit = 1u64 << (t % 64);
@@ -173,11 +180,15 @@ mod loom_tests {
     use loom::cell::UnsafeCell;
     use loom::sync::Arc;
 
-    /// A thread exits (gives its slot back) while another frees a block
-    /// into its heap's remote-free list; the next holder of the slot takes
-    /// the block and sees what the freeing thread wrote into it.
+    /// The owner of slot 0 writes its heap and exits (gives the slot back)
+    /// while another thread frees a block into the heap's remote-free list;
+    /// a thread started before either, waiting for slot 0, takes it over:
+    /// loom checks that it sees the old owner's heap writes (the registry's
+    /// `Release`/`Acquire`, not the thread start: it was spawned first) and
+    /// the freeing thread's block payload (the list's), and that the block
+    /// is taken exactly once.
     #[test]
-    fn a_remote_free_into_an_exiting_threads_heap_reaches_the_next_holder() {
+    fn the_next_holder_of_a_slot_adopts_the_heap_and_its_remote_frees() {
         #[repr(C)]
         struct Node {
             link: *mut u8,
@@ -188,8 +199,29 @@ mod loom_tests {
         unsafe impl Send for Sent {}
         loom::model(|| {
             let reg = Arc::new(Registry::new());
-            let inbound = Arc::new(Inbound::new());
-            let first = reg.acquire().unwrap();
+            // Heap 0: owner-only state, and its remote-free list.
+            let heap = Arc::new((UnsafeCell::new(0u64), Inbound::new()));
+            assert_eq!(reg.acquire(), Some(0)); // this thread owns heap 0
+            let next = {
+                let (reg, heap) = (reg.clone(), heap.clone());
+                loom::thread::spawn(move || {
+                    while !reg.is_free(0) {
+                        loom::thread::yield_now();
+                    }
+                    assert!(reg.claim(0));
+                    // SAFETY (test): loom checks the old owner's write
+                    // happens before this read.
+                    let seen = heap.0.with(|v| unsafe { *v });
+                    let got = NonNull::new(heap.1.take()).map(|n| {
+                        // SAFETY (test): taken from the list: ours now.
+                        let node = unsafe { Box::from_raw(n.cast::<Node>().as_ptr()) };
+                        // SAFETY (test): loom checks the push published it.
+                        node.payload.with(|p| unsafe { *p })
+                    });
+                    reg.release(0);
+                    (seen, got)
+                })
+            };
             let node = Sent(
                 NonNull::from(Box::leak(Box::new(Node {
                     link: core::ptr::null_mut(),
@@ -197,45 +229,31 @@ mod loom_tests {
                 })))
                 .cast(),
             );
-            // The freeing thread.
             let freer = {
-                let inbound = inbound.clone();
+                let heap = heap.clone();
                 loom::thread::spawn(move || {
                     let n = node;
                     // SAFETY (test): the node is ours until pushed.
                     unsafe {
                         (*n.0.cast::<Node>().as_ptr()).payload.with_mut(|p| *p = 7);
-                        inbound.push(n.0);
+                        heap.1.push(n.0);
                     }
                 })
             };
-            // The owner exits; the next thread takes its slot.
-            reg.release(first);
-            let next = {
-                let (reg, inbound) = (reg.clone(), inbound.clone());
-                loom::thread::spawn(move || {
-                    let t = reg.acquire().unwrap();
-                    let got = NonNull::new(inbound.take());
-                    reg.release(t);
-                    got.map(|n| {
-                        // SAFETY (test): taken from the list: ours now.
-                        let node = unsafe { Box::from_raw(n.cast::<Node>().as_ptr()) };
-                        // SAFETY (test): loom checks the push's write is
-                        // visible here.
-                        node.payload.with(|p| unsafe { *p })
-                    })
-                })
-            };
+            // The owner's last write to its heap, then its exit.
+            // SAFETY (test): this thread holds slot 0.
+            heap.0.with_mut(|v| unsafe { *v = 1 });
+            reg.release(0);
+            let (seen, got) = next.join().unwrap();
             freer.join().unwrap();
-            let seen = next.join().unwrap();
-            let rest = NonNull::new(inbound.take()).map(|n| {
+            assert_eq!(seen, 1);
+            let rest = NonNull::new(heap.1.take()).map(|n| {
                 // SAFETY (test): as above.
                 let node = unsafe { Box::from_raw(n.cast::<Node>().as_ptr()) };
-                // SAFETY (test): both threads are joined.
+                // SAFETY (test): every thread is joined.
                 node.payload.with(|p| unsafe { *p })
             });
-            // Taken exactly once, by the next holder or at the end.
-            assert_eq!(seen.xor(rest), Some(7));
+            assert_eq!(got.xor(rest), Some(7)); // taken exactly once
         });
     }
 

@@ -299,3 +299,38 @@ fn global_serves_every_size_on_any_thread() {
     G.trim();
     assert_eq!(G.stats().live(), 0);
 }
+
+#[test]
+fn zero_sized_boxes_clone_without_a_pool_or_footer() {
+    let mm = SharedManager::new();
+    let unit = mm.alloc(());
+    let unit2 = thread::scope(|s| s.spawn(|| unit.clone()).join().unwrap());
+    let empty = mm.alloc_str("");
+    let slice = mm.alloc_slice_copy::<u64>(&[]);
+    assert_eq!(&*empty.clone(), "");
+    assert!(slice.clone().is_empty());
+    drop((unit, unit2, empty, slice));
+    assert_eq!(mm.stats().live(), 0);
+}
+
+#[test]
+fn reserve_after_other_threads_freed_and_a_trim_still_reserves() {
+    let mm = SharedManager::new();
+    let boxes: Vec<_> = (0..n(5_000, 50)).map(|i| mm.alloc(i as u64)).collect();
+    thread::scope(|s| {
+        s.spawn(move || drop(boxes)); // remote frees into this thread's heap
+    });
+    mm.trim(); // collects them and releases the emptied chunks
+    mm.reserve::<u64>(100).unwrap();
+    let chunks = mm.stats().classes[0].chunks;
+    let v: Vec<_> = (0..100).map(|i| mm.alloc(i as u64)).collect();
+    if !crate::PASS_THROUGH {
+        assert_eq!(
+            mm.stats().classes[0].chunks,
+            chunks,
+            "reserve reserved nothing"
+        );
+    }
+    drop(v);
+    assert_eq!(mm.stats().live(), 0);
+}
