@@ -161,6 +161,7 @@ pub(crate) struct RawLock {
 impl RawLock {
     /// An unlocked lock.
     #[cfg(not(loom))]
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
     pub(crate) const fn new() -> Self {
         RawLock {
             locked: AtomicBool::new(false),
