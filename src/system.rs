@@ -919,11 +919,15 @@ mod tests {
     fn large_classes_are_dense_ordered_and_waste_at_most_an_eighth() {
         let mut last = large_class(1);
         assert_eq!(last, (0, 8));
-        // Every size up to 64 KiB, then sizes around each class boundary.
-        let sizes = (2..=ENTRY_MAX).chain((ENTRY_MAX + 1..=ROUND_MAX).filter(|s| {
-            let step = 1 << (usize::BITS - 1 - s.leading_zeros()).saturating_sub(3);
-            s % step <= 1 || step - s % step <= 1
-        }));
+        // Every size up to 64 KiB, then the sizes around each class
+        // boundary above it (eight per doubling).
+        let boundaries = (ENTRY_MAX.trailing_zeros()..ROUND_MAX.trailing_zeros()).flat_map(|e| {
+            (1..=8).flat_map(move |k| {
+                let b = (1usize << e) + k * (1 << (e - 3));
+                [b - 1, b, b + 1].into_iter().filter(|&s| s <= ROUND_MAX)
+            })
+        });
+        let sizes = (2..=ENTRY_MAX).chain(boundaries);
         for size in sizes {
             let (index, class) = large_class(size);
             assert!(class >= size && class <= ROUND_MAX, "{size}");
