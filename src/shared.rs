@@ -1433,6 +1433,28 @@ impl<C: SizeClasses> SharedManager<C> {
         PoolBox::try_new_with_from(f, self)
     }
 
+    /// Moves `value` into this `'static` manager and pins it (see
+    /// [`PoolBox::into_pin`]: the manager is never dropped or reset, so the
+    /// block is never reused while the value lives).
+    ///
+    /// # Panics
+    ///
+    /// As [`alloc`](Self::alloc).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// static MM: memory_mgr::SharedManager = memory_mgr::SharedManager::new();
+    /// let task = MM.pin(async { 7 });
+    /// let handle = std::thread::spawn(move || drop(task)); // Send: the future is
+    /// handle.join().unwrap();
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn pin<T>(&'static self, value: T) -> core::pin::Pin<SharedBox<'static, T, C>> {
+        PoolBox::into_pin(self.alloc(value))
+    }
+
     /// A copy of `src` in one block.
     ///
     /// # Panics

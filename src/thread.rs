@@ -257,6 +257,32 @@ mod loom_tests {
         });
     }
 
+    /// A `trim` claims slot 0 while a new thread takes the lowest free
+    /// slot: they never hold slot 0 at once (loom checks their accesses to
+    /// heap 0 never race).
+    #[test]
+    fn a_trim_claim_and_a_new_thread_never_share_a_slot() {
+        loom::model(|| {
+            let reg = Arc::new(Registry::new());
+            let heaps = Arc::new([UnsafeCell::new(0u32), UnsafeCell::new(0u32)]);
+            let starter = {
+                let (reg, heaps) = (reg.clone(), heaps.clone());
+                loom::thread::spawn(move || {
+                    let t = reg.acquire().unwrap();
+                    // SAFETY (test): loom checks this access is exclusive.
+                    heaps[t as usize].with_mut(|h| unsafe { *h += 1 });
+                    reg.release(t);
+                })
+            };
+            if reg.claim(0) {
+                // SAFETY (test): as above.
+                heaps[0].with_mut(|h| unsafe { *h += 10 });
+                reg.release(0);
+            }
+            starter.join().unwrap();
+        });
+    }
+
     /// Two threads take a slot, touch the heap state it guards, and give it
     /// back; they end up with the same slot only one after the other, and
     /// loom checks that their accesses to the state never race.
