@@ -1446,7 +1446,7 @@ impl<C: SizeClasses> SharedManager<C> {
     /// ```
     /// static MM: memory_mgr::SharedManager = memory_mgr::SharedManager::new();
     /// let task = MM.pin(async { 7 });
-    /// let handle = std::thread::spawn(move || drop(task)); // Send: the future is
+    /// let handle = std::thread::spawn(move || drop(task)); // Send, as the future is
     /// handle.join().unwrap();
     /// ```
     #[inline]
