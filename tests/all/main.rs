@@ -18,6 +18,8 @@ mod operations;
 mod pool_box;
 #[cfg(all(feature = "std", feature = "allocator-api2"))]
 mod shared;
+#[cfg(feature = "std")]
+mod shared_model;
 mod soundness;
 mod wide;
 
