@@ -53,25 +53,28 @@ fn seed() -> u64 {
         })
 }
 
-/// proptest's runner, seeded by [`seed`], with shrinking: a failing program
-/// is reduced to a small one before it is reported. (proptest is built
-/// without its `std` feature, which would bring regex-syntax into every
-/// example's build; so panics are caught here, and the seed is ours.)
-#[test]
-fn random_programs_agree_with_the_model() {
+/// Runs `check` on `cases` programs drawn from `programs` with proptest's
+/// runner, seeded by [`seed`], with shrinking: a failing program is reduced
+/// to a small one before it is reported, with the seed to replay it.
+/// (proptest is built without its `std` feature, which would bring
+/// regex-syntax into every example's build; so panics are caught here, and
+/// the seed is ours.) Shared with the three-thread model.
+pub(crate) fn check_programs<S: Strategy>(cases: u32, programs: S, check: impl Fn(&S::Value))
+where
+    S::Value: std::panic::RefUnwindSafe,
+{
     use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
     let seed = seed();
     let mut key = [0u8; 32];
     key[..8].copy_from_slice(&seed.to_le_bytes());
     let config = Config {
-        cases: cases(),
+        cases,
         ..Config::default()
     };
     let mut runner =
         TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &key));
-    let len = if cfg!(miri) { 40 } else { 200 };
-    let result = runner.run(&prop::collection::vec(op(), 0..len), |ops| {
-        std::panic::catch_unwind(|| run(&ops)).map_err(|e| {
+    let result = runner.run(&programs, |program| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&program))).map_err(|e| {
             let msg = e
                 .downcast_ref::<String>()
                 .cloned()
@@ -83,6 +86,12 @@ fn random_programs_agree_with_the_model() {
     if let Err(e) = result {
         panic!("the model disagrees (replay with MEMORY_MGR_MODEL_SEED={seed}): {e}");
     }
+}
+
+#[test]
+fn random_programs_agree_with_the_model() {
+    let len = if cfg!(miri) { 40 } else { 200 };
+    check_programs(cases(), prop::collection::vec(op(), 0..len), |ops| run(ops));
 }
 
 /// Inputs the fuzz target found or that cover tricky sequences, replayed.

@@ -141,35 +141,8 @@ fn run(programs: &[Vec<Op>]) {
 
 #[test]
 fn random_programs_on_three_threads_agree_with_the_model() {
-    use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
-    let seed = if cfg!(miri) {
-        11
-    } else {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(11, |d| d.as_nanos() as u64)
-    };
-    let mut key = [0u8; 32];
-    key[..8].copy_from_slice(&seed.to_le_bytes());
-    let config = Config {
-        cases: if cfg!(miri) { 2 } else { 200 },
-        ..Config::default()
-    };
-    let mut runner =
-        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &key));
     let len = if cfg!(miri) { 12 } else { 120 };
-    let program = prop::collection::vec(prop::collection::vec(op(), 0..len), 3);
-    let result = runner.run(&program, |programs| {
-        std::panic::catch_unwind(|| run(&programs)).map_err(|e| {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            TestCaseError::fail(msg)
-        })
-    });
-    if let Err(e) = result {
-        panic!("seed {seed}: {e}");
-    }
+    let cases = if cfg!(miri) { 2 } else { 200 };
+    let programs = prop::collection::vec(prop::collection::vec(op(), 0..len), 3);
+    crate::model::check_programs(cases, programs, |p| run(p));
 }
