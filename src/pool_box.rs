@@ -72,6 +72,20 @@ fn alloc_failed(name: Option<&str>, e: Error) -> ! {
 /// a [`SharedManager`](crate::SharedManager)) the same way on the thread that
 /// owns the pool, and onto the pool's remote-free list on any other. Sealed:
 /// only these two exist.
+///
+/// # Examples
+///
+/// ```
+/// use memory_mgr::kind::{Local, Shared};
+/// use memory_mgr::{DefaultClasses, MemoryManager, PoolBox, SharedBox, SharedManager};
+///
+/// let mm = MemoryManager::new();
+/// let local: PoolBox<'_, u8, DefaultClasses, Local> = mm.alloc(1); // a `PoolBox<'_, u8>`
+/// let sm = SharedManager::new();
+/// let shared: SharedBox<'_, u8> = sm.alloc(2);
+/// let same: &PoolBox<'_, u8, DefaultClasses, Shared> = &shared;
+/// assert_eq!(*local + **same, 3);
+/// ```
 pub trait Kind: sealed::Sealed + 'static {
     /// Frees `ptr`, an allocation of `layout`.
     ///
@@ -101,12 +115,33 @@ mod sealed {
     impl Sealed for super::Shared {}
 }
 
-/// The [`Kind`] of the boxes of a [`MemoryManager`]: [`PoolBox`].
+/// The [`Kind`] of the boxes of a [`MemoryManager`]: [`PoolBox`] (the
+/// default of its last parameter).
+///
+/// # Examples
+///
+/// ```
+/// use memory_mgr::{kind::Local, DefaultClasses, MemoryManager, PoolBox};
+/// let mm = MemoryManager::new();
+/// let b: PoolBox<'_, u32, DefaultClasses, Local> = mm.alloc(5);
+/// let same: PoolBox<'_, u32> = b; // the same type
+/// assert_eq!(*same, 5);
+/// ```
 #[derive(Debug)]
 pub enum Local {}
 
 /// The [`Kind`] of the boxes of a [`SharedManager`](crate::SharedManager):
 /// [`SharedBox`](crate::SharedBox).
+///
+/// # Examples
+///
+/// ```
+/// use memory_mgr::{kind::Shared, DefaultClasses, PoolBox, SharedBox, SharedManager};
+/// let sm = SharedManager::new();
+/// let b: PoolBox<'_, u32, DefaultClasses, Shared> = sm.alloc(5);
+/// let same: SharedBox<'_, u32> = b; // the same type
+/// assert_eq!(*same, 5);
+/// ```
 #[derive(Debug)]
 pub enum Shared {}
 
