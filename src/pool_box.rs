@@ -59,7 +59,7 @@ use crate::{DefaultClasses, Error, MemoryManager};
 #[cold]
 #[inline(never)]
 #[track_caller]
-fn alloc_failed(name: Option<&str>, e: Error) -> ! {
+pub(crate) fn alloc_failed(name: Option<&str>, e: Error) -> ! {
     match name {
         Some(name) => panic!("memory_mgr: allocation failed in manager `{name}`: {e}"),
         None => panic!("memory_mgr: allocation failed: {e}"),

@@ -41,7 +41,7 @@ use crate::budget::SharedBudget;
 use crate::heap::{dangling, Heap};
 use crate::manager::{default_leak_report, Builder, DEFAULT_INITIAL_CHUNK};
 use crate::pool::{ChunkConfig, Pool};
-use crate::pool_box::{Kind, PoolBox, Shared, Source};
+use crate::pool_box::{alloc_failed, Kind, PoolBox, Shared, Source};
 use crate::size_class::{route, Route, SizeClasses};
 use crate::stats::{ClassStats, Leaks, Stats};
 use crate::system::{self, HeapKind};
@@ -1338,17 +1338,6 @@ impl<'m, C: SizeClasses> Source<'m, C> for &'m SharedManager<C> {
             align: align_of::<T>(),
         })?;
         self.alloc_layout(layout).map(NonNull::cast)
-    }
-}
-
-/// Panics with the message of `e` (the infallible constructors).
-#[cold]
-#[inline(never)]
-#[track_caller]
-fn alloc_failed(name: Option<&str>, e: Error) -> ! {
-    match name {
-        Some(name) => panic!("memory_mgr: allocation failed in manager `{name}`: {e}"),
-        None => panic!("memory_mgr: allocation failed: {e}"),
     }
 }
 
