@@ -28,17 +28,21 @@
 
 use alloc::vec::Vec;
 use core::alloc::Layout;
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 use core::mem::size_of;
 use core::ptr::{self, NonNull};
 
 use crate::block::{NUMBER_BITS, NUMBER_MASK, SYSTEM_SLOT};
 use crate::budget::Budget;
 use crate::identity::Identity;
-use crate::pool::{floor_after, grown, Pool, Slot};
+use crate::pool::{floor_after, grown, is_tagged, live_after, Pool, Slot};
 use crate::system;
 use crate::system::Fallback;
 use crate::{Block, Error};
+
+/// What a handle value with a destructor keeps at the start of its block:
+/// the function that drops it, given the block.
+pub(crate) type DropFn = unsafe fn(NonNull<u8>);
 
 /// Metadata bytes a place for a system-table entry costs: the entry, and its
 /// place in the list of empty entries (both grow together, to exactly
@@ -49,6 +53,10 @@ const SYSTEM_ENTRY_BYTES: usize = size_of::<SystemSlot>() + size_of::<u32>();
 #[derive(Debug)]
 pub(crate) struct BlockHeap {
     inner: RefCell<Inner>,
+    /// Live handle values with a destructor (tagged slots, see
+    /// [`live_after`]): a reset or drop looks for them only if there are
+    /// any.
+    droppable: Cell<usize>,
     /// What this manager's handles carry; a new id at each reset.
     identity: Identity,
 }
@@ -63,6 +71,8 @@ struct Inner {
     /// Generation new system-table entries start at: the highest of the
     /// entries dropped so far.
     system_floor: u32,
+    /// Live system-table entries that hold a handle's value.
+    system_handles: usize,
 }
 
 #[derive(Debug)]
@@ -99,7 +109,9 @@ impl BlockHeap {
                 system_free: Vec::new(),
                 system_cap: 0,
                 system_floor: 0,
+                system_handles: 0,
             }),
+            droppable: Cell::new(0),
             identity: Identity::new(),
         }
     }
@@ -151,6 +163,8 @@ impl BlockHeap {
         inner.system_free = Vec::new();
         inner.system_cap = 0;
         inner.system_floor = 0; // the id changes: no older handle can match
+        inner.system_handles = 0;
+        self.droppable.set(0);
         self.identity.retire();
     }
 
@@ -169,14 +183,51 @@ impl BlockHeap {
             size,
             "class {class} has another block size"
         );
-        let (ptr, number, generation) = pool.alloc_slot()?;
+        let (block, ptr) = self.alloc_slot(pool, class, false)?;
         // SAFETY: the block is `size` bytes inside a live chunk and now ours.
         unsafe { ptr.write_bytes(0, size) };
-        Ok(Block {
+        Ok(block)
+    }
+
+    /// Allocates a block from `pool` (of class `class`) for a handle's
+    /// value, uninitialised: its handle, and its address from the pool's
+    /// tables. `tagged`: the value has a destructor, which a reset or drop
+    /// runs through a function pointer at the start of the block.
+    ///
+    /// # Safety
+    ///
+    /// If `tagged`, the caller writes a [`DropFn`] for the value at the
+    /// start of the block, and the value, before any other call to this
+    /// heap.
+    #[inline(always)]
+    pub(crate) unsafe fn alloc_value(
+        &self,
+        pool: &Pool,
+        class: usize,
+        tagged: bool,
+    ) -> Result<(Block, NonNull<u8>), Error> {
+        let found = self.alloc_slot(pool, class, tagged)?;
+        pool.count_tally(true);
+        self.droppable
+            .set(self.droppable.get() + usize::from(tagged));
+        Ok(found)
+    }
+
+    /// A slot of `pool` and its handle.
+    #[inline(always)]
+    fn alloc_slot(
+        &self,
+        pool: &Pool,
+        class: usize,
+        tagged: bool,
+    ) -> Result<(Block, NonNull<u8>), Error> {
+        let (ptr, number, generation) = pool.alloc_slot(tagged)?;
+        let block = Block {
             owner: self.identity.id(),
             generation,
             slot: ((class as u32) << NUMBER_BITS) | number,
-        })
+        };
+        Ok((block, ptr))
     }
 
     /// Allocates a zeroed block of `size` bytes at `align` from the system
@@ -190,6 +241,37 @@ impl BlockHeap {
         align: usize,
         fallback: &Fallback,
     ) -> Result<Block, Error> {
+        self.alloc_system_entry(size, align, fallback, None)
+            .map(|(block, _)| block)
+    }
+
+    /// [`alloc_system`](Self::alloc_system) for a handle's value (its
+    /// address too); `tagged` as in [`alloc_value`](Self::alloc_value).
+    ///
+    /// # Safety
+    ///
+    /// As [`alloc_value`](Self::alloc_value).
+    #[inline(never)]
+    pub(crate) unsafe fn alloc_system_value(
+        &self,
+        size: usize,
+        align: usize,
+        fallback: &Fallback,
+        tagged: bool,
+    ) -> Result<(Block, NonNull<u8>), Error> {
+        self.alloc_system_entry(size, align, fallback, Some(tagged))
+    }
+
+    /// A system block and its entry; `value`: for a handle's value, tagged
+    /// or not.
+    fn alloc_system_entry(
+        &self,
+        size: usize,
+        align: usize,
+        fallback: &Fallback,
+        value: Option<bool>,
+    ) -> Result<(Block, NonNull<u8>), Error> {
+        let tagged = value == Some(true);
         let layout = Layout::from_size_align(size.max(1), align)
             .map_err(|_| Error::LayoutOverflow { size, align })?;
         let index = self.system_entry(&fallback.budget)?;
@@ -208,15 +290,21 @@ impl BlockHeap {
             inner.system_free.pop();
         }
         let slot = &mut inner.system[index];
-        slot.generation = slot.generation.wrapping_add(1);
+        slot.generation = live_after(slot.generation, tagged);
         slot.ptr = Some(ptr);
         slot.layout = layout;
         slot.len = size;
-        Ok(Block {
+        let block = Block {
             owner: self.identity.id(),
             generation: slot.generation,
             slot: SYSTEM_SLOT | index as u32,
-        })
+        };
+        if value.is_some() {
+            inner.system_handles += 1;
+            self.droppable
+                .set(self.droppable.get() + usize::from(tagged));
+        }
+        Ok((block, ptr))
     }
 
     /// The table entry the next system block takes (an empty one, or the
@@ -345,6 +433,126 @@ impl BlockHeap {
             // for `layout`; it is now emptied, so it is freed once.
             unsafe { system::free_block(fallback, ptr, layout) };
         }
+    }
+
+    /// The address of handle value `b`, live: from this heap's tables.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Removed`] if its slot moved on (removed, or its chunk
+    /// trimmed since), else as [`free`](Self::free).
+    #[inline(always)]
+    pub(crate) fn value(&self, pools: &[Pool], b: Block) -> Result<NonNull<u8>, Error> {
+        Ok(self.validate(pools, b, Error::Removed)?.ptr)
+    }
+
+    /// Calls `take` on the address of live handle value `b` (to move the
+    /// value out), then frees its block.
+    ///
+    /// # Safety
+    ///
+    /// `take` must not reach this heap (nor panic: the block would not be
+    /// freed); nothing may use the block afterwards.
+    #[inline(always)]
+    pub(crate) unsafe fn remove_value<R>(
+        &self,
+        pools: &[Pool],
+        b: Block,
+        fallback: &Fallback,
+        take: impl FnOnce(NonNull<u8>) -> R,
+    ) -> Result<R, Error> {
+        let found = self.validate(pools, b, Error::Removed)?;
+        let value = take(found.ptr);
+        if is_tagged(b.generation) {
+            self.droppable.set(self.droppable.get() - 1);
+        }
+        match found.pooled {
+            Some((pool, slot)) => {
+                pool.count_tally(false);
+                // SAFETY: `validate` found the slot live and nothing touched
+                // the pool since (the caller's guarantee on `take`).
+                unsafe { pool.free_slot(slot) }
+            }
+            None => {
+                self.inner.borrow_mut().system_handles -= 1;
+                self.free_system(b, fallback);
+            }
+        }
+        Ok(value)
+    }
+
+    /// Runs the destructor of every live handle value that has one (the
+    /// function at the start of its block) and frees the block; the values
+    /// without one stay live (a reset forgets them, a drop releases their
+    /// chunks). A panicking destructor leaves the heap consistent: its block
+    /// freed, the values not yet reached still live. Nothing to do, and
+    /// O(1), when no such value is live; else O(slots of the checked pools
+    /// + system entries).
+    ///
+    /// `&mut self`: the heap is its manager's, which is borrowed mutably, so
+    /// no reference to a value exists (they borrow the manager), and every
+    /// handle is checked against the tables this updates.
+    pub(crate) fn drop_values(&mut self, pools: &[Pool], fallback: &Fallback) {
+        let this = &*self;
+        this.drop_tagged(pools, fallback);
+    }
+
+    /// [`drop_values`](Self::drop_values), once exclusive access is shown.
+    fn drop_tagged(&self, pools: &[Pool], fallback: &Fallback) {
+        if self.droppable.get() == 0 {
+            return;
+        }
+        let run = |block: NonNull<u8>| {
+            self.droppable.set(self.droppable.get() - 1);
+            // SAFETY: a tagged block holds a handle's value, its destructor's
+            // function at the start (`alloc_value`'s contract); the block is
+            // freed after, and the value not used again.
+            unsafe { (block.cast::<DropFn>().read())(block) }
+        };
+        for pool in pools.iter().filter(|p| p.tally() > 0) {
+            // SAFETY: every tagged block holds a value with its `DropFn`
+            // (`alloc_value`'s contract), unreferenced (`drop_values`), and
+            // not used after it is dropped; the destructor of a `T: 'static`
+            // value cannot reach the manager, which is borrowed mutably.
+            unsafe { pool.drain_tagged(run) };
+        }
+        /// Frees a system block on drop, also when the destructor unwinds.
+        struct Free<'f>(NonNull<u8>, Layout, &'f Fallback);
+        impl Drop for Free<'_> {
+            fn drop(&mut self) {
+                // SAFETY: the entry held this live allocation of
+                // `alloc_block`; it was emptied, so it is freed once.
+                unsafe { system::free_block(self.2, self.0, self.1) };
+            }
+        }
+        let mut index = 0;
+        while self.droppable.get() > 0 {
+            let mut inner = self.inner.borrow_mut();
+            let Some(slot) = inner.system.get_mut(index) else {
+                break;
+            };
+            if slot.ptr.is_none() || !is_tagged(slot.generation) {
+                index += 1;
+                continue;
+            }
+            let layout = slot.layout;
+            let ptr = slot.ptr.take();
+            slot.generation = slot.generation.wrapping_add(1);
+            debug_assert!(inner.system_free.len() < inner.system_free.capacity());
+            inner.system_free.push(index as u32);
+            inner.system_handles -= 1;
+            drop(inner);
+            if let Some(ptr) = ptr {
+                let _free = Free(ptr, layout, fallback);
+                run(ptr);
+            }
+            index += 1;
+        }
+    }
+
+    /// Live handle values in the system table.
+    pub(crate) fn system_handles(&self) -> usize {
+        self.inner.borrow().system_handles
     }
 
     /// Whether `b` is a live block of this heap.

@@ -27,17 +27,27 @@ pub enum Error {
         "double free: this block was already freed (its slot may since hold another allocation)"
     )]
     DoubleFree,
-    /// The block was allocated by another memory manager.
-    #[error("foreign block: this block was not allocated by this memory manager")]
+    /// The block or handle was made by another memory manager (perhaps one
+    /// since dropped).
+    #[error("foreign block: this block or handle was made by another memory manager")]
     ForeignBlock,
+    /// A [`Handle`](crate::Handle) whose value was removed (its slot may
+    /// since hold another value, which is left untouched).
+    #[error("removed: this handle's value was removed (its slot may since hold another value)")]
+    Removed,
+    /// The same handle twice in a call that needs distinct ones
+    /// ([`get_disjoint_mut`](crate::MemoryManager::get_disjoint_mut)).
+    #[error("duplicate handle: the same handle was given twice where each must be distinct")]
+    DuplicateHandle,
     /// A read or write through a block that has been freed.
     #[error("use after free: this block was freed before the access")]
     UseAfterFree,
-    /// A free, read or write through a block its manager's
+    /// A free, read or write through a block, or a use of a
+    /// [`Handle`](crate::Handle), that its manager's
     /// [`reset`](crate::MemoryManager::reset) freed: the handle is from
     /// before the reset. (Not a second free of the program's own: the reset
-    /// freed every block at once.)
-    #[error("freed by a reset: this block was freed when its manager was reset")]
+    /// freed every block and value at once.)
+    #[error("freed by a reset: this block or handle's value was freed when its manager was reset")]
     FreedByReset,
     /// The system allocator refused the request.
     #[error("out of memory: the system allocator refused {size} bytes at alignment {align}")]

@@ -451,7 +451,12 @@ pub(crate) fn alloc_registered<C: SizeClasses>(
 ) -> Result<NonNull<u8>, Error> {
     match route(C::TABLE, layout.size(), layout.align()) {
         Route::Zero => Ok(dangling(layout)),
-        Route::Pool(class) => heap.get(class).alloc(),
+        Route::Pool(class) => {
+            let pool = heap.get(class);
+            let block = pool.alloc()?;
+            pool.count_tally(true); // a collection's, counted apart from boxes
+            Ok(block)
+        }
         Route::System => system::alloc_registered(heap.fallback(), layout),
     }
 }
@@ -503,9 +508,12 @@ fn foreign_pointer(name: Option<&str>) -> ! {
 unsafe fn free_registered<C: SizeClasses>(heap: &Heap<C>, own: NonNull<u8>, route: Route) {
     match route {
         Route::Zero => {}
-        // SAFETY: a live block of one of `heap`'s pools (caller), through a
-        // pointer with provenance over its chunk, header included.
-        Route::Pool(_) => unsafe { Pool::free(own) },
+        Route::Pool(class) => {
+            heap.get(class).count_tally(false);
+            // SAFETY: a live block of one of `heap`'s pools (caller), through
+            // a pointer with provenance over its chunk, header included.
+            unsafe { Pool::free(own) }
+        }
         // SAFETY: a live registered allocation of `heap` (caller).
         Route::System => unsafe { system::free_registered(heap.fallback(), own) },
     }

@@ -231,6 +231,7 @@ mod error;
 mod fill;
 #[cfg(all(feature = "std", not(loom)))]
 mod global;
+mod handle;
 mod heap;
 mod identity;
 mod manager;
@@ -249,6 +250,7 @@ pub use block::Block;
 pub use error::Error;
 #[cfg(all(feature = "std", not(loom)))]
 pub use global::Global;
+pub use handle::Handle;
 pub use manager::{Builder, MemoryManager};
 pub use pool_box::PoolBox;
 #[cfg(all(feature = "std", not(loom)))]

@@ -221,6 +221,12 @@ impl<C: SizeClasses> MemoryManager<C> {
         &self.heap
     }
 
+    /// The checks of handles and blocks.
+    #[inline(always)]
+    pub(crate) fn blocks(&self) -> &BlockHeap {
+        &self.blocks
+    }
+
     /// The class table this manager uses.
     ///
     /// # Examples
@@ -560,8 +566,10 @@ impl<C: SizeClasses> MemoryManager<C> {
                 .zip(self.heap.checked())
                 .map(|(pool, c)| ClassStats {
                     block_size: pool.block_size(),
-                    live_boxes: pool.live(),
-                    live_blocks: c.live(),
+                    live_boxes: pool.live().saturating_sub(pool.tally()),
+                    live_blocks: c.live().saturating_sub(c.tally()),
+                    live_handles: c.tally().min(c.live()),
+                    live_collections: pool.tally().min(pool.live()),
                     peak_boxes: pool.peak(),
                     peak_blocks: c.peak(),
                     allocs: pool.allocs() + c.allocs(),
@@ -574,12 +582,16 @@ impl<C: SizeClasses> MemoryManager<C> {
         );
         let fallback = self.heap.fallback();
         let budget = self.heap.budget();
+        let handles = self.blocks.system_handles().min(fallback.block_live.get());
+        let collections = fallback.registered_count().min(fallback.live.get());
         Stats {
             name: self.name(),
             classes: rows,
             system: SystemStats {
-                live_boxes: fallback.live.get(),
-                live_blocks: fallback.block_live.get(),
+                live_boxes: fallback.live.get() - collections,
+                live_blocks: fallback.block_live.get() - handles,
+                live_handles: handles,
+                live_collections: collections,
                 peak_boxes: fallback.peak.get(),
                 peak_blocks: fallback.block_peak.get(),
                 allocs: fallback.allocs.get(),
@@ -717,6 +729,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn reset(&mut self) {
+        self.drop_values();
         let written = self.heap.reset();
         self.blocks.reset(self.heap.budget());
         if let Some(w) = written {
@@ -811,8 +824,18 @@ impl<C: SizeClasses> fmt::Debug for MemoryManager<C> {
     }
 }
 
+impl<C: SizeClasses> MemoryManager<C> {
+    /// Drops every [`Handle`](crate::Handle) value with a destructor still
+    /// in the manager, freeing its block.
+    fn drop_values(&mut self) {
+        self.blocks
+            .drop_values(self.heap.checked(), self.heap.fallback());
+    }
+}
+
 impl<C: SizeClasses> Drop for MemoryManager<C> {
     fn drop(&mut self) {
+        self.drop_values();
         let leaks = self.leaks();
         if leaks.is_empty() {
             return;

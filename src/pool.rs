@@ -251,6 +251,11 @@ pub(crate) struct Pool {
     /// Blocks of this class the owner freed into other heaps' pools (see
     /// [`Pool::remote_out`]).
     remote_out: Counter,
+    /// Live blocks that hold a [`Handle`](crate::Handle)'s value (with
+    /// generations; the rest of `live` are checked blocks), or that a
+    /// collection holds (without; the rest are boxes): counted apart in
+    /// the stats, off every box's and block's path.
+    tally: Counter,
     /// The manager's fallback record (budget and chunk map); outlives the
     /// pool.
     fallback: NonNull<Fallback>,
@@ -334,6 +339,23 @@ fn even(g: u32) -> u32 {
     g.wrapping_add(g & 1)
 }
 
+/// The generation a slot at generation `old` takes when it is handed out:
+/// the next odd one, 3 modulo 4 if `tagged` (its block holds a value with a
+/// destructor, which a reset or the manager's drop must find and run:
+/// [`Pool::drain_tagged`]), else 1 modulo 4. It moves forward by 1 to 4.
+#[inline(always)]
+pub(crate) fn live_after(old: u32, tagged: bool) -> u32 {
+    let want: u32 = if tagged { 3 } else { 1 };
+    let next = old.wrapping_add(1);
+    next.wrapping_add(want.wrapping_sub(next) & 3)
+}
+
+/// Whether live generation `g` is tagged (see [`live_after`]).
+#[inline(always)]
+pub(crate) fn is_tagged(g: u32) -> bool {
+    g & 3 == 3
+}
+
 /// The floor once generations `gens` are released: the newest of them and
 /// the old `floor`. Generations wrap, so "newest" is measured from `base`,
 /// the floor when the released slots were made: every one of them started
@@ -387,6 +409,7 @@ impl Pool {
             capacity: Counter::new(0),
             peak: Counter::new(0),
             remote_out: Counter::new(0),
+            tally: Counter::new(0),
             fallback,
             generations,
             shift,
@@ -486,30 +509,32 @@ impl Pool {
     /// Pops a block as [`Pool::alloc`] does and moves its slot's generation
     /// to the next odd value: (address, slot number, generation). For a
     /// pool with generations.
+    /// `tagged` marks a slot whose block holds a value with a destructor
+    /// (see [`live_after`]).
     #[inline(always)]
-    pub(crate) fn alloc_slot(&self) -> Result<(NonNull<u8>, u32, u32), Error> {
+    pub(crate) fn alloc_slot(&self, tagged: bool) -> Result<(NonNull<u8>, u32, u32), Error> {
         debug_assert!(self.generations);
         if self.free.get().is_null() {
-            return self.alloc_slot_fresh();
+            return self.alloc_slot_fresh(tagged);
         }
         let block = self.alloc()?;
         // SAFETY: a block from the free list, just handed out.
-        Ok(unsafe { self.mark_live(block, false) })
+        Ok(unsafe { self.mark_live(block, false, tagged) })
     }
 
     /// The other half of [`alloc_slot`](Self::alloc_slot), as
     /// [`alloc_fresh`](Self::alloc_fresh) is of [`alloc`](Self::alloc).
     #[cold]
     #[inline(always)]
-    fn alloc_slot_fresh(&self) -> Result<(NonNull<u8>, u32, u32), Error> {
+    fn alloc_slot_fresh(&self, tagged: bool) -> Result<(NonNull<u8>, u32, u32), Error> {
         let block = self.alloc_fresh()?;
         // SAFETY: a block from the bump, just handed out.
-        Ok(unsafe { self.mark_live(block, true) })
+        Ok(unsafe { self.mark_live(block, true, tagged) })
     }
 
-    /// Moves the slot of `block` to its next odd generation, writing it
-    /// first if the slot has none yet; returns (address, slot number,
-    /// generation).
+    /// Moves the slot of `block` to its next live generation (tagged or
+    /// not, see [`live_after`]), writing it first if the slot has none yet;
+    /// returns (address, slot number, generation).
     ///
     /// # Safety
     ///
@@ -517,7 +542,12 @@ impl Pool {
     /// generations; `bumped` says whether it came from the bump (only the
     /// bump reaches a slot without a generation).
     #[inline(always)]
-    unsafe fn mark_live(&self, block: NonNull<u8>, bumped: bool) -> (NonNull<u8>, u32, u32) {
+    unsafe fn mark_live(
+        &self,
+        block: NonNull<u8>,
+        bumped: bool,
+        tagged: bool,
+    ) -> (NonNull<u8>, u32, u32) {
         // SAFETY: `block` is a block boundary inside a live chunk of this
         // pool, whose generations follow the header (`Pool` invariant), so
         // `index < blocks`; the slots are first handed out in order (by the
@@ -537,7 +567,7 @@ impl Pool {
                 *written += 1;
                 self.floor.get()
             };
-            let generation = old.wrapping_add(1) | 1;
+            let generation = live_after(old, tagged);
             g.write(generation);
             (
                 block,
@@ -595,6 +625,88 @@ impl Pool {
             g.write(g.read().wrapping_add(1));
         }
         self.push(slot.block);
+    }
+
+    /// Frees the block of every live tagged slot (see [`live_after`]),
+    /// calling `f` on each first: how a reset, or the manager's drop, runs
+    /// the destructors of [`Handle`](crate::Handle) values. `f` gets the
+    /// block with its slot already moved on to free; the block goes on the
+    /// free list once `f` returns or unwinds, so a panic in `f` leaves the
+    /// pool consistent (that value dropped as far as it got, the rest still
+    /// live). Returns the number of blocks freed. O(slots ever handed out in
+    /// the live chunks).
+    ///
+    /// # Safety
+    ///
+    /// Every live tagged block must hold what `f` expects, and none may be
+    /// used afterwards; `f` must not reach this pool.
+    pub(crate) unsafe fn drain_tagged(&self, mut f: impl FnMut(NonNull<u8>)) -> usize {
+        /// Pushes the block on drop, also when `f` unwinds.
+        struct Push<'p>(&'p Pool, NonNull<u8>);
+        impl Drop for Push<'_> {
+            fn drop(&mut self) {
+                self.0.count_tally(false); // a tagged slot is a handle's
+                self.0.push(self.1);
+            }
+        }
+        debug_assert!(self.generations);
+        let mut drained = 0;
+        let mut r = 0;
+        loop {
+            // SAFETY: no other reference to the table exists during this
+            // statement (`f` does not reach the pool).
+            let Some(&chunk) = unsafe { self.records() }.get(r) else {
+                break;
+            };
+            r += 1;
+            let Some(chunk) = NonNull::new(chunk) else {
+                continue;
+            };
+            // SAFETY: the record table holds live chunks of this pool, with
+            // `written` generations after the header (`Pool` invariant). A
+            // push may recycle the pool, which keeps every chunk, record and
+            // generation; `f` allocates nothing here.
+            let (written, first) = unsafe {
+                (
+                    (*chunk.as_ptr()).written as usize,
+                    (*chunk.as_ptr()).first as usize,
+                )
+            };
+            for index in 0..written {
+                // SAFETY: `index < written`: the slot's generation and block
+                // are inside the live chunk. A tagged generation is live
+                // (odd), so the block is handed out and holds what the
+                // caller says; it is marked free before `f` runs and pushed
+                // once, after.
+                unsafe {
+                    let g = ChunkHeader::generations(chunk).add(index);
+                    let generation = g.read();
+                    if !is_tagged(generation) {
+                        continue;
+                    }
+                    g.write(generation.wrapping_add(1));
+                    let offset = first + index * self.block_size;
+                    let block = NonNull::new_unchecked(chunk.as_ptr().cast::<u8>().add(offset));
+                    let _push = Push(self, block);
+                    f(block);
+                }
+                drained += 1;
+            }
+        }
+        drained
+    }
+
+    /// Live blocks of this pool that hold a handle's value (a pool with
+    /// generations) or a collection's memory (one without).
+    pub(crate) fn tally(&self) -> usize {
+        self.tally.get()
+    }
+
+    /// Counts one more (`up`) or one fewer block in [`tally`](Self::tally).
+    #[inline(always)]
+    pub(crate) fn count_tally(&self, up: bool) {
+        let t = self.tally.get();
+        self.tally.set(if up { t + 1 } else { t.saturating_sub(1) });
     }
 
     /// Returns a block to the pool that owns it.
@@ -1345,6 +1457,7 @@ impl Pool {
         self.fresh_left.set(0);
         self.guard.set(1);
         self.held.set(1);
+        self.tally.set(0);
         written
     }
 
@@ -1373,6 +1486,7 @@ impl Pool {
         self.spare_blocks.set(0);
         self.guard.set(1);
         self.held.set(1);
+        self.tally.set(0);
         self.chunk_count.set(0);
         self.reserved.set(0);
         self.capacity.set(0);
@@ -1579,7 +1693,7 @@ mod tests {
         for class in [0, 2, 5] {
             let pool = pools.checked_pool(class);
             let n = if cfg!(miri) { 700 } else { 3000 };
-            let slots: Vec<_> = (0..n).map(|_| pool.alloc_slot().unwrap()).collect();
+            let slots: Vec<_> = (0..n).map(|_| pool.alloc_slot(false).unwrap()).collect();
             assert!(pool.chunk_count() > 1 && pool.is_valid());
             for &(block, number, generation) in &slots {
                 assert_eq!(generation % 2, 1);
@@ -1601,7 +1715,7 @@ mod tests {
             assert_eq!((pool.chunk_count(), pool.metadata()), (0, 0));
             // New chunks in the same records start past every old
             // generation.
-            let again: Vec<_> = (0..n).map(|_| pool.alloc_slot().unwrap()).collect();
+            let again: Vec<_> = (0..n).map(|_| pool.alloc_slot(false).unwrap()).collect();
             for &(_, number, generation) in &slots {
                 assert!(pool.find_slot(number, generation).is_none());
             }
@@ -1617,7 +1731,7 @@ mod tests {
     fn a_slot_far_ahead_of_its_chunk_still_moves_the_floor() {
         let heap = crate::heap::Heap::<DefaultClasses>::new(SMALL, None, None);
         let pool = heap.checked_pool(0);
-        let (block, number, first) = pool.alloc_slot().unwrap();
+        let (block, number, first) = pool.alloc_slot(false).unwrap();
         let slot = pool.find_slot(number, first).unwrap();
         // SAFETY: live, freed once.
         unsafe { pool.free_slot(slot) };
@@ -1630,7 +1744,7 @@ mod tests {
             ChunkHeader::generations(chunk).write(last + 1);
         }
         assert!(pool.trim() > 0);
-        let (_, again, generation) = pool.alloc_slot().unwrap();
+        let (_, again, generation) = pool.alloc_slot(false).unwrap();
         assert_eq!(again, number, "the same record and index");
         assert!(generation.wrapping_sub(last) < 1 << 31 && generation != last);
         assert!(pool.find_slot(number, first).is_none());

@@ -56,11 +56,15 @@ pub struct ClassStats {
     pub live_boxes: usize,
     /// Live `Block`s.
     pub live_blocks: usize,
-    /// Most `PoolBox` values live at once.
+    /// Live [`Handle`](crate::Handle) values.
+    pub live_handles: usize,
+    /// Live blocks of collections (the `Allocator` implementation).
+    pub live_collections: usize,
+    /// Most `PoolBox` values and collection blocks live at once.
     pub peak_boxes: usize,
-    /// Most `Block`s live at once.
+    /// Most `Block`s and handle values live at once.
     pub peak_blocks: usize,
-    /// Allocations made in this class, ever (boxes and blocks).
+    /// Allocations made in this class, ever (of every kind).
     pub allocs: usize,
     /// Allocations returned, ever (a [`reset`](crate::MemoryManager::reset)
     /// returns all that were live).
@@ -80,7 +84,7 @@ pub struct ClassStats {
 }
 
 impl ClassStats {
-    /// Live blocks of both kinds.
+    /// Live blocks of every kind.
     ///
     /// # Examples
     ///
@@ -90,7 +94,7 @@ impl ClassStats {
     /// ```
     #[must_use]
     pub fn live(&self) -> usize {
-        self.live_boxes + self.live_blocks
+        self.live_boxes + self.live_blocks + self.live_handles + self.live_collections
     }
 
     /// Blocks ready to be handed out without asking the system for memory.
@@ -126,6 +130,10 @@ pub struct SystemStats {
     pub live_boxes: usize,
     /// Live `Block`s.
     pub live_blocks: usize,
+    /// Live [`Handle`](crate::Handle) values.
+    pub live_handles: usize,
+    /// Live allocations of collections (the `Allocator` implementation).
+    pub live_collections: usize,
     /// Most `PoolBox` values live at once.
     pub peak_boxes: usize,
     /// Most `Block`s live at once.
@@ -159,6 +167,8 @@ impl Stats {
         for (row, c) in self.classes.iter_mut().zip(classes) {
             row.live_boxes += c.live_boxes;
             row.live_blocks += c.live_blocks;
+            row.live_handles += c.live_handles;
+            row.live_collections += c.live_collections;
             row.peak_boxes += c.peak_boxes;
             row.peak_blocks += c.peak_blocks;
             row.allocs += c.allocs;
@@ -168,6 +178,22 @@ impl Stats {
             row.reserved_bytes += c.reserved_bytes;
             row.metadata_bytes += c.metadata_bytes;
         }
+    }
+}
+
+impl SystemStats {
+    /// Live allocations of every kind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let _h = mm.insert([0u8; 4000]);
+    /// assert_eq!(mm.stats().system.live(), 1);
+    /// ```
+    #[must_use]
+    pub fn live(&self) -> usize {
+        self.live_boxes + self.live_blocks + self.live_handles + self.live_collections
     }
 }
 
@@ -186,9 +212,7 @@ impl Stats {
     /// ```
     #[must_use]
     pub fn live(&self) -> usize {
-        self.classes.iter().map(ClassStats::live).sum::<usize>()
-            + self.system.live_boxes
-            + self.system.live_blocks
+        self.classes.iter().map(ClassStats::live).sum::<usize>() + self.system.live()
     }
 
     /// Bytes held from the system allocator: every chunk, every system

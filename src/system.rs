@@ -239,6 +239,12 @@ impl Fallback {
     pub(crate) fn table_bytes(&self) -> usize {
         self.chunks.bytes() + self.registry.borrow().bytes()
     }
+
+    /// Live allocations the `Allocator` implementation made here (counted
+    /// among `live`): a collection's memory above the largest class.
+    pub(crate) fn registered_count(&self) -> usize {
+        self.registry.borrow().len
+    }
 }
 
 /// An open-addressing hash table (linear probing, backward-shift deletion)

@@ -11,6 +11,7 @@ mod collections;
 mod drops;
 mod fallback;
 mod growth;
+mod handles;
 mod misuse;
 mod model;
 mod model_core;

@@ -1,0 +1,386 @@
+//! `Handle<T>`: a typed, checked, copyable key to a value the manager owns.
+//!
+//! A handle is a [`Block`] with a type: the value lives in a block of the
+//! manager's checked pools (or its system table, above the largest class),
+//! named by the same 16 bytes — manager id, slot, generation — and checked
+//! the same way on every call, so a removed, reset or foreign handle is an
+//! `Err`, never undefined behaviour, also after its slot was reused. The
+//! manager owns the value: [`MemoryManager::remove`] moves it out, and a
+//! reset or the manager's drop runs the destructors of the values still in
+//! it.
+//!
+//! A value with a destructor keeps, at the start of its block, the function
+//! that drops it (a [`DropFn`]), and its slot's generation is *tagged* (see
+//! `pool::live_after`): that is how a reset finds and drops values whose
+//! type it does not know. A value without one is stored alone.
+
+use core::alloc::Layout;
+use core::fmt;
+use core::hash::{Hash, Hasher};
+use core::marker::PhantomData;
+use core::mem::{align_of, needs_drop, offset_of, size_of};
+use core::ptr::{self, NonNull};
+
+use crate::checked::DropFn;
+use crate::pool_box::alloc_failed;
+use crate::size_class::SizeClasses;
+use crate::{Block, Error, MemoryManager};
+
+/// A checked key to a `T` owned by a [`MemoryManager`], from
+/// [`MemoryManager::insert`].
+///
+/// 16 bytes of plain data — `Copy`, `Eq`, `Hash`, `Send` and `Sync`
+/// whatever `T` is — that borrows nothing, so a `World` can own its manager
+/// and its handles side by side. Every use goes through the manager and is
+/// checked: a handle whose value was removed is [`Error::Removed`] (also
+/// after its slot holds a new value), one from before a
+/// [`reset`](MemoryManager::reset) is [`Error::FreedByReset`], and one of
+/// another manager is [`Error::ForeignBlock`].
+///
+/// # Examples
+///
+/// ```
+/// use memory_mgr::{Error, Handle, MemoryManager};
+///
+/// struct World {
+///     mm: MemoryManager,
+///     names: Vec<Handle<String>>,
+/// }
+///
+/// let mut world = World { mm: MemoryManager::new(), names: Vec::new() };
+/// let h = world.mm.insert(String::from("ada"));
+/// world.names.push(h);
+/// world.mm.get_mut(h)?.push_str(" lovelace");
+/// assert_eq!(world.mm.get(h)?, "ada lovelace");
+/// assert_eq!(world.mm.remove(h)?, "ada lovelace");
+/// assert_eq!(world.mm.get(h), Err(Error::Removed));
+/// assert_eq!(size_of::<Handle<String>>(), 16);
+/// # Ok::<(), Error>(())
+/// ```
+pub struct Handle<T> {
+    raw: Block,
+    /// Names the value's type without owning one: `Send`, `Sync`, `Copy`
+    /// and covariant whatever `T` is (the manager owns the value).
+    _value: PhantomData<fn() -> T>,
+}
+
+static_assertions::assert_eq_size!(Handle<alloc::string::String>, [u64; 2]);
+static_assertions::assert_impl_all!(Handle<core::cell::Cell<u8>>: Copy, Send, Sync, Eq, Hash);
+
+impl<T> Clone for Handle<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Handle<T> {}
+
+impl<T> PartialEq for Handle<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+
+impl<T> Eq for Handle<T> {}
+
+impl<T> Hash for Handle<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.raw.hash(state);
+    }
+}
+
+impl<T> fmt::Debug for Handle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("type", &core::any::type_name::<T>())
+            .field("slot", &self.raw.slot)
+            .field("generation", &self.raw.generation)
+            .field("owner", &self.raw.owner)
+            .finish()
+    }
+}
+
+/// A value with a destructor, as its block holds it.
+#[repr(C)]
+struct WithDrop<T> {
+    drop: DropFn,
+    value: T,
+}
+
+/// How a `T` is stored in its block.
+struct Stored<T>(PhantomData<T>);
+
+impl<T> Stored<T> {
+    /// Whether the block starts with a [`DropFn`] (and the slot is tagged).
+    const TAGGED: bool = needs_drop::<T>();
+    /// Where the value starts in its block.
+    const OFFSET: usize = if Self::TAGGED {
+        offset_of!(WithDrop<T>, value)
+    } else {
+        0
+    };
+    /// What the block must hold.
+    const LAYOUT: Layout = if Self::TAGGED {
+        Layout::new::<WithDrop<T>>()
+    } else {
+        Layout::new::<T>()
+    };
+
+    /// The class that serves it in table `C`, if any: a constant.
+    const fn class<C: SizeClasses>() -> Option<usize> {
+        if cfg!(feature = "pass-through") {
+            None
+        } else {
+            C::TABLE.class_for_layout(Self::LAYOUT.size(), Self::LAYOUT.align())
+        }
+    }
+
+    /// The value in `block`.
+    ///
+    /// # Safety
+    ///
+    /// `block` must be a block of at least `LAYOUT`, aligned to it.
+    #[inline(always)]
+    unsafe fn value(block: NonNull<u8>) -> NonNull<T> {
+        // SAFETY: `OFFSET` is inside `LAYOUT` (caller).
+        unsafe { block.add(Self::OFFSET).cast() }
+    }
+
+    /// Drops the `T` in `block`: the [`DropFn`] of a tagged block.
+    ///
+    /// # Safety
+    ///
+    /// `block` must hold a live `T` as `Stored<T>` lays it out, never used
+    /// afterwards.
+    unsafe fn drop_in(block: NonNull<u8>) {
+        // SAFETY: the caller's guarantee.
+        unsafe { ptr::drop_in_place(Self::value(block).as_ptr()) }
+    }
+}
+
+/// # Handles
+///
+/// Values the manager owns, reached through checked [`Handle`]s: a
+/// slotmap-like store in the same pools as everything else (stats,
+/// budgets, `reserve_blocks`, `trim` and `reset` cover them).
+impl<C: SizeClasses> MemoryManager<C> {
+    /// Moves `value` into the manager and returns its handle.
+    ///
+    /// # Panics
+    ///
+    /// If the allocation fails (as [`alloc`](Self::alloc)); the message
+    /// names the manager. [`try_insert`](Self::try_insert) returns the error
+    /// instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let h = mm.insert([1.0f32, 2.0, 3.0]);
+    /// assert_eq!(mm.get(h)?[1], 2.0);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[inline]
+    pub fn insert<T: Send + 'static>(&self, value: T) -> Handle<T> {
+        match self.try_insert(value) {
+            Ok(h) => h,
+            Err(e) => alloc_failed(self.name(), e),
+        }
+    }
+
+    /// Moves `value` into the manager and returns its handle, or the error
+    /// (the value is dropped).
+    ///
+    /// `T: Send` because the manager is `Send` and owns the value; `'static`
+    /// because a reset or the manager's drop may run its destructor.
+    ///
+    /// # Errors
+    ///
+    /// As [`alloc_block`](Self::alloc_block): [`Error::OutOfMemory`],
+    /// [`Error::BudgetExceeded`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{Error, MemoryManager};
+    /// let mm = MemoryManager::builder().budget(4096).build()?;
+    /// assert!(matches!(mm.try_insert([0u8; 100]), Err(Error::BudgetExceeded { .. })));
+    /// # Ok::<(), Error>(())
+    /// ```
+    #[inline]
+    pub fn try_insert<T: Send + 'static>(&self, value: T) -> Result<Handle<T>, Error> {
+        let tagged = Stored::<T>::TAGGED;
+        let layout = Stored::<T>::LAYOUT;
+        let blocks = self.blocks();
+        let heap = self.heap();
+        // SAFETY: the `DropFn` of a tagged block, and the value, are
+        // written below, before any other call to the manager.
+        let (raw, block) = unsafe {
+            match const { Stored::<T>::class::<C>() } {
+                Some(class) => blocks.alloc_value(heap.checked_pool(class), class, tagged),
+                None => blocks.alloc_system_value(
+                    layout.size(),
+                    layout.align().max(8),
+                    heap.fallback(),
+                    tagged,
+                ),
+            }
+        }?;
+        // SAFETY: the block is ours, at least `layout` and aligned to it.
+        unsafe {
+            if tagged {
+                block.cast::<DropFn>().write(Stored::<T>::drop_in as DropFn);
+            }
+            Stored::<T>::value(block).write(value);
+        }
+        Ok(Handle {
+            raw,
+            _value: PhantomData,
+        })
+    }
+
+    /// The value of `handle`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Removed`] if it was removed, [`Error::FreedByReset`] if a
+    /// reset dropped it, [`Error::ForeignBlock`] if another manager made
+    /// the handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{Error, MemoryManager};
+    /// let (a, b) = (MemoryManager::new(), MemoryManager::new());
+    /// let h = a.insert(7u64);
+    /// assert_eq!(a.get(h), Ok(&7));
+    /// assert_eq!(b.get(h), Err(Error::ForeignBlock));
+    /// ```
+    #[inline]
+    pub fn get<T>(&self, handle: Handle<T>) -> Result<&T, Error> {
+        let block = self.blocks().value(self.heap().checked(), handle.raw)?;
+        // SAFETY: the handle is live (checked), so the block holds its `T`
+        // (only `try_insert::<T>` makes a `Handle<T>`); it stays there while
+        // `&self` is borrowed: removing, resetting and dropping need `&mut`.
+        Ok(unsafe { Stored::<T>::value(block).as_ref() })
+    }
+
+    /// The value of `handle`, mutably.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mm = memory_mgr::MemoryManager::new();
+    /// let h = mm.insert(vec![1, 2]);
+    /// mm.get_mut(h)?.push(3);
+    /// assert_eq!(mm.get(h)?.len(), 3);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[inline]
+    pub fn get_mut<T>(&mut self, handle: Handle<T>) -> Result<&mut T, Error> {
+        let block = self.blocks().value(self.heap().checked(), handle.raw)?;
+        // SAFETY: as in `get`; `&mut self` makes this the only reference to
+        // any value of the manager.
+        Ok(unsafe { Stored::<T>::value(block).as_mut() })
+    }
+
+    /// Mutable references to the values of `N` distinct handles at once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DuplicateHandle`] if a handle is given twice, else as
+    /// [`get`](Self::get) for the first handle that fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{Error, MemoryManager};
+    /// let mut mm = MemoryManager::new();
+    /// let (a, b) = (mm.insert(1), mm.insert(2));
+    /// let [x, y] = mm.get_disjoint_mut([a, b])?;
+    /// std::mem::swap(x, y);
+    /// assert_eq!((mm.get(a)?, mm.get(b)?), (&2, &1));
+    /// assert!(matches!(mm.get_disjoint_mut([a, a]), Err(Error::DuplicateHandle)));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn get_disjoint_mut<T, const N: usize>(
+        &mut self,
+        handles: [Handle<T>; N],
+    ) -> Result<[&mut T; N], Error> {
+        let mut values = [NonNull::<T>::dangling(); N];
+        for (i, h) in handles.iter().enumerate() {
+            let block = self.blocks().value(self.heap().checked(), h.raw)?;
+            // SAFETY: as in `get`.
+            let value = unsafe { Stored::<T>::value(block) };
+            if values[..i].contains(&value) {
+                return Err(Error::DuplicateHandle);
+            }
+            values[i] = value;
+        }
+        // SAFETY: each is a live `T` of this manager (as in `get`), at
+        // distinct blocks (checked), so no two references overlap; `&mut
+        // self` excludes every other reference for their lifetime.
+        Ok(values.map(|mut v| unsafe { v.as_mut() }))
+    }
+
+    /// Moves the value of `handle` out of the manager; the handle is stale
+    /// from then on (also once its slot holds another value).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Removed`] if it was removed already, else as
+    /// [`get`](Self::get).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{Error, MemoryManager};
+    /// let mut mm = MemoryManager::new();
+    /// let h = mm.insert(String::from("gone"));
+    /// assert_eq!(mm.remove(h)?, "gone");
+    /// let again = mm.insert(String::from("new")); // may reuse the slot
+    /// assert_eq!(mm.remove(h), Err(Error::Removed));
+    /// assert_eq!(mm.get(again)?, "new");
+    /// # Ok::<(), Error>(())
+    /// ```
+    #[inline]
+    pub fn remove<T>(&mut self, handle: Handle<T>) -> Result<T, Error> {
+        // SAFETY: the closure reads the live `T` out (as in `get`) and
+        // neither panics nor reaches the manager; the block is freed after
+        // and not used again.
+        unsafe {
+            self.blocks().remove_value(
+                self.heap().checked(),
+                handle.raw,
+                self.heap().fallback(),
+                |block| Stored::<T>::value(block).read(),
+            )
+        }
+    }
+
+    /// Whether `handle` names a value of this manager.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mm = memory_mgr::MemoryManager::new();
+    /// let h = mm.insert('x');
+    /// assert!(mm.contains(h));
+    /// mm.remove(h)?;
+    /// assert!(!mm.contains(h));
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[inline]
+    #[must_use]
+    pub fn contains<T>(&self, handle: Handle<T>) -> bool {
+        self.blocks()
+            .value(self.heap().checked(), handle.raw)
+            .is_ok()
+    }
+}
+
+const _: () = assert!(size_of::<DropFn>() == size_of::<usize>() && align_of::<DropFn>() <= 8);
