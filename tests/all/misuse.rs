@@ -211,7 +211,9 @@ fn builder_rejects_bad_chunk_sizes() {
 fn errors_have_clear_messages() {
     let msgs = [
         (Error::DoubleFree, "double free"),
-        (Error::ForeignBlock, "not allocated by this"),
+        (Error::ForeignBlock, "made by another"),
+        (Error::Removed, "removed"),
+        (Error::DuplicateHandle, "same handle"),
         (Error::UseAfterFree, "freed"),
         (Error::FreedByReset, "reset"),
         (Error::OutOfMemory { size: 10, align: 8 }, "10 bytes"),
