@@ -320,6 +320,60 @@ fn churn(contender: &str, n: usize) {
     }
 }
 
+/// The handle workload: 10,000 live `[u64; 4]` values; each step removes a
+/// random one and inserts a new one in its place, reads four random values
+/// and writes one — through checked keys. Prints nanoseconds per step (the
+/// fastest of 7 runs of `n` steps is the caller's).
+#[inline(never)]
+fn handles(contender: &str, n: usize) -> f64 {
+    const LIVE: usize = 10_000;
+    let mut x = 11u64;
+    let mut pick = move || {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 33) as usize % LIVE
+    };
+    let value = |i: usize| [i as u64, 1, 2, 3];
+    match contender {
+        "handle" => {
+            let mut mm = MemoryManager::new();
+            let mut keys: Vec<_> = (0..LIVE).map(|i| mm.insert(value(i))).collect();
+            let t = std::time::Instant::now();
+            let mut sum = 0;
+            for i in 0..n {
+                let v = pick();
+                mm.remove(keys[v]).unwrap();
+                keys[v] = mm.insert(black_box(value(i)));
+                for _ in 0..4 {
+                    sum += mm.get(keys[pick()]).unwrap()[0];
+                }
+                mm.get_mut(keys[pick()]).unwrap()[1] += 1;
+            }
+            black_box(sum);
+            t.elapsed().as_secs_f64() * 1e9 / n as f64
+        }
+        "slotmap" => {
+            let mut s = slotmap::SlotMap::new();
+            let mut keys: Vec<_> = (0..LIVE).map(|i| s.insert(value(i))).collect();
+            let t = std::time::Instant::now();
+            let mut sum = 0;
+            for i in 0..n {
+                let v = pick();
+                s.remove(keys[v]).unwrap();
+                keys[v] = s.insert(black_box(value(i)));
+                for _ in 0..4 {
+                    sum += s.get(keys[pick()]).unwrap()[0];
+                }
+                s.get_mut(keys[pick()]).unwrap()[1] += 1;
+            }
+            black_box(sum);
+            t.elapsed().as_secs_f64() * 1e9 / n as f64
+        }
+        other => panic!("unknown contender {other}"),
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
@@ -339,6 +393,14 @@ fn main() {
             println!("{best:.2}");
         }
         "churn" => churn(arg(2), arg(3).parse().expect("N")),
+        // Nanoseconds per step of the handle workload: the fastest of 7 runs.
+        "handles" => {
+            let n: usize = arg(3).parse().expect("N");
+            let best = (0..7)
+                .map(|_| handles(arg(2), n))
+                .fold(f64::INFINITY, f64::min);
+            println!("{best:.2}");
+        }
         "batch" => batch(arg(2), arg(3).parse().expect("ROUNDS")),
         "memory" => match arg(3) {
             "8" => memory::<8>(arg(2)),

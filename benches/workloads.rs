@@ -540,5 +540,54 @@ fn churns(c: &mut Criterion) {
     churn::<75>(c);
 }
 
-criterion_group!(benches, pairs, batches, churns, mixed, scratch);
+// ----- handles: a slotmap workload through checked keys ---------------------
+
+/// 10,000 live `[u64; 4]` values; each step removes a random one, inserts a
+/// new one in its place, reads four random values and writes one.
+fn handles(c: &mut Criterion) {
+    const LIVE: usize = 10_000;
+    const STEPS: usize = 1_000;
+    let mut g = c.benchmark_group("handles/32");
+    configure(&mut g);
+    g.throughput(Throughput::Elements(STEPS as u64));
+    let mut rng = fastrand::Rng::with_seed(5);
+    let picks: Vec<[usize; 6]> = (0..STEPS)
+        .map(|_| core::array::from_fn(|_| rng.usize(..LIVE)))
+        .collect();
+    g.bench_function("handle", |b| {
+        let mut mm = MemoryManager::new();
+        let mut keys: Vec<_> = (0..LIVE).map(|i| mm.insert(payload::<4>(i))).collect();
+        b.iter(|| {
+            let mut sum = 0;
+            for (i, p) in picks.iter().enumerate() {
+                mm.remove(keys[p[0]]).unwrap();
+                keys[p[0]] = mm.insert(payload::<4>(i));
+                for &r in &p[1..5] {
+                    sum += mm.get(keys[r]).unwrap()[0];
+                }
+                mm.get_mut(keys[p[5]]).unwrap()[1] += 1;
+            }
+            black_box(sum)
+        })
+    });
+    g.bench_function("slotmap", |b| {
+        let mut s = slotmap::SlotMap::with_capacity(LIVE);
+        let mut keys: Vec<_> = (0..LIVE).map(|i| s.insert(payload::<4>(i))).collect();
+        b.iter(|| {
+            let mut sum = 0;
+            for (i, p) in picks.iter().enumerate() {
+                s.remove(keys[p[0]]).unwrap();
+                keys[p[0]] = s.insert(payload::<4>(i));
+                for &r in &p[1..5] {
+                    sum += s.get(keys[r]).unwrap()[0];
+                }
+                s.get_mut(keys[p[5]]).unwrap()[1] += 1;
+            }
+            black_box(sum)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, pairs, batches, churns, mixed, scratch, handles);
 criterion_main!(benches);

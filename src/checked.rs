@@ -93,8 +93,8 @@ unsafe impl Send for BlockHeap {}
 
 /// What a validated handle names: the block's address and usable size, as
 /// this manager's tables say.
-struct Found<'p> {
-    ptr: NonNull<u8>,
+pub(crate) struct Found<'p> {
+    pub(crate) ptr: NonNull<u8>,
     len: usize,
     /// A pooled block's pool and slot.
     pooled: Option<(&'p Pool, Slot)>,
@@ -369,7 +369,7 @@ impl BlockHeap {
         // Our id: a slot the pool no longer has, or whose generation moved
         // on, was freed (and its chunk perhaps released by a trim).
         let slot = pool
-            .find_slot(b.slot & NUMBER_MASK, b.generation)
+            .find_slot(b.slot & NUMBER_MASK, b.generation, pool.block_size())
             .ok_or(stale)?;
         Ok(Found {
             ptr: slot.block,
@@ -435,42 +435,64 @@ impl BlockHeap {
         }
     }
 
-    /// The address of handle value `b`, live: from this heap's tables.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Removed`] if its slot moved on (removed, or its chunk
-    /// trimmed since), else as [`free`](Self::free).
+    /// Finds live handle value `b` in `pool` — its class's pool with
+    /// generations, of `size`-byte blocks (constants where the type is) —
+    /// or for `None` in the system table: the fast path of every handle
+    /// access. `None` for any failure; [`handle_error`](Self::handle_error)
+    /// says which. (A handle of this heap's id names its type's class: only
+    /// `try_insert::<T>` of this manager, with its class table, made it.)
     #[inline(always)]
-    pub(crate) fn value(&self, pools: &[Pool], b: Block) -> Result<NonNull<u8>, Error> {
-        Ok(self.validate(pools, b, Error::Removed)?.ptr)
+    pub(crate) fn find_value<'p>(
+        &self,
+        pool: Option<&'p Pool>,
+        size: usize,
+        b: Block,
+    ) -> Option<Found<'p>> {
+        if b.owner != self.identity.id() {
+            return None;
+        }
+        match pool {
+            Some(pool) => {
+                debug_assert_eq!((b.slot >> NUMBER_BITS) as usize, pool.class_and_owner().0);
+                let slot = pool.find_slot(b.slot & NUMBER_MASK, b.generation, size)?;
+                Some(Found {
+                    ptr: slot.block,
+                    len: size,
+                    pooled: Some((pool, slot)),
+                })
+            }
+            None => self.validate_system(b, Error::Removed).ok(),
+        }
     }
 
-    /// Calls `take` on the address of live handle value `b` (to move the
-    /// value out), then frees its block.
+    /// Why handle `b` was not found: [`Error::Removed`] if its slot moved on
+    /// (removed, or its chunk trimmed since), [`Error::FreedByReset`] or
+    /// [`Error::ForeignBlock`] for another id.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn handle_error(&self, pools: &[Pool], b: Block) -> Error {
+        match self.validate(pools, b, Error::Removed) {
+            Err(e) => e,
+            Ok(_) => Error::Removed, // not reached: the caller found nothing
+        }
+    }
+
+    /// Frees the block of handle value `b`, which `found` is, once its
+    /// value was moved out.
     ///
     /// # Safety
     ///
-    /// `take` must not reach this heap (nor panic: the block would not be
-    /// freed); nothing may use the block afterwards.
+    /// `found` must come from [`find_value`](Self::find_value) for `b` with
+    /// no call to this heap since; nothing may use the block afterwards.
     #[inline(always)]
-    pub(crate) unsafe fn remove_value<R>(
-        &self,
-        pools: &[Pool],
-        b: Block,
-        fallback: &Fallback,
-        take: impl FnOnce(NonNull<u8>) -> R,
-    ) -> Result<R, Error> {
-        let found = self.validate(pools, b, Error::Removed)?;
-        let value = take(found.ptr);
+    pub(crate) unsafe fn free_value(&self, found: Found<'_>, b: Block, fallback: &Fallback) {
         if is_tagged(b.generation) {
             self.droppable.set(self.droppable.get() - 1);
         }
         match found.pooled {
             Some((pool, slot)) => {
                 pool.count_tally(false);
-                // SAFETY: `validate` found the slot live and nothing touched
-                // the pool since (the caller's guarantee on `take`).
+                // SAFETY: found live, nothing touched the pool since (caller).
                 unsafe { pool.free_slot(slot) }
             }
             None => {
@@ -478,7 +500,6 @@ impl BlockHeap {
                 self.free_system(b, fallback);
             }
         }
-        Ok(value)
     }
 
     /// Runs the destructor of every live handle value that has one (the

@@ -21,7 +21,7 @@ use core::marker::PhantomData;
 use core::mem::{align_of, needs_drop, offset_of, size_of};
 use core::ptr::{self, NonNull};
 
-use crate::checked::DropFn;
+use crate::checked::{DropFn, Found};
 use crate::pool_box::alloc_failed;
 use crate::size_class::SizeClasses;
 use crate::{Block, Error, MemoryManager};
@@ -158,6 +158,22 @@ impl<T> Stored<T> {
     }
 }
 
+impl<C: SizeClasses> MemoryManager<C> {
+    /// Finds live handle value `handle`: its class's pool is a constant of
+    /// `T`.
+    #[inline(always)]
+    fn find<T>(&self, handle: Handle<T>) -> Result<Found<'_>, Error> {
+        let (blocks, heap) = (self.blocks(), self.heap());
+        let found = match const { Stored::<T>::class::<C>() } {
+            Some(class) => {
+                blocks.find_value(Some(heap.checked_pool(class)), C::TABLE.size(class), handle.raw)
+            }
+            None => blocks.find_value(None, 0, handle.raw),
+        };
+        found.ok_or_else(|| blocks.handle_error(heap.checked(), handle.raw))
+    }
+}
+
 /// # Handles
 ///
 /// Values the manager owns, reached through checked [`Handle`]s: a
@@ -258,7 +274,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[inline]
     pub fn get<T>(&self, handle: Handle<T>) -> Result<&T, Error> {
-        let block = self.blocks().value(self.heap().checked(), handle.raw)?;
+        let block = self.find(handle)?.ptr;
         // SAFETY: the handle is live (checked), so the block holds its `T`
         // (only `try_insert::<T>` makes a `Handle<T>`); it stays there while
         // `&self` is borrowed: removing, resetting and dropping need `&mut`.
@@ -282,7 +298,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[inline]
     pub fn get_mut<T>(&mut self, handle: Handle<T>) -> Result<&mut T, Error> {
-        let block = self.blocks().value(self.heap().checked(), handle.raw)?;
+        let block = self.find(handle)?.ptr;
         // SAFETY: as in `get`; `&mut self` makes this the only reference to
         // any value of the manager.
         Ok(unsafe { Stored::<T>::value(block).as_mut() })
@@ -313,7 +329,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     ) -> Result<[&mut T; N], Error> {
         let mut values = [NonNull::<T>::dangling(); N];
         for (i, h) in handles.iter().enumerate() {
-            let block = self.blocks().value(self.heap().checked(), h.raw)?;
+            let block = self.find(*h)?.ptr;
             // SAFETY: as in `get`.
             let value = unsafe { Stored::<T>::value(block) };
             if values[..i].contains(&value) {
@@ -349,16 +365,15 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[inline]
     pub fn remove<T>(&mut self, handle: Handle<T>) -> Result<T, Error> {
-        // SAFETY: the closure reads the live `T` out (as in `get`) and
-        // neither panics nor reaches the manager; the block is freed after
-        // and not used again.
+        let found = self.find(handle)?;
+        // SAFETY: the block holds the live `T` (as in `get`); it is moved
+        // out, and the block freed with nothing in between and not used
+        // again.
         unsafe {
-            self.blocks().remove_value(
-                self.heap().checked(),
-                handle.raw,
-                self.heap().fallback(),
-                |block| Stored::<T>::value(block).read(),
-            )
+            let value = Stored::<T>::value(found.ptr).read();
+            self.blocks()
+                .free_value(found, handle.raw, self.heap().fallback());
+            Ok(value)
         }
     }
 
@@ -377,9 +392,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     #[inline]
     #[must_use]
     pub fn contains<T>(&self, handle: Handle<T>) -> bool {
-        self.blocks()
-            .value(self.heap().checked(), handle.raw)
-            .is_ok()
+        self.find(handle).is_ok()
     }
 }
 
