@@ -214,6 +214,7 @@
 //! `Box::new` aborts on out-of-memory). After any error the manager is
 //! unchanged and usable.
 #![no_std]
+#![cfg_attr(feature = "nightly", feature(coerce_unsized, unsize))]
 #![warn(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 

@@ -227,6 +227,95 @@ static_assertions::assert_eq_size!(Option<PoolBox<'static, u64>>, usize);
 static_assertions::assert_eq_size!(PoolBox<'static, [u64]>, [usize; 2]);
 static_assertions::assert_not_impl_any!(PoolBox<'static, u64>: Send, Sync);
 
+/// What [`unsize_box!`](crate::unsize_box) carries from the box it takes
+/// apart to the one it builds: the lifetime, class table and kind.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct RawParts<'m, C: SizeClasses, K: Kind>(PhantomData<(&'m Cell<()>, fn(C) -> C, fn() -> K)>);
+
+impl<'m, U: ?Sized, C: SizeClasses, K: Kind> PoolBox<'m, U, C, K> {
+    /// The second half of [`unsize_box!`](crate::unsize_box).
+    ///
+    /// # Safety
+    ///
+    /// `raw` must be the pointer of [`__into_raw_parts`](PoolBox::__into_raw_parts)
+    /// that gave `parts`, unsized by a coercion (so the value's size and
+    /// alignment, which route its block, are those it was allocated with).
+    #[doc(hidden)]
+    #[inline(always)]
+    pub unsafe fn __from_raw_parts(raw: *mut U, parts: RawParts<'m, C, K>) -> Self {
+        let _ = parts;
+        // SAFETY: the caller's guarantee: a box's pointer, not null, whose
+        // layout is unchanged by the coercion.
+        unsafe { PoolBox::from_non_null(NonNull::new_unchecked(raw)) }
+    }
+}
+
+/// Turns a `PoolBox<'m, T>` into a `PoolBox<'m, U>` where `T` unsizes to
+/// `U`: a trait object (`PoolBox<dyn Trait>`) or a slice from an array —
+/// what `Box` does by coercion, on stable Rust. (With the `nightly` feature
+/// the coercion itself works too.) The block stays where it is; dropping
+/// the new box runs the value's destructor and returns the block to its
+/// class, which the value's size and alignment give, as before.
+///
+/// Only an unsizing coercion type-checks: the macro cannot cast a box to
+/// an unrelated type.
+///
+/// # Examples
+///
+/// ```
+/// use std::collections::HashMap;
+/// use memory_mgr::{unsize_box, MemoryManager, PoolBox};
+///
+/// trait Component {
+///     fn name(&self) -> String;
+/// }
+/// struct Health(u32);
+/// impl Component for Health {
+///     fn name(&self) -> String {
+///         format!("health {}", self.0)
+///     }
+/// }
+///
+/// let mm = MemoryManager::new();
+/// let mut parts: HashMap<u32, PoolBox<'_, dyn Component>> = HashMap::new();
+/// parts.insert(1, unsize_box!(mm.alloc(Health(90))));
+/// assert_eq!(parts[&1].name(), "health 90");
+///
+/// let slice: PoolBox<'_, [u8]> = unsize_box!(mm.alloc([1u8, 2, 3]));
+/// assert_eq!(slice.len(), 3);
+/// ```
+///
+/// A cast to a type the value does not unsize to is refused:
+///
+/// ```compile_fail
+/// use memory_mgr::{unsize_box, MemoryManager, PoolBox};
+/// let mm = MemoryManager::new();
+/// let wrong: PoolBox<'_, u64> = unsize_box!(mm.alloc(1u8));
+/// ```
+#[macro_export]
+macro_rules! unsize_box {
+    ($boxed:expr $(,)?) => {{
+        let (ptr, parts) = $crate::PoolBox::__into_raw_parts($boxed);
+        // Not a cast: a coercion site, where only an unsizing coercion (or
+        // none) is allowed; the annotation of the result picks the type.
+        let ptr: *mut _ = ptr;
+        // SAFETY: `ptr` is the box's own pointer, unsized by a coercion,
+        // which keeps the value's size and alignment.
+        unsafe { $crate::PoolBox::__from_raw_parts(ptr, parts) }
+    }};
+}
+
+#[cfg(feature = "nightly")]
+impl<'m, T, U, C, K> core::ops::CoerceUnsized<PoolBox<'m, U, C, K>> for PoolBox<'m, T, C, K>
+where
+    T: ?Sized + core::marker::Unsize<U>,
+    U: ?Sized,
+    C: SizeClasses,
+    K: Kind,
+{
+}
+
 /// Frees an allocation (and drops the values written so far) unless
 /// disarmed with `mem::forget`: keeps a panicking initialiser from leaking.
 struct InitGuard<T, C: SizeClasses, K: Kind> {
@@ -338,6 +427,14 @@ impl<'m, T: ?Sized, C: SizeClasses, K: Kind> PoolBox<'m, T, C, K> {
             _classes: PhantomData,
             _kind: PhantomData,
         }
+    }
+
+    /// The first half of [`unsize_box!`](crate::unsize_box): the pointer,
+    /// and a token of the box's lifetime, class table and kind.
+    #[doc(hidden)]
+    #[inline(always)]
+    pub fn __into_raw_parts(b: Self) -> (*mut T, RawParts<'m, C, K>) {
+        (PoolBox::into_raw(b), RawParts(PhantomData))
     }
 
     /// Consumes the box and returns the raw pointer, without freeing.

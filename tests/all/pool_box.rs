@@ -146,3 +146,70 @@ fn boxes_from_different_tables_coexist() {
     drop((x, y));
     assert_eq!(a.stats().live() + b.stats().live(), 0);
 }
+
+mod unsize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use memory_mgr::{unsize_box, MemoryManager, PoolBox};
+
+    use crate::assert_no_leak;
+
+    trait Shape {
+        fn area(&self) -> f64;
+    }
+    struct Square(f64, &'static AtomicUsize);
+    impl Shape for Square {
+        fn area(&self) -> f64 {
+            self.0 * self.0
+        }
+    }
+    impl Drop for Square {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    struct Big([u64; 100]);
+    impl Shape for Big {
+        fn area(&self) -> f64 {
+            self.0.iter().sum::<u64>() as f64
+        }
+    }
+
+    #[test]
+    fn a_dyn_box_drops_its_value_and_returns_the_block_to_its_class() {
+        static DROPS: AtomicUsize = AtomicUsize::new(0);
+        assert_no_leak(|| {
+            let mm = MemoryManager::new();
+            let shapes: Vec<PoolBox<'_, dyn Shape>> = vec![
+                unsize_box!(mm.alloc(Square(3.0, &DROPS))),
+                unsize_box!(mm.alloc(Big([1; 100]))), // 800 bytes: the system
+                unsize_box!(mm.alloc(Square(0.5, &DROPS))),
+            ];
+            let areas: Vec<f64> = shapes.iter().map(|s| s.area()).collect();
+            assert_eq!(areas, [9.0, 100.0, 0.25]);
+            let s = mm.stats();
+            assert_eq!((s.classes[1].live_boxes, s.system.live_boxes), (2, 1));
+            drop(shapes);
+            assert_eq!(DROPS.load(Ordering::Relaxed), 2);
+            assert_eq!(mm.stats().live(), 0);
+            assert!(mm.is_consistent());
+            let slice: PoolBox<'_, [u32]> = unsize_box!(mm.alloc([7u32; 10]));
+            assert_eq!((slice.len(), mm.stats().classes[3].live_boxes), (10, 1));
+            drop(slice);
+            assert_eq!(mm.stats().live(), 0);
+        });
+    }
+
+    #[cfg(feature = "nightly")]
+    #[test]
+    fn with_the_nightly_feature_a_box_coerces_like_box() {
+        static DROPS: AtomicUsize = AtomicUsize::new(0);
+        let mm = MemoryManager::new();
+        let s: PoolBox<'_, dyn Shape> = mm.alloc(Square(2.0, &DROPS));
+        assert_eq!(s.area(), 4.0);
+        let a: PoolBox<'_, [u8]> = mm.alloc([1u8, 2, 3]);
+        assert_eq!(a.len(), 3);
+        drop((s, a));
+        assert_eq!((DROPS.load(Ordering::Relaxed), mm.stats().live()), (1, 0));
+    }
+}
