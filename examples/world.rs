@@ -28,7 +28,6 @@ impl Drop for Entity {
     }
 }
 
-#[derive(Clone, Copy)]
 struct Transform {
     pos: [f32; 2],
     vel: [f32; 2],
@@ -37,36 +36,32 @@ struct Transform {
 /// A level: the manager owns every value, the rest is 16-byte handles.
 struct World {
     mm: MemoryManager,
-    player: Handle<Entity>,
-    guards: Vec<Handle<Entity>>,
+    entities: Vec<Handle<Entity>>, // [0] is the player
     transforms: HashMap<Handle<Entity>, Handle<Transform>>, // Handle is Eq + Hash
 }
 
 impl World {
-    fn spawn(&mut self, name: String, hp: i32, pos: [f32; 2], vel: [f32; 2]) -> Handle<Entity> {
-        let e = self.mm.insert(Entity {
-            name,
-            hp,
-            attack: 7,
-        });
+    fn spawn(&mut self, name: String, hp: i32, attack: i32, pos: [f32; 2], vel: [f32; 2]) {
+        let e = self.mm.insert(Entity { name, hp, attack });
         let t = self.mm.insert(Transform { pos, vel });
+        self.entities.push(e);
         self.transforms.insert(e, t);
-        e
     }
 
     /// One frame: every transform moves, the player hits each guard within
     /// 5 units, guards at 0 hp are despawned. Returns (hits, despawned).
     fn frame(&mut self) -> Result<(usize, Vec<Handle<Entity>>), Error> {
-        for t in self.transforms.values() {
-            let t = self.mm.get_mut(*t)?;
+        for &t in self.transforms.values() {
+            let t = self.mm.get_mut(t)?; // `self.mm` and `self.transforms`: disjoint fields
             t.pos = [t.pos[0] + t.vel[0], t.pos[1] + t.vel[1]];
         }
-        let at = self.mm.get(self.transforms[&self.player])?.pos;
+        let player = self.entities[0];
+        let at = self.mm.get(self.transforms[&player])?.pos;
         let (mut hits, mut dead) = (0, Vec::new());
-        for &g in &self.guards {
+        for &g in &self.entities[1..] {
             let p = self.mm.get(self.transforms[&g])?.pos;
             if (p[0] - at[0]).hypot(p[1] - at[1]) < 5.0 {
-                let [player, guard] = self.mm.get_disjoint_mut([self.player, g])?;
+                let [player, guard] = self.mm.get_disjoint_mut([player, g])?;
                 guard.hp -= player.attack;
                 player.hp -= 1;
                 hits += 1;
@@ -76,11 +71,11 @@ impl World {
             }
         }
         for &g in &dead {
-            self.guards.retain(|&h| h != g);
+            self.entities.retain(|&h| h != g);
             let t = self
                 .transforms
                 .remove(&g)
-                .expect("every entity has a transform");
+                .expect("each entity has a transform");
             self.mm.remove(t)?;
             let _gone: Entity = self.mm.remove(g)?; // moved out, dropped here
         }
@@ -90,26 +85,15 @@ impl World {
 
 /// Builds a finished level in `mm` and returns it by value.
 fn load_level(mm: MemoryManager, guards: usize) -> World {
-    let player = mm.insert(Entity {
-        name: "player".into(),
-        hp: 1000,
-        attack: 20,
-    });
     let mut world = World {
         mm,
-        player,
-        guards: Vec::new(),
+        entities: Vec::new(),
         transforms: HashMap::new(),
     };
-    let t = world.mm.insert(Transform {
-        pos: [0.0, 0.0],
-        vel: [1.0, 0.5],
-    });
-    world.transforms.insert(player, t);
+    world.spawn("player".into(), 1000, 20, [0.0, 0.0], [1.0, 0.5]);
     for i in 0..guards {
         let pos = [(i * 7 % 60) as f32, (i * 13 % 30) as f32];
-        let g = world.spawn(format!("guard {i}"), 30, pos, [0.0, 0.0]);
-        world.guards.push(g);
+        world.spawn(format!("guard {i}"), 30, 7, pos, [0.0, 0.0]);
     }
     world
 }
@@ -120,59 +104,53 @@ fn main() -> Result<(), Error> {
         .budget(1 << 20)
         .build()?;
     let mut world = load_level(mm, 500);
+    let h = size_of::<Handle<Entity>>();
     println!(
-        "level 1: {} guards; handles are {} bytes",
-        world.guards.len(),
-        size_of::<Handle<Entity>>()
+        "level 1: {} entities, {h}-byte handles",
+        world.entities.len()
     );
 
-    let mut despawned = None;
+    let mut despawned = Vec::new();
     for frame in 1..=4 {
         let (hits, dead) = world.frame()?;
-        let player = world.mm.get(world.player)?;
+        let player = world.mm.get(world.entities[0])?;
+        let (left, name, hp) = (world.entities.len(), &player.name, player.hp);
         println!(
-            "  frame {frame}: {hits} hits, {} despawned, {} guards left, {} has {} hp",
-            dead.len(),
-            world.guards.len(),
-            player.name,
-            player.hp
+            "  frame {frame}: {hits} hits, {} despawned, {left} entities, {name} at {hp} hp",
+            dead.len()
         );
-        despawned = despawned.or(dead.first().copied());
+        despawned.extend(dead);
     }
-    let gone = despawned.expect("the player reached some guards");
+    let gone = despawned[0];
     println!(
         "  a despawned guard's handle: get -> {:?}",
         world.mm.get(gone).err()
     );
     assert_eq!(world.mm.get(gone).err(), Some(Error::Removed));
-    let p = world.player;
-    assert_eq!(
-        world.mm.get_disjoint_mut([p, p]).err(),
-        Some(Error::DuplicateHandle)
-    );
+    let p = world.entities[0];
+    let twice = world.mm.get_disjoint_mut([p, p]).err();
+    println!("  get_disjoint_mut([player, player]) -> {twice:?}");
+    assert_eq!(twice, Some(Error::DuplicateHandle));
 
     println!("\nend of level 1:\n{}", world.mm.stats());
     let reserved = world.mm.stats().reserved_bytes();
-    let (old, dropped) = (world.guards[0], DROPPED.load(Ordering::Relaxed));
-    let mut mm = world.mm; // the manager moves on; the old handles are left behind
-    mm.reset(); // O(chunks): every value dropped, the chunks kept
-    println!(
-        "\nreset: {} entity destructors ran, {} live, {} bytes still reserved (were {reserved})",
-        DROPPED.load(Ordering::Relaxed) - dropped,
-        mm.stats().live(),
-        mm.stats().reserved_bytes()
-    );
+    let (old, dropped) = (world.entities[1], DROPPED.load(Ordering::Relaxed));
+    let mut mm = world.mm; // the manager moves on; the old handles stay behind
+    mm.reset(); // O(chunks): every value's destructor runs, the chunks are kept
+    let ran = DROPPED.load(Ordering::Relaxed) - dropped;
+    let (live, kept) = (mm.stats().live(), mm.stats().reserved_bytes());
+    println!("\nreset: {ran} entity destructors ran; {live} live, {kept} of {reserved} bytes kept");
 
     let world = load_level(mm, 400);
+    let stale = world.mm.get(old).err();
     println!(
-        "level 2: {} guards; an old handle: get -> {:?}",
-        world.guards.len(),
-        world.mm.get(old).err()
+        "level 2: {} entities; a level 1 handle: get -> {stale:?}",
+        world.entities.len()
     );
-    assert_eq!(world.mm.get(old).err(), Some(Error::FreedByReset));
+    assert_eq!(stale, Some(Error::FreedByReset));
     let s = world.mm.stats();
     println!(
-        "  reserved bytes after loading level 2: {} (level 1 used {reserved}: no new chunk)",
+        "  reserved after loading level 2: {} bytes (no new chunk)",
         s.reserved_bytes()
     );
     assert_eq!(s.reserved_bytes(), reserved);

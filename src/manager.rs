@@ -20,8 +20,17 @@ use crate::{Block, DefaultClasses, Error};
 /// Default size of each pool's first chunk: 16 KiB.
 pub(crate) const DEFAULT_INITIAL_CHUNK: usize = 16 << 10;
 
-/// What `Builder::on_leak` takes.
+/// What a shared manager's `Builder::on_leak` takes (it is built in a
+/// `const` context).
 pub(crate) type LeakHook = fn(&Leaks);
+
+/// A manager's leak hook: what [`Builder::on_leak`] was given.
+enum Hook {
+    /// A function (a shared manager's central heap, which reports nothing).
+    Fn(fn(&Leaks)),
+    /// Any closure.
+    Boxed(alloc::boxed::Box<dyn FnOnce(&Leaks) + Send>),
+}
 /// Smallest chunk size a [`Builder`] accepts: 4 KiB.
 const MIN_CHUNK: usize = 4 << 10;
 
@@ -100,7 +109,7 @@ pub struct MemoryManager<C: SizeClasses = DefaultClasses> {
     /// The checks of `Block` handles, and the table of large blocks.
     blocks: BlockHeap,
     /// Called on drop when allocations are still live.
-    on_leak: Option<fn(&Leaks)>,
+    on_leak: Option<Hook>,
     /// `Cell` makes the manager `!Sync`.
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -187,7 +196,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     fn with_config(
         config: ChunkConfig,
         budget: Option<usize>,
-        on_leak: Option<fn(&Leaks)>,
+        on_leak: Option<Hook>,
         name: Option<&'static str>,
     ) -> Self {
         MemoryManager {
@@ -210,7 +219,7 @@ impl<C: SizeClasses> MemoryManager<C> {
         Some(MemoryManager {
             heap: Heap::try_new(config, None, name, kind, crate::pool::UNOWNED)?,
             blocks: BlockHeap::new(),
-            on_leak: Some(|_| {}),
+            on_leak: Some(Hook::Fn(|_| {})),
             _not_sync: PhantomData,
         })
     }
@@ -840,8 +849,9 @@ impl<C: SizeClasses> Drop for MemoryManager<C> {
         if leaks.is_empty() {
             return;
         }
-        match self.on_leak {
-            Some(hook) => hook(&leaks),
+        match self.on_leak.take() {
+            Some(Hook::Fn(hook)) => hook(&leaks),
+            Some(Hook::Boxed(hook)) => hook(&leaks),
             None => default_leak_report(&leaks),
         }
     }
@@ -885,14 +895,30 @@ pub(crate) fn default_leak_report(leaks: &Leaks) {
 /// ));
 /// # Ok::<(), Error>(())
 /// ```
-#[derive(Debug, Clone, Copy)]
-pub struct Builder<C: SizeClasses = DefaultClasses> {
+///
+/// `H` is the type of the leak hook ([`on_leak`](Builder::on_leak)): a
+/// function by default, any closure once set.
+#[derive(Clone, Copy)]
+pub struct Builder<C: SizeClasses = DefaultClasses, H = fn(&Leaks)> {
     initial: usize,
     max: usize,
     budget: Option<usize>,
-    on_leak: Option<fn(&Leaks)>,
+    on_leak: Option<H>,
     name: Option<&'static str>,
     _classes: PhantomData<fn(C) -> C>,
+}
+
+impl<C: SizeClasses, H> fmt::Debug for Builder<C, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("classes", &C::TABLE.sizes())
+            .field("initial_chunk_size", &self.initial)
+            .field("max_chunk_size", &self.max)
+            .field("budget", &self.budget)
+            .field("name", &self.name)
+            .field("on_leak", &self.on_leak.as_ref().map(|_| "set"))
+            .finish()
+    }
 }
 
 impl Builder {
@@ -925,8 +951,10 @@ impl Default for Builder {
     }
 }
 
-impl<C: SizeClasses> Builder<C> {
-    /// Uses the class table `D`.
+impl<C: SizeClasses, H: Copy> Builder<C, H> {
+    /// Uses the class table `D`. (Before [`on_leak`](Builder::on_leak) is
+    /// given a closure that is not `Copy`: these two are `const`, so they
+    /// take a builder with nothing to drop.)
     ///
     /// # Examples
     ///
@@ -937,17 +965,77 @@ impl<C: SizeClasses> Builder<C> {
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
     #[must_use]
-    pub const fn classes<D: SizeClasses>(self) -> Builder<D> {
+    pub const fn classes<D: SizeClasses>(self) -> Builder<D, H> {
+        let Builder {
+            initial,
+            max,
+            budget,
+            on_leak,
+            name,
+            ..
+        } = self;
         Builder {
-            initial: self.initial,
-            max: self.max,
-            budget: self.budget,
-            on_leak: self.on_leak,
-            name: self.name,
+            initial,
+            max,
+            budget,
+            on_leak,
+            name,
             _classes: PhantomData,
         }
     }
 
+    /// A hook called when the manager is dropped with allocations still
+    /// live (raw [`Block`]s never freed, leaked boxes), with what leaked: a
+    /// function, or a closure that captures what it needs (the subsystem's
+    /// name, a logger). Without one, debug builds print the report to
+    /// stderr; release builds say nothing. Dropping never panics on its own
+    /// account. Values behind [`Handle`](crate::Handle)s are the manager's
+    /// own, dropped with it, not leaks.
+    ///
+    /// A [`SharedManager`](crate::SharedManager) is built in a `const`
+    /// context, so [`build_shared`](Builder::build_shared) takes a function
+    /// (`fn(&Leaks)`), not a closure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use memory_mgr::{Leaks, MemoryManager};
+    ///
+    /// let log = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = log.clone();
+    /// let subsystem = String::from("audio");
+    /// let mm = MemoryManager::builder()
+    ///     .on_leak(move |leaks: &Leaks| {
+    ///         sink.lock().unwrap().push(format!("{subsystem}: {} leaked", leaks.total()));
+    ///     })
+    ///     .build()?;
+    /// let _forgotten = mm.alloc_block(16)?;
+    /// drop(mm); // calls the closure
+    /// assert_eq!(log.lock().unwrap()[0], "audio: 1 leaked");
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[must_use]
+    pub const fn on_leak<F: FnOnce(&Leaks) + Send + 'static>(self, hook: F) -> Builder<C, F> {
+        let Builder {
+            initial,
+            max,
+            budget,
+            name,
+            ..
+        } = self;
+        Builder {
+            initial,
+            max,
+            budget,
+            on_leak: Some(hook),
+            name,
+            _classes: PhantomData,
+        }
+    }
+}
+
+impl<C: SizeClasses, H> Builder<C, H> {
     /// A cap on the bytes the manager holds from the system allocator:
     /// every chunk of every pool plus every allocation above the largest
     /// class (headers included). Past it the `try_` calls and
@@ -989,29 +1077,6 @@ impl<C: SizeClasses> Builder<C> {
     #[must_use]
     pub const fn name(mut self, name: &'static str) -> Self {
         self.name = Some(name);
-        self
-    }
-
-    /// A function called when the manager is dropped with allocations still
-    /// live (raw [`Block`]s never freed, leaked boxes), with what leaked.
-    /// Without one, debug builds print the report to stderr; release builds
-    /// say nothing. Dropping never panics on its own account.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use memory_mgr::{Leaks, MemoryManager};
-    /// fn report(leaks: &Leaks) {
-    ///     assert_eq!(leaks.total(), 1);
-    /// }
-    /// let mm = MemoryManager::builder().on_leak(report).build()?;
-    /// let _forgotten = mm.alloc_block(16)?;
-    /// drop(mm); // calls `report`
-    /// # Ok::<(), memory_mgr::Error>(())
-    /// ```
-    #[must_use]
-    pub const fn on_leak(mut self, hook: fn(&Leaks)) -> Self {
-        self.on_leak = Some(hook);
         self
     }
 
@@ -1060,12 +1125,18 @@ impl<C: SizeClasses> Builder<C> {
     /// let r = MemoryManager::builder().initial_chunk_size(100).build();
     /// assert!(matches!(r, Err(Error::InvalidConfig(_))));
     /// ```
-    pub fn build(self) -> Result<MemoryManager<C>, Error> {
+    pub fn build(self) -> Result<MemoryManager<C>, Error>
+    where
+        H: FnOnce(&Leaks) + Send + 'static,
+    {
         let config = self.chunk_config()?;
+        let hook = self
+            .on_leak
+            .map(|h| Hook::Boxed(alloc::boxed::Box::new(h)));
         Ok(MemoryManager::with_config(
             config,
             self.budget,
-            self.on_leak,
+            hook,
             self.name,
         ))
     }
@@ -1088,6 +1159,9 @@ impl<C: SizeClasses> Builder<C> {
         })
     }
 
+}
+
+impl<C: SizeClasses> Builder<C> {
     /// The budget, the name and the leak hook set.
     #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
     pub(crate) const fn parts(&self) -> (Option<usize>, Option<&'static str>, Option<LeakHook>) {
