@@ -1,8 +1,9 @@
 //! A per-frame scratch manager: a long-lived manager holds the game's units,
 //! a scratch manager takes every temporary of a frame (a box, slices, a
-//! string, an `allocator-api2` `Vec`) and is reset at the frame's end. From
-//! the first frame on, the scratch manager's reserved bytes and chunks stay
-//! flat: each frame reuses the memory of the one before.
+//! string, an `allocator-api2` `Vec`, a leaked box) and is reset at the
+//! frame's end. From the first frame on, the scratch manager's reserved
+//! bytes and chunks stay flat: each frame reuses the memory of the one
+//! before.
 //!
 //! Run it with `cargo run --release --example scratch`.
 
@@ -58,7 +59,9 @@ fn main() -> Result<(), Error> {
         {
             // Everything made in this block borrows `scratch`.
             let camera = scratch.alloc([300.0 + 50.0 * frame as f32, 500.0f32]); // PoolBox<[f32; 2]>
-            let mut draw = AVec::new_in(&scratch); // grows through the classes
+                                                                                 // One 12 KiB block. Grown by `push` from empty instead, it would
+                                                                                 // pass through 9 classes, each with a 16 KiB chunk of its own.
+            let mut draw = AVec::with_capacity_in(units.len(), &scratch);
             for (i, u) in units.iter().enumerate() {
                 let (dx, dy) = (u.pos[0] - camera[0], u.pos[1] - camera[1]);
                 let color = i as u32 * 0x9E37_79B9;
@@ -70,7 +73,10 @@ fn main() -> Result<(), Error> {
             }
             draw.sort_by(|a, b| a.depth.total_cmp(&b.depth));
             let near = scratch.alloc_slice_copy(&draw[..NEAREST]); // PoolBox<[DrawCmd]>
+                                                                   // A leaked box is a plain `&mut` into the scratch memory: nothing
+                                                                   // is dropped or freed, the reset takes the block back.
             let depths = scratch.alloc_slice_fill_with(NEAREST, |i| near[i].depth);
+            let depths: &mut [f32] = PoolBox::leak(depths);
             let first = &units[near[0].unit as usize];
             let label = scratch.alloc_str(first.name); // PoolBox<str>
             let tint = near.iter().fold(0u32, |h, d| h ^ d.color);
@@ -91,13 +97,15 @@ fn main() -> Result<(), Error> {
             let reserved = *first_reserved.get_or_insert(s.reserved_bytes());
             assert_eq!(s.reserved_bytes(), reserved, "no new memory after frame 0");
             // `scratch.reset()` here does not compile: `camera`, `draw`,
-            // `near`, `depths` and `label` borrow `scratch` until they are
-            // dropped at the closing brace (error[E0502]: cannot borrow
-            // `scratch` as mutable because it is also borrowed as
-            // immutable). A Vec outside the loop holding a box of this frame
-            // is refused the same way.
-        } // the frame's boxes and vectors are dropped here ...
-        scratch.reset(); // ... so the reset may free the rest in O(chunks)
+            // `near` and `label` borrow `scratch` until they are dropped at
+            // the closing brace (error[E0502]: cannot borrow `scratch` as
+            // mutable because it is also borrowed as immutable). A Vec
+            // outside the loop holding a box of this frame is refused the
+            // same way.
+        } // the boxes and the Vec are dropped here, each freeing its block;
+          // the reset takes back the leaked `depths` and turns every chunk into
+          // unused capacity again, handed out in address order next frame.
+        scratch.reset();
     }
 
     println!("\n{}", scratch.stats());

@@ -48,9 +48,11 @@ impl SharedBudget {
             })
             .map(drop)
             .map_err(|reserved| Error::BudgetExceeded {
+                size: 0,
                 requested: bytes,
                 reserved,
                 budget: self.limit,
+                manager: None,
             })
     }
 
@@ -121,9 +123,11 @@ impl Budget {
                 Ok(())
             }
             _ => Err(Error::BudgetExceeded {
+                size: 0,
                 requested: bytes,
                 reserved,
                 budget: self.limit,
+                manager: None,
             }),
         }
     }
@@ -216,9 +220,11 @@ mod tests {
         assert_eq!(
             b.charge(50),
             Err(Error::BudgetExceeded {
+                size: 0,
                 requested: 50,
                 reserved: 60,
-                budget: 100
+                budget: 100,
+                manager: None,
             })
         );
         assert_eq!(b.reserved(), 60);

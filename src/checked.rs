@@ -274,7 +274,9 @@ impl BlockHeap {
         let tagged = value == Some(true);
         let layout = Layout::from_size_align(size.max(1), align)
             .map_err(|_| Error::LayoutOverflow { size, align })?;
-        let index = self.system_entry(&fallback.budget)?;
+        let index = self
+            .system_entry(&fallback.budget)
+            .map_err(|e| e.refusing(size, fallback.name))?;
         let ptr = system::alloc_block(fallback, layout)?;
         let mut inner = self.inner.borrow_mut();
         if index == inner.system.len() {

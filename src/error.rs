@@ -86,15 +86,25 @@ pub enum Error {
     /// the budget it was built with (see [`Builder::budget`](crate::Builder::budget)).
     /// Nothing was allocated; freeing or trimming makes room again.
     #[error(
-        "budget exceeded: {requested} more bytes would take the {reserved} bytes reserved past the budget of {budget}"
+        "budget exceeded{}: {} needed {requested} more bytes, with {reserved} of the budget of {budget} reserved",
+        In(*manager),
+        Request(*size)
     )]
     BudgetExceeded {
-        /// Bytes the manager needed from the system allocator.
+        /// The allocation that was refused, in bytes: the block size of its
+        /// class, or the size of an allocation above the classes (0 if not
+        /// known).
+        size: usize,
+        /// Bytes the manager needed from the system allocator for it (a
+        /// chunk, or the allocation and its record).
         requested: usize,
         /// Bytes it already held (pools and system allocations).
         reserved: usize,
         /// The budget.
         budget: usize,
+        /// The manager's name ([`Builder::name`](crate::Builder::name)), if
+        /// it has one.
+        manager: Option<&'static str>,
     },
     /// A size (at an alignment) that no size class serves: such requests go
     /// to the system allocator one by one, so there is nothing to reserve.
@@ -108,4 +118,51 @@ pub enum Error {
     /// A [`Builder`](crate::Builder) setting is out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(&'static str),
+}
+
+impl Error {
+    /// Names the refused allocation (`size` bytes) and the manager in a
+    /// [`Error::BudgetExceeded`]; any other error is returned as it is.
+    #[cold]
+    pub(crate) fn refusing(self, size: usize, manager: Option<&'static str>) -> Error {
+        match self {
+            Error::BudgetExceeded {
+                requested,
+                reserved,
+                budget,
+                ..
+            } => Error::BudgetExceeded {
+                size,
+                requested,
+                reserved,
+                budget,
+                manager,
+            },
+            e => e,
+        }
+    }
+}
+
+/// " in manager `name`", or nothing.
+struct In(Option<&'static str>);
+
+impl core::fmt::Display for In {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(name) => write!(f, " in manager `{name}`"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// "a 64-byte allocation", or "an allocation" when the size is not known.
+struct Request(usize);
+
+impl core::fmt::Display for Request {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            0 => write!(f, "an allocation"),
+            n => write!(f, "a {n}-byte allocation"),
+        }
+    }
 }

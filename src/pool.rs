@@ -1508,7 +1508,8 @@ fn refill(pool: &Pool) -> Result<NonNull<u8>, Error> {
         if !pool.generations && pool.collect() && !pool.free.get().is_null() {
             return pool.alloc();
         }
-        pool.next_fresh_chunk()?;
+        pool.next_fresh_chunk()
+            .map_err(|e| e.refusing(pool.block_size, pool.name()))?;
     }
     let block = pool.fresh.get();
     // SAFETY: `fresh_left > 0`, so `block` is a never-used block inside the

@@ -60,6 +60,11 @@ use crate::{DefaultClasses, Error, MemoryManager};
 #[inline(never)]
 #[track_caller]
 pub(crate) fn alloc_failed(name: Option<&str>, e: Error) -> ! {
+    // The manager is named once, up front.
+    let e = match e {
+        Error::BudgetExceeded { size, .. } => e.refusing(size, None),
+        e => e,
+    };
     match name {
         Some(name) => panic!("memory_mgr: allocation failed in manager `{name}`: {e}"),
         None => panic!("memory_mgr: allocation failed: {e}"),

@@ -612,7 +612,7 @@ pub(crate) fn alloc_typed(fallback: &Fallback, layout: Layout) -> Result<NonNull
 pub(crate) fn alloc_block(fallback: &Fallback, layout: Layout) -> Result<NonNull<u8>, Error> {
     let (full, offset) = (with_footer(layout)?, footer_offset(layout));
     if full.size() > fallback.cache.max {
-        return alloc_with_footer::<true>(fallback, full, offset, true);
+        return alloc_with_footer::<true>(fallback, (layout, full, offset), true);
     }
     let value = match fallback.cache.take::<true>(fallback, full, offset) {
         Some(value) => value,
@@ -620,7 +620,11 @@ pub(crate) fn alloc_block(fallback: &Fallback, layout: Layout) -> Result<NonNull
         // fuse malloc + memset into calloc: glibc's calloc skips its
         // per-thread cache (measured: pair/600 B blocks spent 30% of their
         // time in calloc's slow path).
-        None => core::hint::black_box(alloc_with_footer::<true>(fallback, full, offset, false)?),
+        None => core::hint::black_box(alloc_with_footer::<true>(
+            fallback,
+            (layout, full, offset),
+            false,
+        )?),
     };
     // SAFETY: the value's `layout.size()` bytes are ours.
     unsafe { value.write_bytes(0, layout.size()) };
@@ -636,7 +640,7 @@ fn alloc_large<const BLOCK: bool>(
     let (full, offset) = (with_footer(layout)?, footer_offset(layout));
     match fallback.cache.take::<BLOCK>(fallback, full, offset) {
         Some(value) => Ok(value),
-        None => alloc_with_footer::<BLOCK>(fallback, full, offset, false),
+        None => alloc_with_footer::<BLOCK>(fallback, (layout, full, offset), false),
     }
 }
 
@@ -665,16 +669,19 @@ impl Fallback {
     }
 }
 
-/// [`alloc_typed`] for the full layout `full` of a value whose footer is
-/// `offset` bytes in (from [`with_footer`] and [`footer_offset`]).
+/// [`alloc_typed`] for the full layout `full` of a value of `layout`,
+/// whose footer is `offset` bytes in (from [`with_footer`] and
+/// [`footer_offset`]).
 #[inline(never)]
 fn alloc_with_footer<const BLOCK: bool>(
     fallback: &Fallback,
-    full: Layout,
-    offset: usize,
+    (layout, full, offset): (Layout, Layout, usize),
     zeroed: bool,
 ) -> Result<NonNull<u8>, Error> {
-    fallback.budget.charge(full.size())?;
+    fallback
+        .budget
+        .charge(full.size())
+        .map_err(|e| e.refusing(layout.size(), fallback.name))?;
     let value = if zeroed {
         alloc_zeroed(fallback.kind.source, full)
     } else {
@@ -821,7 +828,8 @@ pub(crate) fn alloc_registered(fallback: &Fallback, layout: Layout) -> Result<No
     fallback
         .registry
         .borrow_mut()
-        .reserve_one(&fallback.budget)?;
+        .reserve_one(&fallback.budget)
+        .map_err(|e| e.refusing(layout.size(), fallback.name))?;
     let value = alloc_typed(fallback, layout)?;
     // SAFETY: `value` was just allocated by `alloc_typed` for `layout`.
     let footer = unsafe { footer_of(value, layout) };

@@ -64,6 +64,36 @@ fn the_peak_survives_a_trim() {
     assert_eq!(peak, n(5000, 300));
 }
 
+#[test]
+fn a_budget_refusal_names_the_request_and_the_manager() {
+    let mm = MemoryManager::builder()
+        .name("audio")
+        .budget(64 << 10)
+        .build()
+        .unwrap();
+    let (v, e) = fill_budget(&mm);
+    let msg = e.to_string();
+    assert!(msg.contains("in manager `audio`"), "{msg}");
+    assert!(msg.contains("a 32-byte allocation"), "{msg}");
+    let big = mm.try_alloc([0u8; 100_000]).unwrap_err();
+    assert!(
+        matches!(big, Error::BudgetExceeded { size: 100_000, manager: Some("audio"), .. }),
+        "{big:?}"
+    );
+    let block = mm.alloc_block(70_000).unwrap_err();
+    assert!(matches!(block, Error::BudgetExceeded { size: 70_000, .. }), "{block:?}");
+    let handle = mm.try_insert([0u8; 100]).unwrap_err();
+    assert!(matches!(handle, Error::BudgetExceeded { size: 128, .. }), "{handle:?}");
+    // The infallible call's panic says it too.
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mm.alloc([0u64; 4])))
+        .unwrap_err();
+    let text = panic.downcast_ref::<String>().unwrap();
+    assert!(text.contains("audio") && text.contains("32-byte"), "{text}");
+    drop(v);
+    mm.trim();
+    assert!(mm.try_alloc([0u8; 100]).is_ok(), "room again");
+}
+
 /// Allocates until the budget refuses; returns what was allocated and the error.
 fn fill_budget(mm: &MemoryManager) -> (Vec<PoolBox<'_, [u64; 4]>>, Error) {
     let mut v = Vec::new();
@@ -84,14 +114,19 @@ fn a_budget_refuses_growth_with_the_figures_and_the_manager_recovers() {
         assert_eq!(mm.budget(), Some(budget));
         let (mut v, e) = fill_budget(&mm);
         let Error::BudgetExceeded {
+            size,
             requested,
             reserved,
             budget: b,
+            manager,
         } = e
         else {
             panic!("expected BudgetExceeded, got {e:?}");
         };
         assert_eq!(b, budget);
+        // The request: a [u64; 4] in the 32-byte class (pass-through: its
+        // own 32 bytes), from an unnamed manager.
+        assert_eq!((size, manager), (32, None), "{e}");
         assert!(reserved <= budget && reserved + requested > budget, "{e}");
         assert_eq!(mm.stats().reserved_bytes(), reserved);
         let msg = e.to_string();
