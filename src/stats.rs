@@ -312,16 +312,17 @@ impl Stats {
 impl fmt::Display for Stats {
     /// The manager's name as a title (if it has one), then one row per class
     /// in use — every class with the alternate form `{:#}` — one for the
-    /// system allocator, and a total row; 98 columns. Figures in blocks
-    /// unless the header says bytes.
+    /// system allocator, and a total row; 95 columns. Live allocations are
+    /// counted apart by kind (boxes, blocks, handles, collections); figures
+    /// in blocks unless the header says bytes.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(name) = self.name {
             writeln!(f, "{name}")?;
         }
-        let row = |f: &mut fmt::Formatter<'_>, cells: [&dyn fmt::Display; 11]| {
+        let row = |f: &mut fmt::Formatter<'_>, cells: [&dyn fmt::Display; 12]| {
             writeln!(
                 f,
-                "{:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>10} {:>10} {:>5} {:>11}",
+                "{:>6} {:>7} {:>7} {:>7} {:>6} {:>7} {:>8} {:>6} {:>9} {:>9} {:>4} {:>10}",
                 cells[0],
                 cells[1],
                 cells[2],
@@ -332,7 +333,8 @@ impl fmt::Display for Stats {
                 cells[7],
                 cells[8],
                 cells[9],
-                cells[10]
+                cells[10],
+                cells[11]
             )
         };
         row(
@@ -341,8 +343,9 @@ impl fmt::Display for Stats {
                 &"class",
                 &"boxes",
                 &"blocks",
+                &"handles",
+                &"colls",
                 &"peak",
-                &"free",
                 &"capacity",
                 &"chunks",
                 &"allocs",
@@ -367,8 +370,9 @@ impl fmt::Display for Stats {
                     &c.block_size,
                     &c.live_boxes,
                     &c.live_blocks,
+                    &c.live_handles,
+                    &c.live_collections,
                     &(c.peak_boxes + c.peak_blocks),
-                    &c.free(),
                     &c.capacity,
                     &c.chunks,
                     &c.allocs,
@@ -385,8 +389,9 @@ impl fmt::Display for Stats {
                 &"system",
                 &s.live_boxes,
                 &s.live_blocks,
+                &s.live_handles,
+                &s.live_collections,
                 &(s.peak_boxes + s.peak_blocks),
-                &"-",
                 &"-",
                 &"-",
                 &s.allocs,
@@ -397,10 +402,12 @@ impl fmt::Display for Stats {
         )?;
         write!(
             f,
-            "{:>6} {:>17} {:>8} {:>8} {:>8} {:>6} {:>10} {:>10} {:>5} {:>11}",
+            "{:>6} {:>7} {:>7} {:>7} {:>6} {:>7} {:>8} {:>6} {:>9} {:>9} {:>4} {:>10}",
             "total",
-            self.live(),
-            "",
+            self.classes.iter().map(|c| c.live_boxes).sum::<usize>() + s.live_boxes,
+            self.classes.iter().map(|c| c.live_blocks).sum::<usize>() + s.live_blocks,
+            self.classes.iter().map(|c| c.live_handles).sum::<usize>() + s.live_handles,
+            self.classes.iter().map(|c| c.live_collections).sum::<usize>() + s.live_collections,
             "",
             "",
             "",
