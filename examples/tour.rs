@@ -118,6 +118,33 @@ fn main() -> Result<(), Error> {
     );
     mm.free(reused)?;
 
+    // 2b. Typed handles: values the manager owns, reached by checked keys.
+    println!("\n-- Handle<T>: typed values the manager owns, checked keys --");
+    let mut world = MemoryManager::builder().name("world").build()?;
+    let ada = world.insert(String::from("ada"));
+    let bob = world.insert(String::from("bob"));
+    let [a, b] = world.get_disjoint_mut([ada, bob])?;
+    std::mem::swap(a, b);
+    println!(
+        "after a swap through get_disjoint_mut: {:?}, {:?} ({} bytes a handle, Copy, no lifetime)",
+        world.get(ada)?,
+        world.get(bob)?,
+        size_of::<memory_mgr::Handle<String>>()
+    );
+    println!("remove -> {:?}", world.remove(ada)?);
+    println!("get after remove -> {:?}", world.get(ada).unwrap_err());
+    world.reset(); // drops "ada" (the value behind `bob`)
+    println!("get after reset -> {:?}", world.get(bob).unwrap_err());
+
+    // 2c. Trait objects: unsize_box! is Box's coercion on stable.
+    let shown: Vec<PoolBox<'_, dyn std::fmt::Debug>> = vec![
+        memory_mgr::unsize_box!(mm.alloc(1u8)),
+        memory_mgr::unsize_box!(mm.alloc("two")),
+        memory_mgr::unsize_box!(mm.alloc([3.0f32; 2])),
+    ];
+    println!("PoolBox<dyn Debug> via unsize_box!: {shown:?}");
+    drop(shown);
+
     // 3. Size-class tables.
     println!("\n-- size-class tables --");
     let fine = MemoryManager::<FineClasses>::with_classes();
