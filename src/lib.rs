@@ -4,10 +4,13 @@
 //!
 //! A [`MemoryManager`] is a plain value — make one per subsystem — that owns
 //! one pool per size class (by default 8, 16, 32, 64, 128, 256 and 512
-//! bytes). It hands out two kinds of allocation:
+//! bytes). It hands out three kinds of allocation:
 //!
 //! * [`PoolBox<'m, T>`](PoolBox), an owning pointer like `Box<T>` that
 //!   borrows the manager, one word wide; dropping it returns the block.
+//! * [`Handle<T>`], a copyable, checked key to a value the manager owns
+//!   (like a slotmap key): it borrows nothing, so a `World` can own its
+//!   manager and its handles together.
 //! * [`Block`], a copyable handle to raw bytes whose [`free`] is checked: a
 //!   second free returns [`Error::DoubleFree`] — never undefined behaviour.
 //!
@@ -38,6 +41,37 @@
 //! dropping is a push. A `T` above the largest class goes to the system
 //! allocator; a zero-sized `T` allocates nothing. A `PoolBox` cannot outlive
 //! its manager and is not `Send`: the borrow checker enforces both.
+//!
+//! A `PoolBox<'m, dyn Trait>` comes from [`unsize_box!`] (the coercion
+//! `Box` does, on stable Rust; with the `nightly` feature the coercion
+//! works directly).
+//!
+//! # Values the manager owns: `Handle`
+//!
+//! ```
+//! use memory_mgr::{Error, Handle, MemoryManager};
+//!
+//! struct World { mm: MemoryManager, enemies: Vec<Handle<[f32; 3]>> }
+//!
+//! fn load() -> World {                          // returns a finished level
+//!     let mm = MemoryManager::builder().name("level").build().unwrap();
+//!     let enemies = (0..3).map(|i| mm.insert([i as f32; 3])).collect();
+//!     World { mm, enemies }
+//! }
+//! let mut w = load();
+//! let first = w.enemies[0];
+//! w.mm.get_mut(first)?[1] = 9.0;               // checked, like slotmap
+//! assert_eq!(w.mm.remove(first)?, [0.0, 9.0, 0.0]);
+//! assert_eq!(w.mm.get(first), Err(Error::Removed));
+//! w.mm.reset();                                 // drops every value left
+//! assert_eq!(w.mm.get(w.enemies[1]), Err(Error::FreedByReset));
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! A handle is checked like a `Block` (below), and its value lives in the
+//! same pools, so stats, budgets, `trim` and `reset` cover it; the
+//! manager drops the values still in it on `reset` and on drop.
+//! `docs/structuring.md` shows where managers live in a game.
 //!
 //! # Raw bytes: `Block`
 //!
@@ -195,6 +229,8 @@
 //! * `debug-fill`: blocks handed out are filled with `0xCD`, freed blocks
 //!   with `0xDD`, and a freed block written before its reuse panics.
 //! * `pass-through`: below.
+//! * `nightly` (nightly compiler): `PoolBox<T>` coerces to
+//!   `PoolBox<dyn Trait>` like `Box` (`CoerceUnsized`).
 //! * `self-host`: for this crate's own test suite (it runs on [`Global`]).
 //!
 //! # Pass-through mode
