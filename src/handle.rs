@@ -57,6 +57,50 @@ use crate::{Block, Error, MemoryManager};
 /// assert_eq!(size_of::<Handle<String>>(), 16);
 /// # Ok::<(), Error>(())
 /// ```
+///
+/// The manager owns the value, and is `Send`: a value that is not `Send`
+/// cannot go in.
+///
+/// ```compile_fail
+/// let mm = memory_mgr::MemoryManager::new();
+/// let h = mm.insert(std::rc::Rc::new(1));
+/// ```
+///
+/// Nor one that borrows (a reset or the manager's drop runs its
+/// destructor, later):
+///
+/// ```compile_fail
+/// let mm = memory_mgr::MemoryManager::new();
+/// let local = String::from("x");
+/// let h = mm.insert(&local);
+/// ```
+///
+/// A reference from [`get`](MemoryManager::get) keeps the value from being
+/// removed (or the manager from being reset) while it lives:
+///
+/// ```compile_fail
+/// let mut mm = memory_mgr::MemoryManager::new();
+/// let h = mm.insert(String::from("x"));
+/// let r = mm.get(h).unwrap();
+/// mm.remove(h).unwrap();
+/// println!("{r}");
+/// ```
+///
+/// ```compile_fail
+/// let mut mm = memory_mgr::MemoryManager::new();
+/// let h = mm.insert(1u32);
+/// let r = mm.get(h).unwrap();
+/// *mm.get_mut(h).unwrap() += 1;
+/// println!("{r}");
+/// ```
+///
+/// And a handle is typed: it reads only what was put in.
+///
+/// ```compile_fail
+/// let mm = memory_mgr::MemoryManager::new();
+/// let h = mm.insert(1u32);
+/// let x: &u64 = mm.get(h).unwrap();
+/// ```
 pub struct Handle<T> {
     raw: Block,
     /// Names the value's type without owning one: `Send`, `Sync`, `Copy`
