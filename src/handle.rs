@@ -209,9 +209,11 @@ impl<C: SizeClasses> MemoryManager<C> {
     fn find<T>(&self, handle: Handle<T>) -> Result<Found<'_>, Error> {
         let (blocks, heap) = (self.blocks(), self.heap());
         let found = match const { Stored::<T>::class::<C>() } {
-            Some(class) => {
-                blocks.find_value(Some(heap.checked_pool(class)), C::TABLE.size(class), handle.raw)
-            }
+            Some(class) => blocks.find_value(
+                Some(heap.checked_pool(class)),
+                C::TABLE.size(class),
+                handle.raw,
+            ),
             None => blocks.find_value(None, 0, handle.raw),
         };
         found.ok_or_else(|| blocks.handle_error(heap.checked(), handle.raw))
@@ -297,6 +299,34 @@ impl<C: SizeClasses> MemoryManager<C> {
             raw,
             _value: PhantomData,
         })
+    }
+
+    /// Grows the pool that holds `T` values behind handles so that
+    /// `additional` more [`insert`](Self::insert)s of a `T` need no new
+    /// memory (a value with a destructor takes a word more than `T`, so
+    /// its class may differ from a `PoolBox<T>`'s: this reserves the right
+    /// one).
+    ///
+    /// # Errors
+    ///
+    /// As [`reserve`](Self::reserve): [`Error::NotPooled`] if such values
+    /// are above every class.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// mm.reserve_handles::<String>(1000)?;
+    /// let reserved = mm.stats().reserved_bytes();
+    /// let names: Vec<_> = (0..1000).map(|i| mm.insert(i.to_string())).collect();
+    /// assert_eq!(mm.stats().reserved_bytes(), reserved);
+    /// # drop(names);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    pub fn reserve_handles<T: Send + 'static>(&self, additional: usize) -> Result<(), Error> {
+        let layout = Stored::<T>::LAYOUT;
+        self.heap()
+            .reserve(layout.size(), layout.align(), true, additional)
     }
 
     /// The value of `handle`.

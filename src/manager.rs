@@ -27,6 +27,7 @@ pub(crate) type LeakHook = fn(&Leaks);
 /// A manager's leak hook: what [`Builder::on_leak`] was given.
 enum Hook {
     /// A function (a shared manager's central heap, which reports nothing).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
     Fn(fn(&Leaks)),
     /// Any closure.
     Boxed(alloc::boxed::Box<dyn FnOnce(&Leaks) + Send>),
@@ -708,9 +709,11 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// to it); [`trim`](Self::trim) gives the chunks back. The borrow checker
     /// ensures no [`PoolBox`](crate::PoolBox) is alive, and every [`Block`] handed out before
     /// becomes stale — freeing, reading or writing one afterwards is
-    /// [`Error::FreedByReset`], never an access to new data.
-    /// Destructors of values still in the pools (leaked boxes) do not run.
-    /// Counters of allocations and peaks carry on.
+    /// [`Error::FreedByReset`], never an access to new data. The values
+    /// behind [`Handle`](crate::Handle)s are the manager's own: their
+    /// destructors run first (O(slots) when any value with a destructor is
+    /// live); destructors of leaked boxes do not run. Counters of
+    /// allocations and peaks carry on.
     ///
     /// A per-frame scratch manager is the pattern it is made for: allocate
     /// during the frame, `reset` at its end, and the next frame reuses the
@@ -718,8 +721,11 @@ impl<C: SizeClasses> MemoryManager<C> {
     ///
     /// # Panics
     ///
-    /// With the `debug-fill` feature, if a freed block was written after it
-    /// was freed (a use-after-free in the program), once the reset is done.
+    /// If a handle value's destructor panics: the panic goes on, with that
+    /// value dropped and the values not reached yet still live (the
+    /// manager stays usable; reset again to drop them). With the
+    /// `debug-fill` feature, if a freed block was written after it was
+    /// freed (a use-after-free in the program), once the reset is done.
     ///
     /// # Examples
     ///
@@ -1130,9 +1136,7 @@ impl<C: SizeClasses, H> Builder<C, H> {
         H: FnOnce(&Leaks) + Send + 'static,
     {
         let config = self.chunk_config()?;
-        let hook = self
-            .on_leak
-            .map(|h| Hook::Boxed(alloc::boxed::Box::new(h)));
+        let hook = self.on_leak.map(|h| Hook::Boxed(alloc::boxed::Box::new(h)));
         Ok(MemoryManager::with_config(
             config,
             self.budget,
@@ -1158,7 +1162,6 @@ impl<C: SizeClasses, H> Builder<C, H> {
             max: self.max,
         })
     }
-
 }
 
 impl<C: SizeClasses> Builder<C> {

@@ -655,12 +655,9 @@ impl Pool {
         debug_assert!(self.generations);
         let mut drained = 0;
         let mut r = 0;
-        loop {
-            // SAFETY: no other reference to the table exists during this
-            // statement (`f` does not reach the pool).
-            let Some(&chunk) = unsafe { self.records() }.get(r) else {
-                break;
-            };
+        // SAFETY: no other reference to the table exists during this
+        // statement (`f` does not reach the pool).
+        while let Some(&chunk) = unsafe { self.records() }.get(r) {
             r += 1;
             let Some(chunk) = NonNull::new(chunk) else {
                 continue;
@@ -1701,18 +1698,29 @@ mod tests {
             assert!(pool.chunk_count() > 1 && pool.is_valid());
             for &(block, number, generation) in &slots {
                 assert_eq!(generation % 2, 1);
-                assert_eq!(pool.find_slot(number, generation, pool.block_size()).unwrap().block, block);
-                assert!(pool.find_slot(number, generation + 2, pool.block_size()).is_none());
+                assert_eq!(
+                    pool.find_slot(number, generation, pool.block_size())
+                        .unwrap()
+                        .block,
+                    block
+                );
+                assert!(pool
+                    .find_slot(number, generation + 2, pool.block_size())
+                    .is_none());
             }
             let mut numbers: Vec<_> = slots.iter().map(|s| s.1).collect();
             numbers.sort_unstable();
             numbers.dedup();
             assert_eq!(numbers.len(), n, "slot numbers are distinct");
             for &(_, number, generation) in &slots {
-                let slot = pool.find_slot(number, generation, pool.block_size()).unwrap();
+                let slot = pool
+                    .find_slot(number, generation, pool.block_size())
+                    .unwrap();
                 // SAFETY: just found live; freed once.
                 unsafe { pool.free_slot(slot) };
-                assert!(pool.find_slot(number, generation, pool.block_size()).is_none());
+                assert!(pool
+                    .find_slot(number, generation, pool.block_size())
+                    .is_none());
             }
             assert!(pool.is_valid());
             assert!(pool.trim() > 0);
@@ -1721,7 +1729,9 @@ mod tests {
             // generation.
             let again: Vec<_> = (0..n).map(|_| pool.alloc_slot(false).unwrap()).collect();
             for &(_, number, generation) in &slots {
-                assert!(pool.find_slot(number, generation, pool.block_size()).is_none());
+                assert!(pool
+                    .find_slot(number, generation, pool.block_size())
+                    .is_none());
             }
             assert!(again.iter().all(|&(_, _, g)| g > 1));
             assert!(pool.is_valid());

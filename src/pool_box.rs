@@ -236,7 +236,10 @@ static_assertions::assert_not_impl_any!(PoolBox<'static, u64>: Send, Sync);
 /// apart to the one it builds: the lifetime, class table and kind.
 #[doc(hidden)]
 #[derive(Debug)]
-pub struct RawParts<'m, C: SizeClasses, K: Kind>(PhantomData<(&'m Cell<()>, fn(C) -> C, fn() -> K)>);
+pub struct RawParts<'m, C: SizeClasses, K: Kind>(PhantomData<Parts<'m, C, K>>);
+
+/// What [`RawParts`] names.
+type Parts<'m, C, K> = (&'m Cell<()>, fn(C) -> C, fn() -> K);
 
 impl<'m, U: ?Sized, C: SizeClasses, K: Kind> PoolBox<'m, U, C, K> {
     /// The second half of [`unsize_box!`](crate::unsize_box).

@@ -407,7 +407,11 @@ impl fmt::Display for Stats {
             self.classes.iter().map(|c| c.live_boxes).sum::<usize>() + s.live_boxes,
             self.classes.iter().map(|c| c.live_blocks).sum::<usize>() + s.live_blocks,
             self.classes.iter().map(|c| c.live_handles).sum::<usize>() + s.live_handles,
-            self.classes.iter().map(|c| c.live_collections).sum::<usize>() + s.live_collections,
+            self.classes
+                .iter()
+                .map(|c| c.live_collections)
+                .sum::<usize>()
+                + s.live_collections,
             "",
             "",
             "",

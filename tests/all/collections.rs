@@ -31,7 +31,10 @@ fn a_vec_grows_through_the_classes_into_the_fallback_and_back() {
         let s = mm.stats();
         if !PASS_THROUGH {
             assert_eq!(s.system.live_collections, 0);
-            assert_eq!(s.classes[4].live_collections, 1, "80 bytes -> the 128-byte class");
+            assert_eq!(
+                s.classes[4].live_collections, 1,
+                "80 bytes -> the 128-byte class"
+            );
         }
         assert_eq!(&v[..3], &[0, 3, 6]);
         drop(v);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use memory_mgr::{Error, Handle, MemoryManager, PoolBox};
 
-use crate::{assert_no_leak, n};
+use crate::{assert_no_leak, live_by_kind, n, PASS_THROUGH};
 
 /// Counts its drops in a shared counter.
 #[derive(Debug)]
@@ -123,7 +123,10 @@ fn reset_and_drop_run_the_destructors_of_live_values() {
 fn values_without_destructors_are_forgotten_by_a_reset_in_o_chunks() {
     let mut mm = MemoryManager::new();
     let hs: Vec<_> = (0..n(2000, 100)).map(|i| mm.insert([i; 4])).collect();
-    assert_eq!(mm.stats().classes[2].live_handles, n(2000, 100));
+    assert_eq!(live_by_kind(&mm.stats()).2, n(2000, 100));
+    if !PASS_THROUGH {
+        assert_eq!(mm.stats().classes[2].live_handles, n(2000, 100));
+    }
     mm.reset();
     assert!(hs.iter().all(|&h| mm.get(h) == Err(Error::FreedByReset)));
     assert_eq!(mm.stats().live(), 0);
@@ -186,14 +189,16 @@ fn handles_are_counted_apart_in_the_stats_and_charged_to_the_budget() {
     let b = mm.alloc_block(24).unwrap();
     let h = mm.insert([0u64; 3]); // 24 bytes: the 32-byte class, as the block
     let s = mm.stats();
-    assert_eq!(
-        (s.classes[2].live_blocks, s.classes[2].live_handles),
-        (1, 1)
-    );
-    assert_eq!(s.live(), 2);
+    assert_eq!(live_by_kind(&s), (0, 1, 1, 0));
+    if !PASS_THROUGH {
+        let row = s.classes[2];
+        assert_eq!((row.live_blocks, row.live_handles), (1, 1));
+    }
     let big = mm.insert([0u8; 3000]);
-    assert_eq!(mm.stats().system.live_handles, 1);
-    assert_eq!(mm.stats().system.live_blocks, 0);
+    assert_eq!(live_by_kind(&mm.stats()), (0, 1, 2, 0));
+    if !PASS_THROUGH {
+        assert_eq!(mm.stats().system.live_handles, 1);
+    }
     // The budget covers handle values: insert until refused.
     let mut hs = Vec::new();
     let err = loop {
@@ -222,7 +227,8 @@ fn trim_keeps_live_values_and_a_handle_into_a_released_chunk_stays_stale() {
     for &h in &gone {
         mm.remove(h).unwrap();
     }
-    assert!(mm.trim() > 0);
+    // (Pass-through: the system table stays while `keep` is in it.)
+    assert!(mm.trim() > 0 || PASS_THROUGH);
     assert_eq!(mm.get(keep).unwrap(), "keep");
     assert!(gone.iter().all(|&h| mm.get(h) == Err(Error::Removed)));
     let fresh: Vec<_> = (0..n(5000, 300)).map(|i| mm.insert(i as u64)).collect();
@@ -284,23 +290,24 @@ fn boxes_blocks_handles_and_collections_are_counted_apart() {
     let _handle = mm.insert([0u64; 2]);
     let mut v = allocator_api2::vec::Vec::<u64, _>::with_capacity_in(2, &mm);
     v.extend([1, 2]);
-    let row = mm.stats().classes[1];
-    assert_eq!(
-        (
+    assert_eq!(live_by_kind(&mm.stats()), (1, 1, 1, 1));
+    if !PASS_THROUGH {
+        let row = mm.stats().classes[1];
+        let kinds = (
             row.live_boxes,
             row.live_blocks,
             row.live_handles,
-            row.live_collections
-        ),
-        (1, 1, 1, 1)
-    );
+            row.live_collections,
+        );
+        assert_eq!(kinds, (1, 1, 1, 1));
+    }
     drop(v);
-    let row = mm.stats().classes[1];
-    assert_eq!((row.live_boxes, row.live_collections), (1, 0));
+    assert_eq!(live_by_kind(&mm.stats()), (1, 1, 1, 0));
     let big: PoolBox<'_, [u8; 5000]> = mm.alloc([0; 5000]);
     let mut w = allocator_api2::vec::Vec::<u8, _>::with_capacity_in(5000, &mm);
     w.push(1);
+    assert_eq!(live_by_kind(&mm.stats()), (2, 1, 1, 1));
     let sys = mm.stats().system;
-    assert_eq!((sys.live_boxes, sys.live_collections), (1, 1));
+    assert!(PASS_THROUGH || (sys.live_boxes, sys.live_collections) == (1, 1));
     drop((big, w));
 }

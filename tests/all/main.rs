@@ -139,6 +139,24 @@ fn n(normal: usize, miri: usize) -> usize {
 
 const PASS_THROUGH: bool = cfg!(feature = "pass-through");
 
+/// Live (boxes, blocks, handles, collections) over every class and the
+/// system row: the same in pooled and pass-through mode.
+fn live_by_kind(s: &memory_mgr::Stats) -> (usize, usize, usize, usize) {
+    let (mut b, mut k, mut h, mut c) = (
+        s.system.live_boxes,
+        s.system.live_blocks,
+        s.system.live_handles,
+        s.system.live_collections,
+    );
+    for row in &s.classes {
+        b += row.live_boxes;
+        k += row.live_blocks;
+        h += row.live_handles;
+        c += row.live_collections;
+    }
+    (b, k, h, c)
+}
+
 /// Shows that `mm` still works after an error: `cycles` alloc/free cycles of
 /// boxes and blocks of every class, then the counts balance.
 #[track_caller]

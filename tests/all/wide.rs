@@ -76,7 +76,11 @@ fn a_vec_grows_through_the_wide_classes_in_place_where_it_can() {
             assert_eq!(mm.stats().system.live_collections, 0, "still pooled");
         }
         v.extend(top..9_000); // 72 KB
-        assert_eq!(mm.stats().system.live_collections, 1, "past 64 KiB: the system");
+        assert_eq!(
+            mm.stats().system.live_collections,
+            1,
+            "past 64 KiB: the system"
+        );
         assert!(v.iter().enumerate().all(|(i, &x)| x == i as u64));
         drop(v);
         assert_eq!(mm.stats().live(), 0);
