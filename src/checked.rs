@@ -486,9 +486,17 @@ impl BlockHeap {
     ///
     /// `found` must come from [`find_value`](Self::find_value) for `b` with
     /// no call to this heap since; nothing may use the block afterwards.
+    /// `tagged`: the value has a destructor (a constant of its type).
     #[inline(always)]
-    pub(crate) unsafe fn free_value(&self, found: Found<'_>, b: Block, fallback: &Fallback) {
-        if is_tagged(b.generation) {
+    pub(crate) unsafe fn free_value(
+        &self,
+        found: Found<'_>,
+        b: Block,
+        fallback: &Fallback,
+        tagged: bool,
+    ) {
+        debug_assert_eq!(tagged, is_tagged(b.generation));
+        if tagged {
             self.droppable.set(self.droppable.get() - 1);
         }
         match found.pooled {

@@ -445,8 +445,12 @@ impl<C: SizeClasses> MemoryManager<C> {
         // again.
         unsafe {
             let value = Stored::<T>::value(found.ptr).read();
-            self.blocks()
-                .free_value(found, handle.raw, self.heap().fallback());
+            self.blocks().free_value(
+                found,
+                handle.raw,
+                self.heap().fallback(),
+                Stored::<T>::TAGGED,
+            );
             Ok(value)
         }
     }
