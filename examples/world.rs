@@ -92,8 +92,14 @@ fn load_level(mm: MemoryManager, guards: usize) -> World {
     };
     // Room for the whole level up front: no chunk is allocated while it
     // spawns (or later, while it plays).
-    world.mm.reserve_handles::<Entity>(guards + 1).expect("level budget");
-    world.mm.reserve_handles::<Transform>(guards + 1).expect("level budget");
+    world
+        .mm
+        .reserve_handles::<Entity>(guards + 1)
+        .expect("level budget");
+    world
+        .mm
+        .reserve_handles::<Transform>(guards + 1)
+        .expect("level budget");
     world.spawn("player".into(), 1000, 20, [0.0, 0.0], [1.0, 0.5]);
     for i in 0..guards {
         let pos = [(i * 7 % 60) as f32, (i * 13 % 30) as f32];

@@ -35,7 +35,7 @@ use core::ptr::{self, NonNull};
 use crate::block::{NUMBER_BITS, NUMBER_MASK, SYSTEM_SLOT};
 use crate::budget::Budget;
 use crate::identity::Identity;
-use crate::pool::{floor_after, grown, is_tagged, live_after, Pool, Slot};
+use crate::pool::{floor_after, grown, is_tagged, live_after, Pool, Slot, BLOCK, DROP_VALUE};
 use crate::system;
 use crate::system::Fallback;
 use crate::{Block, Error};
@@ -183,7 +183,7 @@ impl BlockHeap {
             size,
             "class {class} has another block size"
         );
-        let (block, ptr) = self.alloc_slot(pool, class, false)?;
+        let (block, ptr) = self.alloc_slot(pool, class, BLOCK)?;
         // SAFETY: the block is `size` bytes inside a live chunk and now ours.
         unsafe { ptr.write_bytes(0, size) };
         Ok(block)
@@ -191,25 +191,27 @@ impl BlockHeap {
 
     /// Allocates a block from `pool` (of class `class`) for a handle's
     /// value, uninitialised: its handle, and its address from the pool's
-    /// tables. `tagged`: the value has a destructor, which a reset or drop
-    /// runs through a function pointer at the start of the block.
+    /// tables. `kind` is [`VALUE`](crate::pool::VALUE), or [`DROP_VALUE`]
+    /// for a value with a destructor, which a reset or drop runs through a
+    /// function pointer at the start of the block.
     ///
     /// # Safety
     ///
-    /// If `tagged`, the caller writes a [`DropFn`] for the value at the
-    /// start of the block, and the value, before any other call to this
-    /// heap.
+    /// For [`DROP_VALUE`], the caller writes a [`DropFn`] for the value at
+    /// the start of the block, and the value, before any other call to
+    /// this heap.
     #[inline(always)]
     pub(crate) unsafe fn alloc_value(
         &self,
         pool: &Pool,
         class: usize,
-        tagged: bool,
+        kind: u32,
     ) -> Result<(Block, NonNull<u8>), Error> {
-        let found = self.alloc_slot(pool, class, tagged)?;
+        debug_assert_ne!(kind, BLOCK);
+        let found = self.alloc_slot(pool, class, kind)?;
         pool.count_tally(true);
         self.droppable
-            .set(self.droppable.get() + usize::from(tagged));
+            .set(self.droppable.get() + usize::from(kind == DROP_VALUE));
         Ok(found)
     }
 
@@ -219,9 +221,9 @@ impl BlockHeap {
         &self,
         pool: &Pool,
         class: usize,
-        tagged: bool,
+        kind: u32,
     ) -> Result<(Block, NonNull<u8>), Error> {
-        let (ptr, number, generation) = pool.alloc_slot(tagged)?;
+        let (ptr, number, generation) = pool.alloc_slot(kind)?;
         let block = Block {
             owner: self.identity.id(),
             generation,
@@ -241,12 +243,12 @@ impl BlockHeap {
         align: usize,
         fallback: &Fallback,
     ) -> Result<Block, Error> {
-        self.alloc_system_entry(size, align, fallback, None)
+        self.alloc_system_entry(size, align, fallback, BLOCK)
             .map(|(block, _)| block)
     }
 
     /// [`alloc_system`](Self::alloc_system) for a handle's value (its
-    /// address too); `tagged` as in [`alloc_value`](Self::alloc_value).
+    /// address too); `kind` as in [`alloc_value`](Self::alloc_value).
     ///
     /// # Safety
     ///
@@ -257,21 +259,21 @@ impl BlockHeap {
         size: usize,
         align: usize,
         fallback: &Fallback,
-        tagged: bool,
+        kind: u32,
     ) -> Result<(Block, NonNull<u8>), Error> {
-        self.alloc_system_entry(size, align, fallback, Some(tagged))
+        debug_assert_ne!(kind, BLOCK);
+        self.alloc_system_entry(size, align, fallback, kind)
     }
 
-    /// A system block and its entry; `value`: for a handle's value, tagged
-    /// or not.
+    /// A system block and its entry, to hold `kind` (see
+    /// [`live_after`]).
     fn alloc_system_entry(
         &self,
         size: usize,
         align: usize,
         fallback: &Fallback,
-        value: Option<bool>,
+        kind: u32,
     ) -> Result<(Block, NonNull<u8>), Error> {
-        let tagged = value == Some(true);
         let layout = Layout::from_size_align(size.max(1), align)
             .map_err(|_| Error::LayoutOverflow { size, align })?;
         let index = self
@@ -292,7 +294,7 @@ impl BlockHeap {
             inner.system_free.pop();
         }
         let slot = &mut inner.system[index];
-        slot.generation = live_after(slot.generation, tagged);
+        slot.generation = live_after(slot.generation, kind);
         slot.ptr = Some(ptr);
         slot.layout = layout;
         slot.len = size;
@@ -301,10 +303,10 @@ impl BlockHeap {
             generation: slot.generation,
             slot: SYSTEM_SLOT | index as u32,
         };
-        if value.is_some() {
+        if kind != BLOCK {
             inner.system_handles += 1;
             self.droppable
-                .set(self.droppable.get() + usize::from(tagged));
+                .set(self.droppable.get() + usize::from(kind == DROP_VALUE));
         }
         Ok((block, ptr))
     }
@@ -468,14 +470,15 @@ impl BlockHeap {
     }
 
     /// Why handle `b` was not found: [`Error::Removed`] if its slot moved on
-    /// (removed, or its chunk trimmed since), [`Error::FreedByReset`] or
-    /// [`Error::ForeignBlock`] for another id.
+    /// (removed, or its chunk trimmed since — or the slot matched but holds
+    /// a value of another type: reused 2^29 times since), and
+    /// [`Error::FreedByReset`] or [`Error::ForeignBlock`] for another id.
     #[cold]
     #[inline(never)]
     pub(crate) fn handle_error(&self, pools: &[Pool], b: Block) -> Error {
         match self.validate(pools, b, Error::Removed) {
             Err(e) => e,
-            Ok(_) => Error::Removed, // not reached: the caller found nothing
+            Ok(_) => Error::Removed, // the slot holds another type now
         }
     }
 

@@ -9,12 +9,14 @@
 //! reset or the manager's drop runs the destructors of the values still in
 //! it.
 //!
-//! A value with a destructor keeps, at the start of its block, the function
-//! that drops it (a [`DropFn`]), and its slot's generation is *tagged* (see
-//! `pool::live_after`): that is how a reset finds and drops values whose
-//! type it does not know. A value without one is stored alone.
+//! Every value carries its `TypeId`, checked on each access (see
+//! [`Stored`]). A value with a destructor keeps, at the start of its block,
+//! the function that drops it (a [`DropFn`]), and its slot's generation is
+//! *tagged* (see `pool::live_after`): that is how a reset finds and drops
+//! values whose type it does not know.
 
 use core::alloc::Layout;
+use core::any::TypeId;
 use core::fmt;
 use core::hash::{Hash, Hasher};
 use core::marker::PhantomData;
@@ -22,6 +24,7 @@ use core::mem::{align_of, needs_drop, offset_of, size_of};
 use core::ptr::{self, NonNull};
 
 use crate::checked::{DropFn, Found};
+use crate::pool::{DROP_VALUE, VALUE};
 use crate::pool_box::alloc_failed;
 use crate::size_class::SizeClasses;
 use crate::{Block, Error, MemoryManager};
@@ -94,6 +97,17 @@ use crate::{Block, Error, MemoryManager};
 /// println!("{r}");
 /// ```
 ///
+/// A handle is invariant in `T`: a `Handle<&'static str>` is not a
+/// `Handle<&'a str>` (through which a short borrow could be stored and read
+/// back as `'static`).
+///
+/// ```compile_fail
+/// use memory_mgr::{Handle, MemoryManager};
+/// fn shorten<'a>(h: Handle<&'static str>) -> Handle<&'a str> {
+///     h
+/// }
+/// ```
+///
 /// And a handle is typed: it reads only what was put in.
 ///
 /// ```compile_fail
@@ -103,9 +117,13 @@ use crate::{Block, Error, MemoryManager};
 /// ```
 pub struct Handle<T> {
     raw: Block,
-    /// Names the value's type without owning one: `Send`, `Sync`, `Copy`
-    /// and covariant whatever `T` is (the manager owns the value).
-    _value: PhantomData<fn() -> T>,
+    /// Names the value's type without owning one: `Send`, `Sync` and
+    /// `Copy` whatever `T` is (the manager owns the value), and invariant
+    /// in `T`: `get_mut` hands out a `&mut T`, so a `Handle<&'static str>`
+    /// seen as a `Handle<&'a str>` could store a short borrow where a
+    /// `'static` one is read back (as `&mut T` is invariant for the same
+    /// reason).
+    _value: PhantomData<fn(T) -> T>,
 }
 
 static_assertions::assert_eq_size!(Handle<alloc::string::String>, [u64; 2]);
@@ -144,31 +162,71 @@ impl<T> fmt::Debug for Handle<T> {
     }
 }
 
-/// A value with a destructor, as its block holds it.
+/// A value without a destructor, as its block holds it: its type first.
+#[repr(C)]
+struct Plain<T> {
+    ty: TypeId,
+    value: T,
+}
+
+/// A value with a destructor: the function that drops it, its type, the
+/// value. The function is at the start of the block, where a reset finds
+/// it (`checked::DropFn`); the type is at the same offset for every `T`.
 #[repr(C)]
 struct WithDrop<T> {
     drop: DropFn,
+    ty: TypeId,
     value: T,
 }
 
 /// How a `T` is stored in its block.
+///
+/// Every value carries its `TypeId`, checked on every access: a slot's
+/// generation is 32 bits, so a handle kept while its slot is reused 2^29
+/// times would match again, and the slot may then hold a value of another
+/// type of the same size class. The generation's kind bits (see
+/// `pool::live_after`) keep such a handle from ever matching a `Block` or
+/// a value of the other kind; the type check covers the rest, so a stale
+/// handle reads only a `T` — the wrong one at worst, never another type.
 struct Stored<T>(PhantomData<T>);
 
-impl<T> Stored<T> {
+impl<T: 'static> Stored<T> {
     /// Whether the block starts with a [`DropFn`] (and the slot is tagged).
     const TAGGED: bool = needs_drop::<T>();
+    /// What the slot holds, as its generation says.
+    const KIND: u32 = if Self::TAGGED { DROP_VALUE } else { VALUE };
+    /// Where the value's `TypeId` is in its block: the same for every type
+    /// of its kind.
+    const TY_OFFSET: usize = if Self::TAGGED {
+        offset_of!(WithDrop<T>, ty)
+    } else {
+        offset_of!(Plain<T>, ty)
+    };
     /// Where the value starts in its block.
     const OFFSET: usize = if Self::TAGGED {
         offset_of!(WithDrop<T>, value)
     } else {
-        0
+        offset_of!(Plain<T>, value)
     };
     /// What the block must hold.
     const LAYOUT: Layout = if Self::TAGGED {
         Layout::new::<WithDrop<T>>()
     } else {
-        Layout::new::<T>()
+        Layout::new::<Plain<T>>()
     };
+
+    /// Whether `block` holds a `T`.
+    ///
+    /// # Safety
+    ///
+    /// `block` must be the block of a live slot of kind `KIND`.
+    #[inline(always)]
+    unsafe fn holds(block: NonNull<u8>) -> bool {
+        // SAFETY: every value of this kind has its `TypeId` at
+        // `TY_OFFSET`, written when it was inserted (the caller's
+        // guarantee); unaligned reads need no more.
+        unsafe { block.add(Self::TY_OFFSET).cast::<TypeId>().read() == TypeId::of::<T>() }
+    }
 
     /// The class that serves it in table `C`, if any: a constant.
     const fn class<C: SizeClasses>() -> Option<usize> {
@@ -204,9 +262,9 @@ impl<T> Stored<T> {
 
 impl<C: SizeClasses> MemoryManager<C> {
     /// Finds live handle value `handle`: its class's pool is a constant of
-    /// `T`.
+    /// `T`; the slot's generation must match and its value be a `T`.
     #[inline(always)]
-    fn find<T>(&self, handle: Handle<T>) -> Result<Found<'_>, Error> {
+    fn find<T: 'static>(&self, handle: Handle<T>) -> Result<Found<'_>, Error> {
         let (blocks, heap) = (self.blocks(), self.heap());
         let found = match const { Stored::<T>::class::<C>() } {
             Some(class) => blocks.find_value(
@@ -216,7 +274,12 @@ impl<C: SizeClasses> MemoryManager<C> {
             ),
             None => blocks.find_value(None, 0, handle.raw),
         };
-        found.ok_or_else(|| blocks.handle_error(heap.checked(), handle.raw))
+        match found {
+            // SAFETY: the slot is live with the handle's generation, whose
+            // kind is `T`'s (only `try_insert::<T>` made it).
+            Some(found) if unsafe { Stored::<T>::holds(found.ptr) } => Ok(found),
+            _ => Err(blocks.handle_error(heap.checked(), handle.raw)),
+        }
     }
 }
 
@@ -271,28 +334,31 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[inline]
     pub fn try_insert<T: Send + 'static>(&self, value: T) -> Result<Handle<T>, Error> {
-        let tagged = Stored::<T>::TAGGED;
-        let layout = Stored::<T>::LAYOUT;
+        let (kind, layout) = (Stored::<T>::KIND, Stored::<T>::LAYOUT);
         let blocks = self.blocks();
         let heap = self.heap();
         // SAFETY: the `DropFn` of a tagged block, and the value, are
         // written below, before any other call to the manager.
         let (raw, block) = unsafe {
             match const { Stored::<T>::class::<C>() } {
-                Some(class) => blocks.alloc_value(heap.checked_pool(class), class, tagged),
+                Some(class) => blocks.alloc_value(heap.checked_pool(class), class, kind),
                 None => blocks.alloc_system_value(
                     layout.size(),
                     layout.align().max(8),
                     heap.fallback(),
-                    tagged,
+                    kind,
                 ),
             }
         }?;
         // SAFETY: the block is ours, at least `layout` and aligned to it.
         unsafe {
-            if tagged {
+            if Stored::<T>::TAGGED {
                 block.cast::<DropFn>().write(Stored::<T>::drop_in as DropFn);
             }
+            block
+                .add(Stored::<T>::TY_OFFSET)
+                .cast::<TypeId>()
+                .write(TypeId::of::<T>());
             Stored::<T>::value(block).write(value);
         }
         Ok(Handle {
@@ -347,7 +413,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// assert_eq!(b.get(h), Err(Error::ForeignBlock));
     /// ```
     #[inline]
-    pub fn get<T>(&self, handle: Handle<T>) -> Result<&T, Error> {
+    pub fn get<T: 'static>(&self, handle: Handle<T>) -> Result<&T, Error> {
         let block = self.find(handle)?.ptr;
         // SAFETY: the handle is live (checked), so the block holds its `T`
         // (only `try_insert::<T>` makes a `Handle<T>`); it stays there while
@@ -371,7 +437,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
     #[inline]
-    pub fn get_mut<T>(&mut self, handle: Handle<T>) -> Result<&mut T, Error> {
+    pub fn get_mut<T: 'static>(&mut self, handle: Handle<T>) -> Result<&mut T, Error> {
         let block = self.find(handle)?.ptr;
         // SAFETY: as in `get`; `&mut self` makes this the only reference to
         // any value of the manager.
@@ -397,7 +463,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// assert!(matches!(mm.get_disjoint_mut([a, a]), Err(Error::DuplicateHandle)));
     /// # Ok::<(), Error>(())
     /// ```
-    pub fn get_disjoint_mut<T, const N: usize>(
+    pub fn get_disjoint_mut<T: 'static, const N: usize>(
         &mut self,
         handles: [Handle<T>; N],
     ) -> Result<[&mut T; N], Error> {
@@ -438,7 +504,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// # Ok::<(), Error>(())
     /// ```
     #[inline]
-    pub fn remove<T>(&mut self, handle: Handle<T>) -> Result<T, Error> {
+    pub fn remove<T: 'static>(&mut self, handle: Handle<T>) -> Result<T, Error> {
         let found = self.find(handle)?;
         // SAFETY: the block holds the live `T` (as in `get`); it is moved
         // out, and the block freed with nothing in between and not used
@@ -469,9 +535,59 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[inline]
     #[must_use]
-    pub fn contains<T>(&self, handle: Handle<T>) -> bool {
+    pub fn contains<T: 'static>(&self, handle: Handle<T>) -> bool {
         self.find(handle).is_ok()
     }
 }
 
 const _: () = assert!(size_of::<DropFn>() == size_of::<usize>() && align_of::<DropFn>() <= 8);
+
+#[cfg(test)]
+mod tests {
+    use crate::block::NUMBER_MASK;
+    use crate::pool::{live_after, BLOCK, DROP_VALUE, VALUE};
+    use crate::{Error, MemoryManager};
+
+    #[test]
+    fn live_generations_say_what_the_slot_holds() {
+        for old in [0u32, 1, 2, 6, 7, 8, u32::MAX - 1, u32::MAX] {
+            for kind in [BLOCK, VALUE, DROP_VALUE] {
+                let g = live_after(old, kind);
+                assert_eq!(g & 7, kind, "{old} {kind}");
+                assert!((1..=8).contains(&g.wrapping_sub(old)), "{old} {kind}");
+            }
+        }
+    }
+
+    /// The review's case: a handle kept while its slot is reused 2^29
+    /// times matches the slot again (32-bit generations), now holding a
+    /// value of another type of the same class. Its `TypeId` refuses it.
+    #[cfg(not(feature = "pass-through"))]
+    #[test]
+    fn a_stale_handle_that_matches_again_never_reads_another_type() {
+        let mut mm = MemoryManager::new();
+        let stale = mm.insert::<&'static str>("hello");
+        mm.remove(stale).unwrap();
+        // As if the slot had been reused 2^29 times: its next value gets
+        // the stale handle's generation.
+        let class = (stale.raw.slot >> crate::block::NUMBER_BITS) as usize;
+        let number = stale.raw.slot & NUMBER_MASK;
+        // SAFETY: the slot was handed out; its chunk is live.
+        unsafe {
+            mm.heap()
+                .checked_pool(class)
+                .set_generation(number, stale.raw.generation.wrapping_sub(1));
+        }
+        let other = mm.insert([0xdead_usize, 5]);
+        assert_eq!(
+            (other.raw.slot, other.raw.generation),
+            (stale.raw.slot, stale.raw.generation),
+            "the same slot and generation"
+        );
+        assert_eq!(mm.get(stale), Err(Error::Removed));
+        assert_eq!(mm.get_mut(stale), Err(Error::Removed));
+        assert_eq!(mm.remove(stale), Err(Error::Removed));
+        assert!(!mm.contains(stale));
+        assert_eq!(mm.get(other), Ok(&[0xdead, 5]));
+    }
+}

@@ -850,7 +850,17 @@ impl<C: SizeClasses> MemoryManager<C> {
 
 impl<C: SizeClasses> Drop for MemoryManager<C> {
     fn drop(&mut self) {
-        self.drop_values();
+        /// Drops the handle values left when a destructor panics, as `Vec`
+        /// drops the rest of its elements (a second panic aborts).
+        struct Rest<'a, C: SizeClasses>(&'a mut MemoryManager<C>);
+        impl<C: SizeClasses> Drop for Rest<'_, C> {
+            fn drop(&mut self) {
+                self.0.drop_values();
+            }
+        }
+        let rest = Rest(self);
+        rest.0.drop_values();
+        core::mem::forget(rest);
         let leaks = self.leaks();
         if leaks.is_empty() {
             return;

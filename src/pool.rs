@@ -339,21 +339,32 @@ fn even(g: u32) -> u32 {
     g.wrapping_add(g & 1)
 }
 
-/// The generation a slot at generation `old` takes when it is handed out:
-/// the next odd one, 3 modulo 4 if `tagged` (its block holds a value with a
-/// destructor, which a reset or the manager's drop must find and run:
-/// [`Pool::drain_tagged`]), else 1 modulo 4. It moves forward by 1 to 4.
+/// What a live slot of a pool with generations holds, as its generation
+/// says modulo 8 (see [`live_after`]): a checked block's bytes.
+pub(crate) const BLOCK: u32 = 1;
+/// A handle's value without a destructor.
+pub(crate) const VALUE: u32 = 3;
+/// A handle's value with a destructor ("tagged"), which a reset or the
+/// manager's drop must find and run ([`Pool::drain_tagged`]).
+pub(crate) const DROP_VALUE: u32 = 5;
+
+/// The generation a slot at generation `old` takes when it is handed out
+/// to hold `kind` ([`BLOCK`], [`VALUE`] or [`DROP_VALUE`]): the next one
+/// that is `kind` modulo 8. It moves forward by 1 to 8, so a whole cycle
+/// (handed out, freed) moves it by 8, and a live generation says what the
+/// slot holds: a stale handle of one kind never matches a slot that now
+/// holds another, however often the slot was reused.
 #[inline(always)]
-pub(crate) fn live_after(old: u32, tagged: bool) -> u32 {
-    let want: u32 = if tagged { 3 } else { 1 };
+pub(crate) fn live_after(old: u32, kind: u32) -> u32 {
+    debug_assert!(kind & 1 == 1 && kind < 8);
     let next = old.wrapping_add(1);
-    next.wrapping_add(want.wrapping_sub(next) & 3)
+    next.wrapping_add(kind.wrapping_sub(next) & 7)
 }
 
-/// Whether live generation `g` is tagged (see [`live_after`]).
+/// Whether live generation `g` holds a value with a destructor.
 #[inline(always)]
 pub(crate) fn is_tagged(g: u32) -> bool {
-    g & 3 == 3
+    g & 7 == DROP_VALUE
 }
 
 /// The floor once generations `gens` are released: the newest of them and
@@ -509,31 +520,30 @@ impl Pool {
     /// Pops a block as [`Pool::alloc`] does and moves its slot's generation
     /// to the next odd value: (address, slot number, generation). For a
     /// pool with generations.
-    /// `tagged` marks a slot whose block holds a value with a destructor
-    /// (see [`live_after`]).
+    /// `kind` is what the slot will hold (see [`live_after`]).
     #[inline(always)]
-    pub(crate) fn alloc_slot(&self, tagged: bool) -> Result<(NonNull<u8>, u32, u32), Error> {
+    pub(crate) fn alloc_slot(&self, kind: u32) -> Result<(NonNull<u8>, u32, u32), Error> {
         debug_assert!(self.generations);
         if self.free.get().is_null() {
-            return self.alloc_slot_fresh(tagged);
+            return self.alloc_slot_fresh(kind);
         }
         let block = self.alloc()?;
         // SAFETY: a block from the free list, just handed out.
-        Ok(unsafe { self.mark_live(block, false, tagged) })
+        Ok(unsafe { self.mark_live(block, false, kind) })
     }
 
     /// The other half of [`alloc_slot`](Self::alloc_slot), as
     /// [`alloc_fresh`](Self::alloc_fresh) is of [`alloc`](Self::alloc).
     #[cold]
     #[inline(always)]
-    fn alloc_slot_fresh(&self, tagged: bool) -> Result<(NonNull<u8>, u32, u32), Error> {
+    fn alloc_slot_fresh(&self, kind: u32) -> Result<(NonNull<u8>, u32, u32), Error> {
         let block = self.alloc_fresh()?;
         // SAFETY: a block from the bump, just handed out.
-        Ok(unsafe { self.mark_live(block, true, tagged) })
+        Ok(unsafe { self.mark_live(block, true, kind) })
     }
 
-    /// Moves the slot of `block` to its next live generation (tagged or
-    /// not, see [`live_after`]), writing it first if the slot has none yet;
+    /// Moves the slot of `block` to its next live generation for `kind`
+    /// (see [`live_after`]), writing it first if the slot has none yet;
     /// returns (address, slot number, generation).
     ///
     /// # Safety
@@ -546,7 +556,7 @@ impl Pool {
         &self,
         block: NonNull<u8>,
         bumped: bool,
-        tagged: bool,
+        kind: u32,
     ) -> (NonNull<u8>, u32, u32) {
         // SAFETY: `block` is a block boundary inside a live chunk of this
         // pool, whose generations follow the header (`Pool` invariant), so
@@ -567,7 +577,7 @@ impl Pool {
                 *written += 1;
                 self.floor.get()
             };
-            let generation = live_after(old, tagged);
+            let generation = live_after(old, kind);
             g.write(generation);
             (
                 block,
@@ -694,6 +704,24 @@ impl Pool {
             }
         }
         drained
+    }
+
+    /// Sets the generation of slot `number` (tests: what 2^29 reuses of
+    /// the slot would do).
+    ///
+    /// # Safety
+    ///
+    /// `number` must name a slot of a live chunk of this pool, handed out
+    /// at least once.
+    #[cfg(test)]
+    pub(crate) unsafe fn set_generation(&self, number: u32, generation: u32) {
+        let record = (number >> self.index_bits) as usize;
+        let index = (number & self.index_mask) as usize;
+        // SAFETY: the caller's guarantee.
+        unsafe {
+            let chunk = NonNull::new(self.records()[record]).unwrap();
+            ChunkHeader::generations(chunk).add(index).write(generation);
+        }
     }
 
     /// Live blocks of this pool that hold a handle's value (a pool with
@@ -1694,7 +1722,7 @@ mod tests {
         for class in [0, 2, 5] {
             let pool = pools.checked_pool(class);
             let n = if cfg!(miri) { 700 } else { 3000 };
-            let slots: Vec<_> = (0..n).map(|_| pool.alloc_slot(false).unwrap()).collect();
+            let slots: Vec<_> = (0..n).map(|_| pool.alloc_slot(BLOCK).unwrap()).collect();
             assert!(pool.chunk_count() > 1 && pool.is_valid());
             for &(block, number, generation) in &slots {
                 assert_eq!(generation % 2, 1);
@@ -1727,7 +1755,7 @@ mod tests {
             assert_eq!((pool.chunk_count(), pool.metadata()), (0, 0));
             // New chunks in the same records start past every old
             // generation.
-            let again: Vec<_> = (0..n).map(|_| pool.alloc_slot(false).unwrap()).collect();
+            let again: Vec<_> = (0..n).map(|_| pool.alloc_slot(BLOCK).unwrap()).collect();
             for &(_, number, generation) in &slots {
                 assert!(pool
                     .find_slot(number, generation, pool.block_size())
@@ -1745,7 +1773,7 @@ mod tests {
     fn a_slot_far_ahead_of_its_chunk_still_moves_the_floor() {
         let heap = crate::heap::Heap::<DefaultClasses>::new(SMALL, None, None);
         let pool = heap.checked_pool(0);
-        let (block, number, first) = pool.alloc_slot(false).unwrap();
+        let (block, number, first) = pool.alloc_slot(BLOCK).unwrap();
         let slot = pool.find_slot(number, first, pool.block_size()).unwrap();
         // SAFETY: live, freed once.
         unsafe { pool.free_slot(slot) };
@@ -1758,7 +1786,7 @@ mod tests {
             ChunkHeader::generations(chunk).write(last + 1);
         }
         assert!(pool.trim() > 0);
-        let (_, again, generation) = pool.alloc_slot(false).unwrap();
+        let (_, again, generation) = pool.alloc_slot(BLOCK).unwrap();
         assert_eq!(again, number, "the same record and index");
         assert!(generation.wrapping_sub(last) < 1 << 31 && generation != last);
         assert!(pool.find_slot(number, first, pool.block_size()).is_none());

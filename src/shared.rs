@@ -1175,7 +1175,7 @@ impl<C: SizeClasses> SharedManager<C> {
         for (row, n) in s.classes.iter_mut().zip(freed_remotely) {
             // Saturating: the counts are read at different moments.
             row.live_boxes = row.live_boxes.saturating_sub(n);
-            row.frees = row.allocs.saturating_sub(row.live_boxes + row.live_blocks);
+            row.frees = row.allocs.saturating_sub(row.live());
         }
         s.name = self.config.name;
         s.budget = self.config.budget;

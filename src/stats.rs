@@ -457,6 +457,9 @@ pub struct Leaks {
     pub system_boxes: usize,
     /// Blocks above the largest class.
     pub system_blocks: usize,
+    /// Collections' allocations above the largest class (a `Vec` given up
+    /// with `mem::forget` or `Vec::leak`).
+    pub system_collections: usize,
 }
 
 /// Live allocations of one size class, in a [`Leaks`] report.
@@ -479,6 +482,8 @@ pub struct ClassLeaks {
     pub boxes: usize,
     /// `Block`s never freed.
     pub blocks: usize,
+    /// Blocks of collections never freed (`mem::forget`, `Vec::leak`).
+    pub collections: usize,
 }
 
 impl Leaks {
@@ -493,10 +498,12 @@ impl Leaks {
                     block_size: c.block_size,
                     boxes: c.live_boxes,
                     blocks: c.live_blocks,
+                    collections: c.live_collections,
                 })
                 .collect(),
             system_boxes: s.system.live_boxes,
             system_blocks: s.system.live_blocks,
+            system_collections: s.system.live_collections,
         }
     }
 }
@@ -513,10 +520,11 @@ impl Leaks {
     pub fn total(&self) -> usize {
         self.classes
             .iter()
-            .map(|c| c.boxes + c.blocks)
+            .map(|c| c.boxes + c.blocks + c.collections)
             .sum::<usize>()
             + self.system_boxes
             + self.system_blocks
+            + self.system_collections
     }
 
     /// Whether nothing is live.
@@ -537,17 +545,29 @@ impl fmt::Display for Leaks {
         if let Some(name) = self.name {
             writeln!(f, "{name}: leaked")?;
         }
-        write!(f, "{:>6} {:>9} {:>9}", "class", "boxes", "blocks")?;
-        for c in self.classes.iter().filter(|c| c.boxes + c.blocks > 0) {
-            write!(f, "\n{:>6} {:>9} {:>9}", c.block_size, c.boxes, c.blocks)?;
-        }
-        if self.system_boxes + self.system_blocks > 0 {
+        write!(
+            f,
+            "{:>6} {:>9} {:>9} {:>9}",
+            "class", "boxes", "blocks", "colls"
+        )?;
+        for c in self
+            .classes
+            .iter()
+            .filter(|c| c.boxes + c.blocks + c.collections > 0)
+        {
             write!(
                 f,
-                "\n{:>6} {:>9} {:>9}",
-                "system", self.system_boxes, self.system_blocks
+                "\n{:>6} {:>9} {:>9} {:>9}",
+                c.block_size, c.boxes, c.blocks, c.collections
             )?;
         }
-        write!(f, "\n{:>6} {:>19}", "total", self.total())
+        if self.system_boxes + self.system_blocks + self.system_collections > 0 {
+            write!(
+                f,
+                "\n{:>6} {:>9} {:>9} {:>9}",
+                "system", self.system_boxes, self.system_blocks, self.system_collections
+            )?;
+        }
+        write!(f, "\n{:>6} {:>29}", "total", self.total())
     }
 }

@@ -129,3 +129,21 @@ fn a_budget_makes_collections_fail_cleanly() {
     drop(v);
     assert_eq!(mm.stats().live(), 0);
 }
+
+#[test]
+fn a_forgotten_collection_is_reported_as_a_leak() {
+    let mm = MemoryManager::builder().on_leak(|_| {}).build().unwrap();
+    let mut small: AVec<u64, &MemoryManager> = AVec::new_in(&mm);
+    small.push(1);
+    let mut big: AVec<u8, &MemoryManager> = AVec::with_capacity_in(5000, &mm);
+    big.push(1);
+    std::mem::forget(small);
+    std::mem::forget(big);
+    let leaks = mm.leaks();
+    assert_eq!(leaks.total(), 2, "{leaks}");
+    let pooled: usize = leaks.classes.iter().map(|c| c.collections).sum();
+    if !PASS_THROUGH {
+        assert_eq!((pooled, leaks.system_collections), (1, 1));
+    }
+    assert!(leaks.to_string().contains("colls"));
+}

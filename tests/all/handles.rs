@@ -125,7 +125,8 @@ fn values_without_destructors_are_forgotten_by_a_reset_in_o_chunks() {
     let hs: Vec<_> = (0..n(2000, 100)).map(|i| mm.insert([i; 4])).collect();
     assert_eq!(live_by_kind(&mm.stats()).2, n(2000, 100));
     if !PASS_THROUGH {
-        assert_eq!(mm.stats().classes[2].live_handles, n(2000, 100));
+        // 32 bytes and the value's 16-byte type: the 64-byte class.
+        assert_eq!(mm.stats().classes[3].live_handles, n(2000, 100));
     }
     mm.reset();
     assert!(hs.iter().all(|&h| mm.get(h) == Err(Error::FreedByReset)));
@@ -187,7 +188,7 @@ fn get_disjoint_mut_borrows_distinct_values_and_refuses_duplicates() {
 fn handles_are_counted_apart_in_the_stats_and_charged_to_the_budget() {
     let mut mm = MemoryManager::builder().budget(256 << 10).build().unwrap();
     let b = mm.alloc_block(24).unwrap();
-    let h = mm.insert([0u64; 3]); // 24 bytes: the 32-byte class, as the block
+    let h = mm.insert([0u64; 2]); // 16 bytes and its 16-byte type: 32, as the block
     let s = mm.stats();
     assert_eq!(live_by_kind(&s), (0, 1, 1, 0));
     if !PASS_THROUGH {
@@ -285,14 +286,15 @@ fn a_world_owns_its_manager_and_its_handles() {
 #[test]
 fn boxes_blocks_handles_and_collections_are_counted_apart() {
     let mm = MemoryManager::new();
-    let _boxed = mm.alloc([0u64; 2]);
-    let _block = mm.alloc_block(16).unwrap();
+    // All in the 32-byte class (a handle's value carries its 16-byte type).
+    let _boxed = mm.alloc([0u64; 4]);
+    let _block = mm.alloc_block(32).unwrap();
     let _handle = mm.insert([0u64; 2]);
-    let mut v = allocator_api2::vec::Vec::<u64, _>::with_capacity_in(2, &mm);
+    let mut v = allocator_api2::vec::Vec::<u64, _>::with_capacity_in(4, &mm);
     v.extend([1, 2]);
     assert_eq!(live_by_kind(&mm.stats()), (1, 1, 1, 1));
     if !PASS_THROUGH {
-        let row = mm.stats().classes[1];
+        let row = mm.stats().classes[2];
         let kinds = (
             row.live_boxes,
             row.live_blocks,
@@ -310,4 +312,29 @@ fn boxes_blocks_handles_and_collections_are_counted_apart() {
     let sys = mm.stats().system;
     assert!(PASS_THROUGH || (sys.live_boxes, sys.live_collections) == (1, 1));
     drop((big, w));
+}
+
+#[test]
+fn a_panicking_destructor_while_the_manager_drops_does_not_skip_the_rest() {
+    struct Bomb(Arc<AtomicUsize>, bool);
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            if self.1 {
+                panic!("bomb");
+            }
+        }
+    }
+    let drops = counter();
+    let mm = MemoryManager::new();
+    for i in 0..10 {
+        mm.insert(Bomb(drops.clone(), i == 3));
+    }
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(mm)));
+    assert!(r.is_err());
+    assert_eq!(
+        drops.load(Ordering::Relaxed),
+        10,
+        "every value dropped, as Vec does"
+    );
 }

@@ -331,3 +331,19 @@ fn reserve_after_other_threads_freed_and_a_trim_still_reserves() {
     drop(v);
     assert_eq!(mm.stats().live(), 0);
 }
+
+#[test]
+fn a_live_collection_counts_as_live_not_freed_in_the_stats() {
+    let sm = SharedManager::new();
+    let mut v: AVec<u64, &SharedManager> = AVec::with_capacity_in(4, &sm);
+    v.push(1);
+    let s = sm.stats();
+    let (live, allocs, frees) = (s.live(), s.allocs(), s.frees());
+    assert_eq!((live, allocs - frees), (1, 1), "{s}");
+    let colls: usize =
+        s.classes.iter().map(|c| c.live_collections).sum::<usize>() + s.system.live_collections;
+    assert_eq!(colls, 1);
+    drop(v);
+    let s = sm.stats();
+    assert_eq!((s.live(), s.allocs(), s.frees()), (0, 1, 1));
+}
