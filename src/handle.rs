@@ -544,9 +544,7 @@ const _: () = assert!(size_of::<DropFn>() == size_of::<usize>() && align_of::<Dr
 
 #[cfg(test)]
 mod tests {
-    use crate::block::NUMBER_MASK;
     use crate::pool::{live_after, BLOCK, DROP_VALUE, VALUE};
-    use crate::{Error, MemoryManager};
 
     #[test]
     fn live_generations_say_what_the_slot_holds() {
@@ -565,6 +563,8 @@ mod tests {
     #[cfg(not(feature = "pass-through"))]
     #[test]
     fn a_stale_handle_that_matches_again_never_reads_another_type() {
+        use crate::block::NUMBER_MASK;
+        use crate::{Error, MemoryManager};
         let mut mm = MemoryManager::new();
         let stale = mm.insert::<&'static str>("hello");
         mm.remove(stale).unwrap();

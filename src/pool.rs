@@ -713,7 +713,7 @@ impl Pool {
     ///
     /// `number` must name a slot of a live chunk of this pool, handed out
     /// at least once.
-    #[cfg(test)]
+    #[cfg(all(test, not(feature = "pass-through")))]
     pub(crate) unsafe fn set_generation(&self, number: u32, generation: u32) {
         let record = (number >> self.index_bits) as usize;
         let index = (number & self.index_mask) as usize;

@@ -283,6 +283,7 @@ fn a_world_owns_its_manager_and_its_handles() {
     assert_eq!(moved, Ok([-1.0, 7.0, 7.0, 7.0]));
 }
 
+#[cfg(feature = "allocator-api2")]
 #[test]
 fn boxes_blocks_handles_and_collections_are_counted_apart() {
     let mm = MemoryManager::new();
