@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use memory_mgr::{Error, Handle, MemoryManager, PoolBox};
+use memory_mgr::{Error, Handle, MemoryManager};
 
 use crate::{assert_no_leak, live_by_kind, n, PASS_THROUGH};
 
@@ -306,7 +306,7 @@ fn boxes_blocks_handles_and_collections_are_counted_apart() {
     }
     drop(v);
     assert_eq!(live_by_kind(&mm.stats()), (1, 1, 1, 0));
-    let big: PoolBox<'_, [u8; 5000]> = mm.alloc([0; 5000]);
+    let big: memory_mgr::PoolBox<'_, [u8; 5000]> = mm.alloc([0; 5000]);
     let mut w = allocator_api2::vec::Vec::<u8, _>::with_capacity_in(5000, &mm);
     w.push(1);
     assert_eq!(live_by_kind(&mm.stats()), (2, 1, 1, 1));
