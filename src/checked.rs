@@ -28,21 +28,17 @@
 
 use alloc::vec::Vec;
 use core::alloc::Layout;
-use core::cell::{Cell, RefCell};
+use core::cell::RefCell;
 use core::mem::size_of;
 use core::ptr::{self, NonNull};
 
 use crate::block::{NUMBER_BITS, NUMBER_MASK, SYSTEM_SLOT};
 use crate::budget::Budget;
 use crate::identity::Identity;
-use crate::pool::{floor_after, grown, is_tagged, live_after, Pool, Slot, BLOCK, DROP_VALUE};
+use crate::pool::{floor_after, grown, Pool, Slot};
 use crate::system;
 use crate::system::Fallback;
 use crate::{Block, Error};
-
-/// What a handle value with a destructor keeps at the start of its block:
-/// the function that drops it, given the block.
-pub(crate) type DropFn = unsafe fn(NonNull<u8>);
 
 /// Metadata bytes a place for a system-table entry costs: the entry, and its
 /// place in the list of empty entries (both grow together, to exactly
@@ -53,10 +49,6 @@ const SYSTEM_ENTRY_BYTES: usize = size_of::<SystemSlot>() + size_of::<u32>();
 #[derive(Debug)]
 pub(crate) struct BlockHeap {
     inner: RefCell<Inner>,
-    /// Live handle values with a destructor (tagged slots, see
-    /// [`live_after`]): a reset or drop looks for them only if there are
-    /// any.
-    droppable: Cell<usize>,
     /// What this manager's handles carry; a new id at each reset.
     identity: Identity,
 }
@@ -71,8 +63,6 @@ struct Inner {
     /// Generation new system-table entries start at: the highest of the
     /// entries dropped so far.
     system_floor: u32,
-    /// Live system-table entries that hold a handle's value.
-    system_handles: usize,
 }
 
 #[derive(Debug)]
@@ -93,8 +83,8 @@ unsafe impl Send for BlockHeap {}
 
 /// What a validated handle names: the block's address and usable size, as
 /// this manager's tables say.
-pub(crate) struct Found<'p> {
-    pub(crate) ptr: NonNull<u8>,
+struct Found<'p> {
+    ptr: NonNull<u8>,
     len: usize,
     /// A pooled block's pool and slot.
     pooled: Option<(&'p Pool, Slot)>,
@@ -109,19 +99,22 @@ impl BlockHeap {
                 system_free: Vec::new(),
                 system_cap: 0,
                 system_floor: 0,
-                system_handles: 0,
             }),
-            droppable: Cell::new(0),
             identity: Identity::new(),
         }
     }
 
-    /// The error for a handle that is not this heap's now: stale if it is
-    /// from before a reset of this heap, else foreign.
-    #[cold]
+    /// The id this heap's handles (blocks and [`Handle`](crate::Handle)s)
+    /// carry now.
+    #[inline(always)]
+    pub(crate) fn id(&self) -> u64 {
+        self.identity.id()
+    }
+
     /// The error for a handle that does not carry this heap's current id:
     /// one of this manager's earlier ids means a reset freed the block.
-    fn not_ours(&self, b: Block) -> Error {
+    #[cold]
+    pub(crate) fn not_ours(&self, b: Block) -> Error {
         if self.identity.is_retired(b.owner) {
             Error::FreedByReset
         } else {
@@ -163,8 +156,6 @@ impl BlockHeap {
         inner.system_free = Vec::new();
         inner.system_cap = 0;
         inner.system_floor = 0; // the id changes: no older handle can match
-        inner.system_handles = 0;
-        self.droppable.set(0);
         self.identity.retire();
     }
 
@@ -183,53 +174,14 @@ impl BlockHeap {
             size,
             "class {class} has another block size"
         );
-        let (block, ptr) = self.alloc_slot(pool, class, BLOCK)?;
+        let (ptr, number, generation) = pool.alloc_slot()?;
         // SAFETY: the block is `size` bytes inside a live chunk and now ours.
         unsafe { ptr.write_bytes(0, size) };
-        Ok(block)
-    }
-
-    /// Allocates a block from `pool` (of class `class`) for a handle's
-    /// value, uninitialised: its handle, and its address from the pool's
-    /// tables. `kind` is [`VALUE`](crate::pool::VALUE), or [`DROP_VALUE`]
-    /// for a value with a destructor, which a reset or drop runs through a
-    /// function pointer at the start of the block.
-    ///
-    /// # Safety
-    ///
-    /// For [`DROP_VALUE`], the caller writes a [`DropFn`] for the value at
-    /// the start of the block, and the value, before any other call to
-    /// this heap.
-    #[inline(always)]
-    pub(crate) unsafe fn alloc_value(
-        &self,
-        pool: &Pool,
-        class: usize,
-        kind: u32,
-    ) -> Result<(Block, NonNull<u8>), Error> {
-        debug_assert_ne!(kind, BLOCK);
-        let found = self.alloc_slot(pool, class, kind)?;
-        pool.count_tally(true);
-        self.droppable
-            .set(self.droppable.get() + usize::from(kind == DROP_VALUE));
-        Ok(found)
-    }
-
-    /// A slot of `pool` and its handle.
-    #[inline(always)]
-    fn alloc_slot(
-        &self,
-        pool: &Pool,
-        class: usize,
-        kind: u32,
-    ) -> Result<(Block, NonNull<u8>), Error> {
-        let (ptr, number, generation) = pool.alloc_slot(kind)?;
-        let block = Block {
+        Ok(Block {
             owner: self.identity.id(),
             generation,
             slot: ((class as u32) << NUMBER_BITS) | number,
-        };
-        Ok((block, ptr))
+        })
     }
 
     /// Allocates a zeroed block of `size` bytes at `align` from the system
@@ -243,37 +195,6 @@ impl BlockHeap {
         align: usize,
         fallback: &Fallback,
     ) -> Result<Block, Error> {
-        self.alloc_system_entry(size, align, fallback, BLOCK)
-            .map(|(block, _)| block)
-    }
-
-    /// [`alloc_system`](Self::alloc_system) for a handle's value (its
-    /// address too); `kind` as in [`alloc_value`](Self::alloc_value).
-    ///
-    /// # Safety
-    ///
-    /// As [`alloc_value`](Self::alloc_value).
-    #[inline(never)]
-    pub(crate) unsafe fn alloc_system_value(
-        &self,
-        size: usize,
-        align: usize,
-        fallback: &Fallback,
-        kind: u32,
-    ) -> Result<(Block, NonNull<u8>), Error> {
-        debug_assert_ne!(kind, BLOCK);
-        self.alloc_system_entry(size, align, fallback, kind)
-    }
-
-    /// A system block and its entry, to hold `kind` (see
-    /// [`live_after`]).
-    fn alloc_system_entry(
-        &self,
-        size: usize,
-        align: usize,
-        fallback: &Fallback,
-        kind: u32,
-    ) -> Result<(Block, NonNull<u8>), Error> {
         let layout = Layout::from_size_align(size.max(1), align)
             .map_err(|_| Error::LayoutOverflow { size, align })?;
         let index = self
@@ -294,21 +215,15 @@ impl BlockHeap {
             inner.system_free.pop();
         }
         let slot = &mut inner.system[index];
-        slot.generation = live_after(slot.generation, kind);
+        slot.generation = slot.generation.wrapping_add(1);
         slot.ptr = Some(ptr);
         slot.layout = layout;
         slot.len = size;
-        let block = Block {
+        Ok(Block {
             owner: self.identity.id(),
             generation: slot.generation,
             slot: SYSTEM_SLOT | index as u32,
-        };
-        if kind != BLOCK {
-            inner.system_handles += 1;
-            self.droppable
-                .set(self.droppable.get() + usize::from(kind == DROP_VALUE));
-        }
-        Ok((block, ptr))
+        })
     }
 
     /// The table entry the next system block takes (an empty one, or the
@@ -437,156 +352,6 @@ impl BlockHeap {
             // for `layout`; it is now emptied, so it is freed once.
             unsafe { system::free_block(fallback, ptr, layout) };
         }
-    }
-
-    /// Finds live handle value `b` in `pool` — its class's pool with
-    /// generations, of `size`-byte blocks (constants where the type is) —
-    /// or for `None` in the system table: the fast path of every handle
-    /// access. `None` for any failure; [`handle_error`](Self::handle_error)
-    /// says which. (A handle of this heap's id names its type's class: only
-    /// `try_insert::<T>` of this manager, with its class table, made it.)
-    #[inline(always)]
-    pub(crate) fn find_value<'p>(
-        &self,
-        pool: Option<&'p Pool>,
-        size: usize,
-        b: Block,
-    ) -> Option<Found<'p>> {
-        if b.owner != self.identity.id() {
-            return None;
-        }
-        match pool {
-            Some(pool) => {
-                debug_assert_eq!((b.slot >> NUMBER_BITS) as usize, pool.class_and_owner().0);
-                let slot = pool.find_slot(b.slot & NUMBER_MASK, b.generation, size)?;
-                Some(Found {
-                    ptr: slot.block,
-                    len: size,
-                    pooled: Some((pool, slot)),
-                })
-            }
-            None => self.validate_system(b, Error::Removed).ok(),
-        }
-    }
-
-    /// Why handle `b` was not found: [`Error::Removed`] if its slot moved on
-    /// (removed, or its chunk trimmed since — or the slot matched but holds
-    /// a value of another type: reused 2^29 times since), and
-    /// [`Error::FreedByReset`] or [`Error::ForeignBlock`] for another id.
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn handle_error(&self, pools: &[Pool], b: Block) -> Error {
-        match self.validate(pools, b, Error::Removed) {
-            Err(e) => e,
-            Ok(_) => Error::Removed, // the slot holds another type now
-        }
-    }
-
-    /// Frees the block of handle value `b`, which `found` is, once its
-    /// value was moved out.
-    ///
-    /// # Safety
-    ///
-    /// `found` must come from [`find_value`](Self::find_value) for `b` with
-    /// no call to this heap since; nothing may use the block afterwards.
-    /// `tagged`: the value has a destructor (a constant of its type).
-    #[inline(always)]
-    pub(crate) unsafe fn free_value(
-        &self,
-        found: Found<'_>,
-        b: Block,
-        fallback: &Fallback,
-        tagged: bool,
-    ) {
-        debug_assert_eq!(tagged, is_tagged(b.generation));
-        if tagged {
-            self.droppable.set(self.droppable.get() - 1);
-        }
-        match found.pooled {
-            Some((pool, slot)) => {
-                pool.count_tally(false);
-                // SAFETY: found live, nothing touched the pool since (caller).
-                unsafe { pool.free_slot(slot) }
-            }
-            None => {
-                self.inner.borrow_mut().system_handles -= 1;
-                self.free_system(b, fallback);
-            }
-        }
-    }
-
-    /// Runs the destructor of every live handle value that has one (the
-    /// function at the start of its block) and frees the block; the values
-    /// without one stay live (a reset forgets them, a drop releases their
-    /// chunks). A panicking destructor leaves the heap consistent: its block
-    /// freed, the values not yet reached still live. Nothing to do, and
-    /// O(1), when no such value is live; else O(slots of the checked pools
-    /// + system entries).
-    ///
-    /// `&mut self`: the heap is its manager's, which is borrowed mutably, so
-    /// no reference to a value exists (they borrow the manager), and every
-    /// handle is checked against the tables this updates.
-    pub(crate) fn drop_values(&mut self, pools: &[Pool], fallback: &Fallback) {
-        let this = &*self;
-        this.drop_tagged(pools, fallback);
-    }
-
-    /// [`drop_values`](Self::drop_values), once exclusive access is shown.
-    fn drop_tagged(&self, pools: &[Pool], fallback: &Fallback) {
-        if self.droppable.get() == 0 {
-            return;
-        }
-        let run = |block: NonNull<u8>| {
-            self.droppable.set(self.droppable.get() - 1);
-            // SAFETY: a tagged block holds a handle's value, its destructor's
-            // function at the start (`alloc_value`'s contract); the block is
-            // freed after, and the value not used again.
-            unsafe { (block.cast::<DropFn>().read())(block) }
-        };
-        for pool in pools.iter().filter(|p| p.tally() > 0) {
-            // SAFETY: every tagged block holds a value with its `DropFn`
-            // (`alloc_value`'s contract), unreferenced (`drop_values`), and
-            // not used after it is dropped; the destructor of a `T: 'static`
-            // value cannot reach the manager, which is borrowed mutably.
-            unsafe { pool.drain_tagged(run) };
-        }
-        /// Frees a system block on drop, also when the destructor unwinds.
-        struct Free<'f>(NonNull<u8>, Layout, &'f Fallback);
-        impl Drop for Free<'_> {
-            fn drop(&mut self) {
-                // SAFETY: the entry held this live allocation of
-                // `alloc_block`; it was emptied, so it is freed once.
-                unsafe { system::free_block(self.2, self.0, self.1) };
-            }
-        }
-        let mut index = 0;
-        while self.droppable.get() > 0 {
-            let mut inner = self.inner.borrow_mut();
-            let Some(slot) = inner.system.get_mut(index) else {
-                break;
-            };
-            if slot.ptr.is_none() || !is_tagged(slot.generation) {
-                index += 1;
-                continue;
-            }
-            let layout = slot.layout;
-            let ptr = slot.ptr.take();
-            slot.generation = slot.generation.wrapping_add(1);
-            debug_assert!(inner.system_free.len() < inner.system_free.capacity());
-            inner.system_free.push(index as u32);
-            inner.system_handles -= 1;
-            drop(inner);
-            if let Some(ptr) = ptr {
-                let _free = Free(ptr, layout, fallback);
-                run(ptr);
-            }
-            index += 1;
-        }
-    }
-
-    /// Live handle values in the system table.
-    pub(crate) fn system_handles(&self) -> usize {
-        self.inner.borrow().system_handles
     }
 
     /// Whether `b` is a live block of this heap.

@@ -1,32 +1,39 @@
 //! `Handle<T>`: a typed, checked, copyable key to a value the manager owns.
 //!
-//! A handle is a [`Block`] with a type: the value lives in a block of the
-//! manager's checked pools (or its system table, above the largest class),
-//! named by the same 16 bytes — manager id, slot, generation — and checked
-//! the same way on every call, so a removed, reset or foreign handle is an
-//! `Err`, never undefined behaviour, also after its slot was reused. The
-//! manager owns the value: [`MemoryManager::remove`] moves it out, and a
-//! reset or the manager's drop runs the destructors of the values still in
-//! it.
+//! The manager keeps a table of handles (a [`HandleTable`], like a slotmap's
+//! slots): one entry per handle index, with the generation the index is at
+//! and the address of the value. The value itself lives in the size-class
+//! pools like a box's (above the largest class, in the large path), so the
+//! stats, budgets, `reserve`, `trim` and `reset` cover it. A handle carries
+//! the manager's id, the index and the generation — 16 bytes — and every
+//! call checks all three, so a removed, reset or foreign handle is an
+//! `Err`, never undefined behaviour, also after its index was reused.
 //!
-//! Every value carries its `TypeId`, checked on each access (see
-//! [`Stored`]). A value with a destructor keeps, at the start of its block,
-//! the function that drops it (a [`DropFn`]), and its slot's generation is
-//! *tagged* (see `pool::live_after`): that is how a reset finds and drops
-//! values whose type it does not know.
+//! Exactness: an entry's generation only moves forward (odd while live),
+//! and an index whose generation would wrap is retired instead of reused,
+//! so no (index, generation) pair is ever handed out twice under one id —
+//! a handle that matches names the very value `insert` made for it, of its
+//! type. A reset clears the table and moves the manager to a new id.
+//!
+//! The manager owns the values: [`MemoryManager::remove`] moves one out,
+//! and a reset or the manager's drop runs the destructors of those still in
+//! it. A value with a destructor keeps, at the start of its block, the
+//! function that drops and frees it (a [`DropFn`]); its entry says so.
 
+use alloc::vec::Vec;
 use core::alloc::Layout;
-use core::any::TypeId;
+use core::cell::UnsafeCell;
 use core::fmt;
 use core::hash::{Hash, Hasher};
 use core::marker::PhantomData;
 use core::mem::{align_of, needs_drop, offset_of, size_of};
 use core::ptr::{self, NonNull};
 
-use crate::checked::{DropFn, Found};
-use crate::pool::{DROP_VALUE, VALUE};
+use crate::budget::Budget;
+use crate::heap::{dealloc_handle, Heap};
+use crate::pool::grown;
 use crate::pool_box::alloc_failed;
-use crate::size_class::SizeClasses;
+use crate::size_class::{route, Route, SizeClasses};
 use crate::{Block, Error, MemoryManager};
 
 /// A checked key to a `T` owned by a [`MemoryManager`], from
@@ -162,80 +169,43 @@ impl<T> fmt::Debug for Handle<T> {
     }
 }
 
-/// A value without a destructor, as its block holds it: its type first.
-#[repr(C)]
-struct Plain<T> {
-    ty: TypeId,
-    value: T,
-}
+/// What a handle value with a destructor keeps at the start of its block:
+/// the function that drops it and frees the block.
+type DropFn = unsafe fn(NonNull<u8>);
 
-/// A value with a destructor: the function that drops it, its type, the
-/// value. The function is at the start of the block, where a reset finds
-/// it (`checked::DropFn`); the type is at the same offset for every `T`.
+/// A value with a destructor, as its block holds it: the function that
+/// drops it first, where a reset finds it without knowing the type.
 #[repr(C)]
 struct WithDrop<T> {
     drop: DropFn,
-    ty: TypeId,
     value: T,
 }
 
-/// How a `T` is stored in its block.
-///
-/// Every value carries its `TypeId`, checked on every access: a slot's
-/// generation is 32 bits, so a handle kept while its slot is reused 2^29
-/// times would match again, and the slot may then hold a value of another
-/// type of the same size class. The generation's kind bits (see
-/// `pool::live_after`) keep such a handle from ever matching a `Block` or
-/// a value of the other kind; the type check covers the rest, so a stale
-/// handle reads only a `T` — the wrong one at worst, never another type.
-struct Stored<T>(PhantomData<T>);
+/// How a `T` is stored in its block (in table `C`'s pools).
+struct Stored<T, C>(PhantomData<(T, C)>);
 
-impl<T: 'static> Stored<T> {
-    /// Whether the block starts with a [`DropFn`] (and the slot is tagged).
-    const TAGGED: bool = needs_drop::<T>();
-    /// What the slot holds, as its generation says.
-    const KIND: u32 = if Self::TAGGED { DROP_VALUE } else { VALUE };
-    /// Where the value's `TypeId` is in its block: the same for every type
-    /// of its kind.
-    const TY_OFFSET: usize = if Self::TAGGED {
-        offset_of!(WithDrop<T>, ty)
-    } else {
-        offset_of!(Plain<T>, ty)
-    };
+impl<T, C: SizeClasses> Stored<T, C> {
+    /// Whether the block starts with a [`DropFn`].
+    const DROPS: bool = needs_drop::<T>();
     /// Where the value starts in its block.
-    const OFFSET: usize = if Self::TAGGED {
+    const OFFSET: usize = if Self::DROPS {
         offset_of!(WithDrop<T>, value)
     } else {
-        offset_of!(Plain<T>, value)
+        0
     };
     /// What the block must hold.
-    const LAYOUT: Layout = if Self::TAGGED {
+    const LAYOUT: Layout = if Self::DROPS {
         Layout::new::<WithDrop<T>>()
     } else {
-        Layout::new::<Plain<T>>()
+        Layout::new::<T>()
     };
-
-    /// Whether `block` holds a `T`.
-    ///
-    /// # Safety
-    ///
-    /// `block` must be the block of a live slot of kind `KIND`.
-    #[inline(always)]
-    unsafe fn holds(block: NonNull<u8>) -> bool {
-        // SAFETY: every value of this kind has its `TypeId` at
-        // `TY_OFFSET`, written when it was inserted (the caller's
-        // guarantee); unaligned reads need no more.
-        unsafe { block.add(Self::TY_OFFSET).cast::<TypeId>().read() == TypeId::of::<T>() }
-    }
-
-    /// The class that serves it in table `C`, if any: a constant.
-    const fn class<C: SizeClasses>() -> Option<usize> {
-        if cfg!(feature = "pass-through") {
-            None
-        } else {
-            C::TABLE.class_for_layout(Self::LAYOUT.size(), Self::LAYOUT.align())
-        }
-    }
+    /// Whether the value is a large allocation (for the stats).
+    const LARGE: bool = matches!(
+        route(C::TABLE, Self::LAYOUT.size(), Self::LAYOUT.align()),
+        Route::System
+    );
+    /// Its entry's flags.
+    const FLAGS: u32 = if Self::DROPS { DROPS } else { 0 } | if Self::LARGE { LARGE } else { 0 };
 
     /// The value in `block`.
     ///
@@ -248,38 +218,303 @@ impl<T: 'static> Stored<T> {
         unsafe { block.add(Self::OFFSET).cast() }
     }
 
-    /// Drops the `T` in `block`: the [`DropFn`] of a tagged block.
+    /// Drops the `T` in `block` and frees the block: the [`DropFn`] of a
+    /// value with a destructor. The block is freed also if the destructor
+    /// panics.
     ///
     /// # Safety
     ///
-    /// `block` must hold a live `T` as `Stored<T>` lays it out, never used
+    /// `block` must hold a live `T` as `Stored<T, C>` lays it out, from
+    /// [`Heap::alloc_handle`] of a live manager with table `C`, never used
     /// afterwards.
-    unsafe fn drop_in(block: NonNull<u8>) {
+    unsafe fn drop_and_free(block: NonNull<u8>) {
+        /// Frees the block on drop, after the value's destructor or while it
+        /// unwinds.
+        struct Free<T, C: SizeClasses>(NonNull<u8>, PhantomData<(T, C)>);
+        impl<T, C: SizeClasses> Drop for Free<T, C> {
+            fn drop(&mut self) {
+                // SAFETY: the block of `drop_and_free`'s caller, freed once.
+                unsafe { dealloc_handle::<C>(self.0, Stored::<T, C>::LAYOUT) }
+            }
+        }
+        let _free = Free::<T, C>(block, PhantomData);
         // SAFETY: the caller's guarantee.
         unsafe { ptr::drop_in_place(Self::value(block).as_ptr()) }
     }
 }
 
-impl<C: SizeClasses> MemoryManager<C> {
-    /// Finds live handle value `handle`: its class's pool is a constant of
-    /// `T`; the slot's generation must match and its value be a `T`.
-    #[inline(always)]
-    fn find<T: 'static>(&self, handle: Handle<T>) -> Result<Found<'_>, Error> {
-        let (blocks, heap) = (self.blocks(), self.heap());
-        let found = match const { Stored::<T>::class::<C>() } {
-            Some(class) => blocks.find_value(
-                Some(heap.checked_pool(class)),
-                C::TABLE.size(class),
-                handle.raw,
-            ),
-            None => blocks.find_value(None, 0, handle.raw),
-        };
-        match found {
-            // SAFETY: the slot is live with the handle's generation, whose
-            // kind is `T`'s (only `try_insert::<T>` made it).
-            Some(found) if unsafe { Stored::<T>::holds(found.ptr) } => Ok(found),
-            _ => Err(blocks.handle_error(heap.checked(), handle.raw)),
+/// One handle index's entry in the table.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// The value's block while live (dangling for a zero-sized value).
+    value: NonNull<u8>,
+    /// Even while free, odd while live; moved by each insert and remove.
+    generation: u32,
+    /// `DROPS` and `LARGE` bits of the live value.
+    flags: u32,
+}
+
+/// `Entry::flags`: the block starts with a [`DropFn`].
+const DROPS: u32 = 1;
+/// `Entry::flags`: the value is a large allocation.
+const LARGE: u32 = 2;
+
+/// Metadata bytes a place in the table costs: the entry, and its place in
+/// the list of free indices (both grow together, to exactly `cap`).
+const PLACE_BYTES: usize = size_of::<Entry>() + size_of::<u32>();
+
+/// A manager's handles: the entries, by index, and the free indices.
+///
+/// Invariant, relied on by the `unsafe` blocks of this module:
+/// - A live entry (odd generation) holds the block its value was written
+///   to by `try_insert::<T>` — a `Stored<T, C>` of the manager's table `C`
+///   — and a handle carrying its index and generation (with the manager's
+///   current id) was made by that call, for that `T`: a generation only
+///   moves forward, and an index whose generation would wrap is retired.
+/// - `free` lists each free, unretired index once; `entries` and `free`
+///   have room for `cap` places, charged to the budget.
+/// - `live`, `droppable` and `large` count the live entries, those with
+///   `DROPS` and those with `LARGE`.
+///
+/// All access is through `&self` (`insert` takes `&self`); each method
+/// takes the table for its own statements only, and never across a call
+/// to user code or to another method.
+#[derive(Debug)]
+pub(crate) struct HandleTable {
+    inner: UnsafeCell<Table>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    entries: Vec<Entry>,
+    free: Vec<u32>,
+    cap: usize,
+    live: usize,
+    droppable: usize,
+    large: usize,
+}
+
+// SAFETY: the table owns its entries; the values they point to are the
+// manager's (whose `Send` impl covers them: `T: Send`). It is not `Sync`
+// (`UnsafeCell`).
+unsafe impl Send for HandleTable {}
+
+/// The most places a table has: indices are `u32`.
+const MAX_PLACES: usize = u32::MAX as usize;
+
+impl HandleTable {
+    /// An empty table.
+    pub(crate) fn new() -> Self {
+        HandleTable {
+            inner: UnsafeCell::new(Table::default()),
         }
+    }
+
+    /// The table, for the statements of one method.
+    #[allow(clippy::mut_from_ref)] // the one place: see the type's invariant
+    #[inline(always)]
+    fn table(&self) -> &mut Table {
+        // SAFETY: `HandleTable` is `!Sync`, and no method keeps this
+        // reference across a call that could take it again (invariant).
+        unsafe { &mut *self.inner.get() }
+    }
+
+    /// The index the next insert takes — a free one, or the next place —
+    /// growing the table (charged to `budget`) if it is full. Nothing is
+    /// taken until [`fill`](Self::fill).
+    #[inline(always)]
+    fn place(&self, budget: &Budget) -> Result<u32, Error> {
+        let t = self.table();
+        if let Some(&i) = t.free.last() {
+            return Ok(i);
+        }
+        if t.entries.len() < t.cap {
+            return Ok(t.entries.len() as u32);
+        }
+        self.grow(budget, 1)?;
+        Ok(self.table().entries.len() as u32)
+    }
+
+    /// Room for `additional` more places than the free ones, charged to
+    /// `budget`.
+    #[cold]
+    #[inline(never)]
+    fn grow(&self, budget: &Budget, additional: usize) -> Result<(), Error> {
+        let t = self.table();
+        let len = t.entries.len();
+        let room = t.free.len() + (t.cap - len);
+        if room >= additional {
+            return Ok(());
+        }
+        let want = len
+            .checked_add(additional - room)
+            .filter(|&w| w <= MAX_PLACES)
+            .ok_or(Error::OutOfMemory {
+                size: usize::MAX,
+                align: 8,
+            })?;
+        let new_cap = grown(t.cap, MAX_PLACES).max(want);
+        let oom = Error::OutOfMemory {
+            size: new_cap * PLACE_BYTES,
+            align: 8,
+        };
+        let bytes = (new_cap - t.cap) * PLACE_BYTES;
+        budget.charge(bytes)?;
+        let free_len = t.free.len();
+        if t.entries.try_reserve_exact(new_cap - len).is_err()
+            || t.free.try_reserve_exact(new_cap - free_len).is_err()
+        {
+            // What was had is kept and stays charged (counted by capacity).
+            let had = t.entries.capacity().min(t.free.capacity()).max(t.cap);
+            budget.credit(bytes - (had - t.cap) * PLACE_BYTES);
+            t.cap = had;
+            return Err(oom);
+        }
+        t.cap = new_cap;
+        Ok(())
+    }
+
+    /// Makes index `index` (from [`place`](Self::place), nothing in
+    /// between) live with `value`; returns its generation.
+    #[inline(always)]
+    fn fill(&self, index: u32, value: NonNull<u8>, flags: u32) -> u32 {
+        let t = self.table();
+        let i = index as usize;
+        if i == t.entries.len() {
+            // Room was made by `place`: no allocation.
+            t.entries.push(Entry {
+                value,
+                generation: 0,
+                flags: 0,
+            });
+        } else {
+            t.free.pop();
+        }
+        let e = &mut t.entries[i];
+        e.generation += 1;
+        e.value = value;
+        e.flags = flags;
+        let generation = e.generation;
+        t.live += 1;
+        t.droppable += usize::from(flags & DROPS != 0);
+        t.large += usize::from(flags & LARGE != 0);
+        generation
+    }
+
+    /// The value of live entry `index` at `generation`.
+    #[inline(always)]
+    fn find(&self, index: u32, generation: u32) -> Option<NonNull<u8>> {
+        match self.table().entries.get(index as usize) {
+            Some(e) if e.generation == generation => Some(e.value),
+            _ => None,
+        }
+    }
+
+    /// The value of live entry `index` at `generation`, and frees the
+    /// entry (the caller moves the value out): [`take`](Self::take) after
+    /// [`find`](Self::find), with one look-up. `flags` are the entry's (a
+    /// constant of the value's type).
+    #[inline(always)]
+    fn find_and_take(&self, index: u32, generation: u32, flags: u32) -> Option<NonNull<u8>> {
+        let t = self.table();
+        match t.entries.get_mut(index as usize) {
+            Some(e) if e.generation == generation => {
+                debug_assert_eq!(e.flags, flags);
+                let value = e.value;
+                Self::free_entry(t, index, flags);
+                Some(value)
+            }
+            _ => None,
+        }
+    }
+
+    /// Frees live entry `index` (its value moved out or dropped by the
+    /// caller); returns it as it was.
+    #[inline(always)]
+    fn take(&self, index: u32) -> Entry {
+        let t = self.table();
+        let entry = t.entries[index as usize];
+        Self::free_entry(t, index, entry.flags);
+        entry
+    }
+
+    /// The generation of live entry `index` moves on, and the index goes
+    /// on the free list unless its generation would wrap at the next insert
+    /// (then the index is retired for good: 16 bytes per 2^31 reuses of one
+    /// index).
+    #[inline(always)]
+    fn free_entry(t: &mut Table, index: u32, flags: u32) {
+        let e = &mut t.entries[index as usize];
+        e.generation += 1;
+        if e.generation < u32::MAX - 1 {
+            // Room for every place's index is made with the place.
+            debug_assert!(t.free.len() < t.free.capacity());
+            t.free.push(index);
+        }
+        t.live -= 1;
+        t.droppable -= usize::from(flags & DROPS != 0);
+        t.large -= usize::from(flags & LARGE != 0);
+    }
+
+    /// Runs the destructor of every live value that has one (each frees its
+    /// block), and frees its entry; the values without one stay (a reset
+    /// forgets them, a drop releases their chunks). A panicking destructor
+    /// leaves the table consistent: its entry and block freed, the values
+    /// not yet reached still live. O(1) when no such value is live, else
+    /// O(entries).
+    ///
+    /// `&mut self`: the table is its manager's, which is borrowed mutably,
+    /// so no reference to a value exists (they borrow the manager).
+    pub(crate) fn drop_values(&mut self) {
+        let mut index = 0;
+        while self.table().droppable > 0 {
+            let Some(&e) = self.table().entries.get(index) else {
+                break;
+            };
+            if e.generation & 1 == 1 && e.flags & DROPS != 0 {
+                let e = self.take(index as u32);
+                // SAFETY: a live entry with `DROPS` holds a block that
+                // starts with its value's `DropFn` (invariant), unreferenced
+                // (`&mut self`); its entry is freed, so it is dropped once.
+                // The destructor of a `T: 'static` value cannot reach the
+                // manager, which is borrowed mutably.
+                unsafe { (e.value.cast::<DropFn>().read())(e.value) };
+            }
+            index += 1;
+        }
+    }
+
+    /// Forgets every entry (the manager's reset has dropped the values with
+    /// destructors and freed every block) and gives the table back; the
+    /// manager moves to a new id, so every handle made before is stale.
+    pub(crate) fn reset(&mut self, budget: &Budget) {
+        let t = self.inner.get_mut();
+        budget.credit(t.cap * PLACE_BYTES);
+        *t = Table::default();
+    }
+
+    /// Bytes of the table (its capacity, charged to the budget).
+    pub(crate) fn metadata(&self) -> usize {
+        self.table().cap * PLACE_BYTES
+    }
+
+    /// Live values above the largest class.
+    pub(crate) fn large(&self) -> usize {
+        self.table().large
+    }
+}
+
+impl<C: SizeClasses> MemoryManager<C> {
+    /// The block of live handle `handle`, checked: the manager's id, then
+    /// the entry's generation.
+    #[inline(always)]
+    fn find<T>(&self, handle: Handle<T>) -> Result<NonNull<u8>, Error> {
+        if handle.raw.owner != self.blocks().id() {
+            return Err(self.blocks().not_ours(handle.raw));
+        }
+        self.handles()
+            .find(handle.raw.slot, handle.raw.generation)
+            .ok_or(Error::Removed)
     }
 }
 
@@ -334,44 +569,35 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[inline]
     pub fn try_insert<T: Send + 'static>(&self, value: T) -> Result<Handle<T>, Error> {
-        let (kind, layout) = (Stored::<T>::KIND, Stored::<T>::LAYOUT);
-        let blocks = self.blocks();
-        let heap = self.heap();
-        // SAFETY: the `DropFn` of a tagged block, and the value, are
-        // written below, before any other call to the manager.
-        let (raw, block) = unsafe {
-            match const { Stored::<T>::class::<C>() } {
-                Some(class) => blocks.alloc_value(heap.checked_pool(class), class, kind),
-                None => blocks.alloc_system_value(
-                    layout.size(),
-                    layout.align().max(8),
-                    heap.fallback(),
-                    kind,
-                ),
-            }
-        }?;
-        // SAFETY: the block is ours, at least `layout` and aligned to it.
+        let heap: &Heap<C> = self.heap();
+        let table = self.handles();
+        let index = table.place(heap.budget())?;
+        let block = heap.alloc_handle(Stored::<T, C>::LAYOUT)?;
+        // SAFETY: the block is ours, at least `LAYOUT` and aligned to it.
         unsafe {
-            if Stored::<T>::TAGGED {
-                block.cast::<DropFn>().write(Stored::<T>::drop_in as DropFn);
+            if Stored::<T, C>::DROPS {
+                block
+                    .cast::<DropFn>()
+                    .write(Stored::<T, C>::drop_and_free as DropFn);
             }
-            block
-                .add(Stored::<T>::TY_OFFSET)
-                .cast::<TypeId>()
-                .write(TypeId::of::<T>());
-            Stored::<T>::value(block).write(value);
+            Stored::<T, C>::value(block).write(value);
         }
+        let generation = table.fill(index, block, Stored::<T, C>::FLAGS);
         Ok(Handle {
-            raw,
+            raw: Block {
+                owner: self.blocks().id(),
+                generation,
+                slot: index,
+            },
             _value: PhantomData,
         })
     }
 
-    /// Grows the pool that holds `T` values behind handles so that
-    /// `additional` more [`insert`](Self::insert)s of a `T` need no new
-    /// memory (a value with a destructor takes a word more than `T`, so
-    /// its class may differ from a `PoolBox<T>`'s: this reserves the right
-    /// one).
+    /// Grows the pool that holds `T` values behind handles, and the table
+    /// of handles, so that `additional` more [`insert`](Self::insert)s of a
+    /// `T` need no new memory (a value with a destructor takes a word more
+    /// than `T`, so its class may differ from a `PoolBox<T>`'s: this
+    /// reserves the right one).
     ///
     /// # Errors
     ///
@@ -390,9 +616,12 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
     pub fn reserve_handles<T: Send + 'static>(&self, additional: usize) -> Result<(), Error> {
-        let layout = Stored::<T>::LAYOUT;
-        self.heap()
-            .reserve(layout.size(), layout.align(), true, additional)
+        let layout = Stored::<T, C>::LAYOUT;
+        if layout.size() > 0 {
+            self.heap()
+                .reserve(layout.size(), layout.align(), false, additional)?;
+        }
+        self.handles().grow(self.heap().budget(), additional)
     }
 
     /// The value of `handle`.
@@ -414,11 +643,11 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[inline]
     pub fn get<T: 'static>(&self, handle: Handle<T>) -> Result<&T, Error> {
-        let block = self.find(handle)?.ptr;
-        // SAFETY: the handle is live (checked), so the block holds its `T`
-        // (only `try_insert::<T>` makes a `Handle<T>`); it stays there while
+        let block = self.find(handle)?;
+        // SAFETY: the handle is live (checked), so the block holds the `T`
+        // its insert wrote (`HandleTable` invariant); it stays there while
         // `&self` is borrowed: removing, resetting and dropping need `&mut`.
-        Ok(unsafe { Stored::<T>::value(block).as_ref() })
+        Ok(unsafe { Stored::<T, C>::value(block).as_ref() })
     }
 
     /// The value of `handle`, mutably.
@@ -438,10 +667,10 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[inline]
     pub fn get_mut<T: 'static>(&mut self, handle: Handle<T>) -> Result<&mut T, Error> {
-        let block = self.find(handle)?.ptr;
+        let block = self.find(handle)?;
         // SAFETY: as in `get`; `&mut self` makes this the only reference to
         // any value of the manager.
-        Ok(unsafe { Stored::<T>::value(block).as_mut() })
+        Ok(unsafe { Stored::<T, C>::value(block).as_mut() })
     }
 
     /// Mutable references to the values of `N` distinct handles at once.
@@ -469,17 +698,18 @@ impl<C: SizeClasses> MemoryManager<C> {
     ) -> Result<[&mut T; N], Error> {
         let mut values = [NonNull::<T>::dangling(); N];
         for (i, h) in handles.iter().enumerate() {
-            let block = self.find(*h)?.ptr;
-            // SAFETY: as in `get`.
-            let value = unsafe { Stored::<T>::value(block) };
-            if values[..i].contains(&value) {
+            let block = self.find(*h)?;
+            if handles[..i].iter().any(|o| o.raw.slot == h.raw.slot) {
                 return Err(Error::DuplicateHandle);
             }
-            values[i] = value;
+            // SAFETY: as in `get`.
+            values[i] = unsafe { Stored::<T, C>::value(block) };
         }
-        // SAFETY: each is a live `T` of this manager (as in `get`), at
-        // distinct blocks (checked), so no two references overlap; `&mut
-        // self` excludes every other reference for their lifetime.
+        // SAFETY: each is a live `T` of this manager (as in `get`), of
+        // distinct live entries (checked), each with its own block (or a
+        // zero-sized value, which overlaps nothing), so no two references
+        // overlap; `&mut self` excludes every other reference for their
+        // lifetime.
         Ok(values.map(|mut v| unsafe { v.as_mut() }))
     }
 
@@ -505,18 +735,23 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[inline]
     pub fn remove<T: 'static>(&mut self, handle: Handle<T>) -> Result<T, Error> {
-        let found = self.find(handle)?;
-        // SAFETY: the block holds the live `T` (as in `get`); it is moved
-        // out, and the block freed with nothing in between and not used
-        // again.
+        if handle.raw.owner != self.blocks().id() {
+            return Err(self.blocks().not_ours(handle.raw));
+        }
+        let block = self
+            .handles()
+            .find_and_take(
+                handle.raw.slot,
+                handle.raw.generation,
+                Stored::<T, C>::FLAGS,
+            )
+            .ok_or(Error::Removed)?;
+        // SAFETY: the block held the live `T` (as in `get`), whose entry is
+        // now freed: it is moved out once, and the block freed once, with
+        // nothing in between, and not used again.
         unsafe {
-            let value = Stored::<T>::value(found.ptr).read();
-            self.blocks().free_value(
-                found,
-                handle.raw,
-                self.heap().fallback(),
-                Stored::<T>::TAGGED,
-            );
+            let value = Stored::<T, C>::value(block).read();
+            dealloc_handle::<C>(block, Stored::<T, C>::LAYOUT);
             Ok(value)
         }
     }
@@ -544,50 +779,25 @@ const _: () = assert!(size_of::<DropFn>() == size_of::<usize>() && align_of::<Dr
 
 #[cfg(test)]
 mod tests {
-    use crate::pool::{live_after, BLOCK, DROP_VALUE, VALUE};
+    use super::*;
+    use alloc::string::String;
 
+    /// An index whose generation would wrap is retired, not reused: no
+    /// (index, generation) pair is handed out twice under one id.
     #[test]
-    fn live_generations_say_what_the_slot_holds() {
-        for old in [0u32, 1, 2, 6, 7, 8, u32::MAX - 1, u32::MAX] {
-            for kind in [BLOCK, VALUE, DROP_VALUE] {
-                let g = live_after(old, kind);
-                assert_eq!(g & 7, kind, "{old} {kind}");
-                assert!((1..=8).contains(&g.wrapping_sub(old)), "{old} {kind}");
-            }
-        }
-    }
-
-    /// The review's case: a handle kept while its slot is reused 2^29
-    /// times matches the slot again (32-bit generations), now holding a
-    /// value of another type of the same class. Its `TypeId` refuses it.
-    #[cfg(not(feature = "pass-through"))]
-    #[test]
-    fn a_stale_handle_that_matches_again_never_reads_another_type() {
-        use crate::block::NUMBER_MASK;
-        use crate::{Error, MemoryManager};
+    fn an_index_about_to_wrap_is_retired() {
         let mut mm = MemoryManager::new();
-        let stale = mm.insert::<&'static str>("hello");
-        mm.remove(stale).unwrap();
-        // As if the slot had been reused 2^29 times: its next value gets
-        // the stale handle's generation.
-        let class = (stale.raw.slot >> crate::block::NUMBER_BITS) as usize;
-        let number = stale.raw.slot & NUMBER_MASK;
-        // SAFETY: the slot was handed out; its chunk is live.
-        unsafe {
-            mm.heap()
-                .checked_pool(class)
-                .set_generation(number, stale.raw.generation.wrapping_sub(1));
-        }
-        let other = mm.insert([0xdead_usize, 5]);
-        assert_eq!(
-            (other.raw.slot, other.raw.generation),
-            (stale.raw.slot, stale.raw.generation),
-            "the same slot and generation"
-        );
-        assert_eq!(mm.get(stale), Err(Error::Removed));
-        assert_eq!(mm.get_mut(stale), Err(Error::Removed));
-        assert_eq!(mm.remove(stale), Err(Error::Removed));
-        assert!(!mm.contains(stale));
-        assert_eq!(mm.get(other), Ok(&[0xdead, 5]));
+        let old = mm.insert(String::from("old"));
+        mm.remove(old).unwrap();
+        // As if index 0 had been reused 2^31 - 2 times.
+        mm.handles().table().entries[0].generation = u32::MAX - 3;
+        let last = mm.insert(String::from("last")); // generation MAX - 2
+        assert_eq!(last.raw.generation, u32::MAX - 2);
+        mm.remove(last).unwrap(); // MAX - 1: retired
+        let next = mm.insert([1u8; 3]);
+        assert_ne!(next.raw.slot, last.raw.slot, "a fresh index");
+        assert_eq!(mm.get(last), Err(Error::Removed));
+        assert_eq!(mm.get(next), Ok(&[1, 1, 1]));
+        assert_eq!(mm.handles().table().free.len(), 0);
     }
 }

@@ -11,6 +11,7 @@ use core::ptr::NonNull;
 
 use crate::checked::BlockHeap;
 use crate::chunk::SEGMENT;
+use crate::handle::HandleTable;
 use crate::heap::Heap;
 use crate::pool::ChunkConfig;
 use crate::size_class::{ClassTable, SizeClasses};
@@ -109,6 +110,8 @@ pub struct MemoryManager<C: SizeClasses = DefaultClasses> {
     heap: Heap<C>,
     /// The checks of `Block` handles, and the table of large blocks.
     blocks: BlockHeap,
+    /// The table of [`Handle`](crate::Handle)s.
+    handles: HandleTable,
     /// Called on drop when allocations are still live.
     on_leak: Option<Hook>,
     /// `Cell` makes the manager `!Sync`.
@@ -203,6 +206,7 @@ impl<C: SizeClasses> MemoryManager<C> {
         MemoryManager {
             heap: Heap::new(config, budget, name),
             blocks: BlockHeap::new(),
+            handles: HandleTable::new(),
             on_leak,
             _not_sync: PhantomData,
         }
@@ -220,6 +224,7 @@ impl<C: SizeClasses> MemoryManager<C> {
         Some(MemoryManager {
             heap: Heap::try_new(config, None, name, kind, crate::pool::UNOWNED)?,
             blocks: BlockHeap::new(),
+            handles: HandleTable::new(),
             on_leak: Some(Hook::Fn(|_| {})),
             _not_sync: PhantomData,
         })
@@ -231,10 +236,16 @@ impl<C: SizeClasses> MemoryManager<C> {
         &self.heap
     }
 
-    /// The checks of handles and blocks.
+    /// The checks of blocks, and the id handles carry.
     #[inline(always)]
     pub(crate) fn blocks(&self) -> &BlockHeap {
         &self.blocks
+    }
+
+    /// The table of handles.
+    #[inline(always)]
+    pub(crate) fn handles(&self) -> &HandleTable {
+        &self.handles
     }
 
     /// The class table this manager uses.
@@ -578,9 +589,9 @@ impl<C: SizeClasses> MemoryManager<C> {
                 .zip(self.heap.checked())
                 .map(|(pool, c)| ClassStats {
                     block_size: pool.block_size(),
-                    live_boxes: pool.live().saturating_sub(pool.tally()),
-                    live_blocks: c.live().saturating_sub(c.tally()),
-                    live_handles: c.tally().min(c.live()),
+                    live_boxes: pool.live().saturating_sub(pool.tally() + pool.handles()),
+                    live_blocks: c.live(),
+                    live_handles: pool.handles().min(pool.live()),
                     live_collections: pool.tally().min(pool.live()),
                     peak_boxes: pool.peak(),
                     peak_blocks: c.peak(),
@@ -594,14 +605,14 @@ impl<C: SizeClasses> MemoryManager<C> {
         );
         let fallback = self.heap.fallback();
         let budget = self.heap.budget();
-        let handles = self.blocks.system_handles().min(fallback.block_live.get());
         let collections = fallback.registered_count().min(fallback.live.get());
+        let handles = self.handles.large().min(fallback.live.get() - collections);
         Stats {
             name: self.name(),
             classes: rows,
             system: SystemStats {
-                live_boxes: fallback.live.get() - collections,
-                live_blocks: fallback.block_live.get() - handles,
+                live_boxes: fallback.live.get() - collections - handles,
+                live_blocks: fallback.block_live.get(),
                 live_handles: handles,
                 live_collections: collections,
                 peak_boxes: fallback.peak.get(),
@@ -610,7 +621,9 @@ impl<C: SizeClasses> MemoryManager<C> {
                 frees: fallback.allocs.get() - fallback.live.get() - fallback.block_live.get(),
                 bytes: fallback.bytes.get(),
                 cached_bytes: fallback.cached_bytes(),
-                metadata_bytes: self.blocks.metadata() + fallback.table_bytes(),
+                metadata_bytes: self.blocks.metadata()
+                    + self.handles.metadata()
+                    + fallback.table_bytes(),
             },
             budget: budget.limit(),
         }
@@ -749,6 +762,7 @@ impl<C: SizeClasses> MemoryManager<C> {
         self.drop_values();
         let written = self.heap.reset();
         self.blocks.reset(self.heap.budget());
+        self.handles.reset(self.heap.budget());
         if let Some(w) = written {
             // `debug-fill` found a write after free; the reset is done.
             w.panic();
@@ -845,8 +859,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// Drops every [`Handle`](crate::Handle) value with a destructor still
     /// in the manager, freeing its block.
     fn drop_values(&mut self) {
-        self.blocks
-            .drop_values(self.heap.checked(), self.heap.fallback());
+        self.handles.drop_values();
     }
 }
 

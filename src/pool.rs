@@ -251,11 +251,13 @@ pub(crate) struct Pool {
     /// Blocks of this class the owner freed into other heaps' pools (see
     /// [`Pool::remote_out`]).
     remote_out: Counter,
-    /// Live blocks that hold a [`Handle`](crate::Handle)'s value (with
-    /// generations; the rest of `live` are checked blocks), or that a
-    /// collection holds (without; the rest are boxes): counted apart in
-    /// the stats, off every box's and block's path.
+    /// Live blocks that a collection holds (the `Allocator`
+    /// implementation's), counted apart from boxes in the stats, off every
+    /// box's path.
     tally: Counter,
+    /// Live blocks that hold a [`Handle`](crate::Handle)'s value, counted
+    /// apart the same way.
+    handles: Counter,
     /// The manager's fallback record (budget and chunk map); outlives the
     /// pool.
     fallback: NonNull<Fallback>,
@@ -339,34 +341,6 @@ fn even(g: u32) -> u32 {
     g.wrapping_add(g & 1)
 }
 
-/// What a live slot of a pool with generations holds, as its generation
-/// says modulo 8 (see [`live_after`]): a checked block's bytes.
-pub(crate) const BLOCK: u32 = 1;
-/// A handle's value without a destructor.
-pub(crate) const VALUE: u32 = 3;
-/// A handle's value with a destructor ("tagged"), which a reset or the
-/// manager's drop must find and run ([`Pool::drain_tagged`]).
-pub(crate) const DROP_VALUE: u32 = 5;
-
-/// The generation a slot at generation `old` takes when it is handed out
-/// to hold `kind` ([`BLOCK`], [`VALUE`] or [`DROP_VALUE`]): the next one
-/// that is `kind` modulo 8. It moves forward by 1 to 8, so a whole cycle
-/// (handed out, freed) moves it by 8, and a live generation says what the
-/// slot holds: a stale handle of one kind never matches a slot that now
-/// holds another, however often the slot was reused.
-#[inline(always)]
-pub(crate) fn live_after(old: u32, kind: u32) -> u32 {
-    debug_assert!(kind & 1 == 1 && kind < 8);
-    let next = old.wrapping_add(1);
-    next.wrapping_add(kind.wrapping_sub(next) & 7)
-}
-
-/// Whether live generation `g` holds a value with a destructor.
-#[inline(always)]
-pub(crate) fn is_tagged(g: u32) -> bool {
-    g & 7 == DROP_VALUE
-}
-
 /// The floor once generations `gens` are released: the newest of them and
 /// the old `floor`. Generations wrap, so "newest" is measured from `base`,
 /// the floor when the released slots were made: every one of them started
@@ -421,6 +395,7 @@ impl Pool {
             peak: Counter::new(0),
             remote_out: Counter::new(0),
             tally: Counter::new(0),
+            handles: Counter::new(0),
             fallback,
             generations,
             shift,
@@ -520,30 +495,28 @@ impl Pool {
     /// Pops a block as [`Pool::alloc`] does and moves its slot's generation
     /// to the next odd value: (address, slot number, generation). For a
     /// pool with generations.
-    /// `kind` is what the slot will hold (see [`live_after`]).
     #[inline(always)]
-    pub(crate) fn alloc_slot(&self, kind: u32) -> Result<(NonNull<u8>, u32, u32), Error> {
+    pub(crate) fn alloc_slot(&self) -> Result<(NonNull<u8>, u32, u32), Error> {
         debug_assert!(self.generations);
         if self.free.get().is_null() {
-            return self.alloc_slot_fresh(kind);
+            return self.alloc_slot_fresh();
         }
         let block = self.alloc()?;
         // SAFETY: a block from the free list, just handed out.
-        Ok(unsafe { self.mark_live(block, false, kind) })
+        Ok(unsafe { self.mark_live(block, false) })
     }
 
     /// The other half of [`alloc_slot`](Self::alloc_slot), as
     /// [`alloc_fresh`](Self::alloc_fresh) is of [`alloc`](Self::alloc).
     #[cold]
     #[inline(always)]
-    fn alloc_slot_fresh(&self, kind: u32) -> Result<(NonNull<u8>, u32, u32), Error> {
+    fn alloc_slot_fresh(&self) -> Result<(NonNull<u8>, u32, u32), Error> {
         let block = self.alloc_fresh()?;
         // SAFETY: a block from the bump, just handed out.
-        Ok(unsafe { self.mark_live(block, true, kind) })
+        Ok(unsafe { self.mark_live(block, true) })
     }
 
-    /// Moves the slot of `block` to its next live generation for `kind`
-    /// (see [`live_after`]), writing it first if the slot has none yet;
+    /// Moves the slot of `block` to its next odd generation, writing it first if the slot has none yet;
     /// returns (address, slot number, generation).
     ///
     /// # Safety
@@ -552,12 +525,7 @@ impl Pool {
     /// generations; `bumped` says whether it came from the bump (only the
     /// bump reaches a slot without a generation).
     #[inline(always)]
-    unsafe fn mark_live(
-        &self,
-        block: NonNull<u8>,
-        bumped: bool,
-        kind: u32,
-    ) -> (NonNull<u8>, u32, u32) {
+    unsafe fn mark_live(&self, block: NonNull<u8>, bumped: bool) -> (NonNull<u8>, u32, u32) {
         // SAFETY: `block` is a block boundary inside a live chunk of this
         // pool, whose generations follow the header (`Pool` invariant), so
         // `index < blocks`; the slots are first handed out in order (by the
@@ -577,7 +545,7 @@ impl Pool {
                 *written += 1;
                 self.floor.get()
             };
-            let generation = live_after(old, kind);
+            let generation = old.wrapping_add(1) | 1;
             g.write(generation);
             (
                 block,
@@ -640,94 +608,23 @@ impl Pool {
         self.push(slot.block);
     }
 
-    /// Frees the block of every live tagged slot (see [`live_after`]),
-    /// calling `f` on each first: how a reset, or the manager's drop, runs
-    /// the destructors of [`Handle`](crate::Handle) values. `f` gets the
-    /// block with its slot already moved on to free; the block goes on the
-    /// free list once `f` returns or unwinds, so a panic in `f` leaves the
-    /// pool consistent (that value dropped as far as it got, the rest still
-    /// live). Returns the number of blocks freed. O(slots ever handed out in
-    /// the live chunks).
-    ///
-    /// # Safety
-    ///
-    /// Every live tagged block must hold what `f` expects, and none may be
-    /// used afterwards; `f` must not reach this pool.
-    pub(crate) unsafe fn drain_tagged(&self, mut f: impl FnMut(NonNull<u8>)) -> usize {
-        /// Pushes the block on drop, also when `f` unwinds.
-        struct Push<'p>(&'p Pool, NonNull<u8>);
-        impl Drop for Push<'_> {
-            fn drop(&mut self) {
-                self.0.count_tally(false); // a tagged slot is a handle's
-                self.0.push(self.1);
-            }
-        }
-        debug_assert!(self.generations);
-        let mut drained = 0;
-        let mut r = 0;
-        // SAFETY: no other reference to the table exists during this
-        // statement (`f` does not reach the pool).
-        while let Some(&chunk) = unsafe { self.records() }.get(r) {
-            r += 1;
-            let Some(chunk) = NonNull::new(chunk) else {
-                continue;
-            };
-            // SAFETY: the record table holds live chunks of this pool, with
-            // `written` generations after the header (`Pool` invariant). A
-            // push may recycle the pool, which keeps every chunk, record and
-            // generation; `f` allocates nothing here.
-            let (written, first) = unsafe {
-                (
-                    (*chunk.as_ptr()).written as usize,
-                    (*chunk.as_ptr()).first as usize,
-                )
-            };
-            for index in 0..written {
-                // SAFETY: `index < written`: the slot's generation and block
-                // are inside the live chunk. A tagged generation is live
-                // (odd), so the block is handed out and holds what the
-                // caller says; it is marked free before `f` runs and pushed
-                // once, after.
-                unsafe {
-                    let g = ChunkHeader::generations(chunk).add(index);
-                    let generation = g.read();
-                    if !is_tagged(generation) {
-                        continue;
-                    }
-                    g.write(generation.wrapping_add(1));
-                    let offset = first + index * self.block_size;
-                    let block = NonNull::new_unchecked(chunk.as_ptr().cast::<u8>().add(offset));
-                    let _push = Push(self, block);
-                    f(block);
-                }
-                drained += 1;
-            }
-        }
-        drained
-    }
-
-    /// Sets the generation of slot `number` (tests: what 2^29 reuses of
-    /// the slot would do).
-    ///
-    /// # Safety
-    ///
-    /// `number` must name a slot of a live chunk of this pool, handed out
-    /// at least once.
-    #[cfg(all(test, not(feature = "pass-through")))]
-    pub(crate) unsafe fn set_generation(&self, number: u32, generation: u32) {
-        let record = (number >> self.index_bits) as usize;
-        let index = (number & self.index_mask) as usize;
-        // SAFETY: the caller's guarantee.
-        unsafe {
-            let chunk = NonNull::new(self.records()[record]).unwrap();
-            ChunkHeader::generations(chunk).add(index).write(generation);
-        }
-    }
-
-    /// Live blocks of this pool that hold a handle's value (a pool with
-    /// generations) or a collection's memory (one without).
+    /// Live blocks of this pool that a collection holds.
     pub(crate) fn tally(&self) -> usize {
         self.tally.get()
+    }
+
+    /// Live blocks of this pool that hold a handle's value.
+    pub(crate) fn handles(&self) -> usize {
+        self.handles.get()
+    }
+
+    /// Counts one more (`up`) or one fewer handle value in
+    /// [`handles`](Self::handles).
+    #[inline(always)]
+    pub(crate) fn count_handle(&self, up: bool) {
+        let h = self.handles.get();
+        self.handles
+            .set(if up { h + 1 } else { h.saturating_sub(1) });
     }
 
     /// Counts one more (`up`) or one fewer block in [`tally`](Self::tally).
@@ -1486,6 +1383,7 @@ impl Pool {
         self.guard.set(1);
         self.held.set(1);
         self.tally.set(0);
+        self.handles.set(0);
         written
     }
 
@@ -1515,6 +1413,7 @@ impl Pool {
         self.guard.set(1);
         self.held.set(1);
         self.tally.set(0);
+        self.handles.set(0);
         self.chunk_count.set(0);
         self.reserved.set(0);
         self.capacity.set(0);
@@ -1722,7 +1621,7 @@ mod tests {
         for class in [0, 2, 5] {
             let pool = pools.checked_pool(class);
             let n = if cfg!(miri) { 700 } else { 3000 };
-            let slots: Vec<_> = (0..n).map(|_| pool.alloc_slot(BLOCK).unwrap()).collect();
+            let slots: Vec<_> = (0..n).map(|_| pool.alloc_slot().unwrap()).collect();
             assert!(pool.chunk_count() > 1 && pool.is_valid());
             for &(block, number, generation) in &slots {
                 assert_eq!(generation % 2, 1);
@@ -1755,7 +1654,7 @@ mod tests {
             assert_eq!((pool.chunk_count(), pool.metadata()), (0, 0));
             // New chunks in the same records start past every old
             // generation.
-            let again: Vec<_> = (0..n).map(|_| pool.alloc_slot(BLOCK).unwrap()).collect();
+            let again: Vec<_> = (0..n).map(|_| pool.alloc_slot().unwrap()).collect();
             for &(_, number, generation) in &slots {
                 assert!(pool
                     .find_slot(number, generation, pool.block_size())
@@ -1773,7 +1672,7 @@ mod tests {
     fn a_slot_far_ahead_of_its_chunk_still_moves_the_floor() {
         let heap = crate::heap::Heap::<DefaultClasses>::new(SMALL, None, None);
         let pool = heap.checked_pool(0);
-        let (block, number, first) = pool.alloc_slot(BLOCK).unwrap();
+        let (block, number, first) = pool.alloc_slot().unwrap();
         let slot = pool.find_slot(number, first, pool.block_size()).unwrap();
         // SAFETY: live, freed once.
         unsafe { pool.free_slot(slot) };
@@ -1786,7 +1685,7 @@ mod tests {
             ChunkHeader::generations(chunk).write(last + 1);
         }
         assert!(pool.trim() > 0);
-        let (_, again, generation) = pool.alloc_slot(BLOCK).unwrap();
+        let (_, again, generation) = pool.alloc_slot().unwrap();
         assert_eq!(again, number, "the same record and index");
         assert!(generation.wrapping_sub(last) < 1 << 31 && generation != last);
         assert!(pool.find_slot(number, first, pool.block_size()).is_none());
