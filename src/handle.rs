@@ -43,7 +43,7 @@ use crate::{Block, Error, MemoryManager};
 /// whatever `T` is — that borrows nothing, so a `World` can own its manager
 /// and its handles side by side. Every use goes through the manager and is
 /// checked: a handle whose value was removed is [`Error::Removed`] (also
-/// after its slot holds a new value), one from before a
+/// after its index holds a new value), one from before a
 /// [`reset`](MemoryManager::reset) is [`Error::FreedByReset`], and one of
 /// another manager is [`Error::ForeignBlock`].
 ///
@@ -162,7 +162,7 @@ impl<T> fmt::Debug for Handle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle")
             .field("type", &core::any::type_name::<T>())
-            .field("slot", &self.raw.slot)
+            .field("index", &self.raw.slot)
             .field("generation", &self.raw.generation)
             .field("owner", &self.raw.owner)
             .finish()
@@ -522,7 +522,7 @@ impl<C: SizeClasses> MemoryManager<C> {
 ///
 /// Values the manager owns, reached through checked [`Handle`]s: a
 /// slotmap-like store in the same pools as everything else (stats,
-/// budgets, `reserve_blocks`, `trim` and `reset` cover them).
+/// budgets, `reserve_handles`, `trim` and `reset` cover them).
 impl<C: SizeClasses> MemoryManager<C> {
     /// Moves `value` into the manager and returns its handle.
     ///
@@ -714,7 +714,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     }
 
     /// Moves the value of `handle` out of the manager; the handle is stale
-    /// from then on (also once its slot holds another value).
+    /// from then on (also once its index holds another value).
     ///
     /// # Errors
     ///
@@ -728,7 +728,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// let mut mm = MemoryManager::new();
     /// let h = mm.insert(String::from("gone"));
     /// assert_eq!(mm.remove(h)?, "gone");
-    /// let again = mm.insert(String::from("new")); // may reuse the slot
+    /// let again = mm.insert(String::from("new")); // may reuse the index
     /// assert_eq!(mm.remove(h), Err(Error::Removed));
     /// assert_eq!(mm.get(again)?, "new");
     /// # Ok::<(), Error>(())

@@ -337,10 +337,10 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// A rejected free changes nothing. The check is exact for a block freed
     /// twice, also after its slot was handed out again (the newer block stays
     /// allocated), up to one limit: each slot has a 32-bit generation that
-    /// moves by 8 per allocate/free cycle, so a block handle kept across
-    /// exactly 2^29 reuses of its slot would match again (and name the
-    /// bytes of the block then live — never a [`Handle`](crate::Handle)'s
-    /// value: a live generation says which kind the slot holds).
+    /// moves by 2 per allocate/free cycle, so a handle kept across exactly
+    /// 2^31 reuses of its slot would match again (and name the bytes of the
+    /// block then live: blocks hold only bytes). [`Handle`](crate::Handle)s
+    /// have no such limit.
     ///
     /// # Errors
     ///
