@@ -571,7 +571,9 @@ impl<C: SizeClasses> MemoryManager<C> {
     pub fn try_insert<T: Send + 'static>(&self, value: T) -> Result<Handle<T>, Error> {
         let heap: &Heap<C> = self.heap();
         let table = self.handles();
-        let index = table.place(heap.budget())?;
+        let index = table
+            .place(heap.budget())
+            .map_err(|e| e.refusing(Stored::<T, C>::LAYOUT.size(), self.name()))?;
         let block = heap.alloc_handle(Stored::<T, C>::LAYOUT)?;
         // SAFETY: the block is ours, at least `LAYOUT` and aligned to it.
         unsafe {
@@ -621,7 +623,9 @@ impl<C: SizeClasses> MemoryManager<C> {
             self.heap()
                 .reserve(layout.size(), layout.align(), false, additional)?;
         }
-        self.handles().grow(self.heap().budget(), additional)
+        self.handles()
+            .grow(self.heap().budget(), additional)
+            .map_err(|e| e.refusing(layout.size(), self.name()))
     }
 
     /// The value of `handle`.

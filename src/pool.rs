@@ -628,6 +628,7 @@ impl Pool {
     }
 
     /// Counts one more (`up`) or one fewer block in [`tally`](Self::tally).
+    #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // the `Allocator` impl's
     #[inline(always)]
     pub(crate) fn count_tally(&self, up: bool) {
         let t = self.tally.get();
