@@ -68,9 +68,11 @@
 //! # Ok::<(), Error>(())
 //! ```
 //!
-//! A handle is checked like a `Block` (below), and its value lives in the
-//! same pools, so stats, budgets, `trim` and `reset` cover it; the
-//! manager drops the values still in it on `reset` and on drop.
+//! A handle is checked against the manager's table of handles (its id, the
+//! index, the index's generation), as a slotmap key is against its slots;
+//! the value lives in the size-class pools like a box's, so stats,
+//! budgets, `trim` and `reset` cover it. The manager drops the values still
+//! in it on `reset` and on drop.
 //! `docs/structuring.md` shows where managers live in a game.
 //!
 //! # Raw bytes: `Block`
