@@ -273,6 +273,9 @@ const PLACE_BYTES: usize = size_of::<Entry>() + size_of::<u32>();
 ///   moves forward, and an index whose generation would wrap is retired.
 /// - `free` lists each free, unretired index once; `entries` and `free`
 ///   have room for `cap` places, charged to the budget.
+/// - Every entry's generation is at or past `floor`, which is at or past
+///   the generation of every entry dropped since the last reset (by a
+///   trim); generations stay below `u32::MAX - 1` (retired at it).
 /// - `live`, `droppable` and `large` count the live entries, those with
 ///   `DROPS` and those with `LARGE`.
 ///
@@ -292,6 +295,10 @@ struct Table {
     live: usize,
     droppable: usize,
     large: usize,
+    /// The generation new entries start at (even): past every generation
+    /// of the entries a trim dropped, so that no handle to one of those
+    /// matches a new entry at its index.
+    floor: u32,
 }
 
 // SAFETY: the table owns its entries; the values they point to are the
@@ -384,7 +391,7 @@ impl HandleTable {
             // Room was made by `place`: no allocation.
             t.entries.push(Entry {
                 value,
-                generation: 0,
+                generation: t.floor,
                 flags: 0,
             });
         } else {
@@ -485,12 +492,41 @@ impl HandleTable {
     }
 
     /// Forgets every entry (the manager's reset has dropped the values with
-    /// destructors and freed every block) and gives the table back; the
-    /// manager moves to a new id, so every handle made before is stale.
-    pub(crate) fn reset(&mut self, budget: &Budget) {
+    /// destructors and freed every block) and keeps the table's room for
+    /// what is inserted next, as the pools keep their chunks; the manager
+    /// moves to a new id, so every handle made before is stale, and the
+    /// generations start again.
+    pub(crate) fn reset(&mut self) {
         let t = self.inner.get_mut();
-        budget.credit(t.cap * PLACE_BYTES);
-        *t = Table::default();
+        t.entries.clear();
+        t.free.clear();
+        (t.live, t.droppable, t.large, t.floor) = (0, 0, 0, 0);
+    }
+
+    /// Gives the table back to the system if no handle is live; returns the
+    /// bytes released. Handles to the dropped entries stay stale: an index
+    /// past the end is not found, and new entries start at the floor, past
+    /// every generation dropped (all even: no entry is live). Kept instead
+    /// when the floor would come within 2^16 of the end of the generations,
+    /// so that new entries always have room to move. O(entries).
+    pub(crate) fn trim(&self, budget: &Budget) -> usize {
+        let t = self.table();
+        if t.live > 0 || t.cap == 0 {
+            return 0;
+        }
+        let newest = t.entries.iter().map(|e| e.generation).max().unwrap_or(0);
+        let floor = newest.max(t.floor);
+        if floor >= u32::MAX - (1 << 16) {
+            return 0;
+        }
+        debug_assert!(floor % 2 == 0, "a free entry's generation is even");
+        let bytes = t.cap * PLACE_BYTES;
+        budget.credit(bytes);
+        *t = Table {
+            floor,
+            ..Table::default()
+        };
+        bytes
     }
 
     /// Bytes of the table (its capacity, charged to the budget).

@@ -715,7 +715,10 @@ impl<C: SizeClasses> MemoryManager<C> {
             .chain(self.heap.checked())
             .map(|p| p.trim())
             .sum();
-        pooled + self.blocks.trim(budget) + crate::system::trim(self.heap.fallback())
+        pooled
+            + self.blocks.trim(budget)
+            + self.handles.trim(budget)
+            + crate::system::trim(self.heap.fallback())
     }
 
     /// Frees everything at once, in O(chunks), and keeps the memory: every
@@ -762,7 +765,7 @@ impl<C: SizeClasses> MemoryManager<C> {
         self.drop_values();
         let written = self.heap.reset();
         self.blocks.reset(self.heap.budget());
-        self.handles.reset(self.heap.budget());
+        self.handles.reset();
         if let Some(w) = written {
             // `debug-fill` found a write after free; the reset is done.
             w.panic();

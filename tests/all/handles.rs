@@ -339,3 +339,57 @@ fn a_panicking_destructor_while_the_manager_drops_does_not_skip_the_rest() {
         "every value dropped, as Vec does"
     );
 }
+
+#[test]
+fn trim_gives_an_empty_handle_table_back_and_its_handles_stay_stale() {
+    let mut mm = MemoryManager::new();
+    let old: Vec<Handle<String>> = (0..100).map(|i| mm.insert(i.to_string())).collect();
+    for &h in &old {
+        mm.remove(h).unwrap();
+    }
+    let with_table = mm.stats().system.metadata_bytes;
+    assert!(mm.trim() > 0);
+    assert!(
+        mm.stats().system.metadata_bytes < with_table,
+        "the table went back"
+    );
+    // New values take the same indices again, at newer generations: no old
+    // handle matches one, whatever its type.
+    let new: Vec<Handle<[usize; 3]>> = (0..100).map(|i| mm.insert([i; 3])).collect();
+    assert!(old.iter().all(|&h| mm.get(h) == Err(Error::Removed)));
+    assert!(new
+        .iter()
+        .enumerate()
+        .all(|(i, &h)| mm.get(h) == Ok(&[i; 3])));
+    // With a value live the table stays.
+    let reserved = mm.stats().reserved_bytes();
+    mm.trim();
+    assert!(mm.stats().reserved_bytes() <= reserved);
+    assert!(new.iter().all(|&h| mm.contains(h)));
+}
+
+#[test]
+fn reset_keeps_the_handle_table_for_the_next_level() {
+    let mut mm = MemoryManager::new();
+    let level = |mm: &MemoryManager| -> Vec<Handle<String>> {
+        (0..n(1000, 50)).map(|i| mm.insert(i.to_string())).collect()
+    };
+    let first = level(&mm);
+    let stats = mm.stats();
+    let (reserved, table) = (stats.reserved_bytes(), stats.system.metadata_bytes);
+    mm.reset();
+    assert_eq!(mm.stats().system.metadata_bytes, table, "the table kept");
+    // (Pass-through: the values went back to the system.)
+    assert!(
+        PASS_THROUGH || mm.stats().reserved_bytes() == reserved,
+        "pools kept"
+    );
+    let second = level(&mm);
+    assert_eq!(mm.stats().system.metadata_bytes, table, "no new table");
+    assert!(
+        PASS_THROUGH || mm.stats().reserved_bytes() == reserved,
+        "no new memory"
+    );
+    assert!(first.iter().all(|&h| mm.get(h) == Err(Error::FreedByReset)));
+    assert!(second.iter().all(|&h| mm.contains(h)));
+}
