@@ -281,7 +281,10 @@ const PLACE_BYTES: usize = size_of::<Entry>() + size_of::<u32>();
 ///
 /// All access is through `&self` (`insert` takes `&self`); each method
 /// takes the table for its own statements only, and never across a call
-/// to user code or to another method.
+/// to user code, to the global allocator (the program's code, which may
+/// call this manager: `grow` and `trim` allocate and free with no borrow
+/// held, and `try_fill` takes its index and fills it in one borrow) or to
+/// another method.
 #[derive(Debug)]
 pub(crate) struct HandleTable {
     inner: UnsafeCell<Table>,
@@ -306,8 +309,16 @@ struct Table {
 // (`UnsafeCell`).
 unsafe impl Send for HandleTable {}
 
-/// The most places a table has: indices are `u32`.
-const MAX_PLACES: usize = u32::MAX as usize;
+/// The most places a table has: indices are `u32`, and the table's bytes
+/// fit in `isize::MAX` (on 32-bit targets that is the tighter limit).
+const MAX_PLACES: usize = {
+    let by_bytes = isize::MAX as usize / PLACE_BYTES;
+    if by_bytes < u32::MAX as usize {
+        by_bytes
+    } else {
+        u32::MAX as usize
+    }
+};
 
 impl HandleTable {
     /// An empty table.
@@ -326,78 +337,29 @@ impl HandleTable {
         unsafe { &mut *self.inner.get() }
     }
 
-    /// The index the next insert takes — a free one, or the next place —
-    /// growing the table (charged to `budget`) if it is full. Nothing is
-    /// taken until [`fill`](Self::fill).
+    /// Makes live a place for `value` — a free index, or the next place if
+    /// the table has room — and returns its (index, generation); `None` if
+    /// the table is full (then [`grow`](Self::grow) and try again). One
+    /// borrow of the table, no allocation.
     #[inline(always)]
-    fn place(&self, budget: &Budget) -> Result<u32, Error> {
+    fn try_fill(&self, value: NonNull<u8>, flags: u32) -> Option<(u32, u32)> {
         let t = self.table();
-        if let Some(&i) = t.free.last() {
-            return Ok(i);
-        }
-        if t.entries.len() < t.cap {
-            return Ok(t.entries.len() as u32);
-        }
-        self.grow(budget, 1)?;
-        Ok(self.table().entries.len() as u32)
-    }
-
-    /// Room for `additional` more places than the free ones, charged to
-    /// `budget`.
-    #[cold]
-    #[inline(never)]
-    fn grow(&self, budget: &Budget, additional: usize) -> Result<(), Error> {
-        let t = self.table();
-        let len = t.entries.len();
-        let room = t.free.len() + (t.cap - len);
-        if room >= additional {
-            return Ok(());
-        }
-        let want = len
-            .checked_add(additional - room)
-            .filter(|&w| w <= MAX_PLACES)
-            .ok_or(Error::OutOfMemory {
-                size: usize::MAX,
-                align: 8,
-            })?;
-        let new_cap = grown(t.cap, MAX_PLACES).max(want);
-        let oom = Error::OutOfMemory {
-            size: new_cap * PLACE_BYTES,
-            align: 8,
+        let index = match t.free.pop() {
+            Some(i) => i,
+            None if t.entries.len() < t.cap => {
+                // Within the capacity `grow` made: no allocation.
+                debug_assert!(t.entries.len() < t.entries.capacity());
+                t.entries.push(Entry {
+                    value,
+                    generation: t.floor,
+                    flags: 0,
+                });
+                (t.entries.len() - 1) as u32
+            }
+            None => return None,
         };
-        let bytes = (new_cap - t.cap) * PLACE_BYTES;
-        budget.charge(bytes)?;
-        let free_len = t.free.len();
-        if t.entries.try_reserve_exact(new_cap - len).is_err()
-            || t.free.try_reserve_exact(new_cap - free_len).is_err()
-        {
-            // What was had is kept and stays charged (counted by capacity).
-            let had = t.entries.capacity().min(t.free.capacity()).max(t.cap);
-            budget.credit(bytes - (had - t.cap) * PLACE_BYTES);
-            t.cap = had;
-            return Err(oom);
-        }
-        t.cap = new_cap;
-        Ok(())
-    }
-
-    /// Makes index `index` (from [`place`](Self::place), nothing in
-    /// between) live with `value`; returns its generation.
-    #[inline(always)]
-    fn fill(&self, index: u32, value: NonNull<u8>, flags: u32) -> u32 {
-        let t = self.table();
-        let i = index as usize;
-        if i == t.entries.len() {
-            // Room was made by `place`: no allocation.
-            t.entries.push(Entry {
-                value,
-                generation: t.floor,
-                flags: 0,
-            });
-        } else {
-            t.free.pop();
-        }
-        let e = &mut t.entries[i];
+        let e = &mut t.entries[index as usize];
+        debug_assert!(e.generation & 1 == 0, "a free entry");
         e.generation += 1;
         e.value = value;
         e.flags = flags;
@@ -405,12 +367,74 @@ impl HandleTable {
         t.live += 1;
         t.droppable += usize::from(flags & DROPS != 0);
         t.large += usize::from(flags & LARGE != 0);
-        generation
+        Some((index, generation))
+    }
+
+    /// Room for `additional` more places than the free ones, charged to
+    /// `budget`. The new buffers are allocated, and the old ones freed,
+    /// with no borrow of the table held: the global allocator is the
+    /// program's code, and may call this manager (then the table is grown
+    /// again or found grown, and this looks again).
+    #[cold]
+    #[inline(never)]
+    fn grow(&self, budget: &Budget, additional: usize) -> Result<(), Error> {
+        loop {
+            let (len, cap, room) = {
+                let t = self.table();
+                let len = t.entries.len();
+                (len, t.cap, t.free.len() + (t.cap - len))
+            };
+            if room >= additional {
+                return Ok(());
+            }
+            let too_many = Error::OutOfMemory {
+                size: usize::MAX,
+                align: 8,
+            };
+            let want = len
+                .checked_add(additional - room)
+                .filter(|&w| w <= MAX_PLACES)
+                .ok_or(too_many)?;
+            let new_cap = grown(cap, MAX_PLACES).max(want);
+            // No overflow: `new_cap <= MAX_PLACES`.
+            let bytes = (new_cap - cap) * PLACE_BYTES;
+            budget.charge(bytes)?;
+            let (mut entries, mut free) = (Vec::new(), Vec::new());
+            if entries.try_reserve_exact(new_cap).is_err()
+                || free.try_reserve_exact(new_cap).is_err()
+            {
+                budget.credit(bytes);
+                return Err(Error::OutOfMemory {
+                    size: new_cap * PLACE_BYTES,
+                    align: 8,
+                });
+            }
+            let old = {
+                let t = self.table();
+                if t.cap == cap {
+                    // Within the new capacity: no allocation.
+                    entries.extend_from_slice(&t.entries);
+                    free.extend_from_slice(&t.free);
+                    t.cap = new_cap;
+                    Some((
+                        core::mem::replace(&mut t.entries, entries),
+                        core::mem::replace(&mut t.free, free),
+                    ))
+                } else {
+                    None // grown meanwhile: ours go, and this looks again
+                }
+            };
+            if old.is_none() {
+                budget.credit(bytes);
+            }
+            drop(old); // the old buffers (or, unused, the new), no borrow held
+        }
     }
 
     /// The value of live entry `index` at `generation`.
     #[inline(always)]
     fn find(&self, index: u32, generation: u32) -> Option<NonNull<u8>> {
+        debug_assert!(generation & 1 == 1, "a handle's generation is odd");
         match self.table().entries.get(index as usize) {
             Some(e) if e.generation == generation => Some(e.value),
             _ => None,
@@ -522,10 +546,14 @@ impl HandleTable {
         debug_assert!(floor % 2 == 0, "a free entry's generation is even");
         let bytes = t.cap * PLACE_BYTES;
         budget.credit(bytes);
-        *t = Table {
-            floor,
-            ..Table::default()
-        };
+        let old = core::mem::replace(
+            t,
+            Table {
+                floor,
+                ..Table::default()
+            },
+        );
+        drop(old); // freed with no borrow of the table held (see `grow`)
         bytes
     }
 
@@ -607,9 +635,6 @@ impl<C: SizeClasses> MemoryManager<C> {
     pub fn try_insert<T: Send + 'static>(&self, value: T) -> Result<Handle<T>, Error> {
         let heap: &Heap<C> = self.heap();
         let table = self.handles();
-        let index = table
-            .place(heap.budget())
-            .map_err(|e| e.refusing(Stored::<T, C>::LAYOUT.size(), self.name()))?;
         let block = heap.alloc_handle(Stored::<T, C>::LAYOUT)?;
         // SAFETY: the block is ours, at least `LAYOUT` and aligned to it.
         unsafe {
@@ -620,7 +645,22 @@ impl<C: SizeClasses> MemoryManager<C> {
             }
             Stored::<T, C>::value(block).write(value);
         }
-        let generation = table.fill(index, block, Stored::<T, C>::FLAGS);
+        let (index, generation) = loop {
+            if let Some(place) = table.try_fill(block, Stored::<T, C>::FLAGS) {
+                break place;
+            }
+            if let Err(e) = table.grow(heap.budget(), 1) {
+                // SAFETY: the block holds the value just written, in no
+                // entry: moved back out once, the block freed once.
+                let value = unsafe {
+                    let value = Stored::<T, C>::value(block).read();
+                    dealloc_handle::<C>(block, Stored::<T, C>::LAYOUT);
+                    value
+                };
+                drop(value);
+                return Err(e.refusing(Stored::<T, C>::LAYOUT.size(), self.name()));
+            }
+        };
         Ok(Handle {
             raw: Block {
                 owner: self.blocks().id(),
