@@ -288,7 +288,7 @@ impl BlockHeap {
         // Our id: a slot the pool no longer has, or whose generation moved
         // on, was freed (and its chunk perhaps released by a trim).
         let slot = pool
-            .find_slot(b.slot & NUMBER_MASK, b.generation, pool.block_size())
+            .find_slot(b.slot & NUMBER_MASK, b.generation)
             .ok_or(stale)?;
         Ok(Found {
             ptr: slot.block,

@@ -516,8 +516,9 @@ impl Pool {
         Ok(unsafe { self.mark_live(block, true) })
     }
 
-    /// Moves the slot of `block` to its next odd generation, writing it first if the slot has none yet;
-    /// returns (address, slot number, generation).
+    /// Moves the slot of `block` to its next odd generation, writing it
+    /// first if the slot has none yet; returns (address, slot number,
+    /// generation).
     ///
     /// # Safety
     ///
@@ -558,11 +559,8 @@ impl Pool {
     /// The live block that slot `number` names, if the slot's generation is
     /// `generation`: `None` if its chunk was released, or its generation
     /// moved on. For a pool with generations.
-    /// `size` is the pool's block size (passed in so that it is a constant
-    /// where the class is).
     #[inline(always)]
-    pub(crate) fn find_slot(&self, number: u32, generation: u32, size: usize) -> Option<Slot> {
-        debug_assert_eq!(size, self.block_size);
+    pub(crate) fn find_slot(&self, number: u32, generation: u32) -> Option<Slot> {
         let record = (number >> self.index_bits) as usize;
         let index = (number & self.index_mask) as usize;
         // SAFETY: no other reference to the table exists during this call.
@@ -583,7 +581,7 @@ impl Pool {
             if g.read() != generation {
                 return None;
             }
-            let offset = (*chunk.as_ptr()).first as usize + index * size;
+            let offset = (*chunk.as_ptr()).first as usize + index * self.block_size;
             Some(Slot {
                 // Not null: inside the chunk.
                 block: NonNull::new_unchecked(chunk.as_ptr().cast::<u8>().add(offset)),
@@ -1626,29 +1624,18 @@ mod tests {
             assert!(pool.chunk_count() > 1 && pool.is_valid());
             for &(block, number, generation) in &slots {
                 assert_eq!(generation % 2, 1);
-                assert_eq!(
-                    pool.find_slot(number, generation, pool.block_size())
-                        .unwrap()
-                        .block,
-                    block
-                );
-                assert!(pool
-                    .find_slot(number, generation + 2, pool.block_size())
-                    .is_none());
+                assert_eq!(pool.find_slot(number, generation).unwrap().block, block);
+                assert!(pool.find_slot(number, generation + 2).is_none());
             }
             let mut numbers: Vec<_> = slots.iter().map(|s| s.1).collect();
             numbers.sort_unstable();
             numbers.dedup();
             assert_eq!(numbers.len(), n, "slot numbers are distinct");
             for &(_, number, generation) in &slots {
-                let slot = pool
-                    .find_slot(number, generation, pool.block_size())
-                    .unwrap();
+                let slot = pool.find_slot(number, generation).unwrap();
                 // SAFETY: just found live; freed once.
                 unsafe { pool.free_slot(slot) };
-                assert!(pool
-                    .find_slot(number, generation, pool.block_size())
-                    .is_none());
+                assert!(pool.find_slot(number, generation).is_none());
             }
             assert!(pool.is_valid());
             assert!(pool.trim() > 0);
@@ -1657,9 +1644,7 @@ mod tests {
             // generation.
             let again: Vec<_> = (0..n).map(|_| pool.alloc_slot().unwrap()).collect();
             for &(_, number, generation) in &slots {
-                assert!(pool
-                    .find_slot(number, generation, pool.block_size())
-                    .is_none());
+                assert!(pool.find_slot(number, generation).is_none());
             }
             assert!(again.iter().all(|&(_, _, g)| g > 1));
             assert!(pool.is_valid());
@@ -1674,7 +1659,7 @@ mod tests {
         let heap = crate::heap::Heap::<DefaultClasses>::new(SMALL, None, None);
         let pool = heap.checked_pool(0);
         let (block, number, first) = pool.alloc_slot().unwrap();
-        let slot = pool.find_slot(number, first, pool.block_size()).unwrap();
+        let slot = pool.find_slot(number, first).unwrap();
         // SAFETY: live, freed once.
         unsafe { pool.free_slot(slot) };
         // As if 2^30 allocate/free cycles had passed: `first` = 1, and the
@@ -1689,7 +1674,7 @@ mod tests {
         let (_, again, generation) = pool.alloc_slot().unwrap();
         assert_eq!(again, number, "the same record and index");
         assert!(generation.wrapping_sub(last) < 1 << 31 && generation != last);
-        assert!(pool.find_slot(number, first, pool.block_size()).is_none());
-        assert!(pool.find_slot(number, last, pool.block_size()).is_none());
+        assert!(pool.find_slot(number, first).is_none());
+        assert!(pool.find_slot(number, last).is_none());
     }
 }
