@@ -729,7 +729,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// becomes stale — freeing, reading or writing one afterwards is
     /// [`Error::FreedByReset`], never an access to new data. The values
     /// behind [`Handle`](crate::Handle)s are the manager's own: their
-    /// destructors run first (O(slots) when any value with a destructor is
+    /// destructors run first (O(handles) when any value with a destructor is
     /// live); destructors of leaked boxes do not run. Counters of
     /// allocations and peaks carry on.
     ///
@@ -762,7 +762,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn reset(&mut self) {
-        self.drop_values();
+        self.handles.drop_values();
         let written = self.heap.reset();
         self.blocks.reset(self.heap.budget());
         self.handles.reset();
@@ -858,25 +858,17 @@ impl<C: SizeClasses> fmt::Debug for MemoryManager<C> {
     }
 }
 
-impl<C: SizeClasses> MemoryManager<C> {
-    /// Drops every [`Handle`](crate::Handle) value with a destructor still
-    /// in the manager, freeing its block.
-    fn drop_values(&mut self) {
-        self.handles.drop_values();
-    }
-}
-
 impl<C: SizeClasses> Drop for MemoryManager<C> {
     fn drop(&mut self) {
         /// Drops the handle values left when a destructor panics, as `Vec`
         /// drops the rest of its elements (a second panic aborts).
-        struct Rest<'a, C: SizeClasses>(&'a mut MemoryManager<C>);
-        impl<C: SizeClasses> Drop for Rest<'_, C> {
+        struct Rest<'a>(&'a mut HandleTable);
+        impl Drop for Rest<'_> {
             fn drop(&mut self) {
                 self.0.drop_values();
             }
         }
-        let rest = Rest(self);
+        let rest = Rest(&mut self.handles);
         rest.0.drop_values();
         core::mem::forget(rest);
         let leaks = self.leaks();
