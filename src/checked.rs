@@ -26,9 +26,8 @@
 //! current id but names a slot the tables no longer have is therefore
 //! stale, never foreign.
 
-use alloc::vec::Vec;
 use core::alloc::Layout;
-use core::cell::RefCell;
+use core::cell::Cell;
 use core::mem::size_of;
 use core::ptr::{self, NonNull};
 
@@ -36,36 +35,33 @@ use crate::block::{NUMBER_BITS, NUMBER_MASK, SYSTEM_SLOT};
 use crate::budget::Budget;
 use crate::identity::Identity;
 use crate::pool::{floor_after, grown, Pool, Slot};
-use crate::system;
 use crate::system::Fallback;
+use crate::system::{self, Source};
+use crate::table::Table;
 use crate::{Block, Error};
 
-/// Metadata bytes a place for a system-table entry costs: the entry, and its
-/// place in the list of empty entries (both grow together, to exactly
-/// `system_cap`).
-const SYSTEM_ENTRY_BYTES: usize = size_of::<SystemSlot>() + size_of::<u32>();
-
 /// The checked-block state of one manager.
+///
+/// The system table is two [`Table`]s (the re-entrancy rule, see
+/// `table.rs`): `system_free` grows first and never has fewer places than
+/// `system`, so an entry freed can always be listed without allocating;
+/// an allocation is entered in the table in one step after the system
+/// allocator returned it, growing the table again if a call the allocator
+/// made took the place found before.
 #[derive(Debug)]
 pub(crate) struct BlockHeap {
-    inner: RefCell<Inner>,
+    /// The blocks from the system allocator, by index.
+    system: Table<SystemSlot>,
+    /// Indices of empty system slots, reused before the table grows.
+    system_free: Table<u32>,
+    /// Generation new system-table entries start at: the highest of the
+    /// entries dropped so far.
+    system_floor: Cell<u32>,
     /// What this manager's handles carry; a new id at each reset.
     identity: Identity,
 }
 
-#[derive(Debug)]
-struct Inner {
-    system: Vec<SystemSlot>,
-    /// Indices of empty system slots, reused before the table grows.
-    system_free: Vec<u32>,
-    /// Places in the system table and its free list (their capacity).
-    system_cap: usize,
-    /// Generation new system-table entries start at: the highest of the
-    /// entries dropped so far.
-    system_floor: u32,
-}
-
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct SystemSlot {
     /// The block while live.
     ptr: Option<NonNull<u8>>,
@@ -78,7 +74,7 @@ struct SystemSlot {
 
 // SAFETY: a `BlockHeap` owns all of its chunks and system blocks outright and
 // shares none of them with another heap or thread; moving it to another thread
-// moves that ownership. It is not `Sync` (`RefCell`).
+// moves that ownership. It is not `Sync` (`Cell`s).
 unsafe impl Send for BlockHeap {}
 
 /// What a validated handle names: the block's address and usable size, as
@@ -91,15 +87,12 @@ struct Found<'p> {
 }
 
 impl BlockHeap {
-    /// An empty heap with one class per entry of `sizes`.
-    pub(crate) fn new() -> Self {
+    /// An empty heap, its tables' memory from `source`.
+    pub(crate) fn new(source: Source) -> Self {
         BlockHeap {
-            inner: RefCell::new(Inner {
-                system: Vec::new(),
-                system_free: Vec::new(),
-                system_cap: 0,
-                system_floor: 0,
-            }),
+            system: Table::new(source),
+            system_free: Table::new(source),
+            system_floor: Cell::new(0),
             identity: Identity::new(),
         }
     }
@@ -125,37 +118,31 @@ impl BlockHeap {
     /// Releases the system table if no system block is live; returns the
     /// bytes released. (The pools trim themselves.)
     pub(crate) fn trim(&self, budget: &Budget) -> usize {
-        let mut inner = self.inner.borrow_mut();
-        let mut released = 0;
-        let live = inner.system.len() - inner.system_free.len();
-        if live == 0 && inner.system_cap > 0 {
-            // Drop the table, keeping its newest generation as the start of
-            // entries made later (every entry started at the floor, which
-            // does not move while the table lives). O(entries), paid once
-            // per entry made.
-            let floor = inner.system_floor;
-            inner.system_floor =
-                floor_after(floor, floor, inner.system.iter().map(|s| s.generation));
-            let bytes = inner.system_cap * SYSTEM_ENTRY_BYTES;
-            budget.credit(bytes);
-            released += bytes;
-            inner.system_cap = 0;
-            inner.system = Vec::new();
-            inner.system_free = Vec::new();
+        let live = self.system.len() - self.system_free.len();
+        if live != 0 || self.metadata() == 0 {
+            return 0;
         }
-        released
+        // Drop the table, keeping its newest generation as the start of
+        // entries made later (every entry started at the floor, which does
+        // not move while the table lives). O(entries), paid once per entry
+        // made.
+        let floor = self.system_floor.get();
+        self.system_floor.set(floor_after(
+            floor,
+            floor,
+            self.system.iter().map(|s| s.generation),
+        ));
+        let bytes = self.system.free() + self.system_free.free();
+        budget.credit(bytes);
+        bytes
     }
 
     /// Forgets every system block — the manager's large path has freed them
     /// all — and drops the table; every handle made before becomes stale.
     /// (The pools recycle themselves.)
     pub(crate) fn reset(&mut self, budget: &Budget) {
-        let inner = self.inner.get_mut();
-        budget.credit(inner.system_cap * SYSTEM_ENTRY_BYTES);
-        inner.system = Vec::new();
-        inner.system_free = Vec::new();
-        inner.system_cap = 0;
-        inner.system_floor = 0; // the id changes: no older handle can match
+        budget.credit(self.system.free() + self.system_free.free());
+        self.system_floor.set(0); // the id changes: no older handle can match
         self.identity.retire();
     }
 
@@ -197,76 +184,70 @@ impl BlockHeap {
     ) -> Result<Block, Error> {
         let layout = Layout::from_size_align(size.max(1), align)
             .map_err(|_| Error::LayoutOverflow { size, align })?;
-        let index = self
-            .system_entry(&fallback.budget)
-            .map_err(|e| e.refusing(size, fallback.name))?;
+        let refusing = |e: Error| e.refusing(size, fallback.name);
+        self.system_room(&fallback.budget).map_err(refusing)?;
         let ptr = system::alloc_block(fallback, layout)?;
-        let mut inner = self.inner.borrow_mut();
-        if index == inner.system.len() {
-            let generation = inner.system_floor;
-            // Room was reserved by `system_entry`: no allocation.
-            inner.system.push(SystemSlot {
-                ptr: None,
-                layout,
-                len: 0,
-                generation,
-            });
-        } else {
-            inner.system_free.pop();
+        // The allocator has returned: the room found above may be taken
+        // (the re-entrancy rule); look again, in one step.
+        loop {
+            if let Some((index, generation)) = self.try_enter(ptr, layout, size) {
+                return Ok(Block {
+                    owner: self.identity.id(),
+                    generation,
+                    slot: SYSTEM_SLOT | index,
+                });
+            }
+            if let Err(e) = self.system_room(&fallback.budget) {
+                // SAFETY: just allocated by `alloc_block` for `layout`, and
+                // in no table.
+                unsafe { system::free_block(fallback, ptr, layout) };
+                return Err(refusing(e));
+            }
         }
-        let slot = &mut inner.system[index];
+    }
+
+    /// Enters a system block in an empty entry or the next place, if there
+    /// is one: (index, generation). One step, no allocation.
+    fn try_enter(&self, ptr: NonNull<u8>, layout: Layout, len: usize) -> Option<(u32, u32)> {
+        let index = match self.system_free.pop() {
+            Some(i) => i as usize,
+            None => self
+                .system
+                .push(SystemSlot {
+                    ptr: None,
+                    layout,
+                    len: 0,
+                    generation: self.system_floor.get(),
+                })
+                .ok()?,
+        };
+        let mut slot = self.system.get(index).expect("an entry of the table");
         slot.generation = slot.generation.wrapping_add(1);
         slot.ptr = Some(ptr);
         slot.layout = layout;
-        slot.len = size;
-        Ok(Block {
-            owner: self.identity.id(),
-            generation: slot.generation,
-            slot: SYSTEM_SLOT | index as u32,
-        })
+        slot.len = len;
+        self.system.set(index, slot);
+        Some((index as u32, slot.generation))
     }
 
-    /// The table entry the next system block takes (an empty one, or the
-    /// next place), growing the table (charged to `budget`) if it is full.
-    /// A grown table keeps its places, charged, whatever happens next.
-    fn system_entry(&self, budget: &Budget) -> Result<usize, Error> {
-        let mut inner = self.inner.borrow_mut();
-        if let Some(&i) = inner.system_free.last() {
-            return Ok(i as usize);
-        }
-        let (len, cap) = (inner.system.len(), inner.system_cap);
-        if len < cap {
-            return Ok(len);
+    /// Makes sure the system table has an empty entry or a free place,
+    /// growing it (charged to `budget`) if not: the list of empty entries
+    /// first, so that it always has a place for every entry.
+    fn system_room(&self, budget: &Budget) -> Result<(), Error> {
+        let cap = self.system.capacity();
+        if self.system_free.len() > 0 || self.system.len() < cap {
+            return Ok(());
         }
         let max = (SYSTEM_SLOT - 1) as usize;
         let new_cap = grown(cap, max);
-        let oom = Error::OutOfMemory {
-            size: new_cap * SYSTEM_ENTRY_BYTES,
-            align: 8,
-        };
         if cap >= max {
-            return Err(oom);
+            return Err(Error::OutOfMemory {
+                size: new_cap * (size_of::<SystemSlot>() + size_of::<u32>()),
+                align: 8,
+            });
         }
-        let metadata = (new_cap - cap) * SYSTEM_ENTRY_BYTES;
-        budget.charge(metadata)?;
-        // Exactly the places charged for, in the table and in its free list
-        // (so that `free` can push without allocating).
-        let free_len = inner.system_free.len();
-        if inner.system.try_reserve_exact(new_cap - len).is_err()
-            || inner
-                .system_free
-                .try_reserve_exact(new_cap - free_len)
-                .is_err()
-        {
-            // Whatever was had is kept, and stays charged (it is counted by
-            // capacity): the table's capacity now.
-            let had = inner.system.capacity().min(inner.system_free.capacity());
-            budget.credit(metadata - (had.max(cap) - cap) * SYSTEM_ENTRY_BYTES);
-            inner.system_cap = had.max(cap);
-            return Err(oom);
-        }
-        inner.system_cap = new_cap;
-        Ok(len)
+        self.system_free.grow(new_cap, budget)?;
+        self.system.grow(new_cap, budget)
     }
 
     /// Finds the block `b` names in this heap's tables (`pools`: the pools
@@ -304,9 +285,8 @@ impl BlockHeap {
         if b.slot & SYSTEM_SLOT == 0 {
             return Err(Error::ForeignBlock); // a class this manager lacks
         }
-        let inner = self.inner.borrow();
         // Our id: an entry the table no longer has was dropped.
-        let slot = inner
+        let slot = self
             .system
             .get((b.slot & !SYSTEM_SLOT) as usize)
             .ok_or(stale)?;
@@ -337,16 +317,14 @@ impl BlockHeap {
     /// live.
     #[inline(never)]
     fn free_system(&self, b: Block, fallback: &Fallback) {
-        let mut inner = self.inner.borrow_mut();
         let index = (b.slot & !SYSTEM_SLOT) as usize;
-        let slot = &mut inner.system[index];
-        let layout = slot.layout;
-        let ptr = slot.ptr.take();
+        let mut slot = self.system.get(index).expect("a live entry");
+        let (layout, ptr) = (slot.layout, slot.ptr.take());
         slot.generation = slot.generation.wrapping_add(1);
-        // Capacity for every entry's index is reserved when the entry is made.
-        debug_assert!(inner.system_free.len() < inner.system_free.capacity());
-        inner.system_free.push(index as u32);
-        drop(inner);
+        self.system.set(index, slot);
+        // `system_free` has a place for every entry (see the type).
+        let listed = self.system_free.push(index as u32);
+        debug_assert!(listed.is_ok());
         if let Some(ptr) = ptr {
             // SAFETY: the slot held this live allocation of `alloc_block`
             // for `layout`; it is now emptied, so it is freed once.
@@ -427,7 +405,7 @@ impl BlockHeap {
 
     /// Bytes of the system table (its capacity, charged to the budget).
     pub(crate) fn metadata(&self) -> usize {
-        self.inner.borrow().system_cap * SYSTEM_ENTRY_BYTES
+        self.system.bytes() + self.system_free.bytes()
     }
 }
 

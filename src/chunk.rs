@@ -20,12 +20,13 @@
 //!  |<- first_block_offset ->|
 //! ```
 
-use alloc::vec::Vec;
 use core::alloc::Layout;
-use core::cell::{Cell, RefCell};
+use core::cell::Cell;
 use core::ptr::NonNull;
 
 use crate::budget::Budget;
+use crate::system::Source;
+use crate::table::Table;
 use crate::Error;
 
 /// log2 of [`SEGMENT`].
@@ -83,10 +84,10 @@ pub(crate) unsafe fn base_of(block: NonNull<u8>) -> NonNull<u8> {
 /// block. Typed boxes never need it: their pointers come from the chunk.
 #[derive(Debug)]
 pub(crate) struct ChunkMap {
-    /// The base of every live chunk of the manager's pools, sorted by address.
-    sorted: RefCell<Vec<NonNull<u8>>>,
-    /// Places reserved in `sorted` (its capacity), charged to the budget.
-    cap: Cell<usize>,
+    /// The base of every live chunk of the manager's pools, sorted by
+    /// address; its places are charged to the budget. A [`Table`]: grown
+    /// with nothing borrowed (the re-entrancy rule, see `table.rs`).
+    sorted: Table<NonNull<u8>>,
     /// Chunks found lately, direct-mapped by `(address >> 20) % CACHE`:
     /// consecutive chunks take consecutive entries, so the chunks a program
     /// works in are found with one load and one compare.
@@ -96,51 +97,42 @@ pub(crate) struct ChunkMap {
 /// Entries of [`ChunkMap`]'s cache.
 const CACHE: usize = 64;
 
-impl Default for ChunkMap {
-    fn default() -> Self {
+impl ChunkMap {
+    /// An empty map whose places come from `source`.
+    pub(crate) const fn new(source: Source) -> Self {
         ChunkMap {
-            sorted: RefCell::new(Vec::new()),
-            cap: Cell::new(0),
+            sorted: Table::new(source),
             cache: [const { Cell::new(None) }; CACHE],
         }
     }
-}
 
-impl ChunkMap {
-    /// Makes room for one more chunk, so that [`ChunkMap::insert`] cannot
-    /// fail once the chunk is allocated; growth is charged to `budget`.
+    /// Makes room for one more chunk, so that [`ChunkMap::insert`] is
+    /// unlikely to need any once the chunk is allocated; growth is charged
+    /// to `budget`.
     pub(crate) fn reserve_one(&self, budget: &Budget) -> Result<(), Error> {
-        let mut sorted = self.sorted.borrow_mut();
-        let cap = self.cap.get();
-        if sorted.len() < cap {
+        let (len, cap) = (self.sorted.len(), self.sorted.capacity());
+        if len < cap {
             return Ok(());
         }
-        let new_cap = cap.saturating_mul(2).max(8);
-        let bytes = (new_cap - cap) * core::mem::size_of::<NonNull<u8>>();
-        budget.charge(bytes)?;
-        let len = sorted.len();
-        if sorted.try_reserve_exact(new_cap - len).is_err() {
-            budget.credit(bytes);
-            return Err(Error::OutOfMemory {
-                size: bytes,
-                align: core::mem::align_of::<NonNull<u8>>(),
-            });
-        }
-        self.cap.set(new_cap);
-        Ok(())
+        self.sorted.grow(cap.saturating_mul(2).max(8), budget)
     }
 
     /// Bytes of the map's storage.
     pub(crate) fn bytes(&self) -> usize {
-        self.cap.get() * core::mem::size_of::<NonNull<u8>>()
+        self.sorted.bytes()
     }
 
-    /// Records a new chunk (after [`ChunkMap::reserve_one`]).
-    pub(crate) fn insert(&self, chunk: NonNull<u8>) {
-        let mut sorted = self.sorted.borrow_mut();
-        let at = sorted.partition_point(|c| c.addr() < chunk.addr());
-        debug_assert!(sorted.len() < sorted.capacity(), "no room reserved");
-        sorted.insert(at, chunk);
+    /// Records a new chunk; grows the map if a call the system allocator
+    /// made into this manager took the place [`ChunkMap::reserve_one`]
+    /// made (the re-entrancy rule).
+    pub(crate) fn insert(&self, chunk: NonNull<u8>, budget: &Budget) -> Result<(), Error> {
+        loop {
+            let at = self.sorted.partition_point(|c| c.addr() < chunk.addr());
+            if self.sorted.insert(at, chunk).is_ok() {
+                return Ok(());
+            }
+            self.reserve_one(budget)?;
+        }
     }
 
     /// Forgets every chunk for which `gone` is true, before they are freed;
@@ -148,15 +140,12 @@ impl ChunkMap {
     pub(crate) fn remove_if(
         &self,
         budget: &Budget,
-        mut gone: impl FnMut(NonNull<u8>) -> bool,
+        gone: impl FnMut(NonNull<u8>) -> bool,
     ) -> usize {
         self.forget_cached();
-        let empty = {
-            let mut sorted = self.sorted.borrow_mut();
-            sorted.retain(|&c| !gone(c));
-            sorted.is_empty()
-        };
-        if !empty {
+        let mut gone = gone;
+        self.sorted.retain(|c| !gone(c));
+        if self.sorted.len() != 0 {
             return 0;
         }
         let bytes = self.bytes();
@@ -167,9 +156,7 @@ impl ChunkMap {
     /// Forgets every chunk and frees the map's storage.
     pub(crate) fn clear(&self, budget: &Budget) {
         self.forget_cached();
-        budget.credit(self.bytes());
-        self.cap.set(0);
-        *self.sorted.borrow_mut() = Vec::new();
+        budget.credit(self.sorted.free());
     }
 
     /// The manager's own pointer to the base of the chunk that holds address
@@ -197,11 +184,8 @@ impl ChunkMap {
     #[inline(never)]
     #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
     fn find_slow(&self, base: usize) -> Option<NonNull<u8>> {
-        let sorted = self.sorted.borrow();
-        let i = sorted
-            .binary_search_by_key(&base, |c| c.addr().get())
-            .ok()?;
-        let c = sorted[i];
+        let i = self.sorted.partition_point(|c| c.addr().get() < base);
+        let c = self.sorted.get(i).filter(|c| c.addr().get() == base)?;
         self.cache[(base >> SEGMENT_SHIFT) % CACHE].set(Some(c));
         Some(c)
     }

@@ -20,9 +20,8 @@
 //! it. A value with a destructor keeps, at the start of its block, the
 //! function that drops and frees it (a [`DropFn`]); its entry says so.
 
-use alloc::vec::Vec;
 use core::alloc::Layout;
-use core::cell::UnsafeCell;
+use core::cell::Cell;
 use core::fmt;
 use core::hash::{Hash, Hasher};
 use core::marker::PhantomData;
@@ -34,6 +33,8 @@ use crate::heap::{dealloc_handle, Heap};
 use crate::pool::grown;
 use crate::pool_box::alloc_failed;
 use crate::size_class::{route, Route, SizeClasses};
+use crate::system::Source;
+use crate::table::Table;
 use crate::{Block, Error, MemoryManager};
 
 /// A checked key to a `T` owned by a [`MemoryManager`], from
@@ -259,6 +260,13 @@ const DROPS: u32 = 1;
 /// `Entry::flags`: the value is a large allocation.
 const LARGE: u32 = 2;
 
+/// Counts one more (`up`) or one fewer in `count`, if `yes`.
+#[inline(always)]
+fn bump(count: &Cell<usize>, yes: bool, up: bool) {
+    let n = usize::from(yes);
+    count.set(if up { count.get() + n } else { count.get() - n });
+}
+
 /// Metadata bytes a place in the table costs: the entry, and its place in
 /// the list of free indices (both grow together, to exactly `cap`).
 const PLACE_BYTES: usize = size_of::<Entry>() + size_of::<u32>();
@@ -279,34 +287,29 @@ const PLACE_BYTES: usize = size_of::<Entry>() + size_of::<u32>();
 /// - `live`, `droppable` and `large` count the live entries, those with
 ///   `DROPS` and those with `LARGE`.
 ///
-/// All access is through `&self` (`insert` takes `&self`); each method
-/// takes the table for its own statements only, and never across a call
-/// to user code, to the global allocator (the program's code, which may
-/// call this manager: `grow` and `trim` allocate and free with no borrow
-/// held, and `try_fill` takes its index and fills it in one borrow) or to
-/// another method.
+/// All access is through `&self` (`insert` takes `&self`). The entries
+/// and free indices are [`Table`]s (the re-entrancy rule, see `table.rs`):
+/// read and written by value, one step at a time, never across a call to
+/// user code or to the global allocator (the program's code, which may
+/// call this manager); only their growth allocates, with nothing borrowed,
+/// and `try_fill` takes its index and fills it in one step. `free` grows
+/// first, so it always has a place for every entry.
 #[derive(Debug)]
 pub(crate) struct HandleTable {
-    inner: UnsafeCell<Table>,
-}
-
-#[derive(Debug, Default)]
-struct Table {
-    entries: Vec<Entry>,
-    free: Vec<u32>,
-    cap: usize,
-    live: usize,
-    droppable: usize,
-    large: usize,
+    entries: Table<Entry>,
+    free: Table<u32>,
+    live: Cell<usize>,
+    droppable: Cell<usize>,
+    large: Cell<usize>,
     /// The generation new entries start at (even): past every generation
     /// of the entries a trim dropped, so that no handle to one of those
     /// matches a new entry at its index.
-    floor: u32,
+    floor: Cell<u32>,
 }
 
 // SAFETY: the table owns its entries; the values they point to are the
 // manager's (whose `Send` impl covers them: `T: Send`). It is not `Sync`
-// (`UnsafeCell`).
+// (`Cell`s).
 unsafe impl Send for HandleTable {}
 
 /// The most places a table has: indices are `u32`, and the table's bytes
@@ -321,69 +324,58 @@ const MAX_PLACES: usize = {
 };
 
 impl HandleTable {
-    /// An empty table.
-    pub(crate) fn new() -> Self {
+    /// An empty table, its memory from `source`.
+    pub(crate) fn new(source: Source) -> Self {
         HandleTable {
-            inner: UnsafeCell::new(Table::default()),
+            entries: Table::new(source),
+            free: Table::new(source),
+            live: Cell::new(0),
+            droppable: Cell::new(0),
+            large: Cell::new(0),
+            floor: Cell::new(0),
         }
-    }
-
-    /// The table, for the statements of one method.
-    #[allow(clippy::mut_from_ref)] // the one place: see the type's invariant
-    #[inline(always)]
-    fn table(&self) -> &mut Table {
-        // SAFETY: `HandleTable` is `!Sync`, and no method keeps this
-        // reference across a call that could take it again (invariant).
-        unsafe { &mut *self.inner.get() }
     }
 
     /// Makes live a place for `value` — a free index, or the next place if
     /// the table has room — and returns its (index, generation); `None` if
     /// the table is full (then [`grow`](Self::grow) and try again). One
-    /// borrow of the table, no allocation.
+    /// step, no allocation.
     #[inline(always)]
     fn try_fill(&self, value: NonNull<u8>, flags: u32) -> Option<(u32, u32)> {
-        let t = self.table();
-        let index = match t.free.pop() {
+        let index = match self.free.pop() {
             Some(i) => i,
-            None if t.entries.len() < t.cap => {
-                // Within the capacity `grow` made: no allocation.
-                debug_assert!(t.entries.len() < t.entries.capacity());
-                t.entries.push(Entry {
+            None => self
+                .entries
+                .push(Entry {
                     value,
-                    generation: t.floor,
+                    generation: self.floor.get(),
                     flags: 0,
-                });
-                (t.entries.len() - 1) as u32
-            }
-            None => return None,
+                })
+                .ok()? as u32,
         };
-        let e = &mut t.entries[index as usize];
+        let mut e = self.entries.get(index as usize)?;
         debug_assert!(e.generation & 1 == 0, "a free entry");
         e.generation += 1;
         e.value = value;
         e.flags = flags;
-        let generation = e.generation;
-        t.live += 1;
-        t.droppable += usize::from(flags & DROPS != 0);
-        t.large += usize::from(flags & LARGE != 0);
-        Some((index, generation))
+        self.entries.set(index as usize, e);
+        self.live.set(self.live.get() + 1);
+        bump(&self.droppable, flags & DROPS != 0, true);
+        bump(&self.large, flags & LARGE != 0, true);
+        Some((index, e.generation))
     }
 
     /// Room for `additional` more places than the free ones, charged to
-    /// `budget`. The new buffers are allocated, and the old ones freed,
-    /// with no borrow of the table held: the global allocator is the
-    /// program's code, and may call this manager (then the table is grown
-    /// again or found grown, and this looks again).
+    /// `budget`. The tables grow with no borrow held (`Table::grow`): the
+    /// global allocator is the program's code, and may call this manager
+    /// (then the table is grown again or found grown, and this looks
+    /// again).
     #[cold]
     #[inline(never)]
     fn grow(&self, budget: &Budget, additional: usize) -> Result<(), Error> {
         loop {
-            let (len, cap, room) = {
-                let t = self.table();
-                let len = t.entries.len();
-                (len, t.cap, t.free.len() + (t.cap - len))
-            };
+            let (len, cap) = (self.entries.len(), self.entries.capacity());
+            let room = self.free.len() + (cap - len);
             if room >= additional {
                 return Ok(());
             }
@@ -396,38 +388,15 @@ impl HandleTable {
                 .filter(|&w| w <= MAX_PLACES)
                 .ok_or(too_many)?;
             let new_cap = grown(cap, MAX_PLACES).max(want);
-            // No overflow: `new_cap <= MAX_PLACES`.
-            let bytes = (new_cap - cap) * PLACE_BYTES;
-            budget.charge(bytes)?;
-            let (mut entries, mut free) = (Vec::new(), Vec::new());
-            if entries.try_reserve_exact(new_cap).is_err()
-                || free.try_reserve_exact(new_cap).is_err()
-            {
-                budget.credit(bytes);
-                return Err(Error::OutOfMemory {
+            let oom = |e| match e {
+                Error::OutOfMemory { .. } => Error::OutOfMemory {
                     size: new_cap * PLACE_BYTES,
                     align: 8,
-                });
-            }
-            let old = {
-                let t = self.table();
-                if t.cap == cap {
-                    // Within the new capacity: no allocation.
-                    entries.extend_from_slice(&t.entries);
-                    free.extend_from_slice(&t.free);
-                    t.cap = new_cap;
-                    Some((
-                        core::mem::replace(&mut t.entries, entries),
-                        core::mem::replace(&mut t.free, free),
-                    ))
-                } else {
-                    None // grown meanwhile: ours go, and this looks again
-                }
+                },
+                e => e,
             };
-            if old.is_none() {
-                budget.credit(bytes);
-            }
-            drop(old); // the old buffers (or, unused, the new), no borrow held
+            self.free.grow(new_cap, budget).map_err(oom)?;
+            self.entries.grow(new_cap, budget).map_err(oom)?;
         }
     }
 
@@ -435,7 +404,7 @@ impl HandleTable {
     #[inline(always)]
     fn find(&self, index: u32, generation: u32) -> Option<NonNull<u8>> {
         debug_assert!(generation & 1 == 1, "a handle's generation is odd");
-        match self.table().entries.get(index as usize) {
+        match self.entries.get(index as usize) {
             Some(e) if e.generation == generation => Some(e.value),
             _ => None,
         }
@@ -447,13 +416,11 @@ impl HandleTable {
     /// constant of the value's type).
     #[inline(always)]
     fn find_and_take(&self, index: u32, generation: u32, flags: u32) -> Option<NonNull<u8>> {
-        let t = self.table();
-        match t.entries.get_mut(index as usize) {
+        match self.entries.get(index as usize) {
             Some(e) if e.generation == generation => {
                 debug_assert_eq!(e.flags, flags);
-                let value = e.value;
-                Self::free_entry(t, index, flags);
-                Some(value)
+                self.free_entry(index, e);
+                Some(e.value)
             }
             _ => None,
         }
@@ -463,28 +430,27 @@ impl HandleTable {
     /// caller); returns it as it was.
     #[inline(always)]
     fn take(&self, index: u32) -> Entry {
-        let t = self.table();
-        let entry = t.entries[index as usize];
-        Self::free_entry(t, index, entry.flags);
+        let entry = self.entries.get(index as usize).expect("a live entry");
+        self.free_entry(index, entry);
         entry
     }
 
-    /// The generation of live entry `index` moves on, and the index goes
-    /// on the free list unless its generation would wrap at the next insert
-    /// (then the index is retired for good: 16 bytes per 2^31 reuses of one
-    /// index).
+    /// The generation of live entry `index` (which is `e`) moves on, and
+    /// the index goes on the free list unless its generation would wrap at
+    /// the next insert (then the index is retired for good: 16 bytes per
+    /// 2^31 reuses of one index).
     #[inline(always)]
-    fn free_entry(t: &mut Table, index: u32, flags: u32) {
-        let e = &mut t.entries[index as usize];
+    fn free_entry(&self, index: u32, mut e: Entry) {
         e.generation += 1;
+        self.entries.set(index as usize, e);
         if e.generation < u32::MAX - 1 {
-            // Room for every place's index is made with the place.
-            debug_assert!(t.free.len() < t.free.capacity());
-            t.free.push(index);
+            // `free` has a place for every entry (see the type).
+            let listed = self.free.push(index);
+            debug_assert!(listed.is_ok());
         }
-        t.live -= 1;
-        t.droppable -= usize::from(flags & DROPS != 0);
-        t.large -= usize::from(flags & LARGE != 0);
+        self.live.set(self.live.get() - 1);
+        bump(&self.droppable, e.flags & DROPS != 0, false);
+        bump(&self.large, e.flags & LARGE != 0, false);
     }
 
     /// Runs the destructor of every live value that has one (each frees its
@@ -498,8 +464,8 @@ impl HandleTable {
     /// so no reference to a value exists (they borrow the manager).
     pub(crate) fn drop_values(&mut self) {
         let mut index = 0;
-        while self.table().droppable > 0 {
-            let Some(&e) = self.table().entries.get(index) else {
+        while self.droppable.get() > 0 {
+            let Some(e) = self.entries.get(index) else {
                 break;
             };
             if e.generation & 1 == 1 && e.flags & DROPS != 0 {
@@ -521,10 +487,12 @@ impl HandleTable {
     /// moves to a new id, so every handle made before is stale, and the
     /// generations start again.
     pub(crate) fn reset(&mut self) {
-        let t = self.inner.get_mut();
-        t.entries.clear();
-        t.free.clear();
-        (t.live, t.droppable, t.large, t.floor) = (0, 0, 0, 0);
+        self.entries.clear();
+        self.free.clear();
+        for count in [&self.live, &self.droppable, &self.large] {
+            count.set(0);
+        }
+        self.floor.set(0);
     }
 
     /// Gives the table back to the system if no handle is live; returns the
@@ -534,37 +502,29 @@ impl HandleTable {
     /// when the floor would come within 2^16 of the end of the generations,
     /// so that new entries always have room to move. O(entries).
     pub(crate) fn trim(&self, budget: &Budget) -> usize {
-        let t = self.table();
-        if t.live > 0 || t.cap == 0 {
+        if self.live.get() > 0 || self.metadata() == 0 {
             return 0;
         }
-        let newest = t.entries.iter().map(|e| e.generation).max().unwrap_or(0);
-        let floor = newest.max(t.floor);
+        let newest = self.entries.iter().map(|e| e.generation).max().unwrap_or(0);
+        let floor = newest.max(self.floor.get());
         if floor >= u32::MAX - (1 << 16) {
             return 0;
         }
         debug_assert!(floor % 2 == 0, "a free entry's generation is even");
-        let bytes = t.cap * PLACE_BYTES;
+        self.floor.set(floor);
+        let bytes = self.entries.free() + self.free.free();
         budget.credit(bytes);
-        let old = core::mem::replace(
-            t,
-            Table {
-                floor,
-                ..Table::default()
-            },
-        );
-        drop(old); // freed with no borrow of the table held (see `grow`)
         bytes
     }
 
     /// Bytes of the table (its capacity, charged to the budget).
     pub(crate) fn metadata(&self) -> usize {
-        self.table().cap * PLACE_BYTES
+        self.entries.bytes() + self.free.bytes()
     }
 
     /// Live values above the largest class.
     pub(crate) fn large(&self) -> usize {
-        self.table().large
+        self.large.get()
     }
 }
 
@@ -870,7 +830,14 @@ mod tests {
         let old = mm.insert(String::from("old"));
         mm.remove(old).unwrap();
         // As if index 0 had been reused 2^31 - 2 times.
-        mm.handles().table().entries[0].generation = u32::MAX - 3;
+        let table = &mm.handles().entries;
+        table.set(
+            0,
+            Entry {
+                generation: u32::MAX - 3,
+                ..table.get(0).unwrap()
+            },
+        );
         let last = mm.insert(String::from("last")); // generation MAX - 2
         assert_eq!(last.raw.generation, u32::MAX - 2);
         mm.remove(last).unwrap(); // MAX - 1: retired
@@ -878,6 +845,6 @@ mod tests {
         assert_ne!(next.raw.slot, last.raw.slot, "a fresh index");
         assert_eq!(mm.get(last), Err(Error::Removed));
         assert_eq!(mm.get(next), Ok(&[1, 1, 1]));
-        assert_eq!(mm.handles().table().free.len(), 0);
+        assert_eq!(mm.handles().free.len(), 0);
     }
 }

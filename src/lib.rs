@@ -282,6 +282,7 @@ mod size_class;
 mod stats;
 mod sync;
 mod system;
+mod table;
 #[cfg(feature = "std")]
 mod thread;
 

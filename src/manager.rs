@@ -205,8 +205,8 @@ impl<C: SizeClasses> MemoryManager<C> {
     ) -> Self {
         MemoryManager {
             heap: Heap::new(config, budget, name),
-            blocks: BlockHeap::new(),
-            handles: HandleTable::new(),
+            blocks: BlockHeap::new(crate::system::Source::Global),
+            handles: HandleTable::new(crate::system::Source::Global),
             on_leak,
             _not_sync: PhantomData,
         }
@@ -223,8 +223,8 @@ impl<C: SizeClasses> MemoryManager<C> {
     ) -> Option<Self> {
         Some(MemoryManager {
             heap: Heap::try_new(config, None, name, kind, crate::pool::UNOWNED)?,
-            blocks: BlockHeap::new(),
-            handles: HandleTable::new(),
+            blocks: BlockHeap::new(kind.source),
+            handles: HandleTable::new(kind.source),
             on_leak: Some(Hook::Fn(|_| {})),
             _not_sync: PhantomData,
         })

@@ -18,9 +18,8 @@
 //! the heap context (`heap::Heap`) and never move.
 
 use alloc::vec::Vec;
-use core::cell::{Cell, UnsafeCell};
+use core::cell::Cell;
 
-use core::mem::size_of;
 use core::ptr::{self, NonNull};
 
 use crate::block::NUMBER_BITS;
@@ -30,6 +29,7 @@ use crate::fill;
 use crate::size_class::natural_align;
 use crate::sync::{Counter, Inbound};
 use crate::system::{self, Fallback};
+use crate::table::Table;
 use crate::Error;
 
 /// Chunk sizes a manager's pools grow with, and its byte budget.
@@ -100,7 +100,6 @@ impl ChunkHeader {
         pool: NonNull<Pool>,
         source: system::Source,
         size: usize,
-        next: *mut ChunkHeader,
         (first, blocks): (usize, usize),
     ) -> Option<NonNull<ChunkHeader>> {
         let base = system::alloc(source, chunk::layout(size)?)?.cast::<ChunkHeader>();
@@ -110,7 +109,7 @@ impl ChunkHeader {
         unsafe {
             base.write(ChunkHeader {
                 pool,
-                next,
+                next: ptr::null_mut(),
                 size,
                 spare_next: ptr::null_mut(),
                 scratch: 0,
@@ -275,9 +274,9 @@ pub(crate) struct Pool {
     index_mask: u32,
     /// With generations: the live chunks by record number, null where a
     /// chunk was released; never a null at the end. Its capacity is charged
-    /// to the budget. Only this module's methods touch it, and none of them
-    /// keeps a reference to it across a call that could reach it again.
-    records: UnsafeCell<Vec<*mut ChunkHeader>>,
+    /// to the budget. A [`Table`]: read and written by value, grown with
+    /// nothing borrowed (the re-entrancy rule, see `table.rs`).
+    records: Table<*mut ChunkHeader>,
     /// What the generations of a new chunk start at (even): at or past
     /// every generation of the chunks released so far, so that no handle
     /// into one of those can match a slot of the new chunk.
@@ -402,7 +401,8 @@ impl Pool {
             inverse: inverse_of(block_size >> shift),
             index_bits: 0,
             index_mask: 0,
-            records: UnsafeCell::new(Vec::new()),
+            // SAFETY: the caller passes a written fallback (`Pool::new`).
+            records: Table::new(unsafe { fallback.as_ref() }.kind.source),
             floor: Cell::new(0),
             remote: Remote {
                 inbound: Inbound::new(),
@@ -563,8 +563,7 @@ impl Pool {
     pub(crate) fn find_slot(&self, number: u32, generation: u32) -> Option<Slot> {
         let record = (number >> self.index_bits) as usize;
         let index = (number & self.index_mask) as usize;
-        // SAFETY: no other reference to the table exists during this call.
-        let chunk = NonNull::new(*unsafe { self.records() }.get(record)?)?;
+        let chunk = NonNull::new(self.records.get(record)?)?;
         // SAFETY: the record table holds live chunks of this pool, with
         // `written <= blocks` generations written after the header (`Pool`
         // invariant); block `index < written` is inside the chunk.
@@ -799,32 +798,28 @@ impl Pool {
 
     /// Allocates a chunk of the next size and links it into the chunk list.
     /// Never panics.
+    ///
+    /// The system allocator may call this manager (the re-entrancy rule,
+    /// see `table.rs`): the chunk is entered in the record table or chunk
+    /// map, and linked, only after it returns, from what the pool holds
+    /// then.
     fn new_chunk(&self) -> Result<NonNull<ChunkHeader>, Error> {
         // Room in the chunk map (or the record table) first — a few bytes,
         // kept if the chunk is refused — so that the budget's refusal is
         // about the chunk.
-        let map = &self.fallback().chunks;
-        let mapped = self.fallback().kind.map;
-        let room = if self.generations {
-            self.record_room()
+        let fallback = self.fallback();
+        let mapped = fallback.kind.map;
+        if self.generations {
+            self.record_room()?;
         } else if mapped {
-            map.reserve_one(self.budget())
-        } else {
-            Ok(())
-        };
-        room?;
+            fallback.chunks.reserve_one(&fallback.budget)?;
+        }
         let size = self
             .budget()
             .charge_up_to(self.next_chunk_size.get(), self.min_chunk_size)?;
         let geometry = self.geometry(size);
-        let source = self.fallback().kind.source;
-        let Some(chunk) = ChunkHeader::allocate(
-            NonNull::from(self),
-            source,
-            size,
-            self.chunks.get(),
-            geometry,
-        ) else {
+        let source = fallback.kind.source;
+        let Some(chunk) = ChunkHeader::allocate(NonNull::from(self), source, size, geometry) else {
             self.budget().credit(size);
             // The chunk's figures, not the value's: that is what was refused.
             return Err(Error::OutOfMemory {
@@ -832,11 +827,21 @@ impl Pool {
                 align: chunk::SEGMENT,
             });
         };
-        if self.generations {
-            self.add_record(chunk);
+        let entered = if self.generations {
+            self.add_record(chunk)
         } else if mapped {
-            map.insert(chunk.cast());
+            fallback.chunks.insert(chunk.cast(), &fallback.budget)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = entered {
+            // SAFETY: made just above, on no list, no block handed out.
+            unsafe { ChunkHeader::release(chunk, source) };
+            self.budget().credit(size);
+            return Err(e);
         }
+        // SAFETY: the chunk is live and on no list; its link is ours.
+        unsafe { (*chunk.as_ptr()).next = self.chunks.get() };
         self.chunks.set(chunk.as_ptr());
         self.chunk_count.set(self.chunk_count.get() + 1);
         self.reserved.set(self.reserved.get() + size);
@@ -846,17 +851,14 @@ impl Pool {
         Ok(chunk)
     }
 
-    /// The record table, for a moment.
-    ///
-    /// # Safety
-    ///
-    /// No other reference to it may exist while the one returned is used
-    /// (see `records`).
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn records(&self) -> &mut Vec<*mut ChunkHeader> {
-        // SAFETY: the caller's guarantee; the pool is never shared between
-        // threads.
-        unsafe { &mut *self.records.get() }
+    /// Puts a new chunk on the spare list.
+    fn add_spare(&self, chunk: NonNull<ChunkHeader>) {
+        // SAFETY: the chunk was just made and is live, on no list.
+        let header = unsafe { &mut *chunk.as_ptr() };
+        header.spare_next = self.spare.get();
+        self.spare.set(chunk.as_ptr());
+        self.spare_blocks
+            .set(self.spare_blocks.get() + header.blocks as usize);
     }
 
     /// The most records a pool can have: a slot number must fit in
@@ -868,8 +870,7 @@ impl Pool {
     /// Makes sure the record table has a place for one more chunk, growing
     /// it (charged to the budget) if every place is taken.
     fn record_room(&self) -> Result<(), Error> {
-        // SAFETY: no other reference to the table exists during this call.
-        let records = unsafe { self.records() };
+        let records = &self.records;
         if records.len() < records.capacity() || records.iter().any(|r| r.is_null()) {
             return Ok(());
         }
@@ -881,32 +882,25 @@ impl Pool {
         if cap >= self.max_records() {
             return Err(oom);
         }
-        let new_cap = grown(cap, self.max_records());
-        let bytes = (new_cap - cap) * size_of::<*mut ChunkHeader>();
-        self.budget().charge(bytes)?;
-        if records.try_reserve_exact(new_cap - records.len()).is_err() {
-            self.budget().credit(bytes);
-            return Err(oom);
+        match records.grow(grown(cap, self.max_records()), self.budget()) {
+            Err(Error::OutOfMemory { .. }) => Err(oom),
+            r => r,
         }
-        // SAFETY: as above.
-        debug_assert_eq!(unsafe { self.records() }.capacity(), new_cap);
-        Ok(())
     }
 
-    /// Gives a new chunk the first free place in the record table (there is
-    /// one: `record_room`) and starts its generations at the floor.
-    fn add_record(&self, chunk: NonNull<ChunkHeader>) {
-        // SAFETY: no other reference to the table exists during this call.
-        let records = unsafe { self.records() };
-        let record = match records.iter().position(|r| r.is_null()) {
-            Some(r) => {
-                records[r] = chunk.as_ptr();
-                r
+    /// Gives a new chunk the first free place in the record table, growing
+    /// it if a call the allocator made took the place `record_room` saw
+    /// (the re-entrancy rule), and starts its generations at the floor.
+    fn add_record(&self, chunk: NonNull<ChunkHeader>) -> Result<(), Error> {
+        let records = &self.records;
+        let record = loop {
+            if let Some(r) = records.iter().position(|r| r.is_null()) {
+                records.set(r, chunk.as_ptr());
+                break r;
             }
-            None => {
-                debug_assert!(records.len() < records.capacity());
-                records.push(chunk.as_ptr());
-                records.len() - 1
+            match records.push(chunk.as_ptr()) {
+                Ok(r) => break r,
+                Err(_) => self.record_room()?,
             }
         };
         // SAFETY: the chunk was just made; nothing else refers to it yet.
@@ -915,28 +909,35 @@ impl Pool {
             (*chunk.as_ptr()).record = record as u32;
             (*chunk.as_ptr()).base = self.floor.get();
         }
+        Ok(())
     }
 
     /// Makes the next spare chunk, or a new one, the source of never-used
     /// blocks. Never panics.
     fn next_fresh_chunk(&self) -> Result<(), Error> {
+        if self.spare.get().is_null() {
+            self.add_spare(self.new_chunk()?);
+            if self.fresh_left.get() > 0 {
+                // A call the system allocator made into this manager moved
+                // the pool to a chunk of its own meanwhile (the re-entrancy
+                // rule): that one's blocks first, ours stays spare.
+                return Ok(());
+            }
+        }
         if !self.fresh.get().is_null() {
             // A chunk's never-used blocks ran out since the last recycle:
             // the pool is no longer small (see `guard`).
             self.held.set(self.held.get() - self.guard.replace(0));
         }
-        let chunk = match NonNull::new(self.spare.get()) {
-            Some(spare) => {
-                // SAFETY: the spare list holds live chunks of this pool.
-                let header = unsafe { &mut *spare.as_ptr() };
-                self.spare.set(header.spare_next);
-                header.spare_next = ptr::null_mut();
-                self.spare_blocks
-                    .set(self.spare_blocks.get() - header.blocks as usize);
-                spare
-            }
-            None => self.new_chunk()?,
-        };
+        let chunk = NonNull::new(self.spare.get()).expect("a spare chunk, made above if need be");
+        {
+            // SAFETY: the spare list holds live chunks of this pool.
+            let header = unsafe { &mut *chunk.as_ptr() };
+            self.spare.set(header.spare_next);
+            header.spare_next = ptr::null_mut();
+            self.spare_blocks
+                .set(self.spare_blocks.get() - header.blocks as usize);
+        }
         // SAFETY: the chunk is live and on no list now; its link is the
         // pool's to set.
         unsafe { (*chunk.as_ptr()).spare_next = self.used.get() };
@@ -958,13 +959,7 @@ impl Pool {
         // blocks other threads freed — they count them, see `remote_out` —
         // so after a trim `live` may pass the capacity.)
         while self.capacity.get().saturating_sub(self.live()) < additional {
-            let chunk = self.new_chunk()?;
-            // SAFETY: the chunk was just made and is live.
-            let header = unsafe { &mut *chunk.as_ptr() };
-            header.spare_next = self.spare.get();
-            self.spare.set(chunk.as_ptr());
-            self.spare_blocks
-                .set(self.spare_blocks.get() + header.blocks as usize);
+            self.add_spare(self.new_chunk()?);
         }
         Ok(())
     }
@@ -1150,12 +1145,15 @@ impl Pool {
             let h = unsafe { c.cast::<ChunkHeader>().as_ref() };
             h.pool == me && h.scratch == usize::MAX
         });
-        // 4. Release them.
+        // 4. Unlink them onto a list of their own, the pool's figures
+        // following; then, the pool consistent without them, release them
+        // (the system allocator may call this manager: the re-entrancy rule).
         let mut released = 0;
+        let mut doomed: *mut ChunkHeader = ptr::null_mut();
         let mut link: *mut *mut ChunkHeader = self.chunks.as_ptr();
         // SAFETY: `link` points either at the pool's list head or at the
-        // `next` field of a live chunk header; each chunk is read before it
-        // is released and released once.
+        // `next` field of a live chunk header; each doomed chunk moves from
+        // the pool's list to `doomed` once.
         unsafe {
             while let Some(c) = NonNull::new(*link) {
                 let h = c.as_ptr();
@@ -1164,7 +1162,9 @@ impl Pool {
                     if self.generations {
                         self.drop_record(c);
                     }
-                    *link = ChunkHeader::release(c, self.fallback().kind.source);
+                    *link = (*h).next;
+                    (*h).next = doomed;
+                    doomed = h;
                     released += size;
                     self.chunk_count.set(self.chunk_count.get() - 1);
                     self.reserved.set(self.reserved.get() - size);
@@ -1174,8 +1174,21 @@ impl Pool {
                 }
             }
         }
+        let records = self.shrink_records();
         self.budget().credit(released);
-        released + map_bytes + self.shrink_records()
+        self.release_list(doomed);
+        released + map_bytes + records
+    }
+
+    /// Frees the chunks of a list linked through `next` (taken off the
+    /// pool, whose figures no longer count them).
+    fn release_list(&self, mut c: *mut ChunkHeader) {
+        let source = self.fallback().kind.source;
+        while let Some(chunk) = NonNull::new(c) {
+            // SAFETY: the list holds live chunks of this pool that nothing
+            // refers to any more, each once.
+            c = unsafe { ChunkHeader::release(chunk, source) };
+        }
     }
 
     /// Takes a chunk about to be released out of the record table, moving
@@ -1202,33 +1215,28 @@ impl Pool {
             self.floor.get(),
             gens.iter().copied(),
         )));
-        // SAFETY: no other reference to the table exists during this call.
-        let records = unsafe { self.records() };
-        debug_assert_eq!(records[record], chunk.as_ptr());
-        records[record] = ptr::null_mut();
+        debug_assert_eq!(self.records.get(record), Some(chunk.as_ptr()));
+        self.records.set(record, ptr::null_mut());
     }
 
     /// Drops the nulls at the end of the record table, and the table itself
     /// once it is empty; returns the bytes given back.
     fn shrink_records(&self) -> usize {
-        // SAFETY: no other reference to the table exists during this call.
-        let records = unsafe { self.records() };
+        let records = &self.records;
         while records.last().is_some_and(|r| r.is_null()) {
             records.pop();
         }
-        if !records.is_empty() || records.capacity() == 0 {
+        if records.len() != 0 || records.capacity() == 0 {
             return 0;
         }
-        let bytes = records.capacity() * size_of::<*mut ChunkHeader>();
-        *records = Vec::new();
+        let bytes = records.free();
         self.budget().credit(bytes);
         bytes
     }
 
     /// Bytes of the record table (its capacity).
     pub(crate) fn metadata(&self) -> usize {
-        // SAFETY: no other reference to the table exists during this call.
-        unsafe { self.records() }.capacity() * size_of::<*mut ChunkHeader>()
+        self.records.bytes()
     }
 
     /// Checks the pool's invariants by walking the free list: every node is
@@ -1309,8 +1317,7 @@ impl Pool {
     /// and the table nothing else, with no null at its end; every free block
     /// has an even generation.
     fn records_are_valid(&self, free: &alloc::collections::BTreeSet<usize>) -> bool {
-        // SAFETY: no other reference to the table exists during this call.
-        let records = unsafe { self.records() };
+        let records = &self.records;
         if !self.generations {
             return records.capacity() == 0;
         }
@@ -1322,7 +1329,7 @@ impl Pool {
             // SAFETY: a live chunk of this pool, with `blocks` generations.
             let (h, gens) = unsafe { (c.as_ref(), ChunkHeader::generations(c)) };
             let base = c.as_ptr().addr() + h.first as usize;
-            records.get(h.record as usize) == Some(&c.as_ptr())
+            records.get(h.record as usize) == Some(c.as_ptr())
                 && h.written <= h.blocks
                 && (0..h.written as usize).all(|i| {
                     // SAFETY: `i < blocks`.
@@ -1393,15 +1400,9 @@ impl Pool {
     /// No block of this pool may be used afterwards.
     pub(crate) unsafe fn release_chunks(&self) {
         self.peak.set(self.peak());
-        let mut c = self.chunks.replace(ptr::null_mut());
-        while let Some(chunk) = NonNull::new(c) {
-            // SAFETY: the list holds each live chunk once; the caller
-            // guarantees no block is used afterwards.
-            c = unsafe { ChunkHeader::release(chunk, self.fallback().kind.source) };
-        }
-        self.budget().credit(self.reserved.get() + self.metadata());
-        // SAFETY: no other reference to the table exists during this call.
-        *unsafe { self.records() } = Vec::new();
+        let chunks = self.chunks.replace(ptr::null_mut());
+        self.budget()
+            .credit(self.reserved.get() + self.records.free());
         self.remote.inbound.clear();
         self.free.set(ptr::null_mut());
         self.fresh.set(ptr::null_mut());
@@ -1416,6 +1417,9 @@ impl Pool {
         self.chunk_count.set(0);
         self.reserved.set(0);
         self.capacity.set(0);
+        // The pool is empty and consistent: the chunks go last (the
+        // caller guarantees no block is used afterwards).
+        self.release_list(chunks);
     }
 }
 

@@ -310,6 +310,15 @@ impl<C: SizeClasses> State<C> {
             self.thread_kind(),
             t,
         )?;
+        // The allocator has returned (the re-entrancy rule, see `table.rs`):
+        // a call it made into this manager on this thread may have made the
+        // thread's heap meanwhile. That one stays (its blocks may be live);
+        // ours goes, with nothing borrowed.
+        // `Relaxed`: only this thread, the slot's holder, stores the entry.
+        if let Some(made) = NonNull::new(cell.load(Ordering::Relaxed)) {
+            drop(heap);
+            return Some(made);
+        }
         let pools = heap.into_raw();
         // `Release`: a reader on another thread (`stats`) that loads the
         // pointer with `Acquire` sees the heap initialised.

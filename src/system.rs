@@ -19,14 +19,14 @@
 //! touching the list every allocation is on. A trim or a reset gives them
 //! back.
 
-use alloc::vec::Vec;
 use core::alloc::Layout;
-use core::cell::{Cell, RefCell};
+use core::cell::Cell;
 use core::ptr::{self, NonNull};
 
 use crate::budget::Budget;
 use crate::chunk::ChunkMap;
 use crate::sync::{Counter, RawLock};
+use crate::table::Table;
 use crate::Error;
 
 /// Where a manager's memory comes from: the program's global allocator
@@ -188,7 +188,7 @@ pub(crate) struct Fallback {
     /// implementation, by value address: how a pointer handed back there,
     /// whose provenance may cover only the value, is turned into one of the
     /// manager's own (see [`registered`]).
-    registry: RefCell<Registry>,
+    registry: Registry,
     /// Where the memory comes from, and the rest of the heap's kind.
     pub(crate) kind: HeapKind,
     /// For a shared manager's central heap (whose fallback this is): the
@@ -210,7 +210,7 @@ impl Fallback {
             bytes: Counter::new(0),
             head: Cell::new(ptr::null_mut()),
             budget: Budget::new(budget, kind.budget),
-            chunks: ChunkMap::default(),
+            chunks: ChunkMap::new(kind.source),
             name,
             cache: Cache {
                 stacks: [const { Cell::new(ptr::null_mut()) }; CLASSES],
@@ -223,7 +223,7 @@ impl Fallback {
                     usize::MAX
                 },
             },
-            registry: RefCell::new(Registry::default()),
+            registry: Registry::new(kind.source),
             kind,
             lock: kind.lock,
         }
@@ -237,32 +237,51 @@ impl Fallback {
 
     /// Bytes of the manager-wide side tables: the chunk map and the registry.
     pub(crate) fn table_bytes(&self) -> usize {
-        self.chunks.bytes() + self.registry.borrow().bytes()
+        self.chunks.bytes() + self.registry.bytes()
     }
 
     /// Live allocations the `Allocator` implementation made here (counted
     /// among `live`): a collection's memory above the largest class.
     pub(crate) fn registered_count(&self) -> usize {
-        self.registry.borrow().len
+        self.registry.len()
     }
 }
 
+/// One place of the [`Registry`]: a value's address and its footer.
+type Place = Option<(usize, NonNull<Footer>)>;
+
 /// An open-addressing hash table (linear probing, backward-shift deletion)
 /// from a value's address to its footer. Its storage is allocated fallibly
-/// and charged to the budget, and counted in the statistics.
-#[derive(Debug, Default)]
+/// and charged to the budget, and counted in the statistics. A [`Table`]:
+/// every method is one step with no call out, but `reserve_one`, which
+/// allocates and frees with nothing borrowed (the re-entrancy rule, see
+/// `table.rs`).
+#[derive(Debug)]
 struct Registry {
     /// A power of two of places, or none; at most 3/4 used.
-    places: Vec<Option<(usize, NonNull<Footer>)>>,
+    places: Table<Place>,
     /// Places used.
-    len: usize,
+    len: Cell<usize>,
 }
 
 #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
 impl Registry {
+    /// An empty registry whose places come from `source`.
+    const fn new(source: Source) -> Self {
+        Registry {
+            places: Table::new(source),
+            len: Cell::new(0),
+        }
+    }
+
     /// Bytes of storage.
     fn bytes(&self) -> usize {
-        self.places.len() * core::mem::size_of::<Option<(usize, NonNull<Footer>)>>()
+        self.places.bytes()
+    }
+
+    /// Entries.
+    fn len(&self) -> usize {
+        self.len.get()
     }
 
     /// The home place of `addr` in a table of `n` (a power of two) places.
@@ -272,33 +291,43 @@ impl Registry {
         ((addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & (n - 1)
     }
 
-    /// Makes room for one more entry, charging growth to `budget`.
-    fn reserve_one(&mut self, budget: &Budget) -> Result<(), Error> {
-        let n = self.places.len();
-        if (self.len + 1) * 4 <= n * 3 {
-            return Ok(());
-        }
-        let new_n = n.saturating_mul(2).max(16);
-        let entry = core::mem::size_of::<Option<(usize, NonNull<Footer>)>>();
-        let grow = (new_n - n) * entry;
-        budget.charge(grow)?;
-        let mut places = Vec::new();
-        if places.try_reserve_exact(new_n).is_err() {
-            budget.credit(grow);
-            return Err(Error::OutOfMemory {
-                size: new_n * entry,
-                align: core::mem::align_of::<Option<(usize, NonNull<Footer>)>>(),
-            });
-        }
-        places.resize(new_n, None);
-        for (addr, footer) in core::mem::take(&mut self.places).into_iter().flatten() {
-            let mut i = Registry::home(addr, new_n);
-            while places[i].is_some() {
-                i = (i + 1) & (new_n - 1);
+    /// Whether one more entry fits under the 3/4 load.
+    fn has_room(&self) -> bool {
+        (self.len.get() + 1) * 4 <= self.places.len() * 3
+    }
+
+    /// Makes room for one more entry, charging growth to `budget`. The
+    /// bigger table is allocated with nothing borrowed; the entries move
+    /// into it in one step if the registry is still the size it was (a
+    /// call the allocator made into this manager may have grown it: then
+    /// this looks again), and the old places are freed last.
+    fn reserve_one(&self, budget: &Budget) -> Result<(), Error> {
+        while !self.has_room() {
+            let n = self.places.len();
+            let new_n = n.saturating_mul(2).max(16);
+            let grow = (new_n - n) * core::mem::size_of::<Place>();
+            budget.charge(grow)?;
+            // Charged above as the difference: the old places go below.
+            let new = Table::new(self.places.source());
+            if let Err(e) = new.grow(new_n, &Budget::new(None, ptr::null())) {
+                budget.credit(grow);
+                return Err(e);
             }
-            places[i] = Some((addr, footer));
+            new.resize_within(new_n, None);
+            if self.places.len() == n {
+                for (addr, footer) in self.places.iter().flatten() {
+                    let mut i = Registry::home(addr, new_n);
+                    while new.get(i).is_some_and(|p| p.is_some()) {
+                        i = (i + 1) & (new_n - 1);
+                    }
+                    new.set(i, Some((addr, footer)));
+                }
+                self.places.swap(&new);
+            } else {
+                budget.credit(grow); // grown meanwhile: ours goes
+            }
+            drop(new); // the old places (or, unused, the new), nothing held
         }
-        self.places = places;
         Ok(())
     }
 
@@ -310,7 +339,7 @@ impl Registry {
         }
         let mut i = Registry::home(addr, n);
         loop {
-            match self.places[i] {
+            match self.places.get(i)? {
                 None => return None,
                 Some((a, _)) if a == addr => return Some(i),
                 Some(_) => i = (i + 1) & (n - 1),
@@ -318,34 +347,40 @@ impl Registry {
         }
     }
 
-    /// Adds an entry (after [`Registry::reserve_one`]).
-    fn insert(&mut self, addr: usize, footer: NonNull<Footer>) {
+    /// Adds an entry if there is room for it (see
+    /// [`reserve_one`](Self::reserve_one)); one step.
+    fn insert(&self, addr: usize, footer: NonNull<Footer>) -> bool {
+        if !self.has_room() {
+            return false;
+        }
         let n = self.places.len();
-        debug_assert!((self.len + 1) * 4 <= n * 3, "no room reserved");
         let mut i = Registry::home(addr, n);
-        while self.places[i].is_some() {
+        while self.places.get(i).is_some_and(|p| p.is_some()) {
             i = (i + 1) & (n - 1);
         }
-        self.places[i] = Some((addr, footer));
-        self.len += 1;
+        self.places.set(i, Some((addr, footer)));
+        self.len.set(self.len.get() + 1);
+        true
     }
 
     /// The footer registered for `addr`.
     fn get(&self, addr: usize) -> Option<NonNull<Footer>> {
-        self.find(addr).and_then(|i| self.places[i]).map(|(_, f)| f)
+        let i = self.find(addr)?;
+        self.places.get(i).flatten().map(|(_, f)| f)
     }
 
     /// Removes and returns the footer registered for `addr`.
-    fn remove(&mut self, addr: usize) -> Option<NonNull<Footer>> {
+    fn remove(&self, addr: usize) -> Option<NonNull<Footer>> {
         let mut hole = self.find(addr)?;
-        let (_, footer) = self.places[hole].take()?;
-        self.len -= 1;
+        let (_, footer) = self.places.get(hole).flatten()?;
+        self.places.set(hole, None);
+        self.len.set(self.len.get() - 1);
         // Shift back the entries after the hole that may not stay behind it.
         let n = self.places.len();
         let mut i = hole;
         loop {
             i = (i + 1) & (n - 1);
-            let Some((a, _)) = self.places[i] else {
+            let Some(Some((a, f))) = self.places.get(i) else {
                 break;
             };
             let home = Registry::home(a, n);
@@ -357,7 +392,8 @@ impl Registry {
                 hole < home || home <= i
             };
             if !stays {
-                self.places[hole] = self.places[i].take();
+                self.places.set(hole, Some((a, f)));
+                self.places.set(i, None);
                 hole = i;
             }
         }
@@ -365,10 +401,9 @@ impl Registry {
     }
 
     /// Forgets every entry and frees the storage; returns its bytes.
-    fn clear(&mut self) -> usize {
-        let bytes = self.bytes();
-        *self = Registry::default();
-        bytes
+    fn clear(&self) -> usize {
+        self.len.set(0);
+        self.places.free()
     }
 }
 
@@ -825,18 +860,24 @@ unsafe fn free_now(fallback: &Fallback, footer: NonNull<Footer>) {
 /// the `Allocator` implementation: it is freed with [`free_registered`].
 #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
 pub(crate) fn alloc_registered(fallback: &Fallback, layout: Layout) -> Result<NonNull<u8>, Error> {
+    let refusing = |e: Error| e.refusing(layout.size(), fallback.name);
     fallback
         .registry
-        .borrow_mut()
         .reserve_one(&fallback.budget)
-        .map_err(|e| e.refusing(layout.size(), fallback.name))?;
+        .map_err(refusing)?;
     let value = alloc_typed(fallback, layout)?;
     // SAFETY: `value` was just allocated by `alloc_typed` for `layout`.
     let footer = unsafe { footer_of(value, layout) };
-    fallback
-        .registry
-        .borrow_mut()
-        .insert(value.addr().get(), footer);
+    // The allocator has returned: the room made above may be taken (the
+    // re-entrancy rule); the insert looks again.
+    while !fallback.registry.insert(value.addr().get(), footer) {
+        if let Err(e) = fallback.registry.reserve_one(&fallback.budget) {
+            // SAFETY: just allocated by `alloc_typed` for `layout`, in no
+            // table, used by no one.
+            unsafe { release::<false>(fallback, footer, layout) };
+            return Err(refusing(e));
+        }
+    }
     Ok(value)
 }
 
@@ -845,7 +886,7 @@ pub(crate) fn alloc_registered(fallback: &Fallback, layout: Layout) -> Result<No
 /// none.
 #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
 pub(crate) fn registered(fallback: &Fallback, addr: usize) -> Option<NonNull<u8>> {
-    let footer = fallback.registry.borrow().get(addr)?;
+    let footer = fallback.registry.get(addr)?;
     let addr = core::num::NonZeroUsize::new(addr)?;
     // The footer pointer comes from the allocation's base, so it carries
     // provenance over all of it, value included.
@@ -860,7 +901,7 @@ pub(crate) fn registered(fallback: &Fallback, addr: usize) -> Option<NonNull<u8>
 /// by [`registered`]), not used afterwards.
 #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
 pub(crate) unsafe fn free_registered(fallback: &Fallback, value: NonNull<u8>) {
-    let footer = fallback.registry.borrow_mut().remove(value.addr().get());
+    let footer = fallback.registry.remove(value.addr().get());
     debug_assert!(footer.is_some(), "not a registered allocation");
     if let Some(footer) = footer {
         // SAFETY: a registered footer is that of a live allocation of
@@ -897,8 +938,8 @@ pub(crate) fn trim_cache(fallback: &Fallback) -> usize {
 /// the bytes given back.
 pub(crate) fn trim(fallback: &Fallback) -> usize {
     let mut released = trim_cache(fallback);
-    let mut registry = fallback.registry.borrow_mut();
-    if registry.len == 0 {
+    let registry = &fallback.registry;
+    if registry.len() == 0 {
         let bytes = registry.clear();
         fallback.budget.credit(bytes);
         released += bytes;
@@ -921,7 +962,7 @@ pub(crate) unsafe fn free_all(fallback: &Fallback) {
     fallback.live.set(0);
     fallback.block_live.set(0);
     fallback.bytes.set(0);
-    let bytes = fallback.registry.borrow_mut().clear();
+    let bytes = fallback.registry.clear();
     fallback.budget.credit(bytes);
 }
 
@@ -963,7 +1004,7 @@ mod tests {
     #[test]
     fn the_registry_agrees_with_a_model() {
         let budget = Budget::new(None, core::ptr::null());
-        let mut reg = Registry::default();
+        let reg = Registry::new(Source::Global);
         let mut model = std::collections::BTreeMap::new();
         let mut x: u64 = 0x2545_F491_4F6C_DD1D;
         let steps = if cfg!(miri) { 400 } else { 20_000 };
@@ -982,10 +1023,10 @@ mod tests {
                 );
             } else {
                 reg.reserve_one(&budget).unwrap();
-                reg.insert(addr, footer);
+                assert!(reg.insert(addr, footer));
                 model.insert(addr, ());
             }
-            assert_eq!(reg.len, model.len());
+            assert_eq!(reg.len(), model.len());
             for probe in (16..=4816).step_by(if cfg!(miri) { 400 } else { 16 }) {
                 assert_eq!(
                     reg.get(probe).is_some(),
