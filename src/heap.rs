@@ -351,11 +351,13 @@ impl<C: SizeClasses> Heap<C> {
         if cfg!(feature = "pass-through") {
             return Ok(()); // every allocation goes to the system allocator
         }
-        match class {
+        let reserved = match class {
             Some(class) if checked => self.checked_pool(class).reserve(additional),
             Some(class) => self.get(class).reserve(additional),
-            None => Err(Error::NotPooled { size, align }),
-        }
+            None => return Err(Error::NotPooled { size, align }),
+        };
+        // A refusal names the manager, and the allocation reserved for.
+        reserved.map_err(|e| e.refusing(size, self.fallback().name))
     }
 
     /// The class of the checked pool that serves a block of `size` bytes at

@@ -955,13 +955,29 @@ impl Pool {
     /// Grows the pool until `additional` blocks can be handed out without
     /// asking the system for memory.
     pub(crate) fn reserve(&self, additional: usize) -> Result<(), Error> {
-        // (Saturating: a shared manager's pool keeps counting live the
-        // blocks other threads freed — they count them, see `remote_out` —
-        // so after a trim `live` may pass the capacity.)
-        while self.capacity.get().saturating_sub(self.live()) < additional {
+        while self.free_up_to(additional) < additional {
             self.add_spare(self.new_chunk()?);
         }
         Ok(())
+    }
+
+    /// The blocks that can be handed out without a new chunk, counted up
+    /// to `enough`. O(1) for a pool only its owner frees into (the
+    /// capacity less the live blocks, exactly); a shared manager's pool
+    /// keeps counting live the blocks other threads freed into it (they
+    /// count them, see `remote_out`), so when that figure falls short its
+    /// free blocks are counted instead — the remote frees taken first, the
+    /// free list walked no further than `enough`.
+    fn free_up_to(&self, enough: usize) -> usize {
+        // (Saturating: with remote frees, after a trim `live` may pass the
+        // capacity.)
+        let free = self.capacity.get().saturating_sub(self.live());
+        if free >= enough || self.remote.owner.is_null() {
+            return free;
+        }
+        self.collect();
+        let listed = self.free_list().take(enough).count();
+        free.max(listed + self.fresh_left.get() + self.spare_blocks.get())
     }
 
     /// Blocks handed out and not returned.

@@ -1303,6 +1303,18 @@ impl<C: SizeClasses> Drop for SharedManager<C> {
         let Some(state) = NonNull::new(*self.state.get_mut()) else {
             return;
         };
+        /// Frees the state when dropped: after the leak report, or while a
+        /// panicking leak hook unwinds.
+        struct Destroy<C: SizeClasses>(NonNull<State<C>>);
+        impl<C: SizeClasses> Drop for Destroy<C> {
+            fn drop(&mut self) {
+                // SAFETY: made in the manager's drop (`&mut self`: no box
+                // borrows the manager), dropped once, after which nothing of
+                // the state is used.
+                unsafe { destroy(self.0) };
+            }
+        }
+        let destroy = Destroy(state);
         // SAFETY: `&mut self`: the state and every heap are ours alone.
         unsafe { state.as_ref() }.collect_all();
         let leaks = self.leaks();
@@ -1312,9 +1324,7 @@ impl<C: SizeClasses> Drop for SharedManager<C> {
                 None => default_leak_report(&leaks),
             }
         }
-        // SAFETY: `&mut self` in drop: no box borrows the manager, nothing
-        // of it is used again.
-        unsafe { destroy(state) };
+        drop(destroy);
     }
 }
 

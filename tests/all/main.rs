@@ -22,6 +22,7 @@ mod shared;
 #[cfg(feature = "std")]
 mod shared_model;
 mod soundness;
+mod third_review;
 mod wide;
 
 use std::alloc::{GlobalAlloc, Layout};
