@@ -342,27 +342,31 @@ impl HandleTable {
     /// step, no allocation.
     #[inline(always)]
     fn try_fill(&self, value: NonNull<u8>, flags: u32) -> Option<(u32, u32)> {
-        let index = match self.free.pop() {
-            Some(i) => i,
-            None => self
-                .entries
-                .push(Entry {
+        let (index, generation) = match self.free.pop() {
+            Some(i) => {
+                let mut e = self.entries.get(i as usize)?;
+                debug_assert!(e.generation & 1 == 0, "a free entry");
+                e.generation += 1;
+                e.value = value;
+                e.flags = flags;
+                self.entries.set(i as usize, e);
+                (i, e.generation)
+            }
+            None => {
+                // The floor is even: the new entry's first live generation.
+                let generation = self.floor.get() + 1;
+                let entry = Entry {
                     value,
-                    generation: self.floor.get(),
-                    flags: 0,
-                })
-                .ok()? as u32,
+                    generation,
+                    flags,
+                };
+                (self.entries.push(entry).ok()? as u32, generation)
+            }
         };
-        let mut e = self.entries.get(index as usize)?;
-        debug_assert!(e.generation & 1 == 0, "a free entry");
-        e.generation += 1;
-        e.value = value;
-        e.flags = flags;
-        self.entries.set(index as usize, e);
         self.live.set(self.live.get() + 1);
         bump(&self.droppable, flags & DROPS != 0, true);
         bump(&self.large, flags & LARGE != 0, true);
-        Some((index, e.generation))
+        Some((index, generation))
     }
 
     /// Room for `additional` more places than the free ones, charged to

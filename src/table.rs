@@ -133,9 +133,10 @@ impl<T: Copy> Table<T> {
     /// Removes and returns the last entry.
     #[inline]
     pub(crate) fn pop(&self) -> Option<T> {
-        let value = self.last()?;
-        self.len.set(self.len.get() - 1);
-        Some(value)
+        let len = self.len.get().checked_sub(1)?;
+        self.len.set(len);
+        // SAFETY: `len` was `len + 1`: an initialised entry.
+        Some(unsafe { self.buf.get().add(len).read() })
     }
 
     /// Inserts `value` at `at`, shifting the entries after it, if a place
