@@ -115,6 +115,17 @@ pub enum Error {
         /// The alignment asked for.
         align: usize,
     },
+    /// A manager keeps a store per type of [`Handle`](crate::Handle)
+    /// value, up to `max` types; a value of one more type was inserted.
+    #[error("too many types: a manager stores values of at most {max} types behind handles")]
+    TooManyTypes {
+        /// The most types a manager stores.
+        max: usize,
+    },
+    /// Bits given to [`handle_from_bits`](crate::MemoryManager::handle_from_bits)
+    /// that name no value of the type asked for.
+    #[error("not a handle: these bits name no live value of this type in this manager")]
+    NotAHandle,
     /// A [`Builder`](crate::Builder) setting is out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(&'static str),

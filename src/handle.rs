@@ -1,46 +1,35 @@
-//! `Handle<T>`: a typed, checked, copyable key to a value the manager owns.
+//! `Handle<T>`: a typed, checked, copyable key to a value the manager owns,
+//! and the manager's API over its typed stores (see `store.rs`): `insert`,
+//! `get`, `get_mut`, `get_disjoint_mut`, `get_pair_mut`, `remove`,
+//! `contains`, `len`, `iter`, `iter_mut`, `values`, `values_mut`, `retain`,
+//! `drain`, `reserve_handles`, and the typed views `store` / `store_mut`.
 //!
-//! The manager keeps a table of handles (a [`HandleTable`], like a slotmap's
-//! slots): one entry per handle index, with the generation the index is at
-//! and the address of the value. The value itself lives in the size-class
-//! pools like a box's (above the largest class, in the large path), so the
-//! stats, budgets, `reserve`, `trim` and `reset` cover it. A handle carries
-//! the manager's id, the index and the generation — 16 bytes — and every
-//! call checks all three, so a removed, reset or foreign handle is an
-//! `Err`, never undefined behaviour, also after its index was reused.
-//!
-//! Exactness: an entry's generation only moves forward (odd while live),
-//! and an index whose generation would wrap is retired instead of reused,
-//! so no (index, generation) pair is ever handed out twice under one id —
-//! a handle that matches names the very value `insert` made for it, of its
-//! type. A reset clears the table and moves the manager to a new id.
-//!
-//! The manager owns the values: [`MemoryManager::remove`] moves one out,
-//! and a reset or the manager's drop runs the destructors of those still in
-//! it. A value with a destructor keeps, at the start of its block, the
-//! function that drops and frees it (a [`DropFn`]); its entry says so.
+//! A handle carries the manager's id, the slot's index and its tag — the
+//! store's number and the slot's generation — 16 bytes; every call checks
+//! all of them, so a removed, reset or foreign handle is an `Err`, never
+//! undefined behaviour, also after its slot was reused. A handle is made
+//! only by an insert of its type into its manager (or checked by
+//! `handle_from_bits`), so its store number names its type's store: stores
+//! are numbered per manager and never renumbered or removed, and ids are
+//! never shared by two managers or by a manager before and after a reset.
 
-use core::alloc::Layout;
-use core::cell::Cell;
+use core::any::TypeId;
+use core::cmp::Ordering;
 use core::fmt;
 use core::hash::{Hash, Hasher};
+use core::iter::FusedIterator;
 use core::marker::PhantomData;
-use core::mem::{align_of, needs_drop, offset_of, size_of};
-use core::ptr::{self, NonNull};
+use core::ptr::NonNull;
 
-use crate::budget::Budget;
-use crate::heap::{dealloc_handle, Heap};
-use crate::pool::grown;
 use crate::pool_box::alloc_failed;
-use crate::size_class::{route, Route, SizeClasses};
-use crate::system::Source;
-use crate::table::Table;
+use crate::size_class::SizeClasses;
+use crate::store::{RawStore, SlotOf, STORE_SHIFT};
 use crate::{Block, Error, MemoryManager};
 
 /// A checked key to a `T` owned by a [`MemoryManager`], from
 /// [`MemoryManager::insert`].
 ///
-/// 16 bytes of plain data — `Copy`, `Eq`, `Hash`, `Send` and `Sync`
+/// 16 bytes of plain data — `Copy`, `Eq`, `Ord`, `Hash`, `Send` and `Sync`
 /// whatever `T` is — that borrows nothing, so a `World` can own its manager
 /// and its handles side by side. Every use goes through the manager and is
 /// checked: a handle whose value was removed is [`Error::Removed`] (also
@@ -135,7 +124,50 @@ pub struct Handle<T> {
 }
 
 static_assertions::assert_eq_size!(Handle<alloc::string::String>, [u64; 2]);
-static_assertions::assert_impl_all!(Handle<core::cell::Cell<u8>>: Copy, Send, Sync, Eq, Hash);
+static_assertions::assert_impl_all!(Handle<core::cell::Cell<u8>>: Copy, Send, Sync, Eq, Ord, Hash);
+
+impl<T> Handle<T> {
+    /// The handle as 128 bits, for a format of your own; a manager takes it
+    /// back, checked, with
+    /// [`handle_from_bits`](MemoryManager::handle_from_bits).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let h = mm.insert(7u8);
+    /// let bits: u128 = h.to_bits();
+    /// assert_eq!(mm.handle_from_bits::<u8>(bits), Ok(h));
+    /// assert!(mm.handle_from_bits::<u16>(bits).is_err()); // another type
+    /// ```
+    #[must_use]
+    pub fn to_bits(self) -> u128 {
+        (u128::from(self.raw.owner) << 64)
+            | (u128::from(self.raw.generation) << 32)
+            | u128::from(self.raw.slot)
+    }
+
+    /// The slot's index in its store.
+    fn index(self) -> u32 {
+        self.raw.slot
+    }
+
+    /// The store's number and the slot's generation.
+    fn tag(self) -> u32 {
+        self.raw.generation
+    }
+
+    fn new(owner: u64, index: u32, tag: u32) -> Self {
+        Handle {
+            raw: Block {
+                owner,
+                generation: tag,
+                slot: index,
+            },
+            _value: PhantomData,
+        }
+    }
+}
 
 impl<T> Clone for Handle<T> {
     fn clone(&self) -> Self {
@@ -153,6 +185,24 @@ impl<T> PartialEq for Handle<T> {
 
 impl<T> Eq for Handle<T> {}
 
+impl<T> PartialOrd for Handle<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// By manager id, then slot index, then tag: handles of one manager sort
+/// by their slots (a `BTreeMap` key, a stable order for a save file).
+impl<T> Ord for Handle<T> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.raw.owner, self.raw.slot, self.raw.generation).cmp(&(
+            other.raw.owner,
+            other.raw.slot,
+            other.raw.generation,
+        ))
+    }
+}
+
 impl<T> Hash for Handle<T> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.raw.hash(state);
@@ -164,393 +214,65 @@ impl<T> fmt::Debug for Handle<T> {
         f.debug_struct("Handle")
             .field("type", &core::any::type_name::<T>())
             .field("index", &self.raw.slot)
-            .field("generation", &self.raw.generation)
+            .field(
+                "generation",
+                &(self.raw.generation & ((1 << STORE_SHIFT) - 1)),
+            )
             .field("owner", &self.raw.owner)
             .finish()
     }
 }
 
-/// What a handle value with a destructor keeps at the start of its block:
-/// the function that drops it and frees the block.
-type DropFn = unsafe fn(NonNull<u8>);
-
-/// A value with a destructor, as its block holds it: the function that
-/// drops it first, where a reset finds it without knowing the type.
-#[repr(C)]
-struct WithDrop<T> {
-    drop: DropFn,
-    value: T,
-}
-
-/// How a `T` is stored in its block (in table `C`'s pools).
-struct Stored<T, C>(PhantomData<(T, C)>);
-
-impl<T, C: SizeClasses> Stored<T, C> {
-    /// Whether the block starts with a [`DropFn`].
-    const DROPS: bool = needs_drop::<T>();
-    /// Where the value starts in its block.
-    const OFFSET: usize = if Self::DROPS {
-        offset_of!(WithDrop<T>, value)
-    } else {
-        0
-    };
-    /// What the block must hold.
-    const LAYOUT: Layout = if Self::DROPS {
-        Layout::new::<WithDrop<T>>()
-    } else {
-        Layout::new::<T>()
-    };
-    /// Whether the value is a large allocation (for the stats).
-    const LARGE: bool = matches!(
-        route(C::TABLE, Self::LAYOUT.size(), Self::LAYOUT.align()),
-        Route::System
-    );
-    /// Its entry's flags.
-    const FLAGS: u32 = if Self::DROPS { DROPS } else { 0 } | if Self::LARGE { LARGE } else { 0 };
-
-    /// The value in `block`.
-    ///
-    /// # Safety
-    ///
-    /// `block` must be a block of at least `LAYOUT`, aligned to it.
-    #[inline(always)]
-    unsafe fn value(block: NonNull<u8>) -> NonNull<T> {
-        // SAFETY: `OFFSET` is inside `LAYOUT` (caller).
-        unsafe { block.add(Self::OFFSET).cast() }
-    }
-
-    /// Drops the `T` in `block` and frees the block: the [`DropFn`] of a
-    /// value with a destructor. The block is freed also if the destructor
-    /// panics.
-    ///
-    /// # Safety
-    ///
-    /// `block` must hold a live `T` as `Stored<T, C>` lays it out, from
-    /// [`Heap::alloc_handle`] of a live manager with table `C`, never used
-    /// afterwards.
-    unsafe fn drop_and_free(block: NonNull<u8>) {
-        /// Frees the block on drop, after the value's destructor or while it
-        /// unwinds.
-        struct Free<T, C: SizeClasses>(NonNull<u8>, PhantomData<(T, C)>);
-        impl<T, C: SizeClasses> Drop for Free<T, C> {
-            fn drop(&mut self) {
-                // SAFETY: the block of `drop_and_free`'s caller, freed once.
-                unsafe { dealloc_handle::<C>(self.0, Stored::<T, C>::LAYOUT) }
-            }
-        }
-        let _free = Free::<T, C>(block, PhantomData);
-        // SAFETY: the caller's guarantee.
-        unsafe { ptr::drop_in_place(Self::value(block).as_ptr()) }
-    }
-}
-
-/// One handle index's entry in the table.
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    /// The value's block while live (dangling for a zero-sized value).
-    value: NonNull<u8>,
-    /// Even while free, odd while live; moved by each insert and remove.
-    generation: u32,
-    /// `DROPS` and `LARGE` bits of the live value.
-    flags: u32,
-}
-
-/// `Entry::flags`: the block starts with a [`DropFn`].
-const DROPS: u32 = 1;
-/// `Entry::flags`: the value is a large allocation.
-const LARGE: u32 = 2;
-
-/// Counts one more (`up`) or one fewer in `count`, if `yes`.
-#[inline(always)]
-fn bump(count: &Cell<usize>, yes: bool, up: bool) {
-    let n = usize::from(yes);
-    count.set(if up { count.get() + n } else { count.get() - n });
-}
-
-/// Metadata bytes a place in the table costs: the entry, and its place in
-/// the list of free indices (both grow together, to exactly `cap`).
-const PLACE_BYTES: usize = size_of::<Entry>() + size_of::<u32>();
-
-/// A manager's handles: the entries, by index, and the free indices.
-///
-/// Invariant, relied on by the `unsafe` blocks of this module:
-/// - A live entry (odd generation) holds the block its value was written
-///   to by `try_insert::<T>` — a `Stored<T, C>` of the manager's table `C`
-///   — and a handle carrying its index and generation (with the manager's
-///   current id) was made by that call, for that `T`: a generation only
-///   moves forward, and an index whose generation would wrap is retired.
-/// - `free` lists each free, unretired index once; `entries` and `free`
-///   have room for `cap` places, charged to the budget.
-/// - Every entry's generation is at or past `floor`, which is at or past
-///   the generation of every entry dropped since the last reset (by a
-///   trim); generations stay below `u32::MAX - 1` (retired at it).
-/// - `live`, `droppable` and `large` count the live entries, those with
-///   `DROPS` and those with `LARGE`.
-///
-/// All access is through `&self` (`insert` takes `&self`). The entries
-/// and free indices are [`Table`]s (the re-entrancy rule, see `table.rs`):
-/// read and written by value, one step at a time, never across a call to
-/// user code or to the global allocator (the program's code, which may
-/// call this manager); only their growth allocates, with nothing borrowed,
-/// and `try_fill` takes its index and fills it in one step. `free` grows
-/// first, so it always has a place for every entry.
-#[derive(Debug)]
-pub(crate) struct HandleTable {
-    entries: Table<Entry>,
-    free: Table<u32>,
-    live: Cell<usize>,
-    droppable: Cell<usize>,
-    large: Cell<usize>,
-    /// The generation new entries start at (even): past every generation
-    /// of the entries a trim dropped, so that no handle to one of those
-    /// matches a new entry at its index.
-    floor: Cell<u32>,
-}
-
-// SAFETY: the table owns its entries; the values they point to are the
-// manager's (whose `Send` impl covers them: `T: Send`). It is not `Sync`
-// (`Cell`s).
-unsafe impl Send for HandleTable {}
-
-/// The most places a table has: indices are `u32`, and the table's bytes
-/// fit in `isize::MAX` (on 32-bit targets that is the tighter limit).
-const MAX_PLACES: usize = {
-    let by_bytes = isize::MAX as usize / PLACE_BYTES;
-    if by_bytes < u32::MAX as usize {
-        by_bytes
-    } else {
-        u32::MAX as usize
-    }
-};
-
-impl HandleTable {
-    /// An empty table, its memory from `source`.
-    pub(crate) fn new(source: Source) -> Self {
-        HandleTable {
-            entries: Table::new(source),
-            free: Table::new(source),
-            live: Cell::new(0),
-            droppable: Cell::new(0),
-            large: Cell::new(0),
-            floor: Cell::new(0),
-        }
-    }
-
-    /// Makes live a place for `value` — a free index, or the next place if
-    /// the table has room — and returns its (index, generation); `None` if
-    /// the table is full (then [`grow`](Self::grow) and try again). One
-    /// step, no allocation.
-    #[inline(always)]
-    fn try_fill(&self, value: NonNull<u8>, flags: u32) -> Option<(u32, u32)> {
-        let (index, generation) = match self.free.pop() {
-            Some(i) => {
-                let mut e = self.entries.get(i as usize)?;
-                debug_assert!(e.generation & 1 == 0, "a free entry");
-                e.generation += 1;
-                e.value = value;
-                e.flags = flags;
-                self.entries.set(i as usize, e);
-                (i, e.generation)
-            }
-            None => {
-                // The floor is even: the new entry's first live generation.
-                let generation = self.floor.get() + 1;
-                let entry = Entry {
-                    value,
-                    generation,
-                    flags,
-                };
-                (self.entries.push(entry).ok()? as u32, generation)
-            }
-        };
-        self.live.set(self.live.get() + 1);
-        bump(&self.droppable, flags & DROPS != 0, true);
-        bump(&self.large, flags & LARGE != 0, true);
-        Some((index, generation))
-    }
-
-    /// Room for `additional` more places than the free ones, charged to
-    /// `budget`. The tables grow with no borrow held (`Table::grow`): the
-    /// global allocator is the program's code, and may call this manager
-    /// (then the table is grown again or found grown, and this looks
-    /// again).
-    #[cold]
-    #[inline(never)]
-    fn grow(&self, budget: &Budget, additional: usize) -> Result<(), Error> {
-        loop {
-            let (len, cap) = (self.entries.len(), self.entries.capacity());
-            let room = self.free.len() + (cap - len);
-            if room >= additional {
-                return Ok(());
-            }
-            let too_many = Error::OutOfMemory {
-                size: usize::MAX,
-                align: 8,
-            };
-            let want = len
-                .checked_add(additional - room)
-                .filter(|&w| w <= MAX_PLACES)
-                .ok_or(too_many)?;
-            let new_cap = grown(cap, MAX_PLACES).max(want);
-            let oom = |e| match e {
-                Error::OutOfMemory { .. } => Error::OutOfMemory {
-                    size: new_cap * PLACE_BYTES,
-                    align: 8,
-                },
-                e => e,
-            };
-            self.free.grow(new_cap, budget).map_err(oom)?;
-            self.entries.grow(new_cap, budget).map_err(oom)?;
-        }
-    }
-
-    /// The value of live entry `index` at `generation`.
-    #[inline(always)]
-    fn find(&self, index: u32, generation: u32) -> Option<NonNull<u8>> {
-        debug_assert!(generation & 1 == 1, "a handle's generation is odd");
-        match self.entries.get(index as usize) {
-            Some(e) if e.generation == generation => Some(e.value),
-            _ => None,
-        }
-    }
-
-    /// The value of live entry `index` at `generation`, and frees the
-    /// entry (the caller moves the value out): [`take`](Self::take) after
-    /// [`find`](Self::find), with one look-up. `flags` are the entry's (a
-    /// constant of the value's type).
-    #[inline(always)]
-    fn find_and_take(&self, index: u32, generation: u32, flags: u32) -> Option<NonNull<u8>> {
-        match self.entries.get(index as usize) {
-            Some(e) if e.generation == generation => {
-                debug_assert_eq!(e.flags, flags);
-                self.free_entry(index, e);
-                Some(e.value)
-            }
-            _ => None,
-        }
-    }
-
-    /// Frees live entry `index` (its value moved out or dropped by the
-    /// caller); returns it as it was.
-    #[inline(always)]
-    fn take(&self, index: u32) -> Entry {
-        let entry = self.entries.get(index as usize).expect("a live entry");
-        self.free_entry(index, entry);
-        entry
-    }
-
-    /// The generation of live entry `index` (which is `e`) moves on, and
-    /// the index goes on the free list unless its generation would wrap at
-    /// the next insert (then the index is retired for good: 16 bytes per
-    /// 2^31 reuses of one index).
-    #[inline(always)]
-    fn free_entry(&self, index: u32, mut e: Entry) {
-        e.generation += 1;
-        self.entries.set(index as usize, e);
-        if e.generation < u32::MAX - 1 {
-            // `free` has a place for every entry (see the type).
-            let listed = self.free.push(index);
-            debug_assert!(listed.is_ok());
-        }
-        self.live.set(self.live.get() - 1);
-        bump(&self.droppable, e.flags & DROPS != 0, false);
-        bump(&self.large, e.flags & LARGE != 0, false);
-    }
-
-    /// Runs the destructor of every live value that has one (each frees its
-    /// block), and frees its entry; the values without one stay (a reset
-    /// forgets them, a drop releases their chunks). A panicking destructor
-    /// leaves the table consistent: its entry and block freed, the values
-    /// not yet reached still live. O(1) when no such value is live, else
-    /// O(entries).
-    ///
-    /// `&mut self`: the table is its manager's, which is borrowed mutably,
-    /// so no reference to a value exists (they borrow the manager).
-    pub(crate) fn drop_values(&mut self) {
-        let mut index = 0;
-        while self.droppable.get() > 0 {
-            let Some(e) = self.entries.get(index) else {
-                break;
-            };
-            if e.generation & 1 == 1 && e.flags & DROPS != 0 {
-                let e = self.take(index as u32);
-                // SAFETY: a live entry with `DROPS` holds a block that
-                // starts with its value's `DropFn` (invariant), unreferenced
-                // (`&mut self`); its entry is freed, so it is dropped once.
-                // The destructor of a `T: 'static` value cannot reach the
-                // manager, which is borrowed mutably.
-                unsafe { (e.value.cast::<DropFn>().read())(e.value) };
-            }
-            index += 1;
-        }
-    }
-
-    /// Forgets every entry (the manager's reset has dropped the values with
-    /// destructors and freed every block) and keeps the table's room for
-    /// what is inserted next, as the pools keep their chunks; the manager
-    /// moves to a new id, so every handle made before is stale, and the
-    /// generations start again.
-    pub(crate) fn reset(&mut self) {
-        self.entries.clear();
-        self.free.clear();
-        for count in [&self.live, &self.droppable, &self.large] {
-            count.set(0);
-        }
-        self.floor.set(0);
-    }
-
-    /// Gives the table back to the system if no handle is live; returns the
-    /// bytes released. Handles to the dropped entries stay stale: an index
-    /// past the end is not found, and new entries start at the floor, past
-    /// every generation dropped (all even: no entry is live). Kept instead
-    /// when the floor would come within 2^16 of the end of the generations,
-    /// so that new entries always have room to move. O(entries).
-    pub(crate) fn trim(&self, budget: &Budget) -> usize {
-        if self.live.get() > 0 || self.metadata() == 0 {
-            return 0;
-        }
-        let newest = self.entries.iter().map(|e| e.generation).max().unwrap_or(0);
-        let floor = newest.max(self.floor.get());
-        if floor >= u32::MAX - (1 << 16) {
-            return 0;
-        }
-        debug_assert!(floor % 2 == 0, "a free entry's generation is even");
-        self.floor.set(floor);
-        let bytes = self.entries.free() + self.free.free();
-        budget.credit(bytes);
-        bytes
-    }
-
-    /// Bytes of the table (its capacity, charged to the budget).
-    pub(crate) fn metadata(&self) -> usize {
-        self.entries.bytes() + self.free.bytes()
-    }
-
-    /// Live values above the largest class.
-    pub(crate) fn large(&self) -> usize {
-        self.large.get()
-    }
-}
-
 impl<C: SizeClasses> MemoryManager<C> {
-    /// The block of live handle `handle`, checked: the manager's id, then
-    /// the entry's generation.
+    /// The slot of live handle `h`, checked: the manager's id, then the
+    /// slot's tag.
     #[inline(always)]
-    fn find<T>(&self, handle: Handle<T>) -> Result<NonNull<u8>, Error> {
-        if handle.raw.owner != self.blocks().id() {
-            return Err(self.blocks().not_ours(handle.raw));
+    fn find<T: 'static>(&self, h: Handle<T>) -> Result<NonNull<u8>, Error> {
+        if h.raw.owner != self.blocks().id() {
+            return Err(self.blocks().not_ours(h.raw));
         }
-        self.handles()
-            .find(handle.raw.slot, handle.raw.generation)
-            .ok_or(Error::Removed)
+        let store = self
+            .stores()
+            .get(h.tag() >> STORE_SHIFT)
+            .ok_or(Error::Removed)?;
+        debug_assert!(store.is_of::<T>(), "a handle names its type's store");
+        find_in::<T>(store, h)
     }
+
+    /// The store of `T`, made now if need be; a refusal names the manager
+    /// and the slot's size.
+    fn store_of<T: 'static>(&self) -> Result<&RawStore, Error> {
+        self.stores()
+            .of::<T>(self.heap().budget())
+            .map_err(|e| e.refusing(SlotOf::<T>::SLOT, self.name()))
+    }
+}
+
+/// The slot of live handle `h` in `store` (its type's), checked by tag.
+#[inline(always)]
+fn find_in<T: 'static>(store: &RawStore, h: Handle<T>) -> Result<NonNull<u8>, Error> {
+    let slot = store
+        .slot(h.index(), SlotOf::<T>::SLOT)
+        .ok_or(Error::Removed)?;
+    // SAFETY: a slot below `len`.
+    if unsafe { RawStore::tag(slot) } != h.tag() {
+        return Err(Error::Removed);
+    }
+    Ok(slot)
+}
+
+/// The value in `slot` of a store of `T`.
+#[inline(always)]
+fn value_in<T: 'static>(slot: NonNull<u8>) -> NonNull<T> {
+    RawStore::value_of(slot, SlotOf::<T>::VALUE).cast()
 }
 
 /// # Handles
 ///
-/// Values the manager owns, reached through checked [`Handle`]s: a
-/// slotmap-like store in the same pools as everything else (stats,
-/// budgets, `reserve_handles`, `trim` and `reset` cover them).
+/// Values the manager owns, reached through checked [`Handle`]s: a store
+/// per type, its values inline in slots as a slotmap keeps them, on pages
+/// that never move (charged to the budget and counted in the stats;
+/// `reserve_handles`, `trim` and `reset` cover them).
 impl<C: SizeClasses> MemoryManager<C> {
     /// Moves `value` into the manager and returns its handle.
     ///
@@ -584,67 +306,38 @@ impl<C: SizeClasses> MemoryManager<C> {
     ///
     /// # Errors
     ///
-    /// As [`alloc_block`](Self::alloc_block): [`Error::OutOfMemory`],
-    /// [`Error::BudgetExceeded`].
+    /// [`Error::BudgetExceeded`] or [`Error::OutOfMemory`] if the store
+    /// needs a page it cannot have; [`Error::TooManyTypes`] for a 257th
+    /// type.
     ///
     /// # Examples
     ///
     /// ```
     /// use memory_mgr::{Error, MemoryManager};
     /// let mm = MemoryManager::builder().budget(4096).build()?;
-    /// assert!(matches!(mm.try_insert([0u8; 100]), Err(Error::BudgetExceeded { .. })));
+    /// assert!(matches!(mm.try_insert([0u8; 400]), Err(Error::BudgetExceeded { .. })));
     /// # Ok::<(), Error>(())
     /// ```
     #[inline]
     pub fn try_insert<T: Send + 'static>(&self, value: T) -> Result<Handle<T>, Error> {
-        let heap: &Heap<C> = self.heap();
-        let table = self.handles();
-        let block = heap.alloc_handle(Stored::<T, C>::LAYOUT)?;
-        // SAFETY: the block is ours, at least `LAYOUT` and aligned to it.
-        unsafe {
-            if Stored::<T, C>::DROPS {
-                block
-                    .cast::<DropFn>()
-                    .write(Stored::<T, C>::drop_and_free as DropFn);
-            }
-            Stored::<T, C>::value(block).write(value);
-        }
-        let (index, generation) = loop {
-            if let Some(place) = table.try_fill(block, Stored::<T, C>::FLAGS) {
-                break place;
-            }
-            if let Err(e) = table.grow(heap.budget(), 1) {
-                // SAFETY: the block holds the value just written, in no
-                // entry: moved back out once, the block freed once.
-                let value = unsafe {
-                    let value = Stored::<T, C>::value(block).read();
-                    dealloc_handle::<C>(block, Stored::<T, C>::LAYOUT);
-                    value
-                };
-                drop(value);
-                return Err(e.refusing(Stored::<T, C>::LAYOUT.size(), self.name()));
-            }
-        };
-        Ok(Handle {
-            raw: Block {
-                owner: self.blocks().id(),
-                generation,
-                slot: index,
-            },
-            _value: PhantomData,
-        })
+        let store = self.store_of::<T>()?;
+        let (slot, index, tag) = store
+            .take(self.heap().budget())
+            .map_err(|e| e.refusing(SlotOf::<T>::SLOT, self.name()))?;
+        // SAFETY: a slot of `T`'s store, taken for this value: its value
+        // place is ours to write.
+        unsafe { value_in::<T>(slot).write(value) };
+        store.make_live(slot, tag);
+        Ok(Handle::new(self.blocks().id(), index, tag))
     }
 
-    /// Grows the pool that holds `T` values behind handles, and the table
-    /// of handles, so that `additional` more [`insert`](Self::insert)s of a
-    /// `T` need no new memory (a value with a destructor takes a word more
-    /// than `T`, so its class may differ from a `PoolBox<T>`'s: this
-    /// reserves the right one).
+    /// Makes room in `T`'s store so that `additional` more
+    /// [`insert`](Self::insert)s of a `T` need no new memory.
     ///
     /// # Errors
     ///
-    /// As [`reserve`](Self::reserve): [`Error::NotPooled`] if such values
-    /// are above every class.
+    /// [`Error::BudgetExceeded`] or [`Error::OutOfMemory`] if the pages
+    /// cannot be had (those added before stay).
     ///
     /// # Examples
     ///
@@ -658,14 +351,9 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
     pub fn reserve_handles<T: Send + 'static>(&self, additional: usize) -> Result<(), Error> {
-        let layout = Stored::<T, C>::LAYOUT;
-        if layout.size() > 0 {
-            self.heap()
-                .reserve(layout.size(), layout.align(), false, additional)?;
-        }
-        self.handles()
-            .grow(self.heap().budget(), additional)
-            .map_err(|e| e.refusing(layout.size(), self.name()))
+        self.store_of::<T>()?
+            .reserve(self.heap().budget(), additional)
+            .map_err(|e| e.refusing(SlotOf::<T>::SLOT, self.name()))
     }
 
     /// The value of `handle`.
@@ -687,11 +375,12 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[inline]
     pub fn get<T: 'static>(&self, handle: Handle<T>) -> Result<&T, Error> {
-        let block = self.find(handle)?;
-        // SAFETY: the handle is live (checked), so the block holds the `T`
-        // its insert wrote (`HandleTable` invariant); it stays there while
-        // `&self` is borrowed: removing, resetting and dropping need `&mut`.
-        Ok(unsafe { Stored::<T, C>::value(block).as_ref() })
+        let slot = self.find(handle)?;
+        // SAFETY: the slot is live (checked), so it holds the `T` its insert
+        // wrote (`RawStore` invariant); its page never moves, and the value
+        // stays while `&self` is borrowed: removing, resetting and dropping
+        // need `&mut`, and an insert takes only vacant slots.
+        Ok(unsafe { value_in::<T>(slot).as_ref() })
     }
 
     /// The value of `handle`, mutably.
@@ -711,10 +400,10 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[inline]
     pub fn get_mut<T: 'static>(&mut self, handle: Handle<T>) -> Result<&mut T, Error> {
-        let block = self.find(handle)?;
+        let slot = self.find(handle)?;
         // SAFETY: as in `get`; `&mut self` makes this the only reference to
         // any value of the manager.
-        Ok(unsafe { Stored::<T, C>::value(block).as_mut() })
+        Ok(unsafe { value_in::<T>(slot).as_mut() })
     }
 
     /// Mutable references to the values of `N` distinct handles at once.
@@ -742,23 +431,60 @@ impl<C: SizeClasses> MemoryManager<C> {
     ) -> Result<[&mut T; N], Error> {
         let mut values = [NonNull::<T>::dangling(); N];
         for (i, h) in handles.iter().enumerate() {
-            let block = self.find(*h)?;
-            if handles[..i].iter().any(|o| o.raw.slot == h.raw.slot) {
+            let slot = self.find(*h)?;
+            if handles[..i].iter().any(|o| o.index() == h.index()) {
                 return Err(Error::DuplicateHandle);
             }
-            // SAFETY: as in `get`.
-            values[i] = unsafe { Stored::<T, C>::value(block) };
+            values[i] = value_in::<T>(slot);
         }
-        // SAFETY: each is a live `T` of this manager (as in `get`), of
-        // distinct live entries (checked), each with its own block (or a
-        // zero-sized value, which overlaps nothing), so no two references
-        // overlap; `&mut self` excludes every other reference for their
-        // lifetime.
+        // SAFETY: each is a live `T` of this manager (as in `get`), in
+        // distinct slots (checked), so no two references overlap (a
+        // zero-sized value overlaps nothing); `&mut self` excludes every
+        // other reference for their lifetime.
         Ok(values.map(|mut v| unsafe { v.as_mut() }))
     }
 
+    /// Mutable references to two values of any types at once — an entity
+    /// and its transform.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DuplicateHandle`] if both name the same value, else as
+    /// [`get`](Self::get) for the first handle that fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{Error, MemoryManager};
+    /// struct Body { pos: [f32; 2] }
+    /// struct Ai { target: [f32; 2] }
+    /// let mut mm = MemoryManager::new();
+    /// let (body, ai) = (mm.insert(Body { pos: [0.0; 2] }), mm.insert(Ai { target: [3.0, 4.0] }));
+    /// let (b, a) = mm.get_pair_mut(body, ai)?;
+    /// b.pos = a.target;
+    /// assert_eq!(mm.get(body)?.pos, [3.0, 4.0]);
+    /// let n = mm.insert(1u8);
+    /// assert_eq!(mm.get_pair_mut(n, n).err(), Some(Error::DuplicateHandle));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn get_pair_mut<A: 'static, B: 'static>(
+        &mut self,
+        a: Handle<A>,
+        b: Handle<B>,
+    ) -> Result<(&mut A, &mut B), Error> {
+        let (sa, sb) = (self.find(a)?, self.find(b)?);
+        if sa == sb && TypeId::of::<A>() == TypeId::of::<B>() {
+            return Err(Error::DuplicateHandle);
+        }
+        // SAFETY: two live values of this manager (as in `get`): in two
+        // slots of one store, or in two stores, whose pages are distinct
+        // allocations (zero-sized values overlap nothing); `&mut self`
+        // excludes every other reference for their lifetime.
+        unsafe { Ok((value_in::<A>(sa).as_mut(), value_in::<B>(sb).as_mut())) }
+    }
+
     /// Moves the value of `handle` out of the manager; the handle is stale
-    /// from then on (also once its index holds another value).
+    /// from then on (also once its slot holds another value).
     ///
     /// # Errors
     ///
@@ -772,31 +498,24 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// let mut mm = MemoryManager::new();
     /// let h = mm.insert(String::from("gone"));
     /// assert_eq!(mm.remove(h)?, "gone");
-    /// let again = mm.insert(String::from("new")); // may reuse the index
+    /// let again = mm.insert(String::from("new")); // may reuse the slot
     /// assert_eq!(mm.remove(h), Err(Error::Removed));
     /// assert_eq!(mm.get(again)?, "new");
     /// # Ok::<(), Error>(())
     /// ```
     #[inline]
     pub fn remove<T: 'static>(&mut self, handle: Handle<T>) -> Result<T, Error> {
-        if handle.raw.owner != self.blocks().id() {
-            return Err(self.blocks().not_ours(handle.raw));
-        }
-        let block = self
-            .handles()
-            .find_and_take(
-                handle.raw.slot,
-                handle.raw.generation,
-                Stored::<T, C>::FLAGS,
-            )
-            .ok_or(Error::Removed)?;
-        // SAFETY: the block held the live `T` (as in `get`), whose entry is
-        // now freed: it is moved out once, and the block freed once, with
-        // nothing in between, and not used again.
+        let slot = self.find(handle)?;
+        let store = self
+            .stores()
+            .get(handle.tag() >> STORE_SHIFT)
+            .expect("found above");
+        // SAFETY: the slot is live and holds a `T` (as in `get`), with no
+        // reference to it (`&mut self`): moved out once, then vacated.
         unsafe {
-            let value = Stored::<T, C>::value(block).read();
-            dealloc_handle::<C>(block, Stored::<T, C>::LAYOUT);
-            Ok(value)
+            let v = value_in::<T>(slot).read();
+            store.vacate(slot, handle.index());
+            Ok(v)
         }
     }
 
@@ -817,38 +536,646 @@ impl<C: SizeClasses> MemoryManager<C> {
     pub fn contains<T: 'static>(&self, handle: Handle<T>) -> bool {
         self.find(handle).is_ok()
     }
+
+    /// The handle whose [`to_bits`](Handle::to_bits) are `bits`, if they
+    /// name a live `T` of this manager: the checked way back from a format
+    /// of your own.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotAHandle`] if the bits name no live `T` here (another
+    /// type's store, a removed value, made-up bits); as [`get`](Self::get)
+    /// for another manager's or a reset one's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{Error, MemoryManager};
+    /// let mm = MemoryManager::new();
+    /// let h = mm.insert(String::from("saved"));
+    /// let back = mm.handle_from_bits::<String>(h.to_bits())?;
+    /// assert_eq!(mm.get(back)?, "saved");
+    /// assert_eq!(mm.handle_from_bits::<String>(12345), Err(Error::ForeignBlock));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn handle_from_bits<T: 'static>(&self, bits: u128) -> Result<Handle<T>, Error> {
+        let h = Handle::<T>::new((bits >> 64) as u64, bits as u32, (bits >> 32) as u32);
+        if h.raw.owner != self.blocks().id() {
+            return Err(self.blocks().not_ours(h.raw));
+        }
+        match self.stores().get(h.tag() >> STORE_SHIFT) {
+            Some(store) if store.is_of::<T>() => {
+                find_in::<T>(store, h).map_err(|_| Error::NotAHandle)?;
+                Ok(h)
+            }
+            _ => Err(Error::NotAHandle),
+        }
+    }
+
+    /// How many `T`s the manager holds behind handles.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// mm.insert(1u32);
+    /// mm.insert(2u32);
+    /// mm.insert("other type");
+    /// assert_eq!(mm.len::<u32>(), 2);
+    /// assert_eq!(mm.len::<f64>(), 0);
+    /// ```
+    #[must_use]
+    pub fn len<T: 'static>(&self) -> usize {
+        self.stores().find::<T>().map_or(0, RawStore::live)
+    }
+
+    /// Whether the manager holds no `T` behind a handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mm = memory_mgr::MemoryManager::new();
+    /// assert!(mm.is_empty::<u32>());
+    /// let h = mm.insert(1u32);
+    /// assert!(!mm.is_empty::<u32>());
+    /// mm.remove(h)?;
+    /// assert!(mm.is_empty::<u32>());
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[must_use]
+    pub fn is_empty<T: 'static>(&self) -> bool {
+        self.len::<T>() == 0
+    }
+
+    /// Every `T` behind a handle, with its handle, in slot order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let a = mm.insert(10u32);
+    /// mm.insert(20u32);
+    /// let total: u32 = mm.iter::<u32>().map(|(_, v)| v).sum();
+    /// assert_eq!(total, 30);
+    /// assert_eq!(mm.iter::<u32>().next(), Some((a, &10)));
+    /// ```
+    pub fn iter<T: 'static>(&self) -> Iter<'_, T> {
+        Iter {
+            raw: Walk::new(self.stores().find::<T>(), self.blocks().id()),
+            _values: PhantomData,
+        }
+    }
+
+    /// Every `T` behind a handle, mutably, with its handle: a system
+    /// updating its components.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mm = memory_mgr::MemoryManager::new();
+    /// let h = mm.insert([1.0f32, 0.0]);
+    /// for (_, pos) in mm.iter_mut::<[f32; 2]>() {
+    ///     pos[1] += 0.5;
+    /// }
+    /// assert_eq!(mm.get(h)?, &[1.0, 0.5]);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    pub fn iter_mut<T: 'static>(&mut self) -> IterMut<'_, T> {
+        IterMut {
+            raw: Walk::new(self.stores().find::<T>(), self.blocks().id()),
+            _values: PhantomData,
+        }
+    }
+
+    /// Every `T` behind a handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// mm.insert(String::from("a"));
+    /// assert_eq!(mm.values::<String>().collect::<Vec<_>>(), ["a"]);
+    /// ```
+    pub fn values<T: 'static>(&self) -> impl Iterator<Item = &T> + '_ {
+        self.iter::<T>().map(|(_, v)| v)
+    }
+
+    /// Every `T` behind a handle, mutably.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mm = memory_mgr::MemoryManager::new();
+    /// mm.insert(1u64);
+    /// mm.values_mut::<u64>().for_each(|v| *v *= 10);
+    /// assert_eq!(mm.values::<u64>().sum::<u64>(), 10);
+    /// ```
+    pub fn values_mut<T: 'static>(&mut self) -> impl Iterator<Item = &mut T> + '_ {
+        self.iter_mut::<T>().map(|(_, v)| v)
+    }
+
+    /// Keeps the `T`s for which `keep` returns `true`, and drops the rest
+    /// (their handles stale from then on): despawning.
+    ///
+    /// If `keep` or a destructor panics, the values not reached yet stay,
+    /// and the one being dropped is gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mm = memory_mgr::MemoryManager::new();
+    /// let hs: Vec<_> = (0..10u32).map(|i| mm.insert(i)).collect();
+    /// mm.retain::<u32>(|_, v| *v % 2 == 0);
+    /// assert_eq!(mm.len::<u32>(), 5);
+    /// assert!(mm.get(hs[1]).is_err());
+    /// ```
+    pub fn retain<T: 'static>(&mut self, mut keep: impl FnMut(Handle<T>, &mut T) -> bool) {
+        let Some(store) = self.stores().find::<T>() else {
+            return;
+        };
+        let id = self.blocks().id();
+        let mut walk = Walk::new(Some(store), id);
+        while let Some((index, tag, slot)) = walk.next_live() {
+            let v = value_in::<T>(slot);
+            // SAFETY: a live `T` (as in `get`), the only reference to it
+            // (`&mut self`), for the call only.
+            if !keep(Handle::new(id, index, tag), unsafe { &mut *v.as_ptr() }) {
+                // SAFETY: live, unreferenced: vacated first, then dropped
+                // once (a panicking destructor leaves the store sound).
+                unsafe {
+                    let gone = v.read();
+                    store.vacate(slot, index);
+                    drop(gone);
+                }
+            }
+        }
+    }
+
+    /// Takes every `T` out of the manager, with its handle (stale from then
+    /// on). The values the iterator has not given when it is dropped are
+    /// dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mm = memory_mgr::MemoryManager::new();
+    /// mm.insert(String::from("a"));
+    /// mm.insert(String::from("b"));
+    /// let all: Vec<String> = mm.drain::<String>().map(|(_, s)| s).collect();
+    /// assert_eq!(all, ["a", "b"]);
+    /// assert_eq!(mm.len::<String>(), 0);
+    /// ```
+    pub fn drain<T: 'static>(&mut self) -> Drain<'_, T> {
+        Drain {
+            raw: Walk::new(self.stores().find::<T>(), self.blocks().id()),
+            _values: PhantomData,
+        }
+    }
+
+    /// A view of `T`'s store, for hot loops: `get`, `iter`, `len` with no
+    /// per-call look-up of the type's store.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let hs: Vec<_> = (0..100u32).map(|i| mm.insert(i)).collect();
+    /// let store = mm.store::<u32>();
+    /// let sum: u32 = hs.iter().map(|&h| *store.get(h).unwrap()).sum();
+    /// assert_eq!(sum, 4950);
+    /// ```
+    pub fn store<T: 'static>(&self) -> Store<'_, T> {
+        Store {
+            store: self.stores().find::<T>(),
+            id: self.blocks().id(),
+            not_ours: self.blocks(),
+            _values: PhantomData,
+        }
+    }
+
+    /// A mutable view of `T`'s store, for hot loops: `get`, `get_mut`,
+    /// `iter_mut`, `remove`, with no per-call look-up of the type's store.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mm = memory_mgr::MemoryManager::new();
+    /// let hs: Vec<_> = (0..100u32).map(|i| mm.insert(i)).collect();
+    /// let mut store = mm.store_mut::<u32>();
+    /// for &h in &hs {
+    ///     *store.get_mut(h)? += 1;
+    /// }
+    /// assert_eq!(store.remove(hs[0])?, 1);
+    /// assert_eq!(mm.len::<u32>(), 99);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    pub fn store_mut<T: 'static>(&mut self) -> StoreMut<'_, T> {
+        StoreMut {
+            store: self.stores().find::<T>(),
+            id: self.blocks().id(),
+            not_ours: self.blocks(),
+            _values: PhantomData,
+        }
+    }
 }
 
-const _: () = assert!(size_of::<DropFn>() == size_of::<usize>() && align_of::<DropFn>() <= 8);
+/// A shared view of one type's store, from [`MemoryManager::store`].
+pub struct Store<'a, T> {
+    store: Option<&'a RawStore>,
+    id: u64,
+    not_ours: &'a crate::checked::BlockHeap,
+    _values: PhantomData<&'a T>,
+}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use alloc::string::String;
+impl<T> fmt::Debug for Store<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("type", &core::any::type_name::<T>())
+            .field("len", &self.store.map_or(0, RawStore::live))
+            .finish()
+    }
+}
 
-    /// An index whose generation would wrap is retired, not reused: no
-    /// (index, generation) pair is handed out twice under one id.
-    #[test]
-    fn an_index_about_to_wrap_is_retired() {
-        let mut mm = MemoryManager::new();
-        let old = mm.insert(String::from("old"));
-        mm.remove(old).unwrap();
-        // As if index 0 had been reused 2^31 - 2 times.
-        let table = &mm.handles().entries;
-        table.set(
-            0,
-            Entry {
-                generation: u32::MAX - 3,
-                ..table.get(0).unwrap()
-            },
-        );
-        let last = mm.insert(String::from("last")); // generation MAX - 2
-        assert_eq!(last.raw.generation, u32::MAX - 2);
-        mm.remove(last).unwrap(); // MAX - 1: retired
-        let next = mm.insert([1u8; 3]);
-        assert_ne!(next.raw.slot, last.raw.slot, "a fresh index");
-        assert_eq!(mm.get(last), Err(Error::Removed));
-        assert_eq!(mm.get(next), Ok(&[1, 1, 1]));
-        assert_eq!(mm.handles().free.len(), 0);
+impl<'a, T: 'static> Store<'a, T> {
+    /// The slot of `h`, checked.
+    #[inline(always)]
+    fn find(&self, h: Handle<T>) -> Result<NonNull<u8>, Error> {
+        if h.raw.owner != self.id {
+            return Err(self.not_ours.not_ours(h.raw));
+        }
+        find_in::<T>(self.store.ok_or(Error::Removed)?, h)
+    }
+
+    /// The value of `handle`, as [`MemoryManager::get`].
+    ///
+    /// # Errors
+    ///
+    /// As [`MemoryManager::get`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let h = mm.insert(3u8);
+    /// assert_eq!(mm.store::<u8>().get(h), Ok(&3));
+    /// ```
+    #[inline]
+    pub fn get(&self, handle: Handle<T>) -> Result<&'a T, Error> {
+        let slot = self.find(handle)?;
+        // SAFETY: as in `MemoryManager::get`, for the manager's borrow `'a`.
+        Ok(unsafe { value_in::<T>(slot).as_ref() })
+    }
+
+    /// Whether `handle` names a value of the store.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// let h = mm.insert(3u8);
+    /// assert!(mm.store::<u8>().contains(h));
+    /// ```
+    #[must_use]
+    pub fn contains(&self, handle: Handle<T>) -> bool {
+        self.find(handle).is_ok()
+    }
+
+    /// Live values.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// mm.insert(3u8);
+    /// assert_eq!(mm.store::<u8>().len(), 1);
+    /// ```
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.store.map_or(0, RawStore::live)
+    }
+
+    /// Whether the store holds no value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// assert!(mm.store::<u8>().is_empty());
+    /// ```
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every value with its handle, as [`MemoryManager::iter`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::MemoryManager::new();
+    /// mm.insert(3u8);
+    /// assert_eq!(mm.store::<u8>().iter().count(), 1);
+    /// ```
+    pub fn iter(&self) -> Iter<'a, T> {
+        Iter {
+            raw: Walk::new(self.store, self.id),
+            _values: PhantomData,
+        }
+    }
+}
+
+/// A mutable view of one type's store, from [`MemoryManager::store_mut`].
+pub struct StoreMut<'a, T> {
+    store: Option<&'a RawStore>,
+    id: u64,
+    not_ours: &'a crate::checked::BlockHeap,
+    _values: PhantomData<&'a mut T>,
+}
+
+impl<T> fmt::Debug for StoreMut<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreMut")
+            .field("type", &core::any::type_name::<T>())
+            .field("len", &self.store.map_or(0, RawStore::live))
+            .finish()
+    }
+}
+
+impl<T: 'static> StoreMut<'_, T> {
+    /// The slot of `h`, checked.
+    #[inline(always)]
+    fn find(&self, h: Handle<T>) -> Result<NonNull<u8>, Error> {
+        if h.raw.owner != self.id {
+            return Err(self.not_ours.not_ours(h.raw));
+        }
+        find_in::<T>(self.store.ok_or(Error::Removed)?, h)
+    }
+
+    /// The value of `handle`.
+    ///
+    /// # Errors
+    ///
+    /// As [`MemoryManager::get`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mm = memory_mgr::MemoryManager::new();
+    /// let h = mm.insert(3u8);
+    /// assert_eq!(mm.store_mut::<u8>().get(h), Ok(&3));
+    /// ```
+    #[inline]
+    pub fn get(&self, handle: Handle<T>) -> Result<&T, Error> {
+        let slot = self.find(handle)?;
+        // SAFETY: as in `MemoryManager::get`; the view borrows the manager
+        // mutably, and this borrows the view.
+        Ok(unsafe { value_in::<T>(slot).as_ref() })
+    }
+
+    /// The value of `handle`, mutably.
+    ///
+    /// # Errors
+    ///
+    /// As [`MemoryManager::get`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mm = memory_mgr::MemoryManager::new();
+    /// let h = mm.insert(3u8);
+    /// *mm.store_mut::<u8>().get_mut(h)? += 1;
+    /// assert_eq!(mm.get(h), Ok(&4));
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[inline]
+    pub fn get_mut(&mut self, handle: Handle<T>) -> Result<&mut T, Error> {
+        let slot = self.find(handle)?;
+        // SAFETY: as in `MemoryManager::get_mut`: the view holds the
+        // manager's only borrow, and this borrows the view mutably.
+        Ok(unsafe { value_in::<T>(slot).as_mut() })
+    }
+
+    /// Moves the value of `handle` out, as [`MemoryManager::remove`].
+    ///
+    /// # Errors
+    ///
+    /// As [`MemoryManager::remove`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mm = memory_mgr::MemoryManager::new();
+    /// let h = mm.insert(3u8);
+    /// assert_eq!(mm.store_mut::<u8>().remove(h), Ok(3));
+    /// assert!(mm.get(h).is_err());
+    /// ```
+    #[inline]
+    pub fn remove(&mut self, handle: Handle<T>) -> Result<T, Error> {
+        let slot = self.find(handle)?;
+        let store = self.store.expect("found above");
+        // SAFETY: as in `MemoryManager::remove`.
+        unsafe {
+            let v = value_in::<T>(slot).read();
+            store.vacate(slot, handle.index());
+            Ok(v)
+        }
+    }
+
+    /// Live values.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mm = memory_mgr::MemoryManager::new();
+    /// mm.insert(3u8);
+    /// assert_eq!(mm.store_mut::<u8>().len(), 1);
+    /// ```
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.store.map_or(0, RawStore::live)
+    }
+
+    /// Whether the store holds no value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mm = memory_mgr::MemoryManager::new();
+    /// assert!(mm.store_mut::<u8>().is_empty());
+    /// ```
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every value, mutably, with its handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mm = memory_mgr::MemoryManager::new();
+    /// mm.insert(3u8);
+    /// mm.store_mut::<u8>().iter_mut().for_each(|(_, v)| *v = 9);
+    /// assert_eq!(mm.values::<u8>().next(), Some(&9));
+    /// ```
+    pub fn iter_mut(&mut self) -> IterMut<'_, T> {
+        IterMut {
+            raw: Walk::new(self.store, self.id),
+            _values: PhantomData,
+        }
+    }
+}
+
+/// A walk over a store's live slots, page by page.
+struct Walk<'a> {
+    store: Option<&'a RawStore>,
+    id: u64,
+    /// The next slot's index.
+    index: u32,
+}
+
+impl<'a> Walk<'a> {
+    fn new(store: Option<&'a RawStore>, id: u64) -> Self {
+        Walk {
+            store,
+            id,
+            index: 0,
+        }
+    }
+
+    /// The next live slot: (index, tag, slot).
+    #[inline]
+    fn next_live(&mut self) -> Option<(u32, u32, NonNull<u8>)> {
+        let store = self.store?;
+        let size = store.slot_size();
+        loop {
+            let index = self.index;
+            let slot = store.slot(index, size)?;
+            self.index += 1;
+            // SAFETY: a slot below `len`.
+            let tag = unsafe { RawStore::tag(slot) };
+            if tag & 1 == 1 {
+                return Some((index, tag, slot));
+            }
+        }
+    }
+
+    /// Slots not walked yet, an upper bound of the live ones left.
+    fn remaining(&self) -> usize {
+        self.store.map_or(0, |s| {
+            s.len().saturating_sub(self.index as usize).min(s.live())
+        })
+    }
+}
+
+/// The `T`s behind handles, with their handles: [`MemoryManager::iter`].
+pub struct Iter<'a, T> {
+    raw: Walk<'a>,
+    _values: PhantomData<&'a T>,
+}
+
+impl<'a, T: 'static> Iterator for Iter<'a, T> {
+    type Item = (Handle<T>, &'a T);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let (index, tag, slot) = self.raw.next_live()?;
+        // SAFETY: a live `T` (as in `MemoryManager::get`), for the
+        // manager's shared borrow `'a`.
+        Some((Handle::new(self.raw.id, index, tag), unsafe {
+            value_in::<T>(slot).as_ref()
+        }))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.raw.remaining()))
+    }
+}
+
+impl<T: 'static> FusedIterator for Iter<'_, T> {}
+
+impl<T> fmt::Debug for Iter<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter")
+            .field("next", &self.raw.index)
+            .finish()
+    }
+}
+
+/// The `T`s behind handles, mutably: [`MemoryManager::iter_mut`].
+pub struct IterMut<'a, T> {
+    raw: Walk<'a>,
+    _values: PhantomData<&'a mut T>,
+}
+
+impl<'a, T: 'static> Iterator for IterMut<'a, T> {
+    type Item = (Handle<T>, &'a mut T);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let (index, tag, slot) = self.raw.next_live()?;
+        // SAFETY: a live `T` (as in `MemoryManager::get_mut`); each slot is
+        // given once, and the manager is borrowed mutably for `'a`.
+        Some((Handle::new(self.raw.id, index, tag), unsafe {
+            value_in::<T>(slot).as_mut()
+        }))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.raw.remaining()))
+    }
+}
+
+impl<T: 'static> FusedIterator for IterMut<'_, T> {}
+
+impl<T> fmt::Debug for IterMut<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IterMut")
+            .field("next", &self.raw.index)
+            .finish()
+    }
+}
+
+/// The `T`s taken out of the manager: [`MemoryManager::drain`].
+pub struct Drain<'a, T: 'static> {
+    raw: Walk<'a>,
+    _values: PhantomData<&'a mut T>,
+}
+
+impl<T: 'static> Iterator for Drain<'_, T> {
+    type Item = (Handle<T>, T);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let (index, tag, slot) = self.raw.next_live()?;
+        let store = self.raw.store?;
+        // SAFETY: a live `T`, unreferenced (the manager is borrowed
+        // mutably): moved out once, then its slot vacated.
+        let v = unsafe {
+            let v = value_in::<T>(slot).read();
+            store.vacate(slot, index);
+            v
+        };
+        Some((Handle::new(self.raw.id, index, tag), v))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.raw.remaining()))
+    }
+}
+
+impl<T: 'static> FusedIterator for Drain<'_, T> {}
+
+impl<T: 'static> Drop for Drain<'_, T> {
+    fn drop(&mut self) {
+        self.for_each(drop);
+    }
+}
+
+impl<T> fmt::Debug for Drain<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Drain")
+            .field("next", &self.raw.index)
+            .finish()
     }
 }

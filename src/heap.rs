@@ -305,23 +305,6 @@ impl<C: SizeClasses> Heap<C> {
         }
     }
 
-    /// Uninitialised room for a handle's value of `layout` (a constant where
-    /// the type is), counted as a handle in its pool's figures. Freed by
-    /// [`dealloc_handle`].
-    #[inline(always)]
-    pub(crate) fn alloc_handle(&self, layout: Layout) -> Result<NonNull<u8>, Error> {
-        match route(C::TABLE, layout.size(), layout.align()) {
-            Route::Zero => Ok(dangling(layout)),
-            Route::Pool(class) => {
-                let pool = self.get(class);
-                let block = pool.alloc()?;
-                pool.count_handle(true);
-                Ok(block)
-            }
-            Route::System => system::alloc_typed(self.fallback(), layout),
-        }
-    }
-
     /// Uninitialised room for `len` elements of `T`; the class is looked up
     /// at run time. Dangling for a zero size.
     #[inline]
@@ -398,21 +381,6 @@ pub(crate) unsafe fn dealloc<C: SizeClasses>(ptr: NonNull<u8>, layout: Layout) {
         // SAFETY: the caller guarantees a live typed system allocation.
         Route::System => unsafe { system::free_typed(ptr, layout) },
     }
-}
-
-/// [`dealloc`] for a handle's value from [`Heap::alloc_handle`].
-///
-/// # Safety
-///
-/// As [`dealloc`].
-#[inline(always)]
-pub(crate) unsafe fn dealloc_handle<C: SizeClasses>(ptr: NonNull<u8>, layout: Layout) {
-    if let Route::Pool(_) = route(C::TABLE, layout.size(), layout.align()) {
-        // SAFETY: a live block of a live pool (caller).
-        unsafe { Pool::of(ptr) }.count_handle(false);
-    }
-    // SAFETY: the caller's guarantee.
-    unsafe { dealloc::<C>(ptr, layout) }
 }
 
 /// Allocates room for `layout` from the manager that made `like`, an

@@ -280,6 +280,7 @@ mod pool_box;
 mod shared;
 mod size_class;
 mod stats;
+mod store;
 mod sync;
 mod system;
 mod table;
@@ -301,11 +302,17 @@ pub use shared::{SharedBox, SharedManager};
 pub mod kind {
     pub use crate::pool_box::{Kind, Local, Shared};
 }
+/// The typed stores behind [`Handle`]s: views for hot loops and the
+/// iterators of [`MemoryManager::iter`], [`iter_mut`](MemoryManager::iter_mut)
+/// and [`drain`](MemoryManager::drain).
+pub mod handles {
+    pub use crate::handle::{Drain, Iter, IterMut, Store, StoreMut};
+}
 pub use size_class::{
     natural_align, ClassTable, DefaultClasses, FineClasses, SizeClasses, WideClasses, MAX_CLASSES,
     MAX_CLASS_SIZE,
 };
-pub use stats::{ClassLeaks, ClassStats, Leaks, Stats, SystemStats};
+pub use stats::{ClassLeaks, ClassStats, HandleStats, Leaks, Stats, SystemStats};
 
 /// The operations guide's examples run as doc tests.
 #[cfg(doctest)]

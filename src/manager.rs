@@ -11,11 +11,11 @@ use core::ptr::NonNull;
 
 use crate::checked::BlockHeap;
 use crate::chunk::SEGMENT;
-use crate::handle::HandleTable;
 use crate::heap::Heap;
 use crate::pool::ChunkConfig;
 use crate::size_class::{ClassTable, SizeClasses};
-use crate::stats::{ClassStats, Leaks, Stats, SystemStats};
+use crate::stats::{ClassStats, HandleStats, Leaks, Stats, SystemStats};
+use crate::store::Stores;
 use crate::{Block, DefaultClasses, Error};
 
 /// Default size of each pool's first chunk: 16 KiB.
@@ -110,8 +110,8 @@ pub struct MemoryManager<C: SizeClasses = DefaultClasses> {
     heap: Heap<C>,
     /// The checks of `Block` handles, and the table of large blocks.
     blocks: BlockHeap,
-    /// The table of [`Handle`](crate::Handle)s.
-    handles: HandleTable,
+    /// The values behind [`Handle`](crate::Handle)s: a store per type.
+    stores: Stores,
     /// Called on drop when allocations are still live.
     on_leak: Option<Hook>,
     /// `Cell` makes the manager `!Sync`.
@@ -206,7 +206,7 @@ impl<C: SizeClasses> MemoryManager<C> {
         MemoryManager {
             heap: Heap::new(config, budget, name),
             blocks: BlockHeap::new(crate::system::Source::Global),
-            handles: HandleTable::new(crate::system::Source::Global),
+            stores: Stores::new(crate::system::Source::Global),
             on_leak,
             _not_sync: PhantomData,
         }
@@ -224,7 +224,7 @@ impl<C: SizeClasses> MemoryManager<C> {
         Some(MemoryManager {
             heap: Heap::try_new(config, None, name, kind, crate::pool::UNOWNED)?,
             blocks: BlockHeap::new(kind.source),
-            handles: HandleTable::new(kind.source),
+            stores: Stores::new(kind.source),
             on_leak: Some(Hook::Fn(|_| {})),
             _not_sync: PhantomData,
         })
@@ -242,10 +242,10 @@ impl<C: SizeClasses> MemoryManager<C> {
         &self.blocks
     }
 
-    /// The table of handles.
+    /// The typed stores behind handles.
     #[inline(always)]
-    pub(crate) fn handles(&self) -> &HandleTable {
-        &self.handles
+    pub(crate) fn stores(&self) -> &Stores {
+        &self.stores
     }
 
     /// The class table this manager uses.
@@ -589,9 +589,8 @@ impl<C: SizeClasses> MemoryManager<C> {
                 .zip(self.heap.checked())
                 .map(|(pool, c)| ClassStats {
                     block_size: pool.block_size(),
-                    live_boxes: pool.live().saturating_sub(pool.tally() + pool.handles()),
+                    live_boxes: pool.live().saturating_sub(pool.tally()),
                     live_blocks: c.live(),
-                    live_handles: pool.handles().min(pool.live()),
                     live_collections: pool.tally().min(pool.live()),
                     peak_boxes: pool.peak(),
                     peak_blocks: c.peak(),
@@ -606,14 +605,12 @@ impl<C: SizeClasses> MemoryManager<C> {
         let fallback = self.heap.fallback();
         let budget = self.heap.budget();
         let collections = fallback.registered_count().min(fallback.live.get());
-        let handles = self.handles.large().min(fallback.live.get() - collections);
         Stats {
             name: self.name(),
             classes: rows,
             system: SystemStats {
-                live_boxes: fallback.live.get() - collections - handles,
+                live_boxes: fallback.live.get() - collections,
                 live_blocks: fallback.block_live.get(),
-                live_handles: handles,
                 live_collections: collections,
                 peak_boxes: fallback.peak.get(),
                 peak_blocks: fallback.block_peak.get(),
@@ -621,9 +618,17 @@ impl<C: SizeClasses> MemoryManager<C> {
                 frees: fallback.allocs.get() - fallback.live.get() - fallback.block_live.get(),
                 bytes: fallback.bytes.get(),
                 cached_bytes: fallback.cached_bytes(),
-                metadata_bytes: self.blocks.metadata()
-                    + self.handles.metadata()
-                    + fallback.table_bytes(),
+                metadata_bytes: self.blocks.metadata() + fallback.table_bytes(),
+            },
+            handles: HandleStats {
+                live: self.stores.live(),
+                capacity: self
+                    .stores
+                    .iter()
+                    .map(crate::store::RawStore::capacity)
+                    .sum(),
+                stores: self.stores.iter().count(),
+                reserved_bytes: self.stores.bytes(),
             },
             budget: budget.limit(),
         }
@@ -717,7 +722,11 @@ impl<C: SizeClasses> MemoryManager<C> {
             .sum();
         pooled
             + self.blocks.trim(budget)
-            + self.handles.trim(budget)
+            + {
+                let bytes = self.stores.trim();
+                budget.credit(bytes);
+                bytes
+            }
             + crate::system::trim(self.heap.fallback())
     }
 
@@ -762,10 +771,10 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn reset(&mut self) {
-        self.handles.drop_values();
+        self.stores.drop_values();
         let written = self.heap.reset();
         self.blocks.reset(self.heap.budget());
-        self.handles.reset();
+        self.stores.forget_slots();
         if let Some(w) = written {
             // `debug-fill` found a write after free; the reset is done.
             w.panic();
@@ -843,6 +852,7 @@ impl<C: SizeClasses> MemoryManager<C> {
             .iter()
             .chain(self.heap.checked())
             .all(|p| p.is_valid())
+            && self.stores.is_valid()
     }
 }
 
@@ -862,13 +872,13 @@ impl<C: SizeClasses> Drop for MemoryManager<C> {
     fn drop(&mut self) {
         /// Drops the handle values left when a destructor panics, as `Vec`
         /// drops the rest of its elements (a second panic aborts).
-        struct Rest<'a>(&'a mut HandleTable);
+        struct Rest<'a>(&'a mut Stores);
         impl Drop for Rest<'_> {
             fn drop(&mut self) {
                 self.0.drop_values();
             }
         }
-        let rest = Rest(&mut self.handles);
+        let rest = Rest(&mut self.stores);
         rest.0.drop_values();
         core::mem::forget(rest);
         let leaks = self.leaks();

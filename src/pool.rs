@@ -254,9 +254,6 @@ pub(crate) struct Pool {
     /// implementation's), counted apart from boxes in the stats, off every
     /// box's path.
     tally: Counter,
-    /// Live blocks that hold a [`Handle`](crate::Handle)'s value, counted
-    /// apart the same way.
-    handles: Counter,
     /// The manager's fallback record (budget and chunk map); outlives the
     /// pool.
     fallback: NonNull<Fallback>,
@@ -394,7 +391,6 @@ impl Pool {
             peak: Counter::new(0),
             remote_out: Counter::new(0),
             tally: Counter::new(0),
-            handles: Counter::new(0),
             fallback,
             generations,
             shift,
@@ -608,20 +604,6 @@ impl Pool {
     /// Live blocks of this pool that a collection holds.
     pub(crate) fn tally(&self) -> usize {
         self.tally.get()
-    }
-
-    /// Live blocks of this pool that hold a handle's value.
-    pub(crate) fn handles(&self) -> usize {
-        self.handles.get()
-    }
-
-    /// Counts one more (`up`) or one fewer handle value in
-    /// [`handles`](Self::handles).
-    #[inline(always)]
-    pub(crate) fn count_handle(&self, up: bool) {
-        let h = self.handles.get();
-        self.handles
-            .set(if up { h + 1 } else { h.saturating_sub(1) });
     }
 
     /// Counts one more (`up`) or one fewer block in [`tally`](Self::tally).
@@ -1405,7 +1387,6 @@ impl Pool {
         self.guard.set(1);
         self.held.set(1);
         self.tally.set(0);
-        self.handles.set(0);
         written
     }
 
@@ -1429,7 +1410,6 @@ impl Pool {
         self.guard.set(1);
         self.held.set(1);
         self.tally.set(0);
-        self.handles.set(0);
         self.chunk_count.set(0);
         self.reserved.set(0);
         self.capacity.set(0);

@@ -1273,6 +1273,7 @@ fn empty_stats<C: SizeClasses>(config: Config) -> Stats {
             })
             .collect(),
         system: Default::default(),
+        handles: Default::default(),
         budget: config.budget,
     }
 }

@@ -31,6 +31,8 @@ pub struct Stats {
     pub classes: Vec<ClassStats>,
     /// Allocations served by the system allocator.
     pub system: SystemStats,
+    /// The values behind [`Handle`](crate::Handle)s, in their typed stores.
+    pub handles: HandleStats,
     /// The manager's byte budget, if it has one.
     pub budget: Option<usize>,
 }
@@ -56,13 +58,11 @@ pub struct ClassStats {
     pub live_boxes: usize,
     /// Live `Block`s.
     pub live_blocks: usize,
-    /// Live [`Handle`](crate::Handle) values.
-    pub live_handles: usize,
     /// Live blocks of collections (the `Allocator` implementation).
     pub live_collections: usize,
     /// Most `PoolBox` values and collection blocks live at once.
     pub peak_boxes: usize,
-    /// Most `Block`s and handle values live at once.
+    /// Most `Block`s live at once.
     pub peak_blocks: usize,
     /// Allocations made in this class, ever (of every kind).
     pub allocs: usize,
@@ -94,7 +94,7 @@ impl ClassStats {
     /// ```
     #[must_use]
     pub fn live(&self) -> usize {
-        self.live_boxes + self.live_blocks + self.live_handles + self.live_collections
+        self.live_boxes + self.live_blocks + self.live_collections
     }
 
     /// Blocks ready to be handed out without asking the system for memory.
@@ -130,8 +130,6 @@ pub struct SystemStats {
     pub live_boxes: usize,
     /// Live `Block`s.
     pub live_blocks: usize,
-    /// Live [`Handle`](crate::Handle) values.
-    pub live_handles: usize,
     /// Live allocations of collections (the `Allocator` implementation).
     pub live_collections: usize,
     /// Most `PoolBox` values live at once.
@@ -167,7 +165,6 @@ impl Stats {
         for (row, c) in self.classes.iter_mut().zip(classes) {
             row.live_boxes += c.live_boxes;
             row.live_blocks += c.live_blocks;
-            row.live_handles += c.live_handles;
             row.live_collections += c.live_collections;
             row.peak_boxes += c.peak_boxes;
             row.peak_blocks += c.peak_blocks;
@@ -188,13 +185,42 @@ impl SystemStats {
     ///
     /// ```
     /// let mm = memory_mgr::MemoryManager::new();
-    /// let _h = mm.insert([0u8; 4000]);
+    /// let _b = mm.alloc([0u8; 4000]);
     /// assert_eq!(mm.stats().system.live(), 1);
     /// ```
     #[must_use]
     pub fn live(&self) -> usize {
-        self.live_boxes + self.live_blocks + self.live_handles + self.live_collections
+        self.live_boxes + self.live_blocks + self.live_collections
     }
+}
+
+/// Figures for the values behind [`Handle`](crate::Handle)s: a store per
+/// type, its values inline in slots on pages of its own.
+///
+/// # Examples
+///
+/// ```
+/// let mm = memory_mgr::MemoryManager::new();
+/// mm.insert(1u64);
+/// mm.insert("two");
+/// let h = mm.stats().handles;
+/// assert_eq!((h.live, h.stores), (2, 2));
+/// assert!(h.capacity >= 2 && h.reserved_bytes > 0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct HandleStats {
+    /// Live values, of every type.
+    pub live: usize,
+    /// Slots on the stores' pages: live, vacant and not yet used.
+    pub capacity: usize,
+    /// Types with a store.
+    pub stores: usize,
+    /// Bytes of the stores (pages and records), charged to the budget.
+    /// [`trim`](crate::MemoryManager::trim) gives back the pages of a store
+    /// with no live value; [`reset`](crate::MemoryManager::reset) keeps
+    /// them.
+    pub reserved_bytes: usize,
 }
 
 impl Stats {
@@ -212,7 +238,9 @@ impl Stats {
     /// ```
     #[must_use]
     pub fn live(&self) -> usize {
-        self.classes.iter().map(ClassStats::live).sum::<usize>() + self.system.live()
+        self.classes.iter().map(ClassStats::live).sum::<usize>()
+            + self.system.live()
+            + self.handles.live
     }
 
     /// Bytes held from the system allocator: every chunk, every system
@@ -237,6 +265,7 @@ impl Stats {
             + self.system.bytes
             + self.system.cached_bytes
             + self.system.metadata_bytes
+            + self.handles.reserved_bytes
     }
 
     /// Bytes of the reserved memory that live allocations occupy: live
@@ -370,7 +399,7 @@ impl fmt::Display for Stats {
                     &c.block_size,
                     &c.live_boxes,
                     &c.live_blocks,
-                    &c.live_handles,
+                    &"-",
                     &c.live_collections,
                     &(c.peak_boxes + c.peak_blocks),
                     &c.capacity,
@@ -382,6 +411,26 @@ impl fmt::Display for Stats {
                 ],
             )?;
         }
+        let h = &self.handles;
+        if all || h.stores > 0 {
+            row(
+                f,
+                [
+                    &"stores",
+                    &"-",
+                    &"-",
+                    &h.live,
+                    &"-",
+                    &"-",
+                    &h.capacity,
+                    &h.stores,
+                    &"-",
+                    &"-",
+                    &"-",
+                    &h.reserved_bytes,
+                ],
+            )?;
+        }
         let s = &self.system;
         row(
             f,
@@ -389,7 +438,7 @@ impl fmt::Display for Stats {
                 &"system",
                 &s.live_boxes,
                 &s.live_blocks,
-                &s.live_handles,
+                &"-",
                 &s.live_collections,
                 &(s.peak_boxes + s.peak_blocks),
                 &"-",
@@ -406,7 +455,7 @@ impl fmt::Display for Stats {
             "total",
             self.classes.iter().map(|c| c.live_boxes).sum::<usize>() + s.live_boxes,
             self.classes.iter().map(|c| c.live_blocks).sum::<usize>() + s.live_blocks,
-            self.classes.iter().map(|c| c.live_handles).sum::<usize>() + s.live_handles,
+            self.handles.live,
             self.classes
                 .iter()
                 .map(|c| c.live_collections)

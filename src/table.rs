@@ -191,11 +191,6 @@ impl<T: Copy> Table<T> {
         self.len.set(kept);
     }
 
-    /// Drops every entry (keeps the places).
-    pub(crate) fn clear(&self) {
-        self.len.set(0);
-    }
-
     /// The entries, first to last, each read when the iterator reaches it.
     pub(crate) fn iter(&self) -> impl Iterator<Item = T> + '_ {
         let mut i = 0;

@@ -124,10 +124,12 @@ fn values_without_destructors_are_forgotten_by_a_reset_in_o_chunks() {
     let mut mm = MemoryManager::new();
     let hs: Vec<_> = (0..n(2000, 100)).map(|i| mm.insert([i; 4])).collect();
     assert_eq!(live_by_kind(&mm.stats()).2, n(2000, 100));
-    if !PASS_THROUGH {
-        // 32 bytes: the 32-byte class.
-        assert_eq!(mm.stats().classes[2].live_handles, n(2000, 100));
-    }
+    // In the store of `[usize; 4]`, not in a class's pool.
+    assert_eq!(mm.len::<[usize; 4]>(), n(2000, 100));
+    assert_eq!(
+        mm.stats().classes.iter().map(|c| c.live()).sum::<usize>(),
+        0
+    );
     mm.reset();
     assert!(hs.iter().all(|&h| mm.get(h) == Err(Error::FreedByReset)));
     assert_eq!(mm.stats().live(), 0);
@@ -192,14 +194,18 @@ fn handles_are_counted_apart_in_the_stats_and_charged_to_the_budget() {
     let s = mm.stats();
     assert_eq!(live_by_kind(&s), (0, 1, 1, 0));
     if !PASS_THROUGH {
+        // The block in the class's pool, the value in its store.
         let row = s.classes[2];
-        assert_eq!((row.live_blocks, row.live_handles), (1, 1));
+        assert_eq!((row.live_blocks, row.live()), (1, 1));
     }
+    assert_eq!((s.handles.live, s.handles.stores), (1, 1));
     let big = mm.insert([0u8; 3000]);
     assert_eq!(live_by_kind(&mm.stats()), (0, 1, 2, 0));
-    if !PASS_THROUGH {
-        assert_eq!(mm.stats().system.live_handles, 1);
-    }
+    assert_eq!(
+        mm.stats().system.live(),
+        0,
+        "a large value is in its store too"
+    );
     // The budget covers handle values: insert until refused.
     let mut hs = Vec::new();
     let err = loop {
@@ -296,13 +302,9 @@ fn boxes_blocks_handles_and_collections_are_counted_apart() {
     assert_eq!(live_by_kind(&mm.stats()), (1, 1, 1, 1));
     if !PASS_THROUGH {
         let row = mm.stats().classes[2];
-        let kinds = (
-            row.live_boxes,
-            row.live_blocks,
-            row.live_handles,
-            row.live_collections,
-        );
-        assert_eq!(kinds, (1, 1, 1, 1));
+        let kinds = (row.live_boxes, row.live_blocks, row.live_collections);
+        assert_eq!(kinds, (1, 1, 1));
+        assert_eq!(mm.stats().handles.live, 1);
     }
     drop(v);
     assert_eq!(live_by_kind(&mm.stats()), (1, 1, 1, 0));
@@ -347,11 +349,11 @@ fn trim_gives_an_empty_handle_table_back_and_its_handles_stay_stale() {
     for &h in &old {
         mm.remove(h).unwrap();
     }
-    let with_table = mm.stats().system.metadata_bytes;
+    let with_pages = mm.stats().handles.reserved_bytes;
     assert!(mm.trim() > 0);
     assert!(
-        mm.stats().system.metadata_bytes < with_table,
-        "the table went back"
+        mm.stats().handles.reserved_bytes < with_pages,
+        "the store's pages went back"
     );
     // New values take the same indices again, at newer generations: no old
     // handle matches one, whatever its type.

@@ -143,16 +143,15 @@ const PASS_THROUGH: bool = cfg!(feature = "pass-through");
 /// Live (boxes, blocks, handles, collections) over every class and the
 /// system row: the same in pooled and pass-through mode.
 fn live_by_kind(s: &memory_mgr::Stats) -> (usize, usize, usize, usize) {
-    let (mut b, mut k, mut h, mut c) = (
+    let (mut b, mut k, h, mut c) = (
         s.system.live_boxes,
         s.system.live_blocks,
-        s.system.live_handles,
+        s.handles.live,
         s.system.live_collections,
     );
     for row in &s.classes {
         b += row.live_boxes;
         k += row.live_blocks;
-        h += row.live_handles;
         c += row.live_collections;
     }
     (b, k, h, c)

@@ -1,0 +1,681 @@
+//! Typed stores: the values behind [`Handle`](crate::Handle)s, one store
+//! per type, inline in slots as a slotmap keeps them.
+//!
+//! A store is a run of *pages* that never move: page `p` holds `16 << p`
+//! slots, so slot `i` is on page `floor(log2(i + 16)) - 4` — a leading-zero
+//! count, a shift and an exclusive-or away — and the page pointers sit in
+//! the store itself, an array of 29 (enough for 2^32 slots). A slot is a
+//! generation and a free-list link, then the value:
+//!
+//! ```text
+//! page p (16 << p slots, from the manager's source, charged to its budget)
+//! +-----+------+-------+-----+------+-------+-----
+//! | gen | next | value | gen | next | value | ...
+//! +-----+------+-------+-----+------+-------+-----
+//! ```
+//!
+//! so a checked access is one dependent load after the key (the page
+//! pointer is in the store, found by the handle's store number), as in
+//! slotmap — and, the pages never moving, a `&T` from `get` stays valid
+//! across an `insert(&self)` that adds a page (which a `Vec` of slots would
+//! move).
+//!
+//! Generations: a slot's is odd while live, even while vacant, and carries
+//! the store's number in its top 8 bits, so that a handle's 32-bit tag is
+//! (store, generation) at once. A slot whose generation would wrap (2^23
+//! reuses) is retired instead of reused: no (index, generation) pair is
+//! handed out twice under one manager id, so a handle that matches names
+//! the very value its insert made, of its type. A trim gives an empty
+//! store's pages back and moves its floor past every generation dropped; a
+//! reset forgets every slot (the manager moves to a new id) and keeps the
+//! pages.
+//!
+//! The re-entrancy rule (see `table.rs`) holds: a page is allocated with
+//! nothing borrowed and installed only if no nested call installed it
+//! meanwhile; a slot is taken and made live in one step after the value
+//! is written.
+
+use core::alloc::Layout;
+use core::any::TypeId;
+use core::cell::Cell;
+use core::mem::{offset_of, size_of, MaybeUninit};
+use core::ptr::{self, NonNull};
+
+use crate::budget::Budget;
+use crate::system::{self, Source};
+use crate::table::Table;
+use crate::Error;
+
+/// Slots of page 0; page `p` has `FIRST << p`.
+const FIRST: usize = 16;
+/// `log2(FIRST)`.
+const LOG_FIRST: u32 = FIRST.trailing_zeros();
+/// Pages of a store: slot indices are below 2^32.
+const PAGES: usize = 33 - LOG_FIRST as usize;
+/// Bits of a tag that hold the store's number.
+pub(crate) const STORE_SHIFT: u32 = 24;
+/// The generation bits of a tag.
+const GENERATION: u32 = (1 << STORE_SHIFT) - 1;
+/// The most stores (types) a manager has.
+pub(crate) const MAX_STORES: usize = 1 << (32 - STORE_SHIFT);
+/// `next` of the last vacant slot.
+const NONE: u32 = u32::MAX;
+
+/// One slot of a store of `T`s.
+#[repr(C)]
+pub(crate) struct Slot<T> {
+    /// `store << 24 | generation`: the generation odd while live.
+    tag: u32,
+    /// While vacant: the next vacant slot, or [`NONE`].
+    next: u32,
+    value: MaybeUninit<T>,
+}
+
+/// Where slot `index` lives: its page, and its place on the page.
+#[inline(always)]
+fn locate(index: u32) -> (usize, usize) {
+    let j = index as u64 + FIRST as u64;
+    let bit = 63 - j.leading_zeros();
+    ((bit - LOG_FIRST) as usize, (j ^ (1 << bit)) as usize)
+}
+
+/// Slots of page `p`.
+const fn page_slots(p: usize) -> usize {
+    FIRST << p
+}
+
+/// The first slot index of page `p`.
+const fn page_start(p: usize) -> usize {
+    FIRST * ((1 << p) - 1)
+}
+
+/// One type's store: its pages, how far they are used, its vacant slots.
+///
+/// Invariants, relied on by the `unsafe` code here and in `handle.rs`:
+/// - `pages[..pages_len]` are live allocations from `source`, page `p` of
+///   `page_slots(p) * slot_size` bytes aligned to `slot_align`; the rest
+///   are null. They never move while the store has them.
+/// - Slots `0..len` have a written tag (`len <= page_start(pages_len)`);
+///   a slot whose tag is odd holds a live value of the store's type
+///   (`type_id`), written by an insert of that type; `vacant` lists each
+///   vacant, unretired slot below `len` once, linked through `next`.
+/// - Every tag carries `number` in its top bits; every generation is at or
+///   past `floor`, which is at or past every generation of the slots a
+///   trim dropped; generations stay below `GENERATION - 1` (retired at it).
+/// - `live` counts the live slots.
+pub(crate) struct RawStore {
+    type_id: TypeId,
+    /// The type's name, for `Debug`.
+    type_name: &'static str,
+    /// This store's number: its place in the manager's list, and the top
+    /// bits of its tags.
+    number: u32,
+    slot_size: usize,
+    slot_align: usize,
+    value_offset: usize,
+    /// Drops the value at the pointer, for a type with a destructor.
+    drop_value: Option<unsafe fn(NonNull<u8>)>,
+    pages: [Cell<*mut u8>; PAGES],
+    pages_len: Cell<usize>,
+    len: Cell<usize>,
+    vacant: Cell<u32>,
+    live: Cell<usize>,
+    floor: Cell<u32>,
+    source: Source,
+}
+
+impl core::fmt::Debug for RawStore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RawStore")
+            .field("type", &self.type_name)
+            .field("live", &self.live.get())
+            .field("len", &self.len.get())
+            .field("pages", &self.pages_len.get())
+            .finish()
+    }
+}
+
+/// What a store of `T` is, as constants.
+pub(crate) struct SlotOf<T>(core::marker::PhantomData<T>);
+
+impl<T: 'static> SlotOf<T> {
+    /// Bytes of a slot.
+    pub(crate) const SLOT: usize = size_of::<Slot<T>>();
+    /// Where a slot's value starts.
+    pub(crate) const VALUE: usize = offset_of!(Slot<T>, value);
+
+    /// Drops the `T` at `value`.
+    ///
+    /// # Safety
+    ///
+    /// `value` must point at a live `T`, not used afterwards.
+    unsafe fn drop_value(value: NonNull<u8>) {
+        // SAFETY: the caller's guarantee.
+        unsafe { ptr::drop_in_place(value.cast::<T>().as_ptr()) }
+    }
+}
+
+impl RawStore {
+    /// Bytes of the record itself.
+    const BYTES: usize = size_of::<RawStore>();
+
+    /// A store of `T`s numbered `number`, with no page.
+    fn new<T: 'static>(number: u32, source: Source) -> RawStore {
+        RawStore {
+            type_id: TypeId::of::<T>(),
+            type_name: core::any::type_name::<T>(),
+            number,
+            slot_size: SlotOf::<T>::SLOT,
+            slot_align: align_of::<Slot<T>>(),
+            value_offset: SlotOf::<T>::VALUE,
+            drop_value: if core::mem::needs_drop::<T>() {
+                Some(SlotOf::<T>::drop_value as unsafe fn(NonNull<u8>))
+            } else {
+                None
+            },
+            pages: [const { Cell::new(ptr::null_mut()) }; PAGES],
+            pages_len: Cell::new(0),
+            len: Cell::new(0),
+            vacant: Cell::new(NONE),
+            live: Cell::new(0),
+            floor: Cell::new(0),
+            source,
+        }
+    }
+
+    /// Whether this is the store of `T`.
+    #[inline(always)]
+    pub(crate) fn is_of<T: 'static>(&self) -> bool {
+        self.type_id == TypeId::of::<T>()
+    }
+
+    /// Bytes of a slot.
+    #[inline(always)]
+    pub(crate) fn slot_size(&self) -> usize {
+        self.slot_size
+    }
+
+    /// Live values.
+    #[inline(always)]
+    pub(crate) fn live(&self) -> usize {
+        self.live.get()
+    }
+
+    /// Slots in its pages.
+    pub(crate) fn capacity(&self) -> usize {
+        page_start(self.pages_len.get())
+    }
+
+    /// Bytes of its pages.
+    pub(crate) fn bytes(&self) -> usize {
+        self.capacity() * self.slot_size
+    }
+
+    /// Slots with a written tag: every slot index below it is on a page.
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.len.get()
+    }
+
+    /// The slot `index` of a store of `slot_size`-byte slots, if below
+    /// `len`.
+    #[inline(always)]
+    pub(crate) fn slot(&self, index: u32, slot_size: usize) -> Option<NonNull<u8>> {
+        debug_assert_eq!(slot_size, self.slot_size);
+        if index as usize >= self.len.get() {
+            return None;
+        }
+        let (page, at) = locate(index);
+        // SAFETY: `index < len`, so its page is live (invariant) and `at`
+        // is one of its slots.
+        unsafe {
+            let page = self.pages.get_unchecked(page).get();
+            Some(NonNull::new_unchecked(page.add(at * slot_size)))
+        }
+    }
+
+    /// The tag of a slot.
+    ///
+    /// # Safety
+    ///
+    /// `slot` must be a slot below `len` of this store.
+    #[inline(always)]
+    pub(crate) unsafe fn tag(slot: NonNull<u8>) -> u32 {
+        // SAFETY: the caller's guarantee: a written tag at the slot's start
+        // (both fields are plain `u32`s, read without a reference).
+        unsafe { slot.cast::<u32>().read() }
+    }
+
+    /// The value of a slot.
+    #[inline(always)]
+    pub(crate) fn value_of(slot: NonNull<u8>, value_offset: usize) -> NonNull<u8> {
+        // SAFETY: the value is inside the slot.
+        unsafe { slot.add(value_offset) }
+    }
+
+    /// Takes a slot for a value — a vacant one, or the next, adding a page
+    /// if need be (charged to `budget`) — and returns it, its index and the
+    /// tag it will have once live. Call [`make_live`](Self::make_live)
+    /// after writing the value into it, with no call to the store in
+    /// between.
+    #[inline(always)]
+    pub(crate) fn take(&self, budget: &Budget) -> Result<(NonNull<u8>, u32, u32), Error> {
+        let index = self.vacant.get();
+        if index != NONE {
+            let slot = self
+                .slot(index, self.slot_size)
+                .expect("a vacant slot is below len");
+            // SAFETY: a vacant slot below `len`: its link is written.
+            let next = unsafe { slot.add(4).cast::<u32>().read() };
+            self.vacant.set(next);
+            // SAFETY: as above.
+            let tag = unsafe { Self::tag(slot) } + 1;
+            return Ok((slot, index, tag));
+        }
+        self.take_new(budget)
+    }
+
+    /// [`take`](Self::take) when no slot is vacant: the next one.
+    #[cold]
+    #[inline(never)]
+    fn take_new(&self, budget: &Budget) -> Result<(NonNull<u8>, u32, u32), Error> {
+        loop {
+            let len = self.len.get();
+            if len < self.capacity() {
+                let index = len as u32;
+                self.len.set(len + 1);
+                let slot = self.slot(index, self.slot_size).expect("below len");
+                let tag = (self.number << STORE_SHIFT) | (self.floor.get() + 1);
+                // SAFETY: a slot of a live page, now below `len`: its tag is
+                // written here (even: vacant until `make_live`).
+                unsafe { slot.cast::<u32>().write(tag - 1) };
+                return Ok((slot, index, tag));
+            }
+            self.add_page(budget)?;
+        }
+    }
+
+    /// Makes the slot that [`take`](Self::take) returned live with `tag`.
+    #[inline(always)]
+    pub(crate) fn make_live(&self, slot: NonNull<u8>, tag: u32) {
+        // SAFETY: a slot below `len` (from `take`), its value written.
+        unsafe { slot.cast::<u32>().write(tag) };
+        self.live.set(self.live.get() + 1);
+    }
+
+    /// Adds the next page: allocated with nothing borrowed (the re-entrancy
+    /// rule), installed unless a call the allocator made installed it.
+    #[cold]
+    fn add_page(&self, budget: &Budget) -> Result<(), Error> {
+        let p = self.pages_len.get();
+        if p == PAGES || page_start(p + 1) > u32::MAX as usize {
+            return Err(Error::OutOfMemory {
+                size: usize::MAX,
+                align: self.slot_align,
+            });
+        }
+        let layout = self.page_layout(p)?;
+        budget.charge(layout.size())?;
+        let Some(page) = system::alloc(self.source, layout) else {
+            budget.credit(layout.size());
+            return Err(Error::OutOfMemory {
+                size: layout.size(),
+                align: layout.align(),
+            });
+        };
+        if self.pages_len.get() != p {
+            // Added meanwhile: ours goes back.
+            budget.credit(layout.size());
+            // SAFETY: allocated just above with `layout`, never shared.
+            unsafe { system::dealloc(self.source, page, layout) };
+            return Ok(());
+        }
+        self.pages[p].set(page.as_ptr());
+        self.pages_len.set(p + 1);
+        Ok(())
+    }
+
+    /// The layout of page `p`.
+    fn page_layout(&self, p: usize) -> Result<Layout, Error> {
+        page_slots(p)
+            .checked_mul(self.slot_size)
+            .and_then(|size| Layout::from_size_align(size, self.slot_align).ok())
+            .ok_or(Error::OutOfMemory {
+                size: usize::MAX,
+                align: self.slot_align,
+            })
+    }
+
+    /// Frees live slot `index` (its value moved out or dropped by the
+    /// caller): its generation moves on, and it goes on the vacant list
+    /// unless the generation would wrap at the next insert (then it is
+    /// retired for good).
+    ///
+    /// # Safety
+    ///
+    /// `slot` must be slot `index` of this store, live.
+    #[inline(always)]
+    pub(crate) unsafe fn vacate(&self, slot: NonNull<u8>, index: u32) {
+        // SAFETY: the caller's guarantee.
+        unsafe {
+            let tag = Self::tag(slot) + 1;
+            slot.cast::<u32>().write(tag);
+            if tag & GENERATION < GENERATION - 1 {
+                slot.add(4).cast::<u32>().write(self.vacant.get());
+                self.vacant.set(index);
+            }
+        }
+        self.live.set(self.live.get() - 1);
+    }
+
+    /// Reserves room for `additional` more values than there are vacant
+    /// slots can hold: pages added until the unused slots suffice.
+    pub(crate) fn reserve(&self, budget: &Budget, additional: usize) -> Result<(), Error> {
+        // Vacant slots first: counted along their list, no further than
+        // needed.
+        let mut vacant = 0;
+        let mut i = self.vacant.get();
+        while i != NONE && vacant < additional {
+            vacant += 1;
+            let slot = self.slot(i, self.slot_size).expect("below len");
+            // SAFETY: a vacant slot: its link is written.
+            i = unsafe { slot.add(4).cast::<u32>().read() };
+        }
+        while vacant + (self.capacity() - self.len.get()) < additional {
+            self.add_page(budget)?;
+        }
+        Ok(())
+    }
+
+    /// Each slot below `len`, in index order: (index, slot).
+    pub(crate) fn slots(&self) -> impl Iterator<Item = (u32, NonNull<u8>)> + '_ {
+        let size = self.slot_size;
+        (0..self.len.get() as u32).map(move |i| (i, self.slot(i, size).expect("below len")))
+    }
+
+    /// Drops every live value (if the type has a destructor) and vacates
+    /// its slot, each slot vacated before its value's destructor runs: a
+    /// destructor that panics leaves the store consistent, with the values
+    /// not reached yet still live.
+    ///
+    /// # Safety
+    ///
+    /// No reference to a value of the store may be alive.
+    pub(crate) unsafe fn drop_values(&self) {
+        let Some(drop_value) = self.drop_value else {
+            return;
+        };
+        let mut i = 0;
+        while self.live.get() > 0 && (i as usize) < self.len.get() {
+            let slot = self.slot(i, self.slot_size).expect("below len");
+            // SAFETY: below `len`.
+            if unsafe { Self::tag(slot) } & 1 == 1 {
+                // SAFETY: live, so it holds a value of the store's type
+                // (invariant), vacated first so it is dropped once; no
+                // reference to it exists (caller).
+                unsafe {
+                    self.vacate(slot, i);
+                    drop_value(Self::value_of(slot, self.value_offset));
+                }
+            }
+            i += 1;
+        }
+    }
+
+    /// Forgets every slot, keeping the pages: every value was dropped (or
+    /// needs no drop) and the manager moves to a new id, so the
+    /// generations start again.
+    pub(crate) fn forget_slots(&self) {
+        self.len.set(0);
+        self.vacant.set(NONE);
+        self.live.set(0);
+        self.floor.set(0);
+    }
+
+    /// Gives the pages back if no value is live; returns the bytes. New
+    /// slots then start at a floor past every generation dropped (kept
+    /// instead when the floor would come within 2^16 of the end of the
+    /// generations, so that new slots have room to move). O(slots).
+    pub(crate) fn trim(&self) -> usize {
+        if self.live.get() > 0 || self.pages_len.get() == 0 {
+            return 0;
+        }
+        let newest = self
+            .slots()
+            // SAFETY: slots below `len`.
+            .map(|(_, s)| unsafe { Self::tag(s) } & GENERATION)
+            .max()
+            .unwrap_or(0);
+        let floor = newest.max(self.floor.get());
+        if floor >= GENERATION - (1 << 16) {
+            return 0;
+        }
+        debug_assert!(floor % 2 == 0, "a vacant slot's generation is even");
+        self.floor.set(floor);
+        self.len.set(0);
+        self.vacant.set(NONE);
+        self.free_pages()
+    }
+
+    /// Frees every page; returns the bytes.
+    fn free_pages(&self) -> usize {
+        let mut bytes = 0;
+        while let Some(p) = self.pages_len.get().checked_sub(1) {
+            let page = self.pages[p].replace(ptr::null_mut());
+            self.pages_len.set(p);
+            let layout = self.page_layout(p).expect("checked when allocated");
+            bytes += layout.size();
+            if let Some(page) = NonNull::new(page) {
+                // SAFETY: page `p`, allocated with this layout from `source`
+                // and no longer the store's; the store is consistent.
+                unsafe { system::dealloc(self.source, page, layout) };
+            }
+        }
+        bytes
+    }
+
+    /// Whether every live slot is counted and the vacant list is sound.
+    pub(crate) fn is_valid(&self) -> bool {
+        let mut live = 0;
+        for (_, s) in self.slots() {
+            // SAFETY: slots below `len`.
+            let tag = unsafe { Self::tag(s) };
+            if tag >> STORE_SHIFT != self.number {
+                return false;
+            }
+            live += (tag & 1) as usize;
+        }
+        let mut vacant = 0;
+        let mut i = self.vacant.get();
+        while i != NONE {
+            let Some(s) = self.slot(i, self.slot_size) else {
+                return false;
+            };
+            // SAFETY: below `len`.
+            if unsafe { Self::tag(s) } & 1 == 1 || vacant > self.len.get() {
+                return false;
+            }
+            vacant += 1;
+            // SAFETY: a vacant slot: its link is written.
+            i = unsafe { s.add(4).cast::<u32>().read() };
+        }
+        live == self.live.get() && live + vacant <= self.len.get()
+    }
+}
+
+/// A manager's stores, by number: one per type inserted.
+#[derive(Debug)]
+pub(crate) struct Stores {
+    list: Table<NonNull<RawStore>>,
+    source: Source,
+}
+
+// SAFETY: the stores own their pages and values; the values are `Send`
+// (`insert` requires it), and the manager is `Send` and not `Sync`.
+unsafe impl Send for Stores {}
+
+impl Stores {
+    /// No store yet; memory will come from `source`.
+    pub(crate) const fn new(source: Source) -> Self {
+        Stores {
+            list: Table::new(source),
+            source,
+        }
+    }
+
+    /// Store number `n`.
+    #[inline(always)]
+    pub(crate) fn get(&self, n: u32) -> Option<&RawStore> {
+        // SAFETY: the list holds live stores, freed only by `drop` (`&mut`).
+        self.list.get(n as usize).map(|s| unsafe { s.as_ref() })
+    }
+
+    /// The store of `T`, if it has one.
+    #[inline(always)]
+    pub(crate) fn find<T: 'static>(&self) -> Option<&RawStore> {
+        let id = TypeId::of::<T>();
+        self.iter().find(|s| s.type_id == id)
+    }
+
+    /// The store of `T`, made now if need be (its record charged to
+    /// `budget`).
+    #[inline]
+    pub(crate) fn of<T: 'static>(&self, budget: &Budget) -> Result<&RawStore, Error> {
+        match self.find::<T>() {
+            Some(s) => Ok(s),
+            None => self.make::<T>(budget),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn make<T: 'static>(&self, budget: &Budget) -> Result<&RawStore, Error> {
+        let layout = Layout::new::<RawStore>();
+        budget.charge(RawStore::BYTES)?;
+        let Some(record) = system::alloc(self.source, layout) else {
+            budget.credit(RawStore::BYTES);
+            return Err(Error::OutOfMemory {
+                size: layout.size(),
+                align: layout.align(),
+            });
+        };
+        let record = record.cast::<RawStore>();
+        loop {
+            // A call the allocator made may have made the store meanwhile.
+            if let Some(s) = self.find::<T>() {
+                budget.credit(RawStore::BYTES);
+                // SAFETY: allocated above, never written or shared.
+                unsafe { system::dealloc(self.source, record.cast(), layout) };
+                return Ok(s);
+            }
+            let number = self.list.len();
+            if number == MAX_STORES {
+                budget.credit(RawStore::BYTES);
+                // SAFETY: as above.
+                unsafe { system::dealloc(self.source, record.cast(), layout) };
+                return Err(Error::TooManyTypes { max: MAX_STORES });
+            }
+            if number < self.list.capacity() {
+                // SAFETY: a fresh allocation of a `RawStore`'s layout.
+                unsafe { record.write(RawStore::new::<T>(number as u32, self.source)) };
+                let pushed = self.list.push(record);
+                debug_assert!(pushed.is_ok());
+                // SAFETY: written just above; freed only by `drop`.
+                return Ok(unsafe { record.as_ref() });
+            }
+            let grown = (self.list.capacity() * 2).clamp(4, MAX_STORES);
+            if let Err(e) = self.list.grow(grown, budget) {
+                budget.credit(RawStore::BYTES);
+                // SAFETY: as above.
+                unsafe { system::dealloc(self.source, record.cast(), layout) };
+                return Err(e);
+            }
+        }
+    }
+
+    /// Every store, by number.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &RawStore> + '_ {
+        // SAFETY: as in `get`.
+        self.list.iter().map(|s| unsafe { s.as_ref() })
+    }
+
+    /// Live values over every store.
+    pub(crate) fn live(&self) -> usize {
+        self.iter().map(RawStore::live).sum()
+    }
+
+    /// Bytes of the pages, the records and the list: what the budget is
+    /// charged for them.
+    pub(crate) fn bytes(&self) -> usize {
+        self.iter()
+            .map(|s| s.bytes() + RawStore::BYTES)
+            .sum::<usize>()
+            + self.list.bytes()
+    }
+
+    /// Drops every live value, store by store. `&mut self`: the stores are
+    /// the manager's, borrowed mutably, so no reference to a value exists
+    /// (they borrow the manager).
+    pub(crate) fn drop_values(&mut self) {
+        for s in self.iter() {
+            // SAFETY: no reference to a value exists (`&mut self`).
+            unsafe { s.drop_values() };
+        }
+    }
+
+    /// [`RawStore::forget_slots`] on every store (a reset).
+    pub(crate) fn forget_slots(&self) {
+        self.iter().for_each(RawStore::forget_slots);
+    }
+
+    /// Gives back the pages of every store with no live value; returns
+    /// the bytes.
+    pub(crate) fn trim(&self) -> usize {
+        self.iter().map(RawStore::trim).sum()
+    }
+
+    /// Whether every store is consistent.
+    pub(crate) fn is_valid(&self) -> bool {
+        self.iter()
+            .enumerate()
+            .all(|(n, s)| s.number as usize == n && s.is_valid())
+    }
+}
+
+impl Drop for Stores {
+    /// Frees every page and record (the values were dropped by the
+    /// manager's drop).
+    fn drop(&mut self) {
+        while let Some(s) = self.list.pop() {
+            // SAFETY: a live record of this list, taken off it: its pages
+            // are freed once, then the record.
+            unsafe {
+                s.as_ref().free_pages();
+                ptr::drop_in_place(s.as_ptr());
+                system::dealloc(self.source, s.cast(), Layout::new::<RawStore>());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_found_on_doubling_pages() {
+        assert_eq!(locate(0), (0, 0));
+        assert_eq!(locate(15), (0, 15));
+        assert_eq!(locate(16), (1, 0));
+        assert_eq!(locate(47), (1, 31));
+        assert_eq!(locate(48), (2, 0));
+        assert_eq!(locate(u32::MAX).0, PAGES - 1);
+        for p in 0..PAGES - 1 {
+            assert_eq!(locate(page_start(p) as u32), (p, 0));
+            assert_eq!(
+                locate((page_start(p + 1) - 1) as u32),
+                (p, page_slots(p) - 1)
+            );
+        }
+    }
+}
