@@ -1628,11 +1628,23 @@ impl<C: SizeClasses> SharedManager<C> {
 /// central heap allocates through the global allocator), never the other
 /// way round. The other threads' heaps stay in the child as heaps of exited
 /// threads (their slots stay taken).
+///
+/// The program's own handlers run on the forking thread while the locks are
+/// held: the prepare handlers registered before this one (prepare handlers
+/// run in reverse order of registration) and the parent and child handlers
+/// registered before it (those run in order). One that allocates from a
+/// shared manager — a large value, a checked block, a collection, anything
+/// under `Global` that reaches its central heap — would wait forever for a
+/// lock its own thread holds. So while the locks are held the forking
+/// thread goes through them without taking them (`sync::fork`, where the
+/// argument is: no other thread can be in a critical section then, and the
+/// forking thread's own run one at a time).
+/// Test: tests/fork_prepare.rs.
 #[cfg(unix)]
 mod fork {
     use core::sync::atomic::{AtomicBool, Ordering};
 
-    use crate::sync::{CENTRAL_LOCKS, GLOBAL_LOCKS};
+    use crate::sync;
 
     /// Whether the handler is installed.
     static INSTALLED: AtomicBool = AtomicBool::new(false);
@@ -1658,24 +1670,25 @@ mod fork {
             .is_ok()
         {
             // SAFETY: three functions that only take and release static
-            // locks.
+            // locks and store to a static atomic.
             unsafe { pthread_atfork(Some(prepare), Some(release), Some(release)) };
         }
     }
 
-    /// Before `fork`: takes every central lock, `Global`'s last.
+    /// Before `fork`: takes every central lock, `Global`'s last, and lets
+    /// this thread through them until `release`.
     unsafe extern "C" fn prepare() {
-        for lock in CENTRAL_LOCKS.iter().chain(&GLOBAL_LOCKS) {
-            lock.lock_raw();
-        }
+        sync::fork::take_all();
     }
 
     /// After `fork`, in the parent and in the child (whose only thread is
     /// the one that ran `prepare`): releases them.
     unsafe extern "C" fn release() {
-        for lock in GLOBAL_LOCKS.iter().chain(&CENTRAL_LOCKS) {
-            // SAFETY: taken in `prepare` by this thread.
-            unsafe { lock.unlock_raw() };
-        }
+        // SAFETY: `prepare` took them on this thread: the C library runs
+        // the parent or child handlers on the thread that ran the prepare
+        // handlers, after them, and keeps its list of handlers locked from
+        // the first to the last (glibc, musl), so a handler installed by
+        // another thread meanwhile is not run half.
+        unsafe { sync::fork::release_all() };
     }
 }

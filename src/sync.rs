@@ -177,46 +177,72 @@ impl RawLock {
     }
 
     /// Takes the lock until the guard is dropped (also by a panic).
+    ///
+    /// One exception: a thread running `fork`'s handlers while the
+    /// manager's own prepare handler holds every central lock on its behalf
+    /// (see [`fork`]) goes through without taking it, with a guard that
+    /// leaves it held. The fast path — a compare-and-swap that succeeds — is
+    /// as before; only a failed one looks at `fork::FORKING`.
     #[inline]
     #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
     pub(crate) fn lock(&self) -> RawLockGuard<'_> {
+        while !self.try_take() {
+            #[cfg(all(unix, feature = "std", not(loom)))]
+            if fork::held_for_this_thread() {
+                return RawLockGuard { lock: None };
+            }
+            self.wait();
+        }
+        RawLockGuard { lock: Some(self) }
+    }
+
+    /// One attempt to take the lock.
+    #[inline(always)]
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
+    fn try_take(&self) -> bool {
         // `Acquire` on the compare-and-swap that takes it: everything the
         // previous holder did before its `Release` store (the guard's drop)
-        // is visible to us. `Relaxed` on failure and on the loads we wait
-        // with: they only tell when to retry.
+        // is visible to us. `Relaxed` on failure: it only tells us to wait.
         // (A compare-and-swap rather than a swap: a failed one writes
         // nothing, so the line stays shared while it waits — and loom sees
         // the waiter make no change and lets the holder run.)
-        while self
-            .locked
+        self.locked
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
+            .is_ok()
+    }
+
+    /// Waits until the lock looks free (then the caller tries again).
+    #[cold]
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
+    fn wait(&self) {
+        #[cfg(loom)]
+        yield_now();
+        #[cfg(not(loom))]
         {
-            #[cfg(loom)]
-            yield_now();
-            #[cfg(not(loom))]
-            {
-                let mut spins = 0u32;
-                while self.locked.load(Ordering::Relaxed) {
-                    spins += 1;
-                    if spins < 64 {
-                        core::hint::spin_loop();
-                    } else {
-                        yield_now();
-                    }
+            let mut spins = 0u32;
+            // `Relaxed`: the loads only tell when to retry; the
+            // compare-and-swap that follows orders.
+            while self.locked.load(Ordering::Relaxed) {
+                spins += 1;
+                if spins < 64 {
+                    core::hint::spin_loop();
+                } else {
+                    yield_now();
                 }
             }
         }
-        RawLockGuard { lock: self }
     }
 }
 
 impl RawLock {
     /// Takes the lock with no guard (for `fork`'s prepare handler, which
-    /// returns holding it).
+    /// returns holding it). Never goes through as [`lock`](Self::lock) may:
+    /// a lock held by anyone, the calling thread included, is waited for.
     #[cfg(all(unix, feature = "std", not(loom)))]
-    pub(crate) fn lock_raw(&self) {
-        core::mem::forget(self.lock());
+    fn lock_raw(&self) {
+        while !self.try_take() {
+            self.wait();
+        }
     }
 
     /// Releases a lock taken with [`lock_raw`](Self::lock_raw) (in the
@@ -227,7 +253,7 @@ impl RawLock {
     ///
     /// The calling thread must hold the lock (through `lock_raw`).
     #[cfg(all(unix, feature = "std", not(loom)))]
-    pub(crate) unsafe fn unlock_raw(&self) {
+    unsafe fn unlock_raw(&self) {
         // `Release`: as the guard's drop.
         self.locked.store(false, Ordering::Release);
     }
@@ -262,6 +288,118 @@ pub(crate) fn central_lock(global: bool) -> &'static RawLock {
     }
 }
 
+/// The central locks across `fork` (the `pthread_atfork` handlers are in
+/// `shared.rs`): [`take_all`](fork::take_all) before it,
+/// [`release_all`](fork::release_all) after it, and, in between, the
+/// forking thread's own way through them.
+///
+/// Between the manager's prepare handler and its parent or child handler,
+/// the forking thread runs the other handlers: the prepare handlers
+/// registered before the manager's (prepare handlers run in reverse order
+/// of registration) and the parent or child handlers registered before it
+/// (those run in order). Such a handler may allocate — glibc's malloc takes
+/// its own locks after every handler, so this is legal C — and an
+/// allocation that takes a central lock (a large value, a checked block, a
+/// collection, or anything under `Global` that reaches its central heap)
+/// would spin forever on a lock its own thread holds: `fork` never
+/// returned. So while the forking thread holds every lock, `FORKING`
+/// names it, and [`RawLock::lock`] lets it through without taking the lock
+/// (a guard that releases nothing).
+///
+/// Why that is sound — the invariant: **`FORKING` names a thread only while
+/// that thread holds every central lock through `lock_raw`** (it is set
+/// after the last is taken and cleared before the first is released).
+/// - No other thread is in a critical section of any central lock then:
+///   each would hold its lock, which the forking thread has taken.
+/// - The forking thread's own critical sections run one at a time, in
+///   program order, as any thread's do; everything earlier holders did is
+///   visible to it through `lock_raw`'s `Acquire`. Two could overlap only
+///   if one were nested in the other on the same lock, which outside a
+///   fork would deadlock on itself: the crate never does that (a central
+///   heap calls only the system allocator, or, for a non-`Global` manager,
+///   the global allocator, whose locks if it is `Global` are apart in
+///   [`GLOBAL_LOCKS`]; see [`CENTRAL_LOCKS`] for the one misuse).
+/// - The guards of the critical sections let through release nothing: the
+///   locks stay held until [`release_all`](fork::release_all).
+///
+/// Why `FORKING` is set only after every lock is taken, not before: set
+/// first, the prepare handler's own wait for a lock another thread holds
+/// would go through, as the forking thread's, and the handlers, then
+/// `fork`, would run while that thread is in its critical section. For the
+/// same reason `lock_raw` never goes through, whatever `FORKING` says. (A
+/// `fork` called from inside a critical section — by a global allocator
+/// the central heap calls — waits for itself in `take_all`, as it always
+/// did, rather than go on and release a lock the section holds.)
+#[cfg(all(unix, feature = "std", not(loom)))]
+pub(crate) mod fork {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::{CENTRAL_LOCKS, GLOBAL_LOCKS};
+    use crate::thread;
+
+    /// The [`thread::id`] of the thread that holds every central lock for
+    /// `fork` (see the module), or 0 (no thread's id).
+    ///
+    /// Every access is `Relaxed`: the value publishes no data (what the
+    /// locks guard is published by their own `Acquire`/`Release`), and a
+    /// thread only ever asks whether it names *itself*:
+    /// - The only stores are of the storing thread's own id, or 0. A thread
+    ///   sees its own store (coherence: it is sequenced before its loads),
+    ///   and no other store can come between while it holds every lock
+    ///   (another thread stores only once it holds them).
+    /// - A thread cannot read another's store as its own id: ids of live
+    ///   threads differ. A thread that reuses the address of an exited
+    ///   thread's id got that memory after it was freed, which happens
+    ///   after the exited thread's last clear, so (coherence) it reads that
+    ///   clear or something newer, never the stale id.
+    /// - One forking thread's clear is not overwritten after a later
+    ///   forking thread's set: the clear is sequenced before its `Release`
+    ///   unlocks, the set after the next thread's `Acquire` locks, so the
+    ///   clear happens before the set and precedes it in the modification
+    ///   order.
+    static FORKING: AtomicUsize = AtomicUsize::new(0);
+
+    /// Before `fork`: takes every central lock, `Global`'s last, then names
+    /// the calling thread their holder.
+    pub(crate) fn take_all() {
+        for lock in CENTRAL_LOCKS.iter().chain(&GLOBAL_LOCKS) {
+            lock.lock_raw();
+        }
+        // `Relaxed`: see `FORKING`. After every `lock_raw` (the invariant).
+        FORKING.store(thread::id(), Ordering::Relaxed);
+    }
+
+    /// After `fork`, in the parent and in the child (whose only thread is
+    /// the one that ran [`take_all`], with the same thread-local addresses:
+    /// the address space is a copy): stops naming it, then releases every
+    /// lock.
+    ///
+    /// # Safety
+    ///
+    /// The calling thread must hold every lock through [`take_all`].
+    pub(crate) unsafe fn release_all() {
+        debug_assert_eq!(FORKING.load(Ordering::Relaxed), thread::id());
+        // `Relaxed`: see `FORKING`. Before any `unlock_raw` (the invariant).
+        FORKING.store(0, Ordering::Relaxed);
+        for lock in GLOBAL_LOCKS.iter().chain(&CENTRAL_LOCKS) {
+            // SAFETY: taken by this thread in `take_all` (caller).
+            unsafe { lock.unlock_raw() };
+        }
+    }
+
+    /// Whether the calling thread holds every central lock for `fork` (so
+    /// a lock it finds taken is held for it). Looked at only after a failed
+    /// compare-and-swap.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn held_for_this_thread() -> bool {
+        // `Relaxed`: see `FORKING`. 0 is no thread's id, and is checked
+        // first so that an ordinary wait reads no thread-local.
+        let forking = FORKING.load(Ordering::Relaxed);
+        forking != 0 && forking == thread::id()
+    }
+}
+
 /// Gives the processor to another thread (with `std`), else a spin hint.
 #[inline]
 #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
@@ -274,19 +412,26 @@ fn yield_now() {
     core::hint::spin_loop();
 }
 
-/// Holds a [`RawLock`]; unlocks on drop.
+/// Holds a [`RawLock`]; unlocks on drop. `None` for the guard of a thread
+/// that went through a lock held for it by `fork`'s prepare handler (see
+/// [`fork`]): the handler releases it, not the guard. (An `Option` of a
+/// reference is one word, as the reference; the drop's test of it is one
+/// predictable branch beside a store that the next holder's
+/// compare-and-swap will wait on anyway.)
 #[derive(Debug)]
 #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
 pub(crate) struct RawLockGuard<'a> {
-    lock: &'a RawLock,
+    lock: Option<&'a RawLock>,
 }
 
 impl Drop for RawLockGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        // `Release`: everything done under the lock happens before the next
-        // holder's `Acquire` swap.
-        self.lock.locked.store(false, Ordering::Release);
+        if let Some(lock) = self.lock {
+            // `Release`: everything done under the lock happens before the
+            // next holder's `Acquire` compare-and-swap.
+            lock.locked.store(false, Ordering::Release);
+        }
     }
 }
 

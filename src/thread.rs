@@ -140,6 +140,20 @@ mod tls {
         SLOT.with(Cell::get)
     }
 
+    /// An identity of the calling thread, never 0: the address of its
+    /// [`SLOT`]. Distinct among the threads alive at once (each has its
+    /// own thread-locals, at its own address, for as long as it lives); an
+    /// exited thread's may be reused by a later one. Reading it allocates
+    /// nothing and registers no destructor (`SLOT` is const-initialised
+    /// and has none), as every allocation's read of the slot; it is
+    /// readable at any time, in a `fork` handler too. (For `sync::fork`:
+    /// which thread holds the central locks for a `fork`.)
+    #[cfg(unix)]
+    #[inline]
+    pub(crate) fn id() -> usize {
+        SLOT.with(|s| core::ptr::from_ref(s).addr())
+    }
+
     /// This thread's slot, taken now if it has none yet; [`NONE`] if every
     /// slot is taken or the thread is exiting. Never allocates itself; the
     /// registration of the exit hook may (on some platforms `std` keeps a
@@ -168,6 +182,8 @@ mod tls {
     }
 }
 
+#[cfg(all(unix, feature = "std", not(loom)))]
+pub(crate) use tls::id;
 #[cfg(all(feature = "std", not(loom)))]
 pub(crate) use tls::{current, register, REGISTRY};
 
