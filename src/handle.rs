@@ -231,10 +231,10 @@ impl<C: SizeClasses> MemoryManager<C> {
         if h.raw.owner != self.blocks().id() {
             return Err(self.blocks().not_ours(h.raw));
         }
-        let store = self
-            .stores()
-            .get(h.tag() >> STORE_SHIFT)
-            .ok_or(Error::Removed)?;
+        // SAFETY: the handle carries this manager's current id, so its insert
+        // (or `handle_from_bits`, which checks) made it here: its store
+        // exists, and is `T`'s (stores are never renumbered or removed).
+        let store = unsafe { self.stores().get_unchecked(h.tag() >> STORE_SHIFT) };
         debug_assert!(store.is_of::<T>(), "a handle names its type's store");
         find_in::<T>(store, h)
     }
@@ -506,10 +506,8 @@ impl<C: SizeClasses> MemoryManager<C> {
     #[inline]
     pub fn remove<T: 'static>(&mut self, handle: Handle<T>) -> Result<T, Error> {
         let slot = self.find(handle)?;
-        let store = self
-            .stores()
-            .get(handle.tag() >> STORE_SHIFT)
-            .expect("found above");
+        // SAFETY: found above, so its store exists (see `find`).
+        let store = unsafe { self.stores().get_unchecked(handle.tag() >> STORE_SHIFT) };
         // SAFETY: the slot is live and holds a `T` (as in `get`), with no
         // reference to it (`&mut self`): moved out once, then vacated.
         unsafe {
@@ -688,6 +686,26 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// mm.retain::<u32>(|_, v| *v % 2 == 0);
     /// assert_eq!(mm.len::<u32>(), 5);
     /// assert!(mm.get(hs[1]).is_err());
+    /// ```
+    ///
+    /// A reference from [`get`](Self::get) or an iterator keeps the store
+    /// from being changed while it lives:
+    ///
+    /// ```compile_fail
+    /// let mut mm = memory_mgr::MemoryManager::new();
+    /// let h = mm.insert(1u32);
+    /// let r = mm.get(h).unwrap();
+    /// mm.retain::<u32>(|_, _| false);
+    /// println!("{r}");
+    /// ```
+    ///
+    /// ```compile_fail
+    /// let mut mm = memory_mgr::MemoryManager::new();
+    /// let h = mm.insert(1u32);
+    /// for (_, v) in mm.iter::<u32>() {
+    ///     mm.remove(h).unwrap();
+    ///     println!("{v}");
+    /// }
     /// ```
     pub fn retain<T: 'static>(&mut self, mut keep: impl FnMut(Handle<T>, &mut T) -> bool) {
         let Some(store) = self.stores().find::<T>() else {
@@ -1026,12 +1044,22 @@ impl<T: 'static> StoreMut<'_, T> {
     }
 }
 
-/// A walk over a store's live slots, page by page.
+/// A walk over a store's live slots, a page's run at a time.
+///
+/// The run's slots are read between calls: its page stays live, because a
+/// store's pages are given back only by a trim of a store with no live
+/// value, and a walk stops inside a run only to hand out a live value,
+/// whose store then keeps at least that one until the walk's borrow of the
+/// manager ends (removing needs `&mut`; a drain's borrow is `&mut`).
 struct Walk<'a> {
     store: Option<&'a RawStore>,
     id: u64,
     /// The next slot's index.
     index: u32,
+    /// The next slot, if `left > 0`.
+    next: NonNull<u8>,
+    /// Slots left in the current run.
+    left: usize,
 }
 
 impl<'a> Walk<'a> {
@@ -1040,6 +1068,8 @@ impl<'a> Walk<'a> {
             store,
             id,
             index: 0,
+            next: NonNull::dangling(),
+            left: 0,
         }
     }
 
@@ -1049,8 +1079,14 @@ impl<'a> Walk<'a> {
         let store = self.store?;
         let size = store.slot_size();
         loop {
-            let index = self.index;
-            let slot = store.slot(index, size)?;
+            if self.left == 0 {
+                (self.next, self.left) = store.run(self.index)?;
+            }
+            let (slot, index) = (self.next, self.index);
+            // SAFETY: `left > 0`: the next slot of a run below `len` on a
+            // live page (see the type); one past the run at most.
+            self.next = unsafe { slot.add(size) };
+            self.left -= 1;
             self.index += 1;
             // SAFETY: a slot below `len`.
             let tag = unsafe { RawStore::tag(slot) };

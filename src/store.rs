@@ -234,6 +234,16 @@ impl RawStore {
         }
     }
 
+    /// The slot `index`, if below `len`, and how many slots from it on
+    /// lie on its page below `len` (at least one): a run to walk.
+    #[inline]
+    pub(crate) fn run(&self, index: u32) -> Option<(NonNull<u8>, usize)> {
+        let slot = self.slot(index, self.slot_size)?;
+        let (page, at) = locate(index);
+        let len = self.len.get() - index as usize;
+        Some((slot, (page_slots(page) - at).min(len)))
+    }
+
     /// The tag of a slot.
     ///
     /// # Safety
@@ -530,6 +540,19 @@ impl Stores {
         self.list.get(n as usize).map(|s| unsafe { s.as_ref() })
     }
 
+    /// Store number `n`, which exists.
+    ///
+    /// # Safety
+    ///
+    /// `n` must be the number of one of these stores: that of a handle that
+    /// carries the manager's current id (made by its insert, or checked).
+    #[inline(always)]
+    pub(crate) unsafe fn get_unchecked(&self, n: u32) -> &RawStore {
+        // SAFETY: the caller's guarantee; the list holds live stores, freed
+        // only by `drop` (`&mut`), and never removes one.
+        unsafe { self.list.get_unchecked(n as usize).as_ref() }
+    }
+
     /// The store of `T`, if it has one.
     #[inline(always)]
     pub(crate) fn find<T: 'static>(&self) -> Option<&RawStore> {
@@ -661,6 +684,30 @@ impl Drop for Stores {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MemoryManager;
+
+    /// A slot whose generation would wrap is retired, not reused: no
+    /// (index, generation) pair is handed out twice under one id.
+    #[test]
+    fn a_slot_about_to_wrap_is_retired() {
+        let mut mm = MemoryManager::new();
+        let old = mm.insert(7u64);
+        mm.remove(old).unwrap();
+        // As if slot 0 had been reused 2^23 - 2 times.
+        let store = mm.stores().find::<u64>().unwrap();
+        let slot = store.slot(0, store.slot_size()).unwrap();
+        // SAFETY: slot 0 of the store, vacant: its tag is ours to set (even).
+        unsafe { slot.cast::<u32>().write(GENERATION - 3) };
+        let last = mm.insert(8u64); // generation GENERATION - 2
+        assert_eq!(last.to_bits() as u32, 0, "slot 0 again");
+        mm.remove(last).unwrap(); // GENERATION - 1: retired
+        let next = mm.insert(9u64);
+        assert_eq!(next.to_bits() as u32, 1, "a fresh slot");
+        assert_eq!(mm.get(last), Err(Error::Removed));
+        assert_eq!(mm.get(old), Err(Error::Removed));
+        assert_eq!(mm.get(next), Ok(&9));
+        assert!(mm.is_consistent());
+    }
 
     #[test]
     fn slots_are_found_on_doubling_pages() {

@@ -22,6 +22,7 @@ mod shared;
 #[cfg(feature = "std")]
 mod shared_model;
 mod soundness;
+mod stores;
 mod third_review;
 mod wide;
 
