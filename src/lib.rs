@@ -63,16 +63,24 @@
 //! w.mm.get_mut(first)?[1] = 9.0;               // checked, like slotmap
 //! assert_eq!(w.mm.remove(first)?, [0.0, 9.0, 0.0]);
 //! assert_eq!(w.mm.get(first), Err(Error::Removed));
+//! for v in w.mm.values_mut::<[f32; 3]>() {     // a system: every enemy
+//!     v[0] += 1.0;
+//! }
+//! w.mm.retain::<[f32; 3]>(|_, v| v[0] < 3.0);  // despawn
+//! assert_eq!(w.mm.len::<[f32; 3]>(), 1);
 //! w.mm.reset();                                 // drops every value left
 //! assert_eq!(w.mm.get(w.enemies[1]), Err(Error::FreedByReset));
 //! # Ok::<(), Error>(())
 //! ```
 //!
-//! A handle is checked against the manager's table of handles (its id, the
-//! index, the index's generation), as a slotmap key is against its slots;
-//! the value lives in the size-class pools like a box's, so stats,
-//! budgets, `trim` and `reset` cover it. The manager drops the values still
-//! in it on `reset` and on drop.
+//! The values of each type live in a typed store, inline in slots as a
+//! slotmap keeps them, on pages that never move; a handle is checked on
+//! every use (the manager's id, the slot's generation), so a removed, reset
+//! or foreign handle is an `Err`. Stores iterate (`iter`, `values_mut`,
+//! `retain`, `drain`), hand out two values of any types at once
+//! (`get_pair_mut`), and have views for hot loops ([`handles::StoreMut`]).
+//! Stats, budgets, `trim` and `reset` cover them; the manager drops the
+//! values still in it on `reset` and on drop.
 //! `docs/structuring.md` shows where managers live in a game.
 //!
 //! # Raw bytes: `Block`
@@ -318,6 +326,11 @@ pub use stats::{ClassLeaks, ClassStats, HandleStats, Leaks, Stats, SystemStats};
 #[cfg(doctest)]
 #[doc = include_str!("../docs/operations.md")]
 struct OperationsGuide;
+
+/// The structuring guide's examples run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/structuring.md")]
+struct StructuringGuide;
 
 /// The README's examples run as doc tests.
 #[cfg(doctest)]

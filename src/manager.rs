@@ -62,7 +62,10 @@ const MIN_CHUNK: usize = 4 << 10;
 /// # Ok::<(), Error>(())
 /// ```
 ///
-/// It is not `Sync`:
+/// It is not `Sync` (a compiler error naming `Cell` or `UnsafeCell` inside
+/// `MemoryManager` means this): to share one manager between threads use
+/// a [`SharedManager`](crate::SharedManager) (`Sync`, a heap per thread),
+/// or put the manager — or the `World` that owns it — in a `Mutex`.
 ///
 /// ```compile_fail
 /// fn is_sync<T: Sync>() {}
