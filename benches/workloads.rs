@@ -589,5 +589,40 @@ fn handles(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, pairs, batches, churns, mixed, scratch, handles);
+/// Every live value of a store, updated: 10,000 live `[u64; 4]` (with a
+/// quarter of the slots vacant), a pass adding one to each through
+/// `values_mut`.
+fn iterate(c: &mut Criterion) {
+    const LIVE: usize = 10_000;
+    let mut g = c.benchmark_group("iterate/32");
+    configure(&mut g);
+    g.throughput(Throughput::Elements(LIVE as u64));
+    g.bench_function("handle", |b| {
+        let mut mm = MemoryManager::new();
+        let hs: Vec<_> = (0..LIVE + LIVE / 3).map(|i| mm.insert(payload::<4>(i))).collect();
+        for h in hs.iter().skip(1).step_by(4) {
+            mm.remove(*h).unwrap();
+        }
+        b.iter(|| {
+            for v in mm.values_mut::<[u64; 4]>() {
+                v[0] += 1;
+            }
+        })
+    });
+    g.bench_function("slotmap", |b| {
+        let mut s = slotmap::SlotMap::new();
+        let ks: Vec<_> = (0..LIVE + LIVE / 3).map(|i| s.insert(payload::<4>(i))).collect();
+        for k in ks.iter().skip(1).step_by(4) {
+            s.remove(*k).unwrap();
+        }
+        b.iter(|| {
+            for v in s.values_mut() {
+                v[0] += 1;
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, pairs, batches, churns, mixed, scratch, handles, iterate);
 criterion_main!(benches);
