@@ -599,7 +599,9 @@ fn iterate(c: &mut Criterion) {
     g.throughput(Throughput::Elements(LIVE as u64));
     g.bench_function("handle", |b| {
         let mut mm = MemoryManager::new();
-        let hs: Vec<_> = (0..LIVE + LIVE / 3).map(|i| mm.insert(payload::<4>(i))).collect();
+        let hs: Vec<_> = (0..LIVE + LIVE / 3)
+            .map(|i| mm.insert(payload::<4>(i)))
+            .collect();
         for h in hs.iter().skip(1).step_by(4) {
             mm.remove(*h).unwrap();
         }
@@ -611,7 +613,9 @@ fn iterate(c: &mut Criterion) {
     });
     g.bench_function("slotmap", |b| {
         let mut s = slotmap::SlotMap::new();
-        let ks: Vec<_> = (0..LIVE + LIVE / 3).map(|i| s.insert(payload::<4>(i))).collect();
+        let ks: Vec<_> = (0..LIVE + LIVE / 3)
+            .map(|i| s.insert(payload::<4>(i)))
+            .collect();
         for k in ks.iter().skip(1).step_by(4) {
             s.remove(*k).unwrap();
         }

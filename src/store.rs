@@ -37,13 +37,12 @@
 
 use core::alloc::Layout;
 use core::any::TypeId;
-use core::cell::Cell;
 use core::mem::{offset_of, size_of, MaybeUninit};
 use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 use crate::budget::Budget;
 use crate::system::{self, Source};
-use crate::table::Table;
 use crate::Error;
 
 /// Slots of page 0; page `p` has `FIRST << p`.
@@ -103,6 +102,18 @@ const fn page_start(p: usize) -> usize {
 ///   past `floor`, which is at or past every generation of the slots a
 ///   trim dropped; generations stay below `GENERATION - 1` (retired at it).
 /// - `live` counts the live slots.
+///
+/// Threads (a shared manager's stores): `take`, `make_live`, `add_page`,
+/// `reserve` run under the manager's lock (or on its one thread); `vacate`,
+/// `drop_values`, `forget_slots` and `trim` with exclusive access (`&mut`,
+/// or a `MemoryManager`, which is not `Sync`). `slot`, `run`, `tag` and the
+/// counts may run on any thread at any time: they read `len` (`Acquire`,
+/// pairing with the `Release` that publishes a new slot after its tag and
+/// its page) and a slot's tag (`Acquire`, pairing with `make_live`'s
+/// `Release` after the value is written), so a reader that sees a slot
+/// live sees its value. A tag is only ever accessed atomically; the
+/// value and the link of a slot are written only while it is vacant (no
+/// reader's handle matches it then), so no access races.
 pub(crate) struct RawStore {
     type_id: TypeId,
     /// The type's name, for `Debug`.
@@ -115,12 +126,19 @@ pub(crate) struct RawStore {
     value_offset: usize,
     /// Drops the value at the pointer, for a type with a destructor.
     drop_value: Option<unsafe fn(NonNull<u8>)>,
-    pages: [Cell<*mut u8>; PAGES],
-    pages_len: Cell<usize>,
-    len: Cell<usize>,
-    vacant: Cell<u32>,
-    live: Cell<usize>,
-    floor: Cell<u32>,
+    /// (`Relaxed`: a page is published with the `len` that first covers
+    /// it.)
+    pages: [AtomicPtr<u8>; PAGES],
+    /// (`Relaxed`: read and written under the lock.)
+    pages_len: AtomicUsize,
+    /// Slots with a written tag (`Release` / `Acquire`, see the type).
+    len: AtomicUsize,
+    /// (`Relaxed`: under the lock.)
+    vacant: AtomicU32,
+    /// (`Relaxed`: a count written under the lock, read by the stats.)
+    live: AtomicUsize,
+    /// (`Relaxed`: under the lock.)
+    floor: AtomicU32,
     source: Source,
 }
 
@@ -128,9 +146,9 @@ impl core::fmt::Debug for RawStore {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("RawStore")
             .field("type", &self.type_name)
-            .field("live", &self.live.get())
-            .field("len", &self.len.get())
-            .field("pages", &self.pages_len.get())
+            .field("live", &self.live())
+            .field("len", &self.len())
+            .field("pages", &self.pages_len.load(Ordering::Relaxed))
             .finish()
     }
 }
@@ -173,12 +191,12 @@ impl RawStore {
             } else {
                 None
             },
-            pages: [const { Cell::new(ptr::null_mut()) }; PAGES],
-            pages_len: Cell::new(0),
-            len: Cell::new(0),
-            vacant: Cell::new(NONE),
-            live: Cell::new(0),
-            floor: Cell::new(0),
+            pages: [const { AtomicPtr::new(ptr::null_mut()) }; PAGES],
+            pages_len: AtomicUsize::new(0),
+            len: AtomicUsize::new(0),
+            vacant: AtomicU32::new(NONE),
+            live: AtomicUsize::new(0),
+            floor: AtomicU32::new(0),
             source,
         }
     }
@@ -198,12 +216,12 @@ impl RawStore {
     /// Live values.
     #[inline(always)]
     pub(crate) fn live(&self) -> usize {
-        self.live.get()
+        self.live.load(Ordering::Relaxed)
     }
 
     /// Slots in its pages.
     pub(crate) fn capacity(&self) -> usize {
-        page_start(self.pages_len.get())
+        page_start(self.pages_len.load(Ordering::Relaxed))
     }
 
     /// Bytes of its pages.
@@ -214,7 +232,7 @@ impl RawStore {
     /// Slots with a written tag: every slot index below it is on a page.
     #[inline(always)]
     pub(crate) fn len(&self) -> usize {
-        self.len.get()
+        self.len.load(Ordering::Acquire)
     }
 
     /// The slot `index` of a store of `slot_size`-byte slots, if below
@@ -222,14 +240,14 @@ impl RawStore {
     #[inline(always)]
     pub(crate) fn slot(&self, index: u32, slot_size: usize) -> Option<NonNull<u8>> {
         debug_assert_eq!(slot_size, self.slot_size);
-        if index as usize >= self.len.get() {
+        if index as usize >= self.len() {
             return None;
         }
         let (page, at) = locate(index);
-        // SAFETY: `index < len`, so its page is live (invariant) and `at`
-        // is one of its slots.
+        // SAFETY: `index < len`, so its page is live (invariant; seen
+        // through `len`'s `Acquire`) and `at` is one of its slots.
         unsafe {
-            let page = self.pages.get_unchecked(page).get();
+            let page = self.pages.get_unchecked(page).load(Ordering::Relaxed);
             Some(NonNull::new_unchecked(page.add(at * slot_size)))
         }
     }
@@ -240,7 +258,7 @@ impl RawStore {
     pub(crate) fn run(&self, index: u32) -> Option<(NonNull<u8>, usize)> {
         let slot = self.slot(index, self.slot_size)?;
         let (page, at) = locate(index);
-        let len = self.len.get() - index as usize;
+        let len = self.len() - index as usize;
         Some((slot, (page_slots(page) - at).min(len)))
     }
 
@@ -251,9 +269,36 @@ impl RawStore {
     /// `slot` must be a slot below `len` of this store.
     #[inline(always)]
     pub(crate) unsafe fn tag(slot: NonNull<u8>) -> u32 {
-        // SAFETY: the caller's guarantee: a written tag at the slot's start
-        // (both fields are plain `u32`s, read without a reference).
-        unsafe { slot.cast::<u32>().read() }
+        // `Acquire`: pairs with `make_live`'s `Release`, so a live tag's
+        // value is seen written (see the type).
+        // SAFETY: the caller's guarantee: a tag at the slot's start, aligned
+        // to 4 (a slot's alignment), only ever accessed atomically.
+        unsafe { Self::tag_cell(slot) }.load(Ordering::Acquire)
+    }
+
+    /// The tag of a slot, as an atomic.
+    ///
+    /// # Safety
+    ///
+    /// `slot` must be a slot of a live page of a store.
+    #[inline(always)]
+    unsafe fn tag_cell<'a>(slot: NonNull<u8>) -> &'a AtomicU32 {
+        // SAFETY: the caller's guarantee: 4 bytes aligned to 4 at the slot's
+        // start, on a page that outlives the use, accessed only atomically.
+        unsafe { AtomicU32::from_ptr(slot.cast::<u32>().as_ptr()) }
+    }
+
+    /// Writes a slot's tag.
+    ///
+    /// # Safety
+    ///
+    /// As [`tag_cell`](Self::tag_cell).
+    #[inline(always)]
+    unsafe fn set_tag(slot: NonNull<u8>, tag: u32) {
+        // `Release`: the slot's value (for a live tag) is written before
+        // (see the type).
+        // SAFETY: the caller's guarantee.
+        unsafe { Self::tag_cell(slot) }.store(tag, Ordering::Release);
     }
 
     /// The value of a slot.
@@ -270,14 +315,14 @@ impl RawStore {
     /// between.
     #[inline(always)]
     pub(crate) fn take(&self, budget: &Budget) -> Result<(NonNull<u8>, u32, u32), Error> {
-        let index = self.vacant.get();
+        let index = self.vacant.load(Ordering::Relaxed);
         if index != NONE {
             let slot = self
                 .slot(index, self.slot_size)
                 .expect("a vacant slot is below len");
             // SAFETY: a vacant slot below `len`: its link is written.
             let next = unsafe { slot.add(4).cast::<u32>().read() };
-            self.vacant.set(next);
+            self.vacant.store(next, Ordering::Relaxed);
             // SAFETY: as above.
             let tag = unsafe { Self::tag(slot) } + 1;
             return Ok((slot, index, tag));
@@ -290,15 +335,23 @@ impl RawStore {
     #[inline(never)]
     fn take_new(&self, budget: &Budget) -> Result<(NonNull<u8>, u32, u32), Error> {
         loop {
-            let len = self.len.get();
+            let len = self.len.load(Ordering::Relaxed);
             if len < self.capacity() {
                 let index = len as u32;
-                self.len.set(len + 1);
-                let slot = self.slot(index, self.slot_size).expect("below len");
-                let tag = (self.number << STORE_SHIFT) | (self.floor.get() + 1);
-                // SAFETY: a slot of a live page, now below `len`: its tag is
-                // written here (even: vacant until `make_live`).
-                unsafe { slot.cast::<u32>().write(tag - 1) };
+                let (page, at) = locate(index);
+                // SAFETY: `len < capacity`: its page is live; `at` one of
+                // its slots.
+                let slot = unsafe {
+                    let page = self.pages.get_unchecked(page).load(Ordering::Relaxed);
+                    NonNull::new_unchecked(page.add(at * self.slot_size))
+                };
+                let tag = (self.number << STORE_SHIFT) | (self.floor.load(Ordering::Relaxed) + 1);
+                // SAFETY: a slot of a live page, not yet below `len`: no
+                // reader looks at it; its tag is written (even: vacant until
+                // `make_live`) before `len` publishes it.
+                unsafe { Self::set_tag(slot, tag - 1) };
+                // `Release`: publishes the tag and the page (see the type).
+                self.len.store(len + 1, Ordering::Release);
                 return Ok((slot, index, tag));
             }
             self.add_page(budget)?;
@@ -309,15 +362,15 @@ impl RawStore {
     #[inline(always)]
     pub(crate) fn make_live(&self, slot: NonNull<u8>, tag: u32) {
         // SAFETY: a slot below `len` (from `take`), its value written.
-        unsafe { slot.cast::<u32>().write(tag) };
-        self.live.set(self.live.get() + 1);
+        unsafe { Self::set_tag(slot, tag) };
+        self.live.store(self.live() + 1, Ordering::Relaxed);
     }
 
     /// Adds the next page: allocated with nothing borrowed (the re-entrancy
     /// rule), installed unless a call the allocator made installed it.
     #[cold]
     fn add_page(&self, budget: &Budget) -> Result<(), Error> {
-        let p = self.pages_len.get();
+        let p = self.pages_len.load(Ordering::Relaxed);
         if p == PAGES || page_start(p + 1) > u32::MAX as usize {
             return Err(Error::OutOfMemory {
                 size: usize::MAX,
@@ -333,15 +386,15 @@ impl RawStore {
                 align: layout.align(),
             });
         };
-        if self.pages_len.get() != p {
+        if self.pages_len.load(Ordering::Relaxed) != p {
             // Added meanwhile: ours goes back.
             budget.credit(layout.size());
             // SAFETY: allocated just above with `layout`, never shared.
             unsafe { system::dealloc(self.source, page, layout) };
             return Ok(());
         }
-        self.pages[p].set(page.as_ptr());
-        self.pages_len.set(p + 1);
+        self.pages[p].store(page.as_ptr(), Ordering::Relaxed);
+        self.pages_len.store(p + 1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -369,13 +422,15 @@ impl RawStore {
         // SAFETY: the caller's guarantee.
         unsafe {
             let tag = Self::tag(slot) + 1;
-            slot.cast::<u32>().write(tag);
+            Self::set_tag(slot, tag);
             if tag & GENERATION < GENERATION - 1 {
-                slot.add(4).cast::<u32>().write(self.vacant.get());
-                self.vacant.set(index);
+                slot.add(4)
+                    .cast::<u32>()
+                    .write(self.vacant.load(Ordering::Relaxed));
+                self.vacant.store(index, Ordering::Relaxed);
             }
         }
-        self.live.set(self.live.get() - 1);
+        self.live.store(self.live() - 1, Ordering::Relaxed);
     }
 
     /// Reserves room for `additional` more values than there are vacant
@@ -384,14 +439,14 @@ impl RawStore {
         // Vacant slots first: counted along their list, no further than
         // needed.
         let mut vacant = 0;
-        let mut i = self.vacant.get();
+        let mut i = self.vacant.load(Ordering::Relaxed);
         while i != NONE && vacant < additional {
             vacant += 1;
             let slot = self.slot(i, self.slot_size).expect("below len");
             // SAFETY: a vacant slot: its link is written.
             i = unsafe { slot.add(4).cast::<u32>().read() };
         }
-        while vacant + (self.capacity() - self.len.get()) < additional {
+        while vacant + (self.capacity() - self.len()) < additional {
             self.add_page(budget)?;
         }
         Ok(())
@@ -400,7 +455,7 @@ impl RawStore {
     /// Each slot below `len`, in index order: (index, slot).
     pub(crate) fn slots(&self) -> impl Iterator<Item = (u32, NonNull<u8>)> + '_ {
         let size = self.slot_size;
-        (0..self.len.get() as u32).map(move |i| (i, self.slot(i, size).expect("below len")))
+        (0..self.len() as u32).map(move |i| (i, self.slot(i, size).expect("below len")))
     }
 
     /// Drops every live value (if the type has a destructor) and vacates
@@ -416,7 +471,7 @@ impl RawStore {
             return;
         };
         let mut i = 0;
-        while self.live.get() > 0 && (i as usize) < self.len.get() {
+        while self.live() > 0 && (i as usize) < self.len() {
             let slot = self.slot(i, self.slot_size).expect("below len");
             // SAFETY: below `len`.
             if unsafe { Self::tag(slot) } & 1 == 1 {
@@ -436,10 +491,10 @@ impl RawStore {
     /// needs no drop) and the manager moves to a new id, so the
     /// generations start again.
     pub(crate) fn forget_slots(&self) {
-        self.len.set(0);
-        self.vacant.set(NONE);
-        self.live.set(0);
-        self.floor.set(0);
+        self.len.store(0, Ordering::Relaxed);
+        self.vacant.store(NONE, Ordering::Relaxed);
+        self.live.store(0, Ordering::Relaxed);
+        self.floor.store(0, Ordering::Relaxed);
     }
 
     /// Gives the pages back if no value is live; returns the bytes. New
@@ -447,7 +502,7 @@ impl RawStore {
     /// instead when the floor would come within 2^16 of the end of the
     /// generations, so that new slots have room to move). O(slots).
     pub(crate) fn trim(&self) -> usize {
-        if self.live.get() > 0 || self.pages_len.get() == 0 {
+        if self.live() > 0 || self.pages_len.load(Ordering::Relaxed) == 0 {
             return 0;
         }
         let newest = self
@@ -456,23 +511,23 @@ impl RawStore {
             .map(|(_, s)| unsafe { Self::tag(s) } & GENERATION)
             .max()
             .unwrap_or(0);
-        let floor = newest.max(self.floor.get());
+        let floor = newest.max(self.floor.load(Ordering::Relaxed));
         if floor >= GENERATION - (1 << 16) {
             return 0;
         }
         debug_assert!(floor % 2 == 0, "a vacant slot's generation is even");
-        self.floor.set(floor);
-        self.len.set(0);
-        self.vacant.set(NONE);
+        self.floor.store(floor, Ordering::Relaxed);
+        self.len.store(0, Ordering::Relaxed);
+        self.vacant.store(NONE, Ordering::Relaxed);
         self.free_pages()
     }
 
     /// Frees every page; returns the bytes.
     fn free_pages(&self) -> usize {
         let mut bytes = 0;
-        while let Some(p) = self.pages_len.get().checked_sub(1) {
-            let page = self.pages[p].replace(ptr::null_mut());
-            self.pages_len.set(p);
+        while let Some(p) = self.pages_len.load(Ordering::Relaxed).checked_sub(1) {
+            let page = self.pages[p].swap(ptr::null_mut(), Ordering::Relaxed);
+            self.pages_len.store(p, Ordering::Relaxed);
             let layout = self.page_layout(p).expect("checked when allocated");
             bytes += layout.size();
             if let Some(page) = NonNull::new(page) {
@@ -496,72 +551,119 @@ impl RawStore {
             live += (tag & 1) as usize;
         }
         let mut vacant = 0;
-        let mut i = self.vacant.get();
+        let mut i = self.vacant.load(Ordering::Relaxed);
         while i != NONE {
             let Some(s) = self.slot(i, self.slot_size) else {
                 return false;
             };
             // SAFETY: below `len`.
-            if unsafe { Self::tag(s) } & 1 == 1 || vacant > self.len.get() {
+            if unsafe { Self::tag(s) } & 1 == 1 || vacant > self.len() {
                 return false;
             }
             vacant += 1;
             // SAFETY: a vacant slot: its link is written.
             i = unsafe { s.add(4).cast::<u32>().read() };
         }
-        live == self.live.get() && live + vacant <= self.len.get()
+        live == self.live() && live + vacant <= self.len()
     }
 }
 
 /// A manager's stores, by number: one per type inserted.
+///
+/// The list is an array of [`MAX_STORES`] pointers, allocated with the
+/// first store and never moved, so that a reader on another thread (a
+/// shared manager's `get`) can follow it while a store is added under the
+/// lock: an entry is written (`Release`) before `count` covers it
+/// (`Release`), and a reader loads `count` (`Acquire`) before the entries
+/// below it. Stores are only added; they go with the manager.
 #[derive(Debug)]
 pub(crate) struct Stores {
-    list: Table<NonNull<RawStore>>,
+    /// The array, or null before the first store. (`Acquire`/`Release`:
+    /// published once, with its zeroed entries, before `count` moves.)
+    list: AtomicPtr<AtomicPtr<RawStore>>,
+    /// Stores in the list.
+    count: AtomicUsize,
     source: Source,
 }
 
 // SAFETY: the stores own their pages and values; the values are `Send`
-// (`insert` requires it), and the manager is `Send` and not `Sync`.
+// (`insert` requires it). Shared across threads (a shared manager), the
+// methods follow the protocol stated on `RawStore` and above: additions
+// under the manager's lock, reads of published entries from anywhere.
 unsafe impl Send for Stores {}
+// SAFETY: as above.
+unsafe impl Sync for Stores {}
 
 impl Stores {
+    /// The list's layout.
+    const LIST: Layout = match Layout::array::<AtomicPtr<RawStore>>(MAX_STORES) {
+        Ok(l) => l,
+        Err(_) => panic!("a small array"),
+    };
+
     /// No store yet; memory will come from `source`.
     pub(crate) const fn new(source: Source) -> Self {
         Stores {
-            list: Table::new(source),
+            list: AtomicPtr::new(ptr::null_mut()),
+            count: AtomicUsize::new(0),
             source,
         }
     }
 
-    /// Store number `n`.
+    /// Stores in the list.
     #[inline(always)]
-    pub(crate) fn get(&self, n: u32) -> Option<&RawStore> {
-        // SAFETY: the list holds live stores, freed only by `drop` (`&mut`).
-        self.list.get(n as usize).map(|s| unsafe { s.as_ref() })
+    fn count(&self) -> usize {
+        // `Acquire`: every entry below it is seen written (see the type).
+        self.count.load(Ordering::Acquire)
     }
 
     /// Store number `n`, which exists.
     ///
     /// # Safety
     ///
-    /// `n` must be the number of one of these stores: that of a handle that
-    /// carries the manager's current id (made by its insert, or checked).
+    /// `n` must be below [`count`](Self::count) as this thread has seen
+    /// it: the number of a handle that carries the manager's current id
+    /// (made by its insert, after which the thread that made or was given
+    /// the handle sees the store, or checked by `handle_from_bits`).
     #[inline(always)]
     pub(crate) unsafe fn get_unchecked(&self, n: u32) -> &RawStore {
-        // SAFETY: the caller's guarantee; the list holds live stores, freed
-        // only by `drop` (`&mut`), and never removes one.
-        unsafe { self.list.get_unchecked(n as usize).as_ref() }
+        // SAFETY: the caller's guarantee: the list exists and its entry `n`
+        // is a live store, written before the handle was made (the handle
+        // crossed to this thread by a synchronising send); stores are freed
+        // only by `drop` (`&mut`). `Relaxed`: as for `count`'s `Acquire`.
+        unsafe {
+            let list = self.list.load(Ordering::Relaxed);
+            &*(*list.add(n as usize)).load(Ordering::Relaxed)
+        }
+    }
+
+    /// Store number `n`, if there is one.
+    #[inline]
+    pub(crate) fn get(&self, n: u32) -> Option<&RawStore> {
+        // SAFETY: below `count`, seen with `Acquire`.
+        ((n as usize) < self.count()).then(|| unsafe { self.get_unchecked(n) })
     }
 
     /// The store of `T`, if it has one.
     #[inline(always)]
     pub(crate) fn find<T: 'static>(&self) -> Option<&RawStore> {
         let id = TypeId::of::<T>();
-        self.iter().find(|s| s.type_id == id)
+        let count = self.count();
+        let list = self.list.load(Ordering::Relaxed);
+        for n in 0..count {
+            // SAFETY: `n < count`, seen with `Acquire`: a published entry of
+            // the list, a live store (see `get_unchecked`).
+            let s = unsafe { &*(*list.add(n)).load(Ordering::Relaxed) };
+            if s.type_id == id {
+                return Some(s);
+            }
+        }
+        None
     }
 
-    /// The store of `T`, made now if need be (its record charged to
-    /// `budget`).
+    /// The store of `T`, made now if need be (its record, and the list
+    /// with the first store, charged to `budget`). Under the manager's
+    /// lock (or on its one thread).
     #[inline]
     pub(crate) fn of<T: 'static>(&self, budget: &Budget) -> Result<&RawStore, Error> {
         match self.find::<T>() {
@@ -573,6 +675,26 @@ impl Stores {
     #[cold]
     #[inline(never)]
     fn make<T: 'static>(&self, budget: &Budget) -> Result<&RawStore, Error> {
+        if self.list.load(Ordering::Relaxed).is_null() {
+            budget.charge(Self::LIST.size())?;
+            let Some(list) = system::alloc_zeroed(self.source, Self::LIST) else {
+                budget.credit(Self::LIST.size());
+                return Err(Error::OutOfMemory {
+                    size: Self::LIST.size(),
+                    align: Self::LIST.align(),
+                });
+            };
+            // The allocator may have made the list meanwhile (a call into
+            // this manager: the re-entrancy rule).
+            if self.list.load(Ordering::Relaxed).is_null() {
+                // `Release`: the zeroed entries (null pointers) first.
+                self.list.store(list.as_ptr().cast(), Ordering::Release);
+            } else {
+                budget.credit(Self::LIST.size());
+                // SAFETY: allocated above with this layout, never shared.
+                unsafe { system::dealloc(self.source, list, Self::LIST) };
+            }
+        }
         let layout = Layout::new::<RawStore>();
         budget.charge(RawStore::BYTES)?;
         let Some(record) = system::alloc(self.source, layout) else {
@@ -583,43 +705,40 @@ impl Stores {
             });
         };
         let record = record.cast::<RawStore>();
-        loop {
-            // A call the allocator made may have made the store meanwhile.
-            if let Some(s) = self.find::<T>() {
-                budget.credit(RawStore::BYTES);
-                // SAFETY: allocated above, never written or shared.
-                unsafe { system::dealloc(self.source, record.cast(), layout) };
-                return Ok(s);
-            }
-            let number = self.list.len();
-            if number == MAX_STORES {
-                budget.credit(RawStore::BYTES);
-                // SAFETY: as above.
-                unsafe { system::dealloc(self.source, record.cast(), layout) };
-                return Err(Error::TooManyTypes { max: MAX_STORES });
-            }
-            if number < self.list.capacity() {
-                // SAFETY: a fresh allocation of a `RawStore`'s layout.
-                unsafe { record.write(RawStore::new::<T>(number as u32, self.source)) };
-                let pushed = self.list.push(record);
-                debug_assert!(pushed.is_ok());
-                // SAFETY: written just above; freed only by `drop`.
-                return Ok(unsafe { record.as_ref() });
-            }
-            let grown = (self.list.capacity() * 2).clamp(4, MAX_STORES);
-            if let Err(e) = self.list.grow(grown, budget) {
-                budget.credit(RawStore::BYTES);
-                // SAFETY: as above.
-                unsafe { system::dealloc(self.source, record.cast(), layout) };
-                return Err(e);
-            }
+        // The allocator has returned: a call it made may have made the
+        // store meanwhile.
+        let give_back = |budget: &Budget| {
+            budget.credit(RawStore::BYTES);
+            // SAFETY: allocated above, never written or shared.
+            unsafe { system::dealloc(self.source, record.cast(), layout) };
+        };
+        if let Some(s) = self.find::<T>() {
+            give_back(budget);
+            return Ok(s);
         }
+        let number = self.count.load(Ordering::Relaxed);
+        if number == MAX_STORES {
+            give_back(budget);
+            return Err(Error::TooManyTypes { max: MAX_STORES });
+        }
+        // SAFETY: a fresh allocation of a `RawStore`'s layout; the list
+        // exists (made above) with room for entry `number`, which no reader
+        // looks at until `count` covers it.
+        unsafe {
+            record.write(RawStore::new::<T>(number as u32, self.source));
+            let list = self.list.load(Ordering::Relaxed);
+            (*list.add(number)).store(record.as_ptr(), Ordering::Relaxed);
+        }
+        // `Release`: publishes the entry and the record (see the type).
+        self.count.store(number + 1, Ordering::Release);
+        // SAFETY: written just above; freed only by `drop`.
+        Ok(unsafe { record.as_ref() })
     }
 
     /// Every store, by number.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &RawStore> + '_ {
-        // SAFETY: as in `get`.
-        self.list.iter().map(|s| unsafe { s.as_ref() })
+        // SAFETY: each number below `count`, seen with `Acquire`.
+        (0..self.count() as u32).map(move |n| unsafe { self.get_unchecked(n) })
     }
 
     /// Live values over every store.
@@ -630,10 +749,15 @@ impl Stores {
     /// Bytes of the pages, the records and the list: what the budget is
     /// charged for them.
     pub(crate) fn bytes(&self) -> usize {
+        let list = if self.list.load(Ordering::Relaxed).is_null() {
+            0
+        } else {
+            Self::LIST.size()
+        };
         self.iter()
             .map(|s| s.bytes() + RawStore::BYTES)
             .sum::<usize>()
-            + self.list.bytes()
+            + list
     }
 
     /// Drops every live value, store by store. `&mut self`: the stores are
@@ -647,12 +771,13 @@ impl Stores {
     }
 
     /// [`RawStore::forget_slots`] on every store (a reset).
-    pub(crate) fn forget_slots(&self) {
+    pub(crate) fn forget_slots(&mut self) {
         self.iter().for_each(RawStore::forget_slots);
     }
 
     /// Gives back the pages of every store with no live value; returns
-    /// the bytes.
+    /// the bytes. Only where no other thread can be reading a store: a
+    /// `MemoryManager`'s (not `Sync`).
     pub(crate) fn trim(&self) -> usize {
         self.iter().map(RawStore::trim).sum()
     }
@@ -667,16 +792,27 @@ impl Stores {
 
 impl Drop for Stores {
     /// Frees every page and record (the values were dropped by the
-    /// manager's drop).
+    /// manager's drop), then the list.
     fn drop(&mut self) {
-        while let Some(s) = self.list.pop() {
-            // SAFETY: a live record of this list, taken off it: its pages
-            // are freed once, then the record.
+        let list = *self.list.get_mut();
+        let count = *self.count.get_mut();
+        for n in 0..count {
+            // SAFETY: a live record of the list (`n < count`), freed once:
+            // its pages, then the record.
             unsafe {
-                s.as_ref().free_pages();
-                ptr::drop_in_place(s.as_ptr());
-                system::dealloc(self.source, s.cast(), Layout::new::<RawStore>());
+                let s = (*list.add(n)).load(Ordering::Relaxed);
+                (*s).free_pages();
+                ptr::drop_in_place(s);
+                system::dealloc(
+                    self.source,
+                    NonNull::new_unchecked(s).cast(),
+                    Layout::new::<RawStore>(),
+                );
             }
+        }
+        if let Some(list) = NonNull::new(list) {
+            // SAFETY: allocated by `make` with this layout, freed once.
+            unsafe { system::dealloc(self.source, list.cast(), Self::LIST) };
         }
     }
 }

@@ -99,18 +99,6 @@ impl<T: Copy> Table<T> {
         }
     }
 
-    /// Entry `i`, with no bounds check.
-    ///
-    /// # Safety
-    ///
-    /// `i` must be below `len`.
-    #[inline(always)]
-    pub(crate) unsafe fn get_unchecked(&self, i: usize) -> T {
-        debug_assert!(i < self.len.get());
-        // SAFETY: `i < len` (caller): an initialised entry.
-        unsafe { self.buf.get().add(i).read() }
-    }
-
     /// Writes entry `i`.
     ///
     /// # Panics
