@@ -596,10 +596,7 @@ unsafe impl Sync for Stores {}
 
 impl Stores {
     /// The list's layout.
-    const LIST: Layout = match Layout::array::<AtomicPtr<RawStore>>(MAX_STORES) {
-        Ok(l) => l,
-        Err(_) => panic!("a small array"),
-    };
+    const LIST: Layout = Layout::new::<[AtomicPtr<RawStore>; MAX_STORES]>();
 
     /// No store yet; memory will come from `source`.
     pub(crate) const fn new(source: Source) -> Self {
