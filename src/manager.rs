@@ -21,8 +21,8 @@ use crate::{Block, DefaultClasses, Error};
 /// Default size of each pool's first chunk: 16 KiB.
 pub(crate) const DEFAULT_INITIAL_CHUNK: usize = 16 << 10;
 
-/// What a shared manager's `Builder::on_leak` takes (it is built in a
-/// `const` context).
+/// What a shared manager's `SharedBuilder::on_leak` takes (it is built in
+/// a `const` context).
 pub(crate) type LeakHook = fn(&Leaks);
 
 /// A manager's leak hook: what [`Builder::on_leak`] was given.
@@ -1019,8 +1019,10 @@ impl<C: SizeClasses, H: Copy> Builder<C, H> {
     /// own, dropped with it, not leaks.
     ///
     /// A [`SharedManager`](crate::SharedManager) is built in a `const`
-    /// context, so [`build_shared`](Builder::build_shared) takes a function
-    /// (`fn(&Leaks)`), not a closure.
+    /// context (to be a `static`), so its builder,
+    /// [`SharedManager::builder`](crate::SharedManager::builder), takes a
+    /// function (`fn(&Leaks)`: a function item, or a closure that captures
+    /// nothing) — see [`SharedBuilder::on_leak`](crate::SharedBuilder::on_leak).
     ///
     /// # Examples
     ///
