@@ -651,9 +651,9 @@ impl<C: SizeClasses> MemoryManager<C> {
     ///
     /// ```
     /// let mm = memory_mgr::MemoryManager::new();
-    /// mm.reserve::<[f32; 16]>(10_000)?;
+    /// mm.reserve::<[f32; 16]>(1_000)?;
     /// let chunks = mm.stats().classes[3].chunks; // the 64-byte class
-    /// let v: Vec<_> = (0..10_000).map(|_| mm.alloc([0f32; 16])).collect();
+    /// let v: Vec<_> = (0..1_000).map(|_| mm.alloc([0f32; 16])).collect();
     /// assert_eq!(mm.stats().classes[3].chunks, chunks); // no new chunk
     /// # drop(v);
     /// # Ok::<(), memory_mgr::Error>(())
@@ -699,7 +699,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     /// let mm = memory_mgr::MemoryManager::new();
     /// let keep = mm.alloc(1u64);
-    /// let v: Vec<_> = (0..10_000).map(|i| mm.alloc(i as u64)).collect();
+    /// let v: Vec<_> = (0..5_000).map(|i| mm.alloc(i as u64)).collect();
     /// drop(v);
     /// let before = mm.stats().reserved_bytes();
     /// let released = mm.trim();

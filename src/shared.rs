@@ -1230,7 +1230,7 @@ impl<C: SizeClasses> SharedManager<C> {
     /// ```
     /// let mm = memory_mgr::SharedManager::new();
     /// std::thread::scope(|s| {
-    ///     s.spawn(|| drop((0..10_000).map(|i| mm.alloc(i)).collect::<Vec<_>>()))
+    ///     s.spawn(|| drop((0..1_000).map(|i| mm.alloc(i)).collect::<Vec<_>>()))
     ///         .join() // (a join waits for the thread's exit, slot given back)
     ///         .unwrap();
     /// });
