@@ -303,7 +303,7 @@ pub use handle::Handle;
 pub use manager::{Builder, MemoryManager};
 pub use pool_box::PoolBox;
 #[cfg(all(feature = "std", not(loom)))]
-pub use shared::{SharedBox, SharedManager};
+pub use shared::{SharedBox, SharedBuilder, SharedManager};
 
 /// The two kinds of box: [`PoolBox`] is a `PoolBox<'m, T, C, Local>`,
 /// [`SharedBox`] a `PoolBox<'m, T, C, Shared>`.

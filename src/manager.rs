@@ -21,8 +21,8 @@ use crate::{Block, DefaultClasses, Error};
 /// Default size of each pool's first chunk: 16 KiB.
 pub(crate) const DEFAULT_INITIAL_CHUNK: usize = 16 << 10;
 
-/// What a shared manager's `Builder::on_leak` takes (it is built in a
-/// `const` context).
+/// What a shared manager's `SharedBuilder::on_leak` takes (it is built in
+/// a `const` context).
 pub(crate) type LeakHook = fn(&Leaks);
 
 /// A manager's leak hook: what [`Builder::on_leak`] was given.
@@ -659,9 +659,9 @@ impl<C: SizeClasses> MemoryManager<C> {
     ///
     /// ```
     /// let mm = memory_mgr::MemoryManager::new();
-    /// mm.reserve::<[f32; 16]>(10_000)?;
+    /// mm.reserve::<[f32; 16]>(1_000)?;
     /// let chunks = mm.stats().classes[3].chunks; // the 64-byte class
-    /// let v: Vec<_> = (0..10_000).map(|_| mm.alloc([0f32; 16])).collect();
+    /// let v: Vec<_> = (0..1_000).map(|_| mm.alloc([0f32; 16])).collect();
     /// assert_eq!(mm.stats().classes[3].chunks, chunks); // no new chunk
     /// # drop(v);
     /// # Ok::<(), memory_mgr::Error>(())
@@ -707,7 +707,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     /// let mm = memory_mgr::MemoryManager::new();
     /// let keep = mm.alloc(1u64);
-    /// let v: Vec<_> = (0..10_000).map(|i| mm.alloc(i as u64)).collect();
+    /// let v: Vec<_> = (0..5_000).map(|i| mm.alloc(i as u64)).collect();
     /// drop(v);
     /// let before = mm.stats().reserved_bytes();
     /// let released = mm.trim();
@@ -1032,8 +1032,10 @@ impl<C: SizeClasses, H: Copy> Builder<C, H> {
     /// own, dropped with it, not leaks.
     ///
     /// A [`SharedManager`](crate::SharedManager) is built in a `const`
-    /// context, so [`build_shared`](Builder::build_shared) takes a function
-    /// (`fn(&Leaks)`), not a closure.
+    /// context (to be a `static`), so its builder,
+    /// [`SharedManager::builder`](crate::SharedManager::builder), takes a
+    /// function (`fn(&Leaks)`: a function item, or a closure that captures
+    /// nothing) — see [`SharedBuilder::on_leak`](crate::SharedBuilder::on_leak).
     ///
     /// # Examples
     ///

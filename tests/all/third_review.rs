@@ -1,8 +1,10 @@
 //! Regression tests for the third review's findings (issue 20): reserve
 //! on a shared manager while other threads free, reserve refusals that name
-//! the manager, and a panicking leak hook on a shared manager.
+//! the manager, a panicking leak hook on a shared manager, and a function
+//! given as a shared manager's leak hook.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
@@ -99,9 +101,7 @@ fn a_panicking_leak_hook_still_frees_a_shared_managers_memory() {
     // good: warm it up.
     drop(SharedManager::new().alloc(1u8));
     let before = held();
-    let mm = SharedManager::builder()
-        .on_leak(hook as fn(&Leaks))
-        .build_shared();
+    let mm = SharedManager::builder().on_leak(hook).build_shared();
     std::mem::forget(mm.alloc([7u8; 64]));
     let _leaked: memory_mgr::Block = mm.alloc_block(100).unwrap();
     assert!(held() > before);
@@ -109,4 +109,41 @@ fn a_panicking_leak_hook_still_frees_a_shared_managers_memory() {
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"leaks found"));
     drop(payload);
     assert_eq!(held() - before, 0, "the state and its heaps were freed");
+}
+
+/// `SharedManager::builder().on_leak(f)` takes a function as it is — in a
+/// `static` (a `const` context) and at run time — and a closure that
+/// captures nothing. (Before, `on_leak` kept the function item's own type
+/// and `build_shared`, there only for `fn(&Leaks)`, was not found: the
+/// caller had to write `f as fn(&Leaks)`.) A closure that captures is
+/// refused at compile time: the `compile_fail` doctest on
+/// `SharedBuilder::on_leak`.
+#[test]
+fn a_shared_managers_builder_takes_a_function_as_its_leak_hook() {
+    static LEAKED: AtomicUsize = AtomicUsize::new(0);
+    fn count(leaks: &Leaks) {
+        LEAKED.fetch_add(leaks.total(), Ordering::Relaxed);
+    }
+    static AUDIO: SharedManager = SharedManager::builder()
+        .name("audio")
+        .on_leak(count)
+        .budget(1 << 20)
+        .build_shared();
+    assert_eq!(
+        (AUDIO.name(), AUDIO.budget()),
+        (Some("audio"), Some(1 << 20))
+    );
+    drop(AUDIO.alloc(1u64));
+
+    let mm = SharedManager::builder().on_leak(count).build_shared();
+    let _leaked: memory_mgr::Block = mm.alloc_block(100).unwrap();
+    drop(mm);
+    assert_eq!(LEAKED.load(Ordering::Relaxed), 1);
+
+    let mm = SharedManager::builder()
+        .on_leak(|leaks| assert_eq!(leaks.total(), 1))
+        .try_build_shared()
+        .unwrap();
+    std::mem::forget(mm.alloc(7u32));
+    drop(mm);
 }
