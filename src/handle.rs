@@ -766,7 +766,7 @@ impl<C: SizeClasses> MemoryManager<C> {
         Store {
             store: self.stores().find::<T>(),
             id: self.blocks().id(),
-            not_ours: self.blocks(),
+            not_ours: Some(self.blocks()),
             _values: PhantomData,
         }
     }
@@ -791,7 +791,7 @@ impl<C: SizeClasses> MemoryManager<C> {
         StoreMut {
             store: self.stores().find::<T>(),
             id: self.blocks().id(),
-            not_ours: self.blocks(),
+            not_ours: Some(self.blocks()),
             _values: PhantomData,
         }
     }
@@ -801,7 +801,9 @@ impl<C: SizeClasses> MemoryManager<C> {
 pub struct Store<'a, T> {
     store: Option<&'a RawStore>,
     id: u64,
-    not_ours: &'a crate::checked::BlockHeap,
+    /// The manager's, for the error of a handle of another id; none for
+    /// the view of a shared manager not yet used.
+    not_ours: Option<&'a crate::checked::BlockHeap>,
     _values: PhantomData<&'a T>,
 }
 
@@ -815,11 +817,24 @@ impl<T> fmt::Debug for Store<'_, T> {
 }
 
 impl<'a, T: 'static> Store<'a, T> {
+    /// The view of a manager with no store at all (no handle is its).
+    #[cfg(all(feature = "std", not(loom)))] // a shared manager's, before its first use
+    pub(crate) fn empty() -> Self {
+        Store {
+            store: None,
+            id: 0,
+            not_ours: None,
+            _values: PhantomData,
+        }
+    }
+
     /// The slot of `h`, checked.
     #[inline(always)]
     fn find(&self, h: Handle<T>) -> Result<NonNull<u8>, Error> {
         if h.raw.owner != self.id {
-            return Err(self.not_ours.not_ours(h.raw));
+            return Err(self
+                .not_ours
+                .map_or(Error::ForeignBlock, |b| b.not_ours(h.raw)));
         }
         find_in::<T>(self.store.ok_or(Error::Removed)?, h)
     }
@@ -906,7 +921,8 @@ impl<'a, T: 'static> Store<'a, T> {
 pub struct StoreMut<'a, T> {
     store: Option<&'a RawStore>,
     id: u64,
-    not_ours: &'a crate::checked::BlockHeap,
+    /// As in [`Store`].
+    not_ours: Option<&'a crate::checked::BlockHeap>,
     _values: PhantomData<&'a mut T>,
 }
 
@@ -920,11 +936,24 @@ impl<T> fmt::Debug for StoreMut<'_, T> {
 }
 
 impl<T: 'static> StoreMut<'_, T> {
+    /// As [`Store::empty`].
+    #[cfg(all(feature = "std", not(loom)))] // a shared manager's, before its first use
+    pub(crate) fn empty() -> Self {
+        StoreMut {
+            store: None,
+            id: 0,
+            not_ours: None,
+            _values: PhantomData,
+        }
+    }
+
     /// The slot of `h`, checked.
     #[inline(always)]
     fn find(&self, h: Handle<T>) -> Result<NonNull<u8>, Error> {
         if h.raw.owner != self.id {
-            return Err(self.not_ours.not_ours(h.raw));
+            return Err(self
+                .not_ours
+                .map_or(Error::ForeignBlock, |b| b.not_ours(h.raw)));
         }
         find_in::<T>(self.store.ok_or(Error::Removed)?, h)
     }
@@ -1110,6 +1139,17 @@ pub struct Iter<'a, T> {
     _values: PhantomData<&'a T>,
 }
 
+impl<T> Iter<'_, T> {
+    /// An iterator over nothing.
+    #[cfg(all(feature = "std", not(loom)))] // a shared manager's, before its first use
+    pub(crate) fn empty() -> Self {
+        Iter {
+            raw: Walk::new(None, 0),
+            _values: PhantomData,
+        }
+    }
+}
+
 impl<'a, T: 'static> Iterator for Iter<'a, T> {
     type Item = (Handle<T>, &'a T);
 
@@ -1144,6 +1184,17 @@ pub struct IterMut<'a, T> {
     _values: PhantomData<&'a mut T>,
 }
 
+impl<T> IterMut<'_, T> {
+    /// An iterator over nothing.
+    #[cfg(all(feature = "std", not(loom)))] // a shared manager's, before its first use
+    pub(crate) fn empty() -> Self {
+        IterMut {
+            raw: Walk::new(None, 0),
+            _values: PhantomData,
+        }
+    }
+}
+
 impl<'a, T: 'static> Iterator for IterMut<'a, T> {
     type Item = (Handle<T>, &'a mut T);
 
@@ -1176,6 +1227,17 @@ impl<T> fmt::Debug for IterMut<'_, T> {
 pub struct Drain<'a, T: 'static> {
     raw: Walk<'a>,
     _values: PhantomData<&'a mut T>,
+}
+
+impl<T: 'static> Drain<'_, T> {
+    /// An iterator over nothing.
+    #[cfg(all(feature = "std", not(loom)))] // a shared manager's, before its first use
+    pub(crate) fn empty() -> Self {
+        Drain {
+            raw: Walk::new(None, 0),
+            _values: PhantomData,
+        }
+    }
 }
 
 impl<T: 'static> Iterator for Drain<'_, T> {

@@ -716,6 +716,14 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// assert_eq!(*keep, 1); // still there
     /// ```
     pub fn trim(&self) -> usize {
+        let stores = self.stores.trim();
+        self.heap.budget().credit(stores);
+        stores + self.trim_except_stores()
+    }
+
+    /// [`trim`](Self::trim) but the stores' pages: a shared manager's
+    /// central trim, while other threads may be reading its stores.
+    pub(crate) fn trim_except_stores(&self) -> usize {
         let budget = self.heap.budget();
         let pooled: usize = self
             .heap
@@ -723,14 +731,7 @@ impl<C: SizeClasses> MemoryManager<C> {
             .chain(self.heap.checked())
             .map(|p| p.trim())
             .sum();
-        pooled
-            + self.blocks.trim(budget)
-            + {
-                let bytes = self.stores.trim();
-                budget.credit(bytes);
-                bytes
-            }
-            + crate::system::trim(self.heap.fallback())
+        pooled + self.blocks.trim(budget) + crate::system::trim(self.heap.fallback())
     }
 
     /// Frees everything at once, in O(chunks), and keeps the memory: every

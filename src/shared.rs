@@ -1261,7 +1261,8 @@ impl<C: SizeClasses> SharedManager<C> {
                 released += unsafe { State::<C>::trim_heap(pools) };
             }
         }
-        released + state.central(|mm| mm.trim())
+        // (Not the stores' pages: another thread may be reading them.)
+        released + state.central(|mm| mm.trim_except_stores())
     }
 
     /// Frees everything at once (see [`MemoryManager::reset`]): every heap
@@ -1812,6 +1813,8 @@ impl<C: SizeClasses> SharedManager<C> {
 /// argument is: no other thread can be in a critical section then, and the
 /// forking thread's own run one at a time).
 /// Test: tests/fork_prepare.rs.
+mod handles;
+
 #[cfg(unix)]
 mod fork {
     use core::sync::atomic::{AtomicBool, Ordering};

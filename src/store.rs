@@ -859,3 +859,59 @@ mod tests {
         }
     }
 }
+
+/// The protocol by which a slot reaches readers on other threads (a shared
+/// manager's `get` while another thread inserts), as a loom model: the
+/// writer (under the lock) writes a new slot's tag and publishes it with
+/// `len`, then writes the value and makes the tag live; a reader that sees
+/// the slot below `len` and its tag live reads the value. Loom checks that
+/// the value's write happens before the read (it flags the race if
+/// `make_live`'s store or the reader's tag load is weakened to `Relaxed`).
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use loom::cell::UnsafeCell;
+    use loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+    use loom::sync::Arc;
+
+    struct Slot {
+        tag: AtomicU32,
+        value: UnsafeCell<u64>,
+        len: AtomicUsize,
+    }
+
+    #[test]
+    fn a_slot_made_live_is_seen_with_its_value() {
+        loom::model(|| {
+            let slot = Arc::new(Slot {
+                tag: AtomicU32::new(0),
+                value: UnsafeCell::new(0),
+                len: AtomicUsize::new(0),
+            });
+            let writer = {
+                let slot = slot.clone();
+                loom::thread::spawn(move || {
+                    // `take_new`: the vacant tag, then `len` (Release).
+                    slot.tag.store(2, Ordering::Release);
+                    slot.len.store(1, Ordering::Release);
+                    // The value, then `make_live` (Release).
+                    // SAFETY (test): no reader touches the value before the
+                    // live tag (what the model checks).
+                    slot.value.with_mut(|v| unsafe { *v = 42 });
+                    slot.tag.store(3, Ordering::Release);
+                })
+            };
+            // A reader with the handle (index 0, tag 3).
+            if slot.len.load(Ordering::Acquire) > 0 {
+                let tag = slot.tag.load(Ordering::Acquire);
+                if tag == 3 {
+                    // SAFETY (test): the live tag was seen with `Acquire`.
+                    let v = slot.value.with(|v| unsafe { *v });
+                    assert_eq!(v, 42);
+                } else {
+                    assert_eq!(tag, 2, "a slot below len has its tag written");
+                }
+            }
+            writer.join().unwrap();
+        });
+    }
+}

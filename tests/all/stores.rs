@@ -324,3 +324,101 @@ fn a_million_small_values_take_sixteen_bytes_and_a_bit_each() {
     );
     assert_eq!(mm.get(hs[count - 1]), Ok(&(count as u64 - 1)));
 }
+
+/// A shared manager's stores: inserts from many threads at once, reads
+/// from many threads at once with no lock while others insert, and the
+/// structural changes with `&mut`.
+#[cfg(feature = "std")]
+#[test]
+fn a_shared_manager_stores_values_every_thread_reads() {
+    use memory_mgr::SharedManager;
+    let mut mm = SharedManager::new();
+    let per = n(500, 20);
+    let first: Vec<Handle<String>> = (0..per).map(|i| mm.insert(i.to_string())).collect();
+    let made: Vec<Vec<Handle<String>>> = std::thread::scope(|s| {
+        let mm = &mm;
+        let first = &first;
+        // Readers check the first values while writers insert more.
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(move || {
+                    for _ in 0..n(5, 2) {
+                        for (i, &h) in first.iter().enumerate() {
+                            assert_eq!(mm.get(h).map(String::as_str), Ok(i.to_string().as_str()));
+                        }
+                        assert!(mm.iter::<String>().count() >= per);
+                    }
+                })
+            })
+            .collect();
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                s.spawn(move || {
+                    (0..per)
+                        .map(|i| mm.insert(format!("{w}:{i}")))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        readers.into_iter().for_each(|r| r.join().unwrap());
+        writers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    assert_eq!(mm.len::<String>(), 3 * per);
+    for (w, hs) in made.iter().enumerate() {
+        for (i, &h) in hs.iter().enumerate() {
+            assert_eq!(
+                mm.get(h).map(String::as_str),
+                Ok(format!("{w}:{i}").as_str())
+            );
+        }
+    }
+    // Exclusive access: despawn, take, two at once.
+    mm.retain::<String>(|_, s| !s.starts_with("0:"));
+    assert_eq!(mm.len::<String>(), 2 * per);
+    assert_eq!(mm.get(made[0][0]).err(), Some(Error::Removed));
+    let n_ = mm.insert(1u32);
+    let (a, b) = mm.get_pair_mut(first[0], n_).unwrap();
+    a.push('!');
+    *b += 1;
+    assert_eq!(mm.remove(first[0]).as_deref(), Ok("0!"));
+    assert_eq!(mm.drain::<u32>().map(|(_, v)| v).collect::<Vec<_>>(), [2]);
+    // Another manager's handle, or one from before a reset.
+    let other = SharedManager::new();
+    assert_eq!(other.get(first[1]).err(), Some(Error::ForeignBlock));
+    mm.reset();
+    assert_eq!(mm.get(first[1]).err(), Some(Error::FreedByReset));
+    assert_eq!(mm.stats().handles.live, 0);
+}
+
+/// A `World` that owns a shared manager and its handles is an engine
+/// resource: `Send + Sync`.
+#[cfg(feature = "std")]
+#[test]
+fn a_world_owning_a_shared_manager_is_send_and_sync() {
+    struct World {
+        mm: memory_mgr::SharedManager,
+        enemies: Vec<Handle<Enemy>>,
+    }
+    fn resource<R: Send + Sync + 'static>(r: R) -> R {
+        r
+    }
+    let w = resource(World {
+        mm: memory_mgr::SharedManager::new(),
+        enemies: Vec::new(),
+    });
+    let mut w = w;
+    let h = w.mm.insert(Enemy { hp: 5 });
+    w.enemies.push(h);
+    let w = std::sync::Arc::new(w);
+    let hp = std::thread::scope(|s| {
+        s.spawn(|| w.mm.get(w.enemies[0]).map(|e| e.hp))
+            .join()
+            .unwrap()
+    });
+    assert_eq!(hp, Ok(5));
+    // A shared manager's trim leaves its stores' pages (other threads may
+    // be reading them).
+    let before = w.mm.stats().handles.reserved_bytes;
+    w.mm.trim();
+    assert_eq!(w.mm.stats().handles.reserved_bytes, before);
+}
