@@ -157,6 +157,12 @@ impl<T> Handle<T> {
         self.raw.generation
     }
 
+    /// A handle of manager id `owner` to slot `index` with `tag`.
+    #[cfg(feature = "serde")]
+    pub(crate) fn from_parts(owner: u64, index: u32, tag: u32) -> Self {
+        Self::new(owner, index, tag)
+    }
+
     fn new(owner: u64, index: u32, tag: u32) -> Self {
         Handle {
             raw: Block {

@@ -284,6 +284,8 @@ mod identity;
 mod manager;
 mod pool;
 mod pool_box;
+#[cfg(feature = "serde")]
+mod save;
 #[cfg(all(feature = "std", not(loom)))]
 mod shared;
 mod size_class;

@@ -54,7 +54,7 @@ const PAGES: usize = 33 - LOG_FIRST as usize;
 /// Bits of a tag that hold the store's number.
 pub(crate) const STORE_SHIFT: u32 = 24;
 /// The generation bits of a tag.
-const GENERATION: u32 = (1 << STORE_SHIFT) - 1;
+pub(crate) const GENERATION: u32 = (1 << STORE_SHIFT) - 1;
 /// The most stores (types) a manager has.
 pub(crate) const MAX_STORES: usize = 1 << (32 - STORE_SHIFT);
 /// `next` of the last vacant slot.
@@ -207,6 +207,12 @@ impl RawStore {
         self.type_id == TypeId::of::<T>()
     }
 
+    /// The store's number (the top bits of its tags).
+    #[cfg(feature = "serde")]
+    pub(crate) fn number(&self) -> u32 {
+        self.number
+    }
+
     /// Bytes of a slot.
     #[inline(always)]
     pub(crate) fn slot_size(&self) -> usize {
@@ -356,6 +362,38 @@ impl RawStore {
             }
             self.add_page(budget)?;
         }
+    }
+
+    /// For a load (`load_store`): a new slot at the end, with the saved
+    /// `generation` (24 bits) — vacant (linked, unless retired), or, with
+    /// `live`, returned for the caller to write its value and make it live
+    /// with the tag returned. Refused unless the generation fits the slot's
+    /// state (odd for a live one) and lies within the generations.
+    #[cfg(feature = "serde")]
+    pub(crate) fn push_loaded(
+        &self,
+        generation: u32,
+        live: bool,
+        budget: &Budget,
+    ) -> Result<(NonNull<u8>, u32, u32), &'static str> {
+        if generation > GENERATION - 1 || (generation & 1 == 1) != live {
+            return Err("a slot's generation does not fit its state");
+        }
+        let (slot, index, _) = self.take_new(budget).map_err(|_| "no room for the slot")?;
+        let tag = (self.number << STORE_SHIFT) | generation;
+        if !live {
+            // SAFETY: a slot just taken, vacant, below `len`.
+            unsafe {
+                Self::set_tag(slot, tag);
+                if generation < GENERATION - 1 {
+                    slot.add(4)
+                        .cast::<u32>()
+                        .write(self.vacant.load(Ordering::Relaxed));
+                    self.vacant.store(index, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok((slot, index, tag))
     }
 
     /// Makes the slot that [`take`](Self::take) returned live with `tag`.

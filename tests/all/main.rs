@@ -17,6 +17,8 @@ mod model;
 mod model_core;
 mod operations;
 mod pool_box;
+#[cfg(feature = "serde")]
+mod save;
 #[cfg(all(feature = "std", feature = "allocator-api2"))]
 mod shared;
 #[cfg(feature = "std")]

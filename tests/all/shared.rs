@@ -147,7 +147,7 @@ fn a_collection_built_on_one_thread_is_dropped_on_another() {
         v.push(i);
     }
     let sum = thread::scope(|s| s.spawn(move || v.iter().sum::<usize>()).join().unwrap());
-    assert_eq!(sum, (0..n(10_000, 100)).sum());
+    assert_eq!(sum, (0..n(10_000, 100)).sum::<usize>());
     assert_eq!(mm.stats().live(), 0);
 }
 

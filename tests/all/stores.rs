@@ -177,7 +177,10 @@ fn the_typed_views_check_as_the_manager_does() {
         assert_eq!(store.len(), 50);
         assert_eq!(store.get(hs[7]), Ok(&7));
         assert_eq!(store.get(foreign), Err(Error::ForeignBlock));
-        assert_eq!(store.iter().map(|(_, v)| *v).sum::<u32>(), (0..50).sum());
+        assert_eq!(
+            store.iter().map(|(_, v)| *v).sum::<u32>(),
+            (0..50).sum::<u32>()
+        );
     }
     {
         let mut store = mm.store_mut::<u32>();
