@@ -795,9 +795,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     pub fn store_mut<T: 'static>(&mut self) -> StoreMut<'_, T> {
         StoreMut {
-            store: self.stores().find::<T>(),
-            id: self.blocks().id(),
-            not_ours: Some(self.blocks()),
+            view: self.store(),
             _values: PhantomData,
         }
     }
@@ -925,10 +923,9 @@ impl<'a, T: 'static> Store<'a, T> {
 
 /// A mutable view of one type's store, from [`MemoryManager::store_mut`].
 pub struct StoreMut<'a, T> {
-    store: Option<&'a RawStore>,
-    id: u64,
-    /// As in [`Store`].
-    not_ours: Option<&'a crate::checked::BlockHeap>,
+    /// The shared view it adds the mutable methods to.
+    view: Store<'a, T>,
+    /// Invariant in `T`, as `&mut T` is.
     _values: PhantomData<&'a mut T>,
 }
 
@@ -936,7 +933,7 @@ impl<T> fmt::Debug for StoreMut<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoreMut")
             .field("type", &core::any::type_name::<T>())
-            .field("len", &self.store.map_or(0, RawStore::live))
+            .field("len", &self.view.store.map_or(0, RawStore::live))
             .finish()
     }
 }
@@ -946,22 +943,9 @@ impl<T: 'static> StoreMut<'_, T> {
     #[cfg(all(feature = "std", not(loom)))] // a shared manager's, before its first use
     pub(crate) fn empty() -> Self {
         StoreMut {
-            store: None,
-            id: 0,
-            not_ours: None,
+            view: Store::empty(),
             _values: PhantomData,
         }
-    }
-
-    /// The slot of `h`, checked.
-    #[inline(always)]
-    fn find(&self, h: Handle<T>) -> Result<NonNull<u8>, Error> {
-        if h.raw.owner != self.id {
-            return Err(self
-                .not_ours
-                .map_or(Error::ForeignBlock, |b| b.not_ours(h.raw)));
-        }
-        find_in::<T>(self.store.ok_or(Error::Removed)?, h)
     }
 
     /// The value of `handle`.
@@ -979,10 +963,8 @@ impl<T: 'static> StoreMut<'_, T> {
     /// ```
     #[inline]
     pub fn get(&self, handle: Handle<T>) -> Result<&T, Error> {
-        let slot = self.find(handle)?;
-        // SAFETY: as in `MemoryManager::get`; the view borrows the manager
-        // mutably, and this borrows the view.
-        Ok(unsafe { value_in::<T>(slot).as_ref() })
+        // (Shortened to this borrow of the view.)
+        self.view.get(handle)
     }
 
     /// The value of `handle`, mutably.
@@ -1002,7 +984,7 @@ impl<T: 'static> StoreMut<'_, T> {
     /// ```
     #[inline]
     pub fn get_mut(&mut self, handle: Handle<T>) -> Result<&mut T, Error> {
-        let slot = self.find(handle)?;
+        let slot = self.view.find(handle)?;
         // SAFETY: as in `MemoryManager::get_mut`: the view holds the
         // manager's only borrow, and this borrows the view mutably.
         Ok(unsafe { value_in::<T>(slot).as_mut() })
@@ -1024,8 +1006,8 @@ impl<T: 'static> StoreMut<'_, T> {
     /// ```
     #[inline]
     pub fn remove(&mut self, handle: Handle<T>) -> Result<T, Error> {
-        let slot = self.find(handle)?;
-        let store = self.store.expect("found above");
+        let slot = self.view.find(handle)?;
+        let store = self.view.store.expect("found above");
         // SAFETY: as in `MemoryManager::remove`.
         unsafe {
             let v = value_in::<T>(slot).read();
@@ -1045,7 +1027,7 @@ impl<T: 'static> StoreMut<'_, T> {
     /// ```
     #[must_use]
     pub fn len(&self) -> usize {
-        self.store.map_or(0, RawStore::live)
+        self.view.len()
     }
 
     /// Whether the store holds no value.
@@ -1073,7 +1055,7 @@ impl<T: 'static> StoreMut<'_, T> {
     /// ```
     pub fn iter_mut(&mut self) -> IterMut<'_, T> {
         IterMut {
-            raw: Walk::new(self.store, self.id),
+            raw: Walk::new(self.view.store, self.view.id),
             _values: PhantomData,
         }
     }

@@ -270,6 +270,7 @@ extern crate std;
 
 #[cfg(feature = "allocator-api2")]
 mod alloc_api;
+mod api;
 mod block;
 mod budget;
 mod checked;

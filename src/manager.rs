@@ -862,14 +862,23 @@ impl<C: SizeClasses> MemoryManager<C> {
 
 impl<C: SizeClasses> fmt::Debug for MemoryManager<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let stats = self.stats();
-        f.debug_struct("MemoryManager")
-            .field("name", &self.name())
-            .field("classes", &C::TABLE.sizes())
-            .field("live", &stats.live())
-            .field("reserved_bytes", &stats.reserved_bytes())
-            .finish_non_exhaustive()
+        debug_manager(f, "MemoryManager", C::TABLE.sizes(), &self.stats())
     }
+}
+
+/// A manager's `Debug`: its type, name, classes and what it holds.
+pub(crate) fn debug_manager(
+    f: &mut fmt::Formatter<'_>,
+    kind: &str,
+    classes: &[usize],
+    stats: &Stats,
+) -> fmt::Result {
+    f.debug_struct(kind)
+        .field("name", &stats.name)
+        .field("classes", &classes)
+        .field("live", &stats.live())
+        .field("reserved_bytes", &stats.reserved_bytes())
+        .finish_non_exhaustive()
 }
 
 impl<C: SizeClasses> Drop for MemoryManager<C> {
