@@ -1071,12 +1071,14 @@ impl<T: 'static> StoreMut<'_, T> {
 struct Walk<'a> {
     store: Option<&'a RawStore>,
     id: u64,
-    /// The next slot's index.
-    index: u32,
+    /// One past the current run's last slot: where the next run starts.
+    end: u32,
     /// The next slot, if `left > 0`.
     next: NonNull<u8>,
     /// Slots left in the current run.
-    left: usize,
+    left: u32,
+    /// Bytes of a slot.
+    size: usize,
 }
 
 impl<'a> Walk<'a> {
@@ -1084,39 +1086,41 @@ impl<'a> Walk<'a> {
         Walk {
             store,
             id,
-            index: 0,
+            end: 0,
             next: NonNull::dangling(),
             left: 0,
+            size: store.map_or(0, RawStore::slot_size),
         }
     }
 
     /// The next live slot: (index, tag, slot).
-    #[inline]
+    #[inline(always)]
     fn next_live(&mut self) -> Option<(u32, u32, NonNull<u8>)> {
-        let store = self.store?;
-        let size = store.slot_size();
         loop {
-            if self.left == 0 {
-                (self.next, self.left) = store.run(self.index)?;
+            while self.left > 0 {
+                let slot = self.next;
+                // SAFETY: `left > 0`: the next slot of a run below `len` on
+                // a live page (see the type); one past the run at most.
+                self.next = unsafe { slot.add(self.size) };
+                self.left -= 1;
+                // SAFETY: a slot below `len`.
+                let tag = unsafe { RawStore::tag(slot) };
+                if tag & 1 == 1 {
+                    return Some((self.end - self.left - 1, tag, slot));
+                }
             }
-            let (slot, index) = (self.next, self.index);
-            // SAFETY: `left > 0`: the next slot of a run below `len` on a
-            // live page (see the type); one past the run at most.
-            self.next = unsafe { slot.add(size) };
-            self.left -= 1;
-            self.index += 1;
-            // SAFETY: a slot below `len`.
-            let tag = unsafe { RawStore::tag(slot) };
-            if tag & 1 == 1 {
-                return Some((index, tag, slot));
-            }
+            let (next, left) = self.store?.run(self.end)?;
+            (self.next, self.left) = (next, left as u32);
+            self.end += left as u32;
         }
     }
 
     /// Slots not walked yet, an upper bound of the live ones left.
     fn remaining(&self) -> usize {
         self.store.map_or(0, |s| {
-            s.len().saturating_sub(self.index as usize).min(s.live())
+            (s.len() + self.left as usize)
+                .saturating_sub(self.end as usize)
+                .min(s.live())
         })
     }
 }
@@ -1161,7 +1165,7 @@ impl<T: 'static> FusedIterator for Iter<'_, T> {}
 impl<T> fmt::Debug for Iter<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Iter")
-            .field("next", &self.raw.index)
+            .field("next", &(self.raw.end - self.raw.left))
             .finish()
     }
 }
@@ -1206,7 +1210,7 @@ impl<T: 'static> FusedIterator for IterMut<'_, T> {}
 impl<T> fmt::Debug for IterMut<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IterMut")
-            .field("next", &self.raw.index)
+            .field("next", &(self.raw.end - self.raw.left))
             .finish()
     }
 }
@@ -1261,7 +1265,7 @@ impl<T: 'static> Drop for Drain<'_, T> {
 impl<T> fmt::Debug for Drain<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Drain")
-            .field("next", &self.raw.index)
+            .field("next", &(self.raw.end - self.raw.left))
             .finish()
     }
 }
