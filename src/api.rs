@@ -1,10 +1,13 @@
-//! The box constructors both managers have, written once: `box_api!` emits
-//! them, with their docs and examples, for [`MemoryManager`] (boxes of the
+//! The API both managers have, written once: `box_api!` emits the box
+//! constructors and `block_api!` the checked-block methods, with their docs
+//! and examples, for [`MemoryManager`] (boxes of the
 //! `Local` kind: [`PoolBox`]) and [`SharedManager`](crate::SharedManager)
 //! (the `Shared` kind: [`SharedBox`](crate::SharedBox)), as std's
-//! `int_impl!` does for the integer types. Each body is one call into the
-//! generic box code of `pool_box.rs`, which reaches the manager through its
-//! `Source` implementation: the one place the two managers differ.
+//! `int_impl!` does for the integer types. Each box constructor is one call
+//! into the generic box code of `pool_box.rs`, which reaches the manager
+//! through its `Source` implementation; each block method one call into the
+//! manager that holds the blocks (`blocks_at`: itself, or a shared
+//! manager's central one under its lock) — the places the managers differ.
 
 #[allow(unused_imports)] // the doc links
 use crate::{MemoryManager, PoolBox};
@@ -455,6 +458,307 @@ box_api!(
     crate::kind::Shared,
     "memory_mgr::SharedManager::new()"
 );
+
+/// Emits the checked-block methods for manager `$M`, each one call into the
+/// manager that holds its blocks (`blocks_at`: the manager itself, or a
+/// shared manager's central one under its lock), its examples starting
+/// `let mm = $new;`.
+macro_rules! block_api {
+    ($M:ident, $new:literal) => {
+        /// # Checked raw blocks
+        impl<C: $crate::SizeClasses> $M<C> {
+            /// Allocates a block of at least `size` bytes, zeroed, aligned to
+            /// at least 8 (to the class's natural alignment when pooled).
+            ///
+            /// A size above the largest class goes to the system allocator;
+            /// a size of 0 gets a block of the smallest class.
+            ///
+            /// # Errors
+            ///
+            /// [`Error::LayoutOverflow`](crate::Error::LayoutOverflow) if
+            /// `size` exceeds `isize::MAX` (e.g. `usize::MAX`);
+            /// [`Error::OutOfMemory`](crate::Error::OutOfMemory) if the
+            /// system allocator refuses, or if a class already has 2^24
+            /// checked blocks' worth of chunks (the slot number a 16-byte
+            /// handle carries; about 10.7 million 8-byte blocks with the
+            /// default 1 MiB chunks: freeing and trimming makes room again);
+            /// [`Error::BudgetExceeded`](crate::Error::BudgetExceeded) past
+            /// the budget.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("let mm = ", $new, ";")]
+            /// let b = mm.alloc_block(24)?;
+            /// assert_eq!(mm.block_size(b)?, 32);
+            /// assert_eq!(mm.read::<u64>(b, 0)?, 0);
+            /// # Ok::<(), memory_mgr::Error>(())
+            /// ```
+            #[inline(always)]
+            pub fn alloc_block(&self, size: usize) -> Result<$crate::Block, $crate::Error> {
+                self.alloc_block_aligned(size, 8)
+            }
+
+            /// Allocates a zeroed block of at least `size` bytes aligned to
+            /// `align`: from the first class whose blocks are large and
+            /// aligned enough, else from the system allocator.
+            ///
+            /// # Errors
+            ///
+            /// [`Error::InvalidAlignment`](crate::Error::InvalidAlignment)
+            /// if `align` is not a power of two;
+            /// [`Error::LayoutOverflow`](crate::Error::LayoutOverflow) if
+            /// `size` rounded up to `align` exceeds `isize::MAX`; else as
+            /// [`alloc_block`](Self::alloc_block).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use memory_mgr::Error;
+            #[doc = concat!("let mm = ", $new, ";")]
+            /// let b = mm.alloc_block_aligned(8, 64)?;
+            /// assert_eq!(mm.block_ptr(b)?.cast::<u8>().as_ptr() as usize % 64, 0);
+            /// assert_eq!(mm.alloc_block_aligned(8, 3), Err(Error::InvalidAlignment { align: 3 }));
+            /// # Ok::<(), Error>(())
+            /// ```
+            #[inline(always)]
+            pub fn alloc_block_aligned(
+                &self,
+                size: usize,
+                align: usize,
+            ) -> Result<$crate::Block, $crate::Error> {
+                self.blocks_at(|mm| mm.checked_alloc(size, align))?
+            }
+
+            /// Frees a block. Checked: never undefined behaviour, whatever
+            /// the handle.
+            ///
+            /// A rejected free changes nothing. The check is exact for a
+            /// block freed twice, also after its slot was handed out again
+            /// (the newer block stays allocated), up to one limit: each slot
+            /// has a 32-bit generation that moves by 2 per allocate/free
+            /// cycle, so a handle kept across exactly 2^31 reuses of its
+            /// slot would match again (and name the bytes of the block then
+            /// live: blocks hold only bytes). [`Handle`](crate::Handle)s
+            /// have no such limit.
+            ///
+            /// # Errors
+            ///
+            /// [`Error::DoubleFree`](crate::Error::DoubleFree) if the block
+            /// was already freed; [`Error::FreedByReset`](crate::Error::FreedByReset)
+            /// if a reset freed it; [`Error::ForeignBlock`](crate::Error::ForeignBlock)
+            /// if it came from another manager.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use memory_mgr::Error;
+            #[doc = concat!("let (a, b) = (", $new, ", ", $new, ");")]
+            /// let x = a.alloc_block(16)?;
+            /// assert_eq!(b.free(x), Err(Error::ForeignBlock));
+            /// a.free(x)?;
+            /// let y = a.alloc_block(16)?; // reuses x's slot
+            /// assert_eq!(a.free(x), Err(Error::DoubleFree));
+            /// assert!(a.is_live(y));
+            /// # Ok::<(), Error>(())
+            /// ```
+            #[inline(always)]
+            pub fn free(&self, block: $crate::Block) -> Result<(), $crate::Error> {
+                self.blocks_at(|mm| mm.checked_free(block))?
+            }
+
+            /// Whether `block` is a live block of this manager.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("let mm = ", $new, ";")]
+            /// let b = mm.alloc_block(8)?;
+            /// assert!(mm.is_live(b));
+            /// mm.free(b)?;
+            /// assert!(!mm.is_live(b));
+            /// # Ok::<(), memory_mgr::Error>(())
+            /// ```
+            #[must_use]
+            #[inline]
+            pub fn is_live(&self, block: $crate::Block) -> bool {
+                self.blocks_at(|mm| mm.checked_is_live(block))
+                    .unwrap_or(false)
+            }
+
+            /// The usable size of a live block in bytes: its class size for
+            /// a pooled block, the requested size for one from the system
+            /// allocator.
+            ///
+            /// # Errors
+            ///
+            /// As [`read`](Self::read).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("let mm = ", $new, ";")]
+            /// let b = mm.alloc_block(24)?;
+            /// assert_eq!(mm.block_size(b)?, 32); // the 32-byte class
+            /// assert_eq!(mm.block_size(mm.alloc_block(1000)?)?, 1000);
+            /// mm.free(b)?;
+            /// assert_eq!(mm.block_size(b), Err(memory_mgr::Error::UseAfterFree));
+            /// # Ok::<(), memory_mgr::Error>(())
+            /// ```
+            #[inline]
+            pub fn block_size(&self, block: $crate::Block) -> Result<usize, $crate::Error> {
+                Ok(self.block_ptr(block)?.len())
+            }
+
+            /// The bytes of a live block, as a raw slice pointer of
+            /// [`block_size`](Self::block_size) bytes. It stays valid until
+            /// the block is freed or the manager is dropped or reset;
+            /// reading or writing through it is `unsafe` and the caller's
+            /// responsibility — [`read`](Self::read) and
+            /// [`write`](Self::write) are the checked alternatives.
+            ///
+            /// # Errors
+            ///
+            /// As [`read`](Self::read).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("let mm = ", $new, ";")]
+            /// let b = mm.alloc_block(64)?;
+            /// let bytes = mm.block_ptr(b)?;
+            /// assert_eq!(bytes.len(), 64);
+            /// // SAFETY: `b` is live and 64 bytes long.
+            /// unsafe { bytes.cast::<u8>().as_ptr().write_bytes(7, 64) };
+            /// assert_eq!(mm.read::<u8>(b, 63)?, 7);
+            /// # Ok::<(), memory_mgr::Error>(())
+            /// ```
+            #[inline]
+            pub fn block_ptr(
+                &self,
+                block: $crate::Block,
+            ) -> Result<core::ptr::NonNull<[u8]>, $crate::Error> {
+                self.blocks_at(|mm| mm.checked_bytes(block))?
+            }
+
+            /// Reads a `T` from `offset` bytes into a live block (unaligned
+            /// copy).
+            ///
+            /// # Errors
+            ///
+            /// [`Error::UseAfterFree`](crate::Error::UseAfterFree) if the
+            /// block was freed, [`Error::FreedByReset`](crate::Error::FreedByReset)
+            /// if a reset freed it, [`Error::ForeignBlock`](crate::Error::ForeignBlock)
+            /// if it is another manager's, [`Error::OutOfBounds`](crate::Error::OutOfBounds)
+            /// if `offset + size_of::<T>()` exceeds the block.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("let mm = ", $new, ";")]
+            /// let b = mm.alloc_block(16)?;
+            /// mm.write(b, 3, [1.5f32, 2.5])?;
+            /// assert_eq!(mm.read::<[f32; 2]>(b, 3)?, [1.5, 2.5]);
+            /// # Ok::<(), memory_mgr::Error>(())
+            /// ```
+            #[inline]
+            pub fn read<T: bytemuck::Pod>(
+                &self,
+                block: $crate::Block,
+                offset: usize,
+            ) -> Result<T, $crate::Error> {
+                let mut value = T::zeroed();
+                self.read_bytes(block, offset, bytemuck::bytes_of_mut(&mut value))?;
+                Ok(value)
+            }
+
+            /// Writes a `T` at `offset` bytes into a live block (unaligned
+            /// copy).
+            ///
+            /// # Errors
+            ///
+            /// As [`read`](Self::read); nothing is written on error.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use memory_mgr::Error;
+            #[doc = concat!("let mm = ", $new, ";")]
+            /// let b = mm.alloc_block(8)?;
+            /// mm.write(b, 0, 7u64)?;
+            /// assert_eq!(
+            ///     mm.write(b, 4, 7u64),
+            ///     Err(Error::OutOfBounds { offset: 4, len: 8, size: 8 })
+            /// );
+            /// # Ok::<(), Error>(())
+            /// ```
+            #[inline]
+            pub fn write<T: bytemuck::NoUninit>(
+                &self,
+                block: $crate::Block,
+                offset: usize,
+                value: T,
+            ) -> Result<(), $crate::Error> {
+                self.write_bytes(block, offset, bytemuck::bytes_of(&value))
+            }
+
+            /// Copies bytes of a live block, from `offset`, into `dst`.
+            ///
+            /// # Errors
+            ///
+            /// As [`read`](Self::read).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("let mm = ", $new, ";")]
+            /// let b = mm.alloc_block(32)?;
+            /// mm.write_bytes(b, 0, b"hello")?;
+            /// let mut out = [0u8; 5];
+            /// mm.read_bytes(b, 0, &mut out)?;
+            /// assert_eq!(&out, b"hello");
+            /// # Ok::<(), memory_mgr::Error>(())
+            /// ```
+            #[inline]
+            pub fn read_bytes(
+                &self,
+                block: $crate::Block,
+                offset: usize,
+                dst: &mut [u8],
+            ) -> Result<(), $crate::Error> {
+                self.blocks_at(|mm| mm.checked_read(block, offset, dst))?
+            }
+
+            /// Copies `src` into a live block at `offset`.
+            ///
+            /// # Errors
+            ///
+            /// As [`read`](Self::read); nothing is written on error.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("let mm = ", $new, ";")]
+            /// let b = mm.alloc_block(4)?;
+            /// assert!(mm.write_bytes(b, 0, &[0; 9]).is_err());
+            /// # Ok::<(), memory_mgr::Error>(())
+            /// ```
+            #[inline]
+            pub fn write_bytes(
+                &self,
+                block: $crate::Block,
+                offset: usize,
+                src: &[u8],
+            ) -> Result<(), $crate::Error> {
+                self.blocks_at(|mm| mm.checked_write(block, offset, src))?
+            }
+        }
+    };
+}
+
+block_api!(MemoryManager, "memory_mgr::MemoryManager::new()");
+#[cfg(all(feature = "std", not(loom)))]
+block_api!(SharedManager, "memory_mgr::SharedManager::new()");
 
 #[cfg(all(feature = "std", not(loom)))]
 use crate::SharedManager;

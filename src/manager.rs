@@ -265,62 +265,19 @@ impl<C: SizeClasses> MemoryManager<C> {
         C::TABLE
     }
 
-    // ----- typed allocations -------------------------------------------------
+    // ----- checked raw blocks: the core `api.rs` calls ---------------------
 
-    // ----- checked raw blocks ------------------------------------------------
-
-    /// Allocates a block of at least `size` bytes, zeroed, aligned to at
-    /// least 8 (to the class's natural alignment when pooled).
-    ///
-    /// A size above the largest class goes to the system allocator; a size
-    /// of 0 gets a block of the smallest class.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::LayoutOverflow`] if `size` exceeds `isize::MAX` (e.g.
-    /// `usize::MAX`); [`Error::OutOfMemory`] if the system allocator refuses,
-    /// or if a class already has 2^24 checked blocks' worth of chunks (the
-    /// slot number a 16-byte handle carries; about 10.7 million 8-byte
-    /// blocks with the default 1 MiB chunks: freeing and trimming makes
-    /// room again); [`Error::BudgetExceeded`] past the budget.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mm = memory_mgr::MemoryManager::new();
-    /// let b = mm.alloc_block(24)?;
-    /// assert_eq!(mm.block_size(b)?, 32);
-    /// assert_eq!(mm.read::<u64>(b, 0)?, 0);
-    /// # Ok::<(), memory_mgr::Error>(())
-    /// ```
+    /// Runs `f` with the manager that holds this manager's checked blocks:
+    /// itself. (A shared manager's is its central manager, under the lock:
+    /// `api.rs` writes the block methods once over both.)
     #[inline(always)]
-    pub fn alloc_block(&self, size: usize) -> Result<Block, Error> {
-        self.alloc_block_aligned(size, 8)
+    pub(crate) fn blocks_at<R>(&self, f: impl FnOnce(&Self) -> R) -> Result<R, Error> {
+        Ok(f(self))
     }
 
-    /// Allocates a zeroed block of at least `size` bytes aligned to `align`.
-    ///
-    /// The request goes to the first class whose blocks are large enough and
-    /// aligned enough, else to the system allocator.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidAlignment`] if `align` is not a power of two;
-    /// [`Error::LayoutOverflow`] if `size` rounded up to `align` exceeds
-    /// `isize::MAX`; [`Error::OutOfMemory`] if the system allocator refuses.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use memory_mgr::{Error, MemoryManager};
-    /// let mm = MemoryManager::new();
-    /// let b = mm.alloc_block_aligned(8, 64)?;
-    /// assert_eq!(mm.block_ptr(b)?.cast::<u8>().as_ptr() as usize % 64, 0);
-    /// assert_eq!(mm.alloc_block_aligned(8, 3), Err(Error::InvalidAlignment { align: 3 }));
-    /// # Ok::<(), Error>(())
-    /// ```
+    /// A zeroed checked block of at least `size` bytes at `align`.
     #[inline(always)]
-    pub fn alloc_block_aligned(&self, size: usize, align: usize) -> Result<Block, Error> {
+    pub(crate) fn checked_alloc(&self, size: usize, align: usize) -> Result<Block, Error> {
         if !align.is_power_of_two() {
             return Err(Error::InvalidAlignment { align });
         }
@@ -335,214 +292,45 @@ impl<C: SizeClasses> MemoryManager<C> {
         }
     }
 
-    /// Frees a block. Checked: never undefined behaviour, whatever the handle.
-    ///
-    /// A rejected free changes nothing. The check is exact for a block freed
-    /// twice, also after its slot was handed out again (the newer block stays
-    /// allocated), up to one limit: each slot has a 32-bit generation that
-    /// moves by 2 per allocate/free cycle, so a handle kept across exactly
-    /// 2^31 reuses of its slot would match again (and name the bytes of the
-    /// block then live: blocks hold only bytes). [`Handle`](crate::Handle)s
-    /// have no such limit.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::DoubleFree`] if the block was already freed;
-    /// [`Error::FreedByReset`] if a [`reset`](Self::reset) freed it;
-    /// [`Error::ForeignBlock`] if it came from another manager.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use memory_mgr::{Error, MemoryManager};
-    /// let (a, b) = (MemoryManager::new(), MemoryManager::new());
-    /// let x = a.alloc_block(16)?;
-    /// assert_eq!(b.free(x), Err(Error::ForeignBlock));
-    /// a.free(x)?;
-    /// let y = a.alloc_block(16)?; // reuses x's slot
-    /// assert_eq!(a.free(x), Err(Error::DoubleFree));
-    /// assert!(a.is_live(y));
-    /// # Ok::<(), Error>(())
-    /// ```
+    /// Frees a checked block, checked.
     #[inline(always)]
-    pub fn free(&self, block: Block) -> Result<(), Error> {
+    pub(crate) fn checked_free(&self, block: Block) -> Result<(), Error> {
         self.blocks
             .free(self.heap.checked(), block, self.heap.fallback())
     }
 
-    /// Whether `block` is a live block of this manager.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mm = memory_mgr::MemoryManager::new();
-    /// let b = mm.alloc_block(8)?;
-    /// assert!(mm.is_live(b));
-    /// mm.free(b)?;
-    /// assert!(!mm.is_live(b));
-    /// # Ok::<(), memory_mgr::Error>(())
-    /// ```
-    #[must_use]
+    /// Whether `block` is a live checked block here.
     #[inline]
-    pub fn is_live(&self, block: Block) -> bool {
+    pub(crate) fn checked_is_live(&self, block: Block) -> bool {
         self.blocks.is_live(self.heap.checked(), block)
     }
 
-    /// The usable size of a live block in bytes: its class size for a
-    /// pooled block, the requested size for one from the system allocator.
-    ///
-    /// # Errors
-    ///
-    /// As [`read`](Self::read): [`Error::UseAfterFree`] if the block was
-    /// freed, [`Error::FreedByReset`] if a reset freed it,
-    /// [`Error::ForeignBlock`] if it came from another manager.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mm = memory_mgr::MemoryManager::new();
-    /// let b = mm.alloc_block(24)?;
-    /// assert_eq!(mm.block_size(b)?, 32); // the 32-byte class
-    /// assert_eq!(mm.block_size(mm.alloc_block(1000)?)?, 1000);
-    /// mm.free(b)?;
-    /// assert_eq!(mm.block_size(b), Err(memory_mgr::Error::UseAfterFree));
-    /// # Ok::<(), memory_mgr::Error>(())
-    /// ```
+    /// The bytes of live checked block `block`.
     #[inline]
-    pub fn block_size(&self, block: Block) -> Result<usize, Error> {
-        Ok(self.blocks.bytes(self.heap.checked(), block)?.len())
-    }
-
-    /// The bytes of a live block, as a raw slice pointer of
-    /// [`block_size`](Self::block_size) bytes. It stays valid until the
-    /// block is freed or the manager is dropped or reset; reading or writing
-    /// through it is `unsafe` and the caller's responsibility —
-    /// [`read`](Self::read) and [`write`](Self::write) are the checked
-    /// alternatives.
-    ///
-    /// # Errors
-    ///
-    /// As [`block_size`](Self::block_size).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mm = memory_mgr::MemoryManager::new();
-    /// let b = mm.alloc_block(64)?;
-    /// let bytes = mm.block_ptr(b)?;
-    /// assert_eq!(bytes.len(), 64);
-    /// // SAFETY: `b` is live and 64 bytes long.
-    /// unsafe { bytes.cast::<u8>().as_ptr().write_bytes(7, 64) };
-    /// assert_eq!(mm.read::<u8>(b, 63)?, 7);
-    /// # Ok::<(), memory_mgr::Error>(())
-    /// ```
-    #[inline]
-    pub fn block_ptr(&self, block: Block) -> Result<NonNull<[u8]>, Error> {
+    pub(crate) fn checked_bytes(&self, block: Block) -> Result<NonNull<[u8]>, Error> {
         self.blocks.bytes(self.heap.checked(), block)
     }
 
-    /// Reads a `T` from `offset` bytes into a live block (unaligned copy).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::UseAfterFree`] if the block was freed, [`Error::ForeignBlock`]
-    /// if it is another manager's, [`Error::OutOfBounds`] if
-    /// `offset + size_of::<T>()` exceeds the block.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mm = memory_mgr::MemoryManager::new();
-    /// let b = mm.alloc_block(16)?;
-    /// mm.write(b, 3, [1.5f32, 2.5])?;
-    /// assert_eq!(mm.read::<[f32; 2]>(b, 3)?, [1.5, 2.5]);
-    /// # Ok::<(), memory_mgr::Error>(())
-    /// ```
+    /// Copies bytes of live checked block `block`, from `offset`, to `dst`.
     #[inline]
-    pub fn read<T: bytemuck::Pod>(&self, block: Block, offset: usize) -> Result<T, Error> {
-        let mut value = T::zeroed();
-        self.blocks.read_bytes(
-            self.heap.checked(),
-            block,
-            offset,
-            bytemuck::bytes_of_mut(&mut value),
-        )?;
-        Ok(value)
-    }
-
-    /// Writes a `T` at `offset` bytes into a live block (unaligned copy).
-    ///
-    /// # Errors
-    ///
-    /// As for [`read`](MemoryManager::read); nothing is written on error.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use memory_mgr::{Error, MemoryManager};
-    /// let mm = MemoryManager::new();
-    /// let b = mm.alloc_block(8)?;
-    /// mm.write(b, 0, 7u64)?;
-    /// assert_eq!(
-    ///     mm.write(b, 4, 7u64),
-    ///     Err(Error::OutOfBounds { offset: 4, len: 8, size: 8 })
-    /// );
-    /// # Ok::<(), Error>(())
-    /// ```
-    #[inline]
-    pub fn write<T: bytemuck::NoUninit>(
+    pub(crate) fn checked_read(
         &self,
         block: Block,
         offset: usize,
-        value: T,
+        dst: &mut [u8],
     ) -> Result<(), Error> {
-        self.blocks.write_bytes(
-            self.heap.checked(),
-            block,
-            offset,
-            bytemuck::bytes_of(&value),
-        )
-    }
-
-    /// Copies bytes of a live block, from `offset`, into `dst`.
-    ///
-    /// # Errors
-    ///
-    /// As for [`read`](MemoryManager::read).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mm = memory_mgr::MemoryManager::new();
-    /// let b = mm.alloc_block(32)?;
-    /// mm.write_bytes(b, 0, b"hello")?;
-    /// let mut out = [0u8; 5];
-    /// mm.read_bytes(b, 0, &mut out)?;
-    /// assert_eq!(&out, b"hello");
-    /// # Ok::<(), memory_mgr::Error>(())
-    /// ```
-    #[inline]
-    pub fn read_bytes(&self, block: Block, offset: usize, dst: &mut [u8]) -> Result<(), Error> {
         self.blocks
             .read_bytes(self.heap.checked(), block, offset, dst)
     }
 
-    /// Copies `src` into a live block at `offset`.
-    ///
-    /// # Errors
-    ///
-    /// As for [`read`](MemoryManager::read); nothing is written on error.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mm = memory_mgr::MemoryManager::new();
-    /// let b = mm.alloc_block(4)?;
-    /// assert!(mm.write_bytes(b, 0, &[0; 9]).is_err());
-    /// # Ok::<(), memory_mgr::Error>(())
-    /// ```
+    /// Copies `src` into live checked block `block` at `offset`.
     #[inline]
-    pub fn write_bytes(&self, block: Block, offset: usize, src: &[u8]) -> Result<(), Error> {
+    pub(crate) fn checked_write(
+        &self,
+        block: Block,
+        offset: usize,
+        src: &[u8],
+    ) -> Result<(), Error> {
         self.blocks
             .write_bytes(self.heap.checked(), block, offset, src)
     }
