@@ -14,7 +14,7 @@
 //! alone: allocator-api2's own round trips (`Box::leak` then
 //! `Box::from_raw_in`, `Vec::leak` then `Vec::from_raw_parts_in`) make it
 //! from a `&mut`. So `deallocate`, `grow` and `shrink` never reach memory
-//! through it: [`own`] turns its address into the manager's own pointer —
+//! through it: `heap::own` turns its address into the manager's own pointer —
 //! through the chunk map for a pooled block, through the registry of
 //! allocator-made allocations above the classes — whose provenance covers
 //! the whole block and the metadata around it. The address is all that is
@@ -43,6 +43,7 @@ use crate::MemoryManager;
 //   was allocated by this allocator with `layout`, which routes it back to
 //   the same pool or the registry; they reach the memory only through the
 //   manager's own pointers (module docs), whatever `ptr`'s provenance.
+#[cfg_attr(docsrs, doc(cfg(feature = "allocator-api2")))]
 unsafe impl<C: SizeClasses> Allocator for &MemoryManager<C> {
     #[inline(always)]
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
@@ -90,6 +91,7 @@ unsafe impl<C: SizeClasses> Allocator for &MemoryManager<C> {
 // `&SharedManager` borrows; every copy of the reference is the same
 // manager.
 #[cfg(all(feature = "std", not(loom)))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "std", feature = "allocator-api2"))))]
 unsafe impl<C: SizeClasses> Allocator for &crate::SharedManager<C> {
     #[inline]
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {

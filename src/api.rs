@@ -1,7 +1,7 @@
 //! The API both managers have, written once: `box_api!` emits the box
 //! constructors and `block_api!` the checked-block methods, with their docs
 //! and examples, for [`MemoryManager`] (boxes of the
-//! `Local` kind: [`PoolBox`]) and [`SharedManager`](crate::SharedManager)
+//! `Local` kind: [`PoolBox`]) and [`SharedManager`]
 //! (the `Shared` kind: [`SharedBox`](crate::SharedBox)), as std's
 //! `int_impl!` does for the integer types. Each box constructor is one call
 //! into the generic box code of `pool_box.rs`, which reaches the manager

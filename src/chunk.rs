@@ -63,7 +63,7 @@ pub(crate) fn layout(size: usize) -> Option<Layout> {
 ///
 /// # Safety
 ///
-/// `block` must point into a live chunk made by [`allocate`], past its
+/// `block` must point into a live chunk made by the pool's `ChunkHeader::allocate`, past its
 /// header.
 #[inline(always)]
 pub(crate) unsafe fn base_of(block: NonNull<u8>) -> NonNull<u8> {

@@ -241,6 +241,9 @@
 //! * `pass-through`: below.
 //! * `nightly` (nightly compiler): `PoolBox<T>` coerces to
 //!   `PoolBox<dyn Trait>` like `Box` (`CoerceUnsized`).
+//! * `serde` (implies `std`): save a manager's typed stores and load them
+//!   into another, handles inside the values included
+//!   (`MemoryManager::save_store`, `load_store`, `load_with`).
 //! * `self-host`: for this crate's own test suite (it runs on [`Global`]).
 //!
 //! # Pass-through mode
@@ -256,10 +259,11 @@
 //! # Errors and panics
 //!
 //! Fallible calls return [`Error`]; `try_` variants exist for every
-//! allocating call, and the plain ones panic with the error's message (as
+//! allocating call but `pin`, and the plain ones panic with the error's message (as
 //! `Box::new` aborts on out-of-memory). After any error the manager is
 //! unchanged and usable.
 #![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(feature = "nightly", feature(coerce_unsized, unsize))]
 #![warn(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -301,11 +305,13 @@ mod thread;
 pub use block::Block;
 pub use error::Error;
 #[cfg(all(feature = "std", not(loom)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use global::Global;
 pub use handle::Handle;
 pub use manager::{Builder, MemoryManager};
 pub use pool_box::PoolBox;
 #[cfg(all(feature = "std", not(loom)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use shared::{SharedBox, SharedBuilder, SharedManager};
 
 /// The two kinds of box: [`PoolBox`] is a `PoolBox<'m, T, C, Local>`,

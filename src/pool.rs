@@ -14,7 +14,7 @@
 //! without a single instruction on the fast path.
 //!
 //! A pool is found from any of its blocks through the chunk header (see
-//! [`chunk`](crate::chunk)), so pools live at fixed heap addresses inside
+//! [`chunk`]), so pools live at fixed heap addresses inside
 //! the heap context (`heap::Heap`) and never move.
 
 use alloc::vec::Vec;

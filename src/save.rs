@@ -48,6 +48,7 @@ impl Drop for Restore {
 
 /// A handle is written as `(index, generation)`: its slot, with no manager
 /// id (a loading manager supplies its own).
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 impl<T> Serialize for Handle<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let bits = self.to_bits();
@@ -60,6 +61,7 @@ impl<T> Serialize for Handle<T> {
 
 /// Only inside [`MemoryManager::load_store`] (anywhere else it is an
 /// error): the handle takes the loading manager's id and its type's store.
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 impl<'de, T: 'static> Deserialize<'de> for Handle<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let (index, generation) = <(u32, u32)>::deserialize(deserializer)?;
@@ -85,6 +87,7 @@ impl<'de, T: 'static> Deserialize<'de> for Handle<T> {
 type Saved<'a, T> = (u32, u32, Option<&'a T>);
 
 /// # Save and load (the `serde` feature)
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 impl<C: SizeClasses> MemoryManager<C> {
     /// Writes `T`'s store: every slot in index order, with its generation
     /// and, if live, its value (a sequence of `(index, generation,
@@ -191,6 +194,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 impl<C: SizeClasses> MemoryManager<C> {
     /// Runs `f` with this manager as the one that every [`Handle`]
     /// deserialized inside it belongs to: for handles kept outside the

@@ -476,7 +476,7 @@ impl<C: SizeClasses> State<C> {
 /// When a thread exits, the next thread to start takes over its heap;
 /// blocks other threads still hold stay valid throughout.
 ///
-/// Allocations above the largest class, checked [`Block`]s and collections
+/// Allocations above the largest class, checked [`Block`](crate::Block)s and collections
 /// (through the [`Allocator`](allocator_api2::alloc::Allocator)
 /// implementation) share one central heap, taken under a lock: `free`,
 /// `read` and `write` of a block race safely with each other on any
@@ -1067,7 +1067,7 @@ impl<C: SizeClasses> SharedManager<C> {
     }
 
     /// Frees everything at once (see [`MemoryManager::reset`]): every heap
-    /// keeps its chunks as free capacity, and every [`Block`] handed out
+    /// keeps its chunks as free capacity, and every [`Block`](crate::Block) handed out
     /// before becomes stale. `&mut self`: no box and no other thread's use
     /// of the manager can be alive.
     ///

@@ -1,7 +1,7 @@
 //! The system fallback: the only caller of `alloc::alloc::{alloc, alloc_zeroed, dealloc}`
 //! (and of `std::alloc::System`, for `Global`).
 //!
-//! Contract: [`alloc`] and [`alloc_zeroed`] take any layout (a zero size is
+//! Contract: [`alloc()`] and [`alloc_zeroed`] take any layout (a zero size is
 //! refused with `None` rather than being undefined behaviour) and return
 //! memory that [`dealloc`] gives back with the same layout. "System" means
 //! the program's global allocator, so a `#[global_allocator]` (mimalloc, a
@@ -60,7 +60,7 @@ pub(crate) fn alloc(source: Source, layout: Layout) -> Option<NonNull<u8>> {
     }
 }
 
-/// Like [`alloc`], but the memory is zeroed.
+/// Like [`alloc()`], but the memory is zeroed.
 #[inline]
 pub(crate) fn alloc_zeroed(source: Source, layout: Layout) -> Option<NonNull<u8>> {
     if layout.size() == 0 {
@@ -83,7 +83,7 @@ pub(crate) fn alloc_zeroed(source: Source, layout: Layout) -> Option<NonNull<u8>
 ///
 /// # Safety
 ///
-/// `ptr` must come from [`alloc`] or [`alloc_zeroed`] with this same
+/// `ptr` must come from [`alloc()`] or [`alloc_zeroed`] with this same
 /// `source` and `layout` and must not have been deallocated since.
 #[inline]
 pub(crate) unsafe fn dealloc(source: Source, ptr: NonNull<u8>, layout: Layout) {
