@@ -35,8 +35,9 @@ use crate::block::{NUMBER_BITS, NUMBER_MASK, SYSTEM_SLOT};
 use crate::budget::Budget;
 use crate::identity::Identity;
 use crate::pool::{floor_after, grown, Pool, Slot};
+use crate::source::Source;
+use crate::system;
 use crate::system::Fallback;
-use crate::system::{self, Source};
 use crate::table::Table;
 use crate::{Block, Error};
 

@@ -25,7 +25,7 @@ use core::cell::Cell;
 use core::ptr::NonNull;
 
 use crate::budget::Budget;
-use crate::system::Source;
+use crate::source::Source;
 use crate::table::Table;
 use crate::Error;
 

@@ -16,6 +16,7 @@ use crate::fill;
 use crate::pool::UNOWNED;
 use crate::pool::{ChunkConfig, Pool};
 use crate::size_class::{route, Route, SizeClasses};
+use crate::source;
 use crate::system::{self, Fallback, HeapKind};
 use crate::Error;
 
@@ -79,14 +80,14 @@ impl<C: SizeClasses> Heap<C> {
     ) -> Option<Self> {
         let source = kind.source;
         // Freed after the pools (see `drop`).
-        let fallback = system::alloc(source, Layout::new::<Fallback>())?.cast::<Fallback>();
+        let fallback = source::alloc(source, Layout::new::<Fallback>())?.cast::<Fallback>();
         // SAFETY: a fresh allocation of a `Fallback`'s layout.
         unsafe { fallback.write(Fallback::new(budget, name, kind)) };
-        let Some(pools) = system::alloc(source, Self::pools_layout()) else {
+        let Some(pools) = source::alloc(source, Self::pools_layout()) else {
             // SAFETY: written just above, freed once, here.
             unsafe {
                 ptr::drop_in_place(fallback.as_ptr());
-                system::dealloc(source, fallback.cast(), Layout::new::<Fallback>());
+                source::dealloc(source, fallback.cast(), Layout::new::<Fallback>());
             }
             return None;
         };
@@ -243,9 +244,9 @@ impl<C: SizeClasses> Drop for Heap<C> {
         // and are dropped and freed only here.
         unsafe {
             ptr::drop_in_place(slice);
-            system::dealloc(source, self.pools.cast(), Self::pools_layout());
+            source::dealloc(source, self.pools.cast(), Self::pools_layout());
             ptr::drop_in_place(self.fallback.as_ptr());
-            system::dealloc(source, self.fallback.cast(), Layout::new::<Fallback>());
+            source::dealloc(source, self.fallback.cast(), Layout::new::<Fallback>());
         }
     }
 }

@@ -294,6 +294,7 @@ mod save;
 #[cfg(all(feature = "std", not(loom)))]
 mod shared;
 mod size_class;
+mod source;
 mod stats;
 mod store;
 mod sync;

@@ -208,8 +208,8 @@ impl<C: SizeClasses> MemoryManager<C> {
     ) -> Self {
         MemoryManager {
             heap: Heap::new(config, budget, name),
-            blocks: BlockHeap::new(crate::system::Source::Global),
-            stores: Stores::new(crate::system::Source::Global),
+            blocks: BlockHeap::new(crate::source::Source::Global),
+            stores: Stores::new(crate::source::Source::Global),
             on_leak,
             _not_sync: PhantomData,
         }

@@ -27,8 +27,9 @@ use crate::budget::Budget;
 use crate::chunk::{self, HEADER_SPACE};
 use crate::fill;
 use crate::size_class::natural_align;
+use crate::source;
 use crate::sync::{Counter, Inbound};
-use crate::system::{self, Fallback};
+use crate::system::Fallback;
 use crate::table::Table;
 use crate::Error;
 
@@ -98,11 +99,11 @@ impl ChunkHeader {
     /// writes its header; `None` if the system allocator refuses.
     fn allocate(
         pool: NonNull<Pool>,
-        source: system::Source,
+        source: source::Source,
         size: usize,
         (first, blocks): (usize, usize),
     ) -> Option<NonNull<ChunkHeader>> {
-        let base = system::alloc(source, chunk::layout(size)?)?.cast::<ChunkHeader>();
+        let base = source::alloc(source, chunk::layout(size)?)?.cast::<ChunkHeader>();
         // SAFETY: `base` is a fresh allocation of at least `HEADER_SPACE`
         // bytes aligned to `SEGMENT`, so it is valid and aligned for a header.
         // `first` and `blocks` fit: a chunk is at most `SEGMENT` bytes.
@@ -154,7 +155,7 @@ impl ChunkHeader {
     ///
     /// `chunk` must come from [`ChunkHeader::allocate`], not yet be freed,
     /// and no block in it may be used afterwards; `source` must be its pool's.
-    unsafe fn release(chunk: NonNull<ChunkHeader>, source: system::Source) -> *mut ChunkHeader {
+    unsafe fn release(chunk: NonNull<ChunkHeader>, source: source::Source) -> *mut ChunkHeader {
         // SAFETY: the caller guarantees the chunk is live, so its header is
         // readable.
         let ChunkHeader { next, size, .. } = unsafe { chunk.read() };
@@ -162,7 +163,7 @@ impl ChunkHeader {
             // SAFETY: `allocate` made this chunk from `source` (the pool's,
             // which the caller passes) with exactly this layout, and the
             // caller guarantees it is freed only once.
-            unsafe { system::dealloc(source, chunk.cast(), layout) };
+            unsafe { source::dealloc(source, chunk.cast(), layout) };
         }
         next
     }

@@ -43,6 +43,7 @@ use crate::manager::{default_leak_report, Builder, DEFAULT_INITIAL_CHUNK};
 use crate::pool::{ChunkConfig, Pool};
 use crate::pool_box::{Kind, PoolBox, Shared, Source};
 use crate::size_class::{route, Route, SizeClasses};
+use crate::source;
 use crate::stats::{ClassStats, Leaks, Stats};
 use crate::system::{self, HeapKind};
 use crate::thread::{self, MAX_THREADS};
@@ -204,7 +205,7 @@ pub(crate) struct Config {
     budget: Option<usize>,
     name: Option<&'static str>,
     on_leak: Option<fn(&Leaks)>,
-    source: system::Source,
+    source: source::Source,
     /// Whether the central heap keeps a chunk map (for the `Allocator`).
     map: bool,
 }
@@ -235,7 +236,7 @@ impl<C: SizeClasses> State<C> {
         // Zeroed: every `heaps` entry starts null (a null `AtomicPtr` is
         // all zero bits) and every `lost` count at zero, and the table costs
         // no resident memory until a thread takes a slot.
-        let state = system::alloc_zeroed(config.source, layout)?.cast::<State<C>>();
+        let state = source::alloc_zeroed(config.source, layout)?.cast::<State<C>>();
         let s = state.as_ptr();
         let kind = HeapKind {
             source: config.source,
@@ -261,7 +262,7 @@ impl<C: SizeClasses> State<C> {
             match MemoryManager::with_kind(config.chunks, config.name, kind) {
                 Some(central) => (&raw mut (*s).central).write(central),
                 None => {
-                    system::dealloc(config.source, state.cast(), layout);
+                    source::dealloc(config.source, state.cast(), layout);
                     return None;
                 }
             }
@@ -793,7 +794,7 @@ impl<C: SizeClasses> Builder<C> {
             budget,
             name,
             on_leak,
-            source: system::Source::Global,
+            source: source::Source::Global,
             map: true,
         })
     }
@@ -819,7 +820,7 @@ impl<C: SizeClasses> SharedManager<C> {
             budget: None,
             name: None,
             on_leak: None,
-            source: system::Source::Global,
+            source: source::Source::Global,
             map: true,
         })
     }
@@ -835,7 +836,7 @@ impl<C: SizeClasses> SharedManager<C> {
     /// `Global`'s configuration: memory from `System`, no chunk map.
     pub(crate) const fn for_global() -> Self {
         let mut m = SharedManager::with_classes();
-        m.config.source = system::Source::System;
+        m.config.source = source::Source::System;
         m.config.map = false;
         m
     }
@@ -1269,7 +1270,7 @@ unsafe fn destroy<C: SizeClasses>(state: NonNull<State<C>>) {
             }
         }
         ptr::drop_in_place(&raw mut (*s).central);
-        system::dealloc(source, state.cast(), Layout::new::<State<C>>());
+        source::dealloc(source, state.cast(), Layout::new::<State<C>>());
     }
 }
 

@@ -42,7 +42,7 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 use crate::budget::Budget;
-use crate::system::{self, Source};
+use crate::source::{self, Source};
 use crate::Error;
 
 /// Slots of page 0; page `p` has `FIRST << p`.
@@ -417,7 +417,7 @@ impl RawStore {
         }
         let layout = self.page_layout(p)?;
         budget.charge(layout.size())?;
-        let Some(page) = system::alloc(self.source, layout) else {
+        let Some(page) = source::alloc(self.source, layout) else {
             budget.credit(layout.size());
             return Err(Error::OutOfMemory {
                 size: layout.size(),
@@ -428,7 +428,7 @@ impl RawStore {
             // Added meanwhile: ours goes back.
             budget.credit(layout.size());
             // SAFETY: allocated just above with `layout`, never shared.
-            unsafe { system::dealloc(self.source, page, layout) };
+            unsafe { source::dealloc(self.source, page, layout) };
             return Ok(());
         }
         self.pages[p].store(page.as_ptr(), Ordering::Relaxed);
@@ -571,7 +571,7 @@ impl RawStore {
             if let Some(page) = NonNull::new(page) {
                 // SAFETY: page `p`, allocated with this layout from `source`
                 // and no longer the store's; the store is consistent.
-                unsafe { system::dealloc(self.source, page, layout) };
+                unsafe { source::dealloc(self.source, page, layout) };
             }
         }
         bytes
@@ -712,7 +712,7 @@ impl Stores {
     fn make<T: 'static>(&self, budget: &Budget) -> Result<&RawStore, Error> {
         if self.list.load(Ordering::Relaxed).is_null() {
             budget.charge(Self::LIST.size())?;
-            let Some(list) = system::alloc_zeroed(self.source, Self::LIST) else {
+            let Some(list) = source::alloc_zeroed(self.source, Self::LIST) else {
                 budget.credit(Self::LIST.size());
                 return Err(Error::OutOfMemory {
                     size: Self::LIST.size(),
@@ -727,12 +727,12 @@ impl Stores {
             } else {
                 budget.credit(Self::LIST.size());
                 // SAFETY: allocated above with this layout, never shared.
-                unsafe { system::dealloc(self.source, list, Self::LIST) };
+                unsafe { source::dealloc(self.source, list, Self::LIST) };
             }
         }
         let layout = Layout::new::<RawStore>();
         budget.charge(RawStore::BYTES)?;
-        let Some(record) = system::alloc(self.source, layout) else {
+        let Some(record) = source::alloc(self.source, layout) else {
             budget.credit(RawStore::BYTES);
             return Err(Error::OutOfMemory {
                 size: layout.size(),
@@ -745,7 +745,7 @@ impl Stores {
         let give_back = |budget: &Budget| {
             budget.credit(RawStore::BYTES);
             // SAFETY: allocated above, never written or shared.
-            unsafe { system::dealloc(self.source, record.cast(), layout) };
+            unsafe { source::dealloc(self.source, record.cast(), layout) };
         };
         if let Some(s) = self.find::<T>() {
             give_back(budget);
@@ -838,7 +838,7 @@ impl Drop for Stores {
                 let s = (*list.add(n)).load(Ordering::Relaxed);
                 (*s).free_pages();
                 ptr::drop_in_place(s);
-                system::dealloc(
+                source::dealloc(
                     self.source,
                     NonNull::new_unchecked(s).cast(),
                     Layout::new::<RawStore>(),
@@ -847,7 +847,7 @@ impl Drop for Stores {
         }
         if let Some(list) = NonNull::new(list) {
             // SAFETY: allocated by `make` with this layout, freed once.
-            unsafe { system::dealloc(self.source, list.cast(), Self::LIST) };
+            unsafe { source::dealloc(self.source, list.cast(), Self::LIST) };
         }
     }
 }

@@ -22,7 +22,7 @@ use core::mem::size_of;
 use core::ptr::{self, NonNull};
 
 use crate::budget::Budget;
-use crate::system::{self, Source};
+use crate::source::{self, Source};
 use crate::Error;
 
 /// A growable array of `Copy` entries in memory from `source`, reached only
@@ -237,7 +237,7 @@ impl<T: Copy> Table<T> {
         let layout = Layout::array::<T>(new_cap).map_err(|_| oom)?;
         let charged = (new_cap - seen) * size_of::<T>();
         budget.charge(charged)?;
-        let Some(new) = system::alloc(self.source, layout) else {
+        let Some(new) = source::alloc(self.source, layout) else {
             budget.credit(charged);
             return Err(oom);
         };
@@ -248,7 +248,7 @@ impl<T: Copy> Table<T> {
             // Grown meanwhile (by a call the allocator made), enough.
             budget.credit(charged);
             // SAFETY: allocated just above from `source` with `layout`.
-            unsafe { system::dealloc(self.source, new.cast(), layout) };
+            unsafe { source::dealloc(self.source, new.cast(), layout) };
             return Ok(());
         }
         // Grown meanwhile to less: that growth is charged already.
@@ -291,7 +291,7 @@ impl<T: Copy> Table<T> {
         // SAFETY: `grow` allocated it with this layout, which it checked.
         unsafe {
             let layout = Layout::array::<T>(cap).unwrap_unchecked();
-            system::dealloc(self.source, buf.cast(), layout);
+            source::dealloc(self.source, buf.cast(), layout);
         }
     }
 
