@@ -157,7 +157,9 @@ impl<T> Handle<T> {
         self.raw.generation
     }
 
-    /// A handle of manager id `owner` to slot `index` with `tag`.
+    /// A handle of manager id `owner` to slot `index` with `tag`. The
+    /// tag's store must be `T`'s store of the manager with that id (`find`
+    /// reads the store unchecked).
     #[cfg(feature = "serde")]
     pub(crate) fn from_parts(owner: u64, index: u32, tag: u32) -> Self {
         Self::new(owner, index, tag)
@@ -261,7 +263,10 @@ fn find_in<T: 'static>(store: &RawStore, h: Handle<T>) -> Result<NonNull<u8>, Er
         .slot(h.index(), SlotOf::<T>::SLOT)
         .ok_or(Error::Removed)?;
     // SAFETY: a slot below `len`.
-    if unsafe { RawStore::tag(slot) } != h.tag() {
+    let tag = unsafe { RawStore::tag(slot) };
+    // Live only: a handle from bits or serde may carry the even tag of a
+    // vacant or retired slot.
+    if tag != h.tag() || tag & 1 == 0 {
         return Err(Error::Removed);
     }
     Ok(slot)
@@ -326,10 +331,25 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[inline]
     pub fn try_insert<T: Send + 'static>(&self, value: T) -> Result<Handle<T>, Error> {
-        let store = self.store_of::<T>()?;
-        let (slot, index, tag) = store
-            .take(self.heap().budget())
-            .map_err(|e| e.refusing(SlotOf::<T>::SLOT, self.name()))?;
+        self.insert_or_give_back(value).map_err(|(e, _)| e)
+    }
+
+    /// [`try_insert`](Self::try_insert), giving the value back with the
+    /// error (a shared manager drops it after its lock).
+    #[inline]
+    pub(crate) fn insert_or_give_back<T: Send + 'static>(
+        &self,
+        value: T,
+    ) -> Result<Handle<T>, (Error, T)> {
+        let taken = self.store_of::<T>().and_then(|store| {
+            let budget = self.heap().budget();
+            let named = |e: Error| e.refusing(SlotOf::<T>::SLOT, self.name());
+            store.take(budget).map(|t| (store, t)).map_err(named)
+        });
+        let (store, (slot, index, tag)) = match taken {
+            Ok(t) => t,
+            Err(e) => return Err((e, value)),
+        };
         // SAFETY: a slot of `T`'s store, taken for this value: its value
         // place is ours to write.
         unsafe { value_in::<T>(slot).write(value) };
@@ -770,7 +790,8 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     pub fn store<T: 'static>(&self) -> Store<'_, T> {
         Store {
-            store: self.stores().find::<T>(),
+            stores: Some(self.stores()),
+            store: core::cell::Cell::new(self.stores().find::<T>()),
             id: self.blocks().id(),
             not_ours: Some(self.blocks()),
             _values: PhantomData,
@@ -803,7 +824,11 @@ impl<C: SizeClasses> MemoryManager<C> {
 
 /// A shared view of one type's store, from [`MemoryManager::store`].
 pub struct Store<'a, T> {
-    store: Option<&'a RawStore>,
+    /// The manager's stores, to find `T`'s once it exists (an insert may
+    /// make it while the view lives); none for a shared manager not used.
+    stores: Option<&'a crate::store::Stores>,
+    /// `T`'s store, once found.
+    store: core::cell::Cell<Option<&'a RawStore>>,
     id: u64,
     /// The manager's, for the error of a handle of another id; none for
     /// the view of a shared manager not yet used.
@@ -815,17 +840,29 @@ impl<T> fmt::Debug for Store<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Store")
             .field("type", &core::any::type_name::<T>())
-            .field("len", &self.store.map_or(0, RawStore::live))
+            .field("len", &self.store.get().map_or(0, RawStore::live))
             .finish()
     }
 }
 
 impl<'a, T: 'static> Store<'a, T> {
+    /// `T`'s store, if it exists (looked for again until it does).
+    #[inline(always)]
+    fn raw(&self) -> Option<&'a RawStore> {
+        if let Some(s) = self.store.get() {
+            return Some(s);
+        }
+        let s = self.stores?.find::<T>();
+        self.store.set(s);
+        s
+    }
+
     /// The view of a manager with no store at all (no handle is its).
     #[cfg(all(feature = "std", not(loom)))] // a shared manager's, before its first use
     pub(crate) fn empty() -> Self {
         Store {
-            store: None,
+            stores: None,
+            store: core::cell::Cell::new(None),
             id: 0,
             not_ours: None,
             _values: PhantomData,
@@ -840,7 +877,7 @@ impl<'a, T: 'static> Store<'a, T> {
                 .not_ours
                 .map_or(Error::ForeignBlock, |b| b.not_ours(h.raw)));
         }
-        find_in::<T>(self.store.ok_or(Error::Removed)?, h)
+        find_in::<T>(self.raw().ok_or(Error::Removed)?, h)
     }
 
     /// The value of `handle`, as [`MemoryManager::get`].
@@ -888,7 +925,7 @@ impl<'a, T: 'static> Store<'a, T> {
     /// ```
     #[must_use]
     pub fn len(&self) -> usize {
-        self.store.map_or(0, RawStore::live)
+        self.raw().map_or(0, RawStore::live)
     }
 
     /// Whether the store holds no value.
@@ -915,7 +952,7 @@ impl<'a, T: 'static> Store<'a, T> {
     /// ```
     pub fn iter(&self) -> Iter<'a, T> {
         Iter {
-            raw: Walk::new(self.store, self.id),
+            raw: Walk::new(self.raw(), self.id),
             _values: PhantomData,
         }
     }
@@ -933,7 +970,7 @@ impl<T> fmt::Debug for StoreMut<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoreMut")
             .field("type", &core::any::type_name::<T>())
-            .field("len", &self.view.store.map_or(0, RawStore::live))
+            .field("len", &self.view.store.get().map_or(0, RawStore::live))
             .finish()
     }
 }
@@ -1007,7 +1044,7 @@ impl<T: 'static> StoreMut<'_, T> {
     #[inline]
     pub fn remove(&mut self, handle: Handle<T>) -> Result<T, Error> {
         let slot = self.view.find(handle)?;
-        let store = self.view.store.expect("found above");
+        let store = self.view.raw().expect("found above");
         // SAFETY: as in `MemoryManager::remove`.
         unsafe {
             let v = value_in::<T>(slot).read();
@@ -1055,7 +1092,7 @@ impl<T: 'static> StoreMut<'_, T> {
     /// ```
     pub fn iter_mut(&mut self) -> IterMut<'_, T> {
         IterMut {
-            raw: Walk::new(self.view.store, self.view.id),
+            raw: Walk::new(self.view.raw(), self.view.id),
             _values: PhantomData,
         }
     }
@@ -1079,6 +1116,9 @@ struct Walk<'a> {
     left: u32,
     /// Bytes of a slot.
     size: usize,
+    /// Whether the walk has ended: it stays ended (a slot an insert adds
+    /// later is not seen: the iterators are fused).
+    done: bool,
 }
 
 impl<'a> Walk<'a> {
@@ -1090,6 +1130,7 @@ impl<'a> Walk<'a> {
             next: NonNull::dangling(),
             left: 0,
             size: store.map_or(0, RawStore::slot_size),
+            done: false,
         }
     }
 
@@ -1109,7 +1150,14 @@ impl<'a> Walk<'a> {
                     return Some((self.end - self.left - 1, tag, slot));
                 }
             }
-            let (next, left) = self.store?.run(self.end)?;
+            let run = match self.store {
+                Some(s) if !self.done => s.run(self.end),
+                _ => None,
+            };
+            let Some((next, left)) = run else {
+                self.done = true;
+                return None;
+            };
             (self.next, self.left) = (next, left as u32);
             self.end += left as u32;
         }
@@ -1156,7 +1204,8 @@ impl<'a, T: 'static> Iterator for Iter<'a, T> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.raw.remaining()))
+        // No upper bound: an `insert(&self)` meanwhile may add values.
+        (0, None)
     }
 }
 

@@ -117,6 +117,10 @@ pub struct MemoryManager<C: SizeClasses = DefaultClasses> {
     stores: Stores,
     /// Called on drop when allocations are still live.
     on_leak: Option<Hook>,
+    /// The id of the manager whose stores were loaded into this one since
+    /// its last reset (see `save.rs`), or 0.
+    #[cfg(feature = "serde")]
+    pub(crate) loaded_from: Cell<u64>,
     /// `Cell` makes the manager `!Sync`.
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -211,6 +215,8 @@ impl<C: SizeClasses> MemoryManager<C> {
             blocks: BlockHeap::new(crate::source::Source::Global),
             stores: Stores::new(crate::source::Source::Global),
             on_leak,
+            #[cfg(feature = "serde")]
+            loaded_from: Cell::new(0),
             _not_sync: PhantomData,
         }
     }
@@ -229,6 +235,8 @@ impl<C: SizeClasses> MemoryManager<C> {
             blocks: BlockHeap::new(kind.source),
             stores: Stores::new(kind.source),
             on_leak: Some(Hook::Fn(|_| {})),
+            #[cfg(feature = "serde")]
+            loaded_from: Cell::new(0),
             _not_sync: PhantomData,
         })
     }
@@ -567,6 +575,8 @@ impl<C: SizeClasses> MemoryManager<C> {
         let written = self.heap.reset();
         self.blocks.reset(self.heap.budget());
         self.stores.forget_slots();
+        #[cfg(feature = "serde")]
+        self.loaded_from.set(0);
         if let Some(w) = written {
             // `debug-fill` found a write after free; the reset is done.
             w.panic();

@@ -1138,12 +1138,6 @@ impl Pool {
                 }
             }
         }
-        let me = NonNull::from(self);
-        let map_bytes = self.fallback().chunks.remove_if(self.budget(), |c| {
-            // SAFETY: the map holds only live chunks of this manager's pools.
-            let h = unsafe { c.cast::<ChunkHeader>().as_ref() };
-            h.pool == me && h.scratch == usize::MAX
-        });
         // 4. Unlink them onto a list of their own, the pool's figures
         // following; then, the pool consistent without them, release them
         // (the system allocator may call this manager: the re-entrancy rule).
@@ -1173,6 +1167,16 @@ impl Pool {
                 }
             }
         }
+        // The chunk map forgets them now that the pool is consistent
+        // without them (its storage may be freed: the allocator may call
+        // this manager).
+        let me = NonNull::from(self);
+        let map_bytes = self.fallback().chunks.remove_if(self.budget(), |c| {
+            // SAFETY: the map holds only live chunks of this manager's pools
+            // (the doomed ones still allocated, on `doomed`).
+            let h = unsafe { c.cast::<ChunkHeader>().as_ref() };
+            h.pool == me && h.scratch == usize::MAX
+        });
         let records = self.shrink_records();
         self.budget().credit(released);
         self.release_list(doomed);

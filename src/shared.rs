@@ -1260,17 +1260,27 @@ fn empty_stats<C: SizeClasses>(config: Config) -> Stats {
 /// `state` must come from [`State::create`], not be used afterwards, and no
 /// allocation of it may be used afterwards.
 unsafe fn destroy<C: SizeClasses>(state: NonNull<State<C>>) {
+    /// Frees the state's memory when dropped: after its parts, or while a
+    /// handle value's destructor unwinds out of the central manager's drop.
+    struct Free<C: SizeClasses>(NonNull<State<C>>, source::Source);
+    impl<C: SizeClasses> Drop for Free<C> {
+        fn drop(&mut self) {
+            // SAFETY: the state `destroy` was given, its parts dropped (or
+            // dropping, their own drop glue finishing as the panic goes
+            // on), freed once.
+            unsafe { source::dealloc(self.1, self.0.cast(), Layout::new::<State<C>>()) };
+        }
+    }
     // SAFETY: the caller's guarantee.
     unsafe {
         let s = state.as_ptr();
-        let source = (*s).config.source;
+        let _free = Free(state, (*s).config.source);
         for cell in &(*s).heaps {
             if let Some(pools) = NonNull::new(cell.load(Ordering::Relaxed)) {
                 drop(Heap::<C>::from_raw(pools));
             }
         }
         ptr::drop_in_place(&raw mut (*s).central);
-        source::dealloc(source, state.cast(), Layout::new::<State<C>>());
     }
 }
 

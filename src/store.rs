@@ -213,6 +213,28 @@ impl RawStore {
         self.number
     }
 
+    /// The generation new slots start at (for a save).
+    #[cfg(feature = "serde")]
+    pub(crate) fn floor(&self) -> u32 {
+        self.floor.load(Ordering::Relaxed)
+    }
+
+    /// For a load into a store never used since the last reset: new slots
+    /// start at the saved `floor`, as in the store saved.
+    #[cfg(feature = "serde")]
+    pub(crate) fn start_loading(&self, floor: u32) -> Result<(), &'static str> {
+        if self.len() != 0 || self.floor() != 0 {
+            return Err(
+                "load_store: the manager's store of this type was used since its last reset",
+            );
+        }
+        if floor >= GENERATION - 1 || floor & 1 == 1 {
+            return Err("load_store: a floor out of range");
+        }
+        self.floor.store(floor, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Bytes of a slot.
     #[inline(always)]
     pub(crate) fn slot_size(&self) -> usize {
@@ -372,14 +394,30 @@ impl RawStore {
     #[cfg(feature = "serde")]
     pub(crate) fn push_loaded(
         &self,
+        index: u32,
         generation: u32,
         live: bool,
         budget: &Budget,
-    ) -> Result<(NonNull<u8>, u32, u32), &'static str> {
+    ) -> Result<(NonNull<u8>, u32), &'static str> {
         if generation > GENERATION - 1 || (generation & 1 == 1) != live {
             return Err("a slot's generation does not fit its state");
         }
-        let (slot, index, _) = self.take_new(budget).map_err(|_| "no room for the slot")?;
+        if index as usize != self.len() {
+            return Err("slots out of order");
+        }
+        let (slot, taken, _) = self.take_new(budget).map_err(|_| "no room for the slot")?;
+        if taken != index {
+            // A call the allocator made (adding the page) took slots
+            // meanwhile: the slot taken stays vacant, and the load stops.
+            // SAFETY: a slot just taken, vacant, below `len`.
+            unsafe {
+                slot.add(4)
+                    .cast::<u32>()
+                    .write(self.vacant.load(Ordering::Relaxed));
+            }
+            self.vacant.store(taken, Ordering::Relaxed);
+            return Err("the store changed during the load");
+        }
         let tag = (self.number << STORE_SHIFT) | generation;
         if !live {
             // SAFETY: a slot just taken, vacant, below `len`.
@@ -393,7 +431,7 @@ impl RawStore {
                 }
             }
         }
-        Ok((slot, index, tag))
+        Ok((slot, tag))
     }
 
     /// Makes the slot that [`take`](Self::take) returned live with `tag`.
@@ -493,7 +531,9 @@ impl RawStore {
     /// Each slot below `len`, in index order: (index, slot).
     pub(crate) fn slots(&self) -> impl Iterator<Item = (u32, NonNull<u8>)> + '_ {
         let size = self.slot_size;
-        (0..self.len() as u32).map(move |i| (i, self.slot(i, size).expect("below len")))
+        // (`map_while`: a trim by code this iteration calls — a writer's — may
+        // shorten the store meanwhile.)
+        (0..self.len() as u32).map_while(move |i| Some((i, self.slot(i, size)?)))
     }
 
     /// Drops every live value (if the type has a destructor) and vacates
@@ -560,17 +600,23 @@ impl RawStore {
         self.free_pages()
     }
 
-    /// Frees every page; returns the bytes.
+    /// Frees every page; returns the bytes. Every page is taken off the
+    /// store first, and the allocator called only then (the re-entrancy
+    /// rule: a call it makes into the manager sees a store with no page,
+    /// and adds its own).
     fn free_pages(&self) -> usize {
+        let n = self.pages_len.swap(0, Ordering::Relaxed);
+        let mut detached = [ptr::null_mut::<u8>(); PAGES];
+        for (p, d) in detached.iter_mut().enumerate().take(n) {
+            *d = self.pages[p].swap(ptr::null_mut(), Ordering::Relaxed);
+        }
         let mut bytes = 0;
-        while let Some(p) = self.pages_len.load(Ordering::Relaxed).checked_sub(1) {
-            let page = self.pages[p].swap(ptr::null_mut(), Ordering::Relaxed);
-            self.pages_len.store(p, Ordering::Relaxed);
+        for (p, page) in detached.into_iter().enumerate().take(n) {
             let layout = self.page_layout(p).expect("checked when allocated");
             bytes += layout.size();
             if let Some(page) = NonNull::new(page) {
                 // SAFETY: page `p`, allocated with this layout from `source`
-                // and no longer the store's; the store is consistent.
+                // and no longer the store's.
                 unsafe { source::dealloc(self.source, page, layout) };
             }
         }

@@ -226,43 +226,47 @@ impl<T: Copy> Table<T> {
     #[cold]
     #[inline(never)]
     pub(crate) fn grow(&self, new_cap: usize, budget: &Budget) -> Result<(), Error> {
-        let seen = self.cap.get();
-        if seen >= new_cap {
+        loop {
+            let seen = self.cap.get();
+            if seen >= new_cap {
+                return Ok(());
+            }
+            let oom = Error::OutOfMemory {
+                size: new_cap.saturating_mul(size_of::<T>()),
+                align: align_of::<T>(),
+            };
+            let layout = Layout::array::<T>(new_cap).map_err(|_| oom)?;
+            let charged = (new_cap - seen) * size_of::<T>();
+            budget.charge(charged)?;
+            let Some(new) = source::alloc(self.source, layout) else {
+                budget.credit(charged);
+                return Err(oom);
+            };
+            let new = new.cast::<T>();
+            // The allocator has returned: look at the table again.
+            let now = self.cap.get();
+            if now >= new_cap || now < seen {
+                // Grown meanwhile enough, or freed meanwhile (a nested trim):
+                // ours goes back, and this looks again.
+                budget.credit(charged);
+                // SAFETY: allocated just above from `source` with `layout`.
+                unsafe { source::dealloc(self.source, new.cast(), layout) };
+                continue;
+            }
+            // Grown meanwhile to less: that growth is charged already.
+            budget.credit((now - seen) * size_of::<T>());
+            let old = self.buf.replace(new);
+            let len = self.len.get();
+            // SAFETY: `len <= now < new_cap`: the initialised entries of the
+            // old buffer fit in the new one; the two are distinct
+            // allocations.
+            unsafe { ptr::copy_nonoverlapping(old.as_ptr(), new.as_ptr(), len) };
+            self.cap.set(new_cap);
+            // SAFETY: the old buffer is no longer the table's (`buf` moved
+            // on); it was allocated from `source` with `now` places.
+            unsafe { self.free_buffer(old, now) };
             return Ok(());
         }
-        let oom = Error::OutOfMemory {
-            size: new_cap.saturating_mul(size_of::<T>()),
-            align: align_of::<T>(),
-        };
-        let layout = Layout::array::<T>(new_cap).map_err(|_| oom)?;
-        let charged = (new_cap - seen) * size_of::<T>();
-        budget.charge(charged)?;
-        let Some(new) = source::alloc(self.source, layout) else {
-            budget.credit(charged);
-            return Err(oom);
-        };
-        let new = new.cast::<T>();
-        // The allocator has returned: look at the table again.
-        let now = self.cap.get();
-        if now >= new_cap {
-            // Grown meanwhile (by a call the allocator made), enough.
-            budget.credit(charged);
-            // SAFETY: allocated just above from `source` with `layout`.
-            unsafe { source::dealloc(self.source, new.cast(), layout) };
-            return Ok(());
-        }
-        // Grown meanwhile to less: that growth is charged already.
-        budget.credit((now - seen) * size_of::<T>());
-        let old = self.buf.replace(new);
-        let len = self.len.get();
-        // SAFETY: `len <= now < new_cap`: the initialised entries of the old
-        // buffer fit in the new one; the two are distinct allocations.
-        unsafe { ptr::copy_nonoverlapping(old.as_ptr(), new.as_ptr(), len) };
-        self.cap.set(new_cap);
-        // SAFETY: the old buffer is no longer the table's (`buf` moved on);
-        // it was allocated from `source` with `now` places.
-        unsafe { self.free_buffer(old, now) };
-        Ok(())
     }
 
     /// Empties the table and gives its memory back; returns the bytes (for

@@ -15,7 +15,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
 
-use memory_mgr::{Block, Handle, MemoryManager, SharedBox, SharedManager};
+use memory_mgr::{Block, Handle, MemoryManager};
+#[cfg(feature = "std")]
+use memory_mgr::{SharedBox, SharedManager};
 
 struct Reentrant;
 
@@ -24,6 +26,10 @@ thread_local! {
     static ARMED: Cell<bool> = const { Cell::new(false) };
     /// What the armed allocation does before it allocates.
     static NESTED_CALL: Cell<Option<fn()>> = const { Cell::new(None) };
+    /// Set: the next deallocation runs `NESTED_FREE_CALL` first (once).
+    static ARMED_FREE: Cell<bool> = const { Cell::new(false) };
+    static NESTED_FREE_CALL: Cell<Option<fn()>> = const { Cell::new(None) };
+    static NESTED_U64: Cell<Option<Handle<u64>>> = const { Cell::new(None) };
     /// Bytes this thread holds from the allocator.
     static NET: Cell<isize> = const { Cell::new(0) };
     static MM: RefCell<Option<MemoryManager>> = const { RefCell::new(None) };
@@ -48,6 +54,11 @@ unsafe impl GlobalAlloc for Reentrant {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if ARMED_FREE.with(|a| a.replace(false)) {
+            if let Some(f) = NESTED_FREE_CALL.with(|n| n.get()) {
+                f();
+            }
+        }
         NET.with(|n| n.set(n.get() - layout.size() as isize));
         // SAFETY: allocated by `System` above with this layout.
         unsafe { System.dealloc(ptr, layout) }
@@ -69,6 +80,33 @@ fn with_manager<R>(f: impl FnOnce(&MemoryManager) -> R) -> (MemoryManager, R) {
 fn arm(nested: fn()) {
     NESTED_CALL.with(|n| n.set(Some(nested)));
     ARMED.with(|a| a.set(true));
+}
+
+/// Whether every allocation goes straight to the system allocator.
+const PASS_THROUGH: bool = cfg!(feature = "pass-through");
+
+/// Arms the allocator: its next deallocation on this thread runs `nested`.
+fn arm_free(nested: fn()) {
+    NESTED_FREE_CALL.with(|n| n.set(Some(nested)));
+    ARMED_FREE.with(|a| a.set(true));
+}
+
+/// Whether the allocator ran the nested call on a free (and disarms it).
+fn fired_free() -> bool {
+    !ARMED_FREE.with(|a| a.replace(false))
+}
+
+fn nested_trim() {
+    MM.with_borrow(|m| {
+        m.as_ref().unwrap().trim();
+    });
+}
+
+fn nested_insert_u64() {
+    MM.with_borrow(|m| {
+        let h = m.as_ref().unwrap().insert(0xABCD_u64);
+        NESTED_U64.with(|n| n.set(Some(h)));
+    });
 }
 
 /// Whether the allocator ran the nested call (and disarms it).
@@ -282,17 +320,26 @@ fn a_collection_while_the_registry_grows() {
     assert_eq!(net(), before);
 }
 
+#[cfg(feature = "std")]
 static SHARED: SharedManager = SharedManager::new();
 
+#[cfg(feature = "std")]
 thread_local! {
     static NESTED_SHARED: Cell<Option<NonNull<u64>>> = const { Cell::new(None) };
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn a_shared_box_while_the_threads_heap_is_made() {
     fn nested_shared_box() {
         let b = SHARED.alloc(41u64);
         NESTED_SHARED.with(|n| n.set(Some(NonNull::new(SharedBox::into_raw(b)).unwrap())));
+    }
+    if PASS_THROUGH {
+        // No thread heaps: every allocation goes through the central lock,
+        // and an allocator that calls the same shared manager there waits
+        // for itself (see docs/safety.md, "Re-entrancy").
+        return;
     }
     // A new thread, whose first allocation makes its heap: the armed
     // allocation is the heap's. (Before the rule the nested call's heap was
@@ -321,6 +368,110 @@ fn a_shared_box_while_the_threads_heap_is_made() {
 }
 
 /// A raw pointer sent to the joining thread (the box it came from is).
+#[cfg(feature = "std")]
 struct SendPtr(*mut u64);
 // SAFETY: it stands for a `SharedBox<u64>`, which is `Send`.
+#[cfg(feature = "std")]
 unsafe impl Send for SendPtr {}
+
+/// A store's trim frees its pages while an insert, called from the
+/// allocator's `dealloc`, puts a value in the same store: the pages are
+/// taken off the store before any is freed. (Before: the loop freed a page
+/// the nested value was on — a use after free, found by the third review.)
+#[test]
+fn an_insert_while_a_store_frees_its_pages() {
+    let before = net();
+    let (mm, h) = with_manager(|mm| {
+        mm.reserve_handles::<u64>(20).unwrap(); // two pages, no value
+        arm_free(nested_insert_u64);
+        mm.trim();
+        assert!(fired_free());
+        NESTED_U64.with(|n| n.get()).expect("the nested insert ran")
+    });
+    assert_eq!(mm.get(h), Ok(&0xABCD));
+    assert!(mm.is_consistent());
+    drop(mm);
+    assert_eq!(net(), before);
+}
+
+/// A table grows while a trim, called from the allocator, frees it: the
+/// growth looks again. (Before: an overflow in the budget's arithmetic,
+/// a panic in debug builds.)
+#[test]
+fn a_table_grows_while_a_nested_trim_frees_it() {
+    if PASS_THROUGH {
+        return; // no chunk, no record table
+    }
+    let before = net();
+    let (mm, ()) = with_manager(|mm| {
+        // Four empty chunks of the checked 32-byte class: its record table
+        // (four places) is full, and the next chunk grows it.
+        while mm.stats().classes[2].chunks < 4 {
+            let cap = mm.stats().classes[2].capacity;
+            mm.reserve_blocks(24, cap + 1).unwrap();
+        }
+        let cap = mm.stats().classes[2].capacity;
+        arm(nested_trim);
+        mm.reserve_blocks(24, cap + 1).unwrap();
+        assert!(fired());
+        assert!(mm.is_consistent());
+    });
+    drop(mm);
+    assert_eq!(net(), before);
+}
+
+/// A pool's trim frees the chunk map's storage while a trim, called from
+/// the allocator's `dealloc`, walks the same pool: the chunks are off the
+/// pool's lists by then. (Before: the nested trim rewrote the marks of the
+/// chunks being released, and the outer kept an empty chunk whose blocks
+/// were on no list.)
+#[test]
+fn a_trim_while_a_trim_frees_the_chunk_map() {
+    if PASS_THROUGH {
+        return; // no chunk, no chunk map
+    }
+    let before = net();
+    let (mm, ()) = with_manager(|mm| {
+        drop((0..1000u64).map(|i| mm.alloc(i)).collect::<Vec<_>>());
+        arm_free(nested_trim);
+        mm.trim();
+        assert!(fired_free());
+        assert!(mm.is_consistent());
+        assert_eq!(
+            mm.stats().classes[0].chunks,
+            0,
+            "every empty chunk released"
+        );
+    });
+    drop(mm);
+    assert_eq!(net(), before);
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn an_insert_while_a_load_adds_a_page() {
+    fn nested_insert_u32() {
+        MM.with_borrow(|m| {
+            m.as_ref().unwrap().insert(777u32);
+        });
+    }
+    let (mm, ()) = with_manager(|mm| {
+        // 17 saved slots: the 17th needs the second page, the armed
+        // allocation, in which a nested insert takes slot 16 first.
+        let slots: Vec<String> = (0..17).map(|i| format!("[{i},1,{i}]")).collect();
+        let json = format!("[5,0,[{}]]", slots.join(","));
+        mm.reserve_handles::<u32>(16).unwrap();
+        arm(nested_insert_u32);
+        let r = mm.load_store::<u32, _>(&mut serde_json::Deserializer::from_str(&json));
+        assert!(fired());
+        // (Before: the saved slot 16 went to index 17, and the saved
+        // handle to slot 16 named the nested value with no error.)
+        assert!(r.is_err(), "the load says the store changed under it");
+        assert!(mm.is_consistent());
+        let h = mm
+            .load_with(|| serde_json::from_str::<Handle<u32>>("[5,3,1]"))
+            .unwrap();
+        assert_eq!(mm.get(h), Ok(&3), "the slots loaded before stay right");
+    });
+    drop(mm);
+}

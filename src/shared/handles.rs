@@ -71,7 +71,15 @@ impl<C: SizeClasses> SharedManager<C> {
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
     pub fn try_insert<T: Send + 'static>(&self, value: T) -> Result<Handle<T>, Error> {
-        self.central(|mm| mm.try_insert(value))?
+        // A refused value is dropped after the lock: its destructor may call
+        // this manager (or another sharing the lock).
+        match self.central(|mm| mm.insert_or_give_back(value))? {
+            Ok(h) => Ok(h),
+            Err((e, value)) => {
+                drop(value);
+                Err(e)
+            }
+        }
     }
 
     /// Makes room for `additional` more `T`s behind handles.

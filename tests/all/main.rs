@@ -25,6 +25,7 @@ mod shared;
 mod shared_model;
 mod soundness;
 mod stores;
+#[cfg(feature = "std")]
 mod third_review;
 mod wide;
 

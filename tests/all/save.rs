@@ -107,7 +107,7 @@ fn stores_and_the_handles_inside_round_trip_into_a_new_manager() {
 fn a_load_refuses_bad_input_and_leaves_the_manager_sound() {
     let mm = MemoryManager::new();
     // A handle outside a load.
-    assert!(serde_json::from_str::<Handle<Gear>>("[0,1]").is_err());
+    assert!(serde_json::from_str::<Handle<Gear>>("[7,0,1]").is_err());
     // Out of order, a live slot with an even generation, a generation too
     // large.
     let g = MemoryManager::new();
@@ -122,13 +122,13 @@ fn a_load_refuses_bad_input_and_leaves_the_manager_sound() {
     }
     // Into a store in use.
     mm.insert(Gear("here".into()));
-    assert!(load::<Gear>(&mm, r#"[[0,1,"a"]]"#).is_err());
+    assert!(load::<Gear>(&mm, r#"[7,0,[[0,1,"a"]]]"#).is_err());
     assert_eq!(mm.len::<Gear>(), 1);
     // The budget refuses the pages: an error, the values loaded so far
     // stay, valid.
     let small = MemoryManager::builder().budget(3000).build().unwrap();
     let many: Vec<String> = (0..500).map(|i| format!(r#"[{i},1,"g{i}"]"#)).collect();
-    let json = format!("[{}]", many.join(","));
+    let json = format!("[7,0,[{}]]", many.join(","));
     assert!(load::<Gear>(&small, &json).is_err());
     assert!(small.is_consistent());
     let got: Vec<_> = small.values::<Gear>().map(|g| g.0.clone()).collect();
@@ -139,8 +139,109 @@ fn a_load_refuses_bad_input_and_leaves_the_manager_sound() {
 #[test]
 fn an_empty_store_saves_as_an_empty_sequence() {
     let mm = MemoryManager::new();
-    assert_eq!(save::<Gear>(&mm), "[]");
+    let saved = save::<Gear>(&mm);
+    assert!(saved.ends_with(",0,[]]"), "{saved}");
     let other = MemoryManager::new();
-    load::<Gear>(&other, "[]").unwrap();
+    load::<Gear>(&other, &saved).unwrap();
     assert!(other.is_empty::<Gear>());
+}
+
+/// The third review's findings in save and load, each failing before its
+/// fix: stale handles stay stale through a save and a load.
+#[test]
+fn stale_handles_stay_stale_through_a_save_and_a_load() {
+    // A handle from before a reset of the saving manager.
+    let mut old = MemoryManager::new();
+    let before_reset = old.insert(Gear("gone".into()));
+    old.reset();
+    let live = old.insert(Gear("live".into()));
+    assert_eq!(
+        before_reset.to_bits() as u32,
+        live.to_bits() as u32,
+        "same slot"
+    );
+    let gear = save::<Gear>(&old);
+    let roots = serde_json::to_string(&(before_reset, live)).unwrap();
+    let new = MemoryManager::new();
+    load::<Gear>(&new, &gear).unwrap();
+    let (stale, live) = new
+        .load_with(|| serde_json::from_str::<(Handle<Gear>, Handle<Gear>)>(&roots))
+        .unwrap();
+    assert_eq!(new.get(live).unwrap().0, "live");
+    assert!(
+        new.get(stale).is_err(),
+        "a handle from before the reset stays stale"
+    );
+
+    // A handle to a slot trimmed away before the save: the floor is saved.
+    let mut old = MemoryManager::new();
+    let hs: Vec<_> = (0..40).map(|i| old.insert(Gear(i.to_string()))).collect();
+    for &h in &hs {
+        old.remove(h).unwrap();
+    }
+    old.trim();
+    old.insert(Gear("after the trim".into()));
+    let gear = save::<Gear>(&old);
+    let roots = serde_json::to_string(&hs).unwrap();
+    let new = MemoryManager::new();
+    load::<Gear>(&new, &gear).unwrap();
+    let hs = new
+        .load_with(|| serde_json::from_str::<Vec<Handle<Gear>>>(&roots))
+        .unwrap();
+    for i in 0..60 {
+        new.insert(Gear(format!("new {i}")));
+    }
+    assert!(
+        hs.iter().all(|&h| new.get(h).is_err()),
+        "no stale handle revived"
+    );
+
+    // A load into a store trimmed since the last reset is refused: its own
+    // stale handles could match the loaded slots.
+    let mut used = MemoryManager::new();
+    let h = used.insert(Gear("mine".into()));
+    used.remove(h).unwrap();
+    used.trim();
+    assert!(load::<Gear>(&used, &gear).is_err());
+    assert!(used.get(h).is_err());
+
+    // Stores saved by two managers do not mix in one.
+    let other = MemoryManager::new();
+    other.insert(7u32);
+    let two = MemoryManager::new();
+    load::<Gear>(&two, &gear).unwrap();
+    let json = serde_json::to_string(
+        &other
+            .save_store::<u32, _>(serde_json::value::Serializer)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(load::<u32>(&two, &json).is_err());
+}
+
+/// A save whose writer trims the manager meanwhile (code the save calls)
+/// ends with what is there, without a panic.
+#[test]
+fn a_save_survives_a_trim_from_its_writer() {
+    use std::io::Write;
+    struct Trims<'a>(&'a MemoryManager, Vec<u8>);
+    impl Write for Trims<'_> {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.trim();
+            self.1.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut mm = MemoryManager::new();
+    let hs: Vec<_> = (0..20).map(|i| mm.insert(Gear(i.to_string()))).collect();
+    for &h in &hs {
+        mm.remove(h).unwrap();
+    }
+    let mut w = Trims(&mm, Vec::new());
+    mm.save_store::<Gear, _>(&mut serde_json::Serializer::new(&mut w))
+        .unwrap();
+    assert!(mm.is_consistent());
 }
