@@ -489,11 +489,10 @@ mod review {
         /// own thread held.)
         #[test]
         fn a_refused_insert_drops_the_value_after_the_lock() {
-            let mm: &'static SharedManager = Box::leak(Box::new(
-                SharedManager::builder().budget(1 << 16).build_shared(),
-            ));
+            static MM: SharedManager = SharedManager::builder().budget(1 << 16).build_shared();
+            let mm: &'static SharedManager = &MM;
             let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
+            let t = std::thread::spawn(move || {
                 let r = mm.try_insert(CallsBack(mm, [0; 8192]));
                 tx.send(matches!(r, Err(Error::BudgetExceeded { .. })))
                     .unwrap();
@@ -503,6 +502,7 @@ mod review {
                 .recv_timeout(std::time::Duration::from_secs(60))
                 .expect("try_insert returned");
             assert!(refused);
+            t.join().unwrap();
         }
 
         struct PanicOnDrop(#[allow(dead_code)] Vec<u8>, bool);
