@@ -823,6 +823,16 @@ impl<C: SizeClasses> MemoryManager<C> {
 }
 
 /// A shared view of one type's store, from [`MemoryManager::store`].
+///
+/// # Examples
+///
+/// ```
+/// let mm = memory_mgr::MemoryManager::new();
+/// let hs: Vec<_> = (0..3u8).map(|i| mm.insert(i)).collect();
+/// let store = mm.store::<u8>();
+/// assert_eq!(store.get(hs[2]), Ok(&2));
+/// assert_eq!(store.len(), 3);
+/// ```
 pub struct Store<'a, T> {
     /// The manager's stores, to find `T`'s once it exists (an insert may
     /// make it while the view lives); none for a shared manager not used.
@@ -959,6 +969,17 @@ impl<'a, T: 'static> Store<'a, T> {
 }
 
 /// A mutable view of one type's store, from [`MemoryManager::store_mut`].
+///
+/// # Examples
+///
+/// ```
+/// let mut mm = memory_mgr::MemoryManager::new();
+/// let h = mm.insert(1u8);
+/// let mut store = mm.store_mut::<u8>();
+/// *store.get_mut(h)? += 1;
+/// assert_eq!(store.remove(h), Ok(2));
+/// # Ok::<(), memory_mgr::Error>(())
+/// ```
 pub struct StoreMut<'a, T> {
     /// The shared view it adds the mutable methods to.
     view: Store<'a, T>,
@@ -1174,6 +1195,16 @@ impl<'a> Walk<'a> {
 }
 
 /// The `T`s behind handles, with their handles: [`MemoryManager::iter`].
+///
+/// # Examples
+///
+/// ```
+/// let mm = memory_mgr::MemoryManager::new();
+/// let h = mm.insert('a');
+/// let mut it: memory_mgr::handles::Iter<'_, char> = mm.iter();
+/// assert_eq!(it.next(), Some((h, &'a')));
+/// assert_eq!(it.next(), None);
+/// ```
 pub struct Iter<'a, T> {
     raw: Walk<'a>,
     _values: PhantomData<&'a T>,
@@ -1220,6 +1251,16 @@ impl<T> fmt::Debug for Iter<'_, T> {
 }
 
 /// The `T`s behind handles, mutably: [`MemoryManager::iter_mut`].
+///
+/// # Examples
+///
+/// ```
+/// let mut mm = memory_mgr::MemoryManager::new();
+/// let h = mm.insert(1u32);
+/// let it: memory_mgr::handles::IterMut<'_, u32> = mm.iter_mut();
+/// it.for_each(|(_, v)| *v *= 5);
+/// assert_eq!(mm.get(h), Ok(&5));
+/// ```
 pub struct IterMut<'a, T> {
     raw: Walk<'a>,
     _values: PhantomData<&'a mut T>,
@@ -1265,6 +1306,17 @@ impl<T> fmt::Debug for IterMut<'_, T> {
 }
 
 /// The `T`s taken out of the manager: [`MemoryManager::drain`].
+///
+/// # Examples
+///
+/// ```
+/// let mut mm = memory_mgr::MemoryManager::new();
+/// mm.insert(String::from("a"));
+/// let mut d: memory_mgr::handles::Drain<'_, String> = mm.drain();
+/// assert_eq!(d.next().map(|(_, s)| s), Some(String::from("a")));
+/// drop(d);
+/// assert!(mm.is_empty::<String>());
+/// ```
 pub struct Drain<'a, T: 'static> {
     raw: Walk<'a>,
     _values: PhantomData<&'a mut T>,
