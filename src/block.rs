@@ -39,30 +39,16 @@ pub struct Block {
     /// Id of the manager that made it, as it was then: ids never repeat in
     /// a process, and a manager takes a new one at each reset.
     pub(crate) owner: u64,
-    /// Generation of the slot when it was handed out (odd: live).
+    /// The slot's tag when it was handed out: its store's number << 24 |
+    /// its generation (odd: live). The store is the byte store of the
+    /// block's class, or the large entries' (see `checked.rs`); a
+    /// [`Handle`](crate::Handle)'s, its type's store.
     pub(crate) generation: u32,
-    /// Which slot: `class << NUMBER_BITS | number` for a pooled block (the
-    /// number names the block within its class's pool), or
-    /// `SYSTEM_SLOT | entry` for an entry of the system table.
+    /// The slot's index in its store.
     pub(crate) slot: u32,
 }
 
 static_assertions::const_assert!(core::mem::size_of::<Block>() == 16);
-
-/// Bits of a pooled handle's slot that number a block within its class's
-/// pool (`record << index_bits | index`); the 7 bits above hold the class
-/// (up to [`MAX_CLASSES`](crate::MAX_CLASSES) = 128) and the top bit marks
-/// the system table. A class's checked pool can thus have up to 2^24 slots
-/// (16 Mi) in its chunks at once.
-pub(crate) const NUMBER_BITS: u32 = 24;
-
-static_assertions::const_assert!(crate::MAX_CLASSES <= 1 << (31 - NUMBER_BITS));
-
-/// The bits of a slot that hold the block's number in its class.
-pub(crate) const NUMBER_MASK: u32 = (1 << NUMBER_BITS) - 1;
-
-/// A handle's slot bit that marks an entry of the system table.
-pub(crate) const SYSTEM_SLOT: u32 = 1 << 31;
 
 impl Block {
     /// Whether the block came from a size-class pool (`false`: from the
@@ -80,7 +66,7 @@ impl Block {
     #[inline]
     #[must_use]
     pub fn is_pooled(&self) -> bool {
-        self.slot & SYSTEM_SLOT == 0
+        self.generation >> crate::store::STORE_SHIFT != crate::checked::LARGE
     }
 }
 
@@ -88,8 +74,8 @@ impl fmt::Debug for Block {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Block")
             .field("pooled", &self.is_pooled())
-            .field("slot", &(self.slot & !SYSTEM_SLOT))
-            .field("generation", &self.generation)
+            .field("slot", &self.slot)
+            .field("generation", &(self.generation & crate::store::GENERATION))
             .field("owner", &self.owner)
             .finish()
     }

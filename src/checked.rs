@@ -1,100 +1,124 @@
-//! Checked blocks: the handles behind [`Block`], and the table of blocks
-//! from the system allocator.
+//! Checked blocks: the handles behind [`Block`], kept in stores as the
+//! values behind [`Handle`](crate::Handle)s are.
 //!
-//! A pooled block lives in one of the manager's pools with generations (see
-//! [`Pool`]): the same core as boxes', with a 32-bit generation per slot
-//! kept outside the user's bytes — even while free, odd while live, moved on
-//! by every allocation and free. A block from the system allocator has an
-//! entry in this module's table, with a generation too. A handle carries its
-//! manager's [`Identity`] id and the generation it was given, so a second
-//! free of it — even after the slot was handed out again — sees a newer
-//! generation and is refused.
+//! Blocks and handles share one table design (`store.rs`): a slot is a tag
+//! (store number << 24 | generation, odd while live) and a link, then the
+//! value; one wrap rule (a slot whose generation would wrap is retired);
+//! one locking style (a shared manager's blocks are its central manager's,
+//! under its lock). Here the stores are *byte stores*, one per size class,
+//! whose value is the block's bytes, and one store of *large entries*, for
+//! blocks above every class (or aligned above 8 bytes, or in pass-through
+//! mode), whose value says where the large path put the block.
 //!
-//! A handle is data, never a pointer this module follows: every checked call
-//! finds the slot through this manager's own tables, checks it, and computes
-//! the block's address (and size) from the table; the handle's address is
-//! only compared with it.
+//! A `Block` carries its manager's [`Identity`] id, the tag it was given
+//! and its slot's index, so a checked access is the id compared, then the
+//! slot found from the index (its page pointer in the store) and its tag
+//! compared — one dependent load after the key for the tag, the bytes next
+//! to it. A second free of a block, even after its slot was handed out
+//! again, sees a newer generation and is refused; a retired slot is never
+//! handed out again under the same id, so no stale handle ever matches.
 //!
-//! Metadata stays bounded: a pool's record table drops its released chunks
-//! (their highest generation kept as the pool's floor, where the slots of
-//! later chunks start, so no handle into a released chunk can match again).
-//! The system table reuses its empty entries and is dropped by a trim when
-//! no system block is live, its newest generation kept the same way. Both
-//! count in the stats and are charged to the budget. A reset keeps the
-//! chunks as free capacity and changes the manager's id, so every older
-//! handle is refused by its id. A handle that carries this manager's
-//! current id but names a slot the tables no longer have is therefore
-//! stale, never foreign.
+//! A handle is data, never a pointer this module follows: every checked
+//! call finds the slot through this manager's own stores, checks it, and
+//! computes the block's address (and size) from them.
+//!
+//! Metadata stays bounded: a trim gives back the pages of every store with
+//! no live block, then the store's record, then the list once no store is
+//! left, each counted in the stats and charged to the budget while held. A
+//! store made again starts its generations at a floor past every
+//! generation of the stores freed, so that no older handle matches. A reset
+//! forgets every slot and keeps the pages, and changes the manager's id, so
+//! every older handle is refused by its id. A handle that carries this
+//! manager's current id but names a slot the stores no longer have is
+//! therefore stale, never foreign.
 
 use core::alloc::Layout;
 use core::cell::Cell;
-use core::mem::size_of;
 use core::ptr::{self, NonNull};
 
-use crate::block::{NUMBER_BITS, NUMBER_MASK, SYSTEM_SLOT};
 use crate::budget::Budget;
 use crate::identity::Identity;
-use crate::pool::{floor_after, grown, Pool, Slot};
-use crate::source::Source;
-use crate::system;
-use crate::system::Fallback;
-use crate::table::Table;
-use crate::{Block, Error};
+use crate::pool::Pool;
+use crate::size_class::natural_align;
+use crate::source::{self, Source};
+use crate::store::{self, RawStore, STORE_SHIFT};
+use crate::system::{self, Fallback};
+use crate::{fill, Block, Error, MAX_CLASSES};
+
+/// The store number of the large entries; a byte store's is its class
+/// (below [`MAX_CLASSES`]).
+pub(crate) const LARGE: u32 = MAX_CLASSES as u32;
+
+static_assertions::const_assert!(MAX_CLASSES < 1 << (32 - STORE_SHIFT));
+
+/// Where the large path put a block (the value of a large entry).
+#[derive(Clone, Copy)]
+struct Large {
+    ptr: NonNull<u8>,
+    /// The layout it was allocated with.
+    layout: Layout,
+    /// The usable size the handle reports.
+    len: usize,
+}
 
 /// The checked-block state of one manager.
 ///
-/// The system table is two [`Table`]s (the re-entrancy rule, see
-/// `table.rs`): `system_free` grows first and never has fewer places than
-/// `system`, so an entry freed can always be listed without allocating;
-/// an allocation is entered in the table in one step after the system
-/// allocator returned it, growing the table again if a call the allocator
-/// made took the place found before.
+/// Invariants, relied on by the `unsafe` code here:
+/// - `list` is null or an allocation from `source` of `classes + 1`
+///   entries, each null or a record from [`store::new_record`]: entry `c <
+///   classes` the byte store of class `c` (numbered `c`, slots of its block
+///   size), entry `classes` the store of [`Large`] entries (numbered
+///   [`LARGE`]). The list and the records are charged to the budget.
+/// - A live slot of a byte store holds a live block of this manager; a
+///   live large entry names a live allocation of the manager's large path,
+///   made by `system::alloc_block` for its layout.
+/// - `floor` is at or past every generation of the stores a trim freed;
+///   a store is made with it as its floor.
+/// - While `busy` is not zero, an allocation that a call here made is
+///   under way, holding a store's record: a trim then frees pages only,
+///   never a record or the list (the re-entrancy rule, see `table.rs`).
 #[derive(Debug)]
 pub(crate) struct BlockHeap {
-    /// The blocks from the system allocator, by index.
-    system: Table<SystemSlot>,
-    /// Indices of empty system slots, reused before the table grows.
-    system_free: Table<u32>,
-    /// Generation new system-table entries start at: the highest of the
-    /// entries dropped so far.
-    system_floor: Cell<u32>,
+    /// The stores, by entry.
+    list: Cell<*mut Cell<*mut RawStore>>,
+    /// Size classes of the manager (the list has one entry more).
+    classes: usize,
+    /// The generation a store made now starts at.
+    floor: Cell<u32>,
+    /// Allocations under way (see the type).
+    busy: Cell<u32>,
     /// What this manager's handles carry; a new id at each reset.
     identity: Identity,
+    source: Source,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct SystemSlot {
-    /// The block while live.
-    ptr: Option<NonNull<u8>>,
-    /// Layout it was allocated with.
-    layout: Layout,
-    /// Usable size the handle reports.
-    len: usize,
-    generation: u32,
-}
-
-// SAFETY: a `BlockHeap` owns all of its chunks and system blocks outright and
-// shares none of them with another heap or thread; moving it to another thread
-// moves that ownership. It is not `Sync` (`Cell`s).
+// SAFETY: a `BlockHeap` owns its list, records, pages and large entries'
+// allocations outright and shares none of them with another heap or thread;
+// moving it to another thread moves that ownership. It is not `Sync`
+// (`Cell`s).
 unsafe impl Send for BlockHeap {}
 
-/// What a validated handle names: the block's address and usable size, as
-/// this manager's tables say.
-struct Found<'p> {
+/// What a validated handle names: the block's address and usable size, and
+/// its slot and store.
+struct Found<'s> {
     ptr: NonNull<u8>,
     len: usize,
-    /// A pooled block's pool and slot.
-    pooled: Option<(&'p Pool, Slot)>,
+    slot: NonNull<u8>,
+    store: &'s RawStore,
 }
 
 impl BlockHeap {
-    /// An empty heap, its tables' memory from `source`.
-    pub(crate) fn new(source: Source) -> Self {
+    /// An empty heap for a manager of `classes` size classes, its memory
+    /// from `source`.
+    pub(crate) fn new(classes: usize, source: Source) -> Self {
+        debug_assert!(classes <= MAX_CLASSES);
         BlockHeap {
-            system: Table::new(source),
-            system_free: Table::new(source),
-            system_floor: Cell::new(0),
+            list: Cell::new(ptr::null_mut()),
+            classes,
+            floor: Cell::new(0),
+            busy: Cell::new(0),
             identity: Identity::new(),
+            source,
         }
     }
 
@@ -116,68 +140,140 @@ impl BlockHeap {
         }
     }
 
-    /// Releases the system table if no system block is live; returns the
-    /// bytes released. (The pools trim themselves.)
-    pub(crate) fn trim(&self, budget: &Budget) -> usize {
-        let live = self.system.len() - self.system_free.len();
-        if live != 0 || self.metadata() == 0 {
-            return 0;
+    /// The list's layout.
+    fn list_layout(&self) -> Layout {
+        Layout::array::<Cell<*mut RawStore>>(self.classes + 1).expect("at most 129 entries")
+    }
+
+    /// The list entry of store `number`, if the list exists.
+    #[inline(always)]
+    fn entry(&self, number: u32) -> Option<&Cell<*mut RawStore>> {
+        let list = self.list.get();
+        // `LARGE` (past every class) is the last entry.
+        let index = (number as usize).min(self.classes);
+        if list.is_null() {
+            return None;
         }
-        // Drop the table, keeping its newest generation as the start of
-        // entries made later (every entry started at the floor, which does
-        // not move while the table lives). O(entries), paid once per entry
-        // made.
-        let floor = self.system_floor.get();
-        self.system_floor.set(floor_after(
-            floor,
-            floor,
-            self.system.iter().map(|s| s.generation),
-        ));
-        let bytes = self.system.free() + self.system_free.free();
-        budget.credit(bytes);
-        bytes
+        // SAFETY: a live list of `classes + 1` entries (invariant).
+        Some(unsafe { &*list.add(index) })
     }
 
-    /// Forgets every system block — the manager's large path has freed them
-    /// all — and drops the table; every handle made before becomes stale.
-    /// (The pools recycle themselves.)
-    pub(crate) fn reset(&mut self, budget: &Budget) {
-        budget.credit(self.system.free() + self.system_free.free());
-        self.system_floor.set(0); // the id changes: no older handle can match
-        self.identity.retire();
+    /// Store `number`, if it exists.
+    #[inline(always)]
+    fn store(&self, number: u32) -> Option<&RawStore> {
+        let record = self.entry(number)?.get();
+        // SAFETY: a live record (invariant), freed only by a trim or drop,
+        // which no caller's use of the reference spans.
+        unsafe { record.as_ref() }
     }
 
-    /// Allocates a zeroed block from `pool`, the pool with generations of
-    /// class `class`, whose block size is `size` (passed in so that it is a
-    /// constant where the class is).
+    /// Runs `f`, which may allocate, with `busy` raised (see the type).
+    #[inline(always)]
+    fn allocating<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.busy.set(self.busy.get() + 1);
+        let r = f();
+        self.busy.set(self.busy.get() - 1);
+        r
+    }
+
+    /// Store `number`, made now if need be (charged to `budget`): a byte
+    /// store of `size`-byte blocks, or ([`LARGE`]) the large entries'.
+    #[inline(always)]
+    fn store_or_make(&self, number: u32, size: usize, budget: &Budget) -> Result<&RawStore, Error> {
+        match self.store(number) {
+            Some(s) => Ok(s),
+            None => self.make(number, size, budget),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn make(&self, number: u32, size: usize, budget: &Budget) -> Result<&RawStore, Error> {
+        if self.list.get().is_null() {
+            let layout = self.list_layout();
+            budget.charge(layout.size())?;
+            let Some(list) = self.allocating(|| source::alloc_zeroed(self.source, layout)) else {
+                budget.credit(layout.size());
+                return Err(Error::OutOfMemory {
+                    size: layout.size(),
+                    align: layout.align(),
+                });
+            };
+            // The allocator has returned: a call it made may have made the
+            // list meanwhile (the re-entrancy rule).
+            if self.list.get().is_null() {
+                // Zeroed: every entry null.
+                self.list.set(list.as_ptr().cast());
+            } else {
+                budget.credit(layout.size());
+                // SAFETY: allocated above with this layout, never shared.
+                unsafe { source::dealloc(self.source, list, layout) };
+            }
+        }
+        let floor = self.floor.get();
+        let store = if number == LARGE {
+            RawStore::new::<Large>(LARGE, self.source).starting_at(floor)
+        } else {
+            RawStore::of_bytes(number, size, natural_align(size), floor, self.source)
+        };
+        let record = self.allocating(|| store::new_record(store, self.source, budget))?;
+        // Looked for again: a call the allocator made may have made the
+        // store (or freed the list, in a trim: `busy` kept it).
+        match self.entry(number) {
+            Some(entry) if entry.get().is_null() => {
+                entry.set(record.as_ptr());
+                // SAFETY: just made; freed only by a trim or drop.
+                Ok(unsafe { record.as_ref() })
+            }
+            _ => {
+                // SAFETY: made above, never shared.
+                budget.credit(unsafe { store::free_record(record, self.source) });
+                self.store(number).ok_or(Error::OutOfMemory {
+                    size: RawStore::BYTES,
+                    align: 8,
+                })
+            }
+        }
+    }
+
+    /// Allocates a zeroed block of class `class`, whose block size is
+    /// `size` (passed in so that it is a constant where the class is); the
+    /// class's `pool` keeps its counts.
     #[inline(always)]
     pub(crate) fn alloc_pooled(
         &self,
-        pool: &Pool,
         class: usize,
         size: usize,
+        pool: &Pool,
+        budget: &Budget,
     ) -> Result<Block, Error> {
-        debug_assert_eq!(
-            pool.block_size(),
-            size,
-            "class {class} has another block size"
-        );
-        let (ptr, number, generation) = pool.alloc_slot()?;
-        // SAFETY: the block is `size` bytes inside a live chunk and now ours.
-        unsafe { ptr.write_bytes(0, size) };
+        debug_assert_eq!(pool.block_size(), size, "class {class} has another size");
+        let store = self.store_or_make(class as u32, size, budget)?;
+        let len = store.len();
+        let (slot, index, tag) = self.allocating(|| store.take(budget))?;
+        let (_, block) = store.block_slot(index).expect("a slot taken is below len");
+        // SAFETY: a slot taken: its block's `size` bytes are ours; a reused
+        // one's were filled when freed (`debug-fill`).
+        unsafe {
+            if cfg!(feature = "debug-fill") && (index as usize) < len {
+                fill::check_freed(block, size);
+            }
+            block.write_bytes(0, size);
+        }
+        store.make_live(slot, tag);
+        pool.count_checked(store.live());
         Ok(Block {
             owner: self.identity.id(),
-            generation,
-            slot: ((class as u32) << NUMBER_BITS) | number,
+            generation: tag,
+            slot: index,
         })
     }
 
-    /// Allocates a zeroed block of `size` bytes at `align` from the system
-    /// allocator (`layout` rounded up to at least one byte), through the
-    /// manager's large path (`fallback`), and gives it an entry in the
-    /// table.
+    /// Allocates a zeroed block of `size` bytes at `align` on the manager's
+    /// large path (`fallback`), `layout` rounded up to at least one byte,
+    /// and gives it a large entry.
     #[inline(never)]
-    pub(crate) fn alloc_system(
+    pub(crate) fn alloc_large(
         &self,
         size: usize,
         align: usize,
@@ -186,181 +282,138 @@ impl BlockHeap {
         let layout = Layout::from_size_align(size.max(1), align)
             .map_err(|_| Error::LayoutOverflow { size, align })?;
         let refusing = |e: Error| e.refusing(size, fallback.name);
-        self.system_room(&fallback.budget).map_err(refusing)?;
-        let ptr = system::alloc_block(fallback, layout)?;
-        // The allocator has returned: the room found above may be taken
-        // (the re-entrancy rule); look again, in one step.
-        loop {
-            if let Some((index, generation)) = self.try_enter(ptr, layout, size) {
-                return Ok(Block {
-                    owner: self.identity.id(),
-                    generation,
-                    slot: SYSTEM_SLOT | index,
-                });
-            }
-            if let Err(e) = self.system_room(&fallback.budget) {
-                // SAFETY: just allocated by `alloc_block` for `layout`, and
-                // in no table.
+        let budget = &fallback.budget;
+        let store = self.store_or_make(LARGE, 0, budget).map_err(refusing)?;
+        let ptr = self.allocating(|| system::alloc_block(fallback, layout))?;
+        let taken = self.allocating(|| store.take(budget));
+        let (slot, index, tag) = match taken {
+            Ok(t) => t,
+            Err(e) => {
+                // SAFETY: just allocated by `alloc_block` for `layout`, in no
+                // entry.
                 unsafe { system::free_block(fallback, ptr, layout) };
                 return Err(refusing(e));
             }
-        }
-    }
-
-    /// Enters a system block in an empty entry or the next place, if there
-    /// is one: (index, generation). One step, no allocation.
-    fn try_enter(&self, ptr: NonNull<u8>, layout: Layout, len: usize) -> Option<(u32, u32)> {
-        let index = match self.system_free.pop() {
-            Some(i) => i as usize,
-            None => self
-                .system
-                .push(SystemSlot {
-                    ptr: None,
-                    layout,
-                    len: 0,
-                    generation: self.system_floor.get(),
-                })
-                .ok()?,
         };
-        let mut slot = self.system.get(index).expect("an entry of the table");
-        slot.generation = slot.generation.wrapping_add(1);
-        slot.ptr = Some(ptr);
-        slot.layout = layout;
-        slot.len = len;
-        self.system.set(index, slot);
-        Some((index as u32, slot.generation))
+        let entry = Large {
+            ptr,
+            layout,
+            len: size,
+        };
+        // SAFETY: a slot taken from the store of `Large`s: its value is ours
+        // to write.
+        unsafe { value::<Large>(slot).write(entry) };
+        store.make_live(slot, tag);
+        Ok(Block {
+            owner: self.identity.id(),
+            generation: tag,
+            slot: index,
+        })
     }
 
-    /// Makes sure the system table has an empty entry or a free place,
-    /// growing it (charged to `budget`) if not: the list of empty entries
-    /// first, so that it always has a place for every entry.
-    fn system_room(&self, budget: &Budget) -> Result<(), Error> {
-        let cap = self.system.capacity();
-        if self.system_free.len() > 0 || self.system.len() < cap {
-            return Ok(());
-        }
-        let max = (SYSTEM_SLOT - 1) as usize;
-        let new_cap = grown(cap, max);
-        if cap >= max {
-            return Err(Error::OutOfMemory {
-                size: new_cap * (size_of::<SystemSlot>() + size_of::<u32>()),
-                align: 8,
-            });
-        }
-        self.system_free.grow(new_cap, budget)?;
-        self.system.grow(new_cap, budget)
-    }
-
-    /// Finds the block `b` names in this heap's tables (`pools`: the pools
-    /// with generations): checks that it was made by this heap since its
-    /// last reset, that its slot is still in the generation it was handed
-    /// out in; returns the address and size from the table, and for a
-    /// pooled block its slot. Ids never repeat, so a handle with this heap's
-    /// id was made by it (its fields are private: no other code makes one).
-    /// `stale` is the error for a handle whose slot has moved on.
+    /// Finds the block `b` names in this heap's stores: checks that it was
+    /// made by this heap since its last reset and that its slot is still
+    /// in the generation it was handed out in; returns the address and size
+    /// from the store. Ids never repeat, so a handle with this heap's id
+    /// was made by it (its fields are private: no other code makes one),
+    /// with an odd tag. `stale` is the error for a handle whose slot has
+    /// moved on.
     #[inline(always)]
-    fn validate<'p>(&self, pools: &'p [Pool], b: Block, stale: Error) -> Result<Found<'p>, Error> {
+    fn validate(&self, b: Block, stale: Error) -> Result<Found<'_>, Error> {
         if b.owner != self.identity.id() {
             return Err(self.not_ours(b));
         }
-        // A system slot's class bits are 128 or more: past every class.
-        let Some(pool) = pools.get((b.slot >> NUMBER_BITS) as usize) else {
-            return self.validate_system(b, stale);
-        };
-        // Our id: a slot the pool no longer has, or whose generation moved
-        // on, was freed (and its chunk perhaps released by a trim).
-        let slot = pool
-            .find_slot(b.slot & NUMBER_MASK, b.generation)
-            .ok_or(stale)?;
-        Ok(Found {
-            ptr: slot.block,
-            len: pool.block_size(),
-            pooled: Some((pool, slot)),
-        })
-    }
-
-    /// The system-table half of [`validate`](Self::validate), once the id
-    /// matched.
-    #[inline(never)]
-    fn validate_system<'p>(&self, b: Block, stale: Error) -> Result<Found<'p>, Error> {
-        if b.slot & SYSTEM_SLOT == 0 {
-            return Err(Error::ForeignBlock); // a class this manager lacks
+        // Our id: a store or slot no longer there, or a slot whose
+        // generation moved on, was freed (and perhaps trimmed).
+        let number = b.generation >> STORE_SHIFT;
+        let store = self.store(number).ok_or(stale)?;
+        if number == LARGE {
+            return Self::validate_large(store, b, stale);
         }
-        // Our id: an entry the table no longer has was dropped.
-        let slot = self
-            .system
-            .get((b.slot & !SYSTEM_SLOT) as usize)
-            .ok_or(stale)?;
-        if slot.generation != b.generation {
+        let (slot, ptr) = store.block_slot(b.slot).ok_or(stale)?;
+        // SAFETY: a slot below `len`.
+        if unsafe { RawStore::tag(slot) } != b.generation {
             return Err(stale);
         }
         Ok(Found {
-            ptr: slot.ptr.ok_or(stale)?,
-            len: slot.len,
-            pooled: None,
+            ptr,
+            len: store.block_size(),
+            slot,
+            store,
         })
     }
 
-    /// Frees `b` if it is a live block of this heap (`pools`: the pools with
-    /// generations).
+    /// The large-entry half of [`validate`](Self::validate), once the id
+    /// matched.
+    #[inline(never)]
+    fn validate_large(store: &RawStore, b: Block, stale: Error) -> Result<Found<'_>, Error> {
+        let slot = store.slot(b.slot, store.slot_size()).ok_or(stale)?;
+        // SAFETY: a slot below `len`.
+        if unsafe { RawStore::tag(slot) } != b.generation {
+            return Err(stale);
+        }
+        // SAFETY: a live large entry (the tag matched an odd one).
+        let large = unsafe { value::<Large>(slot).read() };
+        Ok(Found {
+            ptr: large.ptr,
+            len: large.len,
+            slot,
+            store,
+        })
+    }
+
+    /// Frees `b` if it is a live block of this heap.
     #[inline(always)]
-    pub(crate) fn free(&self, pools: &[Pool], b: Block, fallback: &Fallback) -> Result<(), Error> {
-        match self.validate(pools, b, Error::DoubleFree)?.pooled {
-            // SAFETY: `validate` just found the slot live, with nothing in
-            // between; the handle's owner gives the block up.
-            Some((pool, slot)) => unsafe { pool.free_slot(slot) },
-            None => self.free_system(b, fallback),
+    pub(crate) fn free(&self, b: Block, fallback: &Fallback) -> Result<(), Error> {
+        let found = self.validate(b, Error::DoubleFree)?;
+        if b.generation >> STORE_SHIFT == LARGE {
+            self.free_large(found, b, fallback);
+            return Ok(());
+        }
+        // SAFETY: `validate` just found the slot live, with nothing in
+        // between; the handle's owner gives the block up.
+        unsafe {
+            found.store.vacate(found.slot, b.slot);
+            fill::freed(found.ptr, found.len);
         }
         Ok(())
     }
 
-    /// The system-block half of [`free`](Self::free), once `b` is found
-    /// live.
+    /// The large half of [`free`](Self::free), once `b` is found live.
     #[inline(never)]
-    fn free_system(&self, b: Block, fallback: &Fallback) {
-        let index = (b.slot & !SYSTEM_SLOT) as usize;
-        let mut slot = self.system.get(index).expect("a live entry");
-        let (layout, ptr) = (slot.layout, slot.ptr.take());
-        slot.generation = slot.generation.wrapping_add(1);
-        self.system.set(index, slot);
-        // `system_free` has a place for every entry (see the type).
-        let listed = self.system_free.push(index as u32);
-        debug_assert!(listed.is_ok());
-        if let Some(ptr) = ptr {
-            // SAFETY: the slot held this live allocation of `alloc_block`
-            // for `layout`; it is now emptied, so it is freed once.
-            unsafe { system::free_block(fallback, ptr, layout) };
+    fn free_large(&self, found: Found<'_>, b: Block, fallback: &Fallback) {
+        // SAFETY: the live large entry `validate` found; vacated before the
+        // allocation is freed (the allocator may call back in), so it is
+        // freed once.
+        unsafe {
+            let large = value::<Large>(found.slot).read();
+            found.store.vacate(found.slot, b.slot);
+            system::free_block(fallback, large.ptr, large.layout);
         }
     }
 
     /// Whether `b` is a live block of this heap.
     #[inline]
-    pub(crate) fn is_live(&self, pools: &[Pool], b: Block) -> bool {
-        self.validate(pools, b, Error::UseAfterFree).is_ok()
+    pub(crate) fn is_live(&self, b: Block) -> bool {
+        self.validate(b, Error::UseAfterFree).is_ok()
     }
 
-    /// The bytes of live block `b`, from this heap's tables.
+    /// The bytes of live block `b`, from this heap's stores.
     #[inline]
-    pub(crate) fn bytes(&self, pools: &[Pool], b: Block) -> Result<NonNull<[u8]>, Error> {
-        let found = self.validate(pools, b, Error::UseAfterFree)?;
+    pub(crate) fn bytes(&self, b: Block) -> Result<NonNull<[u8]>, Error> {
+        let found = self.validate(b, Error::UseAfterFree)?;
         Ok(NonNull::slice_from_raw_parts(found.ptr, found.len))
     }
 
     /// Checks that `len` bytes at `offset` lie inside live block `b`, and
-    /// returns their address, computed from this heap's tables.
+    /// returns their address, computed from this heap's stores.
     #[inline]
-    fn access(
-        &self,
-        pools: &[Pool],
-        b: Block,
-        offset: usize,
-        len: usize,
-    ) -> Result<NonNull<u8>, Error> {
-        let found = self.validate(pools, b, Error::UseAfterFree)?;
+    fn access(&self, b: Block, offset: usize, len: usize) -> Result<NonNull<u8>, Error> {
+        let found = self.validate(b, Error::UseAfterFree)?;
         match offset.checked_add(len) {
             Some(end) if end <= found.len => {
-                // SAFETY: `offset <= found.len`, inside (or one past) the live
-                // block the table names.
+                // SAFETY: `offset <= found.len`, inside (or one past) the
+                // live block the store names.
                 Ok(unsafe { found.ptr.add(offset) })
             }
             _ => Err(Error::OutOfBounds {
@@ -373,14 +426,8 @@ impl BlockHeap {
 
     /// Copies `src` into live block `b` at `offset`.
     #[inline]
-    pub(crate) fn write_bytes(
-        &self,
-        pools: &[Pool],
-        b: Block,
-        offset: usize,
-        src: &[u8],
-    ) -> Result<(), Error> {
-        let dst = self.access(pools, b, offset, src.len())?;
+    pub(crate) fn write_bytes(&self, b: Block, offset: usize, src: &[u8]) -> Result<(), Error> {
+        let dst = self.access(b, offset, src.len())?;
         // SAFETY: `access` checked that `src.len()` bytes at `dst` are inside a
         // live block. `copy` allows overlap, in case `unsafe` code made `src`
         // from this very block.
@@ -390,46 +437,126 @@ impl BlockHeap {
 
     /// Copies bytes of live block `b` at `offset` into `dst`.
     #[inline]
-    pub(crate) fn read_bytes(
-        &self,
-        pools: &[Pool],
-        b: Block,
-        offset: usize,
-        dst: &mut [u8],
-    ) -> Result<(), Error> {
-        let src = self.access(pools, b, offset, dst.len())?;
+    pub(crate) fn read_bytes(&self, b: Block, offset: usize, dst: &mut [u8]) -> Result<(), Error> {
+        let src = self.access(b, offset, dst.len())?;
         // SAFETY: as in `write_bytes`; the block's bytes are initialised
         // because every block starts zeroed.
         unsafe { ptr::copy(src.as_ptr(), dst.as_mut_ptr(), dst.len()) };
         Ok(())
     }
 
-    /// Bytes of the system table (its capacity, charged to the budget).
+    /// Makes sure `additional` more blocks of class `class` (of `size`
+    /// bytes) can be handed out without new memory.
+    pub(crate) fn reserve(
+        &self,
+        class: usize,
+        size: usize,
+        budget: &Budget,
+        additional: usize,
+    ) -> Result<(), Error> {
+        let store = self.store_or_make(class as u32, size, budget)?;
+        self.allocating(|| store.reserve(budget, additional))
+    }
+
+    /// Each store there is, by entry.
+    fn stores(&self) -> impl Iterator<Item = &RawStore> + '_ {
+        (0..=self.classes as u32)
+            .map(|n| if n as usize == self.classes { LARGE } else { n })
+            .filter_map(|n| self.store(n))
+    }
+
+    /// Gives back the pages of every store with no live block, then the
+    /// records of the stores left empty and the list once none is left
+    /// (not while an allocation of this heap is under way: see the type);
+    /// returns the bytes released, credited to `budget`.
+    pub(crate) fn trim(&self, budget: &Budget) -> usize {
+        let mut bytes = 0;
+        for n in 0..=self.classes as u32 {
+            let n = if n as usize == self.classes { LARGE } else { n };
+            let Some(store) = self.store(n) else { continue };
+            bytes += store.trim();
+            if self.busy.get() != 0 || store.live() != 0 || store.pages() != 0 {
+                continue;
+            }
+            self.floor.set(self.floor.get().max(store.floor()));
+            let entry = self.entry(n).expect("the store's entry");
+            let record = entry.replace(ptr::null_mut());
+            // SAFETY: the store's record, off the list now (the re-entrancy
+            // rule: taken off before the allocator is called), no page, no
+            // live value; nothing here uses it again.
+            bytes += unsafe { store::free_record(NonNull::new_unchecked(record), self.source) };
+        }
+        if self.busy.get() == 0 && !self.list.get().is_null() && self.stores().next().is_none() {
+            let list = self.list.replace(ptr::null_mut());
+            let layout = self.list_layout();
+            bytes += layout.size();
+            // SAFETY: the list, allocated with this layout, off the heap now.
+            unsafe { source::dealloc(self.source, NonNull::new_unchecked(list).cast(), layout) };
+        }
+        budget.credit(bytes);
+        bytes
+    }
+
+    /// Forgets every block — the manager's pools and large path have freed
+    /// them all — keeping the pages; every handle made before becomes stale
+    /// (the id moves on).
+    pub(crate) fn reset(&mut self) {
+        self.stores().for_each(RawStore::forget_slots);
+        self.identity.retire();
+    }
+
+    /// Live blocks of class `class` (from its byte store).
+    pub(crate) fn live(&self, class: usize) -> usize {
+        self.store(class as u32).map_or(0, RawStore::live)
+    }
+
+    /// (capacity in blocks, pages, bytes of pages, bytes of the record) of
+    /// class `class`'s byte store.
+    pub(crate) fn class_figures(&self, class: usize) -> (usize, usize, usize, usize) {
+        self.store(class as u32).map_or((0, 0, 0, 0), |s| {
+            (s.capacity(), s.pages(), s.bytes(), RawStore::BYTES)
+        })
+    }
+
+    /// Bytes of the list and of the large entries' store (its record and
+    /// pages): the manager-wide side table of checked blocks.
     pub(crate) fn metadata(&self) -> usize {
-        self.system.bytes() + self.system_free.bytes()
+        let list = if self.list.get().is_null() {
+            0
+        } else {
+            self.list_layout().size()
+        };
+        list + self.store(LARGE).map_or(0, |s| s.bytes() + RawStore::BYTES)
+    }
+
+    /// Whether every store is consistent.
+    pub(crate) fn is_valid(&self) -> bool {
+        self.stores().all(RawStore::is_valid)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_floor_moves_to_the_newest_generation_across_the_wrap() {
-        assert_eq!(floor_after(0, 0, [2, 7, 4].into_iter()), 7);
-        assert_eq!(floor_after(0, 10, [2, 4].into_iter()), 10, "behind it");
-        assert_eq!(floor_after(3, 10, core::iter::empty()), 10);
-        // Near the wrap: 1 (wrapped) is newer than u32::MAX - 1.
-        let f = u32::MAX - 3;
-        assert_eq!(
-            floor_after(f, f, [u32::MAX - 1, 0, 1, u32::MAX].into_iter()),
-            1
-        );
-        assert_eq!(floor_after(f, f, [u32::MAX - 2].into_iter()), u32::MAX - 2);
-        // A slot 2^31 and more ahead of where it started (2^30 reuses) is
-        // still ahead, up to 2^32 - 1 moves (found by the review).
-        assert_eq!(floor_after(0, 0, [1 << 31].into_iter()), 1 << 31);
-        assert_eq!(floor_after(0, 0, [u32::MAX - 1].into_iter()), u32::MAX - 1);
-        assert_eq!(floor_after(5, 5, [4].into_iter()), 4, "2^32 - 1 moves");
+impl Drop for BlockHeap {
+    /// Frees the records and their pages, then the list (the large
+    /// entries' allocations are the large path's, freed with it).
+    fn drop(&mut self) {
+        for n in 0..=self.classes as u32 {
+            let n = if n as usize == self.classes { LARGE } else { n };
+            if let Some(entry) = self.entry(n) {
+                if let Some(record) = NonNull::new(entry.replace(ptr::null_mut())) {
+                    // SAFETY: a live record of the list, freed once.
+                    unsafe { store::free_record(record, self.source) };
+                }
+            }
+        }
+        if let Some(list) = NonNull::new(self.list.replace(ptr::null_mut())) {
+            // SAFETY: allocated by `make` with this layout, freed once.
+            unsafe { source::dealloc(self.source, list.cast(), self.list_layout()) };
+        }
     }
+}
+
+/// The value of a slot of a store of `T`s.
+#[inline(always)]
+fn value<T: 'static>(slot: NonNull<u8>) -> NonNull<T> {
+    RawStore::value_of(slot, store::SlotOf::<T>::VALUE).cast()
 }

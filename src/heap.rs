@@ -20,13 +20,13 @@ use crate::source;
 use crate::system::{self, Fallback, HeapKind};
 use crate::Error;
 
-/// One manager's heap context: its pools, two per class of `C` — one for
-/// boxes and collections, one with generations for checked blocks — at a
-/// fixed heap address, and its large path (the [`Fallback`] record, which
+/// One manager's heap context: its pools, one per class of `C` (for boxes
+/// and collections; checked blocks are in byte stores, see `checked.rs`),
+/// at a fixed heap address, and its large path (the [`Fallback`] record, which
 /// holds the budget, the chunk map and the registry too).
 pub(crate) struct Heap<C: SizeClasses> {
-    /// `2 * C::TABLE.len()` pools, allocated in `try_new`: the plain
-    /// ones, then those with generations, each smallest class first.
+    /// `C::TABLE.len()` pools, allocated in `try_new`, smallest class
+    /// first.
     pools: NonNull<Pool>,
     /// Allocated in `try_new`.
     fallback: NonNull<Fallback>,
@@ -60,7 +60,7 @@ impl<C: SizeClasses> Heap<C> {
 
     /// The layout of the pools' array.
     fn pools_layout() -> Layout {
-        match Layout::array::<Pool>(2 * C::TABLE.len()) {
+        match Layout::array::<Pool>(C::TABLE.len()) {
             Ok(l) => l,
             Err(_) => unreachable!("a class table has at most MAX_CLASSES classes"),
         }
@@ -93,20 +93,14 @@ impl<C: SizeClasses> Heap<C> {
         };
         let pools = pools.cast::<Pool>();
         let sizes = C::TABLE.sizes();
-        for (generations, half) in [(false, 0), (true, sizes.len())] {
-            for (i, &size) in sizes.iter().enumerate() {
-                // SAFETY: `2 * sizes.len()` pools fit in the allocation, each
-                // written once.
-                unsafe {
-                    pools.add(half + i).write(Pool::new(
-                        size,
-                        config,
-                        fallback,
-                        generations,
-                        (tid, i, kind.owner),
-                    ))
-                };
-            }
+        for (i, &size) in sizes.iter().enumerate() {
+            // SAFETY: `sizes.len()` pools fit in the allocation, each written
+            // once.
+            unsafe {
+                pools
+                    .add(i)
+                    .write(Pool::new(size, config, fallback, (tid, i, kind.owner)))
+            };
         }
         Some(Heap {
             pools,
@@ -155,7 +149,7 @@ impl<C: SizeClasses> Heap<C> {
     #[must_use]
     pub(crate) fn reset(&mut self) -> Option<fill::Written> {
         let mut written = None;
-        for pool in self.all() {
+        for pool in self.iter() {
             // SAFETY: `&mut self` comes from `&mut MemoryManager`, so no
             // `PoolBox`, which borrows the manager, exists; a pointer from
             // `PoolBox::into_raw` may not be used after a reset (the contract
@@ -170,7 +164,7 @@ impl<C: SizeClasses> Heap<C> {
 
     /// Frees every chunk and typed system allocation, for drop.
     fn release(&mut self) {
-        for pool in self.all() {
+        for pool in self.iter() {
             // SAFETY: `&mut self` in drop: nothing borrows the manager, and
             // nothing of it is used again.
             unsafe { pool.release_chunks() };
@@ -193,19 +187,6 @@ impl<C: SizeClasses> Heap<C> {
         unsafe { &*self.pools.as_ptr().add(class) }
     }
 
-    /// The pool with generations of class `class`.
-    ///
-    /// # Panics
-    ///
-    /// As [`get`](Self::get).
-    #[inline(always)]
-    pub(crate) fn checked_pool(&self, class: usize) -> &Pool {
-        assert!(class < C::TABLE.len(), "size class out of range");
-        // SAFETY: there are `2 * C::TABLE.len()` pools, alive as long as
-        // `self`; the second half have generations.
-        unsafe { &*self.pools.as_ptr().add(C::TABLE.len() + class) }
-    }
-
     /// The fallback counters.
     #[inline]
     pub(crate) fn fallback(&self) -> &Fallback {
@@ -217,29 +198,13 @@ impl<C: SizeClasses> Heap<C> {
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Pool> + '_ {
         (0..C::TABLE.len()).map(|c| self.get(c))
     }
-
-    /// The pools with generations (for checked blocks), smallest class
-    /// first.
-    #[inline(always)]
-    pub(crate) fn checked(&self) -> &[Pool] {
-        // SAFETY: the second half of the `2 * C::TABLE.len()` pools, alive
-        // as long as `self`.
-        unsafe {
-            &*ptr::slice_from_raw_parts(self.pools.as_ptr().add(C::TABLE.len()), C::TABLE.len())
-        }
-    }
-
-    /// Every pool.
-    fn all(&self) -> impl Iterator<Item = &Pool> + '_ {
-        self.iter().chain(self.checked())
-    }
 }
 
 impl<C: SizeClasses> Drop for Heap<C> {
     fn drop(&mut self) {
         self.release();
         let source = self.fallback().kind.source;
-        let slice = ptr::slice_from_raw_parts_mut(self.pools.as_ptr(), 2 * C::TABLE.len());
+        let slice = ptr::slice_from_raw_parts_mut(self.pools.as_ptr(), C::TABLE.len());
         // SAFETY: both were allocated from `source` and written in `try_new`,
         // and are dropped and freed only here.
         unsafe {
@@ -317,15 +282,15 @@ impl<C: SizeClasses> Heap<C> {
         self.alloc_layout(layout).map(NonNull::cast)
     }
 
-    /// Grows the pool (plain, or `checked`) that serves `size` bytes at
-    /// `align` until `additional` more can be handed out without a new
-    /// chunk. The class ignores pass-through mode, so that an absurd count
-    /// fails in both modes.
+    /// Grows what serves `size` bytes at `align` — the pool, or with
+    /// `blocks` the byte store of checked blocks — until `additional` more
+    /// can be handed out without new memory. The class ignores pass-through
+    /// mode, so that an absurd count fails in both modes.
     pub(crate) fn reserve(
         &self,
         size: usize,
         align: usize,
-        checked: bool,
+        blocks: Option<&crate::checked::BlockHeap>,
         additional: usize,
     ) -> Result<(), Error> {
         let class = C::TABLE.class_for_layout(size, align);
@@ -335,17 +300,20 @@ impl<C: SizeClasses> Heap<C> {
         if cfg!(feature = "pass-through") {
             return Ok(()); // every allocation goes to the system allocator
         }
-        let reserved = match class {
-            Some(class) if checked => self.checked_pool(class).reserve(additional),
-            Some(class) => self.get(class).reserve(additional),
-            None => return Err(Error::NotPooled { size, align }),
+        let reserved = match (class, blocks) {
+            (Some(class), Some(blocks)) => {
+                blocks.reserve(class, C::TABLE.size(class), self.budget(), additional)
+            }
+            (Some(class), None) => self.get(class).reserve(additional),
+            (None, _) => return Err(Error::NotPooled { size, align }),
         };
         // A refusal names the manager, and the allocation reserved for.
         reserved.map_err(|e| e.refusing(size, self.fallback().name))
     }
 
-    /// The class of the checked pool that serves a block of `size` bytes at
-    /// `align`, or `None` for the large path (always in pass-through mode).
+    /// The class whose byte store serves a checked block of `size` bytes
+    /// at `align` (its blocks naturally aligned, as its pool's are), or
+    /// `None` for the large path (always in pass-through mode).
     #[inline(always)]
     pub(crate) fn block_class(size: usize, align: usize) -> Option<usize> {
         if cfg!(feature = "pass-through") {

@@ -212,7 +212,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     ) -> Self {
         MemoryManager {
             heap: Heap::new(config, budget, name),
-            blocks: BlockHeap::new(crate::source::Source::Global),
+            blocks: BlockHeap::new(C::TABLE.len(), crate::source::Source::Global),
             stores: Stores::new(crate::source::Source::Global),
             on_leak,
             #[cfg(feature = "serde")]
@@ -232,7 +232,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     ) -> Option<Self> {
         Some(MemoryManager {
             heap: Heap::try_new(config, None, name, kind, crate::pool::UNOWNED)?,
-            blocks: BlockHeap::new(kind.source),
+            blocks: BlockHeap::new(C::TABLE.len(), kind.source),
             stores: Stores::new(kind.source),
             on_leak: Some(Hook::Fn(|_| {})),
             #[cfg(feature = "serde")]
@@ -290,33 +290,34 @@ impl<C: SizeClasses> MemoryManager<C> {
             return Err(Error::InvalidAlignment { align });
         }
         match Heap::<C>::block_class(size, align) {
-            Some(class) => {
-                self.blocks
-                    .alloc_pooled(self.heap.checked_pool(class), class, C::TABLE.size(class))
-            }
+            Some(class) => self.blocks.alloc_pooled(
+                class,
+                C::TABLE.size(class),
+                self.heap.get(class),
+                self.heap.budget(),
+            ),
             None => self
                 .blocks
-                .alloc_system(size, align.max(8), self.heap.fallback()),
+                .alloc_large(size, align.max(8), self.heap.fallback()),
         }
     }
 
     /// Frees a checked block, checked.
     #[inline(always)]
     pub(crate) fn checked_free(&self, block: Block) -> Result<(), Error> {
-        self.blocks
-            .free(self.heap.checked(), block, self.heap.fallback())
+        self.blocks.free(block, self.heap.fallback())
     }
 
     /// Whether `block` is a live checked block here.
     #[inline]
     pub(crate) fn checked_is_live(&self, block: Block) -> bool {
-        self.blocks.is_live(self.heap.checked(), block)
+        self.blocks.is_live(block)
     }
 
     /// The bytes of live checked block `block`.
     #[inline]
     pub(crate) fn checked_bytes(&self, block: Block) -> Result<NonNull<[u8]>, Error> {
-        self.blocks.bytes(self.heap.checked(), block)
+        self.blocks.bytes(block)
     }
 
     /// Copies bytes of live checked block `block`, from `offset`, to `dst`.
@@ -327,8 +328,7 @@ impl<C: SizeClasses> MemoryManager<C> {
         offset: usize,
         dst: &mut [u8],
     ) -> Result<(), Error> {
-        self.blocks
-            .read_bytes(self.heap.checked(), block, offset, dst)
+        self.blocks.read_bytes(block, offset, dst)
     }
 
     /// Copies `src` into live checked block `block` at `offset`.
@@ -339,8 +339,7 @@ impl<C: SizeClasses> MemoryManager<C> {
         offset: usize,
         src: &[u8],
     ) -> Result<(), Error> {
-        self.blocks
-            .write_bytes(self.heap.checked(), block, offset, src)
+        self.blocks.write_bytes(block, offset, src)
     }
 
     // ----- statistics --------------------------------------------------------
@@ -382,25 +381,24 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// under its lock).
     pub(crate) fn snapshot_in(&self, mut rows: Vec<ClassStats>) -> Stats {
         rows.clear();
-        rows.extend(
-            self.heap
-                .iter()
-                .zip(self.heap.checked())
-                .map(|(pool, c)| ClassStats {
-                    block_size: pool.block_size(),
-                    live_boxes: pool.live().saturating_sub(pool.tally()),
-                    live_blocks: c.live(),
-                    live_collections: pool.tally().min(pool.live()),
-                    peak_boxes: pool.peak(),
-                    peak_blocks: c.peak(),
-                    allocs: pool.allocs() + c.allocs(),
-                    frees: pool.frees() + c.frees(),
-                    capacity: pool.capacity() + c.capacity(),
-                    chunks: pool.chunk_count() + c.chunk_count(),
-                    reserved_bytes: pool.reserved() + c.reserved(),
-                    metadata_bytes: c.metadata(),
-                }),
-        );
+        rows.extend(self.heap.iter().enumerate().map(|(class, pool)| {
+            let blocks = self.blocks.live(class);
+            let (capacity, pages, bytes, record) = self.blocks.class_figures(class);
+            ClassStats {
+                block_size: pool.block_size(),
+                live_boxes: pool.live().saturating_sub(pool.tally()),
+                live_blocks: blocks,
+                live_collections: pool.tally().min(pool.live()),
+                peak_boxes: pool.peak(),
+                peak_blocks: pool.checked_peak(),
+                allocs: pool.allocs() + pool.checked_allocs(),
+                frees: pool.frees() + pool.checked_allocs() - blocks,
+                capacity: pool.capacity() + capacity,
+                chunks: pool.chunk_count() + pages,
+                reserved_bytes: pool.reserved() + bytes,
+                metadata_bytes: record,
+            }
+        }));
         let fallback = self.heap.fallback();
         let budget = self.heap.budget();
         let collections = fallback.registered_count().min(fallback.live.get());
@@ -467,7 +465,7 @@ impl<C: SizeClasses> MemoryManager<C> {
             return Ok(()); // zero-sized values take no memory
         }
         self.heap
-            .reserve(size_of::<T>(), align_of::<T>(), false, additional)
+            .reserve(size_of::<T>(), align_of::<T>(), None, additional)
     }
 
     /// Grows the checked-block pool that serves `size`-byte blocks (aligned
@@ -490,7 +488,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// # Ok::<(), memory_mgr::Error>(())
     /// ```
     pub fn reserve_blocks(&self, size: usize, additional: usize) -> Result<(), Error> {
-        self.heap.reserve(size, 8, true, additional)
+        self.heap.reserve(size, 8, Some(&self.blocks), additional)
     }
 
     /// Gives every chunk that holds no live allocation back to the system
@@ -521,12 +519,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// central trim, while other threads may be reading its stores.
     pub(crate) fn trim_except_stores(&self) -> usize {
         let budget = self.heap.budget();
-        let pooled: usize = self
-            .heap
-            .iter()
-            .chain(self.heap.checked())
-            .map(|p| p.trim())
-            .sum();
+        let pooled: usize = self.heap.iter().map(|p| p.trim()).sum();
         pooled + self.blocks.trim(budget) + crate::system::trim(self.heap.fallback())
     }
 
@@ -573,7 +566,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     pub fn reset(&mut self) {
         self.stores.drop_values();
         let written = self.heap.reset();
-        self.blocks.reset(self.heap.budget());
+        self.blocks.reset();
         self.stores.forget_slots();
         #[cfg(feature = "serde")]
         self.loaded_from.set(0);
@@ -650,11 +643,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[must_use]
     pub fn is_consistent(&self) -> bool {
-        self.heap
-            .iter()
-            .chain(self.heap.checked())
-            .all(|p| p.is_valid())
-            && self.stores.is_valid()
+        self.heap.iter().all(|p| p.is_valid()) && self.blocks.is_valid() && self.stores.is_valid()
     }
 }
 

@@ -22,7 +22,6 @@ use core::cell::Cell;
 
 use core::ptr::{self, NonNull};
 
-use crate::block::NUMBER_BITS;
 use crate::budget::Budget;
 use crate::chunk::{self, HEADER_SPACE};
 use crate::fill;
@@ -30,7 +29,6 @@ use crate::size_class::natural_align;
 use crate::source;
 use crate::sync::{Counter, Inbound};
 use crate::system::Fallback;
-use crate::table::Table;
 use crate::Error;
 
 /// Chunk sizes a manager's pools grow with, and its byte budget.
@@ -40,15 +38,6 @@ pub(crate) struct ChunkConfig {
     pub(crate) initial: usize,
     /// Largest chunk size; chunks double until they reach it.
     pub(crate) max: usize,
-}
-
-/// A live slot of a pool with generations, found by [`Pool::find_slot`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Slot {
-    /// The block's address, from the pool's own tables.
-    pub(crate) block: NonNull<u8>,
-    /// Its generation.
-    generation: NonNull<u32>,
 }
 
 /// A free block, seen as a free-list node.
@@ -79,17 +68,6 @@ struct ChunkHeader {
     first: u32,
     /// Blocks in this chunk.
     blocks: u32,
-    /// With slot generations: this chunk's place in its pool's record
-    /// table; `blocks` generations follow the header (see [`Pool`]).
-    record: u32,
-    /// With slot generations: the pool's floor when the chunk was made;
-    /// every generation of the chunk started there or later.
-    base: u32,
-    /// With slot generations: how many of them are written — those of the
-    /// slots handed out since the chunk was made; the rest are not
-    /// initialised (so that a new chunk costs no more resident memory than
-    /// the blocks it hands out).
-    written: u32,
 }
 
 static_assertions::const_assert!(core::mem::size_of::<ChunkHeader>() <= HEADER_SPACE);
@@ -116,25 +94,9 @@ impl ChunkHeader {
                 scratch: 0,
                 first: first as u32,
                 blocks: blocks as u32,
-                record: 0,
-                base: 0,
-                written: 0,
             })
         };
         Some(base)
-    }
-
-    /// The chunk's generations (with slot generations on): `blocks` of them,
-    /// right after the header.
-    ///
-    /// # Safety
-    ///
-    /// `chunk` must be a live chunk of a pool with slot generations.
-    #[inline(always)]
-    unsafe fn generations(chunk: NonNull<ChunkHeader>) -> NonNull<u32> {
-        // SAFETY: such a chunk has room for its generations between the
-        // header and the first block (`Pool::geometry`).
-        unsafe { chunk.cast::<u8>().add(HEADER_SPACE).cast() }
     }
 
     /// The header of the chunk that holds `block`.
@@ -173,13 +135,6 @@ impl ChunkHeader {
 /// ever reached through shared references (from the manager, and from block
 /// pointers via chunk headers), never from two threads.
 ///
-/// A pool may keep a generation per slot (`generations`: the pools behind
-/// checked [`Block`](crate::Block)s) — the per-slot option of the chunk.
-/// Such a chunk holds its generations between the header and the first
-/// block, and has a place in the pool's record table; a slot is named by a
-/// number, `record << index_bits | index`, that stays meaningful after its
-/// chunk is released.
-///
 /// Invariant, relied on by every `unsafe` block of this module:
 /// - Every chunk is a live allocation from [`ChunkHeader::allocate`] on the
 ///   pool's chunk list once, and on exactly one of the spare and used lists;
@@ -189,14 +144,6 @@ impl ChunkHeader {
 ///   was last put on the spare list (a spare chunk, or the chunk `fresh`
 ///   points into at or past `fresh`), or — after a recycle — none of these
 ///   and forgotten until the bump reaches it.
-/// - With generations: a slot's generation is odd while its block is live,
-///   even once it is freed; it moves forward by one at each allocation and
-///   free (from odd to the next odd for a block live at a recycle), so a
-///   handle's generation matches its slot again only after 2^32 moves.
-///   `records[r]` is the chunk whose `record` is `r`, or null, and every
-///   live chunk has a place there. A chunk's first `written` slots (those
-///   handed out since it was made, in order) have a generation, which
-///   started at the floor of the moment; the rest have none yet.
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct Pool {
@@ -258,27 +205,18 @@ pub(crate) struct Pool {
     /// The manager's fallback record (budget and chunk map); outlives the
     /// pool.
     fallback: NonNull<Fallback>,
-    /// Slot generations on (checked blocks) or off (boxes, collections).
-    generations: bool,
     /// `block_size` is an odd number shifted left by `shift`, and `inverse`
     /// is that odd number's inverse modulo 2^`usize::BITS`: a block's index
     /// from its offset in the chunk, without a division.
     shift: u32,
     /// See `shift`.
     inverse: usize,
-    /// Bits of a slot number that hold a block's index in its chunk.
-    index_bits: u32,
-    /// `(1 << index_bits) - 1`.
-    index_mask: u32,
-    /// With generations: the live chunks by record number, null where a
-    /// chunk was released; never a null at the end. Its capacity is charged
-    /// to the budget. A [`Table`]: read and written by value, grown with
-    /// nothing borrowed (the re-entrancy rule, see `table.rs`).
-    records: Table<*mut ChunkHeader>,
-    /// What the generations of a new chunk start at (even): at or past
-    /// every generation of the chunks released so far, so that no handle
-    /// into one of those can match a slot of the new chunk.
-    floor: Cell<u32>,
+    /// Checked [`Block`](crate::Block)s of this class handed out, ever
+    /// (they live in the class's byte store, see `checked.rs`; the class's
+    /// counts are kept here).
+    checked_allocs: Counter,
+    /// Most checked blocks of this class live at once.
+    checked_peak: Counter,
     /// What other threads touch: on a cache line of its own, so that remote
     /// frees neither slow the owner's fast path nor wait for its writes.
     remote: Remote,
@@ -309,11 +247,6 @@ struct Remote {
 /// shared manager's central pools (used under its lock).
 pub(crate) const UNOWNED: u32 = u32::MAX - 2;
 
-/// `x` rounded up to a multiple of `align` (a power of two).
-const fn align_up(x: usize, align: usize) -> usize {
-    (x + align - 1) & !(align - 1)
-}
-
 /// The inverse of odd `d` modulo 2^`usize::BITS`, by Newton's iteration
 /// (each step doubles the correct low bits, from 3).
 const fn inverse_of(d: usize) -> usize {
@@ -326,51 +259,21 @@ const fn inverse_of(d: usize) -> usize {
     x
 }
 
-/// The capacity a table of `cap` places grows to: double, at least 4, at
-/// most `max`.
-pub(crate) fn grown(cap: usize, max: usize) -> usize {
-    cap.saturating_mul(2).clamp(4, max.max(cap + 1))
-}
-
-/// A free slot's generation rounded up to the next even value.
-#[inline]
-fn even(g: u32) -> u32 {
-    g.wrapping_add(g & 1)
-}
-
-/// The floor once generations `gens` are released: the newest of them and
-/// the old `floor`. Generations wrap, so "newest" is measured from `base`,
-/// the floor when the released slots were made: every one of them started
-/// there or later and moved forward from it, less than 2^32 times (a
-/// handle's generation matches its slot again after 2^32 moves anyway), and
-/// the floor has only moved forward from it since.
-pub(crate) fn floor_after(base: u32, floor: u32, gens: impl Iterator<Item = u32>) -> u32 {
-    let ahead = gens
-        .map(|g| g.wrapping_sub(base))
-        .fold(floor.wrapping_sub(base), u32::max);
-    base.wrapping_add(ahead)
-}
-
 impl Pool {
     /// A pool of `block_size`-byte blocks, with no chunk yet.
     pub(crate) fn new(
         block_size: usize,
         config: ChunkConfig,
         fallback: NonNull<Fallback>,
-        generations: bool,
         (tid, class, owner): (u32, usize, *const ()),
     ) -> Pool {
         let align = natural_align(block_size);
         let first_offset = chunk::first_block_offset(align);
-        let smallest = if generations {
-            align_up(HEADER_SPACE + 4, align) + block_size
-        } else {
-            first_offset + block_size
-        };
+        let smallest = first_offset + block_size;
         let initial = config.initial.max(smallest).min(chunk::SEGMENT);
         let max_chunk_size = config.max.max(initial).min(chunk::SEGMENT);
         let shift = block_size.trailing_zeros();
-        let mut pool = Pool {
+        Pool {
             free: Cell::new(ptr::null_mut()),
             allocs: Counter::new(0),
             held: Counter::new(1),
@@ -393,44 +296,27 @@ impl Pool {
             remote_out: Counter::new(0),
             tally: Counter::new(0),
             fallback,
-            generations,
             shift,
             inverse: inverse_of(block_size >> shift),
-            index_bits: 0,
-            index_mask: 0,
-            // SAFETY: the caller passes a written fallback (`Pool::new`).
-            records: Table::new(unsafe { fallback.as_ref() }.kind.source),
-            floor: Cell::new(0),
+            checked_allocs: Counter::new(0),
+            checked_peak: Counter::new(0),
             remote: Remote {
                 inbound: Inbound::new(),
                 tid,
                 class: class as u32,
                 owner,
             },
-        };
-        let most = pool.geometry(max_chunk_size).1;
-        pool.index_bits = usize::BITS - most.saturating_sub(1).leading_zeros();
-        pool.index_mask = (1 << pool.index_bits) - 1;
-        pool
+        }
     }
 
     /// Where the blocks of a chunk of `size` bytes start, and how many
-    /// there are: after the header, and with generations after one `u32`
-    /// per block, aligned to the blocks' natural alignment.
+    /// there are: after the header, aligned to the blocks' natural
+    /// alignment.
     fn geometry(&self, size: usize) -> (usize, usize) {
-        if !self.generations {
-            return (
-                self.first_offset,
-                (size - self.first_offset) / self.block_size,
-            );
-        }
-        let align = natural_align(self.block_size);
-        let first = |n: usize| align_up(HEADER_SPACE + 4 * n, align);
-        let mut n = (size - HEADER_SPACE) / (self.block_size + 4);
-        while n > 0 && first(n) + n * self.block_size > size {
-            n -= 1;
-        }
-        (first(n), n)
+        (
+            self.first_offset,
+            (size - self.first_offset) / self.block_size,
+        )
     }
 
     /// Pops a block of `block_size` bytes, aligned to its natural alignment;
@@ -489,117 +375,22 @@ impl Pool {
         self.held.set(self.held.get() + 1);
     }
 
-    /// Pops a block as [`Pool::alloc`] does and moves its slot's generation
-    /// to the next odd value: (address, slot number, generation). For a
-    /// pool with generations.
+    /// Counts a checked block of this class handed out, `live` of them
+    /// live now.
     #[inline(always)]
-    pub(crate) fn alloc_slot(&self) -> Result<(NonNull<u8>, u32, u32), Error> {
-        debug_assert!(self.generations);
-        if self.free.get().is_null() {
-            return self.alloc_slot_fresh();
-        }
-        let block = self.alloc()?;
-        // SAFETY: a block from the free list, just handed out.
-        Ok(unsafe { self.mark_live(block, false) })
+    pub(crate) fn count_checked(&self, live: usize) {
+        self.checked_allocs.set(self.checked_allocs.get() + 1);
+        self.checked_peak.set(self.checked_peak.get().max(live));
     }
 
-    /// The other half of [`alloc_slot`](Self::alloc_slot), as
-    /// [`alloc_fresh`](Self::alloc_fresh) is of [`alloc`](Self::alloc).
-    #[cold]
-    #[inline(always)]
-    fn alloc_slot_fresh(&self) -> Result<(NonNull<u8>, u32, u32), Error> {
-        let block = self.alloc_fresh()?;
-        // SAFETY: a block from the bump, just handed out.
-        Ok(unsafe { self.mark_live(block, true) })
+    /// Checked blocks of this class handed out, ever.
+    pub(crate) fn checked_allocs(&self) -> usize {
+        self.checked_allocs.get()
     }
 
-    /// Moves the slot of `block` to its next odd generation, writing it
-    /// first if the slot has none yet; returns (address, slot number,
-    /// generation).
-    ///
-    /// # Safety
-    ///
-    /// `block` must have just been handed out by this pool, a pool with
-    /// generations; `bumped` says whether it came from the bump (only the
-    /// bump reaches a slot without a generation).
-    #[inline(always)]
-    unsafe fn mark_live(&self, block: NonNull<u8>, bumped: bool) -> (NonNull<u8>, u32, u32) {
-        // SAFETY: `block` is a block boundary inside a live chunk of this
-        // pool, whose generations follow the header (`Pool` invariant), so
-        // `index < blocks`; the slots are first handed out in order (by the
-        // bump), so an unwritten one is the next after the written ones.
-        unsafe {
-            let chunk = ChunkHeader::of(block);
-            let (first, record) = ((*chunk.as_ptr()).first, (*chunk.as_ptr()).record);
-            let offset = block.as_ptr().addr() - chunk.as_ptr().addr() - first as usize;
-            let index = (offset >> self.shift).wrapping_mul(self.inverse);
-            debug_assert!(index < Pool::blocks_of(chunk));
-            let g = ChunkHeader::generations(chunk).add(index);
-            let written = &raw mut (*chunk.as_ptr()).written;
-            let old = if !bumped || index < *written as usize {
-                g.read()
-            } else {
-                debug_assert_eq!(index, *written as usize);
-                *written += 1;
-                self.floor.get()
-            };
-            let generation = old.wrapping_add(1) | 1;
-            g.write(generation);
-            (
-                block,
-                (record << self.index_bits) | index as u32,
-                generation,
-            )
-        }
-    }
-
-    /// The live block that slot `number` names, if the slot's generation is
-    /// `generation`: `None` if its chunk was released, or its generation
-    /// moved on. For a pool with generations.
-    #[inline(always)]
-    pub(crate) fn find_slot(&self, number: u32, generation: u32) -> Option<Slot> {
-        let record = (number >> self.index_bits) as usize;
-        let index = (number & self.index_mask) as usize;
-        let chunk = NonNull::new(self.records.get(record)?)?;
-        // SAFETY: the record table holds live chunks of this pool, with
-        // `written <= blocks` generations written after the header (`Pool`
-        // invariant); block `index < written` is inside the chunk.
-        unsafe {
-            if index >= (*chunk.as_ptr()).written as usize {
-                return None; // never handed out
-            }
-            let g = ChunkHeader::generations(chunk).add(index);
-            // A handle's generation is odd (`alloc_slot` makes them); a
-            // slot's is odd only while live (or live at a reset, which the
-            // caller's id check rules out), so a match means the block is
-            // live.
-            debug_assert!(generation & 1 == 1, "a handle with a free generation");
-            if g.read() != generation {
-                return None;
-            }
-            let offset = (*chunk.as_ptr()).first as usize + index * self.block_size;
-            Some(Slot {
-                // Not null: inside the chunk.
-                block: NonNull::new_unchecked(chunk.as_ptr().cast::<u8>().add(offset)),
-                generation: g,
-            })
-        }
-    }
-
-    /// Frees the block of `slot`, moving its generation on.
-    ///
-    /// # Safety
-    ///
-    /// `slot` must come from [`Pool::find_slot`] of this pool, with no call
-    /// to the pool since; nothing may use the block afterwards.
-    #[inline(always)]
-    pub(crate) unsafe fn free_slot(&self, slot: Slot) {
-        // SAFETY: the caller's guarantee: the slot is live now.
-        unsafe {
-            let g = slot.generation;
-            g.write(g.read().wrapping_add(1));
-        }
-        self.push(slot.block);
+    /// Most checked blocks of this class live at once.
+    pub(crate) fn checked_peak(&self) -> usize {
+        self.checked_peak.get()
     }
 
     /// Live blocks of this pool that a collection holds.
@@ -773,12 +564,6 @@ impl Pool {
         unsafe { self.fallback.as_ref() }
     }
 
-    /// Blocks in `chunk`.
-    fn blocks_of(chunk: NonNull<ChunkHeader>) -> usize {
-        // SAFETY: the pool's chunks are live; `blocks` never changes.
-        unsafe { (*chunk.as_ptr()).blocks as usize }
-    }
-
     /// Allocates a chunk of the next size and links it into the chunk list.
     /// Never panics.
     ///
@@ -792,9 +577,7 @@ impl Pool {
         // about the chunk.
         let fallback = self.fallback();
         let mapped = fallback.kind.map;
-        if self.generations {
-            self.record_room()?;
-        } else if mapped {
+        if mapped {
             fallback.chunks.reserve_one(&fallback.budget)?;
         }
         let size = self
@@ -810,9 +593,7 @@ impl Pool {
                 align: chunk::SEGMENT,
             });
         };
-        let entered = if self.generations {
-            self.add_record(chunk)
-        } else if mapped {
+        let entered = if mapped {
             fallback.chunks.insert(chunk.cast(), &fallback.budget)
         } else {
             Ok(())
@@ -842,57 +623,6 @@ impl Pool {
         self.spare.set(chunk.as_ptr());
         self.spare_blocks
             .set(self.spare_blocks.get() + header.blocks as usize);
-    }
-
-    /// The most records a pool can have: a slot number must fit in
-    /// [`NUMBER_BITS`].
-    fn max_records(&self) -> usize {
-        1 << (NUMBER_BITS - self.index_bits)
-    }
-
-    /// Makes sure the record table has a place for one more chunk, growing
-    /// it (charged to the budget) if every place is taken.
-    fn record_room(&self) -> Result<(), Error> {
-        let records = &self.records;
-        if records.len() < records.capacity() || records.iter().any(|r| r.is_null()) {
-            return Ok(());
-        }
-        let cap = records.capacity();
-        let oom = Error::OutOfMemory {
-            size: self.next_chunk_size.get(),
-            align: chunk::SEGMENT,
-        };
-        if cap >= self.max_records() {
-            return Err(oom);
-        }
-        match records.grow(grown(cap, self.max_records()), self.budget()) {
-            Err(Error::OutOfMemory { .. }) => Err(oom),
-            r => r,
-        }
-    }
-
-    /// Gives a new chunk the first free place in the record table, growing
-    /// it if a call the allocator made took the place `record_room` saw
-    /// (the re-entrancy rule), and starts its generations at the floor.
-    fn add_record(&self, chunk: NonNull<ChunkHeader>) -> Result<(), Error> {
-        let records = &self.records;
-        let record = loop {
-            if let Some(r) = records.iter().position(|r| r.is_null()) {
-                records.set(r, chunk.as_ptr());
-                break r;
-            }
-            match records.push(chunk.as_ptr()) {
-                Ok(r) => break r,
-                Err(_) => self.record_room()?,
-            }
-        };
-        // SAFETY: the chunk was just made; nothing else refers to it yet.
-        // (Its generations start at the floor as it hands out its slots.)
-        unsafe {
-            (*chunk.as_ptr()).record = record as u32;
-            (*chunk.as_ptr()).base = self.floor.get();
-        }
-        Ok(())
     }
 
     /// Makes the next spare chunk, or a new one, the source of never-used
@@ -1152,9 +882,6 @@ impl Pool {
                 let h = c.as_ptr();
                 if (*h).scratch == usize::MAX {
                     let (size, blocks) = ((*h).size, (*h).blocks as usize);
-                    if self.generations {
-                        self.drop_record(c);
-                    }
                     *link = (*h).next;
                     (*h).next = doomed;
                     doomed = h;
@@ -1177,10 +904,9 @@ impl Pool {
             let h = unsafe { c.cast::<ChunkHeader>().as_ref() };
             h.pool == me && h.scratch == usize::MAX
         });
-        let records = self.shrink_records();
         self.budget().credit(released);
         self.release_list(doomed);
-        released + map_bytes + records
+        released + map_bytes
     }
 
     /// Frees the chunks of a list linked through `next` (taken off the
@@ -1192,54 +918,6 @@ impl Pool {
             // refers to any more, each once.
             c = unsafe { ChunkHeader::release(chunk, source) };
         }
-    }
-
-    /// Takes a chunk about to be released out of the record table, moving
-    /// the floor past its generations (rounded up to even: a slot live at a
-    /// reset keeps an odd one).
-    ///
-    /// # Safety
-    ///
-    /// `chunk` must be a live chunk of this pool, with generations.
-    unsafe fn drop_record(&self, chunk: NonNull<ChunkHeader>) {
-        // SAFETY: the caller's guarantee: a live chunk's header.
-        let written = unsafe { (*chunk.as_ptr()).written as usize };
-        // SAFETY: `written` generations follow the header (`Pool`
-        // invariant), and nothing writes them while this slice lives.
-        let (gens, record, base) = unsafe {
-            (
-                core::slice::from_raw_parts(ChunkHeader::generations(chunk).as_ptr(), written),
-                (*chunk.as_ptr()).record as usize,
-                (*chunk.as_ptr()).base,
-            )
-        };
-        self.floor.set(even(floor_after(
-            base,
-            self.floor.get(),
-            gens.iter().copied(),
-        )));
-        debug_assert_eq!(self.records.get(record), Some(chunk.as_ptr()));
-        self.records.set(record, ptr::null_mut());
-    }
-
-    /// Drops the nulls at the end of the record table, and the table itself
-    /// once it is empty; returns the bytes given back.
-    fn shrink_records(&self) -> usize {
-        let records = &self.records;
-        while records.last().is_some_and(|r| r.is_null()) {
-            records.pop();
-        }
-        if records.len() != 0 || records.capacity() == 0 {
-            return 0;
-        }
-        let bytes = records.free();
-        self.budget().credit(bytes);
-        bytes
-    }
-
-    /// Bytes of the record table (its capacity).
-    pub(crate) fn metadata(&self) -> usize {
-        self.records.bytes()
     }
 
     /// Checks the pool's invariants by walking the free list: every node is
@@ -1296,7 +974,7 @@ impl Pool {
             && on_lists.len() == chunks.len()
             && chunks.iter().all(|(base, _, _)| on_lists.contains(base))
             && spare_blocks == self.spare_blocks.get();
-        lists_ok && self.records_are_valid(&seen) && self.accounting(seen.len())
+        lists_ok && self.accounting(seen.len())
     }
 
     /// Whether `free` free blocks, the never-used ones and the live ones add
@@ -1314,32 +992,6 @@ impl Pool {
     #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
     pub(crate) fn free_blocks(&self) -> usize {
         self.free_list().count() + self.fresh_left.get() + self.spare_blocks.get()
-    }
-
-    /// With generations: every chunk has its own place in the record table
-    /// and the table nothing else, with no null at its end; every free block
-    /// has an even generation.
-    fn records_are_valid(&self, free: &alloc::collections::BTreeSet<usize>) -> bool {
-        let records = &self.records;
-        if !self.generations {
-            return records.capacity() == 0;
-        }
-        let listed = records.iter().filter(|r| !r.is_null()).count();
-        if listed != self.chunk_count.get() || records.last().is_some_and(|r| r.is_null()) {
-            return false;
-        }
-        self.chunk_list().all(|c| {
-            // SAFETY: a live chunk of this pool, with `blocks` generations.
-            let (h, gens) = unsafe { (c.as_ref(), ChunkHeader::generations(c)) };
-            let base = c.as_ptr().addr() + h.first as usize;
-            records.get(h.record as usize) == Some(c.as_ptr())
-                && h.written <= h.blocks
-                && (0..h.written as usize).all(|i| {
-                    // SAFETY: `i < blocks`.
-                    let g = unsafe { gens.add(i).read() };
-                    !free.contains(&(base + i * self.block_size)) || g % 2 == 0
-                })
-        })
     }
 
     /// Forgets every block at once and keeps every chunk as never-used
@@ -1403,8 +1055,7 @@ impl Pool {
     pub(crate) unsafe fn release_chunks(&self) {
         self.peak.set(self.peak());
         let chunks = self.chunks.replace(ptr::null_mut());
-        self.budget()
-            .credit(self.reserved.get() + self.records.free());
+        self.budget().credit(self.reserved.get());
         self.remote.inbound.clear();
         self.free.set(ptr::null_mut());
         self.fresh.set(ptr::null_mut());
@@ -1433,7 +1084,7 @@ fn refill(pool: &Pool) -> Result<NonNull<u8>, Error> {
     if pool.fresh_left.get() == 0 {
         // Blocks other threads freed come before another chunk: a thread
         // that only allocates, fed by one that only frees, reuses its blocks.
-        if !pool.generations && pool.collect() && !pool.free.get().is_null() {
+        if pool.collect() && !pool.free.get().is_null() {
             return pool.alloc();
         }
         pool.next_fresh_chunk()
@@ -1617,69 +1268,5 @@ mod tests {
                 assert_eq!(((index * size) >> shift).wrapping_mul(inverse), index);
             }
         }
-    }
-
-    #[test]
-    fn slots_name_their_blocks_until_freed_and_stay_refused_after_a_trim() {
-        let pools = crate::heap::Heap::<DefaultClasses>::new(SMALL, None, None);
-        for class in [0, 2, 5] {
-            let pool = pools.checked_pool(class);
-            let n = if cfg!(miri) { 700 } else { 3000 };
-            let slots: Vec<_> = (0..n).map(|_| pool.alloc_slot().unwrap()).collect();
-            assert!(pool.chunk_count() > 1 && pool.is_valid());
-            for &(block, number, generation) in &slots {
-                assert_eq!(generation % 2, 1);
-                assert_eq!(pool.find_slot(number, generation).unwrap().block, block);
-                assert!(pool.find_slot(number, generation + 2).is_none());
-            }
-            let mut numbers: Vec<_> = slots.iter().map(|s| s.1).collect();
-            numbers.sort_unstable();
-            numbers.dedup();
-            assert_eq!(numbers.len(), n, "slot numbers are distinct");
-            for &(_, number, generation) in &slots {
-                let slot = pool.find_slot(number, generation).unwrap();
-                // SAFETY: just found live; freed once.
-                unsafe { pool.free_slot(slot) };
-                assert!(pool.find_slot(number, generation).is_none());
-            }
-            assert!(pool.is_valid());
-            assert!(pool.trim() > 0);
-            assert_eq!((pool.chunk_count(), pool.metadata()), (0, 0));
-            // New chunks in the same records start past every old
-            // generation.
-            let again: Vec<_> = (0..n).map(|_| pool.alloc_slot().unwrap()).collect();
-            for &(_, number, generation) in &slots {
-                assert!(pool.find_slot(number, generation).is_none());
-            }
-            assert!(again.iter().all(|&(_, _, g)| g > 1));
-            assert!(pool.is_valid());
-        }
-    }
-
-    /// The review's case: a slot reused 2^30 times (its generation 2^31
-    /// ahead of where its chunk started), then its chunk trimmed: the next
-    /// chunk's slots start past it, so no handle of the old slot matches.
-    #[test]
-    fn a_slot_far_ahead_of_its_chunk_still_moves_the_floor() {
-        let heap = crate::heap::Heap::<DefaultClasses>::new(SMALL, None, None);
-        let pool = heap.checked_pool(0);
-        let (block, number, first) = pool.alloc_slot().unwrap();
-        let slot = pool.find_slot(number, first).unwrap();
-        // SAFETY: live, freed once.
-        unsafe { pool.free_slot(slot) };
-        // As if 2^30 allocate/free cycles had passed: `first` = 1, and the
-        // last handle had 2^31 + 1.
-        let last = (1u32 << 31) + 1;
-        // SAFETY: the slot's generation, in its live chunk (test only).
-        unsafe {
-            let chunk = ChunkHeader::of(block);
-            ChunkHeader::generations(chunk).write(last + 1);
-        }
-        assert!(pool.trim() > 0);
-        let (_, again, generation) = pool.alloc_slot().unwrap();
-        assert_eq!(again, number, "the same record and index");
-        assert!(generation.wrapping_sub(last) < 1 << 31 && generation != last);
-        assert!(pool.find_slot(number, first).is_none());
-        assert!(pool.find_slot(number, last).is_none());
     }
 }

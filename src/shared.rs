@@ -998,7 +998,7 @@ impl<C: SizeClasses> SharedManager<C> {
             Some(pools) => {
                 // SAFETY: this thread's heap (invariant), kept as it is.
                 let heap = core::mem::ManuallyDrop::new(unsafe { Heap::<C>::from_raw(pools) });
-                heap.reserve(size_of::<T>(), align_of::<T>(), false, additional)
+                heap.reserve(size_of::<T>(), align_of::<T>(), None, additional)
             }
             None => state.central(|mm| mm.reserve::<T>(additional)),
         }
@@ -1226,7 +1226,7 @@ impl<C: SizeClasses> SharedManager<C> {
                 // `Relaxed`: exclusive access.
                 tally(pool, class, state.lost[class].load(Ordering::Relaxed));
             }
-            mm.heap().checked().iter().all(Pool::is_valid)
+            mm.blocks().is_valid()
         });
         ok && central_ok
             && sums

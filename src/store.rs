@@ -92,12 +92,16 @@ const fn page_start(p: usize) -> usize {
 ///
 /// Invariants, relied on by the `unsafe` code here and in `handle.rs`:
 /// - `pages[..pages_len]` are live allocations from `source`, page `p` of
-///   `page_slots(p) * slot_size` bytes aligned to `slot_align`; the rest
-///   are null. They never move while the store has them.
+///   `page_layout(p)`: `page_slots(p)` slots of `slot_size` bytes, then
+///   for a byte store (`value_size != 0`) as many blocks of `value_size`
+///   bytes from `blocks_offset(p)`; the rest are null. They never move
+///   while the store has them.
 /// - Slots `0..len` have a written tag (`len <= page_start(pages_len)`);
 ///   a slot whose tag is odd holds a live value of the store's type
-///   (`type_id`), written by an insert of that type; `vacant` lists each
-///   vacant, unretired slot below `len` once, linked through `next`.
+///   (`type_id`), written by an insert of that type — a byte store's live
+///   slot, a block its owner reads and writes (`checked.rs`); `vacant`
+///   lists each vacant, unretired slot below `len` once, linked through
+///   `next` (a byte store's, through its block: see `link`).
 /// - Every tag carries `number` in its top bits; every generation is at or
 ///   past `floor`, which is at or past every generation of the slots a
 ///   trim dropped; generations stay below `GENERATION - 1` (retired at it).
@@ -124,6 +128,12 @@ pub(crate) struct RawStore {
     slot_size: usize,
     slot_align: usize,
     value_offset: usize,
+    /// A byte store's block size: its blocks lie on each page after the
+    /// slots (which are then a tag and a link only), aligned to
+    /// `value_align`; 0 for a store of values inline in their slots.
+    value_size: usize,
+    /// The blocks' alignment (a power of two), for a byte store.
+    value_align: usize,
     /// Drops the value at the pointer, for a type with a destructor.
     drop_value: Option<unsafe fn(NonNull<u8>)>,
     /// (`Relaxed`: a page is published with the `len` that first covers
@@ -175,10 +185,10 @@ impl<T: 'static> SlotOf<T> {
 
 impl RawStore {
     /// Bytes of the record itself.
-    const BYTES: usize = size_of::<RawStore>();
+    pub(crate) const BYTES: usize = size_of::<RawStore>();
 
     /// A store of `T`s numbered `number`, with no page.
-    fn new<T: 'static>(number: u32, source: Source) -> RawStore {
+    pub(crate) fn new<T: 'static>(number: u32, source: Source) -> RawStore {
         RawStore {
             type_id: TypeId::of::<T>(),
             type_name: core::any::type_name::<T>(),
@@ -186,6 +196,8 @@ impl RawStore {
             slot_size: SlotOf::<T>::SLOT,
             slot_align: align_of::<Slot<T>>(),
             value_offset: SlotOf::<T>::VALUE,
+            value_size: 0,
+            value_align: 1,
             drop_value: if core::mem::needs_drop::<T>() {
                 Some(SlotOf::<T>::drop_value as unsafe fn(NonNull<u8>))
             } else {
@@ -201,6 +213,39 @@ impl RawStore {
         }
     }
 
+    /// A store of raw blocks of `size` bytes (a multiple of 8) aligned to
+    /// `align`, numbered `number`, with no page: the slots of checked
+    /// [`Block`](crate::Block)s. A slot is its tag alone (a vacant one's
+    /// link is in its block, see [`link`](Self::link)); the blocks
+    /// follow the slots on each page (see [`block_slot`](Self::block_slot)),
+    /// so that each is aligned as a pool's block of its class is. Its
+    /// generations start past `floor` (even).
+    pub(crate) fn of_bytes(
+        number: u32,
+        size: usize,
+        align: usize,
+        floor: u32,
+        source: Source,
+    ) -> RawStore {
+        /// The type a byte store is "of": no handle names it.
+        struct Bytes;
+        debug_assert!(size % 8 == 0 && size > 0 && align.is_power_of_two());
+        let mut store = RawStore::new::<Bytes>(number, source);
+        store.type_name = "bytes";
+        // A slot is its tag alone: a vacant one's link is in its block.
+        store.slot_size = size_of::<u32>();
+        store.value_size = size;
+        store.value_align = align;
+        store.starting_at(floor)
+    }
+
+    /// The store, its generations starting past `floor` (even).
+    pub(crate) fn starting_at(mut self, floor: u32) -> RawStore {
+        debug_assert!(floor % 2 == 0 && floor < GENERATION - 1);
+        *self.floor.get_mut() = floor;
+        self
+    }
+
     /// Whether this is the store of `T`.
     #[inline(always)]
     pub(crate) fn is_of<T: 'static>(&self) -> bool {
@@ -213,8 +258,8 @@ impl RawStore {
         self.number
     }
 
-    /// The generation new slots start at (for a save).
-    #[cfg(feature = "serde")]
+    /// The generation new slots start at (kept by a trim that frees the
+    /// record; written by a save).
     pub(crate) fn floor(&self) -> u32 {
         self.floor.load(Ordering::Relaxed)
     }
@@ -247,6 +292,11 @@ impl RawStore {
         self.live.load(Ordering::Relaxed)
     }
 
+    /// Pages it has.
+    pub(crate) fn pages(&self) -> usize {
+        self.pages_len.load(Ordering::Relaxed)
+    }
+
     /// Slots in its pages.
     pub(crate) fn capacity(&self) -> usize {
         page_start(self.pages_len.load(Ordering::Relaxed))
@@ -254,7 +304,41 @@ impl RawStore {
 
     /// Bytes of its pages.
     pub(crate) fn bytes(&self) -> usize {
-        self.capacity() * self.slot_size
+        (0..self.pages())
+            .map(|p| self.page_layout(p).map_or(0, |l| l.size()))
+            .sum()
+    }
+
+    /// A byte store's block size.
+    pub(crate) fn block_size(&self) -> usize {
+        self.value_size
+    }
+
+    /// Where a byte store's blocks start on page `p`: after its slots.
+    #[inline(always)]
+    fn blocks_offset(&self, p: usize) -> usize {
+        // Both powers of two: the larger is a multiple of the smaller.
+        (page_slots(p) * self.slot_size).max(self.value_align)
+    }
+
+    /// Slot `index` of a byte store, if below `len`, and its block.
+    #[inline(always)]
+    pub(crate) fn block_slot(&self, index: u32) -> Option<(NonNull<u8>, NonNull<u8>)> {
+        debug_assert!(self.value_size != 0, "a byte store");
+        if index as usize >= self.len() {
+            return None;
+        }
+        let (page, at) = locate(index);
+        // SAFETY: `index < len`, so its page is live (invariant; seen
+        // through `len`'s `Acquire`), its slot `at` among the page's slots
+        // and its block `at` among the blocks after them (`page_layout`).
+        unsafe {
+            let base = self.pages.get_unchecked(page).load(Ordering::Relaxed);
+            Some((
+                NonNull::new_unchecked(base.add(at * self.slot_size)),
+                NonNull::new_unchecked(base.add(self.blocks_offset(page) + at * self.value_size)),
+            ))
+        }
     }
 
     /// Slots with a written tag: every slot index below it is on a page.
@@ -336,6 +420,20 @@ impl RawStore {
         unsafe { slot.add(value_offset) }
     }
 
+    /// The link of vacant slot `index` at `slot`: in the slot, after its
+    /// tag; a byte store's, in the slot's block (its first 4 bytes, unused
+    /// while the slot is vacant).
+    #[inline(always)]
+    fn link(&self, index: u32, slot: NonNull<u8>) -> NonNull<u32> {
+        if self.value_size == 0 {
+            // SAFETY: the link follows the tag inside the slot.
+            unsafe { slot.add(4).cast() }
+        } else {
+            let (_, block) = self.block_slot(index).expect("a slot below len");
+            block.cast()
+        }
+    }
+
     /// Takes a slot for a value — a vacant one, or the next, adding a page
     /// if need be (charged to `budget`) — and returns it, its index and the
     /// tag it will have once live. Call [`make_live`](Self::make_live)
@@ -349,7 +447,7 @@ impl RawStore {
                 .slot(index, self.slot_size)
                 .expect("a vacant slot is below len");
             // SAFETY: a vacant slot below `len`: its link is written.
-            let next = unsafe { slot.add(4).cast::<u32>().read() };
+            let next = unsafe { self.link(index, slot).read() };
             self.vacant.store(next, Ordering::Relaxed);
             // SAFETY: as above.
             let tag = unsafe { Self::tag(slot) } + 1;
@@ -411,8 +509,7 @@ impl RawStore {
             // meanwhile: the slot taken stays vacant, and the load stops.
             // SAFETY: a slot just taken, vacant, below `len`.
             unsafe {
-                slot.add(4)
-                    .cast::<u32>()
+                self.link(taken, slot)
                     .write(self.vacant.load(Ordering::Relaxed));
             }
             self.vacant.store(taken, Ordering::Relaxed);
@@ -424,8 +521,7 @@ impl RawStore {
             unsafe {
                 Self::set_tag(slot, tag);
                 if generation < GENERATION - 1 {
-                    slot.add(4)
-                        .cast::<u32>()
+                    self.link(index, slot)
                         .write(self.vacant.load(Ordering::Relaxed));
                     self.vacant.store(index, Ordering::Relaxed);
                 }
@@ -474,11 +570,23 @@ impl RawStore {
         Ok(())
     }
 
-    /// The layout of page `p`.
+    /// The layout of page `p`: its slots, then (a byte store's) its
+    /// blocks.
     fn page_layout(&self, p: usize) -> Result<Layout, Error> {
+        let blocks = |slots: usize| {
+            if self.value_size == 0 {
+                return Some(slots);
+            }
+            page_slots(p)
+                .checked_mul(self.value_size)?
+                .checked_add(self.blocks_offset(p))
+        };
         page_slots(p)
             .checked_mul(self.slot_size)
-            .and_then(|size| Layout::from_size_align(size, self.slot_align).ok())
+            .and_then(blocks)
+            .and_then(|size| {
+                Layout::from_size_align(size, self.slot_align.max(self.value_align)).ok()
+            })
             .ok_or(Error::OutOfMemory {
                 size: usize::MAX,
                 align: self.slot_align,
@@ -500,8 +608,7 @@ impl RawStore {
             let tag = Self::tag(slot) + 1;
             Self::set_tag(slot, tag);
             if tag & GENERATION < GENERATION - 1 {
-                slot.add(4)
-                    .cast::<u32>()
+                self.link(index, slot)
                     .write(self.vacant.load(Ordering::Relaxed));
                 self.vacant.store(index, Ordering::Relaxed);
             }
@@ -520,7 +627,7 @@ impl RawStore {
             vacant += 1;
             let slot = self.slot(i, self.slot_size).expect("below len");
             // SAFETY: a vacant slot: its link is written.
-            i = unsafe { slot.add(4).cast::<u32>().read() };
+            i = unsafe { self.link(i, slot).read() };
         }
         while vacant + (self.capacity() - self.len()) < additional {
             self.add_page(budget)?;
@@ -575,18 +682,42 @@ impl RawStore {
         self.floor.store(0, Ordering::Relaxed);
     }
 
-    /// Gives the pages back if no value is live; returns the bytes. New
-    /// slots then start at a floor past every generation dropped (kept
-    /// instead when the floor would come within 2^16 of the end of the
-    /// generations, so that new slots have room to move). O(slots).
+    /// Gives back the pages past the last live value (every page if none
+    /// is live); returns the bytes. The slots on them are dropped, and new
+    /// slots then start at a floor past every generation dropped (nothing
+    /// is given back when the floor would come within 2^16 of the end of
+    /// the generations, so that new slots have room to move). O(slots).
+    ///
+    /// A page that holds a live value stays, with every slot before it: a
+    /// walk over the store (which stops only at a live value) and every
+    /// reference to a value keep their pages.
     pub(crate) fn trim(&self) -> usize {
-        if self.live() > 0 || self.pages_len.load(Ordering::Relaxed) == 0 {
+        let pages = self.pages_len.load(Ordering::Relaxed);
+        let len = self.len.load(Ordering::Relaxed);
+        let live_at = |i: u32| {
+            let slot = self.slot(i, self.slot_size).expect("below len");
+            // SAFETY: a slot below `len`.
+            let tag = unsafe { Self::tag(slot) };
+            tag & 1 == 1
+        };
+        let keep = match self.live() {
+            0 => 0,
+            _ => (0..len as u32)
+                .rev()
+                .find(|&i| live_at(i))
+                .map_or(0, |i| locate(i).0 + 1),
+        };
+        if keep >= pages {
             return 0;
         }
-        let newest = self
-            .slots()
-            // SAFETY: slots below `len`.
-            .map(|(_, s)| unsafe { Self::tag(s) } & GENERATION)
+        let kept = len.min(page_start(keep));
+        let newest = (kept as u32..len as u32)
+            .map(|i| {
+                let slot = self.slot(i, self.slot_size).expect("below len");
+                // SAFETY: a slot below `len`.
+                let tag = unsafe { Self::tag(slot) };
+                tag & GENERATION
+            })
             .max()
             .unwrap_or(0);
         let floor = newest.max(self.floor.load(Ordering::Relaxed));
@@ -594,24 +725,52 @@ impl RawStore {
             return 0;
         }
         debug_assert!(floor % 2 == 0, "a vacant slot's generation is even");
+        // The vacant list without the slots dropped, in its order.
+        let (mut head, mut last) = (NONE, None::<NonNull<u32>>);
+        let mut i = self.vacant.load(Ordering::Relaxed);
+        while i != NONE {
+            let slot = self.slot(i, self.slot_size).expect("below len");
+            // SAFETY: a vacant slot below `len`: its link is written, and
+            // (kept) the link of the one before it is ours to rewrite.
+            unsafe {
+                let link = self.link(i, slot);
+                let next = link.read();
+                if (i as usize) < kept {
+                    match last {
+                        None => head = i,
+                        Some(l) => l.write(i),
+                    }
+                    last = Some(link);
+                }
+                i = next;
+            }
+        }
+        if let Some(l) = last {
+            // SAFETY: a vacant slot kept: its link is ours.
+            unsafe { l.write(NONE) };
+        }
+        self.vacant.store(head, Ordering::Relaxed);
         self.floor.store(floor, Ordering::Relaxed);
-        self.len.store(0, Ordering::Relaxed);
-        self.vacant.store(NONE, Ordering::Relaxed);
-        self.free_pages()
+        self.len.store(kept, Ordering::Relaxed);
+        self.free_pages(keep)
     }
 
-    /// Frees every page; returns the bytes. Every page is taken off the
-    /// store first, and the allocator called only then (the re-entrancy
-    /// rule: a call it makes into the manager sees a store with no page,
-    /// and adds its own).
-    fn free_pages(&self) -> usize {
-        let n = self.pages_len.swap(0, Ordering::Relaxed);
+    /// Frees the pages from `from` on; returns the bytes. Every one is
+    /// taken off the store first, and the allocator called only then (the
+    /// re-entrancy rule: a call it makes into the manager sees a store
+    /// without them, and adds its own).
+    fn free_pages(&self, from: usize) -> usize {
+        let n = self.pages_len.load(Ordering::Relaxed);
+        if from >= n {
+            return 0;
+        }
+        self.pages_len.store(from, Ordering::Relaxed);
         let mut detached = [ptr::null_mut::<u8>(); PAGES];
-        for (p, d) in detached.iter_mut().enumerate().take(n) {
+        for (p, d) in detached.iter_mut().enumerate().take(n).skip(from) {
             *d = self.pages[p].swap(ptr::null_mut(), Ordering::Relaxed);
         }
         let mut bytes = 0;
-        for (p, page) in detached.into_iter().enumerate().take(n) {
+        for (p, page) in detached.into_iter().enumerate().take(n).skip(from) {
             let layout = self.page_layout(p).expect("checked when allocated");
             bytes += layout.size();
             if let Some(page) = NonNull::new(page) {
@@ -646,9 +805,49 @@ impl RawStore {
             }
             vacant += 1;
             // SAFETY: a vacant slot: its link is written.
-            i = unsafe { s.add(4).cast::<u32>().read() };
+            i = unsafe { self.link(i, s).read() };
         }
         live == self.live() && live + vacant <= self.len()
+    }
+}
+
+/// A record holding `store`, from `source`, charged to `budget` (a byte
+/// store's: the checked blocks keep their own list of them).
+pub(crate) fn new_record(
+    store: RawStore,
+    source: Source,
+    budget: &Budget,
+) -> Result<NonNull<RawStore>, Error> {
+    let layout = Layout::new::<RawStore>();
+    budget.charge(RawStore::BYTES)?;
+    let Some(record) = source::alloc(source, layout) else {
+        budget.credit(RawStore::BYTES);
+        return Err(Error::OutOfMemory {
+            size: layout.size(),
+            align: layout.align(),
+        });
+    };
+    let record = record.cast::<RawStore>();
+    // SAFETY: a fresh allocation of a `RawStore`'s layout.
+    unsafe { record.write(store) };
+    Ok(record)
+}
+
+/// Frees a record from [`new_record`] with its pages (its values need no
+/// drop, or were dropped); returns the bytes freed, for the caller to
+/// credit.
+///
+/// # Safety
+///
+/// `record` must come from [`new_record`] with this `source`, and be used
+/// no more.
+pub(crate) unsafe fn free_record(record: NonNull<RawStore>, source: Source) -> usize {
+    // SAFETY: the caller's guarantee: a live record, freed once.
+    unsafe {
+        let pages = record.as_ref().free_pages(0);
+        ptr::drop_in_place(record.as_ptr());
+        source::dealloc(source, record.cast(), Layout::new::<RawStore>());
+        pages + RawStore::BYTES
     }
 }
 
@@ -882,7 +1081,7 @@ impl Drop for Stores {
             // its pages, then the record.
             unsafe {
                 let s = (*list.add(n)).load(Ordering::Relaxed);
-                (*s).free_pages();
+                (*s).free_pages(0);
                 ptr::drop_in_place(s);
                 source::dealloc(
                     self.source,

@@ -111,34 +111,6 @@ impl<T: Copy> Table<T> {
         unsafe { self.buf.get().add(i).write(value) }
     }
 
-    /// The last entry.
-    pub(crate) fn last(&self) -> Option<T> {
-        self.get(self.len.get().wrapping_sub(1))
-    }
-
-    /// Appends `value` if a place is free; else gives it back (no growth
-    /// here: see [`grow`](Self::grow)).
-    #[inline]
-    pub(crate) fn push(&self, value: T) -> Result<usize, T> {
-        let len = self.len.get();
-        if len == self.cap.get() {
-            return Err(value);
-        }
-        // SAFETY: `len < cap`: a place of the allocation.
-        unsafe { self.buf.get().add(len).write(value) };
-        self.len.set(len + 1);
-        Ok(len)
-    }
-
-    /// Removes and returns the last entry.
-    #[inline]
-    pub(crate) fn pop(&self) -> Option<T> {
-        let len = self.len.get().checked_sub(1)?;
-        self.len.set(len);
-        // SAFETY: `len` was `len + 1`: an initialised entry.
-        Some(unsafe { self.buf.get().add(len).read() })
-    }
-
     /// Inserts `value` at `at`, shifting the entries after it, if a place
     /// is free; else gives it back.
     ///
@@ -322,11 +294,11 @@ mod tests {
     fn entries_go_in_and_out_by_value_and_growth_keeps_them() {
         let budget = Budget::new(None, ptr::null());
         let t = Table::<u32>::new(Source::Global);
-        assert_eq!(t.push(1), Err(1), "no room before a growth");
+        assert_eq!(t.insert(0, 1), Err(1), "no room before a growth");
         t.grow(2, &budget).unwrap();
-        assert_eq!(t.push(1), Ok(0));
-        assert_eq!(t.push(3), Ok(1));
-        assert_eq!(t.push(4), Err(4));
+        assert_eq!(t.insert(0, 1), Ok(()));
+        assert_eq!(t.insert(1, 3), Ok(()));
+        assert_eq!(t.insert(2, 4), Err(4));
         t.grow(8, &budget).unwrap();
         assert_eq!(budget.reserved(), 8 * 4);
         t.insert(1, 2).unwrap();
@@ -334,11 +306,11 @@ mod tests {
         assert_eq!(t.partition_point(|e| e < 3), 2);
         t.retain(|e| e != 2);
         assert_eq!(t.iter().collect::<alloc::vec::Vec<_>>(), [1, 3]);
-        assert_eq!(t.pop(), Some(3));
+        t.retain(|e| e != 3);
         t.resize_within(4, 9);
         assert_eq!(t.iter().collect::<alloc::vec::Vec<_>>(), [1, 9, 9, 9]);
         t.set(0, 5);
-        assert_eq!((t.get(0), t.get(4), t.last()), (Some(5), None, Some(9)));
+        assert_eq!((t.get(0), t.get(4), t.get(3)), (Some(5), None, Some(9)));
         assert_eq!(t.free(), 32);
         budget.credit(32);
         assert_eq!((t.len(), t.capacity(), budget.reserved()), (0, 0, 0));

@@ -67,13 +67,15 @@ fn a_refused_chunk_is_reported_with_its_own_size() {
                 align: 1 << 20
             })
         );
-        // Checked blocks live in the same kind of chunk.
-        let r = with_limit(0, || mm.alloc_block(8).map(|_| ()));
+        // Checked blocks live on the pages of their class's byte store: the
+        // page refused is named, 16 slots' tags (64 bytes, padded to the
+        // blocks' alignment) and then their 16 blocks of 512 bytes.
+        let r = with_limit(0, || mm.alloc_block(512).map(|_| ()));
         assert_eq!(
             r,
             Err(Error::OutOfMemory {
-                size: 16 << 10,
-                align: 1 << 20
+                size: 512 + 16 * 512,
+                align: 512
             })
         );
         assert_still_works(&mm);
