@@ -535,12 +535,10 @@ macro_rules! block_api {
             ///
             /// A rejected free changes nothing. The check is exact for a
             /// block freed twice, also after its slot was handed out again
-            /// (the newer block stays allocated), up to one limit: each slot
-            /// has a 32-bit generation that moves by 2 per allocate/free
-            /// cycle, so a handle kept across exactly 2^31 reuses of its
-            /// slot would match again (and name the bytes of the block then
-            /// live: blocks hold only bytes). [`Handle`](crate::Handle)s
-            /// have no such limit.
+            /// (the newer block stays allocated): blocks live in slots as
+            /// [`Handle`](crate::Handle)s' values do, and a slot whose
+            /// generation would wrap is retired, so no handle ever matches
+            /// a later block.
             ///
             /// # Errors
             ///

@@ -37,8 +37,8 @@ pub struct Stats {
     pub budget: Option<usize>,
 }
 
-/// Figures for one size class: its typed pool and its checked-block pool
-/// together.
+/// Figures for one size class: its pool (boxes and collections) and its
+/// store of checked blocks together.
 ///
 /// # Examples
 ///
@@ -69,17 +69,18 @@ pub struct ClassStats {
     /// Allocations returned, ever (a [`reset`](crate::MemoryManager::reset)
     /// returns all that were live).
     pub frees: usize,
-    /// Blocks in all chunks: live, free, and not yet used.
+    /// Blocks in all chunks and pages: live, free, and not yet used.
     pub capacity: usize,
-    /// Chunks taken from the system allocator.
+    /// Chunks (of the pool) and pages (of the checked blocks' store) taken
+    /// from the system allocator.
     pub chunks: usize,
     /// Bytes of those chunks.
     pub reserved_bytes: usize,
-    /// Bytes of the checked blocks' record table for this class (a place
-    /// per chunk; the generations, 4 bytes a slot, are part of their chunk
-    /// and of `reserved_bytes`). Released by a
-    /// [`trim`](crate::MemoryManager::trim) once the class's checked pool
-    /// has no chunk; kept by a reset. Charged to the budget.
+    /// Bytes of the record of this class's store of checked blocks (its
+    /// pages, each block with a 4-byte tag, count in `chunks`, `capacity`
+    /// and `reserved_bytes`). Released by a
+    /// [`trim`](crate::MemoryManager::trim) once the store has no page;
+    /// kept by a reset. Charged to the budget.
     pub metadata_bytes: usize,
 }
 
@@ -149,9 +150,9 @@ pub struct SystemStats {
     /// [`trim`](crate::MemoryManager::trim) and
     /// [`reset`](crate::MemoryManager::reset) give them back.
     pub cached_bytes: usize,
-    /// Bytes of the manager-wide side tables: the checked blocks' table of
-    /// system allocations (reused; released by a trim when no system block is
-    /// live, and by a reset), the map of chunks by address and the registry
+    /// Bytes of the manager-wide side tables: the checked blocks' list of
+    /// stores and their store of large blocks (reused; released by a trim
+    /// when no such block is live), the map of chunks by address and the registry
     /// of large allocations the `Allocator` implementation uses. Charged to
     /// the budget.
     pub metadata_bytes: usize,

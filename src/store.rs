@@ -446,8 +446,10 @@ impl RawStore {
             let slot = self
                 .slot(index, self.slot_size)
                 .expect("a vacant slot is below len");
-            // SAFETY: a vacant slot below `len`: its link is written.
-            let next = unsafe { self.link(index, slot).read() };
+            debug_assert_eq!(self.value_size, 0, "a byte store takes with `take_block`");
+            // SAFETY: a vacant slot below `len`: its link is written, after
+            // its tag.
+            let next = unsafe { slot.add(4).cast::<u32>().read() };
             self.vacant.store(next, Ordering::Relaxed);
             // SAFETY: as above.
             let tag = unsafe { Self::tag(slot) } + 1;
@@ -456,10 +458,52 @@ impl RawStore {
         self.take_new(budget)
     }
 
+    /// [`take`](Self::take) for a byte store, when a slot is vacant:
+    /// (slot, block, index, tag); `None` if no slot is vacant (then
+    /// [`take_new`](Self::take_new), which may allocate).
+    #[inline(always)]
+    pub(crate) fn take_vacant_block(&self) -> Option<(NonNull<u8>, NonNull<u8>, u32, u32)> {
+        let index = self.vacant.load(Ordering::Relaxed);
+        if index == NONE {
+            return None;
+        }
+        let (slot, block) = self.block_slot(index).expect("a vacant slot is below len");
+        // SAFETY: a vacant slot below `len`: its link is written in its
+        // block (`link`).
+        let next = unsafe { block.cast::<u32>().read() };
+        self.vacant.store(next, Ordering::Relaxed);
+        // SAFETY: as above.
+        let tag = unsafe { Self::tag(slot) } + 1;
+        Some((slot, block, index, tag))
+    }
+
+    /// [`vacate`](Self::vacate) for a byte store's slot, whose block is
+    /// `block`.
+    ///
+    /// # Safety
+    ///
+    /// As [`vacate`](Self::vacate); `block` must be the slot's block.
+    #[inline(always)]
+    pub(crate) unsafe fn vacate_block(&self, slot: NonNull<u8>, block: NonNull<u8>, index: u32) {
+        // SAFETY: the caller's guarantee: a live slot and its block, whose
+        // first 4 bytes hold the link once vacant (`link`).
+        unsafe {
+            let tag = Self::tag(slot) + 1;
+            Self::set_tag(slot, tag);
+            if tag & GENERATION < GENERATION - 1 {
+                block
+                    .cast::<u32>()
+                    .write(self.vacant.load(Ordering::Relaxed));
+                self.vacant.store(index, Ordering::Relaxed);
+            }
+        }
+        self.live.store(self.live() - 1, Ordering::Relaxed);
+    }
+
     /// [`take`](Self::take) when no slot is vacant: the next one.
     #[cold]
     #[inline(never)]
-    fn take_new(&self, budget: &Budget) -> Result<(NonNull<u8>, u32, u32), Error> {
+    pub(crate) fn take_new(&self, budget: &Budget) -> Result<(NonNull<u8>, u32, u32), Error> {
         loop {
             let len = self.len.load(Ordering::Relaxed);
             if len < self.capacity() {
