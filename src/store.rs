@@ -496,8 +496,21 @@ impl RawStore {
     #[inline(always)]
     pub(crate) unsafe fn vacate(&self, slot: NonNull<u8>, index: u32) {
         // SAFETY: the caller's guarantee.
+        unsafe { self.vacate_tagged(slot, index, Self::tag(slot)) }
+    }
+
+    /// [`vacate`](Self::vacate) for a caller that has read the slot's
+    /// (live) tag already.
+    ///
+    /// # Safety
+    ///
+    /// As [`vacate`](Self::vacate); `tag` must be the slot's tag.
+    #[inline(always)]
+    pub(crate) unsafe fn vacate_tagged(&self, slot: NonNull<u8>, index: u32, tag: u32) {
+        debug_assert_eq!(tag & 1, 1, "a live slot");
+        // SAFETY: the caller's guarantee.
         unsafe {
-            let tag = Self::tag(slot) + 1;
+            let tag = tag + 1;
             Self::set_tag(slot, tag);
             if tag & GENERATION < GENERATION - 1 {
                 slot.add(4)
