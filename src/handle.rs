@@ -366,14 +366,13 @@ impl<C: SizeClasses> MemoryManager<C> {
         &self,
         value: T,
     ) -> Result<Handle<T>, (Error, T)> {
-        let taken = self.store_of::<T>().and_then(|store| {
-            let budget = self.heap().budget();
-            let named = |e: Error| e.refusing(SlotOf::<T>::SLOT, self.name());
-            store.take(budget).map(|t| (store, t)).map_err(named)
-        });
-        let (store, (slot, index, tag)) = match taken {
-            Ok(t) => t,
+        let store = match self.store_of::<T>() {
+            Ok(store) => store,
             Err(e) => return Err((e, value)),
+        };
+        let (slot, index, tag) = match store.take(self.heap().budget()) {
+            Ok(t) => t,
+            Err(e) => return Err((e.refusing(SlotOf::<T>::SLOT, self.name()), value)),
         };
         // SAFETY: a slot of `T`'s store, taken for this value: its value
         // place is ours to write.
@@ -764,7 +763,7 @@ impl<C: SizeClasses> MemoryManager<C> {
         };
         let id = self.blocks().id();
         let mut walk = Walk::new(Some(store), id);
-        while let Some((index, tag, slot)) = walk.next_live() {
+        while let Some((index, tag, slot)) = walk.next_live::<true>() {
             let v = value_in::<T>(slot);
             // SAFETY: a live `T` (as in `get`), the only reference to it
             // (`&mut self`), for the call only.
@@ -1180,9 +1179,12 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// The next live slot: (index, tag, slot).
+    /// The next live slot: (index, tag, slot). `EXCLUSIVE`: the caller
+    /// borrows the manager mutably, so no other thread touches a tag
+    /// meanwhile and a plain read of one is no race (every atomic write to
+    /// it happened before the borrow); a plain read folds into the test.
     #[inline(always)]
-    fn next_live(&mut self) -> Option<(u32, u32, NonNull<u8>)> {
+    fn next_live<const EXCLUSIVE: bool>(&mut self) -> Option<(u32, u32, NonNull<u8>)> {
         loop {
             while self.left > 0 {
                 let slot = self.next;
@@ -1190,8 +1192,15 @@ impl<'a> Walk<'a> {
                 // a live page (see the type); one past the run at most.
                 self.next = unsafe { slot.add(self.size) };
                 self.left -= 1;
-                // SAFETY: a slot below `len`.
-                let tag = unsafe { RawStore::tag(slot) };
+                // SAFETY: a slot below `len`: its tag is written; a plain
+                // read only with `EXCLUSIVE` (see above).
+                let tag = unsafe {
+                    if EXCLUSIVE {
+                        slot.cast::<u32>().read()
+                    } else {
+                        RawStore::tag(slot)
+                    }
+                };
                 if tag & 1 == 1 {
                     return Some((self.end - self.left - 1, tag, slot));
                 }
@@ -1251,7 +1260,7 @@ impl<'a, T: 'static> Iterator for Iter<'a, T> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let (index, tag, slot) = self.raw.next_live()?;
+        let (index, tag, slot) = self.raw.next_live::<false>()?;
         // SAFETY: a live `T` (as in `MemoryManager::get`), for the
         // manager's shared borrow `'a`.
         Some((Handle::new(self.raw.id, index, tag), unsafe {
@@ -1307,7 +1316,7 @@ impl<'a, T: 'static> Iterator for IterMut<'a, T> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let (index, tag, slot) = self.raw.next_live()?;
+        let (index, tag, slot) = self.raw.next_live::<true>()?;
         // SAFETY: a live `T` (as in `MemoryManager::get_mut`); each slot is
         // given once, and the manager is borrowed mutably for `'a`.
         Some((Handle::new(self.raw.id, index, tag), unsafe {
@@ -1363,7 +1372,7 @@ impl<T: 'static> Iterator for Drain<'_, T> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let (index, tag, slot) = self.raw.next_live()?;
+        let (index, tag, slot) = self.raw.next_live::<true>()?;
         let store = self.raw.store?;
         // SAFETY: a live `T`, unreferenced (the manager is borrowed
         // mutably): moved out once, then its slot vacated.

@@ -111,9 +111,11 @@ const fn page_start(p: usize) -> usize {
 /// pairing with the `Release` that publishes a new slot after its tag and
 /// its page) and a slot's tag (`Acquire`, pairing with `make_live`'s
 /// `Release` after the value is written), so a reader that sees a slot
-/// live sees its value. A tag is only ever accessed atomically; the
-/// value and the link of a slot are written only while it is vacant (no
-/// reader's handle matches it then), so no access races.
+/// live sees its value. A tag is accessed atomically, but for plain reads
+/// under the manager's `&mut` (the walks of `iter_mut`, `drain` and
+/// `retain`), which happen after every atomic access to it; the value and
+/// the link of a slot are written only while it is vacant (no reader's
+/// handle matches it then), so no access races.
 pub(crate) struct RawStore {
     type_id: TypeId,
     /// The type's name, for `Debug`.
@@ -271,12 +273,25 @@ impl RawStore {
         if index as usize >= self.len() {
             return None;
         }
-        let (page, at) = locate(index);
         // SAFETY: `index < len`, so its page is live (invariant; seen
-        // through `len`'s `Acquire`) and `at` is one of its slots.
+        // through `len`'s `Acquire`).
+        Some(unsafe { self.slot_on_page(index, slot_size) })
+    }
+
+    /// The slot `index` of a store of `slot_size`-byte slots, unchecked.
+    ///
+    /// # Safety
+    ///
+    /// The page of slot `index` must be live, as this thread has seen it
+    /// (below `len`, seen with `Acquire`, or under the lock).
+    #[inline(always)]
+    unsafe fn slot_on_page(&self, index: u32, slot_size: usize) -> NonNull<u8> {
+        let (page, at) = locate(index);
+        // SAFETY: the caller's guarantee: the page is live, and `at` is one
+        // of its slots.
         unsafe {
             let page = self.pages.get_unchecked(page).load(Ordering::Relaxed);
-            Some(NonNull::new_unchecked(page.add(at * slot_size)))
+            NonNull::new_unchecked(page.add(at * slot_size))
         }
     }
 
@@ -312,7 +327,8 @@ impl RawStore {
     #[inline(always)]
     unsafe fn tag_cell<'a>(slot: NonNull<u8>) -> &'a AtomicU32 {
         // SAFETY: the caller's guarantee: 4 bytes aligned to 4 at the slot's
-        // start, on a page that outlives the use, accessed only atomically.
+        // start, on a page that outlives the use, accessed atomically (or
+        // read plainly only under `&mut`, see the type: no race).
         unsafe { AtomicU32::from_ptr(slot.cast::<u32>().as_ptr()) }
     }
 
@@ -345,9 +361,9 @@ impl RawStore {
     pub(crate) fn take(&self, budget: &Budget) -> Result<(NonNull<u8>, u32, u32), Error> {
         let index = self.vacant.load(Ordering::Relaxed);
         if index != NONE {
-            let slot = self
-                .slot(index, self.slot_size)
-                .expect("a vacant slot is below len");
+            // SAFETY: a vacant slot is below `len` (invariant; under the
+            // lock): its page is live.
+            let slot = unsafe { self.slot_on_page(index, self.slot_size) };
             // SAFETY: a vacant slot below `len`: its link is written.
             let next = unsafe { slot.add(4).cast::<u32>().read() };
             self.vacant.store(next, Ordering::Relaxed);
@@ -366,13 +382,8 @@ impl RawStore {
             let len = self.len.load(Ordering::Relaxed);
             if len < self.capacity() {
                 let index = len as u32;
-                let (page, at) = locate(index);
-                // SAFETY: `len < capacity`: its page is live; `at` one of
-                // its slots.
-                let slot = unsafe {
-                    let page = self.pages.get_unchecked(page).load(Ordering::Relaxed);
-                    NonNull::new_unchecked(page.add(at * self.slot_size))
-                };
+                // SAFETY: `len < capacity`: its page is live.
+                let slot = unsafe { self.slot_on_page(index, self.slot_size) };
                 let tag = (self.number << STORE_SHIFT) | (self.floor.load(Ordering::Relaxed) + 1);
                 // SAFETY: a slot of a live page, not yet below `len`: no
                 // reader looks at it; its tag is written (even: vacant until
