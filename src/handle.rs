@@ -236,15 +236,28 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// slot's tag.
     #[inline(always)]
     fn find<T: 'static>(&self, h: Handle<T>) -> Result<NonNull<u8>, Error> {
+        find_in::<T>(self.store_named(h)?, h)
+    }
+
+    /// [`find`](Self::find), with the slot's store.
+    #[inline(always)]
+    fn find_with_store<T: 'static>(&self, h: Handle<T>) -> Result<(&RawStore, NonNull<u8>), Error> {
+        let store = self.store_named(h)?;
+        Ok((store, find_in::<T>(store, h)?))
+    }
+
+    /// The store `h` names, once its manager id is checked.
+    #[inline(always)]
+    fn store_named<T: 'static>(&self, h: Handle<T>) -> Result<&RawStore, Error> {
         if h.raw.owner != self.blocks().id() {
-            return Err(self.blocks().not_ours(h.raw));
+            return Err(not_ours(self.blocks(), h.raw));
         }
         // SAFETY: the handle carries this manager's current id, so its insert
         // (or `handle_from_bits`, which checks) made it here: its store
         // exists, and is `T`'s (stores are never renumbered or removed).
         let store = unsafe { self.stores().get_unchecked(h.tag() >> STORE_SHIFT) };
         debug_assert!(store.is_of::<T>(), "a handle names its type's store");
-        find_in::<T>(store, h)
+        Ok(store)
     }
 
     /// The store of `T`, made now if need be; a refusal names the manager
@@ -256,19 +269,31 @@ impl<C: SizeClasses> MemoryManager<C> {
     }
 }
 
+/// The error for a handle of another manager id, out of line: the hot
+/// paths keep no copy of the handle for it.
+#[cold]
+#[inline(never)]
+fn not_ours(blocks: &crate::checked::BlockHeap, raw: Block) -> Error {
+    blocks.not_ours(raw)
+}
+
 /// The slot of live handle `h` in `store` (its type's), checked by tag.
+///
+/// Equal tags mean a live slot because a handle's tag is odd (a live
+/// generation) wherever a handle could name a slot: an insert and the
+/// iterators make handles from live tags, `handle_from_bits` refuses an
+/// even tag, and a handle deserialized stale (even) has index `u32::MAX`,
+/// which no slot has (`add_page` stops below it).
 #[inline(always)]
 fn find_in<T: 'static>(store: &RawStore, h: Handle<T>) -> Result<NonNull<u8>, Error> {
     let slot = store
         .slot(h.index(), SlotOf::<T>::SLOT)
         .ok_or(Error::Removed)?;
     // SAFETY: a slot below `len`.
-    let tag = unsafe { RawStore::tag(slot) };
-    // Live only: a handle from bits or serde may carry the even tag of a
-    // vacant or retired slot.
-    if tag != h.tag() || tag & 1 == 0 {
+    if unsafe { RawStore::tag(slot) } != h.tag() {
         return Err(Error::Removed);
     }
+    debug_assert!(h.tag() & 1 == 1, "a handle that names a slot is live");
     Ok(slot)
 }
 
@@ -341,14 +366,13 @@ impl<C: SizeClasses> MemoryManager<C> {
         &self,
         value: T,
     ) -> Result<Handle<T>, (Error, T)> {
-        let taken = self.store_of::<T>().and_then(|store| {
-            let budget = self.heap().budget();
-            let named = |e: Error| e.refusing(SlotOf::<T>::SLOT, self.name());
-            store.take(budget).map(|t| (store, t)).map_err(named)
-        });
-        let (store, (slot, index, tag)) = match taken {
-            Ok(t) => t,
+        let store = match self.store_of::<T>() {
+            Ok(store) => store,
             Err(e) => return Err((e, value)),
+        };
+        let (slot, index, tag) = match store.take(self.heap().budget()) {
+            Ok(t) => t,
+            Err(e) => return Err((e.refusing(SlotOf::<T>::SLOT, self.name()), value)),
         };
         // SAFETY: a slot of `T`'s store, taken for this value: its value
         // place is ours to write.
@@ -531,14 +555,13 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[inline]
     pub fn remove<T: 'static>(&mut self, handle: Handle<T>) -> Result<T, Error> {
-        let slot = self.find(handle)?;
-        // SAFETY: found above, so its store exists (see `find`).
-        let store = unsafe { self.stores().get_unchecked(handle.tag() >> STORE_SHIFT) };
+        let (store, slot) = self.find_with_store(handle)?;
         // SAFETY: the slot is live and holds a `T` (as in `get`), with no
-        // reference to it (`&mut self`): moved out once, then vacated.
+        // reference to it (`&mut self`): moved out once, then vacated; its
+        // tag is the handle's (checked).
         unsafe {
             let v = value_in::<T>(slot).read();
-            store.vacate(slot, handle.index());
+            store.vacate_tagged(slot, handle.index(), handle.tag());
             Ok(v)
         }
     }
@@ -588,7 +611,8 @@ impl<C: SizeClasses> MemoryManager<C> {
             return Err(self.blocks().not_ours(h.raw));
         }
         match self.stores().get(h.tag() >> STORE_SHIFT) {
-            Some(store) if store.is_of::<T>() => {
+            // Odd tags only: `find_in` takes an equal tag for a live one.
+            Some(store) if store.is_of::<T>() && h.tag() & 1 == 1 => {
                 find_in::<T>(store, h).map_err(|_| Error::NotAHandle)?;
                 Ok(h)
             }
@@ -739,7 +763,7 @@ impl<C: SizeClasses> MemoryManager<C> {
         };
         let id = self.blocks().id();
         let mut walk = Walk::new(Some(store), id);
-        while let Some((index, tag, slot)) = walk.next_live() {
+        while let Some((index, tag, slot)) = walk.next_live::<true>() {
             let v = value_in::<T>(slot);
             // SAFETY: a live `T` (as in `get`), the only reference to it
             // (`&mut self`), for the call only.
@@ -1069,7 +1093,7 @@ impl<T: 'static> StoreMut<'_, T> {
         // SAFETY: as in `MemoryManager::remove`.
         unsafe {
             let v = value_in::<T>(slot).read();
-            store.vacate(slot, handle.index());
+            store.vacate_tagged(slot, handle.index(), handle.tag());
             Ok(v)
         }
     }
@@ -1155,9 +1179,12 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// The next live slot: (index, tag, slot).
+    /// The next live slot: (index, tag, slot). `EXCLUSIVE`: the caller
+    /// borrows the manager mutably, so no other thread touches a tag
+    /// meanwhile and a plain read of one is no race (every atomic write to
+    /// it happened before the borrow); a plain read folds into the test.
     #[inline(always)]
-    fn next_live(&mut self) -> Option<(u32, u32, NonNull<u8>)> {
+    fn next_live<const EXCLUSIVE: bool>(&mut self) -> Option<(u32, u32, NonNull<u8>)> {
         loop {
             while self.left > 0 {
                 let slot = self.next;
@@ -1165,8 +1192,15 @@ impl<'a> Walk<'a> {
                 // a live page (see the type); one past the run at most.
                 self.next = unsafe { slot.add(self.size) };
                 self.left -= 1;
-                // SAFETY: a slot below `len`.
-                let tag = unsafe { RawStore::tag(slot) };
+                // SAFETY: a slot below `len`: its tag is written; a plain
+                // read only with `EXCLUSIVE` (see above).
+                let tag = unsafe {
+                    if EXCLUSIVE {
+                        slot.cast::<u32>().read()
+                    } else {
+                        RawStore::tag(slot)
+                    }
+                };
                 if tag & 1 == 1 {
                     return Some((self.end - self.left - 1, tag, slot));
                 }
@@ -1226,7 +1260,7 @@ impl<'a, T: 'static> Iterator for Iter<'a, T> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let (index, tag, slot) = self.raw.next_live()?;
+        let (index, tag, slot) = self.raw.next_live::<false>()?;
         // SAFETY: a live `T` (as in `MemoryManager::get`), for the
         // manager's shared borrow `'a`.
         Some((Handle::new(self.raw.id, index, tag), unsafe {
@@ -1282,7 +1316,7 @@ impl<'a, T: 'static> Iterator for IterMut<'a, T> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let (index, tag, slot) = self.raw.next_live()?;
+        let (index, tag, slot) = self.raw.next_live::<true>()?;
         // SAFETY: a live `T` (as in `MemoryManager::get_mut`); each slot is
         // given once, and the manager is borrowed mutably for `'a`.
         Some((Handle::new(self.raw.id, index, tag), unsafe {
@@ -1338,7 +1372,7 @@ impl<T: 'static> Iterator for Drain<'_, T> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let (index, tag, slot) = self.raw.next_live()?;
+        let (index, tag, slot) = self.raw.next_live::<true>()?;
         let store = self.raw.store?;
         // SAFETY: a live `T`, unreferenced (the manager is borrowed
         // mutably): moved out once, then its slot vacated.

@@ -101,8 +101,10 @@ impl<'de, T: 'static> Deserialize<'de> for Handle<T> {
         let number = store.number() << STORE_SHIFT;
         if generation & 1 == 0 || generation >= GENERATION - 1 || !from_source(loaded_from, id) {
             // Stale when saved, or another manager's: a handle of `T`'s store
-            // that names nothing here (no slot has the last index, and a
-            // vacant tag matches no live slot).
+            // that names nothing here: no slot has the last index (`add_page`
+            // stops below it), which is what keeps it naming nothing, as
+            // `find_in` compares tags only; its tag is even besides. Every
+            // other handle made here is live (odd), checked above.
             return Ok(Handle::from_parts(loading.id, u32::MAX, number));
         }
         Ok(Handle::from_parts(loading.id, index, number | generation))

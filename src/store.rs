@@ -115,9 +115,11 @@ const fn page_start(p: usize) -> usize {
 /// pairing with the `Release` that publishes a new slot after its tag and
 /// its page) and a slot's tag (`Acquire`, pairing with `make_live`'s
 /// `Release` after the value is written), so a reader that sees a slot
-/// live sees its value. A tag is only ever accessed atomically; the
-/// value and the link of a slot are written only while it is vacant (no
-/// reader's handle matches it then), so no access races.
+/// live sees its value. A tag is accessed atomically, but for plain reads
+/// under the manager's `&mut` (the walks of `iter_mut`, `drain` and
+/// `retain`), which happen after every atomic access to it; the value and
+/// the link of a slot are written only while it is vacant (no reader's
+/// handle matches it then), so no access races.
 pub(crate) struct RawStore {
     type_id: TypeId,
     /// The type's name, for `Debug`.
@@ -355,12 +357,25 @@ impl RawStore {
         if index as usize >= self.len() {
             return None;
         }
-        let (page, at) = locate(index);
         // SAFETY: `index < len`, so its page is live (invariant; seen
-        // through `len`'s `Acquire`) and `at` is one of its slots.
+        // through `len`'s `Acquire`).
+        Some(unsafe { self.slot_on_page(index, slot_size) })
+    }
+
+    /// The slot `index` of a store of `slot_size`-byte slots, unchecked.
+    ///
+    /// # Safety
+    ///
+    /// The page of slot `index` must be live, as this thread has seen it
+    /// (below `len`, seen with `Acquire`, or under the lock).
+    #[inline(always)]
+    unsafe fn slot_on_page(&self, index: u32, slot_size: usize) -> NonNull<u8> {
+        let (page, at) = locate(index);
+        // SAFETY: the caller's guarantee: the page is live, and `at` is one
+        // of its slots.
         unsafe {
             let page = self.pages.get_unchecked(page).load(Ordering::Relaxed);
-            Some(NonNull::new_unchecked(page.add(at * slot_size)))
+            NonNull::new_unchecked(page.add(at * slot_size))
         }
     }
 
@@ -396,7 +411,8 @@ impl RawStore {
     #[inline(always)]
     unsafe fn tag_cell<'a>(slot: NonNull<u8>) -> &'a AtomicU32 {
         // SAFETY: the caller's guarantee: 4 bytes aligned to 4 at the slot's
-        // start, on a page that outlives the use, accessed only atomically.
+        // start, on a page that outlives the use, accessed atomically (or
+        // read plainly only under `&mut`, see the type: no race).
         unsafe { AtomicU32::from_ptr(slot.cast::<u32>().as_ptr()) }
     }
 
@@ -443,10 +459,13 @@ impl RawStore {
     pub(crate) fn take(&self, budget: &Budget) -> Result<(NonNull<u8>, u32, u32), Error> {
         let index = self.vacant.load(Ordering::Relaxed);
         if index != NONE {
-            let slot = self
-                .slot(index, self.slot_size)
-                .expect("a vacant slot is below len");
-            debug_assert_eq!(self.value_size, 0, "a byte store takes with `take_block`");
+            debug_assert_eq!(
+                self.value_size, 0,
+                "a byte store takes with `take_vacant_block`"
+            );
+            // SAFETY: a vacant slot is below `len` (invariant; under the
+            // lock): its page is live.
+            let slot = unsafe { self.slot_on_page(index, self.slot_size) };
             // SAFETY: a vacant slot below `len`: its link is written, after
             // its tag.
             let next = unsafe { slot.add(4).cast::<u32>().read() };
@@ -508,13 +527,8 @@ impl RawStore {
             let len = self.len.load(Ordering::Relaxed);
             if len < self.capacity() {
                 let index = len as u32;
-                let (page, at) = locate(index);
-                // SAFETY: `len < capacity`: its page is live; `at` one of
-                // its slots.
-                let slot = unsafe {
-                    let page = self.pages.get_unchecked(page).load(Ordering::Relaxed);
-                    NonNull::new_unchecked(page.add(at * self.slot_size))
-                };
+                // SAFETY: `len < capacity`: its page is live.
+                let slot = unsafe { self.slot_on_page(index, self.slot_size) };
                 let tag = (self.number << STORE_SHIFT) | (self.floor.load(Ordering::Relaxed) + 1);
                 // SAFETY: a slot of a live page, not yet below `len`: no
                 // reader looks at it; its tag is written (even: vacant until
@@ -648,8 +662,21 @@ impl RawStore {
     #[inline(always)]
     pub(crate) unsafe fn vacate(&self, slot: NonNull<u8>, index: u32) {
         // SAFETY: the caller's guarantee.
+        unsafe { self.vacate_tagged(slot, index, Self::tag(slot)) }
+    }
+
+    /// [`vacate`](Self::vacate) for a caller that has read the slot's
+    /// (live) tag already.
+    ///
+    /// # Safety
+    ///
+    /// As [`vacate`](Self::vacate); `tag` must be the slot's tag.
+    #[inline(always)]
+    pub(crate) unsafe fn vacate_tagged(&self, slot: NonNull<u8>, index: u32, tag: u32) {
+        debug_assert_eq!(tag & 1, 1, "a live slot");
+        // SAFETY: the caller's guarantee.
         unsafe {
-            let tag = Self::tag(slot) + 1;
+            let tag = tag + 1;
             Self::set_tag(slot, tag);
             if tag & GENERATION < GENERATION - 1 {
                 self.link(index, slot)
