@@ -679,7 +679,10 @@ impl RawStore {
             let tag = tag + 1;
             Self::set_tag(slot, tag);
             if tag & GENERATION < GENERATION - 1 {
-                self.link(index, slot)
+                debug_assert_eq!(self.value_size, 0, "a byte store vacates with `vacate_block`");
+                // The link follows the tag in the slot.
+                slot.add(4)
+                    .cast::<u32>()
                     .write(self.vacant.load(Ordering::Relaxed));
                 self.vacant.store(index, Ordering::Relaxed);
             }
