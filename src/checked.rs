@@ -35,6 +35,7 @@
 use core::alloc::Layout;
 use core::cell::Cell;
 use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::budget::Budget;
 use crate::identity::Identity;
@@ -51,6 +52,16 @@ pub(crate) const LARGE: u32 = MAX_CLASSES as u32;
 
 static_assertions::const_assert!(MAX_CLASSES < 1 << (32 - STORE_SHIFT));
 
+/// Entries of a list: one per store number a tag can carry, so that a
+/// tag's number indexes it unchecked.
+const ENTRIES: usize = 1 << (32 - STORE_SHIFT);
+
+/// The list of a heap with no store: every entry null, never written.
+/// (`AtomicPtr` only to be `Sync`; a list's entries are read and written
+/// `Relaxed`, by one thread at a time.)
+static NO_STORES: [AtomicPtr<RawStore>; ENTRIES] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; ENTRIES];
+
 /// Where the large path put a block (the value of a large entry).
 #[derive(Clone, Copy)]
 struct Large {
@@ -64,11 +75,12 @@ struct Large {
 /// The checked-block state of one manager.
 ///
 /// Invariants, relied on by the `unsafe` code here:
-/// - `list` is null or an allocation from `source` of `classes + 1`
-///   entries, each null or a record from [`store::new_record`]: entry `c <
-///   classes` the byte store of class `c` (numbered `c`, slots of its block
-///   size), entry `classes` the store of [`Large`] entries (numbered
-///   [`LARGE`]). The list and the records are charged to the budget.
+/// - `list` is [`NO_STORES`] (never written) or an allocation from
+///   `source` of [`ENTRIES`] entries, each null or a record from
+///   [`store::new_record`], entry `n` the store numbered `n`: entry `c <
+///   classes` the byte store of class `c` (slots of its block size), entry
+///   [`LARGE`] the store of [`Large`] entries, the others null. The list
+///   and the records are charged to the budget.
 /// - A live slot of a byte store holds a live block of this manager; a
 ///   live large entry names a live allocation of the manager's large path,
 ///   made by `system::alloc_block` for its layout.
@@ -79,9 +91,9 @@ struct Large {
 ///   never a record or the list (the re-entrancy rule, see `table.rs`).
 #[derive(Debug)]
 pub(crate) struct BlockHeap {
-    /// The stores, by entry.
-    list: Cell<*mut Cell<*mut RawStore>>,
-    /// Size classes of the manager (the list has one entry more).
+    /// The stores, by number.
+    list: Cell<*const AtomicPtr<RawStore>>,
+    /// Size classes of the manager.
     classes: usize,
     /// The generation a store made now starts at.
     floor: Cell<u32>,
@@ -98,22 +110,13 @@ pub(crate) struct BlockHeap {
 // (`Cell`s).
 unsafe impl Send for BlockHeap {}
 
-/// What a validated handle names: the block's address and usable size, and
-/// its slot and store.
-struct Found<'s> {
-    ptr: NonNull<u8>,
-    len: usize,
-    slot: NonNull<u8>,
-    store: &'s RawStore,
-}
-
 impl BlockHeap {
     /// An empty heap for a manager of `classes` size classes, its memory
     /// from `source`.
     pub(crate) fn new(classes: usize, source: Source) -> Self {
         debug_assert!(classes <= MAX_CLASSES);
         BlockHeap {
-            list: Cell::new(ptr::null_mut()),
+            list: Cell::new(NO_STORES.as_ptr()),
             classes,
             floor: Cell::new(0),
             busy: Cell::new(0),
@@ -141,27 +144,26 @@ impl BlockHeap {
     }
 
     /// The list's layout.
-    fn list_layout(&self) -> Layout {
-        Layout::array::<Cell<*mut RawStore>>(self.classes + 1).expect("at most 129 entries")
+    const LIST: Layout = Layout::new::<[AtomicPtr<RawStore>; ENTRIES]>();
+
+    /// Whether the heap has a list of its own.
+    fn has_list(&self) -> bool {
+        !ptr::eq(self.list.get(), NO_STORES.as_ptr())
     }
 
-    /// The list entry of store `number`, if the list exists.
+    /// The list entry of store `number` (below [`ENTRIES`]: the top bits of
+    /// a tag).
     #[inline(always)]
-    fn entry(&self, number: u32) -> Option<&Cell<*mut RawStore>> {
-        let list = self.list.get();
-        // `LARGE` (past every class) is the last entry.
-        let index = (number as usize).min(self.classes);
-        if list.is_null() {
-            return None;
-        }
-        // SAFETY: a live list of `classes + 1` entries (invariant).
-        Some(unsafe { &*list.add(index) })
+    fn entry(&self, number: u32) -> &AtomicPtr<RawStore> {
+        debug_assert!((number as usize) < ENTRIES);
+        // SAFETY: a list of `ENTRIES` entries (invariant), `number` below.
+        unsafe { &*self.list.get().add(number as usize) }
     }
 
-    /// Store `number`, if it exists.
+    /// Store `number` (below [`ENTRIES`]), if it exists.
     #[inline(always)]
     fn store(&self, number: u32) -> Option<&RawStore> {
-        let record = self.entry(number)?.get();
+        let record = self.entry(number).load(Ordering::Relaxed);
         // SAFETY: a live record (invariant), freed only by a trim or drop,
         // which no caller's use of the reference spans.
         unsafe { record.as_ref() }
@@ -189,8 +191,8 @@ impl BlockHeap {
     #[cold]
     #[inline(never)]
     fn make(&self, number: u32, size: usize, budget: &Budget) -> Result<&RawStore, Error> {
-        if self.list.get().is_null() {
-            let layout = self.list_layout();
+        if !self.has_list() {
+            let layout = Self::LIST;
             budget.charge(layout.size())?;
             let Some(list) = self.allocating(|| source::alloc_zeroed(self.source, layout)) else {
                 budget.credit(layout.size());
@@ -201,7 +203,7 @@ impl BlockHeap {
             };
             // The allocator has returned: a call it made may have made the
             // list meanwhile (the re-entrancy rule).
-            if self.list.get().is_null() {
+            if !self.has_list() {
                 // Zeroed: every entry null.
                 self.list.set(list.as_ptr().cast());
             } else {
@@ -219,13 +221,14 @@ impl BlockHeap {
         let record = self.allocating(|| store::new_record(store, self.source, budget))?;
         // Looked for again: a call the allocator made may have made the
         // store (or freed the list, in a trim: `busy` kept it).
-        match self.entry(number) {
-            Some(entry) if entry.get().is_null() => {
-                entry.set(record.as_ptr());
+        let entry = self.entry(number);
+        match self.has_list() && entry.load(Ordering::Relaxed).is_null() {
+            true => {
+                entry.store(record.as_ptr(), Ordering::Relaxed);
                 // SAFETY: just made; freed only by a trim or drop.
                 Ok(unsafe { record.as_ref() })
             }
-            _ => {
+            false => {
                 // SAFETY: made above, never shared.
                 budget.credit(unsafe { store::free_record(record, self.source) });
                 self.store(number).ok_or(Error::OutOfMemory {
@@ -249,7 +252,7 @@ impl BlockHeap {
     ) -> Result<Block, Error> {
         debug_assert_eq!(pool.block_size(), size, "class {class} has another size");
         let store = self.store_or_make(class as u32, size, budget)?;
-        let (slot, block, index, tag) = match store.take_vacant_block() {
+        let (slot, block, index, tag) = match store.take_vacant_block(size, natural_align(size)) {
             Some(taken) => {
                 // SAFETY: a vacant slot's block, filled when it was freed
                 // (nothing without `debug-fill`).
@@ -333,77 +336,80 @@ impl BlockHeap {
     /// with an odd tag. `stale` is the error for a handle whose slot has
     /// moved on.
     #[inline(always)]
-    fn validate(&self, b: Block, stale: Error) -> Result<Found<'_>, Error> {
+    fn validate(&self, b: Block, stale: Error) -> Result<(NonNull<u8>, usize), Error> {
         if b.owner != self.identity.id() {
             return Err(self.not_ours(b));
         }
-        // Our id: a store or slot no longer there, or a slot whose
-        // generation moved on, was freed (and perhaps trimmed).
-        let number = b.generation >> STORE_SHIFT;
-        let store = self.store(number).ok_or(stale)?;
-        if number == LARGE {
-            return Self::validate_large(store, b, stale);
+        if b.generation >> STORE_SHIFT == LARGE {
+            return self.find_large(b, stale).map(|(_, l)| (l.ptr, l.len));
         }
-        let (slot, ptr) = store.block_slot(b.slot).ok_or(stale)?;
+        let (store, _, block) = self.find_pooled(b, stale)?;
+        Ok((block, store.block_size()))
+    }
+
+    /// A pooled block's store, slot and block, once its id matched: our
+    /// id, so a store or slot no longer there, or a slot whose generation
+    /// moved on, was freed (and perhaps trimmed): `stale`.
+    #[inline(always)]
+    fn find_pooled(
+        &self,
+        b: Block,
+        stale: Error,
+    ) -> Result<(&RawStore, NonNull<u8>, NonNull<u8>), Error> {
+        let store = self.store(b.generation >> STORE_SHIFT).ok_or(stale)?;
+        let (slot, block) = store.block_slot(b.slot).ok_or(stale)?;
         // SAFETY: a slot below `len`.
         if unsafe { RawStore::tag(slot) } != b.generation {
             return Err(stale);
         }
-        Ok(Found {
-            ptr,
-            len: store.block_size(),
-            slot,
-            store,
-        })
+        Ok((store, slot, block))
     }
 
-    /// The large-entry half of [`validate`](Self::validate), once the id
-    /// matched.
+    /// A large block's store, slot and entry, once its id matched.
     #[inline(never)]
-    fn validate_large(store: &RawStore, b: Block, stale: Error) -> Result<Found<'_>, Error> {
+    fn find_large(&self, b: Block, stale: Error) -> Result<(NonNull<u8>, Large), Error> {
+        let store = self.store(LARGE).ok_or(stale)?;
         let slot = store.slot(b.slot, store.slot_size()).ok_or(stale)?;
         // SAFETY: a slot below `len`.
         if unsafe { RawStore::tag(slot) } != b.generation {
             return Err(stale);
         }
         // SAFETY: a live large entry (the tag matched an odd one).
-        let large = unsafe { value::<Large>(slot).read() };
-        Ok(Found {
-            ptr: large.ptr,
-            len: large.len,
-            slot,
-            store,
-        })
+        Ok((slot, unsafe { value::<Large>(slot).read() }))
     }
 
     /// Frees `b` if it is a live block of this heap.
     #[inline(always)]
     pub(crate) fn free(&self, b: Block, fallback: &Fallback) -> Result<(), Error> {
-        let found = self.validate(b, Error::DoubleFree)?;
-        if b.generation >> STORE_SHIFT == LARGE {
-            self.free_large(found, b, fallback);
-            return Ok(());
+        if b.owner != self.identity.id() {
+            return Err(self.not_ours(b));
         }
-        // SAFETY: `validate` just found the slot live, with nothing in
+        if b.generation >> STORE_SHIFT == LARGE {
+            return self.free_large(b, fallback);
+        }
+        let (store, slot, block) = self.find_pooled(b, Error::DoubleFree)?;
+        // SAFETY: `find_pooled` just found the slot live, with nothing in
         // between; the handle's owner gives the block up.
         unsafe {
-            found.store.vacate_block(found.slot, found.ptr, b.slot);
-            fill::freed(found.ptr, found.len);
+            store.vacate_block(slot, block, b.slot);
+            fill::freed(block, store.block_size());
         }
         Ok(())
     }
 
-    /// The large half of [`free`](Self::free), once `b` is found live.
+    /// The large half of [`free`](Self::free), once the id matched.
     #[inline(never)]
-    fn free_large(&self, found: Found<'_>, b: Block, fallback: &Fallback) {
-        // SAFETY: the live large entry `validate` found; vacated before the
+    fn free_large(&self, b: Block, fallback: &Fallback) -> Result<(), Error> {
+        let (slot, large) = self.find_large(b, Error::DoubleFree)?;
+        let store = self.store(LARGE).expect("found above");
+        // SAFETY: the live large entry just found; vacated before the
         // allocation is freed (the allocator may call back in), so it is
         // freed once.
         unsafe {
-            let large = value::<Large>(found.slot).read();
-            found.store.vacate(found.slot, b.slot);
+            store.vacate(slot, b.slot);
             system::free_block(fallback, large.ptr, large.layout);
         }
+        Ok(())
     }
 
     /// Whether `b` is a live block of this heap.
@@ -415,26 +421,22 @@ impl BlockHeap {
     /// The bytes of live block `b`, from this heap's stores.
     #[inline]
     pub(crate) fn bytes(&self, b: Block) -> Result<NonNull<[u8]>, Error> {
-        let found = self.validate(b, Error::UseAfterFree)?;
-        Ok(NonNull::slice_from_raw_parts(found.ptr, found.len))
+        let (ptr, len) = self.validate(b, Error::UseAfterFree)?;
+        Ok(NonNull::slice_from_raw_parts(ptr, len))
     }
 
     /// Checks that `len` bytes at `offset` lie inside live block `b`, and
     /// returns their address, computed from this heap's stores.
     #[inline]
     fn access(&self, b: Block, offset: usize, len: usize) -> Result<NonNull<u8>, Error> {
-        let found = self.validate(b, Error::UseAfterFree)?;
+        let (ptr, size) = self.validate(b, Error::UseAfterFree)?;
         match offset.checked_add(len) {
-            Some(end) if end <= found.len => {
-                // SAFETY: `offset <= found.len`, inside (or one past) the
-                // live block the store names.
-                Ok(unsafe { found.ptr.add(offset) })
+            Some(end) if end <= size => {
+                // SAFETY: `offset <= size`, inside (or one past) the live
+                // block the store names.
+                Ok(unsafe { ptr.add(offset) })
             }
-            _ => Err(Error::OutOfBounds {
-                offset,
-                len,
-                size: found.len,
-            }),
+            _ => Err(Error::OutOfBounds { offset, len, size }),
         }
     }
 
@@ -493,16 +495,15 @@ impl BlockHeap {
                 continue;
             }
             self.floor.set(self.floor.get().max(store.floor()));
-            let entry = self.entry(n).expect("the store's entry");
-            let record = entry.replace(ptr::null_mut());
+            let record = self.entry(n).swap(ptr::null_mut(), Ordering::Relaxed);
             // SAFETY: the store's record, off the list now (the re-entrancy
             // rule: taken off before the allocator is called), no page, no
             // live value; nothing here uses it again.
             bytes += unsafe { store::free_record(NonNull::new_unchecked(record), self.source) };
         }
-        if self.busy.get() == 0 && !self.list.get().is_null() && self.stores().next().is_none() {
-            let list = self.list.replace(ptr::null_mut());
-            let layout = self.list_layout();
+        if self.busy.get() == 0 && self.has_list() && self.stores().next().is_none() {
+            let list = self.list.replace(NO_STORES.as_ptr()).cast_mut();
+            let layout = Self::LIST;
             bytes += layout.size();
             // SAFETY: the list, allocated with this layout, off the heap now.
             unsafe { source::dealloc(self.source, NonNull::new_unchecked(list).cast(), layout) };
@@ -535,10 +536,10 @@ impl BlockHeap {
     /// Bytes of the list and of the large entries' store (its record and
     /// pages): the manager-wide side table of checked blocks.
     pub(crate) fn metadata(&self) -> usize {
-        let list = if self.list.get().is_null() {
-            0
+        let list = if self.has_list() {
+            Self::LIST.size()
         } else {
-            self.list_layout().size()
+            0
         };
         list + self.store(LARGE).map_or(0, |s| s.bytes() + RawStore::BYTES)
     }
@@ -555,16 +556,21 @@ impl Drop for BlockHeap {
     fn drop(&mut self) {
         for n in 0..=self.classes as u32 {
             let n = if n as usize == self.classes { LARGE } else { n };
-            if let Some(entry) = self.entry(n) {
-                if let Some(record) = NonNull::new(entry.replace(ptr::null_mut())) {
-                    // SAFETY: a live record of the list, freed once.
-                    unsafe { store::free_record(record, self.source) };
-                }
+            if !self.has_list() {
+                return;
+            }
+            let record = self.entry(n).swap(ptr::null_mut(), Ordering::Relaxed);
+            if let Some(record) = NonNull::new(record) {
+                // SAFETY: a live record of the list, freed once.
+                unsafe { store::free_record(record, self.source) };
             }
         }
-        if let Some(list) = NonNull::new(self.list.replace(ptr::null_mut())) {
+        if self.has_list() {
+            let list = self.list.replace(NO_STORES.as_ptr()).cast_mut();
             // SAFETY: allocated by `make` with this layout, freed once.
-            unsafe { source::dealloc(self.source, list.cast(), self.list_layout()) };
+            unsafe {
+                source::dealloc(self.source, NonNull::new_unchecked(list).cast(), Self::LIST)
+            };
         }
     }
 }

@@ -326,20 +326,53 @@ impl RawStore {
     /// Slot `index` of a byte store, if below `len`, and its block.
     #[inline(always)]
     pub(crate) fn block_slot(&self, index: u32) -> Option<(NonNull<u8>, NonNull<u8>)> {
-        debug_assert!(self.value_size != 0, "a byte store");
         if index as usize >= self.len() {
             return None;
         }
+        // SAFETY: `index < len` (seen through `len`'s `Acquire`).
+        Some(unsafe { self.block_slot_unchecked(index) })
+    }
+
+    /// [`block_slot`](Self::block_slot) of a slot known to be below `len`.
+    ///
+    /// # Safety
+    ///
+    /// `index` must be below `len`, as the calling thread has seen it.
+    #[inline(always)]
+    pub(crate) unsafe fn block_slot_unchecked(&self, index: u32) -> (NonNull<u8>, NonNull<u8>) {
+        // SAFETY: the caller's guarantee; the store's own block size.
+        unsafe { self.block_slot_sized(index, self.value_size, self.value_align) }
+    }
+
+    /// [`block_slot_unchecked`](Self::block_slot_unchecked) with the
+    /// store's block size and alignment passed in (constants where the
+    /// class is).
+    ///
+    /// # Safety
+    ///
+    /// As [`block_slot_unchecked`](Self::block_slot_unchecked); `size` and
+    /// `align` must be the store's.
+    #[inline(always)]
+    unsafe fn block_slot_sized(
+        &self,
+        index: u32,
+        size: usize,
+        align: usize,
+    ) -> (NonNull<u8>, NonNull<u8>) {
+        debug_assert!(size == self.value_size && align == self.value_align && size != 0);
+        debug_assert!((index as usize) < self.len());
         let (page, at) = locate(index);
-        // SAFETY: `index < len`, so its page is live (invariant; seen
-        // through `len`'s `Acquire`), its slot `at` among the page's slots
-        // and its block `at` among the blocks after them (`page_layout`).
+        // Where the blocks start: after the page's tags, both powers of two.
+        let blocks = (page_slots(page) * size_of::<u32>()).max(align);
+        // SAFETY: `index < len` (caller), so its page is live (invariant),
+        // its slot `at` among the page's slots and its block `at` among the
+        // blocks after them (`page_layout`).
         unsafe {
             let base = self.pages.get_unchecked(page).load(Ordering::Relaxed);
-            Some((
-                NonNull::new_unchecked(base.add(at * self.slot_size)),
-                NonNull::new_unchecked(base.add(self.blocks_offset(page) + at * self.value_size)),
-            ))
+            (
+                NonNull::new_unchecked(base.add(at * size_of::<u32>())),
+                NonNull::new_unchecked(base.add(blocks + at * size)),
+            )
         }
     }
 
@@ -480,13 +513,20 @@ impl RawStore {
     /// [`take`](Self::take) for a byte store, when a slot is vacant:
     /// (slot, block, index, tag); `None` if no slot is vacant (then
     /// [`take_new`](Self::take_new), which may allocate).
+    /// `size` and `align` are the store's block size and alignment.
     #[inline(always)]
-    pub(crate) fn take_vacant_block(&self) -> Option<(NonNull<u8>, NonNull<u8>, u32, u32)> {
+    pub(crate) fn take_vacant_block(
+        &self,
+        size: usize,
+        align: usize,
+    ) -> Option<(NonNull<u8>, NonNull<u8>, u32, u32)> {
         let index = self.vacant.load(Ordering::Relaxed);
         if index == NONE {
             return None;
         }
-        let (slot, block) = self.block_slot(index).expect("a vacant slot is below len");
+        // SAFETY: a vacant slot is below `len` (invariant); the caller's
+        // size and alignment.
+        let (slot, block) = unsafe { self.block_slot_sized(index, size, align) };
         // SAFETY: a vacant slot below `len`: its link is written in its
         // block (`link`).
         let next = unsafe { block.cast::<u32>().read() };
@@ -679,7 +719,10 @@ impl RawStore {
             let tag = tag + 1;
             Self::set_tag(slot, tag);
             if tag & GENERATION < GENERATION - 1 {
-                debug_assert_eq!(self.value_size, 0, "a byte store vacates with `vacate_block`");
+                debug_assert_eq!(
+                    self.value_size, 0,
+                    "a byte store vacates with `vacate_block`"
+                );
                 // The link follows the tag in the slot.
                 slot.add(4)
                     .cast::<u32>()

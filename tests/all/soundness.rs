@@ -69,7 +69,19 @@ fn a_refused_chunk_is_reported_with_its_own_size() {
         );
         // Checked blocks live on the pages of their class's byte store: the
         // page refused is named, 16 slots' tags (64 bytes, padded to the
-        // blocks' alignment) and then their 16 blocks of 512 bytes.
+        // blocks' alignment) and then their 16 blocks of 512 bytes. (A
+        // first block makes the list of stores, which is refused with its
+        // own figures too.)
+        let list = with_limit(0, || mm.alloc_block(8).map(|_| ()));
+        let word = std::mem::size_of::<usize>();
+        assert_eq!(
+            list,
+            Err(Error::OutOfMemory {
+                size: 256 * word,
+                align: word
+            })
+        );
+        mm.free(mm.alloc_block(8).unwrap()).unwrap();
         let r = with_limit(0, || mm.alloc_block(512).map(|_| ()));
         assert_eq!(
             r,
