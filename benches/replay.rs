@@ -134,6 +134,81 @@ fn round<H: Heap>(heap: &H, events: &[Event], live: &mut [Option<(NonNull<u8>, L
     }
 }
 
+/// One round through checked blocks: every allocation a `Block` (its
+/// first byte written, checked), a realloc a new block with the bytes
+/// copied and the old one freed; then every block still live freed.
+fn round_blocks<C: SizeClasses>(
+    mm: &MemoryManager<C>,
+    events: &[Event],
+    live: &mut [Option<(memory_mgr::Block, usize)>],
+) {
+    for e in events {
+        match *e {
+            Event::Alloc { id, layout } => {
+                let b = mm
+                    .alloc_block_aligned(layout.size(), layout.align())
+                    .expect("out of memory");
+                mm.write(b, 0, id as u8).expect("a live block");
+                live[id] = Some((b, layout.align()));
+            }
+            Event::Free { id } => {
+                let (b, _) = live[id].take().expect("freed once");
+                mm.free(b).expect("live");
+            }
+            Event::Realloc { id, size } => {
+                let (old, align) = live[id].take().expect("live");
+                let new = mm.alloc_block_aligned(size, align).expect("out of memory");
+                let (from, to) = (
+                    mm.block_ptr(old).expect("live"),
+                    mm.block_ptr(new).expect("live"),
+                );
+                // SAFETY: two live blocks of this manager (checked above),
+                // distinct, the copy within both.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        from.cast::<u8>().as_ptr(),
+                        to.cast::<u8>().as_ptr(),
+                        from.len().min(to.len()),
+                    )
+                };
+                mm.free(old).expect("live");
+                mm.write(new, 0, id as u8).expect("a live block");
+                live[id] = Some((new, align));
+            }
+        }
+    }
+    for slot in live.iter_mut() {
+        if let Some((b, _)) = slot.take() {
+            mm.free(b).expect("live");
+        }
+    }
+}
+
+fn run_blocks<C: SizeClasses>(
+    name: &str,
+    mm: &MemoryManager<C>,
+    events: &[Event],
+    ids: usize,
+    rounds: usize,
+) {
+    let mut live = vec![None; ids];
+    let before = vm_hwm_kib();
+    let mut times: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let t = Instant::now();
+            round_blocks(mm, events, &mut live);
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "replay {name} median_ms {:.3} min_ms {:.3} peak_rss_added_kib {}",
+        times[times.len() / 2],
+        times[0],
+        vm_hwm_kib().saturating_sub(before)
+    );
+}
+
 fn vm_hwm_kib() -> usize {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
@@ -170,7 +245,7 @@ fn main() {
         .collect();
     let Some(contender) = args.first() else {
         println!(
-            "usage: cargo bench -p memory-mgr-bench --bench replay -- wide|default|global|mimalloc|glibc [TRACE] [ROUNDS]"
+            "usage: cargo bench -p memory-mgr-bench --bench replay -- wide|default|global|blocks|blocks-wide|mimalloc|glibc [TRACE] [ROUNDS]"
         );
         return;
     };
@@ -195,6 +270,14 @@ fn main() {
         "global" => run(
             "global",
             &Global(memory_mgr::Global::new()),
+            &events,
+            ids,
+            rounds,
+        ),
+        "blocks" => run_blocks("blocks", &MemoryManager::new(), &events, ids, rounds),
+        "blocks-wide" => run_blocks(
+            "blocks-wide",
+            &MemoryManager::<WideClasses>::with_classes(),
             &events,
             ids,
             rounds,
