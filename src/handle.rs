@@ -763,7 +763,7 @@ impl<C: SizeClasses> MemoryManager<C> {
         };
         let id = self.blocks().id();
         let mut walk = Walk::new(Some(store), id);
-        while let Some((index, tag, slot)) = walk.next_live::<true>() {
+        while let Some((index, tag, slot)) = walk.next_live() {
             let v = value_in::<T>(slot);
             // SAFETY: a live `T` (as in `get`), the only reference to it
             // (`&mut self`), for the call only.
@@ -1179,12 +1179,9 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// The next live slot: (index, tag, slot). `EXCLUSIVE`: the caller
-    /// borrows the manager mutably, so no other thread touches a tag
-    /// meanwhile and a plain read of one is no race (every atomic write to
-    /// it happened before the borrow); a plain read folds into the test.
+    /// The next live slot: (index, tag, slot).
     #[inline(always)]
-    fn next_live<const EXCLUSIVE: bool>(&mut self) -> Option<(u32, u32, NonNull<u8>)> {
+    fn next_live(&mut self) -> Option<(u32, u32, NonNull<u8>)> {
         loop {
             while self.left > 0 {
                 let slot = self.next;
@@ -1192,15 +1189,8 @@ impl<'a> Walk<'a> {
                 // a live page (see the type); one past the run at most.
                 self.next = unsafe { slot.add(self.size) };
                 self.left -= 1;
-                // SAFETY: a slot below `len`: its tag is written; a plain
-                // read only with `EXCLUSIVE` (see above).
-                let tag = unsafe {
-                    if EXCLUSIVE {
-                        slot.cast::<u32>().read()
-                    } else {
-                        RawStore::tag(slot)
-                    }
-                };
+                // SAFETY: a slot below `len`.
+                let tag = unsafe { RawStore::tag(slot) };
                 if tag & 1 == 1 {
                     return Some((self.end - self.left - 1, tag, slot));
                 }
@@ -1260,7 +1250,7 @@ impl<'a, T: 'static> Iterator for Iter<'a, T> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let (index, tag, slot) = self.raw.next_live::<false>()?;
+        let (index, tag, slot) = self.raw.next_live()?;
         // SAFETY: a live `T` (as in `MemoryManager::get`), for the
         // manager's shared borrow `'a`.
         Some((Handle::new(self.raw.id, index, tag), unsafe {
@@ -1316,7 +1306,7 @@ impl<'a, T: 'static> Iterator for IterMut<'a, T> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let (index, tag, slot) = self.raw.next_live::<true>()?;
+        let (index, tag, slot) = self.raw.next_live()?;
         // SAFETY: a live `T` (as in `MemoryManager::get_mut`); each slot is
         // given once, and the manager is borrowed mutably for `'a`.
         Some((Handle::new(self.raw.id, index, tag), unsafe {
@@ -1372,7 +1362,7 @@ impl<T: 'static> Iterator for Drain<'_, T> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let (index, tag, slot) = self.raw.next_live::<true>()?;
+        let (index, tag, slot) = self.raw.next_live()?;
         let store = self.raw.store?;
         // SAFETY: a live `T`, unreferenced (the manager is borrowed
         // mutably): moved out once, then its slot vacated.

@@ -115,11 +115,9 @@ const fn page_start(p: usize) -> usize {
 /// pairing with the `Release` that publishes a new slot after its tag and
 /// its page) and a slot's tag (`Acquire`, pairing with `make_live`'s
 /// `Release` after the value is written), so a reader that sees a slot
-/// live sees its value. A tag is accessed atomically, but for plain reads
-/// under the manager's `&mut` (the walks of `iter_mut`, `drain` and
-/// `retain`), which happen after every atomic access to it; the value and
-/// the link of a slot are written only while it is vacant (no reader's
-/// handle matches it then), so no access races.
+/// live sees its value. A tag is only ever accessed atomically; the
+/// value and the link of a slot are written only while it is vacant (no
+/// reader's handle matches it then), so no access races.
 pub(crate) struct RawStore {
     type_id: TypeId,
     /// The type's name, for `Debug`.
@@ -444,8 +442,7 @@ impl RawStore {
     #[inline(always)]
     unsafe fn tag_cell<'a>(slot: NonNull<u8>) -> &'a AtomicU32 {
         // SAFETY: the caller's guarantee: 4 bytes aligned to 4 at the slot's
-        // start, on a page that outlives the use, accessed atomically (or
-        // read plainly only under `&mut`, see the type: no race).
+        // start, on a page that outlives the use, accessed only atomically.
         unsafe { AtomicU32::from_ptr(slot.cast::<u32>().as_ptr()) }
     }
 
