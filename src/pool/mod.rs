@@ -1,0 +1,579 @@
+//! The one pool: one size class, an intrusive free list, chunks that grow.
+//!
+//! This is the raw core behind `PoolBox`, `Block` and the `Allocator`. A
+//! [`Pool`] hands out blocks of one size; it knows nothing of types.
+//! Allocation pops the free list, freeing pushes it — both O(1), the list
+//! unordered. When the list is empty the next never-used block of the
+//! newest chunk is handed out (a bump, inline); when that chunk is used up
+//! the cold [`refill`](growth::refill) takes a reserved spare chunk or
+//! allocates a new one, each new one twice the size of the last up to the
+//! cap.
+//!
+//! Because never-used blocks are only taken when the free list is empty, the
+//! blocks ever handed out from the current chunks were all live at once at
+//! that moment: their count is the high-water mark of live blocks, known
+//! without a single instruction on the fast path.
+//!
+//! A pool is found from any of its blocks through the chunk header (see
+//! [`chunk`]), so pools live at fixed heap addresses inside
+//! the heap context (`heap::Heap`) and never move.
+//!
+//! One file per concern, as mimalloc has one per concept; every `unsafe`
+//! block of them argues from the invariant stated once, on [`Pool`]:
+//!
+//! - this file: the [`Pool`] type, its invariant and accounting identity,
+//!   [`Pool::new`], the inline fast paths (`alloc`, the bump, `free`) and the
+//!   counters;
+//! - [`chunk_header`]: the header at the start of every chunk, and the one
+//!   walk and the one unlink of the chunk lists;
+//! - [`growth`]: the cold slow path — a spare or new chunk, `reserve`;
+//! - [`trim`]: giving memory back — `trim`, `recycle` (and the recycle of an
+//!   emptied pool), `release_chunks`;
+//! - [`remote`]: frees from other threads (a shared manager's), compiled
+//!   with `std` but for the owner's `collect`;
+//! - [`check`]: the invariant walker behind `is_consistent`, in a file of
+//!   its own but compiled always (the public `MemoryManager::is_consistent`
+//!   calls it).
+
+use core::cell::Cell;
+
+use core::ptr::{self, NonNull};
+
+use crate::budget::Budget;
+use crate::chunk;
+use crate::fill;
+use crate::size_class::natural_align;
+use crate::sync::{Counter, Inbound};
+use crate::system::Fallback;
+use crate::Error;
+
+mod check;
+mod chunk_header;
+mod growth;
+mod remote;
+mod trim;
+
+use chunk_header::{ChunkHeader, Link};
+use remote::Remote;
+pub(crate) use remote::UNOWNED;
+
+/// Chunk sizes a manager's pools grow with, and its byte budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChunkConfig {
+    /// Size of each pool's first chunk.
+    pub(crate) initial: usize,
+    /// Largest chunk size; chunks double until they reach it.
+    pub(crate) max: usize,
+}
+
+/// A free block, seen as a free-list node.
+#[repr(C)]
+struct FreeNode {
+    next: *mut FreeNode,
+}
+
+/// One size class's pool. All mutable state is in `Cell`s and
+/// [`Counter`]s: the pool is only ever reached through shared references
+/// (from the manager, and from block pointers via chunk headers), and only
+/// its owner changes it — another thread only pushes a block on
+/// `remote.inbound` (a shared manager's remote free) or reads a counter.
+///
+/// # Invariant
+///
+/// Relied on by every `unsafe` block of the `pool` module's files:
+///
+/// - **Chunks.** Every chunk is a live allocation from
+///   [`ChunkHeader::allocate`], its header's `pool` this pool, with
+///   `first + blocks * block_size <= size`. It is on the chunk list
+///   (`chunks`, through `next`) once, and on exactly one of the spare list
+///   and the used list (`spare` and `used`, through `spare_next`), once.
+///   `chunk_count`, `reserved` and `capacity` are the chunk list's chunks,
+///   bytes and blocks; `spare_blocks` is the spare list's blocks. The pool
+///   does not move while it has a chunk (the headers point at it).
+/// - **Blocks.** Every block of every chunk is exactly one of:
+///   - *live*: handed out, not returned;
+///   - *free*: on the free list (`free`, through the block's first word),
+///     once;
+///   - *remote*: on `remote.inbound`, freed by another thread and not yet
+///     collected (a shared manager's pools only);
+///   - *never used*: in a spare chunk, or in the chunk `fresh` points into
+///     (which is on the used list) at or past `fresh`, `fresh_left` of them.
+///     A used chunk's other blocks were all handed out since it left the
+///     spare list.
+///
+/// # Accounting
+///
+/// With `live = held - guard` ([`live`](Self::live); `guard` is 0 or 1), a
+/// pool only its owner frees into keeps
+///
+/// ```text
+/// capacity = live + free-list length + fresh_left + spare_blocks
+/// ```
+///
+/// (what `accounting` in [`check`] checks). A shared manager's pool
+/// (`remote.owner` not null) still counts in `held` the blocks other threads
+/// freed into it (on `inbound`, or on the free list once collected): the
+/// freeing thread counts each in its own heap's `remote_out` (a free into
+/// the central heap, in the manager's `lost`). So the identity holds per
+/// class over all the manager's heaps, each collected first:
+///
+/// ```text
+/// Σ capacity = Σ (live − remote_out) + Σ (free-list length + fresh_left + spare_blocks)
+/// ```
+///
+/// (what `SharedManager::is_consistent` checks). The blocks handed out
+/// from the current chunks, `capacity − fresh_left − spare_blocks`, were
+/// all live at once (see [`peak`](Self::peak)).
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct Pool {
+    /// Head of the free list, or null. Hot: first field.
+    free: Cell<*mut FreeNode>,
+    /// Blocks handed out, ever.
+    allocs: Counter,
+    /// Block size in bytes (a multiple of 8).
+    block_size: usize,
+    /// Blocks live, plus `guard` (not next to `allocs`: the two counters
+    /// would be merged into one vector add, four instructions for two). A
+    /// free that brings it to zero finds the pool empty after more than one
+    /// chunk's worth of blocks was handed out since it was last recycled,
+    /// and recycles it (see [`emptied`](trim::emptied)).
+    held: Counter,
+    /// 1 while at most one chunk's blocks have been handed out since the
+    /// pool was made or last recycled, else 0: a small pool (one object
+    /// allocated and freed, over and over) never takes the cold path.
+    guard: Counter,
+    /// Offset of the first block in every chunk.
+    first_offset: usize,
+    /// Next never-used block of the newest chunk.
+    fresh: Cell<*mut u8>,
+    /// Never-used blocks left in the newest chunk.
+    fresh_left: Counter,
+    /// Chunks with only never-used blocks (reserved, or recycled), linked
+    /// through `spare_next`, in the order they are to be used.
+    spare: Cell<*mut ChunkHeader>,
+    /// Chunks taken off the spare list (or made) since the pool was last
+    /// recycled, the newest first, linked through `spare_next`: what a
+    /// recycle puts back, so that it costs the chunks used, not all.
+    used: Cell<*mut ChunkHeader>,
+    /// Blocks in the spare chunks.
+    spare_blocks: Counter,
+    /// Size of the next chunk to allocate.
+    next_chunk_size: Cell<usize>,
+    /// Chunk size cap.
+    max_chunk_size: usize,
+    /// Smallest chunk (the first one's size): the floor when a budget makes
+    /// the pool grow by less than the next size.
+    min_chunk_size: usize,
+    /// Newest chunk; each header links to the one before.
+    chunks: Cell<*mut ChunkHeader>,
+    /// Number of chunks.
+    chunk_count: Counter,
+    /// Bytes of all chunks.
+    reserved: Counter,
+    /// Blocks in all chunks.
+    capacity: Counter,
+    /// High-water mark of live blocks saved before chunks were released.
+    peak: Counter,
+    /// Blocks of this class the owner freed into other heaps' pools (see
+    /// [`Pool::remote_out`]).
+    remote_out: Counter,
+    /// Live blocks that a collection holds (the `Allocator`
+    /// implementation's), counted apart from boxes in the stats, off every
+    /// box's path.
+    tally: Counter,
+    /// The manager's fallback record (budget and chunk map); outlives the
+    /// pool.
+    fallback: NonNull<Fallback>,
+    /// `block_size` is an odd number shifted left by `shift`, and `inverse`
+    /// is that odd number's inverse modulo 2^`usize::BITS`: a block's index
+    /// from its offset in the chunk, without a division.
+    shift: u32,
+    /// See `shift`.
+    inverse: usize,
+    /// Checked [`Block`](crate::Block)s of this class handed out, ever
+    /// (they live in the class's byte store, see `checked.rs`; the class's
+    /// counts are kept here).
+    checked_allocs: Counter,
+    /// Most checked blocks of this class live at once.
+    checked_peak: Counter,
+    /// What other threads touch: on a cache line of its own, so that remote
+    /// frees neither slow the owner's fast path nor wait for its writes.
+    remote: Remote,
+}
+
+/// The inverse of odd `d` modulo 2^`usize::BITS`, by Newton's iteration
+/// (each step doubles the correct low bits, from 3).
+const fn inverse_of(d: usize) -> usize {
+    let mut x = d;
+    let mut i = 0;
+    while i < 6 {
+        x = x.wrapping_mul(2usize.wrapping_sub(d.wrapping_mul(x)));
+        i += 1;
+    }
+    x
+}
+
+impl Pool {
+    /// A pool of `block_size`-byte blocks, with no chunk yet.
+    pub(crate) fn new(
+        block_size: usize,
+        config: ChunkConfig,
+        fallback: NonNull<Fallback>,
+        (tid, class, owner): (u32, usize, *const ()),
+    ) -> Pool {
+        let align = natural_align(block_size);
+        let first_offset = chunk::first_block_offset(align);
+        let smallest = first_offset + block_size;
+        let initial = config.initial.max(smallest).min(chunk::SEGMENT);
+        let max_chunk_size = config.max.max(initial).min(chunk::SEGMENT);
+        let shift = block_size.trailing_zeros();
+        Pool {
+            free: Cell::new(ptr::null_mut()),
+            allocs: Counter::new(0),
+            held: Counter::new(1),
+            guard: Counter::new(1),
+            block_size,
+            first_offset,
+            fresh: Cell::new(ptr::null_mut()),
+            fresh_left: Counter::new(0),
+            spare: Cell::new(ptr::null_mut()),
+            used: Cell::new(ptr::null_mut()),
+            spare_blocks: Counter::new(0),
+            next_chunk_size: Cell::new(initial),
+            max_chunk_size,
+            min_chunk_size: initial,
+            chunks: Cell::new(ptr::null_mut()),
+            chunk_count: Counter::new(0),
+            reserved: Counter::new(0),
+            capacity: Counter::new(0),
+            peak: Counter::new(0),
+            remote_out: Counter::new(0),
+            tally: Counter::new(0),
+            fallback,
+            shift,
+            inverse: inverse_of(block_size >> shift),
+            checked_allocs: Counter::new(0),
+            checked_peak: Counter::new(0),
+            remote: Remote {
+                inbound: Inbound::new(),
+                tid,
+                class: class as u32,
+                owner,
+            },
+        }
+    }
+
+    /// Pops a block of `block_size` bytes, aligned to its natural alignment;
+    /// the error says why a new chunk could not be had (the budget, or the
+    /// system allocator, with the chunk's own figures).
+    #[inline(always)]
+    pub(crate) fn alloc(&self) -> Result<NonNull<u8>, Error> {
+        let Some(head) = NonNull::new(self.free.get()) else {
+            return self.alloc_fresh();
+        };
+        // SAFETY: every node on the free list is a free block of this pool,
+        // inside a live chunk, whose first word holds the link.
+        self.free.set(unsafe { (*head.as_ptr()).next });
+        self.count_alloc();
+        // SAFETY: a free block of `block_size` bytes, now ours, filled when it
+        // was freed (both calls compile to nothing without the `debug-fill`
+        // feature).
+        unsafe {
+            fill::check_freed(head.cast(), self.block_size);
+            fill::fresh(head.cast(), self.block_size);
+        }
+        Ok(head.cast())
+    }
+
+    /// The other half of [`Pool::alloc`], when the free list is empty: the
+    /// next never-used block of the newest chunk (a bump), inline — after a
+    /// reset or a recycle every allocation comes from here — else the cold
+    /// [`refill`](growth::refill). `#[cold]` only lays it out after the pop,
+    /// so that the pop runs straight through; it is still inlined.
+    #[cold]
+    #[inline(always)]
+    fn alloc_fresh(&self) -> Result<NonNull<u8>, Error> {
+        let left = self.fresh_left.get();
+        if left == 0 {
+            return growth::refill(self);
+        }
+        // SAFETY: `left` is `fresh_left`, and not 0.
+        Ok(unsafe { self.bump(left) })
+    }
+
+    /// Hands out the next never-used block of the newest chunk: the bump,
+    /// written once for [`alloc_fresh`](Self::alloc_fresh) (inline) and
+    /// [`refill`](growth::refill) (after it found a chunk).
+    ///
+    /// # Safety
+    ///
+    /// `left` must be `fresh_left`, and not 0.
+    #[inline(always)]
+    unsafe fn bump(&self, left: usize) -> NonNull<u8> {
+        let block = self.fresh.get();
+        // SAFETY: `fresh_left > 0` (the caller), so `block` is a never-used
+        // block inside a live chunk (not null) and the next one is at most
+        // one past its last block.
+        let block = unsafe {
+            self.fresh.set(block.add(self.block_size));
+            NonNull::new_unchecked(block)
+        };
+        self.fresh_left.set(left - 1);
+        self.count_alloc();
+        // SAFETY: as above, `block_size` bytes that are now ours.
+        unsafe { fill::fresh(block, self.block_size) };
+        block
+    }
+
+    /// Counts a block handed out.
+    #[inline(always)]
+    fn count_alloc(&self) {
+        self.allocs.set(self.allocs.get() + 1);
+        self.held.set(self.held.get() + 1);
+    }
+
+    /// Counts a checked block of this class handed out, `live` of them
+    /// live now.
+    #[inline(always)]
+    pub(crate) fn count_checked(&self, live: usize) {
+        self.checked_allocs.set(self.checked_allocs.get() + 1);
+        self.checked_peak.set(self.checked_peak.get().max(live));
+    }
+
+    /// Checked blocks of this class handed out, ever.
+    pub(crate) fn checked_allocs(&self) -> usize {
+        self.checked_allocs.get()
+    }
+
+    /// Most checked blocks of this class live at once.
+    pub(crate) fn checked_peak(&self) -> usize {
+        self.checked_peak.get()
+    }
+
+    /// Live blocks of this pool that a collection holds.
+    pub(crate) fn tally(&self) -> usize {
+        self.tally.get()
+    }
+
+    /// Counts one more (`up`) or one fewer block in [`tally`](Self::tally).
+    #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // the `Allocator` impl's
+    #[inline(always)]
+    pub(crate) fn count_tally(&self, up: bool) {
+        let t = self.tally.get();
+        self.tally.set(if up { t + 1 } else { t.saturating_sub(1) });
+    }
+
+    /// Returns a block to the pool that owns it.
+    ///
+    /// # Safety
+    ///
+    /// `block` must come from [`Pool::alloc`] of a pool that is still alive,
+    /// and must not have been freed since; nothing may use it afterwards.
+    #[inline(always)]
+    pub(crate) unsafe fn free(block: NonNull<u8>) {
+        // SAFETY: the caller guarantees `block` is a live block of a live pool.
+        unsafe { Pool::of(block) }.push(block);
+    }
+
+    /// The pool that owns `block`.
+    ///
+    /// # Safety
+    ///
+    /// `block` must be a block of a pool that is still alive.
+    #[inline(always)]
+    pub(crate) unsafe fn of<'a>(block: NonNull<u8>) -> &'a Pool {
+        // SAFETY: `block` lies in a live chunk (caller), whose header holds a
+        // pointer to its pool; pools outlive their chunks and never move. A
+        // raw read of the one field, no reference to the header: the owner
+        // may be writing the header's scratch word meanwhile (`trim`).
+        unsafe { (*ptr::addr_of!((*ChunkHeader::of(block).as_ptr()).pool)).as_ref() }
+    }
+
+    /// Returns `block`, a block of this pool, to the free list (the
+    /// owner's free); recycles the pool if it is now empty after real use.
+    #[inline(always)]
+    pub(crate) fn push(&self, block: NonNull<u8>) {
+        let node = block.cast::<FreeNode>();
+        // SAFETY: `block` is a block of this pool that its owner gave back, so
+        // its `block_size` bytes are ours, and its first word (blocks are at
+        // least 8 bytes, aligned to 8) is ours to use as the link.
+        unsafe {
+            fill::freed(block, self.block_size);
+            node.write(FreeNode {
+                next: self.free.get(),
+            })
+        };
+        self.free.set(node.as_ptr());
+        let held = self.held.get() - 1;
+        self.held.set(held);
+        if held == 0 {
+            trim::emptied(self);
+        }
+    }
+
+    /// The manager's name, if it has one.
+    pub(crate) fn name(&self) -> Option<&'static str> {
+        self.fallback().name
+    }
+
+    /// The manager's fallback record, as a pointer.
+    pub(crate) fn fallback_ptr(&self) -> NonNull<Fallback> {
+        self.fallback
+    }
+
+    /// The manager's budget.
+    fn budget(&self) -> &Budget {
+        &self.fallback().budget
+    }
+
+    /// The manager's fallback record.
+    fn fallback(&self) -> &Fallback {
+        // SAFETY: the fallback is freed only after every pool (see
+        // `Heap::drop`).
+        unsafe { self.fallback.as_ref() }
+    }
+
+    /// Blocks handed out and not returned.
+    #[inline]
+    pub(crate) fn live(&self) -> usize {
+        // Saturating: read from another thread (a shared manager's
+        // `stats`), the two counters may be of different moments.
+        self.held.get().saturating_sub(self.guard.get())
+    }
+
+    /// Blocks handed out, ever.
+    #[inline]
+    pub(crate) fn allocs(&self) -> usize {
+        self.allocs.get()
+    }
+
+    /// Blocks returned, ever (a reset returns every live one).
+    #[inline]
+    pub(crate) fn frees(&self) -> usize {
+        self.allocs.get().saturating_sub(self.live())
+    }
+
+    /// The most blocks that were live at once.
+    pub(crate) fn peak(&self) -> usize {
+        // Never-used blocks are taken only when the free list is empty, so
+        // every block ever handed out from the current chunks was live at
+        // that moment; `peak` keeps the figure across released chunks.
+        // (Saturating, as in `live`.)
+        let touched = self
+            .capacity
+            .get()
+            .saturating_sub(self.fresh_left.get())
+            .saturating_sub(self.spare_blocks.get());
+        self.peak.get().max(touched)
+    }
+
+    /// Block size in bytes.
+    #[inline]
+    pub(crate) fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    /// Blocks in all chunks (live, free, and never used).
+    #[inline]
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity.get()
+    }
+
+    /// Number of chunks.
+    #[inline]
+    pub(crate) fn chunk_count(&self) -> usize {
+        self.chunk_count.get()
+    }
+
+    /// Bytes of all chunks.
+    #[inline]
+    pub(crate) fn reserved(&self) -> usize {
+        self.reserved.get()
+    }
+
+    /// The chunks, newest first.
+    fn chunk_list(&self) -> impl Iterator<Item = NonNull<ChunkHeader>> + '_ {
+        // SAFETY: the chunk list holds live chunks of this pool (the
+        // invariant); a chunk leaves it (to be released) only in `trim` and
+        // `release_chunks`, while no walk of it is under way.
+        unsafe { ChunkHeader::list(self.chunks.get(), Link::Next) }
+    }
+
+    /// The free list, head first.
+    fn free_list(&self) -> impl Iterator<Item = NonNull<FreeNode>> + '_ {
+        let mut node = self.free.get();
+        core::iter::from_fn(move || {
+            let n = NonNull::new(node)?;
+            // SAFETY: every node on the free list is a free block of a live
+            // chunk whose first word holds the link.
+            node = unsafe { n.as_ref() }.next;
+            Some(n)
+        })
+    }
+}
+
+/// The chunk sizes of the pool tests: small, so that a few hundred blocks
+/// take several chunks.
+#[cfg(test)]
+const SMALL: ChunkConfig = ChunkConfig {
+    initial: 4096,
+    max: 16384,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DefaultClasses;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn alloc_and_free_keep_the_pool_valid() {
+        let pools = crate::heap::Heap::<DefaultClasses>::new(SMALL, None, None);
+        let pool = pools.get(3); // 64 bytes
+        let n = if cfg!(miri) { 300 } else { 3000 };
+        let blocks: Vec<_> = (0..n).map(|_| pool.alloc().unwrap()).collect();
+        assert!(pool.is_valid());
+        assert_eq!(pool.live(), n);
+        for b in &blocks {
+            assert_eq!(b.as_ptr() as usize % 64, 0);
+            // SAFETY: `b` came from the pool above and is live.
+            assert!(core::ptr::eq(unsafe { Pool::of(*b) }, pool));
+        }
+        for b in blocks.iter().step_by(2) {
+            // SAFETY: each block is freed once.
+            unsafe { Pool::free(*b) };
+        }
+        assert!(pool.is_valid());
+        assert_eq!(pool.live(), n - n.div_ceil(2));
+        for b in blocks.iter().skip(1).step_by(2) {
+            // SAFETY: each block is freed once.
+            unsafe { Pool::free(*b) };
+        }
+        assert!(pool.is_valid());
+        assert_eq!(pool.live(), 0);
+    }
+
+    #[test]
+    fn a_freed_block_is_reused_first() {
+        let pools = crate::heap::Heap::<DefaultClasses>::new(SMALL, None, None);
+        let pool = pools.get(1);
+        let a = pool.alloc().unwrap();
+        let _b = pool.alloc().unwrap();
+        // SAFETY: `a` is live and freed once.
+        unsafe { Pool::free(a) };
+        assert_eq!(pool.alloc(), Ok(a));
+    }
+
+    #[test]
+    fn the_inverse_turns_an_offset_into_an_index_for_every_class_size() {
+        for size in (8..=crate::MAX_CLASS_SIZE).step_by(8) {
+            let shift = size.trailing_zeros();
+            let inverse = inverse_of(size >> shift);
+            assert_eq!((size >> shift).wrapping_mul(inverse), 1, "size {size}");
+            for index in [0, 1, 2, 1000, (chunk::SEGMENT / size).max(3) - 1] {
+                assert_eq!(((index * size) >> shift).wrapping_mul(inverse), index);
+            }
+        }
+    }
+}

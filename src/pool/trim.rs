@@ -1,0 +1,352 @@
+//! Giving memory back, and starting over: [`Pool::trim`] releases the
+//! chunks with no live block, [`Pool::recycle`] forgets every block and
+//! keeps the chunks (a reset, or a pool emptied after real use:
+//! [`emptied`]), [`Pool::release_chunks`] frees them all (drop).
+
+use core::ptr::{self, NonNull};
+
+use super::chunk_header::{ChunkHeader, Link};
+use super::{FreeNode, Pool};
+use crate::fill;
+
+impl Pool {
+    /// Releases every chunk with no live block (spare chunks included) and
+    /// returns the bytes given back. O(chunks + free blocks).
+    pub(crate) fn trim(&self) -> usize {
+        self.collect();
+        self.peak.set(self.peak());
+        // 1. Count free blocks per chunk, in the headers' scratch words.
+        for c in self.chunk_list() {
+            // SAFETY: a live chunk of this pool; nothing else holds a
+            // reference to its header now.
+            unsafe { (*c.as_ptr()).scratch = 0 };
+        }
+        for n in self.free_list() {
+            // SAFETY: a free block lies in a live chunk of this pool.
+            unsafe { (*ChunkHeader::of(n.cast()).as_ptr()).scratch += 1 };
+        }
+        // 2. Mark the chunks whose blocks are all free or never used.
+        let fresh_chunk = if self.fresh_left.get() > 0 {
+            // SAFETY: `fresh` points at a never-used block of a live chunk.
+            Some(unsafe { ChunkHeader::of(NonNull::new_unchecked(self.fresh.get())) })
+        } else {
+            None
+        };
+        // SAFETY: the spare list holds live chunks of this pool, its links
+        // unchanged by the walk.
+        for s in unsafe { ChunkHeader::list(self.spare.get(), Link::Spare) } {
+            // SAFETY: a spare chunk of this pool: it holds no block ever
+            // handed out, so it is released.
+            unsafe { (*s.as_ptr()).scratch = usize::MAX };
+        }
+        for c in self.chunk_list() {
+            // SAFETY: a live chunk of this pool, its fields read and written
+            // in place (no `&mut` to a header another thread may be reading
+            // the pool pointer of, for a remote free).
+            let (scratch, blocks) = unsafe { ((*c.as_ptr()).scratch, (*c.as_ptr()).blocks) };
+            if scratch == usize::MAX {
+                continue;
+            }
+            let untouched = if Some(c) == fresh_chunk {
+                self.fresh_left.get()
+            } else {
+                0
+            };
+            if scratch + untouched == blocks as usize {
+                // SAFETY: as above.
+                unsafe { (*c.as_ptr()).scratch = usize::MAX };
+            }
+        }
+        // 3. Unlink the free blocks of those chunks, keeping the order.
+        let mut prev: Option<NonNull<FreeNode>> = None;
+        let mut node = self.free.get();
+        while let Some(n) = NonNull::new(node) {
+            // SAFETY: `n` is on the free list, so its link word is valid and
+            // its chunk is live.
+            let (next, doomed) = unsafe {
+                (
+                    n.as_ref().next,
+                    ChunkHeader::of(n.cast()).as_ref().scratch == usize::MAX,
+                )
+            };
+            if doomed {
+                match prev {
+                    // SAFETY: `p` is a kept free block; its link is ours.
+                    Some(p) => unsafe { (*p.as_ptr()).next = next },
+                    None => self.free.set(next),
+                }
+            } else {
+                prev = Some(n);
+            }
+            node = next;
+        }
+        if fresh_chunk.is_some_and(|c| {
+            // SAFETY: a live chunk of this pool.
+            unsafe { c.as_ref() }.scratch == usize::MAX
+        }) {
+            self.fresh.set(ptr::null_mut());
+            self.fresh_left.set(0);
+        }
+        self.spare.set(ptr::null_mut());
+        self.spare_blocks.set(0);
+        // The used list keeps the chunks that stay.
+        let is_doomed = |c: NonNull<ChunkHeader>| {
+            // SAFETY: a live chunk of this pool.
+            unsafe { (*c.as_ptr()).scratch == usize::MAX }
+        };
+        // SAFETY: the used list's head is the pool's, its chunks live chunks
+        // of this pool whose links are the owner's; chunks are only unlinked
+        // here, none released yet.
+        unsafe { ChunkHeader::unlink_if(self.used.as_ptr(), Link::Spare, is_doomed) };
+        // 4. Unlink them onto a list of their own, the pool's figures
+        // following; then, the pool consistent without them, release them
+        // (the system allocator may call this manager: the re-entrancy rule).
+        let mut released = 0;
+        let mut doomed: *mut ChunkHeader = ptr::null_mut();
+        let take = |c: NonNull<ChunkHeader>| {
+            if !is_doomed(c) {
+                return false;
+            }
+            let h = c.as_ptr();
+            // SAFETY: a live chunk of this pool whose link `unlink_if` has
+            // read: it is ours to relink, onto `doomed`, once.
+            let (size, blocks) = unsafe {
+                (*h).next = doomed;
+                ((*h).size, (*h).blocks as usize)
+            };
+            doomed = h;
+            released += size;
+            self.chunk_count.set(self.chunk_count.get() - 1);
+            self.reserved.set(self.reserved.get() - size);
+            self.capacity.set(self.capacity.get() - blocks);
+            true
+        };
+        // SAFETY: the chunk list's head is the pool's, its chunks live chunks
+        // of this pool whose links are the owner's; each doomed chunk moves
+        // from the pool's list to `doomed` once.
+        unsafe { ChunkHeader::unlink_if(self.chunks.as_ptr(), Link::Next, take) };
+        // The chunk map forgets them now that the pool is consistent
+        // without them (its storage may be freed: the allocator may call
+        // this manager).
+        let me = NonNull::from(self);
+        let map_bytes = self.fallback().chunks.remove_if(self.budget(), |c| {
+            // SAFETY: the map holds only live chunks of this manager's pools
+            // (the doomed ones still allocated, on `doomed`).
+            let h = unsafe { c.cast::<ChunkHeader>().as_ref() };
+            h.pool == me && h.scratch == usize::MAX
+        });
+        self.budget().credit(released);
+        self.release_list(doomed);
+        released + map_bytes
+    }
+
+    /// Frees the chunks of a list linked through `next` (taken off the
+    /// Frees the chunks of a list linked through `next` (taken off the
+    /// pool, whose figures no longer count them).
+    fn release_list(&self, list: *mut ChunkHeader) {
+        let source = self.fallback().kind.source;
+        // SAFETY: the list holds live chunks of this pool that nothing refers
+        // to any more, each once; the walk reads a chunk's link before it
+        // yields the chunk, so the loop may free it.
+        for chunk in unsafe { ChunkHeader::list(list, Link::Next) } {
+            // SAFETY: as above: released once, and none of its blocks is
+            // used again.
+            unsafe { ChunkHeader::release(chunk, source) };
+        }
+    }
+
+    /// Forgets every block at once and keeps every chunk as never-used
+    /// capacity: the chunks used since the last recycle go back to the front
+    /// of the spare list, in the order they were first used (a trim releases
+    /// them). Every block still handed out counts as freed. O(chunks used
+    /// since the last recycle), no call to the system allocator.
+    ///
+    /// With `debug-fill`, first looks for a free block written after it was
+    /// freed (the bump that hands the blocks out again does not check), and
+    /// returns it for the caller to panic with once everything is in order.
+    ///
+    /// # Safety
+    ///
+    /// No block of this pool handed out before may be used afterwards.
+    #[must_use]
+    pub(crate) unsafe fn recycle(&self) -> Option<fill::Written> {
+        let written = if cfg!(feature = "debug-fill") {
+            self.free_list().find_map(|n| {
+                // SAFETY: a free block of this pool, filled when it was freed.
+                unsafe { fill::written(n.cast(), self.block_size) }
+            })
+        } else {
+            None
+        };
+        self.peak.set(self.peak());
+        let used = self.used.replace(ptr::null_mut());
+        // SAFETY: the used list held live chunks of this pool; the walk reads
+        // a chunk's link before it yields the chunk, so the loop may relink
+        // it.
+        for chunk in unsafe { ChunkHeader::list(used, Link::Spare) } {
+            // SAFETY: a live chunk of this pool, off the used list: it moves
+            // to the spare list (the newest used goes first, so the oldest
+            // ends up in front).
+            let blocks = unsafe {
+                (*chunk.as_ptr()).spare_next = self.spare.get();
+                (*chunk.as_ptr()).blocks as usize
+            };
+            self.spare_blocks.set(self.spare_blocks.get() + blocks);
+            self.spare.set(chunk.as_ptr());
+        }
+        debug_assert_eq!(self.spare_blocks.get(), self.capacity.get());
+        // SAFETY: every chunk is spare, so every block is never used; no
+        // block handed out before is used again (the caller's guarantee, or
+        // `held` reached zero, which a block pushed by another thread and
+        // not yet collected would keep above zero: no remote free is on the
+        // inbound list or in flight).
+        unsafe { self.forget_blocks() };
+        written
+    }
+
+    /// Frees every chunk; every block still handed out counts as freed.
+    ///
+    /// # Safety
+    ///
+    /// No block of this pool may be used afterwards.
+    pub(crate) unsafe fn release_chunks(&self) {
+        self.peak.set(self.peak());
+        let chunks = self.chunks.replace(ptr::null_mut());
+        self.budget().credit(self.reserved.get());
+        // SAFETY: no block is used afterwards (the caller), and the chunks
+        // are taken off every list just below.
+        unsafe { self.forget_blocks() };
+        self.spare.set(ptr::null_mut());
+        self.used.set(ptr::null_mut());
+        self.spare_blocks.set(0);
+        self.chunk_count.set(0);
+        self.reserved.set(0);
+        self.capacity.set(0);
+        // The pool is empty and consistent: the chunks go last (the
+        // caller guarantees no block is used afterwards).
+        self.release_list(chunks);
+    }
+
+    /// Forgets every block: none is live, free, remote or never used any
+    /// more, and the counts start over as a new pool's (`guard` 1); the
+    /// chunks stay where they are. What [`recycle`](Self::recycle) and
+    /// [`release_chunks`](Self::release_chunks) both reset, written once.
+    ///
+    /// # Safety
+    ///
+    /// No block of this pool handed out before may be used afterwards, no
+    /// remote free may be in flight, and before the pool is used again its
+    /// chunks must all be spare (`recycle`) or gone (`release_chunks`).
+    unsafe fn forget_blocks(&self) {
+        self.remote.inbound.clear();
+        self.free.set(ptr::null_mut());
+        self.fresh.set(ptr::null_mut());
+        self.fresh_left.set(0);
+        self.guard.set(1);
+        self.held.set(1);
+        self.tally.set(0);
+    }
+}
+
+/// The cold half of [`Pool::free`]: the last live block of a pool that
+/// handed out more than one chunk's worth since it was last recycled was
+/// just freed. Every block is free, so the pool is recycled: its free list —
+/// blocks in the order the program freed them, scattered over its chunks —
+/// is dropped, and the next allocations take never-used blocks again, one
+/// after the other in address order, as they did the first time. A program
+/// that allocates a batch (a tree, a frame's objects, a parsed document) and
+/// frees all of it then reuses memory as an arena would. O(chunks), no call
+/// to the system allocator.
+#[cold]
+#[inline(never)]
+pub(super) fn emptied(pool: &Pool) {
+    // SAFETY: no block of the pool is live (`held` is 0 with `guard` 0), so
+    // none handed out before may be used again.
+    if let Some(written) = unsafe { pool.recycle() } {
+        // (The pool is recycled already: it carries on after the panic.)
+        written.panic();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::SMALL;
+    use super::*;
+    use crate::DefaultClasses;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn a_pool_emptied_after_more_than_a_chunk_is_recycled_in_address_order() {
+        let pools = crate::heap::Heap::<DefaultClasses>::new(SMALL, None, None);
+        let pool = pools.get(3); // 64 bytes: 62 blocks in the first chunk
+        let first: Vec<_> = (0..200).map(|_| pool.alloc().unwrap()).collect();
+        let (chunks, reserved) = (pool.chunk_count(), pool.reserved());
+        // Freed in a scattered order: the free list would hand them out so.
+        for i in (0..200).map(|i| (i * 37) % 200) {
+            // SAFETY: live, freed once (37 is prime to 200).
+            unsafe { Pool::free(first[i]) };
+        }
+        assert!(pool.is_valid());
+        assert_eq!((pool.live(), pool.frees(), pool.peak()), (0, 200, 200));
+        // Recycled: the same blocks again, one after the other from the
+        // first chunk, and no chunk allocated or released.
+        let again: Vec<_> = (0..200).map(|_| pool.alloc().unwrap()).collect();
+        assert_eq!(again, first);
+        assert_eq!((pool.chunk_count(), pool.reserved()), (chunks, reserved));
+        assert!(pool.is_valid());
+        assert_eq!((pool.live(), pool.allocs(), pool.peak()), (200, 400, 200));
+        for b in again {
+            // SAFETY: live, freed once.
+            unsafe { Pool::free(b) };
+        }
+    }
+
+    #[test]
+    fn a_small_pool_emptied_keeps_its_free_list() {
+        let pools = crate::heap::Heap::<DefaultClasses>::new(SMALL, None, None);
+        let pool = pools.get(3);
+        let a = pool.alloc().unwrap();
+        let b = pool.alloc().unwrap();
+        // SAFETY: live, freed once each.
+        unsafe {
+            Pool::free(a);
+            Pool::free(b);
+        }
+        // One chunk's worth at most: no recycle, last freed first out.
+        assert_eq!(pool.alloc(), Ok(b));
+        assert_eq!(pool.live(), 1);
+    }
+
+    #[test]
+    fn a_recycle_puts_back_the_chunks_used_since_the_last_in_their_order() {
+        /// Allocates `n` blocks, frees them in order, returns them.
+        fn batch(pool: &Pool, n: usize) -> Vec<NonNull<u8>> {
+            let v: Vec<_> = (0..n).map(|_| pool.alloc().unwrap()).collect();
+            for b in &v {
+                // SAFETY: live, freed once.
+                unsafe { Pool::free(*b) };
+            }
+            v
+        }
+        let mut pools = crate::heap::Heap::<DefaultClasses>::new(SMALL, None, None);
+        // A big batch makes many chunks; emptied, it is recycled.
+        let big = batch(pools.get(3), 2000); // 62 blocks in the first chunk
+        let chunks = pools.get(3).chunk_count();
+        assert!(chunks > 5 && pools.get(3).is_valid());
+        // Small batches (just over the first chunk) recycle only the two
+        // chunks they used, and keep the order the big batch had.
+        for _ in 0..3 {
+            assert_eq!(batch(pools.get(3), 100), big[..100]);
+            assert!(pools.get(3).is_valid());
+        }
+        assert_eq!(batch(pools.get(3), 2000), big);
+        // Reset and trim keep the lists whole.
+        let _live = pools.get(3).alloc().unwrap();
+        assert!(pools.reset().is_none());
+        let pool = pools.get(3);
+        assert!(pool.is_valid());
+        assert_eq!(batch(pool, 100), big[..100]);
+        assert!(pool.trim() > 0 && pool.is_valid());
+        assert_eq!(pool.chunk_count(), 0);
+    }
+}
