@@ -17,6 +17,12 @@ fn a_box_sent_to_another_thread_is_dropped_there_and_reused_here() {
     let first = MM.alloc(1u64);
     let addr = (&*first as *const u64).addr();
     thread::spawn(move || assert_eq!(*first, 1)).join().unwrap();
+    if crate::PASS_THROUGH {
+        // No pools: the block went back to the system allocator, whose reuse
+        // of an address freed on another thread is its own affair (glibc's
+        // per-thread caches made this flaky: seen failing 1 run in 3).
+        return;
+    }
     // Freed remotely into this thread's heap; after enough allocations to
     // use up the chunk, the owner collects it and hands it out again.
     let mut seen = false;
