@@ -14,7 +14,6 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
 
 use crate::shared::{self, SharedManager};
-use crate::size_class::{route, Route, SizeClasses};
 use crate::{Stats, WideClasses};
 
 /// A global allocator on memory_mgr: `#[global_allocator] static GLOBAL:
@@ -175,16 +174,9 @@ unsafe impl GlobalAlloc for Global {
         // SAFETY: the caller guarantees `new_size`, rounded up to the
         // alignment, does not overflow `isize`, so the layout is valid.
         let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-        let table = <WideClasses as SizeClasses>::TABLE;
-        match (
-            route(table, layout.size(), layout.align()),
-            route(table, new_size, layout.align()),
-        ) {
-            (Route::Pool(a), Route::Pool(b)) if a == b => return ptr,
-            (Route::System, Route::System) if crate::system::same_allocation(layout, new) => {
-                return ptr
-            }
-            _ => {}
+        // The heap's resize rule: the same class, or the same large class.
+        if crate::heap::in_place::<WideClasses>(layout, new).is_some() {
+            return ptr;
         }
         // SAFETY: `new` has a non-zero size (the caller's guarantee).
         let fresh = unsafe { self.alloc(new) };

@@ -184,7 +184,20 @@ impl<C: SizeClasses> Heap<C> {
     pub(crate) fn get(&self, class: usize) -> &Pool {
         assert!(class < C::TABLE.len(), "size class out of range");
         // SAFETY: there are `C::TABLE.len()` pools, alive as long as `self`.
-        unsafe { &*self.pools.as_ptr().add(class) }
+        unsafe { Self::pool_at(self.pools, class) }
+    }
+
+    /// Pool `class` of the heap whose pools are at `pools` (what
+    /// [`Heap::into_raw`] gave), without taking the heap back: a heap's
+    /// pools are an array, one per class, smallest first.
+    ///
+    /// # Safety
+    ///
+    /// `pools` must be a live `Heap<C>`'s pools, and `class` a class of `C`.
+    #[inline(always)]
+    pub(crate) unsafe fn pool_at<'a>(pools: NonNull<Pool>, class: usize) -> &'a Pool {
+        // SAFETY: the caller's guarantee: pool `class` of the array.
+        unsafe { &*pools.as_ptr().add(class) }
     }
 
     /// The fallback counters.
@@ -245,6 +258,206 @@ fn reservable(additional: usize, block_size: usize, align: usize) -> Result<(), 
     }
 }
 
+// ----- the dispatcher: the one place that decides pool or large path ------
+
+/// What an allocation is for: the dispatcher's const parameter (as
+/// mimalloc funnels every allocation through one function with flags). It
+/// decides how a pool block is counted and which large path serves the
+/// rest.
+pub(crate) type For = u8;
+
+/// A box's (typed values, slices, `Global`'s): a plain pool block, or a
+/// typed system allocation found again from its footer.
+pub(crate) const BOX: For = 0;
+
+/// A collection's (the `Allocator` implementation): a pool block counted
+/// apart from boxes, or a registered system allocation.
+pub(crate) const COLLECTION: For = 1;
+
+/// What is asked for: a layout known at run time, or one `T`'s, whose
+/// route is a compile-time constant.
+pub(crate) trait Request: Copy {
+    /// The layout asked for.
+    fn layout(self) -> Layout;
+    /// Where it goes with class table `C`: the pool-or-large decision,
+    /// made here alone (see [`route`]).
+    fn route<C: SizeClasses>(self) -> Route;
+}
+
+impl Request for Layout {
+    #[inline(always)]
+    fn layout(self) -> Layout {
+        self
+    }
+
+    #[inline(always)]
+    fn route<C: SizeClasses>(self) -> Route {
+        route(C::TABLE, self.size(), self.align())
+    }
+}
+
+/// A request for one `T`: its class is a constant of `T`, so its
+/// allocation is a pop from a known pool.
+pub(crate) struct One<T>(PhantomData<fn() -> T>);
+
+impl<T> One<T> {
+    /// The request.
+    pub(crate) const NEW: Self = One(PhantomData);
+}
+
+impl<T> Clone for One<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for One<T> {}
+
+impl<T> Request for One<T> {
+    #[inline(always)]
+    fn layout(self) -> Layout {
+        Layout::new::<T>()
+    }
+
+    #[inline(always)]
+    fn route<C: SizeClasses>(self) -> Route {
+        const { route(C::TABLE, size_of::<T>(), align_of::<T>()) }
+    }
+}
+
+/// Where the dispatcher takes memory from: a manager's heap, a shared
+/// manager (this thread's heap, the central heap for what is large), or the
+/// manager that made an allocation.
+pub(crate) trait Serve<C: SizeClasses> {
+    /// A block of pool `class`, for `FOR`.
+    fn class<const FOR: For>(&self, class: usize) -> Result<NonNull<u8>, Error>;
+
+    /// A large allocation of `layout` (above every class, or any size in
+    /// pass-through mode), for `FOR`.
+    fn large<const FOR: For>(&self, layout: Layout) -> Result<NonNull<u8>, Error>;
+
+    /// What a zero-sized request of `layout` gets: by default a dangling
+    /// pointer aligned to `layout.align()`.
+    #[inline(always)]
+    fn zero(&self, layout: Layout) -> NonNull<u8> {
+        dangling(layout)
+    }
+}
+
+/// Where the dispatcher gives memory back to.
+pub(crate) trait Release<C: SizeClasses> {
+    /// Frees `ptr`, a block of pool `class`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be a live block of class `class` of a live manager that
+    /// this side frees for, not used afterwards.
+    unsafe fn class(&self, ptr: NonNull<u8>, class: usize);
+
+    /// Frees `ptr`, a large allocation of `layout`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be a live large allocation of `layout` of a live manager
+    /// that this side frees for, not used afterwards.
+    unsafe fn large(&self, ptr: NonNull<u8>, layout: Layout);
+}
+
+/// The dispatcher: room for `req`, for `FOR`, from `from` — a pool block,
+/// a large allocation, or (zero size) what `from` gives for nothing. Every
+/// allocation of the crate goes through here.
+#[inline(always)]
+pub(crate) fn alloc<C: SizeClasses, const FOR: For>(
+    from: &impl Serve<C>,
+    req: impl Request,
+) -> Result<NonNull<u8>, Error> {
+    let layout = req.layout();
+    match req.route::<C>() {
+        Route::Zero => Ok(from.zero(layout)),
+        Route::Pool(class) => from.class::<FOR>(class),
+        Route::System => from.large::<FOR>(layout),
+    }
+}
+
+/// The dispatcher's other half: gives `ptr`, an allocation of `req`, back
+/// to `to`, where [`alloc()`] took it (nothing for a zero size).
+///
+/// # Safety
+///
+/// `ptr` must be a live allocation of `req`'s layout that `to` frees for
+/// (a dangling pointer for a zero size), not used afterwards.
+#[inline(always)]
+pub(crate) unsafe fn free<C: SizeClasses>(
+    to: &impl Release<C>,
+    ptr: NonNull<u8>,
+    req: impl Request,
+) {
+    match req.route::<C>() {
+        Route::Zero => {}
+        // SAFETY: the caller's guarantee, for a block of `class`.
+        Route::Pool(class) => unsafe { to.class(ptr, class) },
+        // SAFETY: the caller's guarantee, for a large allocation.
+        Route::System => unsafe { to.large(ptr, req.layout()) },
+    }
+}
+
+/// The resize rule: whether an allocation of `old` can serve `new` where it
+/// is — the same pool class, or the same large class (the same allocation,
+/// footer in place) — and if so its usable size for `new`.
+#[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // the `Allocator` impl's, `Global`'s
+#[inline(always)]
+pub(crate) fn in_place<C: SizeClasses>(old: Layout, new: Layout) -> Option<usize> {
+    match (old.route::<C>(), new.route::<C>()) {
+        (Route::Pool(a), Route::Pool(b)) if a == b => Some(C::TABLE.size(b)),
+        (Route::System, Route::System) if system::same_allocation(old, new) => Some(new.size()),
+        _ => None,
+    }
+}
+
+/// The fallback records of the manager that made `like`, an allocation of
+/// `layout` (found from its pool or its footer), or `None` for a zero size.
+///
+/// # Safety
+///
+/// `like` must be a live allocation of `layout` made for its route by a
+/// live manager with class table `C`; the records live as long as it.
+#[inline]
+pub(crate) unsafe fn records_of<'a, C: SizeClasses>(
+    like: NonNull<u8>,
+    layout: Layout,
+) -> Option<&'a Fallback> {
+    // SAFETY: the caller's guarantee: the pool or the footer is live, and so
+    // are the records it names.
+    unsafe {
+        match layout.route::<C>() {
+            Route::Zero => None,
+            Route::Pool(_) => Some(Pool::of(like).fallback_ptr().as_ref()),
+            Route::System => Some(system::fallback_of(like, layout)),
+        }
+    }
+}
+
+impl<C: SizeClasses> Serve<C> for Heap<C> {
+    #[inline(always)]
+    fn class<const FOR: For>(&self, class: usize) -> Result<NonNull<u8>, Error> {
+        let pool = self.get(class);
+        let block = pool.alloc()?;
+        if FOR == COLLECTION {
+            pool.count_tally(true); // a collection's, counted apart from boxes
+        }
+        Ok(block)
+    }
+
+    #[inline(always)]
+    fn large<const FOR: For>(&self, layout: Layout) -> Result<NonNull<u8>, Error> {
+        if FOR == COLLECTION {
+            system::alloc_registered(self.fallback(), layout)
+        } else {
+            system::alloc_typed(self.fallback(), layout)
+        }
+    }
+}
+
 impl<C: SizeClasses> Heap<C> {
     /// Room for `layout`, routed at run time: a pool block, a typed system
     /// allocation, or (zero size) a dangling pointer aligned to
@@ -252,34 +465,22 @@ impl<C: SizeClasses> Heap<C> {
     /// layout. Behind slices and the `allocator-api2` implementation.
     #[inline]
     pub(crate) fn alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, Error> {
-        match route(C::TABLE, layout.size(), layout.align()) {
-            Route::Zero => Ok(dangling(layout)),
-            Route::Pool(class) => self.get(class).alloc(),
-            Route::System => system::alloc_typed(self.fallback(), layout),
-        }
+        alloc::<C, BOX>(self, layout)
     }
 
     /// Uninitialised room for one `T`: the class is a constant of `T`, so
     /// this is a pop from a known pool. Dangling for a zero-sized `T`.
     #[inline(always)]
     pub(crate) fn alloc_raw<T>(&self) -> Result<NonNull<T>, Error> {
-        let layout = Layout::new::<T>();
-        match const { route(C::TABLE, size_of::<T>(), align_of::<T>()) } {
-            Route::Zero => Ok(NonNull::dangling()),
-            Route::Pool(class) => self.get(class).alloc().map(NonNull::cast),
-            Route::System => system::alloc_typed(self.fallback(), layout).map(NonNull::cast),
-        }
+        alloc::<C, BOX>(self, One::<T>::NEW).map(NonNull::cast)
     }
 
     /// Uninitialised room for `len` elements of `T`; the class is looked up
     /// at run time. Dangling for a zero size.
     #[inline]
     pub(crate) fn alloc_array<T>(&self, len: usize) -> Result<NonNull<T>, Error> {
-        let layout = Layout::array::<T>(len).map_err(|_| Error::LayoutOverflow {
-            size: size_of::<T>().saturating_mul(len),
-            align: align_of::<T>(),
-        })?;
-        self.alloc_layout(layout).map(NonNull::cast)
+        self.alloc_layout(array_layout::<T>(len)?)
+            .map(NonNull::cast)
     }
 
     /// Grows what serves `size` bytes at `align` — the pool, or with
@@ -324,6 +525,15 @@ impl<C: SizeClasses> Heap<C> {
     }
 }
 
+/// The layout of `len` elements of `T`, or the `LayoutOverflow` it is.
+#[inline]
+pub(crate) fn array_layout<T>(len: usize) -> Result<Layout, Error> {
+    Layout::array::<T>(len).map_err(|_| Error::LayoutOverflow {
+        size: size_of::<T>().saturating_mul(len),
+        align: align_of::<T>(),
+    })
+}
+
 /// What a zero-sized allocation of `layout` gets: a dangling pointer
 /// aligned to `layout.align()`, with no provenance (nothing is ever
 /// accessed through it).
@@ -334,6 +544,24 @@ pub(crate) fn dangling(layout: Layout) -> NonNull<u8> {
 
 // ----- by layout alone: boxes find their pool or footer from the pointer --
 
+/// A manager's boxes, freed from the pointer alone: a pool block goes back
+/// to the pool its chunk names, a typed system allocation to the system.
+struct Boxes;
+
+impl<C: SizeClasses> Release<C> for Boxes {
+    #[inline(always)]
+    unsafe fn class(&self, ptr: NonNull<u8>, _class: usize) {
+        // SAFETY: the caller guarantees a live block of a live pool.
+        unsafe { Pool::free(ptr) }
+    }
+
+    #[inline(always)]
+    unsafe fn large(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller guarantees a live typed system allocation.
+        unsafe { system::free_typed(ptr, layout) }
+    }
+}
+
 /// Returns an allocation to where [`route`] says it came from.
 ///
 /// # Safety
@@ -343,12 +571,34 @@ pub(crate) fn dangling(layout: Layout) -> NonNull<u8> {
 /// zero size), and must not be used afterwards.
 #[inline(always)]
 pub(crate) unsafe fn dealloc<C: SizeClasses>(ptr: NonNull<u8>, layout: Layout) {
-    match route(C::TABLE, layout.size(), layout.align()) {
-        Route::Zero => {}
-        // SAFETY: the caller guarantees a live block of a live pool.
-        Route::Pool(_) => unsafe { Pool::free(ptr) },
-        // SAFETY: the caller guarantees a live typed system allocation.
-        Route::System => unsafe { system::free_typed(ptr, layout) },
+    // SAFETY: the caller's guarantee: a box's allocation, freed by pointer.
+    unsafe { free::<C>(&Boxes, ptr, layout) }
+}
+
+/// The manager that made `like`, as the dispatcher's source: a block from
+/// `like`'s own pool, a typed system allocation from its footer's manager,
+/// and (zero size) `like` itself, dangling and aligned.
+struct Like(NonNull<u8>);
+
+impl<C: SizeClasses> Serve<C> for Like {
+    #[inline]
+    fn class<const FOR: For>(&self, _class: usize) -> Result<NonNull<u8>, Error> {
+        // SAFETY: `like` is a live block of a live pool (`alloc_like`'s
+        // caller).
+        unsafe { Pool::of(self.0) }.alloc()
+    }
+
+    #[inline]
+    fn large<const FOR: For>(&self, layout: Layout) -> Result<NonNull<u8>, Error> {
+        // SAFETY: `like` is a live typed system allocation (`alloc_like`'s
+        // caller).
+        system::alloc_typed(unsafe { system::fallback_of(self.0, layout) }, layout)
+    }
+
+    #[inline(always)]
+    fn zero(&self, _layout: Layout) -> NonNull<u8> {
+        // A zero-sized allocation's pointer is dangling and aligned: reuse it.
+        self.0
     }
 }
 
@@ -364,17 +614,7 @@ pub(crate) unsafe fn alloc_like<C: SizeClasses>(
     like: NonNull<u8>,
     layout: Layout,
 ) -> Result<NonNull<u8>, Error> {
-    match route(C::TABLE, layout.size(), layout.align()) {
-        // A zero-sized allocation's pointer is dangling and aligned: reuse it.
-        Route::Zero => Ok(like),
-        Route::Pool(_) => {
-            // SAFETY: `like` is a live block of a live pool (caller).
-            let pool = unsafe { Pool::of(like) };
-            pool.alloc()
-        }
-        // SAFETY: `like` is a live typed system allocation (caller).
-        Route::System => system::alloc_typed(unsafe { system::fallback_of(like, layout) }, layout),
-    }
+    alloc::<C, BOX>(&Like(like), layout)
 }
 
 /// The name of the manager that made `like`, an allocation of `layout`
@@ -389,14 +629,9 @@ pub(crate) unsafe fn name_of<C: SizeClasses>(
     like: NonNull<u8>,
     layout: Layout,
 ) -> Option<&'static str> {
-    match route(C::TABLE, layout.size(), layout.align()) {
-        // Nothing to find; a zero-sized allocation never fails anyway.
-        Route::Zero => None,
-        // SAFETY: `like` is a live block of a live pool (caller).
-        Route::Pool(_) => unsafe { Pool::of(like) }.name(),
-        // SAFETY: `like` is a live typed system allocation (caller).
-        Route::System => unsafe { system::fallback_of(like, layout) }.name,
-    }
+    // SAFETY: the caller's guarantee. (Nothing to find for a zero size; a
+    // zero-sized allocation never fails anyway.)
+    unsafe { records_of::<C>(like, layout) }.and_then(|records| records.name)
 }
 
 // ----- the `Allocator` implementation's side ------------------------------
@@ -406,7 +641,7 @@ pub(crate) unsafe fn name_of<C: SizeClasses>(
 /// class, exactly the request otherwise.
 #[inline(always)]
 pub(crate) fn usable<C: SizeClasses>(layout: Layout) -> usize {
-    match route(C::TABLE, layout.size(), layout.align()) {
+    match layout.route::<C>() {
         Route::Pool(class) => C::TABLE.size(class),
         Route::Zero | Route::System => layout.size(),
     }
@@ -420,16 +655,7 @@ pub(crate) fn alloc_registered<C: SizeClasses>(
     heap: &Heap<C>,
     layout: Layout,
 ) -> Result<NonNull<u8>, Error> {
-    match route(C::TABLE, layout.size(), layout.align()) {
-        Route::Zero => Ok(dangling(layout)),
-        Route::Pool(class) => {
-            let pool = heap.get(class);
-            let block = pool.alloc()?;
-            pool.count_tally(true); // a collection's, counted apart from boxes
-            Ok(block)
-        }
-        Route::System => system::alloc_registered(heap.fallback(), layout),
-    }
+    alloc::<C, COLLECTION>(heap, layout)
 }
 
 #[cfg(feature = "allocator-api2")]
@@ -491,6 +717,25 @@ unsafe fn free_registered<C: SizeClasses>(heap: &Heap<C>, own: NonNull<u8>, rout
 }
 
 #[cfg(feature = "allocator-api2")]
+/// A heap's collections, freed through the manager's own pointer (the
+/// caller's gives only the address).
+impl<C: SizeClasses> Release<C> for Heap<C> {
+    #[inline(always)]
+    unsafe fn class(&self, ptr: NonNull<u8>, class: usize) {
+        let route = Route::Pool(class);
+        // SAFETY: the caller's guarantee; `own` gives the manager's own
+        // pointer to the same block.
+        unsafe { free_registered(self, own(self, ptr, route), route) }
+    }
+
+    #[inline(always)]
+    unsafe fn large(&self, ptr: NonNull<u8>, _layout: Layout) {
+        // SAFETY: as above, for a registered allocation.
+        unsafe { free_registered(self, own(self, ptr, Route::System), Route::System) }
+    }
+}
+
+#[cfg(feature = "allocator-api2")]
 /// Frees an allocation of `layout` made by `heap`'s allocator, reached
 /// through the manager's own pointer (the caller's gives only the address).
 ///
@@ -500,16 +745,14 @@ unsafe fn free_registered<C: SizeClasses>(heap: &Heap<C>, own: NonNull<u8>, rout
 /// used afterwards.
 #[inline(always)]
 pub(crate) unsafe fn deallocate<C: SizeClasses>(heap: &Heap<C>, ptr: NonNull<u8>, layout: Layout) {
-    let route = route(C::TABLE, layout.size(), layout.align());
-    // SAFETY: the caller's guarantee; `own` gives the manager's own pointer
-    // to the same allocation, served by `route`.
-    unsafe { free_registered(heap, own(heap, ptr, route), route) }
+    // SAFETY: the caller's guarantee: a collection's allocation of `heap`.
+    unsafe { free::<C>(heap, ptr, layout) }
 }
 
 #[cfg(feature = "allocator-api2")]
-/// Grows or shrinks: in place when both layouts map to the same pool class,
-/// else allocate, copy `min(old, new)` bytes, free. Either way the pointer
-/// returned is the manager's own.
+/// Grows or shrinks: in place when [`in_place`] says so, else allocate,
+/// copy `min(old, new)` bytes, free. Either way the pointer returned is the
+/// manager's own.
 ///
 /// # Safety
 ///
@@ -522,19 +765,12 @@ pub(crate) unsafe fn resize<C: SizeClasses>(
     old: Layout,
     new: Layout,
 ) -> Result<NonNull<[u8]>, Error> {
-    let from = route(C::TABLE, old.size(), old.align());
-    let to = route(C::TABLE, new.size(), new.align());
+    let from = old.route::<C>();
     let own = own(heap, ptr, from);
-    match (from, to) {
-        (Route::Pool(a), Route::Pool(b)) if a == b => {
-            return Ok(NonNull::slice_from_raw_parts(own, C::TABLE.size(b)));
-        }
-        // The same large class: the same allocation, footer in place (the
-        // registry keys it by the unchanged address).
-        (Route::System, Route::System) if system::same_allocation(old, new) => {
-            return Ok(NonNull::slice_from_raw_parts(own, new.size()));
-        }
-        _ => {}
+    if let Some(usable) = in_place::<C>(old, new) {
+        // (A large one keeps its footer in place: the registry keys it by
+        // the unchanged address.)
+        return Ok(NonNull::slice_from_raw_parts(own, usable));
     }
     let fresh = alloc_registered(heap, new)?;
     // SAFETY: both are live, distinct allocations (a new one was just made)

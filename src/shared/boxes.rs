@@ -1,0 +1,178 @@
+//! The allocation and free paths of a shared manager's boxes: on this
+//! thread's heap, a remote free onto another's, the central heap for what
+//! is large.
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+use crate::heap::{self, For, Heap, One, Release, Serve, BOX};
+use crate::pool::Pool;
+use crate::pool_box::{Kind, Shared, Source};
+use crate::size_class::SizeClasses;
+use crate::system::{self};
+use crate::thread::{self};
+use crate::Error;
+
+use super::{SharedManager, State};
+
+impl Kind for Shared {
+    #[inline(always)]
+    unsafe fn dealloc<C: SizeClasses>(ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's guarantee: a live allocation of `layout` of a
+        // live shared manager.
+        unsafe { dealloc::<C>(ptr, layout) }
+    }
+
+    unsafe fn alloc_like<C: SizeClasses>(
+        like: NonNull<u8>,
+        layout: Layout,
+    ) -> Result<NonNull<u8>, Error> {
+        // SAFETY: `like` is a live allocation of `layout` of a live shared
+        // manager (caller).
+        match unsafe { heap::records_of::<C>(like, layout) } {
+            // A zero-sized allocation's pointer is dangling and aligned:
+            // reuse it (there is no pool or footer to find the manager by).
+            None => Ok(like),
+            Some(records) => {
+                // SAFETY: every heap of a shared manager has its state as
+                // `owner`, alive as long as the manager (alive: caller).
+                let state = unsafe { &*records.kind.owner.cast::<State<C>>() };
+                state.alloc_layout(layout)
+            }
+        }
+    }
+}
+
+/// A shared manager's boxes, freed on any thread: a block goes back to its
+/// pool's free list on the thread that owns the pool, onto its remote-free
+/// list on any other; a large allocation to the central heap, under its
+/// lock.
+struct AnyThread;
+
+impl<C: SizeClasses> Release<C> for AnyThread {
+    #[inline(always)]
+    unsafe fn class(&self, ptr: NonNull<u8>, _class: usize) {
+        // SAFETY: a live block of a live pool (caller).
+        let pool = unsafe { Pool::of(ptr) };
+        if pool.tid() == thread::current() {
+            // This thread holds the pool's slot: it owns the pool.
+            pool.push(ptr);
+        } else {
+            // SAFETY: as above; any thread may push.
+            unsafe { pool.push_remote(ptr) };
+            count_remote_free::<C>(pool);
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn large(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: a live large allocation of a live manager (caller).
+        unsafe { free_large(ptr, layout) }
+    }
+}
+
+/// Frees a shared manager's allocation of `layout`, on any thread.
+///
+/// # Safety
+///
+/// `ptr` must be a live allocation of `layout` from a live shared manager
+/// with class table `C` (or `Global`'s), not used afterwards.
+#[inline(always)]
+pub(crate) unsafe fn dealloc<C: SizeClasses>(ptr: NonNull<u8>, layout: Layout) {
+    // SAFETY: the caller's guarantee: a box's allocation, freed on any thread.
+    unsafe { heap::free::<C>(&AnyThread, ptr, layout) }
+}
+
+/// Counts a remote free into `pool` in the freeing thread's own heap (the
+/// pool of the same class), where no other thread writes: the owner of
+/// `pool` never walks what it collects to count it, and the manager's
+/// figures subtract these counts. A thread with no heap makes one; one with
+/// no slot counts in the state's shared tally.
+#[inline]
+fn count_remote_free<C: SizeClasses>(pool: &Pool) {
+    let (class, owner) = pool.class_and_owner();
+    // SAFETY: a shared manager's pool names its live state (every heap of a
+    // shared manager is made with its state as owner).
+    let state = unsafe { &*owner.cast::<State<C>>() };
+    match state.my_pools() {
+        // SAFETY: this thread's heap (invariant), `class` one of its classes.
+        Some(pools) => unsafe { Heap::<C>::pool_at(pools, class) }.count_remote_out(),
+        None => state.count_remote_slow(class),
+    }
+}
+
+/// Frees a large allocation (in the central heap) under the central lock.
+///
+/// # Safety
+///
+/// As [`dealloc`], for the large route.
+#[inline(never)]
+unsafe fn free_large(ptr: NonNull<u8>, layout: Layout) {
+    // SAFETY: the caller's guarantee; the footer names the central heap's
+    // fallback, which holds its lock.
+    unsafe {
+        let fallback = system::fallback_of(ptr, layout);
+        // (A central heap's fallback has a static lock.)
+        let _locked = (*fallback.lock).lock();
+        system::free_typed(ptr, layout);
+    }
+}
+
+// ----- boxes ------------------------------------------------------------------
+
+impl<'m, C: SizeClasses> Source<'m, C> for &'m SharedManager<C> {
+    type Kind = Shared;
+
+    #[inline(always)]
+    fn alloc_raw<T>(self) -> Result<NonNull<T>, Error> {
+        SharedManager::alloc_raw::<T>(self)
+    }
+
+    #[inline]
+    fn alloc_array<T>(self, len: usize) -> Result<NonNull<T>, Error> {
+        self.alloc_layout(heap::array_layout::<T>(len)?)
+            .map(NonNull::cast)
+    }
+}
+
+impl<C: SizeClasses> SharedManager<C> {
+    /// Room for `layout` (for `Global` and the `Allocator`-free paths).
+    #[inline(always)]
+    pub(crate) fn alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, Error> {
+        self.state()?.alloc_layout(layout)
+    }
+
+    /// Room for one `T`, routed at compile time.
+    #[inline(always)]
+    fn alloc_raw<T>(&self) -> Result<NonNull<T>, Error> {
+        heap::alloc::<C, BOX>(self, One::<T>::NEW).map(NonNull::cast)
+    }
+}
+
+/// A shared manager as the dispatcher's source: this thread's heap for a
+/// block, the central heap for a large allocation (its state made first,
+/// if need be).
+impl<C: SizeClasses> Serve<C> for SharedManager<C> {
+    #[inline(always)]
+    fn class<const FOR: For>(&self, class: usize) -> Result<NonNull<u8>, Error> {
+        self.state()?.alloc_class(class)
+    }
+
+    #[inline(always)]
+    fn large<const FOR: For>(&self, layout: Layout) -> Result<NonNull<u8>, Error> {
+        self.state()?.alloc_large(layout)
+    }
+}
+
+/// A shared manager's made state as the dispatcher's source.
+impl<C: SizeClasses> Serve<C> for State<C> {
+    #[inline(always)]
+    fn class<const FOR: For>(&self, class: usize) -> Result<NonNull<u8>, Error> {
+        self.alloc_class(class)
+    }
+
+    #[inline(always)]
+    fn large<const FOR: For>(&self, layout: Layout) -> Result<NonNull<u8>, Error> {
+        self.alloc_large(layout)
+    }
+}

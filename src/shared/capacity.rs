@@ -1,0 +1,161 @@
+//! A shared manager's capacity: reserve, trim and reset across its heaps.
+
+use core::mem::{align_of, size_of};
+use core::sync::atomic::Ordering;
+
+use crate::heap::Heap;
+use crate::pool::Pool;
+use crate::size_class::SizeClasses;
+use crate::thread::{self};
+use crate::Error;
+
+use super::{SharedManager, State};
+
+impl<C: SizeClasses> SharedManager<C> {
+    // ----- capacity ------------------------------------------------------------
+
+    /// Grows this thread's pool for `T` so that `additional` more `T`s need
+    /// no new chunk (other threads' heaps are theirs to grow).
+    ///
+    /// # Errors
+    ///
+    /// As [`MemoryManager::reserve`](crate::MemoryManager::reserve).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// mm.reserve::<[u8; 64]>(1000)?;
+    /// let before = mm.stats().reserved_bytes();
+    /// let v: Vec<_> = (0..1000).map(|_| mm.alloc([0u8; 64])).collect();
+    /// assert_eq!(mm.stats().reserved_bytes(), before);
+    /// # drop(v);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    pub fn reserve<T>(&self, additional: usize) -> Result<(), Error> {
+        if size_of::<T>() == 0 {
+            return Ok(());
+        }
+        let state = self.state()?;
+        match state.my_pools().or_else(|| state.my_pools_slow()) {
+            Some(pools) => {
+                // SAFETY: this thread's heap (invariant), kept as it is.
+                let heap = core::mem::ManuallyDrop::new(unsafe { Heap::<C>::from_raw(pools) });
+                heap.reserve(size_of::<T>(), align_of::<T>(), None, additional)
+            }
+            None => state.central(|mm| mm.reserve::<T>(additional)),
+        }
+    }
+
+    /// Grows the checked-block pool that serves `size`-byte blocks.
+    ///
+    /// # Errors
+    ///
+    /// As [`MemoryManager::reserve_blocks`](crate::MemoryManager::reserve_blocks).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// mm.reserve_blocks(100, 10)?;
+    /// assert!(mm.stats().reserved_bytes() > 0);
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    pub fn reserve_blocks(&self, size: usize, additional: usize) -> Result<(), Error> {
+        self.central(|mm| mm.reserve_blocks(size, additional))?
+    }
+
+    /// Gives back to the system every chunk without a live allocation in
+    /// this thread's heap, in the heaps of threads that exited (their slots
+    /// free, claimed for the moment) and in the central heap; returns the
+    /// bytes released. Heaps of running threads are theirs to trim.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| drop((0..1_000).map(|i| mm.alloc(i)).collect::<Vec<_>>()))
+    ///         .join() // (a join waits for the thread's exit, slot given back)
+    ///         .unwrap();
+    /// });
+    /// // The worker exited: its heap is trimmed from here.
+    /// assert!(mm.trim() > 0);
+    /// assert_eq!(mm.stats().reserved_bytes(), 0);
+    /// ```
+    pub fn trim(&self) -> usize {
+        let Some(state) = self.state_if_made() else {
+            return 0;
+        };
+        let me = thread::current();
+        let mut released = 0;
+        for (t, pools) in state.thread_heaps() {
+            if t == me {
+                // SAFETY: this thread holds slot `t`; `pools` is heap `t`'s.
+                released += unsafe { State::<C>::trim_heap(pools) };
+            } else if thread::REGISTRY.claim(t) {
+                /// Gives the claimed slot back, also if the trim panics.
+                struct Claimed(u32);
+                impl Drop for Claimed {
+                    fn drop(&mut self) {
+                        thread::REGISTRY.release(self.0);
+                    }
+                }
+                let _claimed = Claimed(t);
+                // SAFETY: slot `t` was free and is ours until `_claimed` drops.
+                released += unsafe { State::<C>::trim_heap(pools) };
+            }
+        }
+        // (Not the stores' pages: another thread may be reading them.)
+        released + state.central(|mm| mm.trim_except_stores())
+    }
+
+    /// Frees everything at once (see [`MemoryManager::reset`](crate::MemoryManager::reset)): every heap
+    /// keeps its chunks as free capacity, and every [`Block`](crate::Block) handed out
+    /// before becomes stale. `&mut self`: no box and no other thread's use
+    /// of the manager can be alive.
+    ///
+    /// # Panics
+    ///
+    /// As [`MemoryManager::reset`](crate::MemoryManager::reset) (the `debug-fill` check).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memory_mgr::{Error, SharedManager};
+    /// let mut mm = SharedManager::new();
+    /// let b = mm.alloc_block(8)?;
+    /// std::mem::forget(mm.alloc(1u32));
+    /// mm.reset();
+    /// assert_eq!(mm.stats().live(), 0);
+    /// assert_eq!(mm.free(b), Err(Error::FreedByReset));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn reset(&mut self) {
+        let Some(state) = self.state_if_made() else {
+            return;
+        };
+        let mut written = None;
+        for (_, pools) in state.thread_heaps() {
+            // SAFETY: `&mut self`: no other thread uses the manager now (any
+            // that did was joined, which orders its writes before ours), so
+            // every heap is ours; it is given up again, not dropped.
+            let mut heap = core::mem::ManuallyDrop::new(unsafe { Heap::<C>::from_raw(pools) });
+            let w = heap.reset();
+            written = written.or(w);
+            heap.iter().for_each(Pool::clear_remote_out);
+        }
+        for lost in &state.lost {
+            // `Relaxed`: `&mut self`, no other thread to order with.
+            lost.store(0, Ordering::Relaxed);
+        }
+        // SAFETY: `&mut self`: the state is ours alone. Only the central
+        // manager is borrowed mutably (not the whole state: the heaps hold
+        // pointers to its budget).
+        let central = unsafe { &mut (*self.state.load(Ordering::Relaxed)).central };
+        central.reset();
+        if let Some(w) = written {
+            w.panic();
+        }
+    }
+}

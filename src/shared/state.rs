@@ -1,0 +1,301 @@
+//! A shared manager's state: its configuration, the table of thread heaps
+//! (one per thread slot, made on the thread's first allocation) and the
+//! central heap under its lock.
+
+use core::alloc::Layout;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+use crate::budget::SharedBudget;
+use crate::heap::{self, Heap, BOX};
+use crate::pool::{ChunkConfig, Pool};
+use crate::size_class::SizeClasses;
+use crate::source;
+use crate::stats::{ClassStats, Leaks};
+use crate::system::{self, HeapKind};
+use crate::thread::{self, MAX_THREADS};
+use crate::{Error, MemoryManager};
+
+/// What a shared manager is built with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Config {
+    pub(super) chunks: ChunkConfig,
+    pub(super) budget: Option<usize>,
+    pub(super) name: Option<&'static str>,
+    pub(super) on_leak: Option<fn(&Leaks)>,
+    pub(super) source: source::Source,
+    /// Whether the central heap keeps a chunk map (for the `Allocator`).
+    pub(super) map: bool,
+}
+
+/// A shared manager's state, made on its first use.
+pub(super) struct State<C: SizeClasses> {
+    pub(super) config: Config,
+    /// The limit, and the bytes held by all the heaps.
+    pub(super) budget: SharedBudget,
+    /// One more than the highest slot with a heap: where loops over the
+    /// heaps stop.
+    pub(super) top: AtomicUsize,
+    /// Allocations above every class, checked blocks, collections, and
+    /// threads with no slot; used under `central.heap().fallback().lock`.
+    pub(super) central: MemoryManager<C>,
+    /// Remote frees per class made by threads with no heap (no slot), to
+    /// subtract from the figures like the heaps' `remote_out`.
+    pub(super) lost: [AtomicUsize; crate::MAX_CLASSES],
+    /// The pools of each slot's heap, or null.
+    pub(super) heaps: [AtomicPtr<Pool>; MAX_THREADS],
+}
+
+impl<C: SizeClasses> State<C> {
+    /// Allocates and initialises a state at a fixed address; `None` if the
+    /// memory cannot be had.
+    pub(super) fn create(config: Config) -> Option<NonNull<State<C>>> {
+        let layout = Layout::new::<State<C>>();
+        // Zeroed: every `heaps` entry starts null (a null `AtomicPtr` is
+        // all zero bits) and every `lost` count at zero, and the table costs
+        // no resident memory until a thread takes a slot.
+        let state = source::alloc_zeroed(config.source, layout)?.cast::<State<C>>();
+        let s = state.as_ptr();
+        let kind = HeapKind {
+            source: config.source,
+            map: config.map,
+            owner: s.cast_const().cast(),
+            budget: ptr::null(),
+            // `Global` (the only shared manager without a chunk map) keeps
+            // large allocations up to 4 MiB for reuse.
+            big_cache: !config.map,
+            lock: crate::sync::central_lock(!config.map),
+        };
+        // SAFETY: `state` is a fresh allocation of a `State<C>`; each field
+        // but `heaps` and `lost` (already valid, zeroed) is written once. The central
+        // heap charges the budget, at its final address.
+        unsafe {
+            (&raw mut (*s).config).write(config);
+            (&raw mut (*s).budget).write(SharedBudget::new(config.budget));
+            (&raw mut (*s).top).write(AtomicUsize::new(0));
+            let kind = HeapKind {
+                budget: &raw const (*s).budget,
+                ..kind
+            };
+            match MemoryManager::with_kind(config.chunks, config.name, kind) {
+                Some(central) => (&raw mut (*s).central).write(central),
+                None => {
+                    source::dealloc(config.source, state.cast(), layout);
+                    return None;
+                }
+            }
+        }
+        Some(state)
+    }
+
+    /// The heap kind of a thread's heap.
+    pub(super) fn thread_kind(&self) -> HeapKind {
+        HeapKind {
+            source: self.config.source,
+            map: false,
+            owner: ptr::from_ref(self).cast(),
+            budget: &raw const self.budget,
+            big_cache: false,
+            lock: ptr::null(),
+        }
+    }
+
+    /// The pools of this thread's heap, if it has a slot and the heap
+    /// exists: the fast path's one table load.
+    #[inline(always)]
+    pub(super) fn my_pools(&self) -> Option<NonNull<Pool>> {
+        let cell = self.heaps.get(thread::current() as usize)?;
+        // `Relaxed`: this thread holds the slot, so the heap was made by it
+        // or by a previous holder whose writes happen before ours (the
+        // registry's `Release`/`Acquire` on the slot).
+        NonNull::new(cell.load(Ordering::Relaxed))
+    }
+
+    /// The pools of this thread's heap, taking a slot and making the heap
+    /// if need be; `None` if the thread has no slot or the heap cannot be
+    /// made (then the central heap serves it).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn my_pools_slow(&self) -> Option<NonNull<Pool>> {
+        let t = thread::register();
+        let cell = self.heaps.get(t as usize)?;
+        if let Some(pools) = NonNull::new(cell.load(Ordering::Relaxed)) {
+            return Some(pools);
+        }
+        let heap = Heap::<C>::try_new(
+            self.config.chunks,
+            None,
+            self.config.name,
+            self.thread_kind(),
+            t,
+        )?;
+        // The allocator has returned (the re-entrancy rule, see `table.rs`):
+        // a call it made into this manager on this thread may have made the
+        // thread's heap meanwhile. That one stays (its blocks may be live);
+        // ours goes, with nothing borrowed.
+        // `Relaxed`: only this thread, the slot's holder, stores the entry.
+        if let Some(made) = NonNull::new(cell.load(Ordering::Relaxed)) {
+            drop(heap);
+            return Some(made);
+        }
+        let pools = heap.into_raw();
+        // `Release`: a reader on another thread (`stats`) that loads the
+        // pointer with `Acquire` sees the heap initialised.
+        cell.store(pools.as_ptr(), Ordering::Release);
+        // `Relaxed`: only bounds loops that load each entry with `Acquire`.
+        self.top.fetch_max(t as usize + 1, Ordering::Relaxed);
+        Some(pools)
+    }
+
+    /// `boxes::count_remote_free` for a thread without a heap: makes one, or
+    /// counts in `lost` if the thread has no slot.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn count_remote_slow(&self, class: usize) {
+        match self.my_pools_slow() {
+            // SAFETY: this thread's heap (invariant), a class of `C`.
+            Some(pools) => unsafe { Heap::<C>::pool_at(pools, class) }.count_remote_out(),
+            // `Relaxed`: a statistic; the read-modify-write loses no count.
+            None => drop(self.lost[class].fetch_add(1, Ordering::Relaxed)),
+        }
+    }
+
+    /// A block of class `class` from this thread's heap (or the central
+    /// heap's, if it has none).
+    #[inline(always)]
+    pub(super) fn alloc_class(&self, class: usize) -> Result<NonNull<u8>, Error> {
+        match self.my_pools() {
+            // SAFETY: this thread's live heap (invariant), a class of `C`
+            // (from `route`).
+            Some(pools) => unsafe { Heap::<C>::pool_at(pools, class) }.alloc(),
+            None => self.alloc_class_slow(class),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn alloc_class_slow(&self, class: usize) -> Result<NonNull<u8>, Error> {
+        match self.my_pools_slow() {
+            // SAFETY: as in `alloc_class`.
+            Some(pools) => unsafe { Heap::<C>::pool_at(pools, class) }.alloc(),
+            None => self.central(|mm| mm.heap().get(class).alloc()),
+        }
+    }
+
+    /// Room for `layout`, routed at run time.
+    #[inline]
+    pub(super) fn alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, Error> {
+        heap::alloc::<C, BOX>(self, layout)
+    }
+
+    /// A large allocation, from the central heap.
+    #[inline(never)]
+    pub(super) fn alloc_large(&self, layout: Layout) -> Result<NonNull<u8>, Error> {
+        self.central(|mm| system::alloc_typed(mm.heap().fallback(), layout))
+    }
+
+    /// Runs `f` on the central heap under its lock.
+    pub(super) fn central<R>(&self, f: impl FnOnce(&MemoryManager<C>) -> R) -> R {
+        // SAFETY: the central heap's lock is a static one (`create`).
+        let _locked = unsafe { &*self.central.heap().fallback().lock }.lock();
+        f(&self.central)
+    }
+
+    /// Each thread heap, with its slot.
+    pub(super) fn thread_heaps(&self) -> impl Iterator<Item = (u32, NonNull<Pool>)> + '_ {
+        // `Relaxed`: an upper bound of the slots to look at; a heap made
+        // after it was read is left out, as one made after the loop would be.
+        let top = self.top.load(Ordering::Relaxed).min(MAX_THREADS);
+        self.heaps[..top]
+            .iter()
+            .enumerate()
+            .filter_map(|(t, cell)| {
+                // `Acquire`: pairs with the `Release` store that published the
+                // heap, so its fields are seen initialised.
+                NonNull::new(cell.load(Ordering::Acquire)).map(|p| (t as u32, p))
+            })
+    }
+
+    /// The figures of a thread heap's pools: only their counters, which
+    /// another thread may read.
+    pub(super) fn class_stats(pools: NonNull<Pool>) -> impl Iterator<Item = ClassStats> {
+        (0..C::TABLE.len()).map(move |class| {
+            // SAFETY: a live heap's pool (invariant); only its counters and
+            // fixed fields are read.
+            let pool = unsafe { Heap::<C>::pool_at(pools, class) };
+            ClassStats {
+                block_size: pool.block_size(),
+                // Counted live by the owner, freed by other threads (they
+                // subtract in `stats`).
+                live_boxes: pool.live(),
+                peak_boxes: pool.peak(),
+                allocs: pool.allocs(),
+                frees: pool.frees(),
+                capacity: pool.capacity(),
+                chunks: pool.chunk_count(),
+                reserved_bytes: pool.reserved(),
+                ..ClassStats::default()
+            }
+        })
+    }
+
+    /// Takes every heap's remote frees onto its free list, so that the
+    /// figures are exact. Exclusive access only (`&mut` to the manager).
+    pub(super) fn collect_all(&self) {
+        for (_, pools) in self.thread_heaps() {
+            for class in 0..C::TABLE.len() {
+                // SAFETY: a live heap (invariant), ours alone (caller).
+                unsafe { Heap::<C>::pool_at(pools, class) }.collect();
+            }
+        }
+        self.central(|mm| {
+            for p in mm.heap().iter() {
+                p.collect();
+            }
+        });
+    }
+
+    /// Trims the heap of slot `t`, which the caller holds (or claimed).
+    ///
+    /// # Safety
+    ///
+    /// The calling thread must hold slot `t` for the duration, and
+    /// `pools` must be heap `t`'s.
+    pub(super) unsafe fn trim_heap(pools: NonNull<Pool>) -> usize {
+        // SAFETY: the caller holds the slot, so the heap is ours for now;
+        // it is given up again (not dropped) at the end.
+        let heap = core::mem::ManuallyDrop::new(unsafe { Heap::<C>::from_raw(pools) });
+        heap.iter().map(|p| p.trim()).sum::<usize>() + system::trim(heap.fallback())
+    }
+}
+
+/// Drops a state and frees its memory.
+///
+/// # Safety
+///
+/// `state` must come from [`State::create`], not be used afterwards, and no
+/// allocation of it may be used afterwards.
+pub(super) unsafe fn destroy<C: SizeClasses>(state: NonNull<State<C>>) {
+    /// Frees the state's memory when dropped: after its parts, or while a
+    /// handle value's destructor unwinds out of the central manager's drop.
+    struct Free<C: SizeClasses>(NonNull<State<C>>, source::Source);
+    impl<C: SizeClasses> Drop for Free<C> {
+        fn drop(&mut self) {
+            // SAFETY: the state `destroy` was given, its parts dropped (or
+            // dropping, their own drop glue finishing as the panic goes
+            // on), freed once.
+            unsafe { source::dealloc(self.1, self.0.cast(), Layout::new::<State<C>>()) };
+        }
+    }
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        let s = state.as_ptr();
+        let _free = Free(state, (*s).config.source);
+        for cell in &(*s).heaps {
+            if let Some(pools) = NonNull::new(cell.load(Ordering::Relaxed)) {
+                drop(Heap::<C>::from_raw(pools));
+            }
+        }
+        ptr::drop_in_place(&raw mut (*s).central);
+    }
+}

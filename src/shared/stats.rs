@@ -1,0 +1,149 @@
+//! A shared manager's figures: statistics, leaks and the consistency
+//! check, summed over its thread heaps and the central heap.
+
+use core::sync::atomic::Ordering;
+
+use crate::heap::Heap;
+use crate::pool::Pool;
+use crate::size_class::SizeClasses;
+use crate::stats::{ClassStats, Leaks, Stats};
+
+use super::{Config, SharedManager, State};
+
+impl<C: SizeClasses> SharedManager<C> {
+    // ----- statistics ----------------------------------------------------------
+
+    /// What the manager holds: the sum over every thread's heap and the
+    /// central heap. Each figure is one the heap had at some moment while
+    /// `stats` ran, not a cut across heaps taken at one instant (a block
+    /// freed on another thread is counted by the freeing thread, and may be
+    /// seen freed a moment before or after its owner's count moves); `peak`
+    /// is the sum of the heaps' peaks (an upper bound). Once the threads are
+    /// joined, the figures are exact.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// let a = mm.alloc(1u64);
+    /// let b = std::thread::scope(|s| s.spawn(|| mm.alloc(2u64)).join().unwrap());
+    /// assert_eq!(mm.stats().live(), 2);
+    /// assert_eq!(mm.stats().classes[0].live_boxes, 2);
+    /// # drop((a, b));
+    /// ```
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        let Some(state) = self.state_if_made() else {
+            return empty_stats::<C>(self.config);
+        };
+        // The rows are allocated before the lock is taken: on a thread with
+        // no slot an allocation uses the central heap, and for `Global` that
+        // is this lock.
+        let rows = alloc::vec::Vec::with_capacity(C::TABLE.len());
+        let mut s = state.central(|mm| mm.snapshot_in(rows));
+        let mut freed_remotely: [usize; crate::MAX_CLASSES] =
+            // `Relaxed`: statistics.
+            core::array::from_fn(|c| state.lost[c].load(Ordering::Relaxed));
+        for (_, pools) in state.thread_heaps() {
+            s.add(State::<C>::class_stats(pools));
+            for (class, n) in freed_remotely.iter_mut().enumerate().take(C::TABLE.len()) {
+                // SAFETY: a live heap's pool (invariant): a counter read.
+                *n += unsafe { Heap::<C>::pool_at(pools, class) }.remote_out();
+            }
+        }
+        for (row, n) in s.classes.iter_mut().zip(freed_remotely) {
+            // Saturating: the counts are read at different moments.
+            row.live_boxes = row.live_boxes.saturating_sub(n);
+            row.frees = row.allocs.saturating_sub(row.live());
+        }
+        s.name = self.config.name;
+        s.budget = self.config.budget;
+        s
+    }
+
+    /// The allocations still live, per class (see [`MemoryManager::leaks`](crate::MemoryManager::leaks)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mm = memory_mgr::SharedManager::new();
+    /// let b = mm.alloc_block(20)?;
+    /// assert_eq!(mm.leaks().total(), 1);
+    /// mm.free(b)?;
+    /// assert!(mm.leaks().is_empty());
+    /// # Ok::<(), memory_mgr::Error>(())
+    /// ```
+    #[must_use]
+    pub fn leaks(&self) -> Leaks {
+        Leaks::of(&self.stats())
+    }
+
+    /// Whether every heap's internal lists agree with its counters (for
+    /// tests). `&mut self`: each heap first takes its remote frees.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mm = memory_mgr::SharedManager::new();
+    /// drop(mm.alloc(1u8));
+    /// assert!(mm.is_consistent());
+    /// ```
+    #[must_use]
+    pub fn is_consistent(&mut self) -> bool {
+        let Some(state) = self.state_if_made() else {
+            return true;
+        };
+        // Each pool's lists; then, per class, free + never-used + live
+        // blocks over all heaps add up to the capacity, live counting the
+        // remote frees once (as `stats` does).
+        let classes = C::TABLE.len();
+        let mut sums = alloc::vec![(0usize, 0usize, 0usize); classes]; // (free, live, capacity)
+        let mut ok = true;
+        let mut tally = |pool: &Pool, class: usize, remote_out: usize| {
+            pool.collect();
+            ok &= pool.is_valid();
+            let s = &mut sums[class];
+            s.0 += pool.free_blocks();
+            // Wrapping: a heap's remote frees may exceed its own live count
+            // (they are of other heaps' blocks); the sum is exact.
+            s.1 = s.1.wrapping_add(pool.live()).wrapping_sub(remote_out);
+            s.2 += pool.capacity();
+        };
+        for (_, pools) in state.thread_heaps() {
+            for class in 0..classes {
+                // SAFETY: `&mut self`, as in `reset`: every heap is ours.
+                let pool = unsafe { Heap::<C>::pool_at(pools, class) };
+                tally(pool, class, pool.remote_out());
+            }
+        }
+        let central_ok = state.central(|mm| {
+            for (class, pool) in mm.heap().iter().enumerate() {
+                // `Relaxed`: exclusive access.
+                tally(pool, class, state.lost[class].load(Ordering::Relaxed));
+            }
+            mm.blocks().is_valid()
+        });
+        ok && central_ok
+            && sums
+                .iter()
+                .all(|&(free, live, cap)| free.wrapping_add(live) == cap)
+    }
+}
+
+/// The figures of a manager that has allocated nothing yet.
+fn empty_stats<C: SizeClasses>(config: Config) -> Stats {
+    Stats {
+        name: config.name,
+        classes: C::TABLE
+            .sizes()
+            .iter()
+            .map(|&block_size| ClassStats {
+                block_size,
+                ..ClassStats::default()
+            })
+            .collect(),
+        system: Default::default(),
+        handles: Default::default(),
+        budget: config.budget,
+    }
+}
