@@ -3,7 +3,7 @@
 //! `Box` and friends from `allocator-api2` live in the manager's pools.
 //!
 //! An allocation takes the class of its layout — the same pools as
-//! [`PoolBox`](crate::PoolBox) — or the system fallback above the largest
+//! [`PoolBox`](crate::PoolBox) — or the large path above the largest
 //! class. `grow` and `shrink` stay in place while the new layout maps to the
 //! same class, so a `Vec` growing from 9 to 16 bytes, or shrinking within a
 //! class, copies nothing.

@@ -50,6 +50,13 @@ pub struct Block {
 
 static_assertions::const_assert!(core::mem::size_of::<Block>() == 16);
 
+/// The store number (a tag's top bits) of the large entries, the checked
+/// blocks above every class (`checked.rs`); a pooled block's is its class,
+/// below [`MAX_CLASSES`](crate::MAX_CLASSES).
+pub(crate) const LARGE: u32 = crate::MAX_CLASSES as u32;
+
+static_assertions::const_assert!(crate::MAX_CLASSES < 1 << (32 - crate::store::STORE_SHIFT));
+
 impl Block {
     /// Whether the block came from a size-class pool (`false`: from the
     /// system allocator, because it was larger than the largest class, its
@@ -66,7 +73,7 @@ impl Block {
     #[inline]
     #[must_use]
     pub fn is_pooled(&self) -> bool {
-        self.generation >> crate::store::STORE_SHIFT != crate::checked::LARGE
+        self.generation >> crate::store::STORE_SHIFT != LARGE
     }
 }
 

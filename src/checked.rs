@@ -1,7 +1,7 @@
 //! Checked blocks: the handles behind [`Block`], kept in stores as the
 //! values behind [`Handle`](crate::Handle)s are.
 //!
-//! Blocks and handles share one table design (`store.rs`): a slot is a tag
+//! Blocks and handles share one table design (`store/`): a slot is a tag
 //! (store number << 24 | generation, odd while live) and a link, then the
 //! value; one wrap rule (a slot whose generation would wrap is retired);
 //! one locking style (a shared manager's blocks are its central manager's,
@@ -37,20 +37,15 @@ use core::cell::Cell;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
+use crate::block::LARGE;
 use crate::budget::Budget;
 use crate::identity::Identity;
+use crate::large::{self, HeapRecord};
 use crate::pool::Pool;
 use crate::size_class::natural_align;
 use crate::source::{self, Source};
 use crate::store::{self, RawStore, STORE_SHIFT};
-use crate::system::{self, Fallback};
-use crate::{fill, Block, Error, MAX_CLASSES};
-
-/// The store number of the large entries; a byte store's is its class
-/// (below [`MAX_CLASSES`]).
-pub(crate) const LARGE: u32 = MAX_CLASSES as u32;
-
-static_assertions::const_assert!(MAX_CLASSES < 1 << (32 - STORE_SHIFT));
+use crate::{fill, Block, Error};
 
 /// Entries of a list: one per store number a tag can carry, so that a
 /// tag's number indexes it unchecked.
@@ -83,14 +78,14 @@ struct Large {
 ///   and the records are charged to the budget.
 /// - A live slot of a byte store holds a live block of this manager; a
 ///   live large entry names a live allocation of the manager's large path,
-///   made by `system::alloc_block` for its layout.
+///   made by `large::alloc_block` for its layout.
 /// - `floor` is at or past every generation of the stores a trim freed;
 ///   a store is made with it as its floor.
 /// - While `busy` is not zero, an allocation that a call here made is
 ///   under way, holding a store's record: a trim then frees pages only,
 ///   never a record or the list (the re-entrancy rule, see `table.rs`).
 #[derive(Debug)]
-pub(crate) struct BlockHeap {
+pub(crate) struct CheckedBlocks {
     /// The stores, by number.
     list: Cell<*const AtomicPtr<RawStore>>,
     /// Size classes of the manager.
@@ -104,18 +99,18 @@ pub(crate) struct BlockHeap {
     source: Source,
 }
 
-// SAFETY: a `BlockHeap` owns its list, records, pages and large entries'
+// SAFETY: a `CheckedBlocks` owns its list, records, pages and large entries'
 // allocations outright and shares none of them with another heap or thread;
 // moving it to another thread moves that ownership. It is not `Sync`
 // (`Cell`s).
-unsafe impl Send for BlockHeap {}
+unsafe impl Send for CheckedBlocks {}
 
-impl BlockHeap {
+impl CheckedBlocks {
     /// An empty heap for a manager of `classes` size classes, its memory
     /// from `source`.
     pub(crate) fn new(classes: usize, source: Source) -> Self {
-        debug_assert!(classes <= MAX_CLASSES);
-        BlockHeap {
+        debug_assert!(classes <= crate::MAX_CLASSES);
+        CheckedBlocks {
             list: Cell::new(NO_STORES.as_ptr()),
             classes,
             floor: Cell::new(0),
@@ -287,28 +282,28 @@ impl BlockHeap {
     }
 
     /// Allocates a zeroed block of `size` bytes at `align` on the manager's
-    /// large path (`fallback`), `layout` rounded up to at least one byte,
+    /// large path (`heap_record`), `layout` rounded up to at least one byte,
     /// and gives it a large entry.
     #[inline(never)]
     pub(crate) fn alloc_large(
         &self,
         size: usize,
         align: usize,
-        fallback: &Fallback,
+        heap_record: &HeapRecord,
     ) -> Result<Block, Error> {
         let layout = Layout::from_size_align(size.max(1), align)
             .map_err(|_| Error::LayoutOverflow { size, align })?;
-        let refusing = |e: Error| e.refusing(size, fallback.name);
-        let budget = &fallback.budget;
+        let refusing = |e: Error| e.refusing(size, heap_record.name);
+        let budget = &heap_record.budget;
         let store = self.store_or_make(LARGE, 0, budget).map_err(refusing)?;
-        let ptr = self.allocating(|| system::alloc_block(fallback, layout))?;
+        let ptr = self.allocating(|| large::alloc_block(heap_record, layout))?;
         let taken = self.allocating(|| store.take(budget));
         let (slot, index, tag) = match taken {
             Ok(t) => t,
             Err(e) => {
                 // SAFETY: just allocated by `alloc_block` for `layout`, in no
                 // entry.
-                unsafe { system::free_block(fallback, ptr, layout) };
+                unsafe { large::free_block(heap_record, ptr, layout) };
                 return Err(refusing(e));
             }
         };
@@ -380,12 +375,12 @@ impl BlockHeap {
 
     /// Frees `b` if it is a live block of this heap.
     #[inline(always)]
-    pub(crate) fn free(&self, b: Block, fallback: &Fallback) -> Result<(), Error> {
+    pub(crate) fn free(&self, b: Block, heap_record: &HeapRecord) -> Result<(), Error> {
         if b.owner != self.identity.id() {
             return Err(self.not_ours(b));
         }
         if b.generation >> STORE_SHIFT == LARGE {
-            return self.free_large(b, fallback);
+            return self.free_large(b, heap_record);
         }
         let (store, slot, block) = self.find_pooled(b, Error::DoubleFree)?;
         // SAFETY: `find_pooled` just found the slot live, with nothing in
@@ -399,7 +394,7 @@ impl BlockHeap {
 
     /// The large half of [`free`](Self::free), once the id matched.
     #[inline(never)]
-    fn free_large(&self, b: Block, fallback: &Fallback) -> Result<(), Error> {
+    fn free_large(&self, b: Block, heap_record: &HeapRecord) -> Result<(), Error> {
         let (slot, large) = self.find_large(b, Error::DoubleFree)?;
         let store = self.store(LARGE).expect("found above");
         // SAFETY: the live large entry just found; vacated before the
@@ -407,7 +402,7 @@ impl BlockHeap {
         // freed once.
         unsafe {
             store.vacate(slot, b.slot);
-            system::free_block(fallback, large.ptr, large.layout);
+            large::free_block(heap_record, large.ptr, large.layout);
         }
         Ok(())
     }
@@ -550,7 +545,7 @@ impl BlockHeap {
     }
 }
 
-impl Drop for BlockHeap {
+impl Drop for CheckedBlocks {
     /// Frees the records and their pages, then the list (the large
     /// entries' allocations are the large path's, freed with it).
     fn drop(&mut self) {

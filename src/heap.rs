@@ -13,29 +13,29 @@ use core::ptr::{self, NonNull};
 
 use crate::budget::Budget;
 use crate::fill;
+use crate::large::{self, HeapKind, HeapRecord};
 use crate::pool::UNOWNED;
 use crate::pool::{ChunkConfig, Pool};
 use crate::size_class::{route, Route, SizeClasses};
 use crate::source;
-use crate::system::{self, Fallback, HeapKind};
 use crate::Error;
 
 /// One manager's heap context: its pools, one per class of `C` (for boxes
 /// and collections; checked blocks are in byte stores, see `checked.rs`),
-/// at a fixed heap address, and its large path (the [`Fallback`] record, which
+/// at a fixed heap address, and its large path (the [`HeapRecord`], which
 /// holds the budget, the chunk map and the registry too).
 pub(crate) struct Heap<C: SizeClasses> {
     /// `C::TABLE.len()` pools, allocated in `try_new`, smallest class
     /// first.
     pools: NonNull<Pool>,
     /// Allocated in `try_new`.
-    fallback: NonNull<Fallback>,
+    heap_record: NonNull<HeapRecord>,
     /// Invariant in `C`: a manager or box must never be seen with another
     /// class table, or a pooled block would be freed by the wrong route.
     _classes: PhantomData<fn(C) -> C>,
 }
 
-// SAFETY: `Heap` owns its pools, chunks and fallback counters outright;
+// SAFETY: `Heap` owns its pools, chunks and heap record counters outright;
 // nothing in it is shared with another `Heap` or tied to a thread, so it may
 // move to another thread. It is not `Sync`: the `Cell`s allow no concurrent use.
 unsafe impl<C: SizeClasses> Send for Heap<C> {}
@@ -67,7 +67,7 @@ impl<C: SizeClasses> Heap<C> {
     }
 
     /// One empty pool per class of `C`, of heap kind `kind` (where its
-    /// memory comes from, a shared budget) owned by thread slot `tid` (or
+    /// memory comes from, a shared budget) owned by thread slot `thread_slot` (or
     /// [`UNOWNED`]); `None` if its records cannot be had from `kind.source`.
     /// Never panics and never calls the global allocator unless
     /// `kind.source` says so (for `Global`).
@@ -76,18 +76,18 @@ impl<C: SizeClasses> Heap<C> {
         budget: Option<usize>,
         name: Option<&'static str>,
         kind: HeapKind,
-        tid: u32,
+        thread_slot: u32,
     ) -> Option<Self> {
         let source = kind.source;
         // Freed after the pools (see `drop`).
-        let fallback = source::alloc(source, Layout::new::<Fallback>())?.cast::<Fallback>();
-        // SAFETY: a fresh allocation of a `Fallback`'s layout.
-        unsafe { fallback.write(Fallback::new(budget, name, kind)) };
+        let heap_record = source::alloc(source, Layout::new::<HeapRecord>())?.cast::<HeapRecord>();
+        // SAFETY: a fresh allocation of a `HeapRecord`'s layout.
+        unsafe { heap_record.write(HeapRecord::new(budget, name, kind)) };
         let Some(pools) = source::alloc(source, Self::pools_layout()) else {
             // SAFETY: written just above, freed once, here.
             unsafe {
-                ptr::drop_in_place(fallback.as_ptr());
-                source::dealloc(source, fallback.cast(), Layout::new::<Fallback>());
+                ptr::drop_in_place(heap_record.as_ptr());
+                source::dealloc(source, heap_record.cast(), Layout::new::<HeapRecord>());
             }
             return None;
         };
@@ -97,14 +97,17 @@ impl<C: SizeClasses> Heap<C> {
             // SAFETY: `sizes.len()` pools fit in the allocation, each written
             // once.
             unsafe {
-                pools
-                    .add(i)
-                    .write(Pool::new(size, config, fallback, (tid, i, kind.owner)))
+                pools.add(i).write(Pool::new(
+                    size,
+                    config,
+                    heap_record,
+                    (thread_slot, i, kind.owner),
+                ))
             };
         }
         Some(Heap {
             pools,
-            fallback,
+            heap_record,
             _classes: PhantomData,
         })
     }
@@ -129,7 +132,7 @@ impl<C: SizeClasses> Heap<C> {
         Heap {
             pools,
             // SAFETY: the first of the heap's live pools (caller).
-            fallback: unsafe { pools.as_ref() }.fallback_ptr(),
+            heap_record: unsafe { pools.as_ref() }.heap_record_ptr(),
             _classes: PhantomData,
         }
     }
@@ -137,7 +140,7 @@ impl<C: SizeClasses> Heap<C> {
     /// The manager's budget.
     #[inline]
     pub(crate) fn budget(&self) -> &Budget {
-        &self.fallback().budget
+        &self.heap_record().budget
     }
 
     /// Frees every allocation at once: the pools keep their chunks as free
@@ -158,7 +161,7 @@ impl<C: SizeClasses> Heap<C> {
             written = written.or(w);
         }
         // SAFETY: as above, no typed system allocation is used again.
-        unsafe { crate::system::free_all(self.fallback()) };
+        unsafe { crate::large::free_all(self.heap_record()) };
         written
     }
 
@@ -169,9 +172,9 @@ impl<C: SizeClasses> Heap<C> {
             // nothing of it is used again.
             unsafe { pool.release_chunks() };
         }
-        self.fallback().chunks.clear(self.budget());
+        self.heap_record().chunks.clear(self.budget());
         // SAFETY: as above.
-        unsafe { crate::system::free_all(self.fallback()) };
+        unsafe { crate::large::free_all(self.heap_record()) };
     }
 
     /// The pool of class `class`.
@@ -200,11 +203,11 @@ impl<C: SizeClasses> Heap<C> {
         unsafe { &*pools.as_ptr().add(class) }
     }
 
-    /// The fallback counters.
+    /// The heap record counters.
     #[inline]
-    pub(crate) fn fallback(&self) -> &Fallback {
-        // SAFETY: the fallback lives as long as `self`.
-        unsafe { self.fallback.as_ref() }
+    pub(crate) fn heap_record(&self) -> &HeapRecord {
+        // SAFETY: the heap record lives as long as `self`.
+        unsafe { self.heap_record.as_ref() }
     }
 
     /// The plain pools, smallest class first.
@@ -216,15 +219,15 @@ impl<C: SizeClasses> Heap<C> {
 impl<C: SizeClasses> Drop for Heap<C> {
     fn drop(&mut self) {
         self.release();
-        let source = self.fallback().kind.source;
+        let source = self.heap_record().kind.source;
         let slice = ptr::slice_from_raw_parts_mut(self.pools.as_ptr(), C::TABLE.len());
         // SAFETY: both were allocated from `source` and written in `try_new`,
         // and are dropped and freed only here.
         unsafe {
             ptr::drop_in_place(slice);
             source::dealloc(source, self.pools.cast(), Self::pools_layout());
-            ptr::drop_in_place(self.fallback.as_ptr());
-            source::dealloc(source, self.fallback.cast(), Layout::new::<Fallback>());
+            ptr::drop_in_place(self.heap_record.as_ptr());
+            source::dealloc(source, self.heap_record.cast(), Layout::new::<HeapRecord>());
         }
     }
 }
@@ -375,7 +378,7 @@ pub(crate) fn alloc<C: SizeClasses, const FOR: For>(
     match req.route::<C>() {
         Route::Zero => Ok(from.zero(layout)),
         Route::Pool(class) => from.class::<FOR>(class),
-        Route::System => from.large::<FOR>(layout),
+        Route::Large => from.large::<FOR>(layout),
     }
 }
 
@@ -397,7 +400,7 @@ pub(crate) unsafe fn free<C: SizeClasses>(
         // SAFETY: the caller's guarantee, for a block of `class`.
         Route::Pool(class) => unsafe { to.class(ptr, class) },
         // SAFETY: the caller's guarantee, for a large allocation.
-        Route::System => unsafe { to.large(ptr, req.layout()) },
+        Route::Large => unsafe { to.large(ptr, req.layout()) },
     }
 }
 
@@ -409,12 +412,12 @@ pub(crate) unsafe fn free<C: SizeClasses>(
 pub(crate) fn in_place<C: SizeClasses>(old: Layout, new: Layout) -> Option<usize> {
     match (old.route::<C>(), new.route::<C>()) {
         (Route::Pool(a), Route::Pool(b)) if a == b => Some(C::TABLE.size(b)),
-        (Route::System, Route::System) if system::same_allocation(old, new) => Some(new.size()),
+        (Route::Large, Route::Large) if large::same_allocation(old, new) => Some(new.size()),
         _ => None,
     }
 }
 
-/// The fallback records of the manager that made `like`, an allocation of
+/// The heap records of the manager that made `like`, an allocation of
 /// `layout` (found from its pool or its footer), or `None` for a zero size.
 ///
 /// # Safety
@@ -425,14 +428,14 @@ pub(crate) fn in_place<C: SizeClasses>(old: Layout, new: Layout) -> Option<usize
 pub(crate) unsafe fn records_of<'a, C: SizeClasses>(
     like: NonNull<u8>,
     layout: Layout,
-) -> Option<&'a Fallback> {
+) -> Option<&'a HeapRecord> {
     // SAFETY: the caller's guarantee: the pool or the footer is live, and so
     // are the records it names.
     unsafe {
         match layout.route::<C>() {
             Route::Zero => None,
-            Route::Pool(_) => Some(Pool::of(like).fallback_ptr().as_ref()),
-            Route::System => Some(system::fallback_of(like, layout)),
+            Route::Pool(_) => Some(Pool::of(like).heap_record_ptr().as_ref()),
+            Route::Large => Some(large::heap_record_of(like, layout)),
         }
     }
 }
@@ -451,9 +454,9 @@ impl<C: SizeClasses> Serve<C> for Heap<C> {
     #[inline(always)]
     fn large<const FOR: For>(&self, layout: Layout) -> Result<NonNull<u8>, Error> {
         if FOR == COLLECTION {
-            system::alloc_registered(self.fallback(), layout)
+            large::alloc_registered(self.heap_record(), layout)
         } else {
-            system::alloc_typed(self.fallback(), layout)
+            large::alloc_typed(self.heap_record(), layout)
         }
     }
 }
@@ -491,7 +494,7 @@ impl<C: SizeClasses> Heap<C> {
         &self,
         size: usize,
         align: usize,
-        blocks: Option<&crate::checked::BlockHeap>,
+        blocks: Option<&crate::checked::CheckedBlocks>,
         additional: usize,
     ) -> Result<(), Error> {
         let class = C::TABLE.class_for_layout(size, align);
@@ -509,7 +512,7 @@ impl<C: SizeClasses> Heap<C> {
             (None, _) => return Err(Error::NotPooled { size, align }),
         };
         // A refusal names the manager, and the allocation reserved for.
-        reserved.map_err(|e| e.refusing(size, self.fallback().name))
+        reserved.map_err(|e| e.refusing(size, self.heap_record().name))
     }
 
     /// The class whose byte store serves a checked block of `size` bytes
@@ -558,7 +561,7 @@ impl<C: SizeClasses> Release<C> for Boxes {
     #[inline(always)]
     unsafe fn large(&self, ptr: NonNull<u8>, layout: Layout) {
         // SAFETY: the caller guarantees a live typed system allocation.
-        unsafe { system::free_typed(ptr, layout) }
+        unsafe { large::free_typed(ptr, layout) }
     }
 }
 
@@ -592,7 +595,7 @@ impl<C: SizeClasses> Serve<C> for Like {
     fn large<const FOR: For>(&self, layout: Layout) -> Result<NonNull<u8>, Error> {
         // SAFETY: `like` is a live typed system allocation (`alloc_like`'s
         // caller).
-        system::alloc_typed(unsafe { system::fallback_of(self.0, layout) }, layout)
+        large::alloc_typed(unsafe { large::heap_record_of(self.0, layout) }, layout)
     }
 
     #[inline(always)]
@@ -643,7 +646,7 @@ pub(crate) unsafe fn name_of<C: SizeClasses>(
 pub(crate) fn usable<C: SizeClasses>(layout: Layout) -> usize {
     match layout.route::<C>() {
         Route::Pool(class) => C::TABLE.size(class),
-        Route::Zero | Route::System => layout.size(),
+        Route::Zero | Route::Large => layout.size(),
     }
 }
 
@@ -668,19 +671,19 @@ pub(crate) fn alloc_registered<C: SizeClasses>(
 /// `deallocate`, `grow` or `shrink`).
 #[inline(always)]
 fn own<C: SizeClasses>(heap: &Heap<C>, ptr: NonNull<u8>, route: Route) -> NonNull<u8> {
-    let fallback = heap.fallback();
+    let heap_record = heap.heap_record();
     let own = match route {
         // Nothing is ever accessed through a zero-sized allocation.
         Route::Zero => Some(ptr),
-        Route::Pool(_) => fallback
+        Route::Pool(_) => heap_record
             .chunks
             .find(ptr.addr().get())
             .map(|base| base.with_addr(ptr.addr())),
-        Route::System => system::registered(fallback, ptr.addr().get()),
+        Route::Large => large::registered(heap_record, ptr.addr().get()),
     };
     match own {
         Some(p) => p,
-        None => foreign_pointer(fallback.name),
+        None => foreign_pointer(heap_record.name),
     }
 }
 
@@ -712,7 +715,7 @@ unsafe fn free_registered<C: SizeClasses>(heap: &Heap<C>, own: NonNull<u8>, rout
             unsafe { Pool::free(own) }
         }
         // SAFETY: a live registered allocation of `heap` (caller).
-        Route::System => unsafe { system::free_registered(heap.fallback(), own) },
+        Route::Large => unsafe { large::free_registered(heap.heap_record(), own) },
     }
 }
 
@@ -731,7 +734,7 @@ impl<C: SizeClasses> Release<C> for Heap<C> {
     #[inline(always)]
     unsafe fn large(&self, ptr: NonNull<u8>, _layout: Layout) {
         // SAFETY: as above, for a registered allocation.
-        unsafe { free_registered(self, own(self, ptr, Route::System), Route::System) }
+        unsafe { free_registered(self, own(self, ptr, Route::Large), Route::Large) }
     }
 }
 

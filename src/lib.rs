@@ -158,7 +158,7 @@
 //! use allocator_api2::vec::Vec;
 //! let mm = memory_mgr::MemoryManager::new();
 //! let mut v = Vec::new_in(&mm);
-//! v.extend(0..1000u32);                 // through the classes into the fallback
+//! v.extend(0..1000u32);                 // through the classes into the heap record
 //! assert_eq!(v[999], 999);
 //! assert_eq!(mm.stats().live(), 1);
 //! drop(v);
@@ -286,6 +286,7 @@ mod global;
 mod handle;
 mod heap;
 mod identity;
+mod large;
 mod manager;
 mod pool;
 mod pool_box;
@@ -298,7 +299,6 @@ mod source;
 mod stats;
 mod store;
 mod sync;
-mod system;
 mod table;
 #[cfg(feature = "std")]
 mod thread;

@@ -6,7 +6,7 @@
 //! and `Option<PoolBox<T>>` is the same size. It does not store its manager:
 //! a pooled value's chunk is aligned so that masking the pointer finds the
 //! chunk header, which points at the pool; a value too large for any class
-//! has a footer after it pointing at the manager's fallback
+//! has a footer after it pointing at the manager's heap record
 //! counters; a zero-sized value allocates nothing. Which of the three applies
 //! is a function of the value's size and alignment (a constant for sized
 //! types), computed the same way when it is allocated and when it is freed.
@@ -169,7 +169,7 @@ impl Kind for Local {
 
 /// What boxes are allocated from: a manager, by reference. Behind the
 /// constructors that `MemoryManager` and `SharedManager` share.
-pub(crate) trait Source<'m, C: SizeClasses>: Copy {
+pub(crate) trait BoxMaker<'m, C: SizeClasses>: Copy {
     /// The kind of the boxes made.
     type Kind: Kind;
     /// Uninitialised room for one `T`.
@@ -178,7 +178,7 @@ pub(crate) trait Source<'m, C: SizeClasses>: Copy {
     fn alloc_array<T>(self, len: usize) -> Result<NonNull<T>, Error>;
 }
 
-impl<'m, C: SizeClasses> Source<'m, C> for &'m MemoryManager<C> {
+impl<'m, C: SizeClasses> BoxMaker<'m, C> for &'m MemoryManager<C> {
     type Kind = Local;
 
     #[inline(always)]
@@ -375,7 +375,7 @@ struct Uninit<'m, T, C: SizeClasses, K: Kind> {
 impl<'m, T, C: SizeClasses, K: Kind> Uninit<'m, T, C, K> {
     /// Room for a `T` from `src` (dangling for a zero-sized `T`).
     #[inline(always)]
-    fn new_in<S: Source<'m, C, Kind = K>>(src: S) -> Result<Self, Error> {
+    fn new_in<S: BoxMaker<'m, C, Kind = K>>(src: S) -> Result<Self, Error> {
         let ptr = src.alloc_raw::<T>()?;
         Ok(Uninit {
             guard: FreeGuard {
@@ -621,7 +621,7 @@ impl<'m, T, C: SizeClasses> PoolBox<'m, T, C> {
 impl<'m, T, C: SizeClasses, K: Kind> PoolBox<'m, T, C, K> {
     /// A box of `f()` from `src`; `f` runs after the allocation succeeded.
     #[inline]
-    pub(crate) fn try_new_with_from<S: Source<'m, C, Kind = K>>(
+    pub(crate) fn try_new_with_from<S: BoxMaker<'m, C, Kind = K>>(
         f: impl FnOnce() -> T,
         src: S,
     ) -> Result<Self, Error> {
@@ -758,7 +758,7 @@ impl<'m, T, C: SizeClasses, K: Kind> PoolBox<'m, [T], C, K> {
     }
 
     /// Allocates `len` elements in `mm` and fills them with `f(0)`, `f(1)`, ...
-    pub(crate) fn try_from_fn_in<S: Source<'m, C, Kind = K>>(
+    pub(crate) fn try_from_fn_in<S: BoxMaker<'m, C, Kind = K>>(
         len: usize,
         f: impl FnMut(usize) -> T,
         mm: S,
@@ -769,7 +769,7 @@ impl<'m, T, C: SizeClasses, K: Kind> PoolBox<'m, [T], C, K> {
     }
 
     /// Allocates a copy of `src` in `mm`.
-    pub(crate) fn try_copy_in<S: Source<'m, C, Kind = K>>(src: &[T], mm: S) -> Result<Self, Error>
+    pub(crate) fn try_copy_in<S: BoxMaker<'m, C, Kind = K>>(src: &[T], mm: S) -> Result<Self, Error>
     where
         T: Copy,
     {
@@ -799,7 +799,7 @@ impl<'m, C: SizeClasses, K: Kind> PoolBox<'m, [u8], C, K> {
 
 impl<'m, C: SizeClasses, K: Kind> PoolBox<'m, str, C, K> {
     /// Allocates a copy of `s` in `mm`.
-    pub(crate) fn try_str_in<S: Source<'m, C, Kind = K>>(s: &str, mm: S) -> Result<Self, Error> {
+    pub(crate) fn try_str_in<S: BoxMaker<'m, C, Kind = K>>(s: &str, mm: S) -> Result<Self, Error> {
         let bytes = PoolBox::<[u8], C, K>::try_copy_in(s.as_bytes(), mm)?;
         // SAFETY: copied from a `str`, so valid UTF-8.
         Ok(unsafe { PoolBox::into_str_unchecked(bytes) })

@@ -482,8 +482,8 @@ pub(crate) enum Route {
     Zero,
     /// The pool of this class.
     Pool(usize),
-    /// The system allocator.
-    System,
+    /// The large path: the system allocator, one allocation each.
+    Large,
 }
 
 /// Routes a typed allocation of `size` bytes at `align`.
@@ -496,11 +496,11 @@ pub(crate) const fn route(table: &ClassTable, size: usize, align: usize) -> Rout
         return Route::Zero;
     }
     if cfg!(feature = "pass-through") {
-        return Route::System;
+        return Route::Large;
     }
     match table.class_for_layout(size, align) {
         Some(c) => Route::Pool(c),
-        None => Route::System,
+        None => Route::Large,
     }
 }
 
@@ -613,10 +613,10 @@ mod tests {
         let t = DefaultClasses::TABLE;
         assert_eq!(route(t, 0, 1), Route::Zero);
         assert_eq!(route(t, 0, 4096), Route::Zero);
-        assert_eq!(route(t, 513, 8), Route::System);
-        assert_eq!(route(t, 8, 4096), Route::System);
+        assert_eq!(route(t, 513, 8), Route::Large);
+        assert_eq!(route(t, 8, 4096), Route::Large);
         if cfg!(feature = "pass-through") {
-            assert_eq!(route(t, 8, 8), Route::System);
+            assert_eq!(route(t, 8, 8), Route::Large);
         } else {
             assert_eq!(route(t, 8, 8), Route::Pool(0));
             assert_eq!(route(t, 100, 8), Route::Pool(4));

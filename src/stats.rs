@@ -1,4 +1,4 @@
-//! Statistics: what each pool and the system fallback hold.
+//! Statistics: what each pool and the large path hold.
 #![deny(unsafe_code)]
 
 use alloc::string::String;

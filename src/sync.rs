@@ -261,7 +261,7 @@ impl RawLock {
 
 /// The central locks of the shared managers: static, so that they are
 /// never freed (a `fork` handler takes them all at any moment, see
-/// `shared.rs`). Managers share them round-robin, which is sound because a
+/// `shared/`). Managers share them round-robin, which is sound because a
 /// thread never holds two: a central heap's operations call no other
 /// manager — except the global allocator, which is why `Global`'s have an
 /// array of their own ([`GLOBAL_LOCKS`]), taken after these. (A global
@@ -289,7 +289,7 @@ pub(crate) fn central_lock(global: bool) -> &'static RawLock {
 }
 
 /// The central locks across `fork` (the `pthread_atfork` handlers are in
-/// `shared.rs`): [`take_all`](fork::take_all) before it,
+/// `shared/`): [`take_all`](fork::take_all) before it,
 /// [`release_all`](fork::release_all) after it, and, in between, the
 /// forking thread's own way through them.
 ///

@@ -239,7 +239,7 @@ impl<T> fmt::Debug for Handle<T> {
 /// paths keep no copy of the handle for it.
 #[cold]
 #[inline(never)]
-pub(crate) fn not_ours(blocks: &crate::checked::BlockHeap, raw: Block) -> Error {
+pub(crate) fn not_ours(blocks: &crate::checked::CheckedBlocks, raw: Block) -> Error {
     blocks.not_ours(raw)
 }
 

@@ -32,7 +32,7 @@ pub struct Store<'a, T> {
     id: u64,
     /// The manager's, for the error of a handle of another id; none for
     /// the view of a shared manager not yet used.
-    not_ours: Option<&'a crate::checked::BlockHeap>,
+    not_ours: Option<&'a crate::checked::CheckedBlocks>,
     _values: PhantomData<&'a T>,
 }
 
@@ -61,7 +61,7 @@ impl<'a, T: 'static> Store<'a, T> {
     /// state (the id its handles carry) is `blocks`.
     pub(crate) fn new(
         stores: &'a crate::store::Stores,
-        blocks: &'a crate::checked::BlockHeap,
+        blocks: &'a crate::checked::CheckedBlocks,
     ) -> Self {
         Store {
             stores: Some(stores),

@@ -35,14 +35,14 @@ impl<C: SizeClasses> MemoryManager<C> {
             ),
             None => self
                 .blocks
-                .alloc_large(size, align.max(8), self.heap.fallback()),
+                .alloc_large(size, align.max(8), self.heap.heap_record()),
         }
     }
 
     /// Frees a checked block, checked.
     #[inline(always)]
     pub(crate) fn checked_free(&self, block: Block) -> Result<(), Error> {
-        self.blocks.free(block, self.heap.fallback())
+        self.blocks.free(block, self.heap.heap_record())
     }
 
     /// Whether `block` is a live checked block here.

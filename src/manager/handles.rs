@@ -1,9 +1,9 @@
-//! The manager's methods over its typed stores (`store.rs`, `handle/`):
+//! The manager's methods over its typed stores (`store/`, `handle/`):
 //! `insert`, `get`, `get_mut`, `get_disjoint_mut`, `get_pair_mut`,
 //! `remove`, `contains`, `len`, `iter`, `iter_mut`, `values`,
 //! `values_mut`, `retain`, `drain`, `reserve_handles`, and the typed views
 //! `store` / `store_mut`. (The one file of `manager/` with `unsafe`: a
-//! value is reached through its slot, checked, as `store.rs` states.)
+//! value is reached through its slot, checked, as `store/` states.)
 #![allow(unsafe_code)]
 
 use core::any::TypeId;

@@ -1,7 +1,7 @@
 //! `MemoryManager`: a plain value that owns one pool per size class, its
 //! checked blocks and its typed stores — the safe public API over the raw
 //! core (`heap.rs`, which decides pool or large path; `checked.rs`;
-//! `store.rs`). The API is cut by what it serves: the box constructors and
+//! `store/`). The API is cut by what it serves: the box constructors and
 //! the checked-block methods are written once for both managers in
 //! `api.rs`; here, [`handles`] (typed stores), [`blocks`] (the checked
 //! core `api.rs` calls), [`operations`] (stats, reserve, trim, reset,
@@ -19,7 +19,7 @@ use core::cell::Cell;
 use core::fmt;
 use core::marker::PhantomData;
 
-use crate::checked::BlockHeap;
+use crate::checked::CheckedBlocks;
 use crate::chunk::SEGMENT;
 use crate::heap::Heap;
 use crate::pool::ChunkConfig;
@@ -124,7 +124,7 @@ pub struct MemoryManager<C: SizeClasses = DefaultClasses> {
     /// The pools and the large path, at a fixed heap address.
     heap: Heap<C>,
     /// The checks of `Block` handles, and the table of large blocks.
-    blocks: BlockHeap,
+    blocks: CheckedBlocks,
     /// The values behind [`Handle`](crate::Handle)s: a store per type.
     stores: Stores,
     /// Called on drop when allocations are still live.
@@ -224,7 +224,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     ) -> Self {
         MemoryManager {
             heap: Heap::new(config, budget, name),
-            blocks: BlockHeap::new(C::TABLE.len(), crate::source::Source::Global),
+            blocks: CheckedBlocks::new(C::TABLE.len(), crate::source::Source::Global),
             stores: Stores::new(crate::source::Source::Global),
             on_leak,
             #[cfg(feature = "serde")]
@@ -240,11 +240,11 @@ impl<C: SizeClasses> MemoryManager<C> {
     pub(crate) fn with_kind(
         config: ChunkConfig,
         name: Option<&'static str>,
-        kind: crate::system::HeapKind,
+        kind: crate::large::HeapKind,
     ) -> Option<Self> {
         Some(MemoryManager {
             heap: Heap::try_new(config, None, name, kind, crate::pool::UNOWNED)?,
-            blocks: BlockHeap::new(C::TABLE.len(), kind.source),
+            blocks: CheckedBlocks::new(C::TABLE.len(), kind.source),
             stores: Stores::new(kind.source),
             on_leak: Some(Hook::Fn(|_| {})),
             #[cfg(feature = "serde")]
@@ -261,7 +261,7 @@ impl<C: SizeClasses> MemoryManager<C> {
 
     /// The checks of blocks, and the id handles carry.
     #[inline(always)]
-    pub(crate) fn blocks(&self) -> &BlockHeap {
+    pub(crate) fn blocks(&self) -> &CheckedBlocks {
         &self.blocks
     }
 

@@ -15,7 +15,7 @@ use crate::{Block, Builder};
 impl<C: SizeClasses> MemoryManager<C> {
     // ----- statistics --------------------------------------------------------
 
-    /// A snapshot of what each pool and the system fallback hold.
+    /// A snapshot of what each pool and the large path hold.
     ///
     /// # Examples
     ///
@@ -70,23 +70,25 @@ impl<C: SizeClasses> MemoryManager<C> {
                 metadata_bytes: record,
             }
         }));
-        let fallback = self.heap.fallback();
+        let heap_record = self.heap.heap_record();
         let budget = self.heap.budget();
-        let collections = fallback.registered_count().min(fallback.live.get());
+        let collections = heap_record.registered_count().min(heap_record.live.get());
         Stats {
             name: self.name(),
             classes: rows,
             system: SystemStats {
-                live_boxes: fallback.live.get() - collections,
-                live_blocks: fallback.block_live.get(),
+                live_boxes: heap_record.live.get() - collections,
+                live_blocks: heap_record.block_live.get(),
                 live_collections: collections,
-                peak_boxes: fallback.peak.get(),
-                peak_blocks: fallback.block_peak.get(),
-                allocs: fallback.allocs.get(),
-                frees: fallback.allocs.get() - fallback.live.get() - fallback.block_live.get(),
-                bytes: fallback.bytes.get(),
-                cached_bytes: fallback.cached_bytes(),
-                metadata_bytes: self.blocks.metadata() + fallback.table_bytes(),
+                peak_boxes: heap_record.peak.get(),
+                peak_blocks: heap_record.block_peak.get(),
+                allocs: heap_record.allocs.get(),
+                frees: heap_record.allocs.get()
+                    - heap_record.live.get()
+                    - heap_record.block_live.get(),
+                bytes: heap_record.bytes.get(),
+                cached_bytes: heap_record.cached_bytes(),
+                metadata_bytes: self.blocks.metadata() + heap_record.table_bytes(),
             },
             handles: HandleStats {
                 live: self.stores.live(),
@@ -191,7 +193,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     pub(crate) fn trim_except_stores(&self) -> usize {
         let budget = self.heap.budget();
         let pooled: usize = self.heap.iter().map(|p| p.trim()).sum();
-        pooled + self.blocks.trim(budget) + crate::system::trim(self.heap.fallback())
+        pooled + self.blocks.trim(budget) + crate::large::trim(self.heap.heap_record())
     }
 
     /// Frees everything at once, in O(chunks), and keeps the memory: every
@@ -282,7 +284,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     #[must_use]
     pub fn name(&self) -> Option<&'static str> {
-        self.heap.fallback().name
+        self.heap.heap_record().name
     }
 
     /// The byte budget this manager was built with, if any.

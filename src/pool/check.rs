@@ -73,7 +73,7 @@ impl Pool {
     /// checks the sum over its heaps instead: see the identity on [`Pool`].)
     fn accounting(&self, free: usize) -> bool {
         !self.remote.owner.is_null()
-            || free + self.fresh_left.get() + self.spare_blocks.get() + self.live()
+            || free + self.never_used_left.get() + self.spare_blocks.get() + self.live()
                 == self.capacity.get()
     }
 }

@@ -17,19 +17,19 @@ use crate::Error;
 #[cold]
 #[inline(never)]
 pub(super) fn refill(pool: &Pool) -> Result<NonNull<u8>, Error> {
-    if pool.fresh_left.get() == 0 {
+    if pool.never_used_left.get() == 0 {
         // Blocks other threads freed come before another chunk: a thread
         // that only allocates, fed by one that only frees, reuses its blocks.
         if pool.collect() && !pool.free.get().is_null() {
             return pool.alloc();
         }
-        pool.next_fresh_chunk()
+        pool.next_never_used_chunk()
             .map_err(|e| e.refusing(pool.block_size, pool.name()))?;
     }
-    // SAFETY: `fresh_left` is not 0: it was not, or `next_fresh_chunk` just
+    // SAFETY: `never_used_left` is not 0: it was not, or `next_never_used_chunk` just
     // gave the pool a chunk's never-used blocks (a chunk holds at least
     // one block: `Pool::new` makes the smallest chunk fit one).
-    Ok(unsafe { pool.bump(pool.fresh_left.get()) })
+    Ok(unsafe { pool.bump(pool.never_used_left.get()) })
 }
 
 impl Pool {
@@ -54,16 +54,16 @@ impl Pool {
         // Room in the chunk map (or the record table) first — a few bytes,
         // kept if the chunk is refused — so that the budget's refusal is
         // about the chunk.
-        let fallback = self.fallback();
-        let mapped = fallback.kind.map;
+        let heap_record = self.heap_record();
+        let mapped = heap_record.kind.map;
         if mapped {
-            fallback.chunks.reserve_one(&fallback.budget)?;
+            heap_record.chunks.reserve_one(&heap_record.budget)?;
         }
         let size = self
             .budget()
             .charge_up_to(self.next_chunk_size.get(), self.min_chunk_size)?;
         let geometry = self.geometry(size);
-        let source = fallback.kind.source;
+        let source = heap_record.kind.source;
         let Some(chunk) = ChunkHeader::allocate(NonNull::from(self), source, size, geometry) else {
             self.budget().credit(size);
             // The chunk's figures, not the value's: that is what was refused.
@@ -73,7 +73,7 @@ impl Pool {
             });
         };
         let entered = if mapped {
-            fallback.chunks.insert(chunk.cast(), &fallback.budget)
+            heap_record.chunks.insert(chunk.cast(), &heap_record.budget)
         } else {
             Ok(())
         };
@@ -106,17 +106,17 @@ impl Pool {
 
     /// Makes the next spare chunk, or a new one, the source of never-used
     /// blocks. Never panics.
-    fn next_fresh_chunk(&self) -> Result<(), Error> {
+    fn next_never_used_chunk(&self) -> Result<(), Error> {
         if self.spare.get().is_null() {
             self.add_spare(self.new_chunk()?);
-            if self.fresh_left.get() > 0 {
+            if self.never_used_left.get() > 0 {
                 // A call the system allocator made into this manager moved
                 // the pool to a chunk of its own meanwhile (the re-entrancy
                 // rule): that one's blocks first, ours stays spare.
                 return Ok(());
             }
         }
-        if !self.fresh.get().is_null() {
+        if !self.never_used.get().is_null() {
             // A chunk's never-used blocks ran out since the last recycle:
             // the pool is no longer small (see `guard`).
             self.held.set(self.held.get() - self.guard.replace(0));
@@ -138,9 +138,9 @@ impl Pool {
         let (first, blocks) = unsafe { ((*chunk.as_ptr()).first, (*chunk.as_ptr()).blocks) };
         // SAFETY: `first + blocks * block_size <= size` (`Pool` invariant),
         // so the first block is inside the chunk, or one past its end.
-        self.fresh
+        self.never_used
             .set(unsafe { chunk.as_ptr().cast::<u8>().add(first as usize) });
-        self.fresh_left.set(blocks as usize);
+        self.never_used_left.set(blocks as usize);
         Ok(())
     }
 
@@ -169,7 +169,7 @@ impl Pool {
         }
         self.collect();
         let listed = self.free_list().take(enough).count();
-        free.max(listed + self.fresh_left.get() + self.spare_blocks.get())
+        free.max(listed + self.never_used_left.get() + self.spare_blocks.get())
     }
 }
 

@@ -42,9 +42,9 @@ use core::ptr::{self, NonNull};
 use crate::budget::Budget;
 use crate::chunk;
 use crate::fill;
+use crate::large::HeapRecord;
 use crate::size_class::natural_align;
 use crate::sync::{Counter, Inbound};
-use crate::system::Fallback;
 use crate::Error;
 
 mod check;
@@ -96,8 +96,8 @@ struct FreeNode {
 ///     once;
 ///   - *remote*: on `remote.inbound`, freed by another thread and not yet
 ///     collected (a shared manager's pools only);
-///   - *never used*: in a spare chunk, or in the chunk `fresh` points into
-///     (which is on the used list) at or past `fresh`, `fresh_left` of them.
+///   - *never used*: in a spare chunk, or in the chunk `never_used` points into
+///     (which is on the used list) at or past `never_used`, `never_used_left` of them.
 ///     A used chunk's other blocks were all handed out since it left the
 ///     spare list.
 ///
@@ -107,7 +107,7 @@ struct FreeNode {
 /// pool only its owner frees into keeps
 ///
 /// ```text
-/// capacity = live + free-list length + fresh_left + spare_blocks
+/// capacity = live + free-list length + never_used_left + spare_blocks
 /// ```
 ///
 /// (what `accounting` in [`check`] checks). A shared manager's pool
@@ -118,11 +118,11 @@ struct FreeNode {
 /// class over all the manager's heaps, each collected first:
 ///
 /// ```text
-/// Σ capacity = Σ (live − remote_out) + Σ (free-list length + fresh_left + spare_blocks)
+/// Σ capacity = Σ (live − remote_out) + Σ (free-list length + never_used_left + spare_blocks)
 /// ```
 ///
 /// (what `SharedManager::is_consistent` checks). The blocks handed out
-/// from the current chunks, `capacity − fresh_left − spare_blocks`, were
+/// from the current chunks, `capacity − never_used_left − spare_blocks`, were
 /// all live at once (see [`peak`](Self::peak)).
 #[repr(C)]
 #[derive(Debug)]
@@ -146,9 +146,9 @@ pub(crate) struct Pool {
     /// Offset of the first block in every chunk.
     first_offset: usize,
     /// Next never-used block of the newest chunk.
-    fresh: Cell<*mut u8>,
+    never_used: Cell<*mut u8>,
     /// Never-used blocks left in the newest chunk.
-    fresh_left: Counter,
+    never_used_left: Counter,
     /// Chunks with only never-used blocks (reserved, or recycled), linked
     /// through `spare_next`, in the order they are to be used.
     spare: Cell<*mut ChunkHeader>,
@@ -182,9 +182,9 @@ pub(crate) struct Pool {
     /// implementation's), counted apart from boxes in the stats, off every
     /// box's path.
     tally: Counter,
-    /// The manager's fallback record (budget and chunk map); outlives the
+    /// The manager's heap record (budget and chunk map); outlives the
     /// pool.
-    fallback: NonNull<Fallback>,
+    heap_record: NonNull<HeapRecord>,
     /// `block_size` is an odd number shifted left by `shift`, and `inverse`
     /// is that odd number's inverse modulo 2^`usize::BITS`: a block's index
     /// from its offset in the chunk, without a division.
@@ -219,8 +219,8 @@ impl Pool {
     pub(crate) fn new(
         block_size: usize,
         config: ChunkConfig,
-        fallback: NonNull<Fallback>,
-        (tid, class, owner): (u32, usize, *const ()),
+        heap_record: NonNull<HeapRecord>,
+        (thread_slot, class, owner): (u32, usize, *const ()),
     ) -> Pool {
         let align = natural_align(block_size);
         let first_offset = chunk::first_block_offset(align);
@@ -235,8 +235,8 @@ impl Pool {
             guard: Counter::new(1),
             block_size,
             first_offset,
-            fresh: Cell::new(ptr::null_mut()),
-            fresh_left: Counter::new(0),
+            never_used: Cell::new(ptr::null_mut()),
+            never_used_left: Counter::new(0),
             spare: Cell::new(ptr::null_mut()),
             used: Cell::new(ptr::null_mut()),
             spare_blocks: Counter::new(0),
@@ -250,14 +250,14 @@ impl Pool {
             peak: Counter::new(0),
             remote_out: Counter::new(0),
             tally: Counter::new(0),
-            fallback,
+            heap_record,
             shift,
             inverse: inverse_of(block_size >> shift),
             checked_allocs: Counter::new(0),
             checked_peak: Counter::new(0),
             remote: Remote {
                 inbound: Inbound::new(),
-                tid,
+                thread_slot,
                 class: class as u32,
                 owner,
             },
@@ -270,7 +270,7 @@ impl Pool {
     #[inline(always)]
     pub(crate) fn alloc(&self) -> Result<NonNull<u8>, Error> {
         let Some(head) = NonNull::new(self.free.get()) else {
-            return self.alloc_fresh();
+            return self.alloc_never_used();
         };
         // SAFETY: every node on the free list is a free block of this pool,
         // inside a live chunk, whose first word holds the link.
@@ -293,33 +293,33 @@ impl Pool {
     /// so that the pop runs straight through; it is still inlined.
     #[cold]
     #[inline(always)]
-    fn alloc_fresh(&self) -> Result<NonNull<u8>, Error> {
-        let left = self.fresh_left.get();
+    fn alloc_never_used(&self) -> Result<NonNull<u8>, Error> {
+        let left = self.never_used_left.get();
         if left == 0 {
             return growth::refill(self);
         }
-        // SAFETY: `left` is `fresh_left`, and not 0.
+        // SAFETY: `left` is `never_used_left`, and not 0.
         Ok(unsafe { self.bump(left) })
     }
 
     /// Hands out the next never-used block of the newest chunk: the bump,
-    /// written once for [`alloc_fresh`](Self::alloc_fresh) (inline) and
+    /// written once for [`alloc_never_used`](Self::alloc_never_used) (inline) and
     /// [`refill`](growth::refill) (after it found a chunk).
     ///
     /// # Safety
     ///
-    /// `left` must be `fresh_left`, and not 0.
+    /// `left` must be `never_used_left`, and not 0.
     #[inline(always)]
     unsafe fn bump(&self, left: usize) -> NonNull<u8> {
-        let block = self.fresh.get();
-        // SAFETY: `fresh_left > 0` (the caller), so `block` is a never-used
+        let block = self.never_used.get();
+        // SAFETY: `never_used_left > 0` (the caller), so `block` is a never-used
         // block inside a live chunk (not null) and the next one is at most
         // one past its last block.
         let block = unsafe {
-            self.fresh.set(block.add(self.block_size));
+            self.never_used.set(block.add(self.block_size));
             NonNull::new_unchecked(block)
         };
-        self.fresh_left.set(left - 1);
+        self.never_used_left.set(left - 1);
         self.count_alloc();
         // SAFETY: as above, `block_size` bytes that are now ours.
         unsafe { fill::fresh(block, self.block_size) };
@@ -414,24 +414,24 @@ impl Pool {
 
     /// The manager's name, if it has one.
     pub(crate) fn name(&self) -> Option<&'static str> {
-        self.fallback().name
+        self.heap_record().name
     }
 
-    /// The manager's fallback record, as a pointer.
-    pub(crate) fn fallback_ptr(&self) -> NonNull<Fallback> {
-        self.fallback
+    /// The manager's heap record, as a pointer.
+    pub(crate) fn heap_record_ptr(&self) -> NonNull<HeapRecord> {
+        self.heap_record
     }
 
     /// The manager's budget.
     fn budget(&self) -> &Budget {
-        &self.fallback().budget
+        &self.heap_record().budget
     }
 
-    /// The manager's fallback record.
-    fn fallback(&self) -> &Fallback {
-        // SAFETY: the fallback is freed only after every pool (see
+    /// The manager's heap record.
+    fn heap_record(&self) -> &HeapRecord {
+        // SAFETY: the heap record is freed only after every pool (see
         // `Heap::drop`).
-        unsafe { self.fallback.as_ref() }
+        unsafe { self.heap_record.as_ref() }
     }
 
     /// Blocks handed out and not returned.
@@ -463,7 +463,7 @@ impl Pool {
         let touched = self
             .capacity
             .get()
-            .saturating_sub(self.fresh_left.get())
+            .saturating_sub(self.never_used_left.get())
             .saturating_sub(self.spare_blocks.get());
         self.peak.get().max(touched)
     }

@@ -1,7 +1,7 @@
 //! Remote frees: what threads other than a pool's owner touch, and the
 //! owner's side of it.
 //!
-//! Only a shared manager's pools (the `std` feature, `shared.rs`) are freed
+//! Only a shared manager's pools (the `std` feature, `shared/`) are freed
 //! into from other threads; a `MemoryManager`'s are [`UNOWNED`] and never
 //! see a remote free. The owner's [`Pool::collect`] is on every pool's slow
 //! path (it finds `inbound` empty unless the pool is shared), so it is
@@ -28,14 +28,14 @@ pub(super) struct Remote {
     /// The thread slot whose holder owns the pool (see `thread.rs`), or
     /// [`UNOWNED`]: a free on that thread pushes the free list, a free on any
     /// other pushes `inbound`. Fixed when the pool is made.
-    pub(super) tid: u32,
+    pub(super) thread_slot: u32,
     /// The pool's index among its heap's classes.
     pub(super) class: u32,
     /// The shared manager's state the heap belongs to, or null.
     pub(super) owner: *const (),
 }
 
-/// [`Remote::tid`] of a pool no thread owns: a `MemoryManager`'s (used by one
+/// [`Remote::thread_slot`] of a pool no thread owns: a `MemoryManager`'s (used by one
 /// thread at a time, which frees through the free list directly), or a
 /// shared manager's central pools (used under its lock).
 pub(crate) const UNOWNED: u32 = u32::MAX - 2;
@@ -78,8 +78,8 @@ impl Pool {
 impl Pool {
     /// The thread slot that owns the pool, or [`UNOWNED`].
     #[inline(always)]
-    pub(crate) fn tid(&self) -> u32 {
-        self.remote.tid
+    pub(crate) fn thread_slot(&self) -> u32 {
+        self.remote.thread_slot
     }
 
     /// Frees `block` from a thread other than the pool's owner: one push on
@@ -133,6 +133,6 @@ impl Pool {
     /// [`live`](Self::live), what the capacity adds up to (over a shared
     /// manager's heaps, see the identity on [`Pool`]). Owner only.
     pub(crate) fn free_blocks(&self) -> usize {
-        self.free_list().count() + self.fresh_left.get() + self.spare_blocks.get()
+        self.free_list().count() + self.never_used_left.get() + self.spare_blocks.get()
     }
 }

@@ -26,9 +26,9 @@ impl Pool {
             unsafe { (*ChunkHeader::of(n.cast()).as_ptr()).scratch += 1 };
         }
         // 2. Mark the chunks whose blocks are all free or never used.
-        let fresh_chunk = if self.fresh_left.get() > 0 {
-            // SAFETY: `fresh` points at a never-used block of a live chunk.
-            Some(unsafe { ChunkHeader::of(NonNull::new_unchecked(self.fresh.get())) })
+        let never_used_chunk = if self.never_used_left.get() > 0 {
+            // SAFETY: `never_used` points at a never-used block of a live chunk.
+            Some(unsafe { ChunkHeader::of(NonNull::new_unchecked(self.never_used.get())) })
         } else {
             None
         };
@@ -47,8 +47,8 @@ impl Pool {
             if scratch == usize::MAX {
                 continue;
             }
-            let untouched = if Some(c) == fresh_chunk {
-                self.fresh_left.get()
+            let untouched = if Some(c) == never_used_chunk {
+                self.never_used_left.get()
             } else {
                 0
             };
@@ -80,12 +80,12 @@ impl Pool {
             }
             node = next;
         }
-        if fresh_chunk.is_some_and(|c| {
+        if never_used_chunk.is_some_and(|c| {
             // SAFETY: a live chunk of this pool.
             unsafe { c.as_ref() }.scratch == usize::MAX
         }) {
-            self.fresh.set(ptr::null_mut());
-            self.fresh_left.set(0);
+            self.never_used.set(ptr::null_mut());
+            self.never_used_left.set(0);
         }
         self.spare.set(ptr::null_mut());
         self.spare_blocks.set(0);
@@ -129,7 +129,7 @@ impl Pool {
         // without them (its storage may be freed: the allocator may call
         // this manager).
         let me = NonNull::from(self);
-        let map_bytes = self.fallback().chunks.remove_if(self.budget(), |c| {
+        let map_bytes = self.heap_record().chunks.remove_if(self.budget(), |c| {
             // SAFETY: the map holds only live chunks of this manager's pools
             // (the doomed ones still allocated, on `doomed`).
             let h = unsafe { c.cast::<ChunkHeader>().as_ref() };
@@ -144,7 +144,7 @@ impl Pool {
     /// Frees the chunks of a list linked through `next` (taken off the
     /// pool, whose figures no longer count them).
     fn release_list(&self, list: *mut ChunkHeader) {
-        let source = self.fallback().kind.source;
+        let source = self.heap_record().kind.source;
         // SAFETY: the list holds live chunks of this pool that nothing refers
         // to any more, each once; the walk reads a chunk's link before it
         // yields the chunk, so the loop may free it.
@@ -240,8 +240,8 @@ impl Pool {
     unsafe fn forget_blocks(&self) {
         self.remote.inbound.clear();
         self.free.set(ptr::null_mut());
-        self.fresh.set(ptr::null_mut());
-        self.fresh_left.set(0);
+        self.never_used.set(ptr::null_mut());
+        self.never_used_left.set(0);
         self.guard.set(1);
         self.held.set(1);
         self.tally.set(0);

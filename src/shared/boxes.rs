@@ -6,10 +6,10 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use crate::heap::{self, For, Heap, One, Release, Serve, BOX};
+use crate::large::{self};
 use crate::pool::Pool;
-use crate::pool_box::{Kind, Shared, Source};
+use crate::pool_box::{BoxMaker, Kind, Shared};
 use crate::size_class::SizeClasses;
-use crate::system::{self};
 use crate::thread::{self};
 use crate::Error;
 
@@ -54,7 +54,7 @@ impl<C: SizeClasses> Release<C> for AnyThread {
     unsafe fn class(&self, ptr: NonNull<u8>, _class: usize) {
         // SAFETY: a live block of a live pool (caller).
         let pool = unsafe { Pool::of(ptr) };
-        if pool.tid() == thread::current() {
+        if pool.thread_slot() == thread::current() {
             // This thread holds the pool's slot: it owns the pool.
             pool.push(ptr);
         } else {
@@ -109,18 +109,18 @@ fn count_remote_free<C: SizeClasses>(pool: &Pool) {
 #[inline(never)]
 unsafe fn free_large(ptr: NonNull<u8>, layout: Layout) {
     // SAFETY: the caller's guarantee; the footer names the central heap's
-    // fallback, which holds its lock.
+    // heap record, which holds its lock.
     unsafe {
-        let fallback = system::fallback_of(ptr, layout);
-        // (A central heap's fallback has a static lock.)
-        let _locked = (*fallback.lock).lock();
-        system::free_typed(ptr, layout);
+        let heap_record = large::heap_record_of(ptr, layout);
+        // (A central heap's heap record has a static lock.)
+        let _locked = (*heap_record.lock).lock();
+        large::free_typed(ptr, layout);
     }
 }
 
 // ----- boxes ------------------------------------------------------------------
 
-impl<'m, C: SizeClasses> Source<'m, C> for &'m SharedManager<C> {
+impl<'m, C: SizeClasses> BoxMaker<'m, C> for &'m SharedManager<C> {
     type Kind = Shared;
 
     #[inline(always)]

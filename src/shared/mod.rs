@@ -26,7 +26,7 @@
 //!   holds slot `t` (or a `trim` that claimed the free slot), so never by
 //!   two threads at once; other threads touch only its pools' remote-free
 //!   lists and read its [`Counter`](crate::sync::Counter)s.
-//! - The central heap is touched only under its fallback's lock.
+//! - The central heap is touched only under its heap record's lock.
 //! - The state lives at a fixed address from its creation until the
 //!   manager is dropped.
 

@@ -8,11 +8,11 @@ use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use crate::budget::SharedBudget;
 use crate::heap::{self, Heap, BOX};
+use crate::large::{self, HeapKind};
 use crate::pool::{ChunkConfig, Pool};
 use crate::size_class::SizeClasses;
 use crate::source;
 use crate::stats::{ClassStats, Leaks};
-use crate::system::{self, HeapKind};
 use crate::thread::{self, MAX_THREADS};
 use crate::{Error, MemoryManager};
 
@@ -37,7 +37,7 @@ pub(super) struct State<C: SizeClasses> {
     /// heaps stop.
     pub(super) top: AtomicUsize,
     /// Allocations above every class, checked blocks, collections, and
-    /// threads with no slot; used under `central.heap().fallback().lock`.
+    /// threads with no slot; used under `central.heap().heap_record().lock`.
     pub(super) central: MemoryManager<C>,
     /// Remote frees per class made by threads with no heap (no slot), to
     /// subtract from the figures like the heaps' `remote_out`.
@@ -191,13 +191,13 @@ impl<C: SizeClasses> State<C> {
     /// A large allocation, from the central heap.
     #[inline(never)]
     pub(super) fn alloc_large(&self, layout: Layout) -> Result<NonNull<u8>, Error> {
-        self.central(|mm| system::alloc_typed(mm.heap().fallback(), layout))
+        self.central(|mm| large::alloc_typed(mm.heap().heap_record(), layout))
     }
 
     /// Runs `f` on the central heap under its lock.
     pub(super) fn central<R>(&self, f: impl FnOnce(&MemoryManager<C>) -> R) -> R {
         // SAFETY: the central heap's lock is a static one (`create`).
-        let _locked = unsafe { &*self.central.heap().fallback().lock }.lock();
+        let _locked = unsafe { &*self.central.heap().heap_record().lock }.lock();
         f(&self.central)
     }
 
@@ -265,7 +265,7 @@ impl<C: SizeClasses> State<C> {
         // SAFETY: the caller holds the slot, so the heap is ours for now;
         // it is given up again (not dropped) at the end.
         let heap = core::mem::ManuallyDrop::new(unsafe { Heap::<C>::from_raw(pools) });
-        heap.iter().map(|p| p.trim()).sum::<usize>() + system::trim(heap.fallback())
+        heap.iter().map(|p| p.trim()).sum::<usize>() + large::trim(heap.heap_record())
     }
 }
 

@@ -95,7 +95,7 @@ const fn page_start(p: usize) -> usize {
 
 /// One type's store: its pages, how far they are used, its vacant slots.
 ///
-/// Invariants, relied on by the `unsafe` code here and in `handle.rs`:
+/// Invariants, relied on by the `unsafe` code here and in `handle/` and `manager/handles.rs`:
 /// - `pages[..pages_len]` are live allocations from `source`, page `p` of
 ///   `page_layout(p)`: `page_slots(p)` slots of `slot_size` bytes, then
 ///   for a byte store (`value_size != 0`) as many blocks of `value_size`

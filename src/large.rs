@@ -1,12 +1,12 @@
 //! The large path: allocations above the largest class (or aligned beyond
 //! every class), for boxes, checked blocks and collections alike, each a
 //! system allocation of its own (from [`source`](crate::source)), and the
-//! heap's shared record, [`Fallback`] (budget, chunk map, registry, name,
+//! heap's shared record, [`HeapRecord`] (budget, chunk map, registry, name,
 //! lock).
 //!
 //! Typed allocations too large for any class (or every typed allocation in
 //! pass-through mode) get a [`Footer`] after the value that points at the
-//! manager's [`Fallback`] counters, so a `PoolBox` of one word can find them
+//! manager's [`HeapRecord`] counters, so a `PoolBox` of one word can find them
 //! when it is dropped or cloned (its layout, known to the box, says where
 //! the footer is).
 //!
@@ -84,7 +84,7 @@ impl HeapKind {
 ///   `Allocator` made to its footer, and nothing else.
 #[derive(Debug)]
 #[repr(C)]
-pub(crate) struct Fallback {
+pub(crate) struct HeapRecord {
     // The field order is deliberate: counters updated by the same call are
     // not adjacent, so LLVM does not merge two 8-byte updates into one
     // 16-byte load and store — which stalled on store forwarding when the
@@ -119,17 +119,17 @@ pub(crate) struct Fallback {
     registry: Registry,
     /// Where the memory comes from, and the rest of the heap's kind.
     pub(crate) kind: HeapKind,
-    /// For a shared manager's central heap (whose fallback this is): the
+    /// For a shared manager's central heap (whose heap record this is): the
     /// lock taken around every use of it, one of the static locks of
     /// `sync.rs` (never freed, so a `fork` handler may take it at any
     /// time); null for any other heap.
     pub(crate) lock: *const RawLock,
 }
 
-impl Fallback {
+impl HeapRecord {
     /// No allocations yet; `budget` is the manager's limit in bytes.
     pub(crate) fn new(budget: Option<usize>, name: Option<&'static str>, kind: HeapKind) -> Self {
-        Fallback {
+        HeapRecord {
             live: Counter::new(0),
             peak: Counter::new(0),
             block_live: Counter::new(0),
@@ -351,7 +351,7 @@ impl Registry {
 /// ```
 #[repr(C)]
 struct Footer {
-    fallback: *const Fallback,
+    heap_record: *const HeapRecord,
     prev: *mut Footer,
     next: *mut Footer,
     /// Layout of the whole allocation, footer included.
@@ -365,7 +365,7 @@ struct Footer {
 /// [`ROUND_MAX`] is rounded up to one of eight steps per doubling, so an
 /// allocation serves any request of its class), found by the class of the
 /// full size — a constant for a typed value. A freed allocation stays on
-/// its fallback's list, so keeping it or taking it back touches no
+/// its heap record's list, so keeping it or taking it back touches no
 /// neighbour: the cost of the large path is a pop or a push. Kept until a
 /// trim or a reset, like a pool's free blocks. Larger or over-aligned
 /// allocations go back to the system at once. Off in pass-through mode,
@@ -431,7 +431,7 @@ impl Cache {
     #[inline(always)]
     fn take<const BLOCK: bool>(
         &self,
-        fallback: &Fallback,
+        heap_record: &HeapRecord,
         full: Layout,
         offset: usize,
     ) -> Option<NonNull<u8>> {
@@ -455,10 +455,10 @@ impl Cache {
             // first, so the manager carries on after the panic with nothing
             // counted that no one holds.
             // SAFETY: a kept allocation, off its stack: in no cache.
-            unsafe { free_now(fallback, footer) };
+            unsafe { free_now(heap_record, footer) };
             written.panic();
         }
-        fallback.count_alloc::<BLOCK>(full);
+        heap_record.count_alloc::<BLOCK>(full);
         Some(value)
     }
 
@@ -468,7 +468,7 @@ impl Cache {
     ///
     /// # Safety
     ///
-    /// `footer` must be the footer of a live allocation of `fallback`, given
+    /// `footer` must be the footer of a live allocation of `heap_record`, given
     /// up by its owner.
     #[inline(always)]
     unsafe fn keep(&self, footer: NonNull<Footer>, full: Layout, offset: usize) -> bool {
@@ -561,30 +561,30 @@ unsafe fn footer_of(value: NonNull<u8>, layout: Layout) -> NonNull<Footer> {
 }
 
 /// Allocates a value of `layout` (non-zero size) with a footer after it, and
-/// records it in `fallback`. The layout arithmetic is inlined, so for a typed
+/// records it in `heap_record`. The layout arithmetic is inlined, so for a typed
 /// value it is a constant; the rest is out of line.
 #[inline(always)]
-pub(crate) fn alloc_typed(fallback: &Fallback, layout: Layout) -> Result<NonNull<u8>, Error> {
-    alloc_large::<false>(fallback, layout)
+pub(crate) fn alloc_typed(heap_record: &HeapRecord, layout: Layout) -> Result<NonNull<u8>, Error> {
+    alloc_large::<false>(heap_record, layout)
 }
 
 /// [`alloc_typed`] for a checked block: counted as a block, and zeroed
 /// (for a size the cache never keeps, by the system allocator, whose fresh
 /// pages are zero already).
 #[inline(never)]
-pub(crate) fn alloc_block(fallback: &Fallback, layout: Layout) -> Result<NonNull<u8>, Error> {
+pub(crate) fn alloc_block(heap_record: &HeapRecord, layout: Layout) -> Result<NonNull<u8>, Error> {
     let (full, offset) = (with_footer(layout)?, footer_offset(layout));
-    if full.size() > fallback.cache.max {
-        return alloc_with_footer::<true>(fallback, (layout, full, offset), true);
+    if full.size() > heap_record.cache.max {
+        return alloc_with_footer::<true>(heap_record, (layout, full, offset), true);
     }
-    let value = match fallback.cache.take::<true>(fallback, full, offset) {
+    let value = match heap_record.cache.take::<true>(heap_record, full, offset) {
         Some(value) => value,
         // `black_box` hides the allocation from LLVM, which would otherwise
         // fuse malloc + memset into calloc: glibc's calloc skips its
         // per-thread cache (measured: pair/600 B blocks spent 30% of their
         // time in calloc's slow path).
         None => core::hint::black_box(alloc_with_footer::<true>(
-            fallback,
+            heap_record,
             (layout, full, offset),
             false,
         )?),
@@ -597,17 +597,17 @@ pub(crate) fn alloc_block(fallback: &Fallback, layout: Layout) -> Result<NonNull
 /// [`alloc_typed`] counted as a block (`BLOCK`) or not.
 #[inline(always)]
 fn alloc_large<const BLOCK: bool>(
-    fallback: &Fallback,
+    heap_record: &HeapRecord,
     layout: Layout,
 ) -> Result<NonNull<u8>, Error> {
     let (full, offset) = (with_footer(layout)?, footer_offset(layout));
-    match fallback.cache.take::<BLOCK>(fallback, full, offset) {
+    match heap_record.cache.take::<BLOCK>(heap_record, full, offset) {
         Some(value) => Ok(value),
-        None => alloc_with_footer::<BLOCK>(fallback, (layout, full, offset), false),
+        None => alloc_with_footer::<BLOCK>(heap_record, (layout, full, offset), false),
     }
 }
 
-impl Fallback {
+impl HeapRecord {
     /// Counts an allocation of full layout `full` handed out, for a checked
     /// block (`BLOCK`) or a box or collection.
     #[inline(always)]
@@ -637,21 +637,21 @@ impl Fallback {
 /// [`footer_offset`]).
 #[inline(never)]
 fn alloc_with_footer<const BLOCK: bool>(
-    fallback: &Fallback,
+    heap_record: &HeapRecord,
     (layout, full, offset): (Layout, Layout, usize),
     zeroed: bool,
 ) -> Result<NonNull<u8>, Error> {
-    fallback
+    heap_record
         .budget
         .charge(full.size())
-        .map_err(|e| e.refusing(layout.size(), fallback.name))?;
+        .map_err(|e| e.refusing(layout.size(), heap_record.name))?;
     let value = if zeroed {
-        alloc_zeroed(fallback.kind.source, full)
+        alloc_zeroed(heap_record.kind.source, full)
     } else {
-        alloc(fallback.kind.source, full)
+        alloc(heap_record.kind.source, full)
     };
     let Some(value) = value else {
-        fallback.budget.credit(full.size());
+        heap_record.budget.credit(full.size());
         return Err(Error::OutOfMemory {
             size: full.size(),
             align: full.align(),
@@ -659,14 +659,14 @@ fn alloc_with_footer<const BLOCK: bool>(
     };
     // SAFETY: the footer lies `offset` bytes into the allocation.
     let footer = unsafe { value.add(offset) }.cast::<Footer>();
-    let next = fallback.head.get();
+    let next = heap_record.head.get();
     // SAFETY: the footer starts `offset` bytes into an allocation of
     // `offset + size_of::<Footer>()` bytes, at a multiple of 8 from a base
     // aligned to at least 8, so it is in bounds and aligned. `next`, if not null, is the footer of another live allocation
-    // of this fallback.
+    // of this heap record.
     unsafe {
         footer.write(Footer {
-            fallback,
+            heap_record,
             prev: ptr::null_mut(),
             next,
             full,
@@ -676,22 +676,22 @@ fn alloc_with_footer<const BLOCK: bool>(
             (*next.as_ptr()).prev = footer.as_ptr();
         }
     }
-    fallback.head.set(footer.as_ptr());
-    fallback.count_alloc::<BLOCK>(full);
+    heap_record.head.set(footer.as_ptr());
+    heap_record.count_alloc::<BLOCK>(full);
     Ok(value)
 }
 
-/// The [`Fallback`] a typed system allocation belongs to.
+/// The [`HeapRecord`] a typed system allocation belongs to.
 ///
 /// # Safety
 ///
 /// `value` must come from [`alloc_typed`] for `layout` and not have been
-/// freed, and the manager that owns the `Fallback` must still be alive.
+/// freed, and the manager that owns the `HeapRecord` must still be alive.
 #[inline]
-pub(crate) unsafe fn fallback_of<'a>(value: NonNull<u8>, layout: Layout) -> &'a Fallback {
-    // SAFETY: `alloc_typed` wrote a footer holding a valid `*const Fallback`;
+pub(crate) unsafe fn heap_record_of<'a>(value: NonNull<u8>, layout: Layout) -> &'a HeapRecord {
+    // SAFETY: `alloc_typed` wrote a footer holding a valid `*const HeapRecord`;
     // the caller guarantees the allocation and the manager are alive.
-    unsafe { &*(*footer_of(value, layout).as_ptr()).fallback }
+    unsafe { &*(*footer_of(value, layout).as_ptr()).heap_record }
 }
 
 /// Unlinks a footer and frees its allocation (the caller counts it).
@@ -699,11 +699,11 @@ pub(crate) unsafe fn fallback_of<'a>(value: NonNull<u8>, layout: Layout) -> &'a 
 /// # Safety
 ///
 /// `footer` must be the footer of a live or kept allocation of
-/// `alloc_typed` for `fallback`, and not in the cache.
-unsafe fn unlink_and_free(fallback: &Fallback, footer: NonNull<Footer>) {
+/// `alloc_typed` for `heap_record`, and not in the cache.
+unsafe fn unlink_and_free(heap_record: &HeapRecord, footer: NonNull<Footer>) {
     // SAFETY:
     // 1. The caller guarantees a live footer; its neighbours on the list are
-    //    live footers of the same fallback, so the link updates are in bounds.
+    //    live footers of the same heap record, so the link updates are in bounds.
     // 2. `alloc_typed` put the footer at the end of the allocation, so the
     //    base is `full.size() - size_of::<Footer>()` bytes before it, and
     //    `full` is the layout it was allocated with. It is unlinked first, so
@@ -714,16 +714,16 @@ unsafe fn unlink_and_free(fallback: &Fallback, footer: NonNull<Footer>) {
         } = footer.read();
         match NonNull::new(prev) {
             Some(p) => (*p.as_ptr()).next = next,
-            None => fallback.head.set(next),
+            None => heap_record.head.set(next),
         }
         if let Some(n) = NonNull::new(next) {
             (*n.as_ptr()).prev = prev;
         }
-        fallback.budget.credit(full.size());
+        heap_record.budget.credit(full.size());
         let base = footer
             .cast::<u8>()
             .sub(full.size() - core::mem::size_of::<Footer>());
-        dealloc(fallback.kind.source, base, full);
+        dealloc(heap_record.kind.source, base, full);
     }
 }
 
@@ -737,39 +737,49 @@ unsafe fn unlink_and_free(fallback: &Fallback, footer: NonNull<Footer>) {
 pub(crate) unsafe fn free_typed(value: NonNull<u8>, layout: Layout) {
     // SAFETY: the caller guarantees a live allocation of `layout` of a live
     // manager.
-    unsafe { release::<false>(fallback_of(value, layout), footer_of(value, layout), layout) }
+    unsafe {
+        release::<false>(
+            heap_record_of(value, layout),
+            footer_of(value, layout),
+            layout,
+        )
+    }
 }
 
 /// Frees a checked block's allocation from [`alloc_block`].
 ///
 /// # Safety
 ///
-/// `value` must come from [`alloc_block`] for `fallback` and `layout` and
+/// `value` must come from [`alloc_block`] for `heap_record` and `layout` and
 /// not have been freed; nothing may use it afterwards.
 #[inline(never)]
-pub(crate) unsafe fn free_block(fallback: &Fallback, value: NonNull<u8>, layout: Layout) {
+pub(crate) unsafe fn free_block(heap_record: &HeapRecord, value: NonNull<u8>, layout: Layout) {
     // SAFETY: the caller's guarantee.
-    unsafe { release::<true>(fallback, footer_of(value, layout), layout) }
+    unsafe { release::<true>(heap_record, footer_of(value, layout), layout) }
 }
 
-/// Gives up a live allocation of `fallback` for a value of `layout`: kept in
+/// Gives up a live allocation of `heap_record` for a value of `layout`: kept in
 /// the cache, or freed.
 ///
 /// # Safety
 ///
 /// `footer` must be the footer of a live allocation of `alloc_typed` for
-/// `fallback` and `layout`, not used afterwards.
+/// `heap_record` and `layout`, not used afterwards.
 #[inline(always)]
-unsafe fn release<const BLOCK: bool>(fallback: &Fallback, footer: NonNull<Footer>, layout: Layout) {
+unsafe fn release<const BLOCK: bool>(
+    heap_record: &HeapRecord,
+    footer: NonNull<Footer>,
+    layout: Layout,
+) {
     // `with_footer` succeeded for this layout when it was allocated.
     let Ok(full) = with_footer(layout) else {
         return;
     };
-    fallback.count_free::<BLOCK>(full);
+    heap_record.count_free::<BLOCK>(full);
     // SAFETY: the caller's guarantee.
-    if !unsafe { fallback.cache.keep(footer, full, footer_offset(layout)) } {
+    if !unsafe { heap_record.cache.keep(footer, full, footer_offset(layout)) } {
         // SAFETY: as above; not in the cache.
-        unsafe { free_now(fallback, footer) };
+        unsafe { free_now(heap_record, footer) };
     }
 }
 
@@ -779,30 +789,33 @@ unsafe fn release<const BLOCK: bool>(fallback: &Fallback, footer: NonNull<Footer
 ///
 /// As [`unlink_and_free`].
 #[inline(never)]
-unsafe fn free_now(fallback: &Fallback, footer: NonNull<Footer>) {
+unsafe fn free_now(heap_record: &HeapRecord, footer: NonNull<Footer>) {
     // SAFETY: the caller's guarantee.
-    unsafe { unlink_and_free(fallback, footer) }
+    unsafe { unlink_and_free(heap_record, footer) }
 }
 
 /// Like [`alloc_typed`], and records the allocation in the registry, for
 /// the `Allocator` implementation: it is freed with [`free_registered`].
 #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
-pub(crate) fn alloc_registered(fallback: &Fallback, layout: Layout) -> Result<NonNull<u8>, Error> {
-    let refusing = |e: Error| e.refusing(layout.size(), fallback.name);
-    fallback
+pub(crate) fn alloc_registered(
+    heap_record: &HeapRecord,
+    layout: Layout,
+) -> Result<NonNull<u8>, Error> {
+    let refusing = |e: Error| e.refusing(layout.size(), heap_record.name);
+    heap_record
         .registry
-        .reserve_one(&fallback.budget)
+        .reserve_one(&heap_record.budget)
         .map_err(refusing)?;
-    let value = alloc_typed(fallback, layout)?;
+    let value = alloc_typed(heap_record, layout)?;
     // SAFETY: `value` was just allocated by `alloc_typed` for `layout`.
     let footer = unsafe { footer_of(value, layout) };
     // The allocator has returned: the room made above may be taken (the
     // re-entrancy rule); the insert looks again.
-    while !fallback.registry.insert(value.addr().get(), footer) {
-        if let Err(e) = fallback.registry.reserve_one(&fallback.budget) {
+    while !heap_record.registry.insert(value.addr().get(), footer) {
+        if let Err(e) = heap_record.registry.reserve_one(&heap_record.budget) {
             // SAFETY: just allocated by `alloc_typed` for `layout`, in no
             // table, used by no one.
-            unsafe { release::<false>(fallback, footer, layout) };
+            unsafe { release::<false>(heap_record, footer, layout) };
             return Err(refusing(e));
         }
     }
@@ -813,8 +826,8 @@ pub(crate) fn alloc_registered(fallback: &Fallback, layout: Layout) -> Result<No
 /// `addr`, with provenance over the whole allocation; `None` if there is
 /// none.
 #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
-pub(crate) fn registered(fallback: &Fallback, addr: usize) -> Option<NonNull<u8>> {
-    let footer = fallback.registry.get(addr)?;
+pub(crate) fn registered(heap_record: &HeapRecord, addr: usize) -> Option<NonNull<u8>> {
+    let footer = heap_record.registry.get(addr)?;
     let addr = core::num::NonZeroUsize::new(addr)?;
     // The footer pointer comes from the allocation's base, so it carries
     // provenance over all of it, value included.
@@ -825,15 +838,15 @@ pub(crate) fn registered(fallback: &Fallback, addr: usize) -> Option<NonNull<u8>
 ///
 /// # Safety
 ///
-/// `value` must be a live registered allocation of `fallback` (as returned
+/// `value` must be a live registered allocation of `heap_record` (as returned
 /// by [`registered`]), not used afterwards.
 #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
-pub(crate) unsafe fn free_registered(fallback: &Fallback, value: NonNull<u8>) {
-    let footer = fallback.registry.remove(value.addr().get());
+pub(crate) unsafe fn free_registered(heap_record: &HeapRecord, value: NonNull<u8>) {
+    let footer = heap_record.registry.remove(value.addr().get());
     debug_assert!(footer.is_some(), "not a registered allocation");
     if let Some(footer) = footer {
         // SAFETY: a registered footer is that of a live allocation of
-        // `alloc_typed` for `fallback` (caller); it leaves the registry here.
+        // `alloc_typed` for `heap_record` (caller); it leaves the registry here.
         // Its value is `footer_offset` of its layout before it: the full
         // size less the footer, so the value's layout is that size at the
         // full alignment.
@@ -842,56 +855,56 @@ pub(crate) unsafe fn free_registered(fallback: &Fallback, value: NonNull<u8>) {
             let offset = footer.addr().get() - value.addr().get();
             let layout = Layout::from_size_align_unchecked(offset, full.align());
             debug_assert_eq!(with_footer(layout).ok(), Some(full));
-            release::<false>(fallback, footer, layout);
+            release::<false>(heap_record, footer, layout);
         }
     }
 }
 
-/// Frees every allocation kept in `fallback`'s cache; returns the bytes.
-pub(crate) fn trim_cache(fallback: &Fallback) -> usize {
-    for stack in &fallback.cache.stacks {
+/// Frees every allocation kept in `heap_record`'s cache; returns the bytes.
+pub(crate) fn trim_cache(heap_record: &HeapRecord) -> usize {
+    for stack in &heap_record.cache.stacks {
         while let Some(footer) = NonNull::new(stack.get()) {
             // SAFETY: a footer on a stack is that of a kept allocation of
-            // this fallback, used by no one; it leaves the stack first.
+            // this heap record, used by no one; it leaves the stack first.
             unsafe {
                 stack.set((*footer.as_ptr()).cache_next);
-                unlink_and_free(fallback, footer);
+                unlink_and_free(heap_record, footer);
             }
         }
     }
-    fallback.cache.bytes.replace(0)
+    heap_record.cache.bytes.replace(0)
 }
 
 /// [`trim_cache`], and the registry's storage if it holds nothing; returns
 /// the bytes given back.
-pub(crate) fn trim(fallback: &Fallback) -> usize {
-    let mut released = trim_cache(fallback);
-    let registry = &fallback.registry;
+pub(crate) fn trim(heap_record: &HeapRecord) -> usize {
+    let mut released = trim_cache(heap_record);
+    let registry = &heap_record.registry;
     if registry.len() == 0 {
         let bytes = registry.clear();
-        fallback.budget.credit(bytes);
+        heap_record.budget.credit(bytes);
         released += bytes;
     }
     released
 }
 
-/// Frees every allocation still recorded in `fallback`.
+/// Frees every allocation still recorded in `heap_record`.
 ///
 /// # Safety
 ///
 /// None of them may be used afterwards.
-pub(crate) unsafe fn free_all(fallback: &Fallback) {
-    trim_cache(fallback);
-    while let Some(footer) = NonNull::new(fallback.head.get()) {
-        // SAFETY: the list holds only live footers of this fallback (the
+pub(crate) unsafe fn free_all(heap_record: &HeapRecord) {
+    trim_cache(heap_record);
+    while let Some(footer) = NonNull::new(heap_record.head.get()) {
+        // SAFETY: the list holds only live footers of this heap record (the
         // cache is empty); the caller guarantees none is used again.
-        unsafe { unlink_and_free(fallback, footer) };
+        unsafe { unlink_and_free(heap_record, footer) };
     }
-    fallback.live.set(0);
-    fallback.block_live.set(0);
-    fallback.bytes.set(0);
-    let bytes = fallback.registry.clear();
-    fallback.budget.credit(bytes);
+    heap_record.live.set(0);
+    heap_record.block_live.set(0);
+    heap_record.bytes.set(0);
+    let bytes = heap_record.registry.clear();
+    heap_record.budget.credit(bytes);
 }
 
 #[cfg(test)]
