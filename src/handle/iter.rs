@@ -36,6 +36,8 @@ pub(crate) struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
+    /// A walk over `store` (none: an empty walk), whose handles carry `id`.
+    #[inline]
     pub(crate) fn new(store: Option<&'a RawStore>, id: u64) -> Self {
         Walk {
             store,
