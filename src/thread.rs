@@ -28,8 +28,14 @@ pub(crate) const MAX_THREADS: usize = 1024;
 /// The thread has not asked for a slot yet.
 pub(crate) const UNSET: u32 = u32::MAX;
 /// The thread has none and gets none: its slot was given back as it exits
-/// (its thread-locals are being destroyed), or every slot was taken.
+/// (its thread-locals are being destroyed).
 pub(crate) const NONE: u32 = u32::MAX - 1;
+/// The thread has none: every slot was taken when it last asked. Its slow
+/// path asks again (a slot may have come free since), so a thread born
+/// while every slot was taken gets one once another thread exits. (Not
+/// `pool::UNOWNED`, which a pool no thread owns has: a thread must never
+/// see itself as the owner of those.)
+pub(crate) const FULL: u32 = u32::MAX - 3;
 
 /// Which slots are taken: bit `t % 64` of word `t / 64`.
 pub(crate) struct Registry {
@@ -154,8 +160,9 @@ mod tls {
         SLOT.with(|s| core::ptr::from_ref(s).addr())
     }
 
-    /// This thread's slot, taken now if it has none yet; [`NONE`] if every
-    /// slot is taken or the thread is exiting. Never allocates itself; the
+    /// This thread's slot, taken now if it has none yet (or found every
+    /// slot taken when it last asked: [`FULL`]); [`FULL`] if every slot is
+    /// taken, [`NONE`] if the thread is exiting. Never allocates itself; the
     /// registration of the exit hook may (on some platforms `std` keeps a
     /// list), and such an allocation by a global allocator finds the slot
     /// already set, so it never comes back here.
@@ -163,12 +170,12 @@ mod tls {
     #[inline(never)]
     pub(crate) fn register() -> u32 {
         let t = current();
-        if t != UNSET {
+        if t != UNSET && t != FULL {
             return t;
         }
         let Some(t) = REGISTRY.acquire() else {
-            SLOT.with(|s| s.set(NONE));
-            return NONE;
+            SLOT.with(|s| s.set(FULL));
+            return FULL;
         };
         SLOT.with(|s| s.set(t));
         if EXIT.try_with(|_| ()).is_err() {
@@ -186,6 +193,36 @@ mod tls {
 pub(crate) use tls::id;
 #[cfg(all(feature = "std", not(loom)))]
 pub(crate) use tls::{current, register, REGISTRY};
+
+#[cfg(all(test, feature = "std", not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A thread that found every slot taken asks again on its slow path,
+    /// and gets one once a slot is free (it used to stay slotless, on the
+    /// central heap, for life).
+    #[test]
+    fn a_thread_that_found_every_slot_taken_gets_one_once_one_is_free() {
+        std::thread::spawn(|| {
+            let mut taken = alloc::vec::Vec::new();
+            while let Some(t) = REGISTRY.acquire() {
+                taken.push(t);
+            }
+            assert_eq!(register(), FULL);
+            assert_eq!(current(), FULL);
+            assert!(FULL as usize >= MAX_THREADS && FULL != crate::pool::UNOWNED);
+            REGISTRY.release(taken.pop().expect("some slot was free"));
+            let mine = register();
+            assert!((mine as usize) < MAX_THREADS, "a slot now");
+            assert_eq!(current(), mine);
+            for t in taken {
+                REGISTRY.release(t);
+            }
+        })
+        .join()
+        .unwrap();
+    }
+}
 
 #[cfg(all(test, loom))]
 mod loom_tests {
