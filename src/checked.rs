@@ -512,6 +512,9 @@ impl CheckedBlocks {
     /// (the id moves on).
     pub(crate) fn reset(&mut self) {
         self.stores().for_each(RawStore::forget_slots);
+        // The id moves on: no older handle can match, so the generations
+        // of stores made from now on may start again too.
+        self.floor.set(0);
         self.identity.retire();
     }
 
