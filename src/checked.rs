@@ -511,7 +511,9 @@ impl CheckedBlocks {
     /// them all — keeping the pages; every handle made before becomes stale
     /// (the id moves on).
     pub(crate) fn reset(&mut self) {
-        self.stores().for_each(RawStore::forget_slots);
+        if self.has_list() {
+            self.stores().for_each(RawStore::forget_slots);
+        }
         // The id moves on: no older handle can match, so the generations
         // of stores made from now on may start again too.
         self.floor.set(0);

@@ -13,8 +13,8 @@
 //! A freed one of at most 64 KiB is kept for reuse (see [`Cache`]), as the
 //! pools keep their free blocks: the next allocation of its large class
 //! takes it back without a call to the system allocator, and without
-//! touching the list every allocation is on. A trim or a reset gives them
-//! back.
+//! touching the list every allocation is on. A trim gives them back (a
+//! reset keeps them, as the pools keep their chunks).
 
 use core::alloc::Layout;
 use core::cell::Cell;
@@ -367,7 +367,7 @@ struct Footer {
 /// full size — a constant for a typed value. A freed allocation stays on
 /// its heap record's list, so keeping it or taking it back touches no
 /// neighbour: the cost of the large path is a pop or a push. Kept until a
-/// trim or a reset, like a pool's free blocks. Larger or over-aligned
+/// trim, like a pool's free blocks (a reset keeps them too). Larger or over-aligned
 /// allocations go back to the system at once. Off in pass-through mode,
 /// which must show every allocation and free to the tools that watch the
 /// system allocator, and in a manager with a budget, where a kept
@@ -888,23 +888,70 @@ pub(crate) fn trim(heap_record: &HeapRecord) -> usize {
     released
 }
 
-/// Frees every allocation still recorded in `heap_record`.
+/// Frees every live allocation recorded in `heap_record`, and the kept
+/// ones too unless `keep`: a reset keeps them for reuse (as the pools keep
+/// their chunks), a drop frees them. With `keep` and nothing live, O(1):
+/// every allocation on the list is kept, and the registry is empty but for
+/// its storage, which stays.
 ///
 /// # Safety
 ///
-/// None of them may be used afterwards.
-pub(crate) unsafe fn free_all(heap_record: &HeapRecord) {
-    trim_cache(heap_record);
+/// None of the live ones may be used afterwards.
+pub(crate) unsafe fn free_all(heap_record: &HeapRecord, keep: bool) {
+    let mut kept: *mut Footer = ptr::null_mut();
+    if !keep {
+        trim_cache(heap_record);
+    } else if heap_record.live.get() + heap_record.block_live.get() == 0 {
+        // (The registry maps live allocations only.)
+        debug_assert_eq!(heap_record.registry.len(), 0);
+        return;
+    } else {
+        // The kept allocations leave the list for a while, onto a list of
+        // their own, so that the one left holds the live ones only.
+        for stack in &heap_record.cache.stacks {
+            let mut on_stack = stack.get();
+            while let Some(footer) = NonNull::new(on_stack) {
+                let f = footer.as_ptr();
+                // SAFETY: a footer on a stack is that of a kept allocation
+                // of this heap record, on its list once; its neighbours there
+                // are footers of the same record, and `kept`'s first is one
+                // taken off just before. It stays on its stack.
+                unsafe {
+                    let (prev, next) = ((*f).prev, (*f).next);
+                    match NonNull::new(prev) {
+                        Some(p) => (*p.as_ptr()).next = next,
+                        None => heap_record.head.set(next),
+                    }
+                    if let Some(n) = NonNull::new(next) {
+                        (*n.as_ptr()).prev = prev;
+                    }
+                    (*f).prev = ptr::null_mut();
+                    (*f).next = kept;
+                    if let Some(k) = NonNull::new(kept) {
+                        (*k.as_ptr()).prev = f;
+                    }
+                    kept = f;
+                    on_stack = (*f).cache_next;
+                }
+            }
+        }
+    }
     while let Some(footer) = NonNull::new(heap_record.head.get()) {
         // SAFETY: the list holds only live footers of this heap record (the
-        // cache is empty); the caller guarantees none is used again.
+        // cache is empty, or its allocations are on `kept`); the caller
+        // guarantees none is used again.
         unsafe { unlink_and_free(heap_record, footer) };
     }
+    // The kept ones, if any, are the list again (the first has no `prev`).
+    heap_record.head.set(kept);
     heap_record.live.set(0);
     heap_record.block_live.set(0);
     heap_record.bytes.set(0);
-    let bytes = heap_record.registry.clear();
-    heap_record.budget.credit(bytes);
+    let registry = &heap_record.registry;
+    if !keep || registry.len() > 0 {
+        let bytes = registry.clear();
+        heap_record.budget.credit(bytes);
+    }
 }
 
 #[cfg(test)]

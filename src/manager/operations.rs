@@ -196,12 +196,17 @@ impl<C: SizeClasses> MemoryManager<C> {
         pooled + self.blocks.trim(budget) + crate::large::trim(self.heap.heap_record())
     }
 
-    /// Frees everything at once, in O(chunks), and keeps the memory: every
-    /// chunk stays as free capacity for what is allocated next, with no call
-    /// to the system allocator (allocations above the largest class go back
-    /// to it); [`trim`](Self::trim) gives the chunks back. The borrow checker
-    /// ensures no [`PoolBox`](crate::PoolBox) is alive, and every [`Block`] handed out before
-    /// becomes stale — freeing, reading or writing one afterwards is
+    /// Frees everything at once and keeps the memory: every chunk stays as
+    /// free capacity for what is allocated next, with no call to the system
+    /// allocator (live allocations above the largest class go back to it;
+    /// the freed ones kept for reuse stay, as the chunks do);
+    /// [`trim`](Self::trim) gives them back. It costs what there is to
+    /// forget: O(1) for a pool that handed out nothing since it was last
+    /// recycled (by a reset, or when emptied), else the chunks it used
+    /// since; the live allocations above the classes (with any, a walk of
+    /// the kept ones too). The borrow checker ensures no
+    /// [`PoolBox`](crate::PoolBox) is alive, and every [`Block`] handed out
+    /// before becomes stale — freeing, reading or writing one afterwards is
     /// [`Error::FreedByReset`], never an access to new data. The values
     /// behind [`Handle`](crate::Handle)s are the manager's own: their
     /// destructors run first (O(handles) when any value with a destructor is

@@ -159,7 +159,8 @@ impl Pool {
     /// capacity: the chunks used since the last recycle go back to the front
     /// of the spare list, in the order they were first used (a trim releases
     /// them). Every block still handed out counts as freed. O(chunks used
-    /// since the last recycle), no call to the system allocator.
+    /// since the last recycle), no call to the system allocator; O(1) if
+    /// none was.
     ///
     /// With `debug-fill`, first looks for a free block written after it was
     /// freed (the bump that hands the blocks out again does not check), and
@@ -169,7 +170,30 @@ impl Pool {
     ///
     /// No block of this pool handed out before may be used afterwards.
     #[must_use]
+    #[inline]
     pub(crate) unsafe fn recycle(&self) -> Option<fill::Written> {
+        if self.used.get().is_null() {
+            // No chunk has left the spare list since the pool was made or
+            // last recycled, and every block is handed out of a used chunk:
+            // none was, so the pool is as a recycle leaves it (no block
+            // free, remote or live, every chunk spare, `guard` still 1).
+            debug_assert!(self.free.get().is_null() && self.never_used_left.get() == 0);
+            debug_assert_eq!((self.held.get(), self.guard.get()), (1, 1));
+            debug_assert_eq!(self.spare_blocks.get(), self.capacity.get());
+            return None;
+        }
+        // SAFETY: the caller's guarantee.
+        unsafe { self.recycle_used() }
+    }
+
+    /// [`recycle`](Self::recycle) of a pool with a used chunk, out of line.
+    ///
+    /// # Safety
+    ///
+    /// As [`recycle`](Self::recycle).
+    #[must_use]
+    #[inline(never)]
+    unsafe fn recycle_used(&self) -> Option<fill::Written> {
         let written = if cfg!(feature = "debug-fill") {
             self.free_list().find_map(|n| {
                 // SAFETY: a free block of this pool, filled when it was freed.
@@ -348,5 +372,52 @@ mod tests {
         assert_eq!(batch(pool, 100), big[..100]);
         assert!(pool.trim() > 0 && pool.is_valid());
         assert_eq!(pool.chunk_count(), 0);
+    }
+
+    /// A reset frees the live allocations above the classes and keeps the
+    /// freed ones the large path kept for reuse, as the pools keep their
+    /// chunks, whatever their order on the large path's list.
+    #[test]
+    fn a_reset_keeps_the_large_allocations_kept_for_reuse() {
+        if cfg!(feature = "pass-through") {
+            return; // nothing is kept
+        }
+        let mut mm = crate::MemoryManager::new();
+        // Nothing live: the kept ones stay, the reset walks nothing.
+        drop(mm.alloc([1u64; 75])); // 600 bytes: above every class
+        let kept = mm.stats().system.cached_bytes;
+        assert!(kept > 0);
+        mm.reset();
+        assert_eq!(mm.stats().system.cached_bytes, kept);
+        // Live ones before, between and after kept ones on the list (of
+        // boxes, a checked block and a collection's buffer).
+        crate::PoolBox::leak(mm.alloc([2u8; 2000]));
+        drop(mm.alloc([3u8; 3000]));
+        let _block = mm.alloc_block(4000).unwrap();
+        drop(mm.alloc([4u8; 5000]));
+        #[cfg(feature = "allocator-api2")]
+        core::mem::forget(allocator_api2::vec::Vec::<u8, _>::with_capacity_in(
+            6000, &mm,
+        ));
+        let kept = mm.stats().system.cached_bytes;
+        mm.reset();
+        let s = mm.stats();
+        assert_eq!(
+            (s.live(), s.system.bytes, s.system.cached_bytes),
+            (0, 0, kept)
+        );
+        assert!(mm.is_consistent());
+        // They serve the next allocations, then a trim gives them back.
+        for _ in 0..2 {
+            let a = mm.alloc([5u64; 75]);
+            let b = mm.alloc([6u8; 3000]);
+            assert_eq!((a[74], b[2999]), (5, 6));
+            assert!(mm.stats().system.cached_bytes < kept);
+            drop((a, b));
+            mm.reset();
+            assert_eq!(mm.stats().system.cached_bytes, kept);
+        }
+        assert!(mm.trim() >= kept);
+        assert_eq!(mm.stats().reserved_bytes(), 0);
     }
 }
