@@ -29,6 +29,35 @@ use crate::heap;
 use crate::size_class::SizeClasses;
 use crate::MemoryManager;
 
+/// `grow` and `shrink`, both `$resize(self, ptr, old, new)`: every resize
+/// of these allocators is one rule (in place within a class, else move).
+macro_rules! grow_and_shrink {
+    ($resize:expr) => {
+        #[inline]
+        unsafe fn grow(
+            &self,
+            ptr: NonNull<u8>,
+            old: Layout,
+            new: Layout,
+        ) -> Result<NonNull<[u8]>, AllocError> {
+            // SAFETY: the caller's guarantees for `grow` are those of the
+            // resize (a live allocation of `old` from this allocator).
+            unsafe { $resize(self, ptr, old, new) }
+        }
+
+        #[inline]
+        unsafe fn shrink(
+            &self,
+            ptr: NonNull<u8>,
+            old: Layout,
+            new: Layout,
+        ) -> Result<NonNull<[u8]>, AllocError> {
+            // SAFETY: as in `grow`.
+            unsafe { $resize(self, ptr, old, new) }
+        }
+    };
+}
+
 // SAFETY:
 // - A returned block stays valid until it is deallocated or the manager is
 //   dropped; the `&'m MemoryManager` allocator borrows the manager, so every
@@ -61,27 +90,9 @@ unsafe impl<C: SizeClasses> Allocator for &MemoryManager<C> {
         unsafe { heap::deallocate(self.heap(), ptr, layout) }
     }
 
-    #[inline]
-    unsafe fn grow(
-        &self,
-        ptr: NonNull<u8>,
-        old: Layout,
-        new: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: the caller's guarantees for `grow` are those of `resize`.
-        unsafe { heap::resize(self.heap(), ptr, old, new) }.map_err(|_| AllocError)
-    }
-
-    #[inline]
-    unsafe fn shrink(
-        &self,
-        ptr: NonNull<u8>,
-        old: Layout,
-        new: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: as in `grow`.
-        unsafe { heap::resize(self.heap(), ptr, old, new) }.map_err(|_| AllocError)
-    }
+    grow_and_shrink!(
+        |mm: &Self, ptr, old, new| heap::resize(mm.heap(), ptr, old, new).map_err(|_| AllocError)
+    );
 }
 
 // SAFETY: every call runs the `&MemoryManager` implementation above on the
@@ -105,27 +116,9 @@ unsafe impl<C: SizeClasses> Allocator for &crate::SharedManager<C> {
         let _ = self.with_central(|mm| unsafe { mm.deallocate(ptr, layout) });
     }
 
-    #[inline]
-    unsafe fn grow(
-        &self,
-        ptr: NonNull<u8>,
-        old: Layout,
-        new: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: as in `deallocate`.
-        self.with_central(|mm| unsafe { mm.grow(ptr, old, new) })
-            .map_err(|_| AllocError)?
-    }
-
-    #[inline]
-    unsafe fn shrink(
-        &self,
-        ptr: NonNull<u8>,
-        old: Layout,
-        new: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: as in `deallocate`.
-        self.with_central(|mm| unsafe { mm.shrink(ptr, old, new) })
-            .map_err(|_| AllocError)?
-    }
+    // (On the central heap, under its lock, as `deallocate`.)
+    grow_and_shrink!(|sm: &Self, ptr, old, new| sm
+        .with_central(|mm| heap::resize(mm.heap(), ptr, old, new))
+        .map_err(|_| AllocError)?
+        .map_err(|_| AllocError));
 }
