@@ -17,6 +17,7 @@ mod model;
 mod model_core;
 mod operations;
 mod pool_box;
+mod review7;
 #[cfg(feature = "serde")]
 mod save;
 #[cfg(all(feature = "std", feature = "allocator-api2"))]
@@ -87,14 +88,17 @@ fn counted(layout: Layout, f: impl FnOnce(Layout) -> *mut u8) -> *mut u8 {
 // SAFETY: delegates to `Under` (the system allocator, or `Global`), only adding bookkeeping that never allocates.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        review7::on_alloc();
         // SAFETY: forwarded with the caller's guarantees.
         counted(layout, |l| unsafe { Under.alloc(l) })
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        review7::on_alloc();
         // SAFETY: forwarded with the caller's guarantees.
         counted(layout, |l| unsafe { Under.alloc_zeroed(l) })
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        review7::on_dealloc();
         note(-(layout.size() as isize));
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { Under.dealloc(ptr, layout) }
