@@ -204,7 +204,8 @@ impl CheckedBlocks {
             } else {
                 budget.credit(layout.size());
                 // SAFETY: allocated above with this layout, never shared.
-                unsafe { source::dealloc(self.source, list, layout) };
+                // (`busy`: a trim the allocator calls keeps the list made.)
+                self.allocating(|| unsafe { source::dealloc(self.source, list, layout) });
             }
         }
         let floor = self.floor.get();
@@ -224,8 +225,10 @@ impl CheckedBlocks {
                 Ok(unsafe { record.as_ref() })
             }
             false => {
-                // SAFETY: made above, never shared.
-                budget.credit(unsafe { store::free_record(record, self.source) });
+                // SAFETY: made above, never shared. (`busy`: a trim the
+                // allocator calls keeps the list and the store made.)
+                let freed = self.allocating(|| unsafe { store::free_record(record, self.source) });
+                budget.credit(freed);
                 self.store(number).ok_or(Error::OutOfMemory {
                     size: RawStore::BYTES,
                     align: 8,
@@ -481,27 +484,35 @@ impl CheckedBlocks {
     /// (not while an allocation of this heap is under way: see the type);
     /// returns the bytes released, credited to `budget`.
     pub(crate) fn trim(&self, budget: &Budget) -> usize {
+        // Whether an allocation of this heap is under way around this trim
+        // (then no record or list is freed: see the type).
+        let outer_busy = self.busy.get() != 0;
         let mut bytes = 0;
-        for n in 0..=self.classes as u32 {
-            let n = if n as usize == self.classes { LARGE } else { n };
+        for n in (0..self.classes as u32).chain([LARGE]) {
             let Some(store) = self.store(n) else { continue };
-            bytes += store.trim();
-            if self.busy.get() != 0 || store.live() != 0 || store.pages() != 0 {
+            // Its pages go back to the allocator, which may call a trim in:
+            // `busy` keeps this record (and the list) from that trim.
+            bytes += self.allocating(|| store.trim());
+            if outer_busy || store.live() != 0 || store.pages() != 0 {
                 continue;
             }
             self.floor.set(self.floor.get().max(store.floor()));
             let record = self.entry(n).swap(ptr::null_mut(), Ordering::Relaxed);
+            let record = NonNull::new(record).expect("the store's record");
             // SAFETY: the store's record, off the list now (the re-entrancy
             // rule: taken off before the allocator is called), no page, no
-            // live value; nothing here uses it again.
-            bytes += unsafe { store::free_record(NonNull::new_unchecked(record), self.source) };
+            // live value; nothing here uses it again (`store` is not read
+            // after this).
+            bytes += self.allocating(|| unsafe { store::free_record(record, self.source) });
         }
-        if self.busy.get() == 0 && self.has_list() && self.stores().next().is_none() {
+        if !outer_busy && self.has_list() && self.stores().next().is_none() {
             let list = self.list.replace(NO_STORES.as_ptr()).cast_mut();
             let layout = Self::LIST;
             bytes += layout.size();
             // SAFETY: the list, allocated with this layout, off the heap now.
-            unsafe { source::dealloc(self.source, NonNull::new_unchecked(list).cast(), layout) };
+            self.allocating(|| unsafe {
+                source::dealloc(self.source, NonNull::new_unchecked(list).cast(), layout)
+            });
         }
         budget.credit(bytes);
         bytes

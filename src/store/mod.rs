@@ -598,20 +598,23 @@ impl RawStore {
     /// Reserves room for `additional` more values than there are vacant
     /// slots can hold: pages added until the unused slots suffice.
     pub(crate) fn reserve(&self, budget: &Budget, additional: usize) -> Result<(), Error> {
-        // Vacant slots first: counted along their list, no further than
-        // needed.
-        let mut vacant = 0;
-        let mut i = self.vacant.load(Ordering::Relaxed);
-        while i != NONE && vacant < additional {
-            vacant += 1;
-            let slot = self.slot(i, self.slot_size).expect("below len");
-            // SAFETY: a vacant slot: its link is written.
-            i = unsafe { self.link(i, slot).read() };
-        }
-        while vacant + (self.capacity() - self.len()) < additional {
+        loop {
+            // Vacant slots first: counted along their list, no further
+            // than needed — again after each page, which a trim the
+            // allocator called may have changed (the re-entrancy rule).
+            let mut vacant = 0;
+            let mut i = self.vacant.load(Ordering::Relaxed);
+            while i != NONE && vacant < additional {
+                vacant += 1;
+                let slot = self.slot(i, self.slot_size).expect("below len");
+                // SAFETY: a vacant slot: its link is written.
+                i = unsafe { self.link(i, slot).read() };
+            }
+            if vacant + (self.capacity() - self.len()) >= additional {
+                return Ok(());
+            }
             self.add_page(budget)?;
         }
-        Ok(())
     }
 
     /// Each slot below `len`, in index order: (index, slot).
@@ -663,44 +666,47 @@ impl RawStore {
 
     /// Gives back the pages past the last live value (every page if none
     /// is live); returns the bytes. The slots on them are dropped, and new
-    /// slots then start at a floor past every generation dropped (nothing
-    /// is given back when the floor would come within 2^16 of the end of
-    /// the generations, so that new slots have room to move). O(slots).
+    /// slots then start at a floor past every generation dropped. O(slots).
     ///
     /// A page that holds a live value stays, with every slot before it: a
     /// walk over the store (which stops only at a live value) and every
-    /// reference to a value keep their pages.
+    /// reference to a value keep their pages. So does a page holding a
+    /// slot whose generation is within 2^16 of the end (a retired slot, or
+    /// one near it): the floor never comes near the end, and new slots
+    /// have room to move.
     pub(crate) fn trim(&self) -> usize {
         let pages = self.pages_len.load(Ordering::Relaxed);
         let len = self.len.load(Ordering::Relaxed);
-        let live_at = |i: u32| {
+        let generation_at = |i: u32| {
             let slot = self.slot(i, self.slot_size).expect("below len");
             // SAFETY: a slot below `len`.
             let tag = unsafe { Self::tag(slot) };
-            tag & 1 == 1
+            tag & GENERATION
         };
-        let keep = match self.live() {
-            0 => 0,
-            _ => (0..len as u32)
-                .rev()
-                .find(|&i| live_at(i))
-                .map_or(0, |i| locate(i).0 + 1),
+        // A slot pins its page (and every page before it) if it is live,
+        // or if its generation is within 2^16 of the end (retired, or near
+        // it): dropping it would move the floor so near the end that new
+        // slots could not move, so it stays, and the floor stays low.
+        let pins = |i: u32| {
+            let g = generation_at(i);
+            g & 1 == 1 || g >= GENERATION - (1 << 16)
         };
+        let keep = (0..len as u32)
+            .rev()
+            .find(|&i| pins(i))
+            .map_or(0, |i| locate(i).0 + 1);
         if keep >= pages {
             return 0;
         }
         let kept = len.min(page_start(keep));
         let newest = (kept as u32..len as u32)
-            .map(|i| {
-                let slot = self.slot(i, self.slot_size).expect("below len");
-                // SAFETY: a slot below `len`.
-                let tag = unsafe { Self::tag(slot) };
-                tag & GENERATION
-            })
+            .map(generation_at)
             .max()
             .unwrap_or(0);
         let floor = newest.max(self.floor.load(Ordering::Relaxed));
         if floor >= GENERATION - (1 << 16) {
+            // (Only a floor a load started near the end: no dropped slot
+            // pins.) New slots need room to move: nothing is given back.
             return 0;
         }
         debug_assert!(floor % 2 == 0, "a vacant slot's generation is even");
