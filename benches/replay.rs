@@ -192,21 +192,7 @@ fn run_blocks<C: SizeClasses>(
     rounds: usize,
 ) {
     let mut live = vec![None; ids];
-    let before = vm_hwm_kib();
-    let mut times: Vec<f64> = (0..rounds)
-        .map(|_| {
-            let t = Instant::now();
-            round_blocks(mm, events, &mut live);
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    println!(
-        "replay {name} median_ms {:.3} min_ms {:.3} peak_rss_added_kib {}",
-        times[times.len() / 2],
-        times[0],
-        vm_hwm_kib().saturating_sub(before)
-    );
+    timed(name, rounds, || round_blocks(mm, events, &mut live));
 }
 
 fn vm_hwm_kib() -> usize {
@@ -220,11 +206,17 @@ fn vm_hwm_kib() -> usize {
 
 fn run<H: Heap>(name: &str, heap: &H, events: &[Event], ids: usize, rounds: usize) {
     let mut live = vec![None; ids];
+    timed(name, rounds, || round(heap, events, &mut live));
+}
+
+/// Runs `round` `rounds` times and prints the median and fastest times
+/// and the peak RSS the runs added.
+fn timed(name: &str, rounds: usize, mut round: impl FnMut()) {
     let before = vm_hwm_kib();
     let mut times: Vec<f64> = (0..rounds)
         .map(|_| {
             let t = Instant::now();
-            round(heap, events, &mut live);
+            round();
             t.elapsed().as_secs_f64() * 1e3
         })
         .collect();
