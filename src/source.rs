@@ -83,3 +83,74 @@ pub(crate) unsafe fn dealloc(source: Source, ptr: NonNull<u8>, layout: Layout) {
         },
     }
 }
+
+/// The size of a page for [`decommit_around`]: 4 KiB. (Where pages are
+/// larger the system refuses the unaligned range and nothing is given back.)
+#[cfg(feature = "std")]
+const PAGE: usize = 4096;
+
+/// Gives back to the system the pages of the `size` bytes at `base`, but
+/// the first (a chunk's header) and those holding the word at `keep`: their
+/// bytes read as zero when next touched. Returns the bytes given back (0
+/// where the system has no such call, or under Miri).
+///
+/// # Safety
+///
+/// The `size` bytes at `base` must be ours (an allocation, or a part of
+/// one, from [`alloc()`]), and none of them but the first page's and the
+/// word at `keep` may hold anything anyone reads before writing it.
+#[cfg(feature = "std")]
+pub(crate) unsafe fn decommit_around(base: NonNull<u8>, size: usize, keep: NonNull<u8>) -> usize {
+    let start = base.as_ptr().addr();
+    let end = (start + size) & !(PAGE - 1);
+    let first = (start + PAGE) & !(PAGE - 1);
+    let keep_lo = keep.as_ptr().addr() & !(PAGE - 1);
+    let keep_hi = (keep.as_ptr().addr() + 8 + PAGE - 1) & !(PAGE - 1);
+    let mut given = 0;
+    for (lo, hi) in [(first, keep_lo.min(end)), (keep_hi.max(first), end)] {
+        if lo < hi {
+            // SAFETY: `[lo, hi)` lies within the caller's `size` bytes, past
+            // the first page and clear of `keep`'s word: bytes no one reads
+            // before writing them (the caller).
+            given += unsafe { advise_free(base.as_ptr().with_addr(lo), hi - lo) };
+        }
+    }
+    given
+}
+
+/// `madvise(MADV_DONTNEED)`: the pages' memory goes back to the system and
+/// reads as zero when next touched. Returns `len`, or 0 if refused.
+///
+/// # Safety
+///
+/// `[ptr, ptr + len)` must be page-aligned memory of ours whose contents no
+/// one needs.
+#[cfg(all(feature = "std", target_os = "linux", not(miri)))]
+unsafe fn advise_free(ptr: *mut u8, len: usize) -> usize {
+    extern "C" {
+        fn madvise(
+            addr: *mut core::ffi::c_void,
+            len: usize,
+            advice: core::ffi::c_int,
+        ) -> core::ffi::c_int;
+    }
+    /// Linux's `MADV_DONTNEED`.
+    const MADV_DONTNEED: core::ffi::c_int = 4;
+    // SAFETY: the caller's guarantee; the call changes only those pages'
+    // contents (to zero), which no one needs.
+    if unsafe { madvise(ptr.cast(), len, MADV_DONTNEED) } == 0 {
+        len
+    } else {
+        0
+    }
+}
+
+/// Elsewhere (and under Miri) nothing is given back.
+///
+/// # Safety
+///
+/// None needed; the signature matches the Linux one.
+#[cfg(all(feature = "std", not(all(target_os = "linux", not(miri)))))]
+unsafe fn advise_free(_ptr: *mut u8, _len: usize) -> usize {
+    0
+}

@@ -60,10 +60,14 @@ impl Counter {
 /// whole by the owner with one swap (sharded-slab's `TransferStack`,
 /// mimalloc's `thread_free`). Each node's first word is its link.
 ///
-/// Only the owner takes, and it takes the whole list, never one node: so the
-/// ABA problem of a lock-free pop cannot arise — a node a pusher read as the
-/// head may be taken and even pushed again meanwhile, and the pusher's
-/// compare-and-swap then fails or links to a head that is on the list.
+/// Every take takes the whole list, never one node: so the ABA problem of a
+/// lock-free pop cannot arise — a node a pusher read as the head may be
+/// taken and even pushed again meanwhile, and the pusher's compare-and-swap
+/// then fails or links to a head that is on the list. The owner takes; so
+/// may a shared manager's `trim` on another thread (under the manager's
+/// central lock), which pushes back what it does not keep as one chain
+/// ([`push_chain`](Self::push_chain)): two takers each get a disjoint part
+/// of what was pushed, and nothing is taken twice.
 #[derive(Debug)]
 pub(crate) struct Inbound {
     head: AtomicPtr<u8>,
@@ -118,6 +122,35 @@ impl Inbound {
         }
     }
 
+    /// Pushes the chain `head ..= tail`, already linked through each node's
+    /// first word (`tail`'s link is overwritten), with one compare-and-swap.
+    ///
+    /// # Safety
+    ///
+    /// As [`push`](Self::push), for every node of the chain; following the
+    /// links from `head` must reach `tail`.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
+    pub(crate) unsafe fn push_chain(&self, head: NonNull<u8>, tail: NonNull<u8>) {
+        // `Relaxed`: a guess for the CAS, as in `push`.
+        let mut now = self.head.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: the tail is ours to write (caller).
+            unsafe { tail.cast::<*mut u8>().write(now) };
+            // `Release` on success: the chain's links (and whatever the
+            // pushing thread wrote before) happen before the `Acquire` swap
+            // of the next take, as in `push`. `Relaxed` on failure.
+            match self.head.compare_exchange_weak(
+                now,
+                head.as_ptr(),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(seen) => now = seen,
+            }
+        }
+    }
+
     /// Whether the list may hold nodes: a hint, for the owner to skip the
     /// swap. `Relaxed`: a node pushed just after is taken next time.
     #[inline]
@@ -126,7 +159,8 @@ impl Inbound {
     }
 
     /// Takes every node pushed so far: the head of a null-terminated list
-    /// linked through each node's first word, or null. Owner only.
+    /// linked through each node's first word, or null. The owner, or a
+    /// shared manager's `trim` on another thread (see the type).
     #[inline]
     pub(crate) fn take(&self) -> *mut u8 {
         if self.is_empty() {
@@ -499,6 +533,74 @@ mod loom_tests {
             seen.extend(drain(list.take()));
             seen.sort();
             assert_eq!(seen, [1, 2]);
+        });
+    }
+
+    /// A shared manager's `reclaim` (another thread's trim) meets the owner
+    /// and a remote free: the trim takes the list, moves the node of an
+    /// "emptied chunk" (payload 1) to a second list after writing it (as it
+    /// resets the chunk's count) and pushes the rest back as one chain,
+    /// while a thread pushes and the owner takes both lists. Every node is
+    /// taken exactly once, and the owner sees the trim's write.
+    #[test]
+    fn a_reclaim_racing_pushes_and_takes_loses_nothing_and_publishes_its_writes() {
+        loom::model(|| {
+            let lists = Arc::new((Inbound::new(), Inbound::new()));
+            let pusher = {
+                let lists = lists.clone();
+                loom::thread::spawn(move || {
+                    for v in [1, 2] {
+                        let n = node(0);
+                        // SAFETY (test): the node is ours until pushed.
+                        unsafe {
+                            (*n.cast::<Node>().as_ptr()).payload.with_mut(|p| *p = v);
+                            lists.0.push(n);
+                        }
+                    }
+                })
+            };
+            let trim = {
+                let lists = lists.clone();
+                loom::thread::spawn(move || {
+                    let mut node = lists.0.take();
+                    let (mut kept, mut tail) = (ptr::null_mut::<u8>(), None::<NonNull<u8>>);
+                    while let Some(n) = NonNull::new(node) {
+                        let n = n.cast::<Node>();
+                        // SAFETY (test): a node taken: ours to read and
+                        // relink (its link read first).
+                        unsafe {
+                            node = (*n.as_ptr()).link;
+                            let payload = &(*n.as_ptr()).payload;
+                            if payload.with(|p| *p) == 1 {
+                                payload.with_mut(|p| *p = 10);
+                                lists.1.push(n.cast());
+                            } else {
+                                match tail {
+                                    Some(t) => {
+                                        (*t.cast::<Node>().as_ptr()).link = n.as_ptr().cast()
+                                    }
+                                    None => kept = n.as_ptr().cast(),
+                                }
+                                tail = Some(n.cast());
+                            }
+                        }
+                    }
+                    if let (Some(head), Some(tail)) = (NonNull::new(kept), tail) {
+                        // SAFETY (test): a chain of our nodes, head to tail.
+                        unsafe { lists.0.push_chain(head, tail) };
+                    }
+                })
+            };
+            let mut seen = drain(lists.0.take());
+            seen.extend(drain(lists.1.take()));
+            pusher.join().unwrap();
+            trim.join().unwrap();
+            seen.extend(drain(lists.0.take()));
+            seen.extend(drain(lists.1.take()));
+            seen.sort();
+            // Node 1 is seen as pushed (taken before the trim) or as the trim
+            // wrote it; node 2 as pushed; each once.
+            assert!(seen == [1, 2] || seen == [2, 10], "{seen:?}");
         });
     }
 

@@ -29,6 +29,11 @@ pub(super) struct ChunkHeader {
     /// Scratch count for [`Pool::trim`]: free blocks in this chunk, or
     /// `usize::MAX` for a chunk about to be released.
     pub(super) scratch: usize,
+    /// Count for a [`reclaim`](Pool::reclaim) from another thread: blocks
+    /// of this chunk on the remote-free list that reclaim took. 0 but
+    /// during a reclaim (which runs one at a time, under the shared
+    /// manager's central lock); the owner never reads or writes it.
+    pub(super) reclaim: usize,
     /// Offset of the first block from the chunk's base.
     pub(super) first: u32,
     /// Blocks in this chunk.
@@ -67,6 +72,7 @@ impl ChunkHeader {
                 size,
                 spare_next: ptr::null_mut(),
                 scratch: 0,
+                reclaim: 0,
                 first: first as u32,
                 blocks: blocks as u32,
             })

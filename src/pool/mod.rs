@@ -95,7 +95,11 @@ struct FreeNode {
 ///   - *free*: on the free list (`free`, through the block's first word),
 ///     once;
 ///   - *remote*: on `remote.inbound`, freed by another thread and not yet
-///     collected (a shared manager's pools only);
+///     collected (a shared manager's pools only), or held for a moment by a
+///     [`reclaim`](Pool::reclaim) on another thread;
+///   - *emptied*: in a chunk on `remote.emptied` — a chunk still on the
+///     used list whose blocks a reclaim found all remote — not yet taken
+///     back by the owner (which moves the chunk to the spare list);
 ///   - *never used*: in a spare chunk, or in the chunk `never_used` points into
 ///     (which is on the used list) at or past `never_used`, `never_used_left` of them.
 ///     A used chunk's other blocks were all handed out since it left the
@@ -118,8 +122,11 @@ struct FreeNode {
 /// class over all the manager's heaps, each collected first:
 ///
 /// ```text
-/// Σ capacity = Σ (live − remote_out) + Σ (free-list length + never_used_left + spare_blocks)
+/// Σ capacity = Σ (live − remote_out + reclaimed) + Σ (free-list length + never_used_left + spare_blocks)
 /// ```
+///
+/// (`reclaimed`: remote frees whose blocks the owner took back in
+/// remote-emptied chunks, no longer in its `held`.)
 ///
 /// (what `SharedManager::is_consistent` checks). The blocks handed out
 /// from the current chunks, `capacity − never_used_left − spare_blocks`, were
@@ -178,6 +185,9 @@ pub(crate) struct Pool {
     /// Blocks of this class the owner freed into other heaps' pools (see
     /// [`Pool::remote_out`]).
     remote_out: Counter,
+    /// Blocks other threads freed into this pool that the owner took back
+    /// in remote-emptied chunks (see [`Pool::reclaimed`]).
+    reclaimed: Counter,
     /// Live blocks that a collection holds (the `Allocator`
     /// implementation's), counted apart from boxes in the stats, off every
     /// box's path.
@@ -249,6 +259,7 @@ impl Pool {
             capacity: Counter::new(0),
             peak: Counter::new(0),
             remote_out: Counter::new(0),
+            reclaimed: Counter::new(0),
             tally: Counter::new(0),
             heap_record,
             shift,
@@ -257,6 +268,7 @@ impl Pool {
             checked_peak: Counter::new(0),
             remote: Remote {
                 inbound: Inbound::new(),
+                emptied: Inbound::new(),
                 thread_slot,
                 class: class as u32,
                 owner,

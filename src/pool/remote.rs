@@ -10,10 +10,11 @@
 
 use core::ptr::NonNull;
 
+use super::chunk_header::{ChunkHeader, Link};
 use super::{FreeNode, Pool};
-#[cfg(feature = "std")]
-use crate::fill;
 use crate::sync::Inbound;
+#[cfg(feature = "std")]
+use crate::{fill, source};
 
 /// The part of a [`Pool`] that threads other than its owner read and write,
 /// alone on a 128-byte line (two 64-byte cache lines: the adjacent-line
@@ -25,6 +26,12 @@ pub(super) struct Remote {
     /// taken by the owner when its free list and newest chunk are used up,
     /// before it takes another chunk.
     pub(super) inbound: Inbound,
+    /// Chunks whose every block a [`reclaim`](Pool::reclaim) found on
+    /// `inbound` (remote-emptied chunks, their pages given back to the
+    /// system), each as one of its blocks, linked through that block's first
+    /// word: the owner takes them back as spare chunks in
+    /// [`collect`](Pool::collect).
+    pub(super) emptied: Inbound,
     /// The thread slot whose holder owns the pool (see `thread.rs`), or
     /// [`UNOWNED`]: a free on that thread pushes the free list, a free on any
     /// other pushes `inbound`. Fixed when the pool is made.
@@ -51,6 +58,9 @@ impl Pool {
     /// keeps counting them live, and a shared manager's figures subtract
     /// the freeing threads' counts.
     pub(crate) fn collect(&self) -> bool {
+        if !self.remote.emptied.is_empty() {
+            self.take_emptied();
+        }
         let head = self.remote.inbound.take().cast::<FreeNode>();
         let Some(head) = NonNull::new(head) else {
             return false;
@@ -69,6 +79,75 @@ impl Pool {
         }
         self.free.set(head.as_ptr());
         true
+    }
+}
+
+impl Pool {
+    /// Takes back the chunks a [`reclaim`](Pool::reclaim) on another thread
+    /// found remote-emptied: each leaves the used list for the front of the
+    /// spare list, its blocks never used again. Those blocks were counted
+    /// live in `held` (remote frees) and freed in the freeing threads'
+    /// `remote_out`: they leave `held` for `reclaimed`. Owner only.
+    #[cold]
+    #[inline(never)]
+    fn take_emptied(&self) {
+        /// A chunk's `scratch` while it is being taken back.
+        const TAKING: usize = usize::MAX - 1;
+        // The blocks handed out from these chunks were all live at once:
+        // the peak keeps them once they are spare again.
+        self.peak.set(self.peak());
+        let mut taken = 0;
+        let mut node = self.remote.emptied.take();
+        while let Some(n) = NonNull::new(node) {
+            // SAFETY: `take` returned a list of blocks pushed by `reclaim`:
+            // one free block of each emptied chunk, a live chunk of this pool
+            // (its blocks all free, none handed out again), its link visible
+            // to us (the `Acquire` of `take`). The scratch word is the
+            // owner's, and no trim is under way.
+            unsafe {
+                node = *n.cast::<*mut u8>().as_ptr();
+                (*ChunkHeader::of(n).as_ptr()).scratch = TAKING;
+            }
+            taken += 1;
+        }
+        let mut blocks = 0;
+        let spare = &self.spare;
+        let move_to_spare = |c: NonNull<ChunkHeader>| {
+            let h = c.as_ptr();
+            // SAFETY: a live chunk of this pool on the used list, whose link
+            // `unlink_if` has read; the scratch word and links are the owner's.
+            unsafe {
+                if (*h).scratch != TAKING {
+                    return false;
+                }
+                (*h).scratch = 0;
+                (*h).spare_next = spare.get();
+                blocks += (*h).blocks as usize;
+            }
+            spare.set(h);
+            taken -= 1;
+            true
+        };
+        // SAFETY: the used list's head is the pool's, its chunks live chunks
+        // of this pool whose links are the owner's. Every emptied chunk is
+        // on it: its blocks were all handed out (never-used blocks are never
+        // freed), and a recycle, which would move it to the spare list,
+        // needs `held` at zero, which the emptied blocks keep above zero.
+        unsafe { ChunkHeader::unlink_if(self.used.as_ptr(), Link::Spare, move_to_spare) };
+        debug_assert_eq!(taken, 0, "an emptied chunk was not on the used list");
+        self.spare_blocks.set(self.spare_blocks.get() + blocks);
+        self.held.set(self.held.get() - blocks);
+        self.reclaimed.set(self.reclaimed.get() + blocks);
+        if self.used.get().is_null() {
+            // Every chunk is spare: no block is handed out, free, remote or
+            // never used (those are all in used chunks), so `held` is
+            // `guard`; the pool is as a recycle leaves it, and says so.
+            debug_assert!(self.free.get().is_null() && self.never_used_left.get() == 0);
+            debug_assert_eq!(self.held.get(), self.guard.get());
+            self.never_used.set(core::ptr::null_mut());
+            self.guard.set(1);
+            self.held.set(1);
+        }
     }
 }
 
@@ -116,9 +195,122 @@ impl Pool {
         self.remote_out.set(self.remote_out.get() + 1);
     }
 
-    /// Forgets the remote frees counted (a reset: every block is free).
+    /// Blocks of this pool that other threads freed and the owner took back
+    /// in remote-emptied chunks (see [`reclaim`](Self::reclaim)): the
+    /// freeing threads counted them in their `remote_out`, and `held` no
+    /// longer does.
+    #[inline]
+    pub(crate) fn reclaimed(&self) -> usize {
+        self.reclaimed.get()
+    }
+
+    /// Forgets the remote frees counted, both ways (a reset: every block is
+    /// free).
     pub(crate) fn clear_remote_out(&self) {
         self.remote_out.set(0);
+        self.reclaimed.set(0);
+    }
+
+    /// Gives back to the system the pages of the chunks whose every block
+    /// other threads freed, from any thread, while the owner runs: takes
+    /// the remote-free list, finds the chunks all of whose blocks are on it,
+    /// gives their pages back (all but the header's and one block's) and
+    /// hands them to the owner on `remote.emptied`, to take back as spare
+    /// chunks; the other blocks go back on the remote-free list. Returns
+    /// the bytes given back. O(blocks on the list).
+    ///
+    /// What makes it safe while the owner runs: a block on the remote-free
+    /// list is in no structure of the owner's (not live, not on its free
+    /// list, not never used), so a chunk all of whose blocks were taken is
+    /// one the owner reaches only through its chunk lists' links and
+    /// fixed header fields, which this leaves alone; and it cannot release
+    /// or recycle the chunk meanwhile (its `trim` releases only chunks whose
+    /// blocks are all on its own free list, and a recycle needs `held` at
+    /// zero, which the remote blocks keep above zero).
+    ///
+    /// # Safety
+    ///
+    /// The pool must be a live shared manager's thread-heap pool, alive for
+    /// the call, and no other `reclaim` of it may run at once (the manager's
+    /// central lock serialises them).
+    pub(crate) unsafe fn reclaim(&self) -> usize {
+        let taken = self.remote.inbound.take();
+        let walk = |head: *mut u8| {
+            let mut node = head;
+            core::iter::from_fn(move || {
+                let n = NonNull::new(node)?;
+                // SAFETY: a node of a list we hold (taken, or built below
+                // from taken nodes): a free block whose first word is its
+                // link, read before the node is yielded (and so before the
+                // caller relinks it).
+                node = unsafe { *n.cast::<*mut u8>().as_ptr() };
+                Some(n)
+            })
+        };
+        // 1. Count the taken blocks of each chunk.
+        for n in walk(taken) {
+            // SAFETY: a remote block of this pool lies in a live chunk of it;
+            // `reclaim` is the header's reclaimer's alone (one at a time).
+            unsafe { (*ChunkHeader::of(n).as_ptr()).reclaim += 1 };
+        }
+        // 2. Split: one block of each chunk whose blocks are all here goes
+        // on `emptied` (the chunk marked done), the other blocks of those
+        // chunks are dropped, the rest are kept in their order.
+        let (mut kept, mut kept_tail) = (core::ptr::null_mut::<u8>(), None::<NonNull<u8>>);
+        let mut emptied = core::ptr::null_mut::<u8>();
+        for n in walk(taken) {
+            // SAFETY: as in 1; `n`'s link was read (the walk), so `n` is ours
+            // to relink.
+            unsafe {
+                let h = ChunkHeader::of(n).as_ptr();
+                let count = (*h).reclaim;
+                if count == (*h).blocks as usize {
+                    (*h).reclaim = usize::MAX;
+                    *n.cast::<*mut u8>().as_ptr() = emptied;
+                    emptied = n.as_ptr();
+                } else if count != usize::MAX {
+                    match kept_tail {
+                        Some(t) => *t.cast::<*mut u8>().as_ptr() = n.as_ptr(),
+                        None => kept = n.as_ptr(),
+                    }
+                    kept_tail = Some(n);
+                }
+            }
+        }
+        // 3. The counts back to 0; the emptied chunks' pages given back.
+        let mut released = 0;
+        if let Some(t) = kept_tail {
+            // SAFETY: the kept chain ends at `t`: its link is ours to end.
+            unsafe { *t.cast::<*mut u8>().as_ptr() = core::ptr::null_mut() };
+        }
+        for n in walk(kept) {
+            // SAFETY: as in 1.
+            unsafe { (*ChunkHeader::of(n).as_ptr()).reclaim = 0 };
+        }
+        let mut emptied_tail = None;
+        for n in walk(emptied) {
+            emptied_tail = Some(n);
+            // SAFETY: as in 1. Every block of the chunk is free and ours
+            // (all were taken), the owner reaches none of them, and the
+            // header and `n` (the link) are kept.
+            unsafe {
+                let h = ChunkHeader::of(n).as_ptr();
+                (*h).reclaim = 0;
+                released += source::decommit_around(NonNull::new_unchecked(h).cast(), (*h).size, n);
+            }
+        }
+        // 4. Both lists go back: the owner takes them on its slow path.
+        // SAFETY: chains of free blocks of this pool, each node ours until
+        // the push publishes it.
+        unsafe {
+            if let (Some(head), Some(tail)) = (NonNull::new(kept), kept_tail) {
+                self.remote.inbound.push_chain(head, tail);
+            }
+            if let (Some(head), Some(tail)) = (NonNull::new(emptied), emptied_tail) {
+                self.remote.emptied.push_chain(head, tail);
+            }
+        }
+        released
     }
 
     /// The class index of the pool in its heap, and the shared manager's
@@ -134,5 +326,95 @@ impl Pool {
     /// manager's heaps, see the identity on [`Pool`]). Owner only.
     pub(crate) fn free_blocks(&self) -> usize {
         self.free_list().count() + self.never_used_left.get() + self.spare_blocks.get()
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::super::SMALL;
+    use super::*;
+    use crate::DefaultClasses;
+    use alloc::vec::Vec;
+
+    /// Blocks freed "remotely" (pushed on `inbound`) in every chunk but one
+    /// of their pool: a reclaim hands those chunks to the owner, who takes
+    /// them back as spare chunks, and keeps the other chunk's blocks on the
+    /// remote-free list; once that chunk is emptied too, the pool is as a
+    /// new one, and its peak stays.
+    #[test]
+    fn a_reclaim_hands_the_chunks_emptied_remotely_back_to_the_owner() {
+        let pools = crate::heap::Heap::<DefaultClasses>::new(SMALL, None, None);
+        let pool = pools.get(3); // 64 bytes
+                                 // Four chunks, every block handed out (a chunk with never-used
+                                 // blocks is never emptied).
+        let mut blocks = Vec::new();
+        while pool.chunk_count() < 4 || pool.never_used_left.get() > 0 {
+            blocks.push(pool.alloc().unwrap());
+        }
+        let n = blocks.len();
+        let last = blocks[n - 1];
+        let in_last = |b: &NonNull<u8>| {
+            // SAFETY: live blocks of the pool.
+            unsafe { ChunkHeader::of(*b) == ChunkHeader::of(last) }
+        };
+        let (chunks, capacity) = (pool.chunk_count(), pool.capacity());
+        for b in blocks.iter().filter(|b| !in_last(b)) {
+            // SAFETY: live blocks, each freed once.
+            unsafe { pool.push_remote(*b) };
+        }
+        let early = blocks.iter().filter(|b| !in_last(b)).count();
+        // SAFETY: a live pool, no other reclaim.
+        unsafe { pool.reclaim() };
+        assert!(pool.remote.inbound.is_empty() && !pool.remote.emptied.is_empty());
+        assert!(!pool.collect(), "no remote block was left on the list");
+        assert_eq!(pool.reclaimed(), early);
+        assert_eq!(pool.live(), n - early);
+        assert_eq!(
+            pool.spare_blocks.get(),
+            capacity - pool_blocks_of(pool, last)
+        );
+        assert_eq!(
+            (pool.chunk_count(), pool.capacity(), pool.peak()),
+            (chunks, capacity, n)
+        );
+        assert!(pool.is_valid());
+        // Half the last chunk's blocks freed remotely: kept on the list.
+        let rest: Vec<_> = blocks.iter().filter(|b| in_last(b)).collect();
+        for b in &rest[..rest.len() / 2] {
+            // SAFETY: live blocks, each freed once.
+            unsafe { pool.push_remote(**b) };
+        }
+        // SAFETY: as above.
+        unsafe { pool.reclaim() };
+        assert!(!pool.remote.inbound.is_empty() && pool.remote.emptied.is_empty());
+        // The rest too: the whole pool is emptied, and new again.
+        for b in &rest[rest.len() / 2..] {
+            // SAFETY: live blocks, each freed once.
+            unsafe { pool.push_remote(**b) };
+        }
+        // SAFETY: as above.
+        unsafe { pool.reclaim() };
+        assert!(!pool.collect());
+        assert_eq!((pool.live(), pool.reclaimed(), pool.peak()), (0, n, n));
+        assert_eq!(pool.spare_blocks.get(), capacity);
+        assert!(pool.is_valid());
+        // The chunks serve again, with none new: the same blocks.
+        let again: Vec<_> = (0..n).map(|_| pool.alloc().unwrap()).collect();
+        assert_eq!(pool.chunk_count(), chunks);
+        let (mut a, mut b) = (again.clone(), blocks.clone());
+        a.sort();
+        b.sort();
+        assert_eq!(a, b);
+        for b in again {
+            // SAFETY: live, freed once.
+            unsafe { Pool::free(b) };
+        }
+        assert!(pool.is_valid());
+    }
+
+    /// The blocks of the chunk that holds `block`.
+    fn pool_blocks_of(_pool: &Pool, block: NonNull<u8>) -> usize {
+        // SAFETY: a block of a live chunk.
+        unsafe { (*ChunkHeader::of(block).as_ptr()).blocks as usize }
     }
 }

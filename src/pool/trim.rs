@@ -263,6 +263,7 @@ impl Pool {
     /// chunks must all be spare (`recycle`) or gone (`release_chunks`).
     unsafe fn forget_blocks(&self) {
         self.remote.inbound.clear();
+        self.remote.emptied.clear();
         self.free.set(ptr::null_mut());
         self.never_used.set(ptr::null_mut());
         self.never_used_left.set(0);

@@ -68,7 +68,11 @@ impl<C: SizeClasses> SharedManager<C> {
     /// Gives back to the system every chunk without a live allocation in
     /// this thread's heap, in the heaps of threads that exited (their slots
     /// free, claimed for the moment) and in the central heap; returns the
-    /// bytes released. Heaps of running threads are theirs to trim.
+    /// bytes released. In the heaps of other running threads it gives back
+    /// the pages of every chunk whose blocks were all freed on other
+    /// threads (the chunk stays its heap's, as spare capacity, and the
+    /// owner takes it back on its next slow path; on Linux, where
+    /// `madvise` gives pages back).
     ///
     /// # Examples
     ///
@@ -104,6 +108,11 @@ impl<C: SizeClasses> SharedManager<C> {
                 let _claimed = Claimed(t);
                 // SAFETY: slot `t` was free and is ours until `_claimed` drops.
                 released += unsafe { State::<C>::trim_heap(pools) };
+            } else {
+                // Another thread's heap: only what other threads freed into
+                // it, one reclaim at a time (under the central lock).
+                // SAFETY: a live thread heap (invariant).
+                released += state.central(|_| unsafe { State::<C>::reclaim_heap(pools) });
             }
         }
         // (Not the stores' pages: another thread may be reading them.)

@@ -269,6 +269,25 @@ impl<C: SizeClasses> State<C> {
     }
 }
 
+impl<C: SizeClasses> State<C> {
+    /// Gives back the pages of the remote-emptied chunks of the heap
+    /// `pools`, whose slot another thread may hold (see [`Pool::reclaim`]).
+    ///
+    /// # Safety
+    ///
+    /// `pools` must be a live thread heap of this state's, and the caller
+    /// must hold the central lock (reclaims run one at a time).
+    pub(super) unsafe fn reclaim_heap(pools: NonNull<Pool>) -> usize {
+        (0..C::TABLE.len())
+            .map(|class| {
+                // SAFETY: the caller's guarantees: a live thread heap's pool,
+                // one reclaim at a time.
+                unsafe { Heap::<C>::pool_at(pools, class).reclaim() }
+            })
+            .sum()
+    }
+}
+
 /// Drops a state and frees its memory.
 ///
 /// # Safety

@@ -41,19 +41,24 @@ impl<C: SizeClasses> SharedManager<C> {
         // is this lock.
         let rows = alloc::vec::Vec::with_capacity(C::TABLE.len());
         let mut s = state.central(|mm| mm.snapshot_in(rows));
-        let mut freed_remotely: [usize; crate::MAX_CLASSES] =
+        // Per class: remote frees counted by the freeing threads, and those
+        // the owners took back in remote-emptied chunks (no longer live in
+        // their `held`).
+        let mut freed_remotely: [(usize, usize); crate::MAX_CLASSES] =
             // `Relaxed`: statistics.
-            core::array::from_fn(|c| state.lost[c].load(Ordering::Relaxed));
+            core::array::from_fn(|c| (state.lost[c].load(Ordering::Relaxed), 0));
         for (_, pools) in state.thread_heaps() {
             s.add(State::<C>::class_stats(pools));
             for (class, n) in freed_remotely.iter_mut().enumerate().take(C::TABLE.len()) {
-                // SAFETY: a live heap's pool (invariant): a counter read.
-                *n += unsafe { Heap::<C>::pool_at(pools, class) }.remote_out();
+                // SAFETY: a live heap's pool (invariant): counter reads.
+                let pool = unsafe { Heap::<C>::pool_at(pools, class) };
+                n.0 += pool.remote_out();
+                n.1 += pool.reclaimed();
             }
         }
-        for (row, n) in s.classes.iter_mut().zip(freed_remotely) {
+        for (row, (out, back)) in s.classes.iter_mut().zip(freed_remotely) {
             // Saturating: the counts are read at different moments.
-            row.live_boxes = row.live_boxes.saturating_sub(n);
+            row.live_boxes = row.live_boxes.saturating_sub(out.saturating_sub(back));
             row.frees = row.allocs.saturating_sub(row.live());
         }
         s.name = self.config.name;
@@ -105,8 +110,13 @@ impl<C: SizeClasses> SharedManager<C> {
             let s = &mut sums[class];
             s.0 += pool.free_blocks();
             // Wrapping: a heap's remote frees may exceed its own live count
-            // (they are of other heaps' blocks); the sum is exact.
-            s.1 = s.1.wrapping_add(pool.live()).wrapping_sub(remote_out);
+            // (they are of other heaps' blocks); the sum is exact. The
+            // blocks taken back in emptied chunks left `held` but are still
+            // in the freeing threads' `remote_out`.
+            s.1 =
+                s.1.wrapping_add(pool.live())
+                    .wrapping_add(pool.reclaimed())
+                    .wrapping_sub(remote_out);
             s.2 += pool.capacity();
         };
         for (_, pools) in state.thread_heaps() {
