@@ -35,9 +35,10 @@
 //   1,000-entry array, 8..=256 bytes, freed and refilled.
 // - `sh6bench`: batches allocated, then freed in reverse (LIFO), and in
 //   order (FIFO), sizes 8..=512.
-// - `thread-exit` (retention after thread exit): 400 short threads, run in
-//   waves of THREADS, each allocating and freeing a few hundred to a few
-//   thousand objects of each of 13 sizes (8..=512 bytes), a quarter of
+// - `thread-exit` (retention after thread exit): 400 threads alive at once
+//   (each waits for all the others before it exits), THREADS of them at
+//   work at a time, each allocating and freeing 50 to 500 objects of each
+//   of 13 sizes (8..=512 bytes), a quarter of
 //   them live until the thread's end, all freed before it exits; then,
 //   with no trim, the RSS the process kept (VmRSS minus VmRSS before the
 //   first wave: `exit_kib`) and `Global`'s reserved bytes (`reserved_kib`);
@@ -279,7 +280,7 @@ fn reserved_field(key: &str) -> String {
     reserved_bytes().map_or_else(String::new, |b| format!(" {key}={}", b >> 10))
 }
 
-/// One `thread-exit` thread: 13 sizes, a few hundred to a few thousand of
+/// One `thread-exit` thread: 13 sizes, 50 to 500 of
 /// each, a quarter kept until the end, all freed before returning.
 fn exit_thread_work(seed: u64) {
     const SIZES: [usize; 13] = [8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 320, 384, 512];
@@ -287,7 +288,7 @@ fn exit_thread_work(seed: u64) {
     let mut kept = Vec::new();
     let mut window = Vec::with_capacity(64);
     for (k, &size) in SIZES.iter().enumerate() {
-        for i in 0..rng.usize(300..=3_000) {
+        for i in 0..rng.usize(50..=500) {
             let o = new_obj(size, k as u8);
             if i % 4 == 0 {
                 kept.push(o);
@@ -303,18 +304,29 @@ fn exit_thread_work(seed: u64) {
     kept.into_iter().for_each(free_obj);
 }
 
-/// `count` threads of `exit_thread_work`, `threads` at a time.
+/// `count` threads of `exit_thread_work`, all alive at once (each waits
+/// for the others before it exits, as the 400 threads did), of
+/// which `threads` run their work at a time (the rest wait their turn).
 fn exit_waves(count: usize, threads: usize, seed: u64) {
     let threads = threads.max(1);
-    for wave in 0..count.div_ceil(threads) {
-        let n = threads.min(count - wave * threads);
-        thread::scope(|s| {
-            for t in 0..n {
-                let seed = seed + (wave * threads + t) as u64;
-                s.spawn(move || exit_thread_work(seed));
-            }
-        });
-    }
+    let done = std::sync::Barrier::new(count);
+    let turn = std::sync::Mutex::new(0usize);
+    let turns = std::sync::Condvar::new();
+    thread::scope(|s| {
+        for t in 0..count {
+            let (done, turn, turns) = (&done, &turn, &turns);
+            s.spawn(move || {
+                // Wait until fewer than `threads` are at work.
+                let mut busy = turns.wait_while(turn.lock().unwrap(), |b| *b >= threads).unwrap();
+                *busy += 1;
+                drop(busy);
+                exit_thread_work(seed + t as u64);
+                *turn.lock().unwrap() -= 1;
+                turns.notify_one();
+                done.wait();
+            });
+        }
+    });
 }
 
 fn thread_exit(threads: usize) -> String {
