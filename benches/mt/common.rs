@@ -4,9 +4,20 @@
 // `benches/mt/{system,global,mimalloc,jemalloc}.rs`.
 //
 // Usage: `mt_<alloc> WORKLOAD THREADS` prints
-// `WORKLOAD THREADS SECONDS PEAK_RSS_KIB`.
+// `WORKLOAD THREADS SECONDS PEAK_RSS_KIB [KEY=VALUE ...]`: seconds of the
+// workload, peak RSS of the process (VmHWM), then, for the retention
+// workloads, named figures in KiB (`benches/mt_report.py` reads them; the
+// first four fields are the same for every workload).
 //
-// Workloads (sizes so that each takes about a second at two threads):
+// Each including binary defines `report()` (its allocator's own figures
+// with `MT_STATS=1`), `reserved_bytes() -> Option<usize>` (bytes the
+// allocator holds by its own count: `Global`'s `reserved_bytes`, `None`
+// for the others) and `trim() -> bool` (gives free memory back if the
+// allocator can be asked to from safe Rust: `Global::trim`; `false` for
+// the others).
+//
+// Workloads (sizes so that each takes about a second at two threads; the
+// last three, 0.1 to 0.6 s):
 // - `xmalloc`: producer/consumer pairs (mimalloc-bench xmalloc-test):
 //   producers allocate batches of 8..=256-byte objects, consumers free them.
 // - `larson`: each thread replaces random slots of an array of 1,000
@@ -24,6 +35,27 @@
 //   1,000-entry array, 8..=256 bytes, freed and refilled.
 // - `sh6bench`: batches allocated, then freed in reverse (LIFO), and in
 //   order (FIFO), sizes 8..=512.
+// - `thread-exit` (retention after thread exit): 400 threads alive at once
+//   (each waits for all the others before it exits), THREADS of them at
+//   work at a time, each allocating and freeing 50 to 500 objects of each
+//   of 13 sizes (8..=512 bytes), a quarter of
+//   them live until the thread's end, all freed before it exits; then,
+//   with no trim, the RSS the process kept (VmRSS minus VmRSS before the
+//   first wave: `exit_kib`) and `Global`'s reserved bytes (`reserved_kib`);
+//   then 100 more threads the same way (`exit2_kib`, `reserved2_kib`).
+//   `base_kib` is the VmRSS before.
+// - `live-builder` (retention behind a live thread): a builder thread
+//   allocates 2,000,000 objects of 48 and 56 bytes and sends them to the
+//   main thread, then waits on a channel (alive, allocating nothing); the
+//   main thread frees them all, trims (`Global::trim`; nothing for the
+//   others) and reads VmRSS (`after_kib`, minus `base_kib`, the VmRSS
+//   before the build; the report divides it by the peak minus `base_kib`);
+//   only then does the builder exit.
+// - `thread-churn`: 4,000 short threads in waves of THREADS; each frees
+//   the blocks a thread of the previous wave left it, allocates 2,000
+//   objects of 8..=512 bytes, frees every other one, sends a half of the
+//   rest to its neighbour in the wave (which frees them while their owner
+//   may be exiting) and leaves the other half to a thread of the next wave.
 
 use std::alloc::{alloc, dealloc, Layout};
 use std::sync::mpsc;
@@ -225,36 +257,202 @@ fn sh6bench(threads: usize) {
     });
 }
 
-fn peak_rss_kib() -> usize {
+/// A `/proc/self/status` figure in KiB (`VmRSS:`, `VmHWM:`), 0 if absent.
+fn status_kib(key: &str) -> usize {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+fn rss_kib() -> usize {
+    status_kib("VmRSS:")
+}
+
+fn peak_rss_kib() -> usize {
+    status_kib("VmHWM:")
+}
+
+/// ` KEY=VALUE` in KiB of the allocator's reserved bytes, or nothing.
+fn reserved_field(key: &str) -> String {
+    reserved_bytes().map_or_else(String::new, |b| format!(" {key}={}", b >> 10))
+}
+
+/// One `thread-exit` thread: 13 sizes, 50 to 500 of
+/// each, a quarter kept until the end, all freed before returning.
+fn exit_thread_work(seed: u64) {
+    const SIZES: [usize; 13] = [8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 320, 384, 512];
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut kept = Vec::new();
+    let mut window = Vec::with_capacity(64);
+    for (k, &size) in SIZES.iter().enumerate() {
+        for i in 0..rng.usize(50..=500) {
+            let o = new_obj(size, k as u8);
+            if i % 4 == 0 {
+                kept.push(o);
+            } else {
+                window.push(o);
+                if window.len() == 64 {
+                    window.drain(..).for_each(free_obj);
+                }
+            }
+        }
+    }
+    window.into_iter().for_each(free_obj);
+    kept.into_iter().for_each(free_obj);
+}
+
+/// `count` threads of `exit_thread_work`, all alive at once (each waits
+/// for the others before it exits, as the issue's 400 threads did), of
+/// which `threads` run their work at a time (the rest wait their turn).
+fn exit_waves(count: usize, threads: usize, seed: u64) {
+    let threads = threads.max(1);
+    let done = std::sync::Barrier::new(count);
+    let turn = std::sync::Mutex::new(0usize);
+    let turns = std::sync::Condvar::new();
+    thread::scope(|s| {
+        for t in 0..count {
+            let (done, turn, turns) = (&done, &turn, &turns);
+            s.spawn(move || {
+                // Wait until fewer than `threads` are at work.
+                let mut busy = turns.wait_while(turn.lock().unwrap(), |b| *b >= threads).unwrap();
+                *busy += 1;
+                drop(busy);
+                exit_thread_work(seed + t as u64);
+                *turn.lock().unwrap() -= 1;
+                turns.notify_one();
+                done.wait();
+            });
+        }
+    });
+}
+
+fn thread_exit(threads: usize) -> String {
+    let base = rss_kib();
+    exit_waves(400, threads, 1_000);
+    let exit = rss_kib().saturating_sub(base);
+    let reserved = reserved_field("reserved_kib");
+    exit_waves(100, threads, 5_000);
+    let exit2 = rss_kib().saturating_sub(base);
+    let reserved2 = reserved_field("reserved2_kib");
+    format!(" base_kib={base} exit_kib={exit}{reserved} exit2_kib={exit2}{reserved2}")
+}
+
+fn live_builder(_threads: usize) -> String {
+    const OBJECTS: usize = 2_000_000;
+    let base = rss_kib();
+    let (objs_tx, objs_rx) = mpsc::channel();
+    let (exit_tx, exit_rx) = mpsc::channel::<()>();
+    let builder = thread::spawn(move || {
+        let mut small: Vec<Box<[u64; 6]>> = Vec::with_capacity(OBJECTS / 2);
+        let mut large: Vec<Box<[u64; 7]>> = Vec::with_capacity(OBJECTS / 2);
+        for i in 0..OBJECTS / 2 {
+            let i = i as u64;
+            small.push(Box::new([i; 6]));
+            large.push(Box::new([i; 7]));
+        }
+        objs_tx.send((small, large)).unwrap();
+        // Alive, allocating nothing, until the main thread has measured.
+        let _ = exit_rx.recv();
+    });
+    let (small, large) = objs_rx.recv().unwrap();
+    std::hint::black_box((&small, &large));
+    drop(small);
+    drop(large);
+    let trimmed = trim();
+    let after = rss_kib().saturating_sub(base);
+    let reserved = reserved_field("reserved_kib");
+    exit_tx.send(()).unwrap();
+    builder.join().unwrap();
+    format!(
+        " base_kib={base} after_kib={after}{reserved} trim={}",
+        u8::from(trimmed)
+    )
+}
+
+fn thread_churn(threads: usize) {
+    const THREADS_IN_ALL: usize = 4_000;
+    const PER_THREAD: usize = 2_000;
+    let threads = threads.max(1);
+    let mut carry: Vec<Vec<Obj>> = (0..threads).map(|_| Vec::new()).collect();
+    for wave in 0..THREADS_IN_ALL / threads {
+        // Thread `t` sends to thread `t + 1` of the wave (itself when alone).
+        let (txs, rxs): (Vec<_>, Vec<_>) =
+            (0..threads).map(|_| mpsc::sync_channel::<Vec<Obj>>(1)).unzip();
+        let mut rxs: Vec<_> = rxs.into_iter().map(Some).collect();
+        rxs.rotate_right(1);
+        // A thread of this wave frees what the previous wave's next thread left.
+        carry.rotate_left(1);
+        carry = thread::scope(|s| {
+            let hs: Vec<_> = carry
+                .into_iter()
+                .zip(txs)
+                .zip(rxs.iter_mut().map(|r| r.take().unwrap()))
+                .enumerate()
+                .map(|(t, ((old, tx), rx))| {
+                    s.spawn(move || {
+                        old.into_iter().for_each(free_obj);
+                        let mut rng = fastrand::Rng::with_seed((wave * 64 + t) as u64);
+                        let mut mine = Vec::with_capacity(PER_THREAD / 2);
+                        for i in 0..PER_THREAD {
+                            let o = new_obj(rng.usize(8..=512), 8);
+                            if i % 2 == 0 {
+                                free_obj(o);
+                            } else {
+                                mine.push(o);
+                            }
+                        }
+                        let keep = mine.split_off(mine.len() / 2);
+                        tx.send(mine).unwrap();
+                        rx.recv().unwrap().into_iter().for_each(free_obj);
+                        keep
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+    }
+    carry.into_iter().flatten().for_each(free_obj);
+}
+
+/// A workload without figures of its own.
+fn plain(run: fn(usize)) -> impl Fn(usize) -> String {
+    move |threads| {
+        run(threads);
+        String::new()
+    }
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let workload = args.get(1).map(String::as_str).unwrap_or("");
     let threads: usize = args.get(2).and_then(|t| t.parse().ok()).unwrap_or(2);
-    let run: fn(usize) = match workload {
-        "xmalloc" => xmalloc,
-        "larson" => larson,
-        "cache-scratch" => cache_scratch,
-        "alloc-test" => alloc_test,
-        "mstress" => mstress,
-        "glibc-thread" => glibc_thread,
-        "sh6bench" => sh6bench,
+    let run: Box<dyn Fn(usize) -> String> = match workload {
+        "xmalloc" => Box::new(plain(xmalloc)),
+        "larson" => Box::new(plain(larson)),
+        "cache-scratch" => Box::new(plain(cache_scratch)),
+        "alloc-test" => Box::new(plain(alloc_test)),
+        "mstress" => Box::new(plain(mstress)),
+        "glibc-thread" => Box::new(plain(glibc_thread)),
+        "sh6bench" => Box::new(plain(sh6bench)),
+        "thread-exit" => Box::new(thread_exit),
+        "live-builder" => Box::new(live_builder),
+        "thread-churn" => Box::new(plain(thread_churn)),
         _ => {
-            eprintln!("usage: {} xmalloc|larson|cache-scratch|alloc-test|mstress|glibc-thread|sh6bench THREADS", args[0]);
+            eprintln!(
+                "usage: {} xmalloc|larson|cache-scratch|alloc-test|mstress|glibc-thread|\
+                 sh6bench|thread-exit|live-builder|thread-churn THREADS",
+                args[0]
+            );
             std::process::exit(2);
         }
     };
     let t = Instant::now();
-    run(threads);
+    let extra = run(threads);
     let secs = t.elapsed().as_secs_f64();
-    println!("{workload} {threads} {secs:.3} {}", peak_rss_kib());
+    println!("{workload} {threads} {secs:.3} {}{extra}", peak_rss_kib());
     if std::env::var_os("MT_STATS").is_some() {
         report();
     }

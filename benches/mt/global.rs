@@ -7,3 +7,15 @@ include!("common.rs");
 fn report() {
     eprintln!("{}", GLOBAL.stats());
 }
+
+/// `Global`'s own count of what it holds from the system.
+fn reserved_bytes() -> Option<usize> {
+    Some(GLOBAL.stats().reserved_bytes())
+}
+
+/// `Global::trim`: the calling thread's, exited threads' and the central
+/// heap's empty chunks go back to the system.
+fn trim() -> bool {
+    GLOBAL.trim();
+    true
+}
