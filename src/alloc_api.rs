@@ -95,30 +95,30 @@ unsafe impl<C: SizeClasses> Allocator for &MemoryManager<C> {
     );
 }
 
-// SAFETY: every call runs the `&MemoryManager` implementation above on the
-// shared manager's central heap, under its lock (so calls from several
-// threads are serialised), and that implementation's argument holds for
-// it: the central heap lives as long as the manager, which the
-// `&SharedManager` borrows; every copy of the reference is the same
-// manager.
+// SAFETY: as for `&MemoryManager`, for the shared manager's heaps: a
+// pooled allocation comes from the calling thread's heap (or, with no heap,
+// the central one), a large one from the central heap under its lock, each
+// valid until deallocated or the manager dropped (the `&SharedManager`
+// borrows it); every copy of the reference is the same manager, so any
+// copy, on any thread, may free or resize: a block goes back to its own
+// pool, reached through the manager's own pointer (the segment map's for a
+// thread heap's chunk, the central heap's maps under its lock), whatever
+// `ptr`'s provenance. See `shared/collections.rs`.
 #[cfg(all(feature = "std", not(loom)))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "std", feature = "allocator-api2"))))]
 unsafe impl<C: SizeClasses> Allocator for &crate::SharedManager<C> {
     #[inline]
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        self.with_central(|mm| mm.allocate(layout))
-            .map_err(|_| AllocError)?
+        self.allocate_collection(layout).map_err(|_| AllocError)
     }
 
     #[inline]
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: the caller's guarantee, for the central heap that made it.
-        let _ = self.with_central(|mm| unsafe { mm.deallocate(ptr, layout) });
+        // SAFETY: the caller's guarantee.
+        unsafe { self.deallocate_collection(ptr, layout) }
     }
 
-    // (On the central heap, under its lock, as `deallocate`.)
     grow_and_shrink!(|sm: &Self, ptr, old, new| sm
-        .with_central(|mm| heap::resize(mm.heap(), ptr, old, new))
-        .map_err(|_| AllocError)?
+        .resize_collection(ptr, old, new)
         .map_err(|_| AllocError));
 }

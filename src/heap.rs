@@ -412,7 +412,17 @@ pub(crate) unsafe fn free<C: SizeClasses>(
 #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // the `Allocator` impl's, `Global`'s
 #[inline(always)]
 pub(crate) fn in_place<C: SizeClasses>(old: Layout, new: Layout) -> Option<usize> {
-    match (old.route::<C>(), new.route::<C>()) {
+    in_place_routed::<C>((old, old.route::<C>()), (new, new.route::<C>()))
+}
+
+/// [`in_place`], for layouts whose routes are known.
+#[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // the `Allocator` impl's, `Global`'s
+#[inline(always)]
+pub(crate) fn in_place_routed<C: SizeClasses>(
+    (old, from): (Layout, Route),
+    (new, to): (Layout, Route),
+) -> Option<usize> {
+    match (from, to) {
         (Route::Pool(a), Route::Pool(b)) if a == b => Some(C::TABLE.size(b)),
         (Route::Large, Route::Large) if large::same_allocation(old, new) => Some(new.size()),
         _ => None,
@@ -672,7 +682,7 @@ pub(crate) fn alloc_registered<C: SizeClasses>(
 /// Panics if `heap` has no such allocation (the caller broke the contract of
 /// `deallocate`, `grow` or `shrink`).
 #[inline(always)]
-fn own<C: SizeClasses>(heap: &Heap<C>, ptr: NonNull<u8>, route: Route) -> NonNull<u8> {
+pub(crate) fn own<C: SizeClasses>(heap: &Heap<C>, ptr: NonNull<u8>, route: Route) -> NonNull<u8> {
     let heap_record = heap.heap_record();
     let own = match route {
         // Nothing is ever accessed through a zero-sized allocation.
@@ -692,7 +702,7 @@ fn own<C: SizeClasses>(heap: &Heap<C>, ptr: NonNull<u8>, route: Route) -> NonNul
 #[cfg(feature = "allocator-api2")]
 #[cold]
 #[inline(never)]
-fn foreign_pointer(name: Option<&str>) -> ! {
+pub(crate) fn foreign_pointer(name: Option<&str>) -> ! {
     match name {
         Some(name) => panic!("memory_mgr: a pointer manager `{name}`'s allocator did not hand out"),
         None => panic!("memory_mgr: a pointer this manager's allocator did not hand out"),

@@ -37,6 +37,11 @@ pub(crate) struct HeapKind {
     /// and `Global` have none, so nothing of theirs is a `RefCell` another
     /// thread could read).
     pub(crate) map: bool,
+    /// Whether the pools' chunks are entered in the process-wide
+    /// [`segment_map`](crate::segment_map), read without a lock (a shared
+    /// manager's thread heaps: its collections free on any thread).
+    #[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
+    pub(crate) segment_map: bool,
     /// The shared manager's state the heap belongs to (for a `SharedBox`'s
     /// clone), or null.
     #[cfg_attr(not(feature = "std"), allow(dead_code))]
@@ -55,6 +60,7 @@ impl HeapKind {
     pub(crate) const LOCAL: HeapKind = HeapKind {
         source: Source::Global,
         map: true,
+        segment_map: false,
         owner: ptr::null(),
         budget: ptr::null(),
         big_cache: false,

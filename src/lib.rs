@@ -293,6 +293,8 @@ mod pool_box;
 #[cfg(feature = "serde")]
 mod save;
 #[cfg(all(feature = "std", not(loom)))]
+mod segment_map;
+#[cfg(all(feature = "std", not(loom)))]
 mod shared;
 mod size_class;
 mod source;

@@ -417,6 +417,59 @@ fn thread_churn(threads: usize) {
     carry.into_iter().flatten().for_each(free_obj);
 }
 
+/// `collections` and `collections-shared`: each thread, round after round,
+/// builds 1,000 small vectors (1..=32 `u32`s pushed one at a time, so each
+/// grows through a few sizes) in an outer vector, then hands the outer
+/// vector to the next thread, which drops it (remote frees) while it builds
+/// its own — in allocator `a`: the global allocator
+/// (`allocator_api2::alloc::Global`), or a `SharedManager`'s collections.
+fn collections_in<A>(threads: usize, a: A)
+where
+    A: allocator_api2::alloc::Allocator + Copy + Send + Sync,
+{
+    use allocator_api2::vec::Vec as AVec;
+    const ROUNDS: usize = 1_000;
+    let threads = threads.max(1);
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..threads)
+        .map(|_| mpsc::sync_channel::<AVec<AVec<u32, A>, A>>(2))
+        .unzip();
+    let mut rxs: Vec<_> = rxs.into_iter().map(Some).collect();
+    rxs.rotate_right(1);
+    thread::scope(|s| {
+        for (t, (tx, rx)) in txs.into_iter().zip(rxs.iter_mut().map(|r| r.take().unwrap())).enumerate() {
+            s.spawn(move || {
+                let mut rng = fastrand::Rng::with_seed(t as u64);
+                let mut sum = 0u64;
+                for _ in 0..ROUNDS {
+                    let mut outer = AVec::new_in(a);
+                    for _ in 0..1_000 {
+                        let mut v = AVec::new_in(a);
+                        for i in 0..rng.u32(1..=32) {
+                            v.push(i);
+                        }
+                        outer.push(v);
+                    }
+                    // Handed on; the neighbour's last one is dropped here.
+                    if tx.send(outer).is_err() {
+                        break;
+                    }
+                    if let Ok(got) = rx.try_recv() {
+                        sum += got.iter().map(|v| u64::from(v[v.len() - 1])).sum::<u64>();
+                    }
+                }
+                drop(tx);
+                while let Ok(got) = rx.recv() {
+                    sum += got.len() as u64;
+                }
+                std::hint::black_box(sum);
+            });
+        }
+    });
+}
+
+/// A shared manager for `collections-shared`.
+static COLLECTIONS: memory_mgr::SharedManager = memory_mgr::SharedManager::new();
+
 /// A workload without figures of its own.
 fn plain(run: fn(usize)) -> impl Fn(usize) -> String {
     move |threads| {
@@ -440,10 +493,13 @@ fn main() {
         "thread-exit" => Box::new(thread_exit),
         "live-builder" => Box::new(live_builder),
         "thread-churn" => Box::new(plain(thread_churn)),
+        "collections" => Box::new(plain(|t| collections_in(t, allocator_api2::alloc::Global))),
+        "collections-shared" => Box::new(plain(|t| collections_in(t, &COLLECTIONS))),
         _ => {
             eprintln!(
                 "usage: {} xmalloc|larson|cache-scratch|alloc-test|mstress|glibc-thread|\
-                 sh6bench|thread-exit|live-builder|thread-churn THREADS",
+                 sh6bench|thread-exit|live-builder|thread-churn|collections|\
+                 collections-shared THREADS",
                 args[0]
             );
             std::process::exit(2);

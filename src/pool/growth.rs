@@ -77,6 +77,20 @@ impl Pool {
         } else {
             Ok(())
         };
+        // A shared manager's thread heap enters it in the segment map
+        // (allocating a leaf from the system allocator, never the global
+        // one); past 2^48, or with no leaf, the chunk is refused.
+        #[cfg(all(feature = "std", not(loom)))]
+        let entered = entered.and_then(|()| {
+            if !heap_record.kind.segment_map || crate::segment_map::insert(chunk.cast()) {
+                Ok(())
+            } else {
+                Err(Error::OutOfMemory {
+                    size,
+                    align: chunk::SEGMENT,
+                })
+            }
+        });
         if let Err(e) = entered {
             // SAFETY: made just above, on no list, no block handed out.
             unsafe { ChunkHeader::release(chunk, source) };

@@ -188,6 +188,9 @@ pub(crate) struct Pool {
     /// Blocks other threads freed into this pool that the owner took back
     /// in remote-emptied chunks (see [`Pool::reclaimed`]).
     reclaimed: Counter,
+    /// Collection blocks of this class the owner freed into other heaps'
+    /// pools (a shared manager's collections: see [`Pool::tally_out`]).
+    tally_out: Counter,
     /// Live blocks that a collection holds (the `Allocator`
     /// implementation's), counted apart from boxes in the stats, off every
     /// box's path.
@@ -260,6 +263,7 @@ impl Pool {
             peak: Counter::new(0),
             remote_out: Counter::new(0),
             reclaimed: Counter::new(0),
+            tally_out: Counter::new(0),
             tally: Counter::new(0),
             heap_record,
             shift,

@@ -204,11 +204,29 @@ impl Pool {
         self.reclaimed.get()
     }
 
+    /// Collection blocks of this class that the pool's owner freed into
+    /// other heaps' pools: those pools' `tally` still counts them, and a
+    /// shared manager's figures subtract these counts (as with
+    /// [`remote_out`](Self::remote_out)).
+    #[inline]
+    pub(crate) fn tally_out(&self) -> usize {
+        self.tally_out.get()
+    }
+
+    /// Counts one collection block freed into another heap's pool by this
+    /// pool's owner (see [`tally_out`](Self::tally_out)). Owner only.
+    #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // the `Allocator` impl's
+    #[inline]
+    pub(crate) fn count_tally_out(&self) {
+        self.tally_out.set(self.tally_out.get() + 1);
+    }
+
     /// Forgets the remote frees counted, both ways (a reset: every block is
     /// free).
     pub(crate) fn clear_remote_out(&self) {
         self.remote_out.set(0);
         self.reclaimed.set(0);
+        self.tally_out.set(0);
     }
 
     /// Gives back to the system the pages of the chunks whose every block

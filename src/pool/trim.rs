@@ -144,11 +144,16 @@ impl Pool {
     /// Frees the chunks of a list linked through `next` (taken off the
     /// pool, whose figures no longer count them).
     fn release_list(&self, list: *mut ChunkHeader) {
-        let source = self.heap_record().kind.source;
+        let kind = self.heap_record().kind;
+        let source = kind.source;
         // SAFETY: the list holds live chunks of this pool that nothing refers
         // to any more, each once; the walk reads a chunk's link before it
         // yields the chunk, so the loop may free it.
         for chunk in unsafe { ChunkHeader::list(list, Link::Next) } {
+            #[cfg(all(feature = "std", not(loom)))]
+            if kind.segment_map {
+                crate::segment_map::remove(chunk.cast());
+            }
             // SAFETY: as above: released once, and none of its blocks is
             // used again.
             unsafe { ChunkHeader::release(chunk, source) };
@@ -285,9 +290,16 @@ impl Pool {
 #[cold]
 #[inline(never)]
 pub(super) fn emptied(pool: &Pool) {
+    // A shared manager's collection blocks freed into this pool by other
+    // threads (all taken back in emptied chunks, or `held` would not be 0)
+    // are still in `tally`, as they are in the freeing threads' `tally_out`:
+    // the tally stays. (Otherwise it is 0: no block is live.)
+    let tally = pool.tally.get();
     // SAFETY: no block of the pool is live (`held` is 0 with `guard` 0), so
     // none handed out before may be used again.
-    if let Some(written) = unsafe { pool.recycle() } {
+    let written = unsafe { pool.recycle() };
+    pool.tally.set(tally);
+    if let Some(written) = written {
         // (The pool is recycled already: it carries on after the panic.)
         written.panic();
     }

@@ -154,7 +154,7 @@ impl<C: SizeClasses> SharedManager<C> {
             written = written.or(w);
             heap.iter().for_each(Pool::clear_remote_out);
         }
-        for lost in &state.lost {
+        for lost in state.lost.iter().chain(&state.lost_tally) {
             // `Relaxed`: `&mut self`, no other thread to order with.
             lost.store(0, Ordering::Relaxed);
         }

@@ -33,6 +33,8 @@
 mod boxes;
 mod builder;
 mod capacity;
+#[cfg(feature = "allocator-api2")]
+mod collections;
 #[cfg(unix)]
 mod fork;
 mod handles;
@@ -392,17 +394,5 @@ impl<C: SizeClasses> Drop for SharedManager<C> {
 impl<C: SizeClasses> fmt::Debug for SharedManager<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         crate::manager::debug_manager(f, "SharedManager", C::TABLE.sizes(), &self.stats())
-    }
-}
-
-impl<C: SizeClasses> SharedManager<C> {
-    /// Runs `f` with the central heap (a `MemoryManager` used under the
-    /// lock), for the `Allocator` implementation.
-    #[cfg(feature = "allocator-api2")]
-    pub(crate) fn with_central<R>(
-        &self,
-        f: impl FnOnce(&MemoryManager<C>) -> R,
-    ) -> Result<R, Error> {
-        self.central(f)
     }
 }

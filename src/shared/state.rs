@@ -42,6 +42,9 @@ pub(super) struct State<C: SizeClasses> {
     /// Remote frees per class made by threads with no heap (no slot), to
     /// subtract from the figures like the heaps' `remote_out`.
     pub(super) lost: [AtomicUsize; crate::MAX_CLASSES],
+    /// Of those, the collection blocks (subtracted like the heaps'
+    /// `tally_out`).
+    pub(super) lost_tally: [AtomicUsize; crate::MAX_CLASSES],
     /// The pools of each slot's heap, or null.
     pub(super) heaps: [AtomicPtr<Pool>; MAX_THREADS],
 }
@@ -52,13 +55,14 @@ impl<C: SizeClasses> State<C> {
     pub(super) fn create(config: Config) -> Option<NonNull<State<C>>> {
         let layout = Layout::new::<State<C>>();
         // Zeroed: every `heaps` entry starts null (a null `AtomicPtr` is
-        // all zero bits) and every `lost` count at zero, and the table costs
+        // all zero bits) and every `lost` and `lost_tally` count at zero, and the table costs
         // no resident memory until a thread takes a slot.
         let state = source::alloc_zeroed(config.source, layout)?.cast::<State<C>>();
         let s = state.as_ptr();
         let kind = HeapKind {
             source: config.source,
             map: config.map,
+            segment_map: false,
             owner: s.cast_const().cast(),
             budget: ptr::null(),
             // `Global` (the only shared manager without a chunk map) keeps
@@ -67,7 +71,7 @@ impl<C: SizeClasses> State<C> {
             lock: crate::sync::central_lock(!config.map),
         };
         // SAFETY: `state` is a fresh allocation of a `State<C>`; each field
-        // but `heaps` and `lost` (already valid, zeroed) is written once. The central
+        // but `heaps`, `lost` and `lost_tally` (already valid, zeroed) is written once. The central
         // heap charges the budget, at its final address.
         unsafe {
             (&raw mut (*s).config).write(config);
@@ -93,6 +97,7 @@ impl<C: SizeClasses> State<C> {
         HeapKind {
             source: self.config.source,
             map: false,
+            segment_map: true,
             owner: ptr::from_ref(self).cast(),
             budget: &raw const self.budget,
             big_cache: false,

@@ -47,18 +47,31 @@ impl<C: SizeClasses> SharedManager<C> {
         let mut freed_remotely: [(usize, usize); crate::MAX_CLASSES] =
             // `Relaxed`: statistics.
             core::array::from_fn(|c| (state.lost[c].load(Ordering::Relaxed), 0));
+        // Per class: the thread heaps' collection blocks as their pools
+        // count them, and those freed into other heaps (or by threads with
+        // no heap).
+        let mut collections: [(usize, usize); crate::MAX_CLASSES] =
+            // `Relaxed`: statistics.
+            core::array::from_fn(|c| (0, state.lost_tally[c].load(Ordering::Relaxed)));
         for (_, pools) in state.thread_heaps() {
             s.add(State::<C>::class_stats(pools));
-            for (class, n) in freed_remotely.iter_mut().enumerate().take(C::TABLE.len()) {
+            for class in 0..C::TABLE.len() {
                 // SAFETY: a live heap's pool (invariant): counter reads.
                 let pool = unsafe { Heap::<C>::pool_at(pools, class) };
-                n.0 += pool.remote_out();
-                n.1 += pool.reclaimed();
+                freed_remotely[class].0 += pool.remote_out();
+                freed_remotely[class].1 += pool.reclaimed();
+                collections[class].0 += pool.tally();
+                collections[class].1 += pool.tally_out();
             }
         }
-        for (row, (out, back)) in s.classes.iter_mut().zip(freed_remotely) {
+        for ((row, (out, back)), (tally, tally_out)) in
+            s.classes.iter_mut().zip(freed_remotely).zip(collections)
+        {
             // Saturating: the counts are read at different moments.
             row.live_boxes = row.live_boxes.saturating_sub(out.saturating_sub(back));
+            let collections = tally.saturating_sub(tally_out).min(row.live_boxes);
+            row.live_boxes -= collections;
+            row.live_collections += collections;
             row.frees = row.allocs.saturating_sub(row.live());
         }
         s.name = self.config.name;

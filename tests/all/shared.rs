@@ -411,3 +411,90 @@ fn a_trim_gives_back_the_pages_other_threads_emptied_in_a_running_threads_heap()
     assert!(mm.is_consistent());
     assert_eq!(mm.stats().live(), 0);
 }
+
+/// A shared manager's collections take their blocks from the calling
+/// thread's heap, beside its boxes: no lock on the pooled path.
+#[test]
+fn a_collection_takes_its_blocks_from_the_calling_threads_heap() {
+    if crate::PASS_THROUGH {
+        return; // no pools
+    }
+    let mm = SharedManager::new();
+    thread::scope(|s| {
+        s.spawn(|| {
+            // A fresh heap: its 64-byte pool hands out blocks in address
+            // order, to boxes and vectors alike.
+            let b = mm.alloc([7u64; 8]);
+            let v: AVec<u64, &SharedManager> = AVec::with_capacity_in(8, &mm);
+            assert_eq!(v.as_ptr().addr(), (&*b as *const [u64; 8]).addr() + 64);
+        });
+    });
+    assert_eq!(mm.stats().live(), 0);
+}
+
+/// Collections built on some threads, grown and dropped on others (frees
+/// into other threads' heaps, some of them exited): every value stays, and
+/// the figures count them as collections, exactly, throughout.
+#[test]
+fn collections_grow_and_drop_on_other_threads_with_exact_figures() {
+    let mut mm = SharedManager::new();
+    let workers = n(4, 2);
+    let collections = |mm: &SharedManager| {
+        let s = mm.stats();
+        let pooled: usize = s.classes.iter().map(|c| c.live_collections).sum();
+        (pooled + s.system.live_collections, s.live())
+    };
+    let made: Vec<AVec<u64, &SharedManager>> = thread::scope(|s| {
+        let hs: Vec<_> = (0..workers)
+            .map(|w| {
+                let mm = &mm;
+                s.spawn(move || {
+                    let mut v = AVec::new_in(mm);
+                    v.extend((0..50).map(|i| w as u64 * 1000 + i)); // 400 bytes
+                    v
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // One live block each (the workers' heaps), nothing else.
+    assert_eq!(collections(&mm), (workers, workers));
+    let made = thread::scope(|s| {
+        // Grown on another thread: a block of that thread's heap, the old
+        // one freed into the worker's (exited) heap.
+        s.spawn(move || {
+            made.into_iter()
+                .map(|mut v| {
+                    v.extend(50..60);
+                    v.shrink_to_fit(); // 480 bytes: the same class, in place
+                    v
+                })
+                .collect::<Vec<_>>()
+        })
+        .join()
+        .unwrap()
+    });
+    assert_eq!(collections(&mm), (workers, workers));
+    for (w, v) in made.iter().enumerate() {
+        let expect: Vec<u64> = (0..50).map(|i| w as u64 * 1000 + i).chain(50..60).collect();
+        assert_eq!(&v[..], &expect[..]);
+    }
+    drop(made); // on this thread: remote frees
+    assert_eq!(collections(&mm), (0, 0));
+    assert!(mm.is_consistent());
+    assert_eq!(collections(&mm), (0, 0));
+}
+
+/// A collection's block handed to another shared manager's allocator is
+/// refused with a panic (as `MemoryManager`'s allocator refuses it), not
+/// pushed onto a pool of the wrong manager.
+#[test]
+#[should_panic(expected = "did not hand out")]
+fn a_block_freed_through_another_shared_managers_allocator_panics() {
+    use allocator_api2::alloc::Allocator;
+    let (a, b) = (SharedManager::new(), SharedManager::new());
+    let layout = Layout::new::<[u64; 4]>();
+    let block = (&a).allocate(layout).unwrap();
+    // SAFETY: (test) not `b`'s: the allocator panics before touching it.
+    unsafe { (&b).deallocate(block.cast(), layout) };
+}

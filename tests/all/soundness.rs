@@ -287,43 +287,57 @@ fn many_resets_keep_memory_flat_and_ids_distinct() {
 #[cfg(feature = "allocator-api2")]
 #[test]
 fn allocator_round_trips_through_leaked_references() {
-    use allocator_api2::boxed::Box as ABox;
-    use allocator_api2::vec::Vec as AVec;
     assert_no_leak(|| {
         let mm = MemoryManager::new();
-        for _ in 0..3 {
-            // Box::leak, then Box::from_raw_in: pooled, a 1-byte value.
-            let r: &mut u8 = ABox::leak(ABox::new_in(7u8, &mm));
-            *r += 1;
-            // SAFETY: from `Box::leak` of a box in `&mm`, rebuilt once.
-            let b = unsafe { ABox::from_raw_in(r as *mut u8, &mm) };
-            assert_eq!(*b, 8);
-            drop(b);
-            // The same for a value above the classes.
-            let r: &mut [u64; 100] = ABox::leak(ABox::new_in([1u64; 100], &mm));
-            // SAFETY: as above.
-            drop(unsafe { ABox::from_raw_in(r as *mut [u64; 100], &mm) });
-            // Vec::leak, then Vec::from_raw_parts_in, then grow and shrink.
-            // (Leaked full: the slice's provenance covers the elements only,
-            // so the vector must not write past them before it grows.)
-            for cap in [3usize, 40, 100] {
-                let mut v: AVec<u16, &MemoryManager> = AVec::with_capacity_in(cap, &mm);
-                let full = v.capacity();
-                v.extend((0..full).map(|i| i as u16));
-                let s: &mut [u16] = v.leak();
-                let (ptr, len) = (s.as_mut_ptr(), s.len());
-                // SAFETY: from `Vec::leak` of a full vector in `&mm` with
-                // this capacity, rebuilt once.
-                let mut v = unsafe { AVec::from_raw_parts_in(ptr, len, full, &mm) };
-                v.extend(1000..1300u16); // grows through the allocator
-                v.truncate(2);
-                v.shrink_to_fit();
-                assert_eq!(&v[..], &[0, 1]);
-            }
-        }
+        round_trips(&mm);
         assert_eq!(mm.stats().live(), 0);
         assert!(mm.is_consistent());
     });
+    // A shared manager's: pooled through this thread's heap and the
+    // lock-free segment map, large through the central heap.
+    assert_no_leak(|| {
+        let mut sm = memory_mgr::SharedManager::new();
+        round_trips(&sm);
+        assert_eq!(sm.stats().live(), 0);
+        assert!(sm.is_consistent());
+    });
+}
+
+/// Leaked-reference round trips through allocator `a`: the pointer handed
+/// back carries provenance over the value alone.
+fn round_trips<A: allocator_api2::alloc::Allocator + Copy>(a: A) {
+    use allocator_api2::boxed::Box as ABox;
+    use allocator_api2::vec::Vec as AVec;
+    for _ in 0..3 {
+        // Box::leak, then Box::from_raw_in: pooled, a 1-byte value.
+        let r: &mut u8 = ABox::leak(ABox::new_in(7u8, a));
+        *r += 1;
+        // SAFETY: from `Box::leak` of a box in `a`, rebuilt once.
+        let b = unsafe { ABox::from_raw_in(r as *mut u8, a) };
+        assert_eq!(*b, 8);
+        drop(b);
+        // The same for a value above the classes.
+        let r: &mut [u64; 100] = ABox::leak(ABox::new_in([1u64; 100], a));
+        // SAFETY: as above.
+        drop(unsafe { ABox::from_raw_in(r as *mut [u64; 100], a) });
+        // Vec::leak, then Vec::from_raw_parts_in, then grow and shrink.
+        // (Leaked full: the slice's provenance covers the elements only,
+        // so the vector must not write past them before it grows.)
+        for cap in [3usize, 40, 100] {
+            let mut v: AVec<u16, A> = AVec::with_capacity_in(cap, a);
+            let full = v.capacity();
+            v.extend((0..full).map(|i| i as u16));
+            let s: &mut [u16] = v.leak();
+            let (ptr, len) = (s.as_mut_ptr(), s.len());
+            // SAFETY: from `Vec::leak` of a full vector in `a` with this
+            // capacity, rebuilt once.
+            let mut v = unsafe { AVec::from_raw_parts_in(ptr, len, full, a) };
+            v.extend(1000..1300u16); // grows through the allocator
+            v.truncate(2);
+            v.shrink_to_fit();
+            assert_eq!(&v[..], &[0, 1]);
+        }
+    }
 }
 
 /// Review of the fixes: every side table is counted at its capacity, so
