@@ -406,6 +406,23 @@ impl Pool {
         unsafe { (*ptr::addr_of!((*ChunkHeader::of(block).as_ptr()).pool)).as_ref() }
     }
 
+    /// Whether `addr` lies within the chunk whose base is `base` (which
+    /// may share its [`SEGMENT`](chunk::SEGMENT)-sized stretch of addresses
+    /// with memory that is not the pool's, past the chunk's end).
+    ///
+    /// # Safety
+    ///
+    /// `base` must be the base of a live chunk, with provenance over its
+    /// header.
+    #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // the `Allocator` impl's
+    #[inline(always)]
+    pub(crate) unsafe fn chunk_holds(base: NonNull<u8>, addr: usize) -> bool {
+        // SAFETY: a live chunk's header (caller), its fixed `size` read in
+        // place.
+        let size = unsafe { (*base.cast::<ChunkHeader>().as_ptr()).size };
+        addr.wrapping_sub(base.as_ptr().addr()) < size
+    }
+
     /// Returns `block`, a block of this pool, to the free list (the
     /// owner's free); recycles the pool if it is now empty after real use.
     #[inline(always)]

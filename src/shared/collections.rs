@@ -90,10 +90,19 @@ impl<C: SizeClasses> State<C> {
     fn own_pooled(&self, ptr: NonNull<u8>) -> Option<NonNull<u8>> {
         let base = segment_map::find(ptr.addr().get())?;
         // SAFETY: an entered chunk is a live chunk of a thread heap (the
-        // segment map's invariant) whose header holds its pool; the pool's
-        // owner field is fixed.
-        let (_, owner) = unsafe { Pool::of(base.with_addr(ptr.addr())) }.class_and_owner();
-        if !core::ptr::eq(owner, core::ptr::from_ref(self).cast()) {
+        // segment map's invariant) whose header holds its size and pool; the
+        // pool's owner field is fixed.
+        let ours = unsafe {
+            Pool::chunk_holds(base, ptr.addr().get())
+                && core::ptr::eq(
+                    Pool::of(base).class_and_owner().1,
+                    core::ptr::from_ref(self).cast(),
+                )
+        };
+        if !ours {
+            // Another manager's chunk, or past the end of a chunk (memory
+            // that is not a thread heap's shares its segment): not a block
+            // this manager's collections were given.
             heap::foreign_pointer(self.config.name);
         }
         Some(base.with_addr(ptr.addr()))
