@@ -18,7 +18,7 @@ export THREADS=${THREADS:-"1 2 4"}
 export REPEAT=${REPEAT:-3}
 export WORKLOADS=${WORKLOADS:-"xmalloc larson cache-scratch alloc-test thread-exit live-builder thread-churn"}
 bash benches/mt.sh
-python3 benches/mt_report.py --ratios target/bench-results/mt.txt >target/bench-results/mt-ratios.md
+python3 benches/mt_report.py --ratios --svg=target/bench-results/mt.svg target/bench-results/mt.txt >target/bench-results/mt-ratios.md
 echo
 echo "Global / best of mimalloc and jemalloc (target/bench-results/mt-ratios.md):"
 echo

@@ -9,6 +9,8 @@ then, for the retention workloads, `KEY=VALUE` fields (KiB, but `trim`).
 
     python3 benches/mt_report.py [mt.txt]            # the full tables
     python3 benches/mt_report.py --ratios [mt.txt]   # Global's ratios only
+    python3 benches/mt_report.py --svg=docs/benchmarks-mt.svg [mt.txt]
+                                                     # and a chart of them
 """
 import collections
 import statistics
@@ -16,6 +18,7 @@ import sys
 
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
 ratios_only = "--ratios" in sys.argv[1:]
+svg_path = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--svg=")), None)
 path = args[0] if args else "target/bench-results/mt.txt"
 
 # (workload, threads, allocator) -> list of dicts, one per run.
@@ -79,6 +82,42 @@ RETENTION = [
 def scaled(x, scale):
     return None if x is None else x * scale
 
+
+def svg_chart(path):
+    """Global's time and peak-RSS ratios to the better of mimalloc and
+    jemalloc, one group of bars per workload and thread count, a line at
+    1.0 (below it Global is the better one)."""
+    rows = [(w, t, ratio(w, t, "secs"), ratio(w, t, "peak_kib")) for w in workloads for t in threads]
+    rows = [r for r in rows if r[2] is not None or r[3] is not None]
+    top = max([x for r in rows for x in r[2:] if x is not None] + [1.5])
+    top = min(top, 4.0)
+    left, width, bar, gap = 190, 420, 7, 6
+    height = 40 + len(rows) * (2 * bar + gap) + 30
+    x = lambda v: left + width * min(v, top) / top
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 60}" height="{height}" '
+           'font-family="sans-serif" font-size="11">',
+           f'<text x="{left}" y="14">Global ÷ better of mimalloc, jemalloc (below 1.0: Global better)</text>',
+           f'<rect x="{left}" y="20" width="10" height="8" fill="#4878a8"/><text x="{left + 14}" y="28">time</text>',
+           f'<rect x="{left + 60}" y="20" width="10" height="8" fill="#d08040"/><text x="{left + 74}" y="28">peak RSS</text>']
+    y = 40
+    for w, t, tr, rr in rows:
+        out.append(f'<text x="{left - 6}" y="{y + bar + 3}" text-anchor="end">{w}, {t} thr</text>')
+        for v, colour in ((tr, "#4878a8"), (rr, "#d08040")):
+            if v is not None:
+                out.append(f'<rect x="{left}" y="{y}" width="{x(v) - left:.1f}" height="{bar}" fill="{colour}"/>')
+                out.append(f'<text x="{x(v) + 3:.1f}" y="{y + bar - 1}" font-size="9">{v:.2f}</text>')
+            y += bar
+        y += gap
+    one = x(1.0)
+    out.append(f'<line x1="{one:.1f}" y1="34" x2="{one:.1f}" y2="{y}" stroke="#000" stroke-dasharray="3,2"/>')
+    out.append(f'<text x="{one - 8:.1f}" y="{y + 12}">1.0</text>')
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+if svg_path:
+    svg_chart(svg_path)
 
 if ratios_only:
     cols = " | ".join(f"{t} thr time | {t} thr RSS" for t in threads)
