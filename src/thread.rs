@@ -133,9 +133,16 @@ mod tls {
 
     impl Drop for Exit {
         fn drop(&mut self) {
-            let t = SLOT.with(|s| s.replace(NONE));
+            let t = SLOT.with(Cell::get);
             if (t as usize) < MAX_THREADS {
+                // Still holding the slot: each shared manager's heap here is
+                // collected, trimmed, and freed if left empty (a free on
+                // this thread meanwhile is still a local one).
+                crate::shared::exit::collect(t);
+                SLOT.with(|s| s.set(NONE));
                 REGISTRY.release(t);
+            } else {
+                SLOT.with(|s| s.set(NONE));
             }
         }
     }

@@ -41,21 +41,35 @@ impl<C: SizeClasses> SharedManager<C> {
         // is this lock.
         let rows = alloc::vec::Vec::with_capacity(C::TABLE.len());
         let mut s = state.central(|mm| mm.snapshot_in(rows));
-        let mut freed_remotely: [usize; crate::MAX_CLASSES] =
-            // `Relaxed`: statistics.
-            core::array::from_fn(|c| state.lost[c].load(Ordering::Relaxed));
-        for (_, pools) in state.thread_heaps() {
-            s.add(State::<C>::class_stats(pools));
-            for (class, n) in freed_remotely.iter_mut().enumerate().take(C::TABLE.len()) {
-                // SAFETY: a live heap's pool (invariant): a counter read.
-                *n += unsafe { Heap::<C>::pool_at(pools, class) }.remote_out();
+        let mut freed_remotely = [0usize; crate::MAX_CLASSES];
+        {
+            // Counted among the readers: no heap loaded here is freed before
+            // the guard drops (see `sync::Readers`). Only counter reads and
+            // sums into memory already allocated happen under it.
+            let reading = state.reading();
+            for (_, pools) in state.thread_heaps(&reading) {
+                s.add(State::<C>::class_stats(pools));
+                for (class, n) in freed_remotely.iter_mut().enumerate().take(C::TABLE.len()) {
+                    // SAFETY: a live heap's pool (invariant; not freed while
+                    // we are counted in): a counter read.
+                    *n += unsafe { Heap::<C>::pool_at(pools, class) }.remote_out();
+                }
             }
         }
-        for (row, n) in s.classes.iter_mut().zip(freed_remotely) {
+        for (class, (row, n)) in s.classes.iter_mut().zip(freed_remotely).enumerate() {
+            // `Relaxed`: statistics. The freed heaps' figures, and the
+            // remote frees counted in no heap.
+            let retired = &state.retired[class];
+            row.allocs += retired.allocs.load(Ordering::Relaxed);
+            row.peak_boxes += retired.peak.load(Ordering::Relaxed);
+            let live = row.live_boxes + retired.live.load(Ordering::Relaxed);
+            let n = n + state.lost[class].load(Ordering::Relaxed);
             // Saturating: the counts are read at different moments.
-            row.live_boxes = row.live_boxes.saturating_sub(n);
+            row.live_boxes = live.saturating_sub(n);
             row.frees = row.allocs.saturating_sub(row.live());
         }
+        // The thread heaps' own records (`Relaxed`: a statistic).
+        s.system.metadata_bytes += state.heap_bytes.load(Ordering::Relaxed);
         s.name = self.config.name;
         s.budget = self.config.budget;
         s
@@ -109,17 +123,27 @@ impl<C: SizeClasses> SharedManager<C> {
             s.1 = s.1.wrapping_add(pool.live()).wrapping_sub(remote_out);
             s.2 += pool.capacity();
         };
-        for (_, pools) in state.thread_heaps() {
-            for class in 0..classes {
-                // SAFETY: `&mut self`, as in `reset`: every heap is ours.
-                let pool = unsafe { Heap::<C>::pool_at(pools, class) };
-                tally(pool, class, pool.remote_out());
+        {
+            // No exit hook collects a heap meanwhile (see `exit.rs`).
+            let _no_exits = super::exit::exclude_exits();
+            let reading = state.reading();
+            for (_, pools) in state.thread_heaps(&reading) {
+                for class in 0..classes {
+                    // SAFETY: `&mut self`, as in `reset`: every heap is ours
+                    // (exit hooks held off).
+                    let pool = unsafe { Heap::<C>::pool_at(pools, class) };
+                    tally(pool, class, pool.remote_out());
+                }
             }
         }
         let central_ok = state.central(|mm| {
             for (class, pool) in mm.heap().iter().enumerate() {
-                // `Relaxed`: exclusive access.
-                tally(pool, class, state.lost[class].load(Ordering::Relaxed));
+                // `Relaxed`: exclusive access. The freed heaps' blocks still
+                // counted live count with the central heap's: they offset
+                // `lost` (wrapping, as the sums).
+                let retired_live = state.retired[class].live.load(Ordering::Relaxed);
+                let lost = state.lost[class].load(Ordering::Relaxed);
+                tally(pool, class, lost.wrapping_sub(retired_live));
             }
             mm.blocks().is_valid()
         });
