@@ -666,15 +666,17 @@ mod loom_tests {
                 })
                 .collect();
             let old = shared.0.retire(&shared.1);
-            // SAFETY (test): retired: no reader holds it. The write is
-            // what loom checks against the readers' reads; then it is freed.
+            // SAFETY (test): retired: no reader holds it. The write stands
+            // for the free: loom checks it against the readers' reads (a
+            // causality violation if one could still be reading); the
+            // memory itself is freed once they are joined.
             let freed = unsafe { Box::from_raw(old) };
             freed.value.with_mut(|v| unsafe { *v = 0 });
-            drop(freed);
             for r in readers {
                 let seen = r.join().unwrap();
                 assert!(seen.is_none() || seen == Some(7));
             }
+            drop(freed);
             assert!(shared.1.load(Ordering::Relaxed).is_null());
         });
     }

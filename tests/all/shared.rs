@@ -353,3 +353,85 @@ fn a_live_collection_counts_as_live_not_freed_in_the_stats() {
     let s = sm.stats();
     assert_eq!((s.live(), s.allocs(), s.frees()), (0, 1, 1));
 }
+
+/// `stats()` on one thread while threads exit and free their heaps (the
+/// exit hook's free against a reader of the heap table): every figure read
+/// stays within what can be live, nothing freed is read (Miri checks
+/// that), and once the workers are joined the figures are exact and
+/// nothing is reserved.
+#[test]
+fn stats_read_while_threads_exit_and_free_their_heaps() {
+    let mm = SharedManager::new();
+    let (waves, workers, per) = (n(20, 2), n(4, 2), n(100, 4));
+    let done = std::sync::atomic::AtomicBool::new(false);
+    thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut reads = 0usize;
+            // `Acquire`: pairs with the `Release` store below.
+            while !done.load(Ordering::Acquire) || reads == 0 {
+                let st = mm.stats();
+                // At most every worker's boxes live at once.
+                assert!(st.live() <= workers * per, "{st}");
+                assert!(st.classes.iter().all(|c| c.live() <= c.allocs), "{st}");
+                reads += 1;
+                if cfg!(miri) {
+                    thread::yield_now();
+                }
+            }
+            reads
+        });
+        for _ in 0..waves {
+            let ws: Vec<_> = (0..workers)
+                .map(|w| {
+                    let mm = &mm;
+                    s.spawn(move || {
+                        let v: Vec<_> = (0..per).map(|i| mm.alloc([w as u64, i as u64])).collect();
+                        assert_eq!(v.len(), per);
+                        drop(v);
+                        drop(mm.alloc([0u8; 200]));
+                    })
+                })
+                .collect();
+            for w in ws {
+                // (A join waits for the thread's exit hook, unlike the
+                // scope's end.)
+                w.join().unwrap();
+            }
+        }
+        // `Release`: the workers' exits happen before the reader's last reads.
+        done.store(true, Ordering::Release);
+        assert!(reader.join().unwrap() > 0);
+    });
+    let st = mm.stats();
+    assert_eq!(st.live(), 0, "{st}");
+    assert_eq!(st.allocs(), waves * workers * (per + 1));
+    // The reader thread never allocated from `mm`: nothing is left.
+    assert_eq!(st.reserved_bytes(), 0, "{st}");
+}
+
+/// A budget too small for a thread heap's own records (the wide table's:
+/// 88 pools) leaves the thread on the central heap: it still allocates,
+/// and the budget holds.
+#[test]
+fn a_thread_whose_heap_the_budget_cannot_hold_uses_the_central_heap() {
+    let unlimited: SharedManager<WideClasses> = SharedManager::with_classes();
+    drop(unlimited.alloc(1u64));
+    let heap = unlimited.stats().system.metadata_bytes;
+    assert!(heap > 16 << 10, "{heap}"); // a heap's records are counted
+    let budget = heap - 1;
+    let mm = SharedManager::builder()
+        .classes::<WideClasses>()
+        .budget(budget)
+        .build_shared();
+    thread::scope(|s| {
+        s.spawn(|| {
+            let b = mm.try_alloc(7u64).expect("from the central heap");
+            assert_eq!(*b, 7);
+            let st = mm.stats();
+            assert!(st.reserved_bytes() <= budget, "{st}");
+            assert_eq!(st.live(), 1);
+        })
+        .join()
+        .unwrap();
+    });
+}
