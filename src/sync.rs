@@ -8,7 +8,8 @@
 //! path, and a [`RawLock`] is taken only by the shared manager. Each atomic's
 //! ordering is argued where it is used; loom models (`cargo test --lib` with
 //! `RUSTFLAGS="--cfg loom"`, see `scripts/loom.sh`) check the protocols where
-//! threads meet: [`Inbound`] here, the thread registry in `thread.rs`.
+//! threads meet: [`Inbound`] and [`Readers`] (a heap freed at thread exit
+//! against a `stats` reading it) here, the thread registry in `thread.rs`.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr};

@@ -2,6 +2,11 @@
 //! process-wide registry and given back when the thread exits, so that a
 //! shared manager can keep a heap per slot in a flat table.
 //!
+//! When a thread exits, its `Exit` destructor first runs the shared
+//! managers' exit hook (`shared/exit.rs`: each heap at the slot collected,
+//! trimmed, and freed if left empty), still holding the slot, then gives
+//! the slot back.
+//!
 //! Ownership is the whole protocol: the thread that holds slot `t` is the
 //! only one that touches the `Cell`s of heap `t` of every shared manager. A
 //! slot is taken with an `Acquire` read-modify-write and given back with a

@@ -116,8 +116,10 @@ static_assertions::assert_impl_all!(SharedManager: Send, Sync);
 /// read-modify-write on the fast path (a pop, as in [`MemoryManager`]); a
 /// box dropped on the thread that allocated it goes back the same way, and
 /// one dropped on another thread costs that thread one compare-and-swap.
-/// When a thread exits, the next thread to start takes over its heap;
-/// blocks other threads still hold stay valid throughout.
+/// When a thread exits, its heap takes back the blocks other threads freed
+/// into it and gives its empty chunks back to the system, and a heap left
+/// empty is freed; a heap with blocks still live stays for the next thread
+/// given the slot. Blocks other threads still hold stay valid throughout.
 ///
 /// Allocations above the largest class, checked [`Block`](crate::Block)s and collections
 /// (through the [`Allocator`](allocator_api2::alloc::Allocator)
