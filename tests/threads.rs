@@ -238,9 +238,10 @@ fn exited_threads_give_their_memory_back_without_a_trim() {
             .map(|w| w.join().unwrap())
             .collect::<Vec<_>>()
     });
-    // Every heap was counted while its thread lived.
+    // Every heap was counted while its thread lived (none with
+    // pass-through: every allocation goes to the central heap's large path).
     assert!(
-        heap_bytes.iter().all(|&b| b >= threads * 1000),
+        PASS_THROUGH || heap_bytes.iter().all(|&b| b >= threads * 1000),
         "{heap_bytes:?}"
     );
     let s = mm.stats();
@@ -294,8 +295,9 @@ fn a_heap_with_live_blocks_stays_until_they_are_freed_then_goes_at_the_next_exit
     // Left: this thread's heap (made for its remote-free counts): records
     // only, which a trim frees.
     assert_eq!(s.reserved_bytes(), s.system.metadata_bytes);
-    assert!(s.system.metadata_bytes > 0);
-    assert_eq!(mm.trim(), s.system.metadata_bytes);
+    assert!(s.system.metadata_bytes > 0 || PASS_THROUGH);
+    let released = mm.trim();
+    assert!(released == s.system.metadata_bytes || PASS_THROUGH);
     let s = mm.stats();
     assert_eq!((s.reserved_bytes(), s.live()), (0, 0), "{s}");
     assert_eq!(s.allocs(), 13 * 2 + per + 1);
