@@ -370,9 +370,12 @@ fn stats_read_while_threads_exit_and_free_their_heaps() {
             // `Acquire`: pairs with the `Release` store below.
             while !done.load(Ordering::Acquire) || reads == 0 {
                 let st = mm.stats();
-                // At most every worker's boxes live at once.
-                assert!(st.live() <= workers * per, "{st}");
-                assert!(st.classes.iter().all(|c| c.live() <= c.allocs), "{st}");
+                // At most every worker's boxes live at once — give or take
+                // a pool's 0-or-1 guard, read at another moment than its
+                // count (each counter is some value it had, not a cut: Miri's
+                // weak-memory emulation shows even a pool's `allocs` read
+                // older than its live count).
+                assert!(st.live() <= workers * (per + 2), "{st}");
                 reads += 1;
                 if cfg!(miri) {
                     thread::yield_now();
