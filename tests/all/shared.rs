@@ -454,15 +454,19 @@ fn a_remote_free_racing_the_owners_exit_loses_nothing() {
     for round in 0..n(50, 3) {
         thread::scope(|s| {
             let (tx, rx) = mpsc::channel();
+            let (ack, acked) = mpsc::channel();
             let mm = &mm;
             let owner = s.spawn(move || {
                 let b = mm.alloc([round as u64; 4]);
                 tx.send(b).unwrap();
-                // Exits at once: its hook races the free below.
+                // Exits once the freer has the block: its exit hook races
+                // the free below.
+                acked.recv().unwrap();
             });
             let freer = s.spawn(move || {
                 let b = rx.recv().unwrap();
                 assert_eq!(b[3], round as u64);
+                ack.send(()).unwrap();
                 drop(b);
             });
             owner.join().unwrap();
