@@ -38,7 +38,7 @@ impl SharedBudget {
 
     /// Records `bytes` more held, or refuses if the total would pass the
     /// limit: two threads racing for the last bytes cannot both get them.
-    fn charge(&self, bytes: usize) -> Result<(), Error> {
+    pub(crate) fn charge(&self, bytes: usize) -> Result<(), Error> {
         // `Relaxed` throughout: the count is the only data, and a
         // read-modify-write always works on the latest value, so no charge
         // is lost and the limit holds; nothing else is published through it.
@@ -57,7 +57,7 @@ impl SharedBudget {
     }
 
     /// Records `bytes` given back.
-    fn credit(&self, bytes: usize) {
+    pub(crate) fn credit(&self, bytes: usize) {
         // `Relaxed`: as in `charge`.
         self.reserved.fetch_sub(bytes, Ordering::Relaxed);
     }

@@ -82,7 +82,8 @@ impl Global {
 
     /// Gives back to the system the chunks without a live allocation of the
     /// calling thread's heap, of the heaps of exited threads and of the
-    /// central heap; returns the bytes released.
+    /// central heap, and frees the thread heaps left empty; returns the
+    /// bytes released. (A thread that exits does as much for its own heap.)
     ///
     /// # Examples
     ///

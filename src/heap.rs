@@ -66,6 +66,13 @@ impl<C: SizeClasses> Heap<C> {
         }
     }
 
+    /// Bytes of a heap's own records: its pools' array and its large
+    /// path's record (what a shared manager charges per thread heap).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
+    pub(crate) fn own_bytes() -> usize {
+        Self::pools_layout().size() + size_of::<HeapRecord>()
+    }
+
     /// One empty pool per class of `C`, of heap kind `kind` (where its
     /// memory comes from, a shared budget) owned by thread slot `thread_slot` (or
     /// [`UNOWNED`]); `None` if its records cannot be had from `kind.source`.

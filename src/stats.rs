@@ -153,8 +153,10 @@ pub struct SystemStats {
     /// Bytes of the manager-wide side tables: the checked blocks' list of
     /// stores and their store of large blocks (reused; released by a trim
     /// when no such block is live), the map of chunks by address and the registry
-    /// of large allocations the `Allocator` implementation uses. Charged to
-    /// the budget.
+    /// of large allocations the `Allocator` implementation uses; for a
+    /// `SharedManager` (and `Global`), also each thread heap's own records
+    /// (freed with the heap when its thread exits, or by a trim, once it
+    /// holds no chunk). Charged to the budget.
     pub metadata_bytes: usize,
 }
 

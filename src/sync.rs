@@ -8,7 +8,8 @@
 //! path, and a [`RawLock`] is taken only by the shared manager. Each atomic's
 //! ordering is argued where it is used; loom models (`cargo test --lib` with
 //! `RUSTFLAGS="--cfg loom"`, see `scripts/loom.sh`) check the protocols where
-//! threads meet: [`Inbound`] here, the thread registry in `thread.rs`.
+//! threads meet: [`Inbound`] and [`Readers`] (a heap freed at thread exit
+//! against a `stats` reading it) here, the thread registry in `thread.rs`.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr};
@@ -309,6 +310,19 @@ pub(crate) static CENTRAL_LOCKS: [RawLock; 16] = [const { RawLock::new() }; 16];
 #[cfg(all(feature = "std", not(loom)))]
 pub(crate) static GLOBAL_LOCKS: [RawLock; 4] = [const { RawLock::new() }; 4];
 
+/// The lock of the process-wide list of shared managers' states
+/// (`shared/exit.rs`): taken to register and unregister a state, by a
+/// thread's exit hook for the whole of its collection, and by a `&mut`
+/// operation (`reset`, `is_consistent`, the drop's collection) around its
+/// loop over the thread heaps. Static, so that `fork`'s handler can take it
+/// (see [`fork`]). Lock order: a central lock of [`CENTRAL_LOCKS`] may be
+/// held when it is taken (`Global`'s state is made, and registered, by its
+/// first allocation, which may come from another manager's central heap);
+/// while it is held only `Global`'s locks ([`GLOBAL_LOCKS`]) may be taken
+/// (an exit hook's deallocations through the global allocator).
+#[cfg(all(feature = "std", not(loom)))]
+pub(crate) static STATES_LOCK: RawLock = RawLock::new();
+
 /// A central lock for a new shared manager (`global`: for `Global`).
 #[cfg(all(feature = "std", not(loom)))]
 pub(crate) fn central_lock(global: bool) -> &'static RawLock {
@@ -368,7 +382,7 @@ pub(crate) fn central_lock(global: bool) -> &'static RawLock {
 pub(crate) mod fork {
     use core::sync::atomic::{AtomicUsize, Ordering};
 
-    use super::{CENTRAL_LOCKS, GLOBAL_LOCKS};
+    use super::{CENTRAL_LOCKS, GLOBAL_LOCKS, STATES_LOCK};
     use crate::thread;
 
     /// The [`thread::id`] of the thread that holds every central lock for
@@ -393,10 +407,12 @@ pub(crate) mod fork {
     ///   order.
     static FORKING: AtomicUsize = AtomicUsize::new(0);
 
-    /// Before `fork`: takes every central lock, `Global`'s last, then names
-    /// the calling thread their holder.
+    /// Before `fork`: takes every central lock, then the states' list's
+    /// ([`STATES_LOCK`]), then `Global`'s (the lock order), then names the
+    /// calling thread their holder.
     pub(crate) fn take_all() {
-        for lock in CENTRAL_LOCKS.iter().chain(&GLOBAL_LOCKS) {
+        let states = core::slice::from_ref(&STATES_LOCK);
+        for lock in CENTRAL_LOCKS.iter().chain(states).chain(&GLOBAL_LOCKS) {
             lock.lock_raw();
         }
         // `Relaxed`: see `FORKING`. After every `lock_raw` (the invariant).
@@ -415,7 +431,8 @@ pub(crate) mod fork {
         debug_assert_eq!(FORKING.load(Ordering::Relaxed), thread::id());
         // `Relaxed`: see `FORKING`. Before any `unlock_raw` (the invariant).
         FORKING.store(0, Ordering::Relaxed);
-        for lock in GLOBAL_LOCKS.iter().chain(&CENTRAL_LOCKS) {
+        let states = core::slice::from_ref(&STATES_LOCK);
+        for lock in GLOBAL_LOCKS.iter().chain(states).chain(&CENTRAL_LOCKS) {
             // SAFETY: taken by this thread in `take_all` (caller).
             unsafe { lock.unlock_raw() };
         }
@@ -431,6 +448,123 @@ pub(crate) mod fork {
         // first so that an ordinary wait reads no thread-local.
         let forking = FORKING.load(Ordering::Relaxed);
         forking != 0 && forking == thread::id()
+    }
+}
+
+/// The readers of a table of pointers whose entries a thread may null and
+/// then free (a shared manager's thread heaps: `shared/exit.rs`): a count
+/// of the threads between [`enter`](Readers::enter) and the drop of its
+/// guard, and [`retire`](Readers::retire), which nulls an entry and waits
+/// until no reader can still hold what it pointed to. Readers never wait;
+/// only a retiring thread does, for the readers already in.
+///
+/// The argument (checked by the loom model
+/// `a_reader_never_sees_a_retired_entry_freed` below): a reader increments
+/// the count, then a `SeqCst` fence, then loads entries; a retiring thread
+/// stores null, then a `SeqCst` fence, then loads the count until it reads
+/// 0. The two fences are ordered one way or the other in the single total
+/// order of `SeqCst` operations:
+/// - the reader's first: the retiring thread's load of the count (after its
+///   fence) sees the increment or a later value (the fence-fence rule of
+///   C++20 [atomics.order]); each reader's increment is sequenced before its
+///   decrement, so a count of 0 read then means every reader counted by it
+///   has decremented — and the `Acquire` load that reads 0 synchronises
+///   with each such `Release` decrement (later read-modify-writes continue
+///   their release sequences), so everything the reader did through the
+///   entry happens before the caller frees it;
+/// - the retiring thread's first: the reader's loads of entries (after its
+///   fence) see the null or a later store (a new pointer, to something else
+///   alive), never the retired pointer.
+///
+/// The entries' other stores and loads keep their own orderings (a new
+/// entry is published with `Release` and loaded with `Acquire`).
+#[derive(Debug)]
+#[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
+pub(crate) struct Readers {
+    count: ReadersCount,
+}
+
+#[cfg(not(loom))]
+type ReadersCount = AtomicUsize;
+#[cfg(loom)]
+type ReadersCount = loom::sync::atomic::AtomicUsize;
+
+#[cfg(not(loom))]
+use core::sync::atomic::fence;
+#[cfg(loom)]
+use loom::sync::atomic::fence;
+
+#[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
+impl Readers {
+    /// No reader.
+    #[cfg(not(loom))]
+    pub(crate) const fn new() -> Self {
+        Readers {
+            count: AtomicUsize::new(0),
+        }
+    }
+
+    /// No reader.
+    #[cfg(loom)]
+    pub(crate) fn new() -> Self {
+        Readers {
+            count: ReadersCount::new(0),
+        }
+    }
+
+    /// Counts the caller in until the guard drops: entries loaded in
+    /// between are not freed before then. Never waits.
+    #[inline]
+    pub(crate) fn enter(&self) -> ReadGuard<'_> {
+        // `Relaxed`: the fence after it orders it before the loads of the
+        // entries (see the type's argument); the count publishes nothing.
+        self.count.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        ReadGuard { readers: self }
+    }
+
+    /// Nulls `entry`, then waits until every reader that may have loaded
+    /// its old value has left; returns the old value, which no reader holds
+    /// any more. The caller must be the only thread that stores to `entry`
+    /// (a slot's holder).
+    pub(crate) fn retire<T>(&self, entry: &AtomicPtr<T>) -> *mut T {
+        // `Relaxed` swap: the fence after it orders it before the count's
+        // loads (the type's argument); only the caller stores to the entry,
+        // so the value it returns is the one readers may hold.
+        let old = entry.swap(ptr::null_mut(), Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        // `Acquire`: reading 0 synchronises with every counted reader's
+        // `Release` decrement (the type's argument).
+        while self.count.load(Ordering::Acquire) != 0 {
+            yield_now();
+        }
+        old
+    }
+
+    /// Forgets every reader: in a `fork` child, whose only thread is not
+    /// reading (readers on the other threads, which the child does not
+    /// have, would otherwise be waited for forever).
+    #[cfg(all(unix, feature = "std", not(loom)))]
+    pub(crate) fn forget_all(&self) {
+        // `Relaxed`: one thread; nothing to order with.
+        self.count.store(0, Ordering::Relaxed);
+    }
+}
+
+/// A reader counted in [`Readers`]; leaves on drop (also by a panic).
+#[derive(Debug)]
+#[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
+pub(crate) struct ReadGuard<'a> {
+    readers: &'a Readers,
+}
+
+impl Drop for ReadGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // `Release`: every read the reader made through an entry happens
+        // before a retiring thread's `Acquire` load that reads the count
+        // this makes (or a later one).
+        self.readers.count.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -601,6 +735,52 @@ mod loom_tests {
             // Node 1 is seen as pushed (taken before the trim) or as the trim
             // wrote it; node 2 as pushed; each once.
             assert!(seen == [1, 2] || seen == [2, 10], "{seen:?}");
+        });
+    }
+
+    /// A reader (a `stats` on another thread) loads a table entry and
+    /// reads what it points to while the entry's holder retires it and
+    /// frees it (a thread heap freed at exit): loom checks that the
+    /// reader's reads happen before the freer's write-and-free, or that the
+    /// reader sees null — in every interleaving, with two readers.
+    #[test]
+    fn a_reader_never_sees_a_retired_entry_freed() {
+        struct Heap {
+            value: UnsafeCell<u64>,
+        }
+        loom::model(|| {
+            let shared = Arc::new((
+                Readers::new(),
+                AtomicPtr::new(Box::into_raw(Box::new(Heap {
+                    value: UnsafeCell::new(7),
+                }))),
+            ));
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    let shared = shared.clone();
+                    loom::thread::spawn(move || {
+                        let _in = shared.0.enter();
+                        let p = shared.1.load(Ordering::Acquire);
+                        // SAFETY (test): not freed while we are counted in,
+                        // unless retired before we loaded it (then null):
+                        // what loom checks.
+                        unsafe { p.as_ref() }.map(|h| h.value.with(|v| unsafe { *v }))
+                    })
+                })
+                .collect();
+            let old = shared.0.retire(&shared.1);
+            // SAFETY (test): retired: no reader holds it. The write stands
+            // for the free: loom checks it against the readers' reads (a
+            // causality violation if one could still be reading); the
+            // memory itself is freed once they are joined.
+            let freed = unsafe { Box::from_raw(old) };
+            freed.value.with_mut(|v| unsafe { *v = 0 });
+            for r in readers {
+                let seen = r.join().unwrap();
+                assert!(seen.is_none() || seen == Some(7));
+            }
+            drop(freed);
+            assert!(shared.1.load(Ordering::Relaxed).is_null());
         });
     }
 

@@ -2,6 +2,11 @@
 //! process-wide registry and given back when the thread exits, so that a
 //! shared manager can keep a heap per slot in a flat table.
 //!
+//! When a thread exits, its `Exit` destructor first runs the shared
+//! managers' exit hook (`shared/exit.rs`: each heap at the slot collected,
+//! trimmed, and freed if left empty), still holding the slot, then gives
+//! the slot back.
+//!
 //! Ownership is the whole protocol: the thread that holds slot `t` is the
 //! only one that touches the `Cell`s of heap `t` of every shared manager. A
 //! slot is taken with an `Acquire` read-modify-write and given back with a
@@ -133,9 +138,16 @@ mod tls {
 
     impl Drop for Exit {
         fn drop(&mut self) {
-            let t = SLOT.with(|s| s.replace(NONE));
+            let t = SLOT.with(Cell::get);
             if (t as usize) < MAX_THREADS {
+                // Still holding the slot: each shared manager's heap here is
+                // collected, trimmed, and freed if left empty (a free on
+                // this thread meanwhile is still a local one).
+                crate::shared::exit::collect(t);
+                SLOT.with(|s| s.set(NONE));
                 REGISTRY.release(t);
+            } else {
+                SLOT.with(|s| s.set(NONE));
             }
         }
     }

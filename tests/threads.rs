@@ -7,7 +7,7 @@
 
 use std::thread;
 
-use memory_mgr::{SharedBox, SharedManager};
+use memory_mgr::{SharedBox, SharedManager, WideClasses};
 
 const PASS_THROUGH: bool = cfg!(feature = "pass-through");
 
@@ -26,6 +26,8 @@ fn thread_exit_scenarios() {
     a_thousand_short_lived_threads_reuse_slots_and_their_blocks_live_on();
     thread_local_destructors_may_allocate_and_free();
     a_clone_made_on_a_worker_is_taken_back_after_it_exits();
+    exited_threads_give_their_memory_back_without_a_trim();
+    a_heap_with_live_blocks_stays_until_they_are_freed_then_goes_at_the_next_exit();
     #[cfg(all(unix, not(miri)))]
     a_fork_child_can_allocate_while_another_thread_held_the_lock();
 }
@@ -191,4 +193,113 @@ fn a_clone_made_on_a_worker_is_taken_back_after_it_exits() {
     drop((s, s2));
     mm.trim();
     assert_eq!(mm.stats().live(), 0);
+}
+
+/// Allocates `per` boxes of each of 13 sizes (8 B to 16 KiB, 13 classes of
+/// the wide table) from `mm`, and frees them.
+fn churn(mm: &SharedManager<WideClasses>, per: usize) {
+    macro_rules! sizes {
+        ($($n:literal)*) => {{
+            $(
+                let v: Vec<_> = (0..per).map(|i| mm.alloc([i as u8; $n])).collect();
+                assert!(v.iter().enumerate().all(|(i, b)| b[$n - 1] == i as u8));
+                drop(v);
+            )*
+        }};
+    }
+    sizes!(8 24 40 72 136 264 520 1032 2056 4104 8200 12300 16384);
+}
+
+/// Threads that allocate in 13 classes, free, and exit leave nothing
+/// reserved — no chunk and no heap — without a trim: each exit collected
+/// and trimmed its heap and freed it. The figures stay exact (allocations
+/// of the freed heaps included), and a trim finds nothing left to give.
+fn exited_threads_give_their_memory_back_without_a_trim() {
+    let mm: SharedManager<WideClasses> = SharedManager::with_classes();
+    let (threads, per) = (n(16, 2), n(50, 3));
+    let barrier = std::sync::Barrier::new(threads);
+    let heap_bytes = thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    churn(&mm, per);
+                    // Alive together: a heap each, counted with its records.
+                    barrier.wait();
+                    let live = mm.stats();
+                    barrier.wait();
+                    live.system.metadata_bytes
+                })
+            })
+            .collect();
+        // `join`, not the scope's end: it waits for the thread-local
+        // destructors, where the exit hook runs.
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    // Every heap was counted while its thread lived (none with
+    // pass-through: every allocation goes to the central heap's large path).
+    assert!(
+        PASS_THROUGH || heap_bytes.iter().all(|&b| b >= threads * 1000),
+        "{heap_bytes:?}"
+    );
+    let s = mm.stats();
+    assert_eq!(s.reserved_bytes(), 0, "{s}");
+    assert_eq!(s.live(), 0);
+    assert_eq!(s.allocs(), threads * per * 13);
+    assert_eq!(s.frees(), s.allocs());
+    assert_eq!(mm.trim(), 0, "the exits gave everything back");
+}
+
+/// A thread that exits with blocks live keeps its heap (the blocks stay
+/// valid); another thread frees them (remote frees, counted at once); the
+/// next thread to exit on that slot collects, trims and frees it. `live()`
+/// is exact at every step, and a trim then gives back the freeing thread's
+/// own heap (empty: its records only).
+fn a_heap_with_live_blocks_stays_until_they_are_freed_then_goes_at_the_next_exit() {
+    let mut mm: SharedManager<WideClasses> = SharedManager::with_classes();
+    let per = n(200, 5);
+    let kept: Vec<SharedBox<'_, [u64; 3], WideClasses>> = thread::scope(|s| {
+        s.spawn(|| {
+            churn(&mm, 2);
+            (0..per).map(|i| mm.alloc([i as u64; 3])).collect()
+        })
+        .join()
+        .unwrap()
+    });
+    let s = mm.stats();
+    assert_eq!(s.live(), per);
+    assert!(s.classes.iter().map(|c| c.chunks).sum::<usize>() > 0 || PASS_THROUGH);
+    assert!(kept.iter().enumerate().all(|(i, b)| b[2] == i as u64));
+    let mut kept = kept;
+    let rest = kept.split_off(per / 2);
+    drop(kept); // remote frees: counted here, waiting on the exited heap's list
+    assert_eq!(mm.stats().live(), per - per / 2);
+    drop(rest);
+    assert_eq!(mm.stats().live(), 0);
+    // The next thread is given the lowest free slot: the exited one's (this
+    // test runs alone, on one thread). It adopts the heap, uses it, and its
+    // exit takes back the remote frees, trims, and frees the heap.
+    thread::scope(|s| {
+        s.spawn(|| {
+            drop(mm.alloc(1u64));
+            assert_eq!(mm.stats().live(), 0);
+        })
+        .join()
+        .unwrap()
+    });
+    let s = mm.stats();
+    assert_eq!(s.live(), 0);
+    assert_eq!(s.classes.iter().map(|c| c.chunks).sum::<usize>(), 0, "{s}");
+    // Left: this thread's heap (made for its remote-free counts): records
+    // only, which a trim frees.
+    assert_eq!(s.reserved_bytes(), s.system.metadata_bytes);
+    assert!(s.system.metadata_bytes > 0 || PASS_THROUGH);
+    let released = mm.trim();
+    assert!(released == s.system.metadata_bytes || PASS_THROUGH);
+    let s = mm.stats();
+    assert_eq!((s.reserved_bytes(), s.live()), (0, 0), "{s}");
+    assert_eq!(s.allocs(), 13 * 2 + per + 1);
+    assert!(mm.is_consistent());
 }

@@ -162,21 +162,36 @@ impl Pool {
     }
 
     /// Frees `block` from a thread other than the pool's owner: one push on
-    /// the pool's [`Inbound`] list, which the owner collects on its slow
-    /// path. The pool's counters are the owner's and stay as they are.
+    /// the pool at `pool`'s [`Inbound`] list, which the owner collects on
+    /// its slow path. The pool's counters are the owner's and stay as they
+    /// are.
+    ///
+    /// The pool comes as a pointer, not `&self`: once the block is on the
+    /// list its owner may collect it, release its chunk and free the heap
+    /// the pool is in (a shared manager's thread heap freed at exit), while
+    /// this call has not returned yet. A `&Pool` argument would be asserted
+    /// valid for the whole call (Miri's protectors; LLVM's
+    /// `dereferenceable`); only the list, all atomic (an `UnsafeCell`, which
+    /// a reference does not pin so), is borrowed across the push.
     ///
     /// # Safety
     ///
-    /// As [`Pool::free`]; any thread may call it.
+    /// `pool` must be a live pool and `block` a live block of it, as for
+    /// [`Pool::free`]; any thread may call it. The caller must not touch the
+    /// pool afterwards.
     #[inline]
-    pub(crate) unsafe fn push_remote(&self, block: NonNull<u8>) {
-        // SAFETY: `block` is a block of this pool its owner gave back (the
-        // caller), so its `block_size` bytes are ours until the push below
-        // publishes it, and its first word (blocks are at least 8 bytes,
-        // aligned to 8) holds the link.
+    pub(crate) unsafe fn push_remote(pool: NonNull<Pool>, block: NonNull<u8>) {
+        let p = pool.as_ptr();
+        // SAFETY: `block` is a block of this live pool its owner gave back
+        // (the caller), so the pool and the block's chunk stay until the
+        // push publishes it, its `block_size` bytes are ours until then, and
+        // its first word (blocks are at least 8 bytes, aligned to 8) holds
+        // the link. The field read is a copy; the one reference made is to
+        // the list.
         unsafe {
-            fill::freed(block, self.block_size);
-            self.remote.inbound.push(block);
+            fill::freed(block, (*p).block_size);
+            let inbound: &Inbound = &(*p).remote.inbound;
+            inbound.push(block);
         }
     }
 
@@ -378,7 +393,7 @@ mod tests {
         let (chunks, capacity) = (pool.chunk_count(), pool.capacity());
         for b in blocks.iter().filter(|b| !in_last(b)) {
             // SAFETY: live blocks, each freed once.
-            unsafe { pool.push_remote(*b) };
+            unsafe { Pool::push_remote(NonNull::from(pool), *b) };
         }
         let early = blocks.iter().filter(|b| !in_last(b)).count();
         // SAFETY: a live pool, no other reclaim.
@@ -400,7 +415,7 @@ mod tests {
         let rest: Vec<_> = blocks.iter().filter(|b| in_last(b)).collect();
         for b in &rest[..rest.len() / 2] {
             // SAFETY: live blocks, each freed once.
-            unsafe { pool.push_remote(**b) };
+            unsafe { Pool::push_remote(NonNull::from(pool), **b) };
         }
         // SAFETY: as above.
         unsafe { pool.reclaim() };
@@ -408,7 +423,7 @@ mod tests {
         // The rest too: the whole pool is emptied, and new again.
         for b in &rest[rest.len() / 2..] {
             // SAFETY: live blocks, each freed once.
-            unsafe { pool.push_remote(**b) };
+            unsafe { Pool::push_remote(NonNull::from(pool), **b) };
         }
         // SAFETY: as above.
         unsafe { pool.reclaim() };

@@ -58,9 +58,15 @@ impl<C: SizeClasses> Release<C> for AnyThread {
             // This thread holds the pool's slot: it owns the pool.
             pool.push(ptr);
         } else {
-            // SAFETY: as above; any thread may push.
-            unsafe { pool.push_remote(ptr) };
-            count_remote_free::<C>(pool);
+            // Read before the push: once the block is on the list, its
+            // owner may collect it, release its chunk and free the heap the
+            // pool is in (see `exit.rs`), so the pool is not touched after.
+            let (class, owner) = pool.class_and_owner();
+            // SAFETY: as above; any thread may push. `pool` is not used
+            // after (a local reference, not an argument: nothing asserts it
+            // valid past its last use).
+            unsafe { Pool::push_remote(NonNull::from(pool), ptr) };
+            count_remote_free::<C>(class, owner);
         }
     }
 
@@ -83,16 +89,17 @@ pub(crate) unsafe fn dealloc<C: SizeClasses>(ptr: NonNull<u8>, layout: Layout) {
     unsafe { heap::free::<C>(&AnyThread, ptr, layout) }
 }
 
-/// Counts a remote free into `pool` in the freeing thread's own heap (the
-/// pool of the same class), where no other thread writes: the owner of
-/// `pool` never walks what it collects to count it, and the manager's
-/// figures subtract these counts. A thread with no heap makes one; one with
-/// no slot counts in the state's shared tally.
+/// Counts a remote free into a pool of class `class` of the shared manager
+/// whose state is `owner` in the freeing thread's own heap (the pool of the
+/// same class), where no other thread writes: the owner of the pool never
+/// walks what it collects to count it, and the manager's figures subtract
+/// these counts. A thread with no heap makes one; one with no slot counts
+/// in the state's shared tally.
 #[inline]
-fn count_remote_free<C: SizeClasses>(pool: &Pool) {
-    let (class, owner) = pool.class_and_owner();
+fn count_remote_free<C: SizeClasses>(class: usize, owner: *const ()) {
     // SAFETY: a shared manager's pool names its live state (every heap of a
-    // shared manager is made with its state as owner).
+    // shared manager is made with its state as owner); the block just
+    // freed was live, so the manager is.
     let state = unsafe { &*owner.cast::<State<C>>() };
     match state.my_pools() {
         // SAFETY: this thread's heap (invariant), `class` one of its classes.

@@ -9,7 +9,7 @@ use crate::size_class::SizeClasses;
 use crate::thread::{self};
 use crate::Error;
 
-use super::{SharedManager, State};
+use super::SharedManager;
 
 impl<C: SizeClasses> SharedManager<C> {
     // ----- capacity ------------------------------------------------------------
@@ -67,23 +67,33 @@ impl<C: SizeClasses> SharedManager<C> {
 
     /// Gives back to the system every chunk without a live allocation in
     /// this thread's heap, in the heaps of threads that exited (their slots
-    /// free, claimed for the moment) and in the central heap; returns the
-    /// bytes released. In the heaps of other running threads it gives back
-    /// the pages of every chunk whose blocks were all freed on other
+    /// free, claimed for the moment) and in the central heap, and frees
+    /// those thread heaps left with no chunk (a heap's own records); returns
+    /// the bytes released. In the heaps of other running threads it gives
+    /// back the pages of every chunk whose blocks were all freed on other
     /// threads (the chunk stays its heap's, as spare capacity, and the
     /// owner takes it back on its next slow path; on Linux, where
     /// `madvise` gives pages back).
+    ///
+    /// A thread that exits does as much for its own heaps by itself: what
+    /// is left for a trim is what other threads freed since, and the heaps
+    /// of threads that exited with blocks live.
     ///
     /// # Examples
     ///
     /// ```
     /// let mm = memory_mgr::SharedManager::new();
-    /// std::thread::scope(|s| {
-    ///     s.spawn(|| drop((0..1_000).map(|i| mm.alloc(i)).collect::<Vec<_>>()))
-    ///         .join() // (a join waits for the thread's exit, slot given back)
-    ///         .unwrap();
+    /// let kept = std::thread::scope(|s| {
+    ///     s.spawn(|| {
+    ///         drop((0..1_000).map(|i| mm.alloc(i)).collect::<Vec<_>>());
+    ///         mm.alloc(7u64) // outlives the thread: its heap stays
+    ///     })
+    ///     .join() // (a join waits for the thread's exit, slot given back)
+    ///     .unwrap()
     /// });
-    /// // The worker exited: its heap is trimmed from here.
+    /// assert!(mm.stats().reserved_bytes() > 0);
+    /// drop(kept); // a remote free into the exited thread's heap
+    /// // The worker exited: its heap is trimmed, and freed, from here.
     /// assert!(mm.trim() > 0);
     /// assert_eq!(mm.stats().reserved_bytes(), 0);
     /// ```
@@ -93,10 +103,20 @@ impl<C: SizeClasses> SharedManager<C> {
         };
         let me = thread::current();
         let mut released = 0;
-        for (t, pools) in state.thread_heaps() {
+        // `Relaxed`: an upper bound of the slots to look at (a heap made
+        // after it was read is its thread's to trim).
+        let top = state.top.load(Ordering::Relaxed).min(thread::MAX_THREADS) as u32;
+        for t in 0..top {
+            // `Relaxed`: a hint only, never followed: heap `t` is loaded
+            // again, and used, only once slot `t` is ours (`trim_slot`):
+            // until then its holder may free it.
+            if state.heaps[t as usize].load(Ordering::Relaxed).is_null() {
+                continue;
+            }
             if t == me {
-                // SAFETY: this thread holds slot `t`; `pools` is heap `t`'s.
-                released += unsafe { State::<C>::trim_heap(pools) };
+                // SAFETY: this thread holds slot `t`, and nothing of its
+                // heap is borrowed (this is no allocation path).
+                released += unsafe { state.trim_slot(t) };
             } else if thread::REGISTRY.claim(t) {
                 /// Gives the claimed slot back, also if the trim panics.
                 struct Claimed(u32);
@@ -106,13 +126,13 @@ impl<C: SizeClasses> SharedManager<C> {
                     }
                 }
                 let _claimed = Claimed(t);
-                // SAFETY: slot `t` was free and is ours until `_claimed` drops.
-                released += unsafe { State::<C>::trim_heap(pools) };
+                // SAFETY: slot `t` was free and is ours until `_claimed`
+                // drops; nothing of its heap is borrowed.
+                released += unsafe { state.trim_slot(t) };
             } else {
-                // Another thread's heap: only what other threads freed into
-                // it, one reclaim at a time (under the central lock).
-                // SAFETY: a live thread heap (invariant).
-                released += state.central(|_| unsafe { State::<C>::reclaim_heap(pools) });
+                // Another running thread's heap: only the chunks other
+                // threads emptied in it (see `State::reclaim_slot`).
+                released += state.reclaim_slot(t);
             }
         }
         // (Not the stores' pages: another thread may be reading them.)
@@ -145,18 +165,35 @@ impl<C: SizeClasses> SharedManager<C> {
             return;
         };
         let mut written = None;
-        for (_, pools) in state.thread_heaps() {
-            // SAFETY: `&mut self`: no other thread uses the manager now (any
-            // that did was joined, which orders its writes before ours), so
-            // every heap is ours; it is given up again, not dropped.
-            let mut heap = core::mem::ManuallyDrop::new(unsafe { Heap::<C>::from_raw(pools) });
-            let w = heap.reset();
-            written = written.or(w);
-            heap.iter().for_each(Pool::clear_remote_out);
+        {
+            // No exit hook collects a heap meanwhile: a scoped thread counts
+            // as joined before its thread-local destructors run (see
+            // `exit.rs`).
+            let _no_exits = super::exit::exclude_exits();
+            let reading = state.reading();
+            for (_, pools) in state.thread_heaps(&reading) {
+                // SAFETY: `&mut self`: no other thread uses the manager now
+                // (any that did was joined, which orders its writes before
+                // ours; its exit hook is held off), so every heap is ours; it
+                // is given up again, not dropped. A reset of a thread heap
+                // calls out to nothing (no large allocation is in one).
+                let mut heap = core::mem::ManuallyDrop::new(unsafe { Heap::<C>::from_raw(pools) });
+                let w = heap.reset();
+                written = written.or(w);
+                heap.iter().for_each(Pool::clear_remote_out);
+            }
         }
-        for lost in state.lost.iter().chain(&state.lost_tally) {
-            // `Relaxed`: `&mut self`, no other thread to order with.
+        for ((lost, lost_tally), retired) in
+            state.lost.iter().zip(&state.lost_tally).zip(&state.retired)
+        {
+            // `Relaxed`: as below.
+            lost_tally.store(0, Ordering::Relaxed);
+            // `Relaxed`: `&mut self`, no other thread to order with. Every
+            // block is free: no remote free is left to subtract, and no
+            // freed heap's block counts live.
             lost.store(0, Ordering::Relaxed);
+            retired.live.store(0, Ordering::Relaxed);
+            retired.tally.store(0, Ordering::Relaxed);
         }
         // SAFETY: `&mut self`: the state is ours alone. Only the central
         // manager is borrowed mutably (not the whole state: the heaps hold

@@ -128,8 +128,11 @@ impl<C: SizeClasses> State<C> {
             pool.count_tally(false);
             pool.push(own);
         } else {
-            // SAFETY: as above; any thread may push.
-            unsafe { pool.push_remote(own) };
+            // SAFETY: as above; any thread may push. `pool` is not used
+            // after: once the block is on the list its owner may collect
+            // it, release its chunk and free the heap (see `exit.rs`); the
+            // count below touches this thread's heap only.
+            unsafe { Pool::push_remote(NonNull::from(pool), own) };
             self.count_remote_collection_free(class);
         }
     }

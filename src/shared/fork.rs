@@ -3,8 +3,10 @@
 //! stay locked forever in the child. A `pthread_atfork` handler takes every
 //! central lock before the fork (so none is held in the middle of an
 //! operation) and releases them after it, in the parent and in the child.
-//! The locks are static (`sync::CENTRAL_LOCKS`, `sync::GLOBAL_LOCKS`), so
-//! the handler never touches freed memory, and `Global`'s are taken last: a
+//! The locks are static (`sync::CENTRAL_LOCKS`, `sync::STATES_LOCK` — the
+//! list of states the exit hook walks, see `exit.rs` —
+//! `sync::GLOBAL_LOCKS`), so the handler never touches freed memory, and
+//! they are taken in the lock order, `Global`'s last: a
 //! thread holding another manager's lock may go on to take `Global`'s (its
 //! central heap allocates through the global allocator), never the other
 //! way round. The other threads' heaps stay in the child as heaps of exited
@@ -51,7 +53,7 @@ pub(super) fn install() {
     {
         // SAFETY: three functions that only take and release static
         // locks and store to a static atomic.
-        unsafe { pthread_atfork(Some(prepare), Some(release), Some(release)) };
+        unsafe { pthread_atfork(Some(prepare), Some(release), Some(child)) };
     }
 }
 
@@ -61,8 +63,18 @@ unsafe extern "C" fn prepare() {
     sync::fork::take_all();
 }
 
-/// After `fork`, in the parent and in the child (whose only thread is
-/// the one that ran `prepare`): releases them.
+/// After `fork`, in the child (whose only thread is the one that ran
+/// `prepare`): forgets the readers of the states' thread heaps (they were
+/// on other threads: a thread of the child freeing its heap at exit would
+/// wait for them forever), then releases the locks.
+unsafe extern "C" fn child() {
+    super::exit::forget_readers_in_child();
+    // SAFETY: as in `release`.
+    unsafe { release() };
+}
+
+/// After `fork`, in the parent (and the child, through `child`): releases
+/// them.
 unsafe extern "C" fn release() {
     // SAFETY: `prepare` took them on this thread: the C library runs
     // the parent or child handlers on the thread that ran the prepare

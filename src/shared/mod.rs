@@ -9,9 +9,11 @@
 //! remote-free list with one compare-and-swap; the owner takes the whole
 //! list when its free list and newest chunk are used up, before it asks for
 //! another chunk — so a thread that only allocates, fed by one that only
-//! frees, reuses its memory. A thread that exits gives its slot back; the
-//! next thread given that slot takes over its heap as it is (no chunk
-//! changes hands, so every block other threads hold stays valid).
+//! frees, reuses its memory. A thread that exits first collects and trims
+//! its heap in every shared manager, and frees a heap left with no chunk
+//! (see `exit.rs`); then it gives its slot back, and the next thread given
+//! that slot takes over what heap is left as it is (no chunk changes
+//! hands, so every block other threads hold stays valid).
 //!
 //! What several threads must share — allocations above the largest class,
 //! checked blocks, collections through the `Allocator` implementation, and
@@ -20,12 +22,20 @@
 //! central heap, a `MemoryManager` used under a lock.
 //!
 //! Invariant, relied on by every `unsafe` block of this module and its files:
-//! - `State::heaps[t]` is null or the pools of a heap made for slot `t`;
-//!   once set it never changes until the manager is dropped or reset with
-//!   `&mut`. The `Cell`s of heap `t` are touched only by the thread that
-//!   holds slot `t` (or a `trim` that claimed the free slot), so never by
-//!   two threads at once; other threads touch only its pools' remote-free
-//!   lists and read its [`Counter`](crate::sync::Counter)s.
+//! - `State::heaps[t]` is null or the pools of a live heap made for slot
+//!   `t`. Only the thread that holds slot `t` (or a `trim` that claimed the
+//!   free slot) stores to it: a new heap where it is null, or null where
+//!   its heap holds no chunk and nothing on its large path — a heap no
+//!   block of which exists — which is then freed once no reader of
+//!   `heaps` can hold it (`sync::Readers`: a thread on another slot loads
+//!   `heaps[t]` and follows it only while counted in, `State::reading`).
+//!   A manager's drop frees the heaps left. The `Cell`s of heap `t` are
+//!   touched only by the holder of slot `t`, so never by two threads at
+//!   once; other threads touch only its pools' remote-free lists (while
+//!   they hold a live block of it) and read its
+//!   [`Counter`](crate::sync::Counter)s (while counted in). A `&mut`
+//!   operation on the manager touches every heap, holding off the exit
+//!   hooks of threads not joined yet (`exit::exclude_exits`).
 //! - The central heap is touched only under its heap record's lock.
 //! - The state lives at a fixed address from its creation until the
 //!   manager is dropped.
@@ -35,6 +45,7 @@ mod builder;
 mod capacity;
 #[cfg(feature = "allocator-api2")]
 mod collections;
+pub(crate) mod exit;
 #[cfg(unix)]
 mod fork;
 mod handles;
@@ -107,8 +118,10 @@ static_assertions::assert_impl_all!(SharedManager: Send, Sync);
 /// read-modify-write on the fast path (a pop, as in [`MemoryManager`]); a
 /// box dropped on the thread that allocated it goes back the same way, and
 /// one dropped on another thread costs that thread one compare-and-swap.
-/// When a thread exits, the next thread to start takes over its heap;
-/// blocks other threads still hold stay valid throughout.
+/// When a thread exits, its heap takes back the blocks other threads freed
+/// into it and gives its empty chunks back to the system, and a heap left
+/// empty is freed; a heap with blocks still live stays for the next thread
+/// given the slot. Blocks other threads still hold stay valid throughout.
 ///
 /// Allocations above the largest class, checked [`Block`](crate::Block)s and collections
 /// (through the [`Allocator`](allocator_api2::alloc::Allocator)
@@ -378,6 +391,11 @@ impl<C: SizeClasses> Drop for SharedManager<C> {
             }
         }
         let destroy = Destroy(state);
+        // Off the list of states before any heap is touched: an exit hook
+        // of a thread not joined yet (a scoped thread's runs after the
+        // scope) that was collecting one has finished, and none will start.
+        // SAFETY: the state lives until `destroy` drops.
+        exit::unlink(&unsafe { state.as_ref() }.link);
         // SAFETY: `&mut self`: the state and every heap are ours alone.
         unsafe { state.as_ref() }.collect_all();
         let leaks = self.leaks();

@@ -3,6 +3,7 @@
 //! central heap under its lock.
 
 use core::alloc::Layout;
+use core::mem::ManuallyDrop;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
@@ -13,8 +14,11 @@ use crate::pool::{ChunkConfig, Pool};
 use crate::size_class::SizeClasses;
 use crate::source;
 use crate::stats::{ClassStats, Leaks};
+use crate::sync::ReadGuard;
 use crate::thread::{self, MAX_THREADS};
 use crate::{Error, MemoryManager};
+
+use super::exit::{self, Link};
 
 /// What a shared manager is built with.
 #[derive(Debug, Clone, Copy)]
@@ -39,14 +43,45 @@ pub(super) struct State<C: SizeClasses> {
     /// Allocations above every class, checked blocks, collections, and
     /// threads with no slot; used under `central.heap().heap_record().lock`.
     pub(super) central: MemoryManager<C>,
-    /// Remote frees per class made by threads with no heap (no slot), to
-    /// subtract from the figures like the heaps' `remote_out`.
+    /// Remote frees per class made by threads with no heap (no slot), and
+    /// those of freed heaps (their `remote_out`, folded in when they were
+    /// freed), to subtract from the figures like the heaps' `remote_out`.
     pub(super) lost: [AtomicUsize; crate::MAX_CLASSES],
     /// Of those, the collection blocks (subtracted like the heaps'
     /// `tally_out`).
     pub(super) lost_tally: [AtomicUsize; crate::MAX_CLASSES],
+    /// Per class, the figures of the thread heaps freed so far, folded in
+    /// when each was freed (so that the sums over the heaps stay what they
+    /// were: see `free_heap_if_empty`).
+    pub(super) retired: [Retired; crate::MAX_CLASSES],
+    /// Bytes of the live thread heaps' own records (their pools' array and
+    /// their large path's record), charged to the budget.
+    pub(super) heap_bytes: AtomicUsize,
+    /// The state's place on the process-wide list the exit hook walks, and
+    /// the readers of `heaps` (see `exit.rs`).
+    pub(super) link: Link,
     /// The pools of each slot's heap, or null.
     pub(super) heaps: [AtomicPtr<Pool>; MAX_THREADS],
+}
+
+/// The figures of a class's pools in the thread heaps freed so far. Every
+/// access is `Relaxed`: statistics, each a read-modify-write that loses no
+/// count; a `stats` racing a free may count a freed heap's figures twice
+/// or not at all for a moment (figures are not a cut across heaps), and
+/// once the threads are joined they are exact.
+#[derive(Debug, Default)]
+pub(super) struct Retired {
+    /// Blocks handed out, ever.
+    pub(super) allocs: AtomicUsize,
+    /// Blocks the heaps still counted live: blocks other threads freed into
+    /// them (counted by the freeing threads' `remote_out` or in `lost`).
+    pub(super) live: AtomicUsize,
+    /// The heaps' peaks (the manager's `peak` is a sum of peaks).
+    pub(super) peak: AtomicUsize,
+    /// Collection blocks the heaps still counted (`tally`): blocks other
+    /// threads freed into them (counted by the freeing threads' `tally_out`
+    /// or in `lost_tally`).
+    pub(super) tally: AtomicUsize,
 }
 
 impl<C: SizeClasses> State<C> {
@@ -55,8 +90,9 @@ impl<C: SizeClasses> State<C> {
     pub(super) fn create(config: Config) -> Option<NonNull<State<C>>> {
         let layout = Layout::new::<State<C>>();
         // Zeroed: every `heaps` entry starts null (a null `AtomicPtr` is
-        // all zero bits) and every `lost` and `lost_tally` count at zero, and the table costs
-        // no resident memory until a thread takes a slot.
+        // all zero bits), every `lost`, `lost_tally`, `retired` and `heap_bytes` count at
+        // zero, and the table costs no resident memory until a thread takes
+        // a slot.
         let state = source::alloc_zeroed(config.source, layout)?.cast::<State<C>>();
         let s = state.as_ptr();
         let kind = HeapKind {
@@ -71,10 +107,14 @@ impl<C: SizeClasses> State<C> {
             lock: crate::sync::central_lock(!config.map),
         };
         // SAFETY: `state` is a fresh allocation of a `State<C>`; each field
-        // but `heaps`, `lost` and `lost_tally` (already valid, zeroed) is written once. The central
-        // heap charges the budget, at its final address.
+        // but `heaps`, `lost`, `lost_tally`, `retired` and `heap_bytes` (already valid,
+        // zeroed) is written once. The central heap charges the budget, at
+        // its final address. The state goes on the list of states last,
+        // whole, at the address it keeps until `destroy`, which takes it
+        // off first.
         unsafe {
             (&raw mut (*s).config).write(config);
+            (&raw mut (*s).link).write(Link::new(s.cast_const().cast(), Self::collect_slot));
             (&raw mut (*s).budget).write(SharedBudget::new(config.budget));
             (&raw mut (*s).top).write(AtomicUsize::new(0));
             let kind = HeapKind {
@@ -88,8 +128,15 @@ impl<C: SizeClasses> State<C> {
                     return None;
                 }
             }
+            exit::link(&(*s).link);
         }
         Some(state)
+    }
+
+    /// Bytes of a thread heap's own records, charged to the budget while
+    /// the heap lives.
+    fn heap_size() -> usize {
+        Heap::<C>::own_bytes()
     }
 
     /// The heap kind of a thread's heap.
@@ -127,13 +174,19 @@ impl<C: SizeClasses> State<C> {
         if let Some(pools) = NonNull::new(cell.load(Ordering::Relaxed)) {
             return Some(pools);
         }
-        let heap = Heap::<C>::try_new(
+        // The heap's own records are charged first: refused, the thread
+        // uses the central heap (as when they cannot be had).
+        self.budget.charge(Self::heap_size()).ok()?;
+        let Some(heap) = Heap::<C>::try_new(
             self.config.chunks,
             None,
             self.config.name,
             self.thread_kind(),
             t,
-        )?;
+        ) else {
+            self.budget.credit(Self::heap_size());
+            return None;
+        };
         // The allocator has returned (the re-entrancy rule, see `table.rs`):
         // a call it made into this manager on this thread may have made the
         // thread's heap meanwhile. That one stays (its blocks may be live);
@@ -141,8 +194,12 @@ impl<C: SizeClasses> State<C> {
         // `Relaxed`: only this thread, the slot's holder, stores the entry.
         if let Some(made) = NonNull::new(cell.load(Ordering::Relaxed)) {
             drop(heap);
+            self.budget.credit(Self::heap_size());
             return Some(made);
         }
+        // `Relaxed`: a statistic (see `Retired`).
+        self.heap_bytes
+            .fetch_add(Self::heap_size(), Ordering::Relaxed);
         let pools = heap.into_raw();
         // `Release`: a reader on another thread (`stats`) that loads the
         // pointer with `Acquire` sees the heap initialised.
@@ -206,8 +263,19 @@ impl<C: SizeClasses> State<C> {
         f(&self.central)
     }
 
-    /// Each thread heap, with its slot.
-    pub(super) fn thread_heaps(&self) -> impl Iterator<Item = (u32, NonNull<Pool>)> + '_ {
+    /// Counts the caller among the readers of `heaps` until the guard
+    /// drops: a heap loaded meanwhile is not freed before (see
+    /// `sync::Readers`). Nothing done under it may allocate or wait.
+    pub(super) fn reading(&self) -> ReadGuard<'_> {
+        self.link.readers.enter()
+    }
+
+    /// Each thread heap, with its slot: for a reader counted in (`_in`),
+    /// whose heaps are not freed while it reads them.
+    pub(super) fn thread_heaps<'a>(
+        &'a self,
+        _in: &'a ReadGuard<'_>,
+    ) -> impl Iterator<Item = (u32, NonNull<Pool>)> + 'a {
         // `Relaxed`: an upper bound of the slots to look at; a heap made
         // after it was read is left out, as one made after the loop would be.
         let top = self.top.load(Ordering::Relaxed).min(MAX_THREADS);
@@ -247,10 +315,17 @@ impl<C: SizeClasses> State<C> {
     /// Takes every heap's remote frees onto its free list, so that the
     /// figures are exact. Exclusive access only (`&mut` to the manager).
     pub(super) fn collect_all(&self) {
-        for (_, pools) in self.thread_heaps() {
-            for class in 0..C::TABLE.len() {
-                // SAFETY: a live heap (invariant), ours alone (caller).
-                unsafe { Heap::<C>::pool_at(pools, class) }.collect();
+        {
+            // No exit hook collects a heap meanwhile (see `exit.rs`).
+            let _no_exits = exit::exclude_exits();
+            let reading = self.reading();
+            for (_, pools) in self.thread_heaps(&reading) {
+                for class in 0..C::TABLE.len() {
+                    // SAFETY: a live heap (invariant), ours alone (caller:
+                    // no other thread uses the manager; exit hooks are
+                    // held off).
+                    unsafe { Heap::<C>::pool_at(pools, class) }.collect();
+                }
             }
         }
         self.central(|mm| {
@@ -269,27 +344,116 @@ impl<C: SizeClasses> State<C> {
     pub(super) unsafe fn trim_heap(pools: NonNull<Pool>) -> usize {
         // SAFETY: the caller holds the slot, so the heap is ours for now;
         // it is given up again (not dropped) at the end.
-        let heap = core::mem::ManuallyDrop::new(unsafe { Heap::<C>::from_raw(pools) });
+        let heap = ManuallyDrop::new(unsafe { Heap::<C>::from_raw(pools) });
         heap.iter().map(|p| p.trim()).sum::<usize>() + large::trim(heap.heap_record())
+    }
+
+    /// Trims the heap of slot `t` (if any), and frees it if it is left
+    /// empty; returns the bytes released.
+    ///
+    /// # Safety
+    ///
+    /// The calling thread must hold slot `t` (or have claimed it) for the
+    /// duration, with nothing of heap `t` borrowed.
+    pub(super) unsafe fn trim_slot(&self, t: u32) -> usize {
+        // `Relaxed`: we hold slot `t`, and only a holder of slot `t` stores
+        // the entry; the last store was ours, or a previous holder's, whose
+        // writes happen before ours (the registry's `Release`/`Acquire`).
+        let Some(pools) = NonNull::new(self.heaps[t as usize].load(Ordering::Relaxed)) else {
+            return 0;
+        };
+        // SAFETY: the caller holds slot `t`; `pools` is heap `t`'s.
+        unsafe { Self::trim_heap(pools) + self.free_heap_if_empty(t, pools) }
+    }
+
+    /// The exit hook's work on this state (see `exit.rs`), for the thread
+    /// holding slot `t` as it exits: [`trim_slot`](Self::trim_slot).
+    ///
+    /// # Safety
+    ///
+    /// `state` must be a live `State<C>`, and the calling thread hold slot
+    /// `t` (`exit::collect`'s caller: the exiting thread, its slot not given
+    /// back yet).
+    unsafe fn collect_slot(state: *const (), t: u32) {
+        // SAFETY: the caller's guarantee; `t` is a slot (below
+        // `MAX_THREADS`: `exit::collect`).
+        unsafe {
+            let state = &*state.cast::<State<C>>();
+            state.trim_slot(t);
+        }
+    }
+
+    /// Frees heap `t` if it holds nothing: no chunk in any pool and nothing
+    /// on its large path (its budget at zero). Then no block of it exists
+    /// — none live, none free, none on a remote-free list (a block is
+    /// pushed there only while live, so its chunk stays) — so nothing but a
+    /// reader of `heaps` can reach it. Its figures are folded into the
+    /// state's (`retired`, `lost`), so that `stats` keeps the sums over the
+    /// heaps it had; the entry is nulled, and the heap is freed once no
+    /// reader can hold it (`sync::Readers::retire`). Returns the bytes of
+    /// the heap's records, or 0 if it stays.
+    ///
+    /// # Safety
+    ///
+    /// The calling thread must hold slot `t`, with nothing of heap `t`
+    /// borrowed, and `pools` be heap `t`'s.
+    unsafe fn free_heap_if_empty(&self, t: u32, pools: NonNull<Pool>) -> usize {
+        // SAFETY: the caller holds slot `t`: the heap is ours for now.
+        let heap = ManuallyDrop::new(unsafe { Heap::<C>::from_raw(pools) });
+        if heap.budget().reserved() != 0 || heap.iter().any(|p| p.chunk_count() != 0) {
+            return 0;
+        }
+        for (class, pool) in heap.iter().enumerate() {
+            let r = &self.retired[class];
+            // `Relaxed`: statistics (see `Retired`).
+            r.allocs.fetch_add(pool.allocs(), Ordering::Relaxed);
+            // (Blocks taken back in remote-emptied chunks left `held` but
+            // are still in the freeing threads' counts: `stats` adds them
+            // back, as it does a live heap's `reclaimed`.)
+            r.live
+                .fetch_add(pool.live() + pool.reclaimed(), Ordering::Relaxed);
+            r.peak.fetch_add(pool.peak(), Ordering::Relaxed);
+            r.tally.fetch_add(pool.tally(), Ordering::Relaxed);
+            self.lost[class].fetch_add(pool.remote_out(), Ordering::Relaxed);
+            self.lost_tally[class].fetch_add(pool.tally_out(), Ordering::Relaxed);
+        }
+        let old = self.link.readers.retire(&self.heaps[t as usize]);
+        debug_assert_eq!(old, pools.as_ptr());
+        // The entry is null and no reader holds the heap: it is ours alone,
+        // dropped once (its memory goes back to its source: a deallocation
+        // only, with nothing of the manager borrowed).
+        drop(ManuallyDrop::into_inner(heap));
+        // `Relaxed`: a statistic (see `Retired`).
+        self.heap_bytes
+            .fetch_sub(Self::heap_size(), Ordering::Relaxed);
+        self.budget.credit(Self::heap_size());
+        Self::heap_size()
     }
 }
 
 impl<C: SizeClasses> State<C> {
-    /// Gives back the pages of the remote-emptied chunks of the heap
-    /// `pools`, whose slot another thread may hold (see [`Pool::reclaim`]).
-    ///
-    /// # Safety
-    ///
-    /// `pools` must be a live thread heap of this state's, and the caller
-    /// must hold the central lock (reclaims run one at a time).
-    pub(super) unsafe fn reclaim_heap(pools: NonNull<Pool>) -> usize {
-        (0..C::TABLE.len())
-            .map(|class| {
-                // SAFETY: the caller's guarantees: a live thread heap's pool,
-                // one reclaim at a time.
-                unsafe { Heap::<C>::pool_at(pools, class).reclaim() }
-            })
-            .sum()
+    /// Gives back the pages of the remote-emptied chunks of heap `t`, whose
+    /// slot another running thread holds (see [`Pool::reclaim`]): under the
+    /// central lock (reclaims run one at a time), counted among the readers
+    /// of `heaps` (so the heap is not freed meanwhile: its owner may exit).
+    /// The lock is taken first: a reader never waits while counted in.
+    pub(super) fn reclaim_slot(&self, t: u32) -> usize {
+        self.central(|_| {
+            let _reading = self.reading();
+            // `Acquire`: as in `thread_heaps`.
+            let Some(pools) = NonNull::new(self.heaps[t as usize].load(Ordering::Acquire)) else {
+                return 0;
+            };
+            (0..C::TABLE.len())
+                .map(|class| {
+                    // SAFETY: a live thread heap's pool (invariant; not freed
+                    // while we are counted in), one reclaim at a time (the
+                    // central lock); a reclaim allocates nothing and waits
+                    // for nothing.
+                    unsafe { Heap::<C>::pool_at(pools, class).reclaim() }
+                })
+                .sum()
+        })
     }
 }
 
@@ -314,6 +478,9 @@ pub(super) unsafe fn destroy<C: SizeClasses>(state: NonNull<State<C>>) {
     // SAFETY: the caller's guarantee.
     unsafe {
         let s = state.as_ptr();
+        // Off the list first: no exit hook touches the state from here on
+        // (one that was collecting it has finished: `unlink` waits for it).
+        exit::unlink(&(*s).link);
         let _free = Free(state, (*s).config.source);
         for cell in &(*s).heaps {
             if let Some(pools) = NonNull::new(cell.load(Ordering::Relaxed)) {

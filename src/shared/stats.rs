@@ -43,37 +43,48 @@ impl<C: SizeClasses> SharedManager<C> {
         let mut s = state.central(|mm| mm.snapshot_in(rows));
         // Per class: remote frees counted by the freeing threads, and those
         // the owners took back in remote-emptied chunks (no longer live in
-        // their `held`).
-        let mut freed_remotely: [(usize, usize); crate::MAX_CLASSES] =
-            // `Relaxed`: statistics.
-            core::array::from_fn(|c| (state.lost[c].load(Ordering::Relaxed), 0));
-        // Per class: the thread heaps' collection blocks as their pools
-        // count them, and those freed into other heaps (or by threads with
-        // no heap).
-        let mut collections: [(usize, usize); crate::MAX_CLASSES] =
-            // `Relaxed`: statistics.
-            core::array::from_fn(|c| (0, state.lost_tally[c].load(Ordering::Relaxed)));
-        for (_, pools) in state.thread_heaps() {
-            s.add(State::<C>::class_stats(pools));
-            for class in 0..C::TABLE.len() {
-                // SAFETY: a live heap's pool (invariant): counter reads.
-                let pool = unsafe { Heap::<C>::pool_at(pools, class) };
-                freed_remotely[class].0 += pool.remote_out();
-                freed_remotely[class].1 += pool.reclaimed();
-                collections[class].0 += pool.tally();
-                collections[class].1 += pool.tally_out();
+        // their `held`); the collection blocks the heaps' pools count, and
+        // those freed into other heaps.
+        let mut freed_remotely = [(0usize, 0usize); crate::MAX_CLASSES];
+        let mut collections = [(0usize, 0usize); crate::MAX_CLASSES];
+        {
+            // Counted among the readers: no heap loaded here is freed before
+            // the guard drops (see `sync::Readers`). Only counter reads and
+            // sums into memory already allocated happen under it.
+            let reading = state.reading();
+            for (_, pools) in state.thread_heaps(&reading) {
+                s.add(State::<C>::class_stats(pools));
+                for class in 0..C::TABLE.len() {
+                    // SAFETY: a live heap's pool (invariant; not freed while
+                    // we are counted in): counter reads.
+                    let pool = unsafe { Heap::<C>::pool_at(pools, class) };
+                    freed_remotely[class].0 += pool.remote_out();
+                    freed_remotely[class].1 += pool.reclaimed();
+                    collections[class].0 += pool.tally();
+                    collections[class].1 += pool.tally_out();
+                }
             }
         }
-        for ((row, (out, back)), (tally, tally_out)) in
-            s.classes.iter_mut().zip(freed_remotely).zip(collections)
-        {
+        let rows = s.classes.iter_mut().zip(freed_remotely).zip(collections);
+        for (class, ((row, (out, back)), (tally, tally_out))) in rows.enumerate() {
+            // `Relaxed`: statistics. The freed heaps' figures, and the
+            // remote frees counted in no heap.
+            let retired = &state.retired[class];
+            row.allocs += retired.allocs.load(Ordering::Relaxed);
+            row.peak_boxes += retired.peak.load(Ordering::Relaxed);
+            let live = row.live_boxes + retired.live.load(Ordering::Relaxed) + back;
+            let out = out + state.lost[class].load(Ordering::Relaxed);
             // Saturating: the counts are read at different moments.
-            row.live_boxes = row.live_boxes.saturating_sub(out.saturating_sub(back));
+            row.live_boxes = live.saturating_sub(out);
+            let tally = tally + retired.tally.load(Ordering::Relaxed);
+            let tally_out = tally_out + state.lost_tally[class].load(Ordering::Relaxed);
             let collections = tally.saturating_sub(tally_out).min(row.live_boxes);
             row.live_boxes -= collections;
             row.live_collections += collections;
             row.frees = row.allocs.saturating_sub(row.live());
         }
+        // The thread heaps' own records (`Relaxed`: a statistic).
+        s.system.metadata_bytes += state.heap_bytes.load(Ordering::Relaxed);
         s.name = self.config.name;
         s.budget = self.config.budget;
         s
@@ -132,17 +143,27 @@ impl<C: SizeClasses> SharedManager<C> {
                     .wrapping_sub(remote_out);
             s.2 += pool.capacity();
         };
-        for (_, pools) in state.thread_heaps() {
-            for class in 0..classes {
-                // SAFETY: `&mut self`, as in `reset`: every heap is ours.
-                let pool = unsafe { Heap::<C>::pool_at(pools, class) };
-                tally(pool, class, pool.remote_out());
+        {
+            // No exit hook collects a heap meanwhile (see `exit.rs`).
+            let _no_exits = super::exit::exclude_exits();
+            let reading = state.reading();
+            for (_, pools) in state.thread_heaps(&reading) {
+                for class in 0..classes {
+                    // SAFETY: `&mut self`, as in `reset`: every heap is ours
+                    // (exit hooks held off).
+                    let pool = unsafe { Heap::<C>::pool_at(pools, class) };
+                    tally(pool, class, pool.remote_out());
+                }
             }
         }
         let central_ok = state.central(|mm| {
             for (class, pool) in mm.heap().iter().enumerate() {
-                // `Relaxed`: exclusive access.
-                tally(pool, class, state.lost[class].load(Ordering::Relaxed));
+                // `Relaxed`: exclusive access. The freed heaps' blocks still
+                // counted live count with the central heap's: they offset
+                // `lost` (wrapping, as the sums).
+                let retired_live = state.retired[class].live.load(Ordering::Relaxed);
+                let lost = state.lost[class].load(Ordering::Relaxed);
+                tally(pool, class, lost.wrapping_sub(retired_live));
             }
             mm.blocks().is_valid()
         });

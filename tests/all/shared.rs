@@ -498,3 +498,129 @@ fn a_block_freed_through_another_shared_managers_allocator_panics() {
     // SAFETY: (test) not `b`'s: the allocator panics before touching it.
     unsafe { (&b).deallocate(block.cast(), layout) };
 }
+
+/// `stats()` on one thread while threads exit and free their heaps (the
+/// exit hook's free against a reader of the heap table): every figure read
+/// stays within what can be live, nothing freed is read (Miri checks
+/// that), and once the workers are joined the figures are exact and
+/// nothing is reserved.
+#[test]
+fn stats_read_while_threads_exit_and_free_their_heaps() {
+    let mm = SharedManager::new();
+    let (waves, workers, per) = (n(20, 2), n(4, 2), n(100, 4));
+    let done = std::sync::atomic::AtomicBool::new(false);
+    thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut reads = 0usize;
+            // `Acquire`: pairs with the `Release` store below.
+            while !done.load(Ordering::Acquire) || reads == 0 {
+                let st = mm.stats();
+                // At most every worker's boxes live at once — give or take
+                // a pool's 0-or-1 guard, read at another moment than its
+                // count (each counter is some value it had, not a cut: Miri's
+                // weak-memory emulation shows even a pool's `allocs` read
+                // older than its live count).
+                assert!(st.live() <= workers * (per + 2), "{st}");
+                reads += 1;
+                if cfg!(miri) {
+                    thread::yield_now();
+                }
+            }
+            reads
+        });
+        for _ in 0..waves {
+            let ws: Vec<_> = (0..workers)
+                .map(|w| {
+                    let mm = &mm;
+                    s.spawn(move || {
+                        let v: Vec<_> = (0..per).map(|i| mm.alloc([w as u64, i as u64])).collect();
+                        assert_eq!(v.len(), per);
+                        drop(v);
+                        drop(mm.alloc([0u8; 200]));
+                    })
+                })
+                .collect();
+            for w in ws {
+                // (A join waits for the thread's exit hook, unlike the
+                // scope's end.)
+                w.join().unwrap();
+            }
+        }
+        // `Release`: the workers' exits happen before the reader's last reads.
+        done.store(true, Ordering::Release);
+        assert!(reader.join().unwrap() > 0);
+    });
+    let st = mm.stats();
+    assert_eq!(st.live(), 0, "{st}");
+    assert_eq!(st.allocs(), waves * workers * (per + 1));
+    // The reader thread never allocated from `mm`: nothing is left.
+    assert_eq!(st.reserved_bytes(), 0, "{st}");
+}
+
+/// A budget too small for a thread heap's own records (the wide table's:
+/// 88 pools) leaves the thread on the central heap: it still allocates,
+/// and the budget holds.
+#[test]
+fn a_thread_whose_heap_the_budget_cannot_hold_uses_the_central_heap() {
+    if crate::PASS_THROUGH {
+        return; // every allocation goes to the central heap's large path: no heap
+    }
+    let unlimited: SharedManager<WideClasses> = SharedManager::with_classes();
+    drop(unlimited.alloc(1u64));
+    let heap = unlimited.stats().system.metadata_bytes;
+    assert!(heap > 16 << 10, "{heap}"); // a heap's records are counted
+    let budget = heap - 1;
+    let mm = SharedManager::builder()
+        .classes::<WideClasses>()
+        .budget(budget)
+        .build_shared();
+    thread::scope(|s| {
+        s.spawn(|| {
+            let b = mm.try_alloc(7u64).expect("from the central heap");
+            assert_eq!(*b, 7);
+            let st = mm.stats();
+            assert!(st.reserved_bytes() <= budget, "{st}");
+            assert_eq!(st.live(), 1);
+        })
+        .join()
+        .unwrap();
+    });
+}
+
+/// A block freed on one thread while the thread that owns its heap exits:
+/// the owner's exit hook may collect it, release its chunk and free the
+/// heap right after the push, so the remote free must not touch the pool
+/// after it (Miri checks; it flagged a `&Pool` held across the push in a
+/// probe). Whichever side wins, nothing is lost: after a trim, nothing is
+/// live or reserved.
+#[test]
+fn a_remote_free_racing_the_owners_exit_loses_nothing() {
+    let mm = SharedManager::new();
+    for round in 0..n(50, 3) {
+        thread::scope(|s| {
+            let (tx, rx) = mpsc::channel();
+            let (ack, acked) = mpsc::channel();
+            let mm = &mm;
+            let owner = s.spawn(move || {
+                let b = mm.alloc([round as u64; 4]);
+                tx.send(b).unwrap();
+                // Exits once the freer has the block: its exit hook races
+                // the free below.
+                acked.recv().unwrap();
+            });
+            let freer = s.spawn(move || {
+                let b = rx.recv().unwrap();
+                assert_eq!(b[3], round as u64);
+                ack.send(()).unwrap();
+                drop(b);
+            });
+            owner.join().unwrap();
+            freer.join().unwrap();
+        });
+        assert_eq!(mm.stats().live(), 0);
+    }
+    mm.trim();
+    let st = mm.stats();
+    assert_eq!((st.live(), st.reserved_bytes()), (0, 0), "{st}");
+    assert_eq!(st.allocs(), n(50, 3));
+}

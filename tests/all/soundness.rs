@@ -295,6 +295,7 @@ fn allocator_round_trips_through_leaked_references() {
     });
     // A shared manager's: pooled through this thread's heap and the
     // lock-free segment map, large through the central heap.
+    #[cfg(feature = "std")]
     assert_no_leak(|| {
         let mut sm = memory_mgr::SharedManager::new();
         round_trips(&sm);
@@ -305,6 +306,7 @@ fn allocator_round_trips_through_leaked_references() {
 
 /// Leaked-reference round trips through allocator `a`: the pointer handed
 /// back carries provenance over the value alone.
+#[cfg(feature = "allocator-api2")]
 fn round_trips<A: allocator_api2::alloc::Allocator + Copy>(a: A) {
     use allocator_api2::boxed::Box as ABox;
     use allocator_api2::vec::Vec as AVec;
