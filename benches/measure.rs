@@ -11,7 +11,9 @@
 //!   nanoseconds per step, the fastest of 7 runs of N steps.
 //! * `measure trees CONTENDER DEPTH RUNS` — binary-trees to DEPTH
 //!   (`poolbox`, `mimalloc`, `bumpalo`; the benchmark's shapes, without
-//!   the output check), the fastest of RUNS runs in ms.
+//!   the output check; `poolbox-kept`: one manager for all runs;
+//!   `poolbox-apart`: the long-lived tree in a manager of its own), the
+//!   fastest of RUNS runs in ms.
 //! * `measure batch CONTENDER ROUNDS` — ROUNDS rounds of: allocate 10,000
 //!   64-byte objects, free them in a fixed random order; prints the fastest
 //!   round in µs (the minimum is what a shared, noisy machine disturbs
