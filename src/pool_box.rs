@@ -347,13 +347,6 @@ impl<T, C: SizeClasses, K: Kind> Drop for InitGuard<T, C, K> {
     }
 }
 
-/// Drops `value`, out of line (a failed allocation's value).
-#[cold]
-#[inline(never)]
-fn drop_cold<T>(value: T) {
-    drop(value);
-}
-
 /// Frees an allocation when dropped, also during unwinding.
 struct FreeGuard<C: SizeClasses, K: Kind> {
     ptr: NonNull<u8>,
@@ -367,26 +360,6 @@ impl<C: SizeClasses, K: Kind> Drop for FreeGuard<C, K> {
         // SAFETY: whoever armed the guard owns this live allocation and uses
         // it no more.
         unsafe { K::dealloc::<C>(self.ptr, self.layout) }
-    }
-}
-
-/// A box's block to free if its value's destructor unwinds
-/// ([`PoolBox`]'s `drop`): [`FreeGuard`] with the layout found from the
-/// pointer when needed, not kept.
-struct UnwindFree<T: ?Sized, C: SizeClasses, K: Kind> {
-    ptr: NonNull<T>,
-    _classes: PhantomData<fn() -> (C, K)>,
-}
-
-impl<T: ?Sized, C: SizeClasses, K: Kind> Drop for UnwindFree<T, C, K> {
-    fn drop(&mut self) {
-        // SAFETY: the box's block, whose value's destructor just unwound: the
-        // bytes are still a `T` (a destructor leaves its value valid, if
-        // not safe to use), and only the size and alignment are read (for
-        // an unsized `T`, from the pointer's metadata).
-        let layout = Layout::for_value(unsafe { self.ptr.as_ref() });
-        // SAFETY: the box owned this live block, and nothing uses it after.
-        unsafe { K::dealloc::<C>(self.ptr.cast(), layout) }
     }
 }
 
@@ -648,25 +621,13 @@ impl<'m, T, C: SizeClasses> PoolBox<'m, T, C> {
 impl<'m, T, C: SizeClasses, K: Kind> PoolBox<'m, T, C, K> {
     /// A box of `f()` from `src`; `f` runs after the allocation succeeded.
     #[inline]
-    pub(crate) fn try_new_with_from<S: BoxMaker<'m, C, Kind = K>, F: FnOnce() -> T>(
-        f: F,
+    pub(crate) fn try_new_with_from<S: BoxMaker<'m, C, Kind = K>>(
+        f: impl FnOnce() -> T,
         src: S,
     ) -> Result<Self, Error> {
-        match Uninit::new_in(src) {
-            // If `f` panics, `room` is dropped and frees the block.
-            Ok(room) => Ok(room.init(f())),
-            Err(e) => {
-                // A value with a destructor (in `f`, for `alloc`) is dropped
-                // out of line, moved in: the fast path then need not keep it
-                // in memory for a drop in place (for a small value, none
-                // of it). One without is not moved at all: built after the
-                // allocation, straight into the block.
-                if core::mem::needs_drop::<F>() {
-                    drop_cold(f);
-                }
-                Err(e)
-            }
-        }
+        let room = Uninit::new_in(src)?;
+        // If `f` panics, `room` is dropped and frees the block.
+        Ok(room.init(f()))
     }
 
     /// Moves the value out and returns its block to the pool.
@@ -851,11 +812,10 @@ impl<T: ?Sized, C: SizeClasses, K: Kind> Drop for PoolBox<'_, T, C, K> {
         // SAFETY: the box holds a valid `T`.
         let layout = Layout::for_value(unsafe { self.ptr.as_ref() });
         // Armed before the destructor runs, so a panicking `T::drop` still
-        // returns the block (on the unwinding path only). It holds only the
-        // pointer, not the layout: the unwinding path reaches it through
-        // memory, and for a sized `T` that is one store, not three.
-        let free = UnwindFree::<T, C, K> {
-            ptr: self.ptr,
+        // returns the block (on the unwinding path only).
+        let free = FreeGuard::<C, K> {
+            ptr: self.ptr.cast(),
+            layout,
             _classes: PhantomData,
         };
         // SAFETY: the value is valid and dropped exactly once, here.
