@@ -505,21 +505,18 @@ fn trees(contender: &str, max_depth: u32, runs: usize) -> f64 {
     fn arena_check(n: &ANode<'_>) -> u64 {
         1 + n.left.map_or(0, arena_check) + n.right.map_or(0, arena_check)
     }
-    let run = |tree_check: &mut dyn FnMut(u32) -> u64,
-               long_lived: &mut dyn FnMut(&mut dyn FnMut(&mut dyn FnMut(u32) -> u64)) -> u64|
-     -> u64 {
-        let mut total = tree_check(max_depth + 1);
-        let mut body = |tc: &mut dyn FnMut(u32) -> u64| {
-            let mut d = MIN_DEPTH;
-            while d <= max_depth {
-                for _ in 0..1u32 << (max_depth - d + MIN_DEPTH) {
-                    total += tc(d);
-                }
-                d += 2;
+    // The iterations between the long-lived tree's making and its check:
+    // `tc(depth)` makes a tree, checks it and frees it.
+    let iterate = |tc: &mut dyn FnMut(u32) -> u64| -> u64 {
+        let mut total = 0;
+        let mut d = MIN_DEPTH;
+        while d <= max_depth {
+            for _ in 0..1u32 << (max_depth - d + MIN_DEPTH) {
+                total += tc(d);
             }
-        };
-        let long = long_lived(&mut body);
-        total + long
+            d += 2;
+        }
+        total
     };
     let mut best = f64::INFINITY;
     // `poolbox-kept`: one manager for every run (as mimalloc keeps its
@@ -538,7 +535,7 @@ fn trees(contender: &str, max_depth: u32, runs: usize) -> f64 {
                 } else {
                     &kept
                 };
-                let mut tc = |d| pool_check(&pool_tree(&mm, black_box(d)));
+                let mut tc = |d| pool_check(&pool_tree(mm, black_box(d)));
                 let first = tc(max_depth + 1);
                 let apart = MemoryManager::new();
                 let long = pool_tree(
@@ -549,13 +546,8 @@ fn trees(contender: &str, max_depth: u32, runs: usize) -> f64 {
                     },
                     max_depth,
                 );
-                let mut rest = 0;
-                run(&mut |_| 0, &mut |body| {
-                    body(&mut tc);
-                    0
-                });
-                rest += pool_check(&long);
-                first + rest
+                let rest = iterate(&mut tc);
+                first + rest + pool_check(&long)
             }
             "mimalloc" => {
                 let mut tc = |d| {
@@ -566,13 +558,10 @@ fn trees(contender: &str, max_depth: u32, runs: usize) -> f64 {
                 };
                 let first = tc(max_depth + 1);
                 let long = mi_tree(max_depth);
-                run(&mut |_| 0, &mut |body| {
-                    body(&mut tc);
-                    0
-                });
+                let rest = iterate(&mut tc);
                 let n = mi_check(long);
                 mi_free(long);
-                first + n
+                first + rest + n
             }
             "bumpalo" => {
                 let mut scratch = bumpalo::Bump::new();
@@ -584,11 +573,8 @@ fn trees(contender: &str, max_depth: u32, runs: usize) -> f64 {
                 };
                 let first = tc(max_depth + 1);
                 let long = bump_tree(&long_arena, max_depth);
-                run(&mut |_| 0, &mut |body| {
-                    body(&mut tc);
-                    0
-                });
-                first + arena_check(long)
+                let rest = iterate(&mut tc);
+                first + rest + arena_check(long)
             }
             other => panic!("unknown contender {other}"),
         };
