@@ -6,6 +6,14 @@
 //! * `measure churn CONTENDER N` — 10,000 live 8-byte objects; N steps,
 //!   each allocating one and freeing a pseudo-random live one (the churn
 //!   benchmark); instructions per step as for `pair`.
+//! * `measure churn-time CONTENDER SIZE N` — the churn with a SIZE-byte
+//!   payload (8, 64 or 512; `poolbox`, `slab`, `mimalloc`), timed:
+//!   nanoseconds per step, the fastest of 7 runs of N steps.
+//! * `measure trees CONTENDER DEPTH RUNS` — binary-trees to DEPTH
+//!   (`poolbox`, `mimalloc`, `bumpalo`; the benchmark's shapes, without
+//!   the output check; `poolbox-kept`: one manager for all runs;
+//!   `poolbox-apart`: the long-lived tree in a manager of its own), the
+//!   fastest of RUNS runs in ms.
 //! * `measure batch CONTENDER ROUNDS` — ROUNDS rounds of: allocate 10,000
 //!   64-byte objects, free them in a fixed random order; prints the fastest
 //!   round in µs (the minimum is what a shared, noisy machine disturbs
@@ -331,6 +339,249 @@ fn churn(contender: &str, n: usize) {
         }
         other => panic!("unknown contender {other}"),
     }
+}
+
+/// `measure churn-time CONTENDER SIZE N`: the churn above with a SIZE-byte
+/// payload (8, 64 or 512), timed: nanoseconds per step (one free of a
+/// pseudo-random live object and one allocation, payload written), the
+/// fastest of 7 runs of N steps after one untimed warm-up run. The victims
+/// are drawn before the clock starts (the same seeded sequence for all).
+#[inline(never)]
+fn churn_time<const W: usize>(contender: &str, n: usize) -> f64 {
+    const LIVE: usize = 10_000;
+    let mut x = 7u64;
+    let victims: Vec<usize> = (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) as usize % LIVE
+        })
+        .collect();
+    let payload = |i: usize| -> [u64; W] { [black_box(i) as u64; W] };
+    let mut best = f64::INFINITY;
+    let mut time = |f: &mut dyn FnMut()| {
+        for run in 0..8 {
+            let t = std::time::Instant::now();
+            f();
+            if run > 0 {
+                best = best.min(t.elapsed().as_secs_f64() * 1e9 / n as f64);
+            }
+        }
+    };
+    match contender {
+        "poolbox" => {
+            let mm = MemoryManager::new();
+            let mut live: Vec<_> = (0..LIVE).map(|i| mm.alloc(payload(i))).collect();
+            time(&mut || {
+                for (i, &v) in victims.iter().enumerate() {
+                    live[v] = mm.alloc(payload(i));
+                }
+                black_box(&live);
+            });
+        }
+        "slab" => {
+            let mut s = slab::Slab::with_capacity(LIVE);
+            let mut keys: Vec<usize> = (0..LIVE).map(|i| s.insert(payload(i))).collect();
+            time(&mut || {
+                for (i, &v) in victims.iter().enumerate() {
+                    s.remove(keys[v]);
+                    keys[v] = s.insert(payload(i));
+                }
+                black_box(&s);
+            });
+        }
+        "mimalloc" => {
+            let layout = Layout::new::<[u64; W]>();
+            // SAFETY: non-zero layout; every pointer is checked, written
+            // within it, and freed once with it.
+            unsafe {
+                let mut live: Vec<*mut u8> = (0..LIVE)
+                    .map(|i| {
+                        let p = MI.alloc(layout);
+                        assert!(!p.is_null());
+                        p.cast::<[u64; W]>().write(payload(i));
+                        p
+                    })
+                    .collect();
+                time(&mut || {
+                    for (i, &v) in victims.iter().enumerate() {
+                        MI.dealloc(live[v], layout);
+                        let p = MI.alloc(layout);
+                        assert!(!p.is_null());
+                        p.cast::<[u64; W]>().write(payload(i));
+                        live[v] = p;
+                    }
+                    black_box(&live);
+                });
+                for p in live {
+                    MI.dealloc(p, layout);
+                }
+            }
+        }
+        other => panic!("unknown contender {other}"),
+    }
+    best
+}
+
+/// `measure trees CONTENDER DEPTH RUNS`: binary-trees (as in
+/// `benches/binary_trees.rs`, check then drop) to DEPTH, each run with a
+/// new manager; prints milliseconds of the fastest of RUNS runs. Under
+/// callgrind, two depths' difference isolates the per-node work.
+#[inline(never)]
+fn trees(contender: &str, max_depth: u32, runs: usize) -> f64 {
+    use std::ptr::NonNull;
+    const MIN_DEPTH: u32 = 4;
+    struct PNode<'m> {
+        left: Option<memory_mgr::PoolBox<'m, PNode<'m>>>,
+        right: Option<memory_mgr::PoolBox<'m, PNode<'m>>>,
+    }
+    fn pool_tree(mm: &MemoryManager, depth: u32) -> memory_mgr::PoolBox<'_, PNode<'_>> {
+        let (left, right) = if depth == 0 {
+            (None, None)
+        } else {
+            (
+                Some(pool_tree(mm, depth - 1)),
+                Some(pool_tree(mm, depth - 1)),
+            )
+        };
+        mm.alloc(PNode { left, right })
+    }
+    fn pool_check(n: &PNode<'_>) -> u64 {
+        1 + n.left.as_deref().map_or(0, pool_check) + n.right.as_deref().map_or(0, pool_check)
+    }
+    struct MNode {
+        left: Option<NonNull<MNode>>,
+        right: Option<NonNull<MNode>>,
+    }
+    fn mi_tree(depth: u32) -> NonNull<MNode> {
+        let node = if depth == 0 {
+            MNode {
+                left: None,
+                right: None,
+            }
+        } else {
+            MNode {
+                left: Some(mi_tree(depth - 1)),
+                right: Some(mi_tree(depth - 1)),
+            }
+        };
+        // SAFETY: `MNode` is not zero-sized; the pointer is checked.
+        unsafe {
+            let p = NonNull::new(MI.alloc(Layout::new::<MNode>()).cast::<MNode>()).expect("oom");
+            p.write(node);
+            p
+        }
+    }
+    fn mi_check(n: NonNull<MNode>) -> u64 {
+        // SAFETY: a live node of `mi_tree`.
+        let node = unsafe { n.as_ref() };
+        1 + node.left.map_or(0, mi_check) + node.right.map_or(0, mi_check)
+    }
+    fn mi_free(n: NonNull<MNode>) {
+        // SAFETY: a live node of `mi_tree`, read and freed once.
+        let node = unsafe { n.read() };
+        if let Some(l) = node.left {
+            mi_free(l);
+        }
+        if let Some(r) = node.right {
+            mi_free(r);
+        }
+        // SAFETY: as above.
+        unsafe { MI.dealloc(n.as_ptr().cast(), Layout::new::<MNode>()) };
+    }
+    struct ANode<'a> {
+        left: Option<&'a ANode<'a>>,
+        right: Option<&'a ANode<'a>>,
+    }
+    fn bump_tree(b: &bumpalo::Bump, depth: u32) -> &ANode<'_> {
+        let (left, right) = if depth == 0 {
+            (None, None)
+        } else {
+            (Some(bump_tree(b, depth - 1)), Some(bump_tree(b, depth - 1)))
+        };
+        b.alloc(ANode { left, right })
+    }
+    fn arena_check(n: &ANode<'_>) -> u64 {
+        1 + n.left.map_or(0, arena_check) + n.right.map_or(0, arena_check)
+    }
+    // The iterations between the long-lived tree's making and its check:
+    // `tc(depth)` makes a tree, checks it and frees it.
+    let iterate = |tc: &mut dyn FnMut(u32) -> u64| -> u64 {
+        let mut total = 0;
+        let mut d = MIN_DEPTH;
+        while d <= max_depth {
+            for _ in 0..1u32 << (max_depth - d + MIN_DEPTH) {
+                total += tc(d);
+            }
+            d += 2;
+        }
+        total
+    };
+    let mut best = f64::INFINITY;
+    // `poolbox-kept`: one manager for every run (as mimalloc keeps its
+    // pages), to tell the chunks' first touch from the rest.
+    // `poolbox-apart`: the long-lived tree in a manager of its own, so
+    // that the other's pool empties (and is recycled) after every tree.
+    let kept = MemoryManager::new();
+    for _ in 0..runs {
+        let t = std::time::Instant::now();
+        let out = match contender {
+            "poolbox" | "poolbox-kept" | "poolbox-apart" => {
+                let fresh;
+                let mm = if contender != "poolbox-kept" {
+                    fresh = MemoryManager::new();
+                    &fresh
+                } else {
+                    &kept
+                };
+                let mut tc = |d| pool_check(&pool_tree(mm, black_box(d)));
+                let first = tc(max_depth + 1);
+                let apart = MemoryManager::new();
+                let long = pool_tree(
+                    if contender == "poolbox-apart" {
+                        &apart
+                    } else {
+                        mm
+                    },
+                    max_depth,
+                );
+                let rest = iterate(&mut tc);
+                first + rest + pool_check(&long)
+            }
+            "mimalloc" => {
+                let mut tc = |d| {
+                    let t = mi_tree(black_box(d));
+                    let n = mi_check(t);
+                    mi_free(t);
+                    n
+                };
+                let first = tc(max_depth + 1);
+                let long = mi_tree(max_depth);
+                let rest = iterate(&mut tc);
+                let n = mi_check(long);
+                mi_free(long);
+                first + rest + n
+            }
+            "bumpalo" => {
+                let mut scratch = bumpalo::Bump::new();
+                let long_arena = bumpalo::Bump::new();
+                let mut tc = |d| {
+                    let n = arena_check(bump_tree(&scratch, black_box(d)));
+                    scratch.reset();
+                    n
+                };
+                let first = tc(max_depth + 1);
+                let long = bump_tree(&long_arena, max_depth);
+                let rest = iterate(&mut tc);
+                first + rest + arena_check(long)
+            }
+            other => panic!("unknown contender {other}"),
+        };
+        black_box(out);
+        best = best.min(t.elapsed().as_secs_f64() * 1e3);
+    }
+    best
 }
 
 /// The handle workload: 10,000 live `[u64; 4]` values; each step removes a
@@ -735,6 +986,21 @@ fn main() {
             println!("{best:.2}");
         }
         "churn" => churn(arg(2), arg(3).parse().expect("N")),
+        "trees" => {
+            let depth: u32 = arg(3).parse().expect("DEPTH");
+            let runs: usize = arg(4).parse().expect("RUNS");
+            println!("{:.2}", trees(arg(2), depth, runs));
+        }
+        "churn-time" => {
+            let n: usize = arg(4).parse().expect("N");
+            let ns = match arg(3) {
+                "8" => churn_time::<1>(arg(2), n),
+                "64" => churn_time::<8>(arg(2), n),
+                "512" => churn_time::<64>(arg(2), n),
+                s => panic!("size {s}: use 8, 64 or 512"),
+            };
+            println!("{ns:.2}");
+        }
         // Nanoseconds per step of the handle workload: the fastest of 7 runs.
         "handles" => {
             let n: usize = arg(3).parse().expect("N");

@@ -133,7 +133,7 @@ impl Pool {
         if !self.never_used.get().is_null() {
             // A chunk's never-used blocks ran out since the last recycle:
             // the pool is no longer small (see `guard`).
-            self.held.set(self.held.get() - self.guard.replace(0));
+            self.set_held(self.held() - self.guard.replace(0));
         }
         let chunk = NonNull::new(self.spare.get()).expect("a spare chunk, made above if need be");
         {

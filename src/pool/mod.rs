@@ -107,8 +107,9 @@ struct FreeNode {
 ///
 /// # Accounting
 ///
-/// With `live = held - guard` ([`live`](Self::live); `guard` is 0 or 1), a
-/// pool only its owner frees into keeps
+/// With `held = allocs - frees` (wrapping; [`held`](Self::held)) and
+/// `live = held - guard` ([`live`](Self::live); `guard` is 0 or 1), a pool
+/// only its owner frees into keeps
 ///
 /// ```text
 /// capacity = live + free-list length + never_used_left + spare_blocks
@@ -140,12 +141,16 @@ pub(crate) struct Pool {
     allocs: Counter,
     /// Block size in bytes (a multiple of 8).
     block_size: usize,
-    /// Blocks live, plus `guard` (not next to `allocs`: the two counters
-    /// would be merged into one vector add, four instructions for two). A
-    /// free that brings it to zero finds the pool empty after more than one
-    /// chunk's worth of blocks was handed out since it was last recycled,
-    /// and recycles it (see [`emptied`](trim::emptied)).
-    held: Counter,
+    /// Blocks returned, ever — a recycle or a release counts every block
+    /// still handed out, a reclaim the blocks it took back — less `guard`
+    /// (wrapping: a new pool's is `usize::MAX`, -1), so that
+    /// `allocs - frees` is [`held`](Self::held), the blocks live plus
+    /// `guard`. A free is one count (`allocs` is the only count an
+    /// allocation makes): one that brings it to `allocs` finds the pool
+    /// empty after more than one chunk's worth of blocks was handed out
+    /// since it was last recycled, and recycles it (see
+    /// [`emptied`](trim::emptied)).
+    frees: Counter,
     /// 1 while at most one chunk's blocks have been handed out since the
     /// pool was made or last recycled, else 0: a small pool (one object
     /// allocated and freed, over and over) never takes the cold path.
@@ -227,6 +232,21 @@ const fn inverse_of(d: usize) -> usize {
     x
 }
 
+/// [`growth::refill`] behind a call the compiler knows cannot unwind: an
+/// `extern "C"` function aborts the process rather than unwind out of it.
+/// So an inlined [`Pool::alloc`] needs no unwinding path for its cold call,
+/// and its callers keep less for one: the 64-byte `PoolBox` pair is one
+/// instruction shorter (31; 32 without it, with `frees` counted). Nothing
+/// in `refill` unwinds: it returns its errors (only a broken internal
+/// assertion would panic, and then aborts), and the system allocator it
+/// calls must not unwind (`GlobalAlloc`'s contract).
+#[cold]
+#[inline(never)]
+#[allow(improper_ctypes_definitions)] // called from Rust only, for its no-unwind
+extern "C" fn refill(pool: &Pool) -> Result<NonNull<u8>, Error> {
+    growth::refill(pool)
+}
+
 impl Pool {
     /// A pool of `block_size`-byte blocks, with no chunk yet.
     pub(crate) fn new(
@@ -244,7 +264,7 @@ impl Pool {
         Pool {
             free: Cell::new(ptr::null_mut()),
             allocs: Counter::new(0),
-            held: Counter::new(1),
+            frees: Counter::new(usize::MAX), // held 1: allocs 0, less 1
             guard: Counter::new(1),
             block_size,
             first_offset,
@@ -312,7 +332,7 @@ impl Pool {
     fn alloc_never_used(&self) -> Result<NonNull<u8>, Error> {
         let left = self.never_used_left.get();
         if left == 0 {
-            return growth::refill(self);
+            return refill(self);
         }
         // SAFETY: `left` is `never_used_left`, and not 0.
         Ok(unsafe { self.bump(left) })
@@ -342,11 +362,29 @@ impl Pool {
         block
     }
 
-    /// Counts a block handed out.
+    /// Counts a block handed out: `allocs` only (`held` follows).
     #[inline(always)]
     fn count_alloc(&self) {
         self.allocs.set(self.allocs.get() + 1);
-        self.held.set(self.held.get() + 1);
+    }
+
+    /// Blocks live, plus `guard`: `allocs - frees`. Read from another
+    /// thread (a shared manager's `stats`) the two counts may be of
+    /// different moments: a difference that wrapped below zero reads as 0.
+    #[inline(always)]
+    pub(crate) fn held(&self) -> usize {
+        let held = self.allocs.get().wrapping_sub(self.frees.get());
+        if held > isize::MAX as usize {
+            0
+        } else {
+            held
+        }
+    }
+
+    /// Makes [`held`](Self::held) `held`, through `frees` (owner only).
+    #[inline(always)]
+    pub(crate) fn set_held(&self, held: usize) {
+        self.frees.set(self.allocs.get().wrapping_sub(held));
     }
 
     /// Counts a checked block of this class handed out, `live` of them
@@ -438,9 +476,10 @@ impl Pool {
             })
         };
         self.free.set(node.as_ptr());
-        let held = self.held.get() - 1;
-        self.held.set(held);
-        if held == 0 {
+        // `held` one fewer; zero when `frees` reaches `allocs`.
+        let frees = self.frees.get().wrapping_add(1);
+        self.frees.set(frees);
+        if frees == self.allocs.get() {
             trim::emptied(self);
         }
     }
@@ -472,7 +511,7 @@ impl Pool {
     pub(crate) fn live(&self) -> usize {
         // Saturating: read from another thread (a shared manager's
         // `stats`), the two counters may be of different moments.
-        self.held.get().saturating_sub(self.guard.get())
+        self.held().saturating_sub(self.guard.get())
     }
 
     /// Blocks handed out, ever.

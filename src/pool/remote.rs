@@ -136,17 +136,17 @@ impl Pool {
         unsafe { ChunkHeader::unlink_if(self.used.as_ptr(), Link::Spare, move_to_spare) };
         debug_assert_eq!(taken, 0, "an emptied chunk was not on the used list");
         self.spare_blocks.set(self.spare_blocks.get() + blocks);
-        self.held.set(self.held.get() - blocks);
+        self.set_held(self.held() - blocks);
         self.reclaimed.set(self.reclaimed.get() + blocks);
         if self.used.get().is_null() {
             // Every chunk is spare: no block is handed out, free, remote or
             // never used (those are all in used chunks), so `held` is
             // `guard`; the pool is as a recycle leaves it, and says so.
             debug_assert!(self.free.get().is_null() && self.never_used_left.get() == 0);
-            debug_assert_eq!(self.held.get(), self.guard.get());
+            debug_assert_eq!(self.held(), self.guard.get());
             self.never_used.set(core::ptr::null_mut());
             self.guard.set(1);
-            self.held.set(1);
+            self.set_held(1);
         }
     }
 }

@@ -183,7 +183,7 @@ impl Pool {
             // none was, so the pool is as a recycle leaves it (no block
             // free, remote or live, every chunk spare, `guard` still 1).
             debug_assert!(self.free.get().is_null() && self.never_used_left.get() == 0);
-            debug_assert_eq!((self.held.get(), self.guard.get()), (1, 1));
+            debug_assert_eq!((self.held(), self.guard.get()), (1, 1));
             debug_assert_eq!(self.spare_blocks.get(), self.capacity.get());
             return None;
         }
@@ -273,7 +273,7 @@ impl Pool {
         self.never_used.set(ptr::null_mut());
         self.never_used_left.set(0);
         self.guard.set(1);
-        self.held.set(1);
+        self.set_held(1);
         self.tally.set(0);
     }
 }
