@@ -140,10 +140,16 @@ impl Pool {
         self.reclaimed.set(self.reclaimed.get() + blocks);
         if self.used.get().is_null() {
             // Every chunk is spare: no block is handed out, free, remote or
-            // never used (those are all in used chunks), so `held` is
-            // `guard`; the pool is as a recycle leaves it, and says so.
+            // never used (those are all in used chunks). `held` is `guard`
+            // plus one for every remote free of a block handed out again
+            // after it (a remote free never leaves `held`, and a reclaim
+            // subtracts each block once): the freeing threads still count
+            // those in `remote_out`, so they move to `reclaimed` too, and
+            // the pool is as a recycle leaves it, and says so.
             debug_assert!(self.free.get().is_null() && self.never_used_left.get() == 0);
-            debug_assert_eq!(self.held.get(), self.guard.get());
+            debug_assert!(self.held.get() >= self.guard.get());
+            let again = self.held.get() - self.guard.get();
+            self.reclaimed.set(self.reclaimed.get() + again);
             self.never_used.set(core::ptr::null_mut());
             self.guard.set(1);
             self.held.set(1);

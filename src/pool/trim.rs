@@ -62,11 +62,13 @@ impl Pool {
         let mut node = self.free.get();
         while let Some(n) = NonNull::new(node) {
             // SAFETY: `n` is on the free list, so its link word is valid and
-            // its chunk is live.
+            // its chunk is live. The scratch word is read in place, with no
+            // reference to the header: a reclaim on another thread may be
+            // writing the header's `reclaim` word meanwhile.
             let (next, doomed) = unsafe {
                 (
                     n.as_ref().next,
-                    ChunkHeader::of(n.cast()).as_ref().scratch == usize::MAX,
+                    (*ChunkHeader::of(n.cast()).as_ptr()).scratch == usize::MAX,
                 )
             };
             if doomed {
@@ -81,8 +83,9 @@ impl Pool {
             node = next;
         }
         if never_used_chunk.is_some_and(|c| {
-            // SAFETY: a live chunk of this pool.
-            unsafe { c.as_ref() }.scratch == usize::MAX
+            // SAFETY: a live chunk of this pool, read in place (as above:
+            // a reclaim may be writing its `reclaim` word).
+            unsafe { (*c.as_ptr()).scratch == usize::MAX }
         }) {
             self.never_used.set(ptr::null_mut());
             self.never_used_left.set(0);
