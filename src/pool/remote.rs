@@ -201,10 +201,12 @@ impl Pool {
         self.remote_out.set(self.remote_out.get() + 1);
     }
 
-    /// Blocks of this pool that other threads freed and the owner took back
-    /// in remote-emptied chunks (see [`reclaim`](Self::reclaim)): the
-    /// freeing threads counted them in their `remote_out`, and `held` no
-    /// longer does.
+    /// Remote frees into this pool that `held` no longer counts (see
+    /// [`reclaim`](Self::reclaim)): one for each block the owner took back
+    /// in remote-emptied chunks, and, when every chunk of the pool came back
+    /// so, the earlier remote frees of blocks handed out again after them
+    /// (`held` counts every remote free, a reclaim each block once). The
+    /// freeing threads counted all of them in their `remote_out`.
     #[inline]
     pub(crate) fn reclaimed(&self) -> usize {
         self.reclaimed.get()

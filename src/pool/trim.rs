@@ -181,13 +181,19 @@ impl Pool {
     #[inline]
     pub(crate) unsafe fn recycle(&self) -> Option<fill::Written> {
         if self.used.get().is_null() {
-            // No chunk has left the spare list since the pool was made or
-            // last recycled, and every block is handed out of a used chunk:
-            // none was, so the pool is as a recycle leaves it (no block
-            // free, remote or live, every chunk spare, `guard` still 1).
+            // No chunk has left the spare list since the pool was made, last
+            // recycled or last trimmed bare, and every block is handed out of
+            // a used chunk: none is free, remote or live now, every chunk is
+            // spare. `held` is `guard` but in a shared manager's pool whose
+            // owner collected the blocks other threads freed and then
+            // trimmed away every chunk: it still counts those remote frees
+            // (as `tally` counts the collection blocks among them), which a
+            // recycle forgets with every block, as `forget_blocks` does.
             debug_assert!(self.free.get().is_null() && self.never_used_left.get() == 0);
-            debug_assert_eq!((self.held.get(), self.guard.get()), (1, 1));
             debug_assert_eq!(self.spare_blocks.get(), self.capacity.get());
+            self.guard.set(1);
+            self.held.set(1);
+            self.tally.set(0);
             return None;
         }
         // SAFETY: the caller's guarantee.

@@ -12,8 +12,9 @@ use memory_mgr::{SharedBox, SharedManager};
 
 use crate::n;
 
-/// A manager whose 64-byte chunks are one page (a few dozen blocks), so
-/// that a chunk is filled, emptied and reclaimed in a few steps.
+/// A manager whose chunks are one page (15 blocks of the 256-byte class
+/// the probes use), so that a chunk is filled, emptied and reclaimed in a
+/// few steps.
 fn small_chunks() -> SharedManager {
     SharedManager::builder()
         .initial_chunk_size(4096)
@@ -21,16 +22,22 @@ fn small_chunks() -> SharedManager {
         .build_shared()
 }
 
-/// The 64-byte class's row.
-fn row64(mm: &SharedManager) -> memory_mgr::ClassStats {
+/// Words of the values the reclaim probes allocate: 256 bytes.
+const W: usize = 32;
+
+/// A value of the probes' class.
+type Item = [u64; W];
+
+/// The probes' class's row.
+fn row(mm: &SharedManager) -> memory_mgr::ClassStats {
     mm.stats()
         .classes
         .into_iter()
-        .find(|c| c.block_size == 64)
+        .find(|c| c.block_size == W * 8)
         .unwrap()
 }
 
-type Boxes<'a> = Vec<SharedBox<'a, [u64; 8]>>;
+type Boxes<'a> = Vec<SharedBox<'a, Item>>;
 
 /// Finding 1. A block freed on another thread, taken back by its owner and
 /// handed out again, then freed on another thread once more: the owner's
@@ -53,15 +60,15 @@ fn a_pool_emptied_twice_remotely_and_reclaimed_whole_keeps_exact_figures() {
         let (send, from_owner) = mpsc::channel::<Boxes<'_>>();
         let owner = s.spawn(move || {
             // The first chunk, every block handed out.
-            let first = mm.alloc([0u64; 8]);
-            let cap = row64(mm).capacity;
+            let first = mm.alloc([0u64; W]);
+            let cap = row(mm).capacity;
             let mut v: Boxes<'_> = vec![first];
-            v.extend((1..cap).map(|i| mm.alloc([i as u64; 8])));
-            assert_eq!(row64(mm).chunks, 1);
+            v.extend((1..cap).map(|i| mm.alloc([i as u64; W])));
+            assert_eq!(row(mm).chunks, 1);
             send.send(v).unwrap();
             // Again: the same blocks, taken back from the remote-free list.
             while let Ok(k) = wake.recv() {
-                let v: Boxes<'_> = (0..k).map(|i| mm.alloc([!(i as u64); 8])).collect();
+                let v: Boxes<'_> = (0..k).map(|i| mm.alloc([!(i as u64); W])).collect();
                 send.send(v).unwrap();
             }
         });
@@ -70,21 +77,21 @@ fn a_pool_emptied_twice_remotely_and_reclaimed_whole_keeps_exact_figures() {
         drop(v); // remote frees
         to_owner.send(cap).unwrap();
         let v = from_owner.recv().unwrap();
-        assert_eq!(row64(mm).chunks, 1, "the blocks were reused");
+        assert_eq!(row(mm).chunks, 1, "the blocks were reused");
         drop(v); // remote frees again: the whole chunk is on the list
         mm.trim(); // reclaims the owner's chunk
-        assert_eq!(row64(mm).live_boxes, 0);
+        assert_eq!(row(mm).live_boxes, 0);
         // The owner takes the chunk back (its whole pool) and allocates.
         to_owner.send(3).unwrap();
         let three = from_owner.recv().unwrap();
-        assert_eq!(row64(mm).live_boxes, 3);
+        assert_eq!(row(mm).live_boxes, 3);
         assert_eq!(mm.leaks().total(), 3);
         drop(three);
         drop(to_owner);
         owner.join().unwrap();
     });
     assert!(mm.is_consistent());
-    let r = row64(&mm);
+    let r = row(&mm);
     assert_eq!((r.live_boxes, mm.stats().live()), (0, 0));
 }
 
@@ -116,17 +123,17 @@ fn collections_freed_remotely_and_reclaimed_are_counted_exactly() {
         let (to_owner, wake) = mpsc::channel::<usize>();
         let (send, from_owner) = mpsc::channel::<Vecs<'_>>();
         let owner = s.spawn(move || {
-            let mut v: Vecs<'_> = vec![AVec::with_capacity_in(8, mm)];
-            let cap = row64(mm).capacity;
-            v.extend((1..cap).map(|_| AVec::with_capacity_in(8, mm)));
+            let mut v: Vecs<'_> = vec![AVec::with_capacity_in(W, mm)];
+            let cap = row(mm).capacity;
+            v.extend((1..cap).map(|_| AVec::with_capacity_in(W, mm)));
             for (i, x) in v.iter_mut().enumerate() {
-                x.extend((0..8).map(|j| (i * 8 + j) as u64));
+                x.extend((0..W).map(|j| (i * W + j) as u64));
             }
             send.send(v).unwrap();
             while let Ok(k) = wake.recv() {
                 let v: Vecs<'_> = (0..k)
                     .map(|i| {
-                        let mut x = AVec::with_capacity_in(8, mm);
+                        let mut x = AVec::with_capacity_in(W, mm);
                         x.push(i as u64);
                         x
                     })
@@ -139,16 +146,16 @@ fn collections_freed_remotely_and_reclaimed_are_counted_exactly() {
         assert!(v
             .iter()
             .enumerate()
-            .all(|(i, x)| x[7] == (i * 8 + 7) as u64));
+            .all(|(i, x)| x[W - 1] == (i * W + W - 1) as u64));
         drop(v); // remote frees, counted in this thread's `tally_out`
         assert_eq!(figures(mm), (0, 0));
         mm.trim();
         assert_eq!(figures(mm), (0, 0));
-        let chunks = row64(mm).chunks;
+        let chunks = row(mm).chunks;
         to_owner.send(5).unwrap();
         let five = from_owner.recv().unwrap();
         assert_eq!(figures(mm), (0, 5));
-        assert_eq!(row64(mm).chunks, chunks, "the reclaimed chunk serves again");
+        assert_eq!(row(mm).chunks, chunks, "the reclaimed chunk serves again");
         drop(five);
         assert_eq!(figures(mm), (0, 0));
         drop(to_owner);
@@ -166,30 +173,38 @@ fn collections_freed_remotely_and_reclaimed_are_counted_exactly() {
 /// not own it, through the manager's own pointer.
 #[test]
 fn leaked_collections_come_back_and_grow_on_other_threads() {
+    /// Pointers made from leaked references, handed across threads (raw:
+    /// a reference captured by a thread's closure would be protected for
+    /// the whole closure, and freeing under it is the caller's UB).
+    struct Leaked(*mut [u32; 5], *mut u64, usize);
+    // SAFETY: (test) each pointer is used by one thread at a time.
+    unsafe impl Send for Leaked {}
     let mut mm = SharedManager::new();
     thread::scope(|s| {
         let mm = &mm;
-        let (b, v) = s
+        let leaked = s
             .spawn(move || {
                 let b: &mut [u32; 5] = ABox::leak(ABox::new_in([1, 2, 3, 4, 5], mm));
                 let mut v = AVec::with_capacity_in(6, mm);
                 v.extend(10u64..16);
                 // No spare capacity: the leaked slice covers the whole block.
                 assert_eq!(v.len(), v.capacity());
-                (b, AVec::leak(v))
+                let v: &mut [u64] = AVec::leak(v);
+                Leaked(b, v.as_mut_ptr(), v.len())
             })
             .join()
             .unwrap();
         assert_eq!(figures(mm).1, 2);
         // Back on a second thread (the owner exited): the box freed there,
         // the vector grown there (a thread-heap block to one of its own).
-        let v = s
+        let leaked = s
             .spawn(move || {
+                let whole = leaked; // (the whole value moves in, not its fields)
+                let Leaked(b, ptr, len) = whole;
                 // SAFETY: leaked from boxes and vectors of `mm` above, once.
-                let b = unsafe { ABox::from_raw_in(b as *mut [u32; 5], mm) };
+                let b = unsafe { ABox::from_raw_in(b, mm) };
                 assert_eq!(*b, [1, 2, 3, 4, 5]);
                 drop(b);
-                let (ptr, len) = (v.as_mut_ptr(), v.len());
                 // SAFETY: as above; the capacity was the length.
                 let mut v = unsafe { AVec::from_raw_parts_in(ptr, len, len, mm) };
                 v.extend(16u64..40); // grows: 320 bytes
@@ -197,15 +212,15 @@ fn leaked_collections_come_back_and_grow_on_other_threads() {
                 let cap = v.capacity();
                 v.truncate(3);
                 v.shrink_to_fit(); // 24 bytes: a smaller class
-                assert!(v.capacity() < cap);
-                let v = AVec::leak(v);
-                v
+                assert!(v.capacity() < cap && v.capacity() == 3);
+                let v: &mut [u64] = AVec::leak(v);
+                Leaked(core::ptr::null_mut(), v.as_mut_ptr(), v.len())
             })
             .join()
             .unwrap();
         assert_eq!(figures(mm).1, 1);
         // Back on this thread, shrunk to nothing (freed), and grown again.
-        let (ptr, len) = (v.as_mut_ptr(), v.len());
+        let Leaked(_, ptr, len) = leaked;
         // SAFETY: leaked above, once; its capacity was its length.
         let mut v = unsafe { AVec::from_raw_parts_in(ptr, len, len, mm) };
         assert_eq!(&v[..], &[10, 11, 12]);
@@ -217,10 +232,6 @@ fn leaked_collections_come_back_and_grow_on_other_threads() {
         assert_eq!(figures(mm).1, 1);
     });
     assert!(mm.is_consistent());
-    assert_eq!(mm.stats().live(), 0);
-    // (Whether the exited threads' heaps are given back depends on
-    // whether another test's thread took their slots meanwhile.)
-    mm.trim();
     assert_eq!(mm.stats().live(), 0);
 }
 
@@ -351,8 +362,10 @@ fn another_managers_block_panics_in_grow_shrink_and_deallocate() {
     });
     let mine = (&a).allocate(small).unwrap();
     let from_single = (&single).allocate(small).unwrap();
-    for p in [from_a.cast::<u8>(), mine.cast(), from_single.cast()] {
-        // SAFETY: (test) not `b`'s: the allocator panics before touching it.
+    let blocks = [from_a.cast::<u8>(), mine.cast(), from_single.cast()];
+    for (i, p) in blocks.into_iter().enumerate() {
+        // SAFETY (each call): (test) not `b`'s: the allocator panics before
+        // touching it.
         let tries: [&dyn Fn(); 3] = [
             &|| {
                 let _ = unsafe { (&b).grow(p, small, big) };
@@ -362,7 +375,10 @@ fn another_managers_block_panics_in_grow_shrink_and_deallocate() {
             },
             &|| unsafe { (&b).deallocate(p, small) },
         ];
-        for t in tries {
+        for (j, t) in tries.into_iter().enumerate() {
+            if cfg!(miri) && i != j {
+                continue; // one call for each block under Miri
+            }
             let r = catch_unwind(AssertUnwindSafe(t));
             assert!(r.is_err(), "a foreign block was taken");
         }
@@ -386,19 +402,21 @@ fn another_managers_block_panics_in_grow_shrink_and_deallocate() {
 #[test]
 fn reclaims_race_the_owners_allocations_frees_and_trims() {
     let mut mm = small_chunks();
-    let rounds = n(200, 4);
-    let per = n(300, 70);
+    let rounds = n(200, 2);
+    let per = n(300, 16);
     let done = std::sync::atomic::AtomicBool::new(false);
     thread::scope(|s| {
         let (mm, done) = (&mm, &done);
         let (send, recv) = mpsc::sync_channel::<(Boxes<'_>, Vecs<'_>)>(2);
         s.spawn(move || {
             for r in 0..rounds {
-                let mut b: Boxes<'_> = (0..per).map(|i| mm.alloc([(r * per + i) as u64; 8])).collect();
+                let mut b: Boxes<'_> = (0..per)
+                    .map(|i| mm.alloc([(r * per + i) as u64; W]))
+                    .collect();
                 let mut v: Vecs<'_> = (0..per / 4)
                     .map(|i| {
-                        let mut x = AVec::with_capacity_in(8, mm);
-                        x.extend([(r * per + i) as u64; 8]);
+                        let mut x = AVec::with_capacity_in(W, mm);
+                        x.extend([(r * per + i) as u64; W]);
                         x
                     })
                     .collect();
@@ -413,14 +431,18 @@ fn reclaims_race_the_owners_allocations_frees_and_trims() {
         });
         let freer = s.spawn(move || {
             while let Ok((b, v)) = recv.recv() {
-                assert!(b.iter().all(|x| x[0] % 3 != 0 && x[..] == [x[0]; 8]));
-                assert!(v.iter().all(|x| x.len() == 8 && x[..] == [x[0]; 8]));
+                assert!(b.iter().all(|x| x[0] % 3 != 0 && x[..] == [x[0]; W]));
+                assert!(v.iter().all(|x| x.len() == W && x[..] == [x[0]; W]));
                 drop((b, v));
             }
         });
         for _ in 0..2 {
             s.spawn(move || {
-                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                // (Under Miri a few times: each trim walks every heap.)
+                for _ in 0..n(usize::MAX, 2) {
+                    if done.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
                     mm.trim();
                     let _ = mm.stats();
                     thread::yield_now();
@@ -439,12 +461,12 @@ fn reclaims_race_the_owners_allocations_frees_and_trims() {
     assert_eq!(mm.stats().live(), 0);
 }
 
-/// Two full chunks of 64-byte boxes from this thread's heap.
+/// Full chunks of boxes from this thread's heap (two; one under Miri).
 fn fill(mm: &SharedManager) -> Boxes<'_> {
-    let first = mm.alloc([1u64; 8]);
-    let cap = row64(mm).capacity;
+    let first = mm.alloc([1u64; W]);
+    let cap = row(mm).capacity;
     let mut v = vec![first];
-    v.extend((1..cap * 2).map(|i| mm.alloc([i as u64; 8])));
+    v.extend((1..cap * n(2, 1)).map(|i| mm.alloc([i as u64; W])));
     v
 }
 
@@ -467,14 +489,17 @@ fn a_reset_after_a_reclaim_whose_chunks_were_not_taken_back() {
             wake.recv().unwrap(); // exits without allocating again
         });
         drop(from_owner.recv().unwrap());
-        mm.trim(); // both full chunks reclaimed, waiting on `emptied`
+        mm.trim(); // the full chunks reclaimed, waiting on `emptied`
         assert_eq!(figures(mm), (0, 0));
         to_owner.send(()).unwrap();
         owner.join().unwrap();
     });
     let reserved = mm.stats().reserved_bytes();
     mm.reset();
-    assert_eq!((figures(&mm), mm.stats().reserved_bytes()), ((0, 0), reserved));
+    assert_eq!(
+        (figures(&mm), mm.stats().reserved_bytes()),
+        ((0, 0), reserved)
+    );
     assert!(mm.is_consistent());
     // A new thread (perhaps given the same slot and heap) fills it again.
     thread::scope(|s| {
@@ -498,17 +523,20 @@ fn a_trim_or_drop_with_reclaimed_chunks_not_taken_back() {
     if crate::PASS_THROUGH {
         return;
     }
-    for claim in [true, false] {
+    // (Under Miri the first only: the drop then finds them waiting when
+    // the trim could not claim the heap.)
+    let claims: &[bool] = if cfg!(miri) { &[true] } else { &[true, false] };
+    for &claim in claims {
         let mm = small_chunks();
         thread::scope(|s| {
             let mm = &mm;
             let (to_owner, wake) = mpsc::channel::<()>();
             let (send, from_owner) = mpsc::channel::<Boxes<'_>>();
             let owner = s.spawn(move || {
-                let first = mm.alloc([1u64; 8]);
-                let cap = row64(mm).capacity;
+                let first = mm.alloc([1u64; W]);
+                let cap = row(mm).capacity;
                 let mut v = vec![first];
-                v.extend((1..cap).map(|i| mm.alloc([i as u64; 8])));
+                v.extend((1..cap).map(|i| mm.alloc([i as u64; W])));
                 send.send(v).unwrap();
                 wake.recv().unwrap();
             });
@@ -596,7 +624,7 @@ fn a_budget_holds_with_collections_in_reclaimed_thread_heaps() {
     if crate::PASS_THROUGH {
         return;
     }
-    let budget = n(64 << 10, 24 << 10);
+    let budget = n(64 << 10, 12 << 10);
     let mm = SharedManager::builder()
         .budget(budget)
         .initial_chunk_size(4096)
@@ -610,7 +638,7 @@ fn a_budget_holds_with_collections_in_reclaimed_thread_heaps() {
             let mut out: Vecs<'_> = Vec::new();
             loop {
                 let mut v = AVec::new_in(mm);
-                if v.try_reserve_exact(8).is_err() {
+                if v.try_reserve_exact(W).is_err() {
                     return out;
                 }
                 v.push(out.len() as u64);
@@ -625,13 +653,13 @@ fn a_budget_holds_with_collections_in_reclaimed_thread_heaps() {
         let first = from_owner.recv().unwrap();
         assert!(mm.stats().reserved_bytes() <= budget);
         assert_eq!(figures(mm).1, first.len());
-        let (count, chunks) = (first.len(), row64(mm).chunks);
+        let (count, chunks) = (first.len(), row(mm).chunks);
         drop(first);
         mm.trim();
         assert_eq!(figures(mm), (0, 0));
         to_owner.send(()).unwrap();
         let again = from_owner.recv().unwrap();
-        assert_eq!((again.len(), row64(mm).chunks), (count, chunks));
+        assert_eq!((again.len(), row(mm).chunks), (count, chunks));
         assert!(again.iter().enumerate().all(|(i, v)| v[0] == i as u64));
         assert!(mm.stats().reserved_bytes() <= budget);
         drop(again);
@@ -646,7 +674,7 @@ static LATE_MM: SharedManager = SharedManager::new();
 /// thread's slot is given back.
 struct Late(
     Option<AVec<u64, &'static SharedManager>>,
-    Option<SharedBox<'static, [u64; 8]>>,
+    Option<SharedBox<'static, Item>>,
 );
 
 impl Drop for Late {
@@ -679,7 +707,7 @@ fn collections_grown_and_freed_in_thread_local_destructors_are_counted() {
         LATE.with(|_| ());
         let mut v = AVec::with_capacity_in(100, &LATE_MM);
         v.extend(0u64..100);
-        let b = LATE_MM.alloc([3u64; 8]);
+        let b = LATE_MM.alloc([3u64; W]);
         LATE.with(|l| *l.borrow_mut() = Late(Some(v), Some(b)));
     })
     .join()
@@ -713,4 +741,113 @@ fn a_remote_free_after_a_reset_into_a_heap_made_before_it() {
     drop(v); // a collection's remote free
     assert!(mm.is_consistent());
     assert_eq!(mm.stats().live(), 0);
+}
+
+/// Finding 1 through `Global` (its `GlobalAlloc` methods, with the
+/// pointers it returned): a thread's 64-byte blocks freed on another thread
+/// twice over, reclaimed by `Global::trim` while the thread runs, and taken
+/// back on its next allocation; the figures stay exact.
+#[test]
+fn global_reclaims_a_running_threads_chunk_and_keeps_exact_figures() {
+    use std::alloc::{GlobalAlloc, Layout};
+    if crate::PASS_THROUGH {
+        return;
+    }
+    if cfg!(miri) {
+        return; // 256 blocks a chunk, twice: natively (Miri runs the pool's probes above)
+    }
+    static G: memory_mgr::Global = memory_mgr::Global::new();
+    /// Blocks handed across threads.
+    struct Sent(Vec<*mut u8>);
+    // SAFETY: (test) each block is used by one thread at a time.
+    unsafe impl Send for Sent {}
+    let layout = Layout::new::<[u64; 8]>();
+    let row = || {
+        G.stats()
+            .classes
+            .into_iter()
+            .find(|c| c.block_size == 64)
+            .unwrap()
+    };
+    thread::scope(|s| {
+        let (to_owner, wake) = mpsc::channel::<usize>();
+        let (send, from_owner) = mpsc::channel::<Sent>();
+        let owner = s.spawn(move || {
+            // SAFETY: a non-zero layout; every block freed with it, once.
+            let alloc = || unsafe { G.alloc(layout) };
+            let first = alloc();
+            let cap = row().capacity;
+            let mut v = vec![first];
+            v.extend((1..cap).map(|_| alloc()));
+            assert!(v.iter().all(|p| !p.is_null()));
+            send.send(Sent(v)).unwrap();
+            while let Ok(k) = wake.recv() {
+                send.send(Sent((0..k).map(|_| alloc()).collect())).unwrap();
+            }
+        });
+        let free = |v: Sent| {
+            for p in v.0 {
+                // SAFETY: from `G.alloc(layout)`, freed once.
+                unsafe { G.dealloc(p, layout) };
+            }
+        };
+        let v = from_owner.recv().unwrap();
+        let cap = v.0.len();
+        free(v);
+        to_owner.send(cap).unwrap();
+        free(from_owner.recv().unwrap());
+        G.trim();
+        assert_eq!(row().live_boxes, 0);
+        to_owner.send(2).unwrap();
+        let two = from_owner.recv().unwrap();
+        assert_eq!((row().live_boxes, row().chunks), (2, 1));
+        free(two);
+        drop(to_owner);
+        owner.join().unwrap();
+    });
+    assert_eq!(G.stats().live(), 0);
+}
+
+/// Finding 3. A thread's blocks freed on another thread, collected and
+/// every chunk released by the owner's own trim (its free list held them
+/// all): `held` still counts those remote frees with no chunk left (and
+/// `tally` the collection blocks among them). A reset took `recycle`'s
+/// O(1) path for a pool with no used chunk, which asserted `held == guard
+/// == 1` (a panic in a debug build) and kept them, while the reset cleared
+/// the freeing threads' `remote_out`: the pool then counted them live
+/// (`stats`, `leaks` and the drop's leak report wrong, `is_consistent`
+/// false). (Not today's change: the O(1) path is from 0110bd5.)
+#[test]
+fn a_reset_after_the_owner_trimmed_away_every_chunk_other_threads_emptied() {
+    if crate::PASS_THROUGH {
+        return;
+    }
+    let mut mm = small_chunks();
+    thread::scope(|s| {
+        let mm = &mm;
+        let (to_owner, wake) = mpsc::channel::<()>();
+        let (send, from_owner) = mpsc::channel::<(Boxes<'_>, Vecs<'_>)>();
+        let owner = s.spawn(move || {
+            let vecs: Vecs<'_> = (0..5).map(|_| AVec::with_capacity_in(W, mm)).collect();
+            send.send((fill(mm), vecs)).unwrap();
+            wake.recv().unwrap();
+            mm.trim(); // collects the remote frees, releases every chunk
+            assert_eq!((row(mm).chunks, figures(mm)), (0, (0, 0)));
+        });
+        drop(from_owner.recv().unwrap()); // remote frees
+        to_owner.send(()).unwrap();
+        owner.join().unwrap();
+    });
+    assert_eq!(figures(&mm), (0, 0));
+    mm.reset();
+    assert!(mm.is_consistent());
+    assert_eq!(figures(&mm), (0, 0));
+    // A thread (perhaps with the same slot and heap) allocates boxes: they
+    // count as boxes, none as collections.
+    thread::scope(|s| {
+        let v = s.spawn(|| fill(&mm)).join().unwrap();
+        assert_eq!(figures(&mm), (v.len(), 0));
+    });
+    assert!(mm.is_consistent());
+    assert_eq!(figures(&mm), (0, 0));
 }
