@@ -126,8 +126,9 @@ struct FreeNode {
 /// Σ capacity = Σ (live − remote_out + reclaimed) + Σ (free-list length + never_used_left + spare_blocks)
 /// ```
 ///
-/// (`reclaimed`: remote frees whose blocks the owner took back in
-/// remote-emptied chunks, no longer in its `held`.)
+/// (`reclaimed`: remote frees no longer in the owner's `held`: one for each
+/// block it took back in remote-emptied chunks, and, once every chunk came
+/// back so, the earlier remote frees of blocks it had handed out again.)
 ///
 /// (what `SharedManager::is_consistent` checks). The blocks handed out
 /// from the current chunks, `capacity − never_used_left − spare_blocks`, were
@@ -190,8 +191,8 @@ pub(crate) struct Pool {
     /// Blocks of this class the owner freed into other heaps' pools (see
     /// [`Pool::remote_out`]).
     remote_out: Counter,
-    /// Blocks other threads freed into this pool that the owner took back
-    /// in remote-emptied chunks (see [`Pool::reclaimed`]).
+    /// Remote frees into this pool that `held` no longer counts: taken
+    /// back in remote-emptied chunks (see [`Pool::reclaimed`]).
     reclaimed: Counter,
     /// Collection blocks of this class the owner freed into other heaps'
     /// pools (a shared manager's collections: see [`Pool::tally_out`]).

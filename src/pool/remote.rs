@@ -140,10 +140,16 @@ impl Pool {
         self.reclaimed.set(self.reclaimed.get() + blocks);
         if self.used.get().is_null() {
             // Every chunk is spare: no block is handed out, free, remote or
-            // never used (those are all in used chunks), so `held` is
-            // `guard`; the pool is as a recycle leaves it, and says so.
+            // never used (those are all in used chunks). `held` is `guard`
+            // plus one for every remote free of a block handed out again
+            // after it (a remote free never leaves `held`, and a reclaim
+            // subtracts each block once): the freeing threads still count
+            // those in `remote_out`, so they move to `reclaimed` too, and
+            // the pool is as a recycle leaves it, and says so.
             debug_assert!(self.free.get().is_null() && self.never_used_left.get() == 0);
-            debug_assert_eq!(self.held(), self.guard.get());
+            debug_assert!(self.held() >= self.guard.get());
+            let again = self.held() - self.guard.get();
+            self.reclaimed.set(self.reclaimed.get() + again);
             self.never_used.set(core::ptr::null_mut());
             self.guard.set(1);
             self.set_held(1);
@@ -210,10 +216,12 @@ impl Pool {
         self.remote_out.set(self.remote_out.get() + 1);
     }
 
-    /// Blocks of this pool that other threads freed and the owner took back
-    /// in remote-emptied chunks (see [`reclaim`](Self::reclaim)): the
-    /// freeing threads counted them in their `remote_out`, and `held` no
-    /// longer does.
+    /// Remote frees into this pool that `held` no longer counts (see
+    /// [`reclaim`](Self::reclaim)): one for each block the owner took back
+    /// in remote-emptied chunks, and, when every chunk of the pool came back
+    /// so, the earlier remote frees of blocks handed out again after them
+    /// (`held` counts every remote free, a reclaim each block once). The
+    /// freeing threads counted all of them in their `remote_out`.
     #[inline]
     pub(crate) fn reclaimed(&self) -> usize {
         self.reclaimed.get()

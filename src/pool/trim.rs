@@ -62,11 +62,13 @@ impl Pool {
         let mut node = self.free.get();
         while let Some(n) = NonNull::new(node) {
             // SAFETY: `n` is on the free list, so its link word is valid and
-            // its chunk is live.
+            // its chunk is live. The scratch word is read in place, with no
+            // reference to the header: a reclaim on another thread may be
+            // writing the header's `reclaim` word meanwhile.
             let (next, doomed) = unsafe {
                 (
                     n.as_ref().next,
-                    ChunkHeader::of(n.cast()).as_ref().scratch == usize::MAX,
+                    (*ChunkHeader::of(n.cast()).as_ptr()).scratch == usize::MAX,
                 )
             };
             if doomed {
@@ -81,8 +83,9 @@ impl Pool {
             node = next;
         }
         if never_used_chunk.is_some_and(|c| {
-            // SAFETY: a live chunk of this pool.
-            unsafe { c.as_ref() }.scratch == usize::MAX
+            // SAFETY: a live chunk of this pool, read in place (as above:
+            // a reclaim may be writing its `reclaim` word).
+            unsafe { (*c.as_ptr()).scratch == usize::MAX }
         }) {
             self.never_used.set(ptr::null_mut());
             self.never_used_left.set(0);
@@ -178,13 +181,19 @@ impl Pool {
     #[inline]
     pub(crate) unsafe fn recycle(&self) -> Option<fill::Written> {
         if self.used.get().is_null() {
-            // No chunk has left the spare list since the pool was made or
-            // last recycled, and every block is handed out of a used chunk:
-            // none was, so the pool is as a recycle leaves it (no block
-            // free, remote or live, every chunk spare, `guard` still 1).
+            // No chunk has left the spare list since the pool was made, last
+            // recycled or last trimmed bare, and every block is handed out of
+            // a used chunk: none is free, remote or live now, every chunk is
+            // spare. `held` is `guard` but in a shared manager's pool whose
+            // owner collected the blocks other threads freed and then
+            // trimmed away every chunk: it still counts those remote frees
+            // (as `tally` counts the collection blocks among them), which a
+            // recycle forgets with every block, as `forget_blocks` does.
             debug_assert!(self.free.get().is_null() && self.never_used_left.get() == 0);
-            debug_assert_eq!((self.held(), self.guard.get()), (1, 1));
             debug_assert_eq!(self.spare_blocks.get(), self.capacity.get());
+            self.guard.set(1);
+            self.set_held(1);
+            self.tally.set(0);
             return None;
         }
         // SAFETY: the caller's guarantee.

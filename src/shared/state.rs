@@ -145,7 +145,13 @@ impl<C: SizeClasses> State<C> {
             source: self.config.source,
             map: false,
             segment_map: true,
-            owner: ptr::from_ref(self).cast(),
+            // The state's own pointer (the central heap's, made from the
+            // allocation in `create`), not one made from `&self`: a remote
+            // free turns it into `&State`, also after `reset` borrowed the
+            // central manager mutably, which a pointer derived from a
+            // shared reference to the whole state does not outlive (Stacked
+            // and Tree Borrows).
+            owner: self.central.heap().heap_record().kind.owner,
             budget: &raw const self.budget,
             big_cache: false,
             lock: ptr::null(),

@@ -18,6 +18,8 @@ mod model_core;
 mod operations;
 mod pool_box;
 mod review7;
+#[cfg(all(feature = "std", feature = "allocator-api2"))]
+mod review8;
 #[cfg(feature = "serde")]
 mod save;
 #[cfg(all(feature = "std", feature = "allocator-api2"))]
