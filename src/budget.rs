@@ -101,7 +101,7 @@ impl Budget {
 
     /// The shared budget, if any.
     #[inline]
-    fn shared(&self) -> Option<&SharedBudget> {
+    pub(crate) fn shared(&self) -> Option<&SharedBudget> {
         // SAFETY: a shared budget outlives every heap that charges it
         // (`Budget::new`'s contract).
         unsafe { self.shared.as_ref() }

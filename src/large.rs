@@ -42,6 +42,11 @@ pub(crate) struct HeapKind {
     /// manager's thread heaps: its collections free on any thread).
     #[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
     pub(crate) segment_map: bool,
+    /// The shared manager's cache of empty chunks its thread heaps give
+    /// back and take (see [`ChunkCache`](crate::chunk::ChunkCache)), or
+    /// null.
+    #[cfg(all(feature = "std", not(loom)))]
+    pub(crate) chunk_cache: *const crate::chunk::ChunkCache,
     /// The shared manager's state the heap belongs to (for a `SharedBox`'s
     /// clone), or null.
     #[cfg_attr(not(feature = "std"), allow(dead_code))]
@@ -61,6 +66,8 @@ impl HeapKind {
         source: Source::Global,
         map: true,
         segment_map: false,
+        #[cfg(all(feature = "std", not(loom)))]
+        chunk_cache: core::ptr::null(),
         owner: ptr::null(),
         budget: ptr::null(),
         big_cache: false,

@@ -313,18 +313,27 @@ fn exit_waves(count: usize, threads: usize, seed: u64) {
     let turn = std::sync::Mutex::new(0usize);
     let turns = std::sync::Condvar::new();
     thread::scope(|s| {
-        for t in 0..count {
-            let (done, turn, turns) = (&done, &turn, &turns);
-            s.spawn(move || {
-                // Wait until fewer than `threads` are at work.
-                let mut busy = turns.wait_while(turn.lock().unwrap(), |b| *b >= threads).unwrap();
-                *busy += 1;
-                drop(busy);
-                exit_thread_work(seed + t as u64);
-                *turn.lock().unwrap() -= 1;
-                turns.notify_one();
-                done.wait();
-            });
+        let handles: Vec<_> = (0..count)
+            .map(|t| {
+                let (done, turn, turns) = (&done, &turn, &turns);
+                s.spawn(move || {
+                    // Wait until fewer than `threads` are at work.
+                    let mut busy =
+                        turns.wait_while(turn.lock().unwrap(), |b| *b >= threads).unwrap();
+                    *busy += 1;
+                    drop(busy);
+                    exit_thread_work(seed + t as u64);
+                    *turn.lock().unwrap() -= 1;
+                    turns.notify_one();
+                    done.wait();
+                })
+            })
+            .collect();
+        // Joined one by one: a join waits for the thread's exit (its
+        // thread-local destructors, where an allocator's exit hook runs),
+        // the scope's end only for its closure.
+        for h in handles {
+            h.join().unwrap();
         }
     });
 }

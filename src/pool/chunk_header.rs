@@ -55,15 +55,24 @@ pub(super) enum Link {
 impl ChunkHeader {
     /// Allocates a chunk of `size` bytes for `pool` from the system and
     /// writes its header; `None` if the system allocator refuses.
+    /// `cached`, if given, is a chunk of `size` bytes from a chunk cache,
+    /// used instead of a new allocation.
     pub(super) fn allocate(
         pool: NonNull<Pool>,
         source: source::Source,
         size: usize,
         (first, blocks): (usize, usize),
+        cached: Option<NonNull<u8>>,
     ) -> Option<NonNull<ChunkHeader>> {
-        let base = source::alloc(source, chunk::layout(size)?)?.cast::<ChunkHeader>();
+        let base = match cached {
+            Some(chunk) => chunk,
+            None => source::alloc(source, chunk::layout(size)?)?,
+        }
+        .cast::<ChunkHeader>();
         // SAFETY: `base` is a fresh allocation of at least `HEADER_SPACE`
-        // bytes aligned to `SEGMENT`, so it is valid and aligned for a header.
+        // bytes aligned to `SEGMENT` (or a cached chunk of `size` bytes,
+        // allocated so from `source` and used by no one: the cache's
+        // contract), so it is valid and aligned for a header.
         // `first` and `blocks` fit: a chunk is at most `SEGMENT` bytes.
         unsafe {
             base.write(ChunkHeader {

@@ -64,7 +64,23 @@ impl Pool {
             .charge_up_to(self.next_chunk_size.get(), self.min_chunk_size)?;
         let geometry = self.geometry(size);
         let source = heap_record.kind.source;
-        let Some(chunk) = ChunkHeader::allocate(NonNull::from(self), source, size, geometry) else {
+        // A shared manager's thread heap takes an empty chunk its threads
+        // gave back, if one of this size is kept (its pages in memory).
+        #[cfg(all(feature = "std", not(loom)))]
+        // SAFETY: a heap kind's chunk cache is null or the manager's, which
+        // outlives its heaps' pools.
+        let cached = unsafe { heap_record.kind.chunk_cache.as_ref() }.and_then(|c| c.take(size));
+        // (A kept chunk was charged to the shared budget when kept; this
+        // pool charged it again above.)
+        #[cfg(all(feature = "std", not(loom)))]
+        if let (Some(_), Some(shared)) = (cached, self.budget().shared()) {
+            shared.credit(size);
+        }
+        #[cfg(not(all(feature = "std", not(loom))))]
+        let cached = None;
+        let Some(chunk) =
+            ChunkHeader::allocate(NonNull::from(self), source, size, geometry, cached)
+        else {
             self.budget().credit(size);
             // The chunk's figures, not the value's: that is what was refused.
             return Err(Error::OutOfMemory {

@@ -139,6 +139,13 @@ impl Pool {
             h.pool == me && h.scratch == usize::MAX
         });
         self.budget().credit(released);
+        if self.chunk_count.get() == 0 {
+            // Bare again: the next chunk is the first size, as a new pool's
+            // (a thread heap adopted after its owner's exit trimmed it, or a
+            // class used in bursts, starts small instead of at the size its
+            // last burst grew to).
+            self.next_chunk_size.set(self.min_chunk_size);
+        }
         self.release_list(doomed);
         released + map_bytes
     }
@@ -154,8 +161,35 @@ impl Pool {
         // yields the chunk, so the loop may free it.
         for chunk in unsafe { ChunkHeader::list(list, Link::Next) } {
             #[cfg(all(feature = "std", not(loom)))]
-            if kind.segment_map {
-                crate::segment_map::remove(chunk.cast());
+            {
+                if kind.segment_map {
+                    crate::segment_map::remove(chunk.cast());
+                }
+                // A shared manager's thread heap keeps it for the next
+                // heaps, if its cache has room.
+                // SAFETY: a heap kind's chunk cache is null or the
+                // manager's, alive while its heaps' pools are.
+                if let Some(cache) = unsafe { kind.chunk_cache.as_ref() } {
+                    // SAFETY: a live chunk's header: its fixed size.
+                    let size = unsafe { (*chunk.as_ptr()).size };
+                    // Kept chunks count against the manager's budget as
+                    // the pools' do (the pool credited this one's bytes):
+                    // charged again here, to the shared budget (no heap's:
+                    // another heap takes it), or the chunk goes back to the
+                    // system.
+                    let shared = self.budget().shared();
+                    if shared.is_none_or(|b| b.charge(size).is_ok()) {
+                        // SAFETY: the chunk was allocated with its size's
+                        // layout from this source and is no one's now (its
+                        // blocks all free, off every list and map).
+                        if unsafe { cache.give(chunk.cast(), size) } {
+                            continue;
+                        }
+                        if let Some(b) = shared {
+                            b.credit(size);
+                        }
+                    }
+                }
             }
             // SAFETY: as above: released once, and none of its blocks is
             // used again.
@@ -240,6 +274,33 @@ impl Pool {
         // inbound list or in flight).
         unsafe { self.forget_blocks() };
         written
+    }
+
+    /// Frees every chunk if no block of the pool is live or owed — `held`
+    /// is `guard`: none handed out and not freed, none freed by another
+    /// thread and counted in its `remote_out` (so none on the inbound list,
+    /// and no chunk emptied by a reclaim) — and returns the bytes; else
+    /// does nothing and returns 0. O(chunks): no walk of the free list or
+    /// of the inbound list (what a thread's exit uses). Owner only; a
+    /// pool of a heap without a chunk map (a shared manager's thread heap:
+    /// the map would keep the chunks' entries).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // the shared manager's
+    pub(crate) fn release_if_empty(&self) -> usize {
+        debug_assert!(!self.heap_record().kind.map);
+        let bytes = self.reserved.get();
+        if bytes == 0 || self.held() != self.guard.get() {
+            return 0;
+        }
+        // (The tally stays, as in `emptied`: collection blocks other threads
+        // freed into the pool and counted in their `tally_out`.)
+        let tally = self.tally.get();
+        // SAFETY: no block of the pool is live (`held` is `guard`), so none
+        // is used afterwards, and none is on its way to the inbound list (a
+        // remote free is of a live block).
+        unsafe { self.release_chunks() };
+        self.tally.set(tally);
+        self.next_chunk_size.set(self.min_chunk_size);
+        bytes
     }
 
     /// Frees every chunk; every block still handed out counts as freed.

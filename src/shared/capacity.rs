@@ -103,6 +103,7 @@ impl<C: SizeClasses> SharedManager<C> {
         };
         let me = thread::current();
         let mut released = 0;
+        let cached = state.chunk_cache.bytes();
         // `Relaxed`: an upper bound of the slots to look at (a heap made
         // after it was read is its thread's to trim).
         let top = state.top.load(Ordering::Relaxed).min(thread::MAX_THREADS) as u32;
@@ -135,8 +136,11 @@ impl<C: SizeClasses> SharedManager<C> {
                 released += state.reclaim_slot(t);
             }
         }
-        // (Not the stores' pages: another thread may be reading them.)
-        released + state.central(|mm| mm.trim_except_stores())
+        // (Not the stores' pages: another thread may be reading them.) The
+        // chunks the heaps' trims gave to the chunk cache were counted as
+        // released: they are, now, with the rest of the cache.
+        let released = released.saturating_sub(state.chunk_cache.bytes().saturating_sub(cached));
+        released + state.central(|mm| mm.trim_except_stores()) + state.empty_chunk_cache()
     }
 
     /// Frees everything at once (see [`MemoryManager::reset`](crate::MemoryManager::reset)): every heap

@@ -8,6 +8,7 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use crate::budget::SharedBudget;
+use crate::chunk::{self, ChunkCache};
 use crate::heap::{self, Heap, BOX};
 use crate::large::{self, HeapKind};
 use crate::pool::{ChunkConfig, Pool};
@@ -60,6 +61,9 @@ pub(super) struct State<C: SizeClasses> {
     /// The state's place on the process-wide list the exit hook walks, and
     /// the readers of `heaps` (see `exit.rs`).
     pub(super) link: Link,
+    /// Empty chunks the thread heaps gave back, for the next ones (all
+    /// zero bits: empty).
+    pub(super) chunk_cache: ChunkCache,
     /// The pools of each slot's heap, or null.
     pub(super) heaps: [AtomicPtr<Pool>; MAX_THREADS],
 }
@@ -90,15 +94,16 @@ impl<C: SizeClasses> State<C> {
     pub(super) fn create(config: Config) -> Option<NonNull<State<C>>> {
         let layout = Layout::new::<State<C>>();
         // Zeroed: every `heaps` entry starts null (a null `AtomicPtr` is
-        // all zero bits), every `lost`, `lost_tally`, `retired` and `heap_bytes` count at
-        // zero, and the table costs no resident memory until a thread takes
-        // a slot.
+        // all zero bits), every `lost`, `lost_tally`, `retired` and
+        // `heap_bytes` count at zero, the chunk cache empty, and the table
+        // costs no resident memory until a thread takes a slot.
         let state = source::alloc_zeroed(config.source, layout)?.cast::<State<C>>();
         let s = state.as_ptr();
         let kind = HeapKind {
             source: config.source,
             map: config.map,
             segment_map: false,
+            chunk_cache: ptr::null(),
             owner: s.cast_const().cast(),
             budget: ptr::null(),
             // `Global` (the only shared manager without a chunk map) keeps
@@ -107,7 +112,7 @@ impl<C: SizeClasses> State<C> {
             lock: crate::sync::central_lock(!config.map),
         };
         // SAFETY: `state` is a fresh allocation of a `State<C>`; each field
-        // but `heaps`, `lost`, `lost_tally`, `retired` and `heap_bytes` (already valid,
+        // but `heaps`, `lost`, `lost_tally`, `retired`, `heap_bytes` and `chunk_cache` (already valid,
         // zeroed) is written once. The central heap charges the budget, at
         // its final address. The state goes on the list of states last,
         // whole, at the address it keeps until `destroy`, which takes it
@@ -145,6 +150,7 @@ impl<C: SizeClasses> State<C> {
             source: self.config.source,
             map: false,
             segment_map: true,
+            chunk_cache: &raw const self.chunk_cache,
             // The state's own pointer (the central heap's, made from the
             // allocation in `create`), not one made from `&self`: a remote
             // free turns it into `&State`, also after `reset` borrowed the
@@ -354,6 +360,22 @@ impl<C: SizeClasses> State<C> {
         heap.iter().map(|p| p.trim()).sum::<usize>() + large::trim(heap.heap_record())
     }
 
+    /// What a thread's exit gives back of its heap: every chunk of each
+    /// pool with no block live or owed ([`Pool::release_if_empty`]: O(its
+    /// chunks), no walk of its free list — a `trim`'s walk, a cache miss a
+    /// free block, made exits of short threads several times slower). A
+    /// pool with a block live, or one that other threads freed into, stays
+    /// as it is for the next holder of the slot (or a `trim`).
+    ///
+    /// # Safety
+    ///
+    /// As [`trim_heap`](Self::trim_heap).
+    unsafe fn release_empty_pools(pools: NonNull<Pool>) -> usize {
+        // SAFETY: as in `trim_heap`.
+        let heap = ManuallyDrop::new(unsafe { Heap::<C>::from_raw(pools) });
+        heap.iter().map(Pool::release_if_empty).sum()
+    }
+
     /// Trims the heap of slot `t` (if any), and frees it if it is left
     /// empty; returns the bytes released.
     ///
@@ -373,7 +395,9 @@ impl<C: SizeClasses> State<C> {
     }
 
     /// The exit hook's work on this state (see `exit.rs`), for the thread
-    /// holding slot `t` as it exits: [`trim_slot`](Self::trim_slot).
+    /// holding slot `t` as it exits: its empty pools' chunks go back
+    /// ([`release_empty_pools`](Self::release_empty_pools)), and the heap
+    /// is freed if that leaves it empty.
     ///
     /// # Safety
     ///
@@ -385,7 +409,11 @@ impl<C: SizeClasses> State<C> {
         // `MAX_THREADS`: `exit::collect`).
         unsafe {
             let state = &*state.cast::<State<C>>();
-            state.trim_slot(t);
+            // `Relaxed`: as in `trim_slot`.
+            if let Some(pools) = NonNull::new(state.heaps[t as usize].load(Ordering::Relaxed)) {
+                Self::release_empty_pools(pools);
+                state.free_heap_if_empty(t, pools);
+            }
         }
     }
 
@@ -438,6 +466,31 @@ impl<C: SizeClasses> State<C> {
 }
 
 impl<C: SizeClasses> State<C> {
+    /// Frees `chunk`, `size` bytes taken from the chunk cache, to the
+    /// source.
+    ///
+    /// # Safety
+    ///
+    /// `chunk` must come from the cache's `take` or `drain`: a chunk of
+    /// `size` bytes allocated from this state's source, used by no one.
+    pub(super) unsafe fn free_cached(&self, chunk: NonNull<u8>, size: usize) {
+        // (Charged to the shared budget while kept.)
+        self.budget.credit(size);
+        if let Some(layout) = chunk::layout(size) {
+            // SAFETY: the caller's guarantee: allocated from this source
+            // with this layout (`ChunkHeader::allocate`), freed once.
+            unsafe { source::dealloc(self.config.source, chunk, layout) };
+        }
+    }
+
+    /// Gives every chunk of the cache back to the source; the bytes.
+    pub(super) fn empty_chunk_cache(&self) -> usize {
+        self.chunk_cache.drain(|c, size| {
+            // SAFETY: a chunk the cache held, ours now.
+            unsafe { self.free_cached(c, size) }
+        })
+    }
+
     /// Gives back the pages of the remote-emptied chunks of heap `t`, whose
     /// slot another running thread holds (see [`Pool::reclaim`]): under the
     /// central lock (reclaims run one at a time), counted among the readers
@@ -493,6 +546,9 @@ pub(super) unsafe fn destroy<C: SizeClasses>(state: NonNull<State<C>>) {
                 drop(Heap::<C>::from_raw(pools));
             }
         }
+        // The heaps gave their chunks to the cache (what fit): back to
+        // the source now.
+        (*s).chunk_cache.drain(|c, size| (*s).free_cached(c, size));
         ptr::drop_in_place(&raw mut (*s).central);
     }
 }

@@ -85,6 +85,8 @@ impl<C: SizeClasses> SharedManager<C> {
         }
         // The thread heaps' own records (`Relaxed`: a statistic).
         s.system.metadata_bytes += state.heap_bytes.load(Ordering::Relaxed);
+        // The empty chunks kept for the next thread heaps.
+        s.system.cached_bytes += state.chunk_cache.bytes();
         s.name = self.config.name;
         s.budget = self.config.budget;
         s

@@ -553,8 +553,10 @@ fn stats_read_while_threads_exit_and_free_their_heaps() {
     let st = mm.stats();
     assert_eq!(st.live(), 0, "{st}");
     assert_eq!(st.allocs(), waves * workers * (per + 1));
-    // The reader thread never allocated from `mm`: nothing is left.
-    assert_eq!(st.reserved_bytes(), 0, "{st}");
+    // The reader thread never allocated from `mm`: nothing is left but
+    // the chunk cache's 1.25 MiB at most, for the next threads' heaps.
+    assert!(st.system.cached_bytes <= 5 << 18, "{st}");
+    assert_eq!(st.reserved_bytes(), st.system.cached_bytes, "{st}");
 }
 
 /// A budget too small for a thread heap's own records (the wide table's:
@@ -623,4 +625,42 @@ fn a_remote_free_racing_the_owners_exit_loses_nothing() {
     let st = mm.stats();
     assert_eq!((st.live(), st.reserved_bytes()), (0, 0), "{st}");
     assert_eq!(st.allocs(), n(50, 3));
+}
+
+/// A thread that exits gives its heap's empty chunks to the manager's chunk
+/// cache (1.25 MiB at most); the next thread's heap takes its first chunk from
+/// there, its pages already in memory, instead of from the system. A trim
+/// gives the cache back.
+#[test]
+fn a_new_threads_heap_takes_the_chunks_an_exited_one_gave_back() {
+    if crate::PASS_THROUGH {
+        return; // no pools
+    }
+    let mm = SharedManager::new();
+    let boxes = n(300, 40); // 64-byte blocks: a 16 KiB chunk, and more natively
+    thread::scope(|s| {
+        s.spawn(|| {
+            drop(
+                (0..boxes)
+                    .map(|i| mm.alloc([i as u64; 8]))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .join() // (waits for the thread's exit hook, unlike the scope's end)
+        .unwrap()
+    });
+    let cached = mm.stats().system.cached_bytes;
+    assert!((16 << 10..=5 << 18).contains(&cached), "{cached}");
+    thread::scope(|s| {
+        s.spawn(|| {
+            let b = mm.alloc([1u64; 8]);
+            // The heap's first chunk (16 KiB) came from the cache.
+            assert_eq!(mm.stats().system.cached_bytes, cached - (16 << 10));
+            drop(b);
+        })
+        .join()
+        .unwrap()
+    });
+    assert!(mm.trim() >= cached - (16 << 10));
+    assert_eq!(mm.stats().reserved_bytes(), 0);
 }
