@@ -453,7 +453,10 @@ impl Pool {
     ///
     /// `base` must be the base of a live chunk, with provenance over its
     /// header.
-    #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // the `Allocator` impl's
+    #[cfg_attr(
+        not(all(feature = "allocator-api2", feature = "std")),
+        allow(dead_code)
+    )] // the `Allocator` impl's
     #[inline(always)]
     pub(crate) unsafe fn chunk_holds(base: NonNull<u8>, addr: usize) -> bool {
         // SAFETY: a live chunk's header (caller), its fixed `size` read in

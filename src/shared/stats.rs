@@ -47,7 +47,14 @@ impl<C: SizeClasses> SharedManager<C> {
         // those freed into other heaps.
         let mut freed_remotely = [(0usize, 0usize); crate::MAX_CLASSES];
         let mut collections = [(0usize, 0usize); crate::MAX_CLASSES];
+        let cached;
         {
+            // No exit hook moves a heap's chunks to the chunk cache while
+            // the heaps and then the cache are read (one could be counted
+            // in both); a new heap that takes one from the cache meanwhile
+            // is counted once (the cache counts it out before the pool
+            // counts it in). The lock first: a reader never waits.
+            let _no_exits = super::exit::exclude_exits();
             // Counted among the readers: no heap loaded here is freed before
             // the guard drops (see `sync::Readers`). Only counter reads and
             // sums into memory already allocated happen under it.
@@ -64,6 +71,7 @@ impl<C: SizeClasses> SharedManager<C> {
                     collections[class].1 += pool.tally_out();
                 }
             }
+            cached = state.chunk_cache.bytes();
         }
         let rows = s.classes.iter_mut().zip(freed_remotely).zip(collections);
         for (class, ((row, (out, back)), (tally, tally_out))) in rows.enumerate() {
@@ -85,8 +93,9 @@ impl<C: SizeClasses> SharedManager<C> {
         }
         // The thread heaps' own records (`Relaxed`: a statistic).
         s.system.metadata_bytes += state.heap_bytes.load(Ordering::Relaxed);
-        // The empty chunks kept for the next thread heaps.
-        s.system.cached_bytes += state.chunk_cache.bytes();
+        // The empty chunks kept for the next thread heaps (read after the
+        // heaps, above).
+        s.system.cached_bytes += cached;
         s.name = self.config.name;
         s.budget = self.config.budget;
         s
