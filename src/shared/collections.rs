@@ -8,7 +8,7 @@
 //! The caller's pointer may carry provenance over the value alone (see
 //! `alloc_api.rs`), so a free or a resize reaches the block only through the
 //! manager's own pointer: for a thread heap's block, the chunk base the
-//! lock-free [`segment_map`](crate::segment_map) holds; for the central
+//! lock-free [`segment_map`] holds; for the central
 //! heap's, its chunk map and registry, under the lock. A pointer no heap of
 //! this manager holds panics, as `MemoryManager`'s allocator does.
 //!
