@@ -143,13 +143,27 @@ mod tls {
                 // Still holding the slot: each shared manager's heap here is
                 // collected, trimmed, and freed if left empty (a free on
                 // this thread meanwhile is still a local one).
-                crate::shared::exit::collect(t);
+                if let Some(hook) = ON_EXIT.get() {
+                    hook(t);
+                }
                 SLOT.with(|s| s.set(NONE));
                 REGISTRY.release(t);
             } else {
                 SLOT.with(|s| s.set(NONE));
             }
         }
+    }
+
+    /// What a thread's exit runs while it still holds its slot: the shared
+    /// managers' exit hook (`shared::exit::collect`), which `shared`
+    /// registers when it makes its first state — so that this module
+    /// imports nothing of the modules that use it.
+    static ON_EXIT: std::sync::OnceLock<fn(u32)> = std::sync::OnceLock::new();
+
+    /// Registers the exit hook (once; later calls change nothing). Never
+    /// allocates.
+    pub(crate) fn set_exit_hook(hook: fn(u32)) {
+        let _ = ON_EXIT.set(hook);
     }
 
     /// This thread's slot, [`UNSET`] if it has none yet, or [`NONE`].
@@ -204,7 +218,7 @@ mod tls {
 #[cfg(all(unix, feature = "std", not(loom)))]
 pub(crate) use tls::id;
 #[cfg(all(feature = "std", not(loom)))]
-pub(crate) use tls::{current, register, REGISTRY};
+pub(crate) use tls::{current, register, set_exit_hook, REGISTRY};
 
 #[cfg(all(test, feature = "std", not(loom)))]
 mod tests {

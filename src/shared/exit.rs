@@ -99,6 +99,8 @@ fn lock() -> RawLockGuard<'static> {
 ///
 /// `link` must stay at its address, alive, until [`unlink`] takes it off.
 pub(super) unsafe fn link(link: &Link) {
+    // The thread module runs `collect` at each thread's exit from now on.
+    crate::thread::set_exit_hook(collect);
     let _locked = lock();
     debug_assert!(!link.linked.get());
     let head = HEAD.0.get();
