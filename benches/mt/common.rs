@@ -14,7 +14,8 @@
 // allocator holds by its own count: `Global`'s `reserved_bytes`, `None`
 // for the others) and `trim() -> bool` (gives free memory back if the
 // allocator can be asked to from safe Rust: `Global::trim`; `false` for
-// the others).
+// the others). With `MT_SMAPS=FILE` every binary copies its
+// `/proc/self/smaps` to FILE at the end (where its resident memory is).
 //
 // Workloads (sizes so that each takes about a second at two threads; the
 // last three, 0.1 to 0.6 s):
@@ -518,6 +519,9 @@ fn main() {
     let extra = run(threads);
     let secs = t.elapsed().as_secs_f64();
     println!("{workload} {threads} {secs:.3} {}{extra}", peak_rss_kib());
+    if let Some(f) = std::env::var_os("MT_SMAPS") {
+        std::fs::copy("/proc/self/smaps", f).unwrap();
+    }
     if std::env::var_os("MT_STATS").is_some() {
         report();
     }

@@ -1,5 +1,6 @@
-//! The cold slow path: when the free list and the newest chunk are used up,
-//! the blocks other threads freed, else the next spare chunk, else a new one
+//! The cold slow path: when the free list is empty and either other threads
+//! freed blocks into the pool or the newest chunk is used up — the blocks
+//! other threads freed, else the next spare chunk, else a new one
 //! from the system (each twice the last, up to the cap, within the budget);
 //! then the bump of the fast path hands out its first block. And
 //! [`Pool::reserve`], which makes spare chunks ahead.
@@ -17,12 +18,13 @@ use crate::Error;
 #[cold]
 #[inline(never)]
 pub(super) fn refill(pool: &Pool) -> Result<NonNull<u8>, Error> {
+    // Blocks other threads freed come before never-used blocks and another
+    // chunk: a thread that only allocates, fed by one that only frees,
+    // reuses its blocks, and touches no new memory while it can.
+    if pool.collect() && !pool.free.get().is_null() {
+        return pool.alloc();
+    }
     if pool.never_used_left.get() == 0 {
-        // Blocks other threads freed come before another chunk: a thread
-        // that only allocates, fed by one that only frees, reuses its blocks.
-        if pool.collect() && !pool.free.get().is_null() {
-            return pool.alloc();
-        }
         pool.next_never_used_chunk()
             .map_err(|e| e.refusing(pool.block_size, pool.name()))?;
     }

@@ -23,8 +23,10 @@ use crate::{fill, source};
 #[derive(Debug)]
 pub(super) struct Remote {
     /// Blocks freed by other threads (a shared manager's remote frees),
-    /// taken by the owner when its free list and newest chunk are used up,
-    /// before it takes another chunk.
+    /// taken by the owner when its free list is empty, before it hands out
+    /// a never-used block or takes another chunk (a non-empty list sends
+    /// the allocation to the slow path: a load the bump makes, on this
+    /// line).
     pub(super) inbound: Inbound,
     /// Chunks whose every block a [`reclaim`](Pool::reclaim) found on
     /// `inbound` (remote-emptied chunks, their pages given back to the

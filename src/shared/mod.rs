@@ -7,9 +7,9 @@
 //! read-modify-write, and so is a free on the thread that owns the block's
 //! pool. A block freed on another thread is pushed onto its pool's
 //! remote-free list with one compare-and-swap; the owner takes the whole
-//! list when its free list and newest chunk are used up, before it asks for
-//! another chunk — so a thread that only allocates, fed by one that only
-//! frees, reuses its memory. A thread that exits first collects and trims
+//! list when its free list is empty, before it hands out a never-used
+//! block or asks for another chunk — so a thread that only allocates, fed
+//! by one that only frees, reuses its memory and touches no new page. A thread that exits first collects and trims
 //! its heap in every shared manager, and frees a heap left with no chunk
 //! (see `exit.rs`); then it gives its slot back, and the next thread given
 //! that slot takes over what heap is left as it is (no chunk changes
