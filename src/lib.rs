@@ -294,6 +294,8 @@ mod pool_box;
 mod save;
 #[cfg(all(feature = "std", not(loom)))]
 mod segment_map;
+#[cfg(feature = "std")]
+mod segments;
 #[cfg(all(feature = "std", not(loom)))]
 mod shared;
 mod size_class;

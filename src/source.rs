@@ -38,10 +38,10 @@ pub(crate) fn alloc(source: Source, layout: Layout) -> Option<NonNull<u8>> {
         // SAFETY: the layout has a non-zero size, the one precondition.
         Source::Global => NonNull::new(unsafe { alloc::alloc::alloc(layout) }),
         #[cfg(feature = "std")]
-        Source::System => {
+        Source::System => crate::segments::alloc(layout).or_else(|| {
             // SAFETY: as above.
             NonNull::new(unsafe { std::alloc::GlobalAlloc::alloc(&std::alloc::System, layout) })
-        }
+        }),
     }
 }
 
@@ -55,12 +55,13 @@ pub(crate) fn alloc_zeroed(source: Source, layout: Layout) -> Option<NonNull<u8>
         // SAFETY: the layout has a non-zero size, the one precondition.
         Source::Global => NonNull::new(unsafe { alloc::alloc::alloc_zeroed(layout) }),
         #[cfg(feature = "std")]
-        Source::System => {
+        // (A segment reads as zero: see `segments.rs`.)
+        Source::System => crate::segments::alloc(layout).or_else(|| {
             // SAFETY: as above.
             NonNull::new(unsafe {
                 std::alloc::GlobalAlloc::alloc_zeroed(&std::alloc::System, layout)
             })
-        }
+        }),
     }
 }
 
@@ -77,9 +78,11 @@ pub(crate) unsafe fn dealloc(source: Source, ptr: NonNull<u8>, layout: Layout) {
         // allocator with `layout` and is still live.
         Source::Global => unsafe { alloc::alloc::dealloc(ptr.as_ptr(), layout) },
         #[cfg(feature = "std")]
-        // SAFETY: as above, by `System`.
+        // SAFETY: as above, by `System` or (a chunk's layout) the segments.
         Source::System => unsafe {
-            std::alloc::GlobalAlloc::dealloc(&std::alloc::System, ptr.as_ptr(), layout)
+            if !crate::segments::free(ptr, layout) {
+                std::alloc::GlobalAlloc::dealloc(&std::alloc::System, ptr.as_ptr(), layout)
+            }
         },
     }
 }

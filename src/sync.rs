@@ -408,11 +408,18 @@ pub(crate) mod fork {
     static FORKING: AtomicUsize = AtomicUsize::new(0);
 
     /// Before `fork`: takes every central lock, then the states' list's
-    /// ([`STATES_LOCK`]), then `Global`'s (the lock order), then names the
-    /// calling thread their holder.
+    /// ([`STATES_LOCK`]), then `Global`'s, then the segments' (the lock
+    /// order, see `segments.rs`), then names the calling thread their
+    /// holder.
     pub(crate) fn take_all() {
         let states = core::slice::from_ref(&STATES_LOCK);
-        for lock in CENTRAL_LOCKS.iter().chain(states).chain(&GLOBAL_LOCKS) {
+        let segments = crate::segments::fork_locks();
+        for lock in CENTRAL_LOCKS
+            .iter()
+            .chain(states)
+            .chain(&GLOBAL_LOCKS)
+            .chain(segments)
+        {
             lock.lock_raw();
         }
         // `Relaxed`: see `FORKING`. After every `lock_raw` (the invariant).
@@ -432,7 +439,13 @@ pub(crate) mod fork {
         // `Relaxed`: see `FORKING`. Before any `unlock_raw` (the invariant).
         FORKING.store(0, Ordering::Relaxed);
         let states = core::slice::from_ref(&STATES_LOCK);
-        for lock in GLOBAL_LOCKS.iter().chain(states).chain(&CENTRAL_LOCKS) {
+        let segments = crate::segments::fork_locks();
+        for lock in segments
+            .iter()
+            .chain(&GLOBAL_LOCKS)
+            .chain(states)
+            .chain(&CENTRAL_LOCKS)
+        {
             // SAFETY: taken by this thread in `take_all` (caller).
             unsafe { lock.unlock_raw() };
         }

@@ -1,0 +1,383 @@
+//! Segments: the address space `Global`'s chunks live in, taken from the
+//! system in regions of [`SLOTS`] segments and handed out a segment — a
+//! [`SEGMENT`]-aligned, `SEGMENT`-sized slot of address space — per chunk,
+//! with no C allocator in between; and given back page by page
+//! (`madvise(MADV_DONTNEED)`) when the chunk is freed, the segment kept for
+//! the next chunk.
+//!
+//! Why: a chunk must start on a `SEGMENT` boundary (its pool is found by
+//! masking a block's address, see [`chunk`](crate::chunk)). Through glibc's
+//! `posix_memalign` each chunk cost a 1 MiB-plus request, split into an
+//! aligned piece and leftovers whose headers glibc writes (resident pages
+//! of its own), and a freed chunk stayed resident inside glibc's arena
+//! until the arena's top was trimmed. Here a chunk's pages are the only
+//! ones touched, and a freed chunk's are given back at once. (Measured on
+//! the mimalloc-bench ports at 2 threads: see docs/benchmarks.md, "Ninth
+//! session".) Untouched address space costs no memory: a region is mapped
+//! with `MAP_NORESERVE`, and only the pages a chunk writes become resident.
+//!
+//! Only `Global`'s chunks come from here ([`source`](crate::source): the
+//! system source, a layout of `SEGMENT` alignment and at most `SEGMENT`
+//! bytes — a chunk, or a large allocation the program asked to be so
+//! aligned). Linux on x86-64, AArch64 and RISC-V 64, not under Miri (which
+//! maps no memory): elsewhere [`alloc`] declines and the caller asks the
+//! system allocator, as before.
+//!
+//! The table of regions is behind one lock ([`LOCK`]); every field is read
+//! and written only while it is held, so its `Relaxed` accesses are ordered
+//! by the lock's `Acquire` and `Release` (whose protocol the loom models of
+//! `sync` check). The lock is taken on a chunk's allocation and free only —
+//! the cold path — and nothing that allocates runs under it (the system
+//! calls do not allocate), so no manager is re-entered while it is held.
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+use crate::chunk::SEGMENT;
+
+/// Segments in a region: 64 MiB of address space a mapping.
+pub(crate) const SLOTS: usize = 64;
+
+/// Whether a layout is one this module serves: aligned to [`SEGMENT`], at
+/// most `SEGMENT` bytes (a chunk).
+#[inline]
+fn serves(layout: Layout) -> bool {
+    layout.align() == SEGMENT && layout.size() <= SEGMENT && layout.size() > 0
+}
+
+#[cfg(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64"
+    ),
+    not(miri),
+    not(loom)
+))]
+mod imp {
+    use core::ffi::{c_int, c_long, c_void};
+    use core::ptr::{self, NonNull};
+    use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+    use super::{SEGMENT, SLOTS};
+    use crate::sync::RawLock;
+
+    /// The most regions: 4,096 × 64 MiB = 256 GiB of address space. Past
+    /// it, chunks come from the system allocator.
+    const REGIONS: usize = 4096;
+
+    /// A region's size in bytes.
+    const REGION: usize = SLOTS * SEGMENT;
+
+    /// The page size `madvise` works in (4 KiB; where pages are larger the
+    /// system refuses the unaligned range, and a freed chunk stays
+    /// resident — still ours, and reused).
+    const PAGE: usize = 4096;
+
+    extern "C" {
+        fn mmap(
+            addr: *mut c_void,
+            len: usize,
+            prot: c_int,
+            flags: c_int,
+            fd: c_int,
+            off: c_long,
+        ) -> *mut c_void;
+        fn munmap(addr: *mut c_void, len: usize) -> c_int;
+        fn madvise(addr: *mut c_void, len: usize, advice: c_int) -> c_int;
+    }
+    /// Linux's values on these architectures (the generic ones).
+    const PROT_READ: c_int = 1;
+    const PROT_WRITE: c_int = 2;
+    const MAP_PRIVATE: c_int = 2;
+    const MAP_ANONYMOUS: c_int = 0x20;
+    const MAP_NORESERVE: c_int = 0x4000;
+    const MADV_DONTNEED: c_int = 4;
+
+    /// One region: its base (a `REGION`-sized, `SEGMENT`-aligned mapping),
+    /// and which of its segments hold a chunk (bit `i`: segment `i`).
+    struct Region {
+        base: AtomicPtr<u8>,
+        used: AtomicU64,
+    }
+
+    /// The regions; the first [`MAPPED`] are mapped.
+    ///
+    /// # Invariant
+    ///
+    /// Read and written only under [`LOCK`]. Region `i < MAPPED` has a base
+    /// that never changes and is never unmapped; a segment whose bit is
+    /// clear holds nothing anyone reads before writing it — it was never
+    /// touched, or it was given back with `MADV_DONTNEED` (so it reads as
+    /// zero) before its bit was cleared.
+    static TABLE: [Region; REGIONS] = [const {
+        Region {
+            base: AtomicPtr::new(ptr::null_mut()),
+            used: AtomicU64::new(0),
+        }
+    }; REGIONS];
+
+    /// How many of [`TABLE`]'s regions are mapped (under [`LOCK`]).
+    static MAPPED: AtomicUsize = AtomicUsize::new(0);
+
+    /// Serialises every access to [`TABLE`] and [`MAPPED`] (see `TABLE`'s
+    /// invariant): all their accesses are `Relaxed`, ordered by this lock.
+    /// Lock order: innermost — taken with any other lock held (a central
+    /// heap's chunk is allocated under its central lock), and nothing is
+    /// taken or allocated while it is held. `fork`'s prepare handler takes
+    /// it last (see `sync::fork`).
+    pub(super) static LOCK: RawLock = RawLock::new();
+
+    /// A free segment, its chunk's `size` bytes reading as zero; marked
+    /// used. `None` if the system maps no more.
+    pub(super) fn alloc() -> Option<NonNull<u8>> {
+        let _held = LOCK.lock();
+        let mapped = MAPPED.load(Relaxed);
+        // First fit: the lowest free segment, so that a program that frees
+        // what it took finds its chunks back in the same few regions.
+        for region in &TABLE[..mapped] {
+            let used = region.used.load(Relaxed);
+            if used != u64::MAX {
+                let i = (!used).trailing_zeros() as usize;
+                region.used.store(used | 1 << i, Relaxed);
+                // SAFETY: `i < SLOTS`, so the segment lies inside the
+                // region's mapping.
+                return NonNull::new(unsafe { region.base.load(Relaxed).add(i * SEGMENT) });
+            }
+        }
+        let region = TABLE.get(mapped)?;
+        let base = map_region()?;
+        region.base.store(base.as_ptr(), Relaxed);
+        region.used.store(1, Relaxed);
+        MAPPED.store(mapped + 1, Relaxed);
+        Some(base)
+    }
+
+    /// Gives back the segment `ptr` starts, whose chunk is `size` bytes,
+    /// if it is one of ours: its pages are returned to the system, then it
+    /// is free. `false` (nothing done) if `ptr` is not in a region.
+    ///
+    /// # Safety
+    ///
+    /// If `ptr` is in a region it must be a segment [`alloc`] returned, not
+    /// freed since, and no one may use its memory afterwards.
+    pub(super) unsafe fn free(ptr: NonNull<u8>, size: usize) -> bool {
+        let Some((region, i)) = find(ptr) else {
+            return false;
+        };
+        // Given back outside the lock: the segment is still marked used,
+        // so no one else takes it meanwhile. Rounded up to whole pages:
+        // the rest of the segment is untouched or already given back.
+        let len = (size + PAGE - 1) & !(PAGE - 1);
+        // SAFETY: the segment's first `len` bytes are ours (a `SEGMENT`
+        // inside a mapping, `len <= SEGMENT`), page-aligned, and no one
+        // needs their contents (the caller).
+        let given = unsafe { madvise(ptr.as_ptr().cast(), len, MADV_DONTNEED) } == 0;
+        if given {
+            let _held = LOCK.lock();
+            let used = region.used.load(Relaxed);
+            region.used.store(used & !(1 << i), Relaxed);
+        }
+        // (If the system refused, the segment stays used, and resident:
+        // a free segment must read as zero. Leaked address space, no
+        // unsoundness; `madvise` of our own mapping does not fail.)
+        true
+    }
+
+    /// The region holding `ptr`, and the index of its segment there.
+    fn find(ptr: NonNull<u8>) -> Option<(&'static Region, usize)> {
+        let _held = LOCK.lock();
+        let mapped = MAPPED.load(Relaxed);
+        let addr = ptr.as_ptr().addr();
+        TABLE[..mapped].iter().find_map(|region| {
+            let offset = addr.wrapping_sub(region.base.load(Relaxed).addr());
+            (offset < REGION).then_some((region, offset / SEGMENT))
+        })
+    }
+
+    /// Maps a new region, aligned to `SEGMENT`: a mapping `SEGMENT` bytes
+    /// larger, trimmed at both ends.
+    fn map_region() -> Option<NonNull<u8>> {
+        let len = REGION + SEGMENT;
+        // SAFETY: an anonymous private mapping at an address of the
+        // system's choosing touches no memory of anyone's.
+        let raw = unsafe {
+            mmap(
+                ptr::null_mut(),
+                len,
+                PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if raw.is_null() || raw.addr() == usize::MAX {
+            return None;
+        }
+        let raw = raw.cast::<u8>();
+        let head = raw.addr().wrapping_neg() & (SEGMENT - 1);
+        // SAFETY: `head < SEGMENT`, inside the mapping.
+        let base = unsafe { raw.add(head) };
+        // The unaligned ends go back (a failure only leaves them mapped).
+        // SAFETY: `[raw, base)` and `[base + REGION, raw + len)` are parts
+        // of the mapping just made, used by no one.
+        unsafe {
+            if head > 0 {
+                munmap(raw.cast(), head);
+            }
+            munmap(base.add(REGION).cast(), SEGMENT - head);
+        }
+        NonNull::new(base)
+    }
+
+    /// Regions mapped, and segments in use (for the tests).
+    #[cfg(test)]
+    pub(super) fn counts() -> (usize, usize) {
+        let _held = LOCK.lock();
+        let mapped = MAPPED.load(Relaxed);
+        let used = TABLE[..mapped]
+            .iter()
+            .map(|r| r.used.load(Relaxed).count_ones() as usize)
+            .sum();
+        (mapped, used)
+    }
+}
+
+/// The locks `fork`'s prepare handler takes (see `sync::fork`): the
+/// segments' lock where there are segments, else none.
+#[cfg(all(unix, not(loom)))]
+pub(crate) fn fork_locks() -> &'static [crate::sync::RawLock] {
+    #[cfg(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "aarch64",
+            target_arch = "riscv64"
+        ),
+        not(miri)
+    ))]
+    return core::slice::from_ref(&imp::LOCK);
+    #[allow(unreachable_code)] // where there are no segments
+    &[]
+}
+
+/// A segment for a chunk of `layout` (see the module), its bytes reading
+/// as zero; `None` if the layout is not a chunk's, the platform has no
+/// segments, or the system maps no more — then the caller asks the system
+/// allocator.
+#[inline]
+pub(crate) fn alloc(layout: Layout) -> Option<NonNull<u8>> {
+    if !serves(layout) {
+        return None;
+    }
+    #[cfg(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "aarch64",
+            target_arch = "riscv64"
+        ),
+        not(miri),
+        not(loom)
+    ))]
+    return imp::alloc();
+    #[allow(unreachable_code)] // where there are no segments
+    None
+}
+
+/// Gives back `ptr`, allocated with `layout`, if [`alloc`] made it;
+/// `false` if it did not (then the caller frees it where it came from).
+///
+/// # Safety
+///
+/// `ptr` must come from [`alloc`] with this `layout`, or from the system
+/// allocator, and not be freed since; no one may use it afterwards.
+#[inline]
+pub(crate) unsafe fn free(ptr: NonNull<u8>, layout: Layout) -> bool {
+    if !serves(layout) {
+        return false;
+    }
+    #[cfg(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "aarch64",
+            target_arch = "riscv64"
+        ),
+        not(miri),
+        not(loom)
+    ))]
+    // SAFETY: the caller's guarantee: a segment of ours is one `alloc`
+    // returned, unused from now on.
+    return unsafe { imp::free(ptr, layout.size()) };
+    #[allow(unreachable_code)] // where there are no segments
+    {
+        let _ = ptr;
+        false
+    }
+}
+
+#[cfg(all(
+    test,
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64"
+    ),
+    not(miri),
+    not(loom)
+))]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    fn chunk(size: usize) -> Layout {
+        Layout::from_size_align(size, SEGMENT).unwrap()
+    }
+
+    #[test]
+    fn segments_are_aligned_distinct_and_read_as_zero_after_a_free() {
+        let layout = chunk(64 << 10);
+        // More than a region's worth: a second region is mapped.
+        let taken: Vec<NonNull<u8>> = (0..SLOTS + 3).map(|_| alloc(layout).unwrap()).collect();
+        assert!(imp::counts().0 >= 2, "a second region");
+        let mut addrs: Vec<usize> = taken.iter().map(|p| p.as_ptr().addr()).collect();
+        assert!(addrs.iter().all(|a| a % SEGMENT == 0));
+        addrs.sort_unstable();
+        addrs.dedup();
+        assert_eq!(addrs.len(), taken.len(), "no segment handed out twice");
+        for p in &taken {
+            // SAFETY: 64 KiB of ours.
+            unsafe { p.as_ptr().write_bytes(0xA5, layout.size()) };
+        }
+        for p in &taken {
+            // SAFETY: from `alloc` above, freed once.
+            assert!(unsafe { free(*p, layout) });
+        }
+        // Every free segment reads as zero: given back, or never touched.
+        let again: Vec<NonNull<u8>> = (0..8).map(|_| alloc(layout).unwrap()).collect();
+        for p in &again {
+            // SAFETY: 64 KiB of ours.
+            let bytes = unsafe { core::slice::from_raw_parts(p.as_ptr(), layout.size()) };
+            assert!(bytes.iter().all(|&b| b == 0));
+            // SAFETY: from `alloc` above, freed once.
+            assert!(unsafe { free(*p, layout) });
+        }
+    }
+
+    #[test]
+    fn other_layouts_and_foreign_pointers_are_declined() {
+        assert!(alloc(Layout::from_size_align(4096, 4096).unwrap()).is_none());
+        assert!(alloc(Layout::from_size_align(2 * SEGMENT, SEGMENT).unwrap()).is_none());
+        let mut local = [0u8; 64];
+        let foreign = NonNull::from(&mut local).cast::<u8>();
+        // SAFETY: not a segment of ours (and not a chunk layout's in the
+        // first call): declined, untouched.
+        unsafe {
+            assert!(!free(foreign, Layout::new::<[u8; 64]>()));
+            assert!(!free(foreign, chunk(4096)));
+        }
+    }
+}
