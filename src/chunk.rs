@@ -333,6 +333,13 @@ mod cache_tests {
     use alloc::vec::Vec;
 
     #[test]
+    fn a_segment_is_a_chunk_alignment() {
+        // Else `Global`'s chunks would silently come from the system
+        // allocator (see `segments.rs`).
+        assert_eq!(crate::segments::SEGMENT, SEGMENT);
+    }
+
+    #[test]
     fn the_cache_keeps_power_of_two_chunks_up_to_its_limit_and_gives_them_back() {
         let cache = ChunkCache {
             lists: core::array::from_fn(|_| crate::sync::Inbound::new()),

@@ -1,12 +1,12 @@
 //! Segments: the address space `Global`'s chunks live in, taken from the
-//! system in regions of [`SLOTS`] segments and handed out a segment — a
-//! [`SEGMENT`]-aligned, `SEGMENT`-sized slot of address space — per chunk,
+//! system in regions of 64 segments and handed out a segment — a
+//! [`SEGMENT`]-aligned, `SEGMENT`-sized stretch of address space — per chunk,
 //! with no C allocator in between; and given back page by page
 //! (`madvise(MADV_DONTNEED)`) when the chunk is freed, the segment kept for
 //! the next chunk.
 //!
 //! Why: a chunk must start on a `SEGMENT` boundary (its pool is found by
-//! masking a block's address, see [`chunk`](crate::chunk)). Through glibc's
+//! masking a block's address, see `chunk.rs`). Through glibc's
 //! `posix_memalign` each chunk cost a 1 MiB-plus request, split into an
 //! aligned piece and leftovers whose headers glibc writes (resident pages
 //! of its own), and a freed chunk stayed resident inside glibc's arena
@@ -20,10 +20,10 @@
 //! system source, a layout of `SEGMENT` alignment and at most `SEGMENT`
 //! bytes — a chunk, or a large allocation the program asked to be so
 //! aligned). Linux on x86-64, AArch64 and RISC-V 64, not under Miri (which
-//! maps no memory): elsewhere [`alloc`] declines and the caller asks the
+//! maps no memory): elsewhere [`alloc()`] declines and the caller asks the
 //! system allocator, as before.
 //!
-//! The table of regions is behind one lock ([`LOCK`]); every field is read
+//! The table of regions is behind one lock (`sync::SEGMENTS_LOCK`); every field is read
 //! and written only while it is held, so its `Relaxed` accesses are ordered
 //! by the lock's `Acquire` and `Release` (whose protocol the loom models of
 //! `sync` check). The lock is taken on a chunk's allocation and free only —
@@ -33,10 +33,11 @@
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
-use crate::chunk::SEGMENT;
-
-/// Segments in a region: 64 MiB of address space a mapping.
-pub(crate) const SLOTS: usize = 64;
+/// A segment's size and alignment: 1 MiB, a chunk's alignment
+/// (`chunk::SEGMENT`; a test in `chunk.rs` checks they agree — were they
+/// to differ, no chunk's layout would be served here, and chunks would
+/// come from the system allocator, as elsewhere).
+pub(crate) const SEGMENT: usize = 1 << 20;
 
 /// Whether a layout is one this module serves: aligned to [`SEGMENT`], at
 /// most `SEGMENT` bytes (a chunk).
@@ -60,8 +61,10 @@ mod imp {
     use core::ptr::{self, NonNull};
     use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
-    use super::{SEGMENT, SLOTS};
-    use crate::sync::RawLock;
+    use super::SEGMENT;
+
+    /// Segments in a region: 64 MiB of address space a mapping.
+    pub(super) const SLOTS: usize = 64;
 
     /// The most regions: 4,096 × 64 MiB = 256 GiB of address space. Past
     /// it, chunks come from the system allocator.
@@ -122,12 +125,9 @@ mod imp {
     static MAPPED: AtomicUsize = AtomicUsize::new(0);
 
     /// Serialises every access to [`TABLE`] and [`MAPPED`] (see `TABLE`'s
-    /// invariant): all their accesses are `Relaxed`, ordered by this lock.
-    /// Lock order: innermost — taken with any other lock held (a central
-    /// heap's chunk is allocated under its central lock), and nothing is
-    /// taken or allocated while it is held. `fork`'s prepare handler takes
-    /// it last (see `sync::fork`).
-    pub(super) static LOCK: RawLock = RawLock::new();
+    /// invariant): all their accesses are `Relaxed`, ordered by this lock
+    /// (`sync::SEGMENTS_LOCK`, where `fork`'s handlers find it).
+    use crate::sync::SEGMENTS_LOCK as LOCK;
 
     /// A free segment, its chunk's `size` bytes reading as zero; marked
     /// used. `None` if the system maps no more.
@@ -160,7 +160,7 @@ mod imp {
     ///
     /// # Safety
     ///
-    /// If `ptr` is in a region it must be a segment [`alloc`] returned, not
+    /// If `ptr` is in a region it must be a segment [`alloc()`] returned, not
     /// freed since, and no one may use its memory afterwards.
     pub(super) unsafe fn free(ptr: NonNull<u8>, size: usize) -> bool {
         let Some((region, i)) = find(ptr) else {
@@ -244,24 +244,6 @@ mod imp {
     }
 }
 
-/// The locks `fork`'s prepare handler takes (see `sync::fork`): the
-/// segments' lock where there are segments, else none.
-#[cfg(all(unix, not(loom)))]
-pub(crate) fn fork_locks() -> &'static [crate::sync::RawLock] {
-    #[cfg(all(
-        target_os = "linux",
-        any(
-            target_arch = "x86_64",
-            target_arch = "aarch64",
-            target_arch = "riscv64"
-        ),
-        not(miri)
-    ))]
-    return core::slice::from_ref(&imp::LOCK);
-    #[allow(unreachable_code)] // where there are no segments
-    &[]
-}
-
 /// A segment for a chunk of `layout` (see the module), its bytes reading
 /// as zero; `None` if the layout is not a chunk's, the platform has no
 /// segments, or the system maps no more — then the caller asks the system
@@ -286,12 +268,12 @@ pub(crate) fn alloc(layout: Layout) -> Option<NonNull<u8>> {
     None
 }
 
-/// Gives back `ptr`, allocated with `layout`, if [`alloc`] made it;
+/// Gives back `ptr`, allocated with `layout`, if [`alloc()`] made it;
 /// `false` if it did not (then the caller frees it where it came from).
 ///
 /// # Safety
 ///
-/// `ptr` must come from [`alloc`] with this `layout`, or from the system
+/// `ptr` must come from [`alloc()`] with this `layout`, or from the system
 /// allocator, and not be freed since; no one may use it afterwards.
 #[inline]
 pub(crate) unsafe fn free(ptr: NonNull<u8>, layout: Layout) -> bool {
@@ -330,6 +312,7 @@ pub(crate) unsafe fn free(ptr: NonNull<u8>, layout: Layout) -> bool {
     not(loom)
 ))]
 mod tests {
+    use super::imp::SLOTS;
     use super::*;
     use alloc::vec::Vec;
 

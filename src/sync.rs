@@ -323,6 +323,15 @@ pub(crate) static GLOBAL_LOCKS: [RawLock; 4] = [const { RawLock::new() }; 4];
 #[cfg(all(feature = "std", not(loom)))]
 pub(crate) static STATES_LOCK: RawLock = RawLock::new();
 
+/// The lock of the table of `Global`'s segments (`segments.rs`): every
+/// access to the table is under it. Lock order: innermost — it may be
+/// taken with any other lock held (a central heap's chunk is allocated
+/// under its central lock), and nothing is taken, and nothing allocates,
+/// while it is held (the system calls made under it do not allocate).
+/// Static, so that `fork`'s handler can take it, last (see [`fork`]).
+#[cfg(all(feature = "std", not(loom)))]
+pub(crate) static SEGMENTS_LOCK: RawLock = RawLock::new();
+
 /// A central lock for a new shared manager (`global`: for `Global`).
 #[cfg(all(feature = "std", not(loom)))]
 pub(crate) fn central_lock(global: bool) -> &'static RawLock {
@@ -382,7 +391,7 @@ pub(crate) fn central_lock(global: bool) -> &'static RawLock {
 pub(crate) mod fork {
     use core::sync::atomic::{AtomicUsize, Ordering};
 
-    use super::{CENTRAL_LOCKS, GLOBAL_LOCKS, STATES_LOCK};
+    use super::{CENTRAL_LOCKS, GLOBAL_LOCKS, SEGMENTS_LOCK, STATES_LOCK};
     use crate::thread;
 
     /// The [`thread::id`] of the thread that holds every central lock for
@@ -413,7 +422,7 @@ pub(crate) mod fork {
     /// holder.
     pub(crate) fn take_all() {
         let states = core::slice::from_ref(&STATES_LOCK);
-        let segments = crate::segments::fork_locks();
+        let segments = core::slice::from_ref(&SEGMENTS_LOCK);
         for lock in CENTRAL_LOCKS
             .iter()
             .chain(states)
@@ -439,7 +448,7 @@ pub(crate) mod fork {
         // `Relaxed`: see `FORKING`. Before any `unlock_raw` (the invariant).
         FORKING.store(0, Ordering::Relaxed);
         let states = core::slice::from_ref(&STATES_LOCK);
-        let segments = crate::segments::fork_locks();
+        let segments = core::slice::from_ref(&SEGMENTS_LOCK);
         for lock in segments
             .iter()
             .chain(&GLOBAL_LOCKS)
