@@ -97,6 +97,7 @@ mod imp {
     const MAP_ANONYMOUS: c_int = 0x20;
     const MAP_NORESERVE: c_int = 0x4000;
     const MADV_DONTNEED: c_int = 4;
+    const MADV_NOHUGEPAGE: c_int = 15;
 
     /// One region: its base (a `REGION`-sized, `SEGMENT`-aligned mapping),
     /// and which of its segments hold a chunk (bit `i`: segment `i`).
@@ -221,12 +222,17 @@ mod imp {
         let base = unsafe { raw.add(head) };
         // The unaligned ends go back (a failure only leaves them mapped).
         // SAFETY: `[raw, base)` and `[base + REGION, raw + len)` are parts
-        // of the mapping just made, used by no one.
+        // of the mapping just made, used by no one; `[base, base + REGION)`
+        // is the rest of it, holding nothing yet.
         unsafe {
             if head > 0 {
                 munmap(raw.cast(), head);
             }
             munmap(base.add(REGION).cast(), SEGMENT - head);
+            // No transparent huge pages: where the system makes them on
+            // first touch ("always"), a chunk touching one 4 KiB page would
+            // make 2 MiB resident. (A refusal only leaves the default.)
+            madvise(base.cast(), REGION, MADV_NOHUGEPAGE);
         }
         NonNull::new(base)
     }
