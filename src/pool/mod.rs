@@ -107,8 +107,7 @@ struct FreeNode {
 ///
 /// # Accounting
 ///
-/// With `held` counted (`allocs = held + frees`, wrapping;
-/// [`held`](Self::held), [`allocs`](Self::allocs)) and
+/// With `held = allocs - frees` (wrapping; [`held`](Self::held)) and
 /// `live = held - guard` ([`live`](Self::live); `guard` is 0 or 1), a pool
 /// only its owner frees into keeps
 ///
@@ -139,19 +138,19 @@ struct FreeNode {
 pub(crate) struct Pool {
     /// Head of the free list, or null. Hot: first field.
     free: Cell<*mut FreeNode>,
-    /// [`held`](Self::held): the blocks live plus `guard`. An allocation
-    /// counts one up (its only count); a free counts one down, and one
-    /// that brings it to zero finds the pool empty after more than one
-    /// chunk's worth of blocks was handed out since it was last recycled,
-    /// and recycles it (see [`emptied`](trim::emptied)).
-    held: Counter,
+    /// Blocks handed out, ever.
+    allocs: Counter,
     /// Block size in bytes (a multiple of 8).
     block_size: usize,
     /// Blocks returned, ever — a recycle or a release counts every block
     /// still handed out, a reclaim the blocks it took back — less `guard`
     /// (wrapping: a new pool's is `usize::MAX`, -1), so that
-    /// `held + frees` is [`allocs`](Self::allocs), the blocks handed out
-    /// ever.
+    /// `allocs - frees` is [`held`](Self::held), the blocks live plus
+    /// `guard`. A free is one count (`allocs` is the only count an
+    /// allocation makes): one that brings it to `allocs` finds the pool
+    /// empty after more than one chunk's worth of blocks was handed out
+    /// since it was last recycled, and recycles it (see
+    /// [`emptied`](trim::emptied)).
     frees: Counter,
     /// 1 while at most one chunk's blocks have been handed out since the
     /// pool was made or last recycled, else 0: a small pool (one object
@@ -265,8 +264,8 @@ impl Pool {
         let shift = block_size.trailing_zeros();
         Pool {
             free: Cell::new(ptr::null_mut()),
-            held: Counter::new(1),           // the guard
-            frees: Counter::new(usize::MAX), // allocs 0: held 1, less 1
+            allocs: Counter::new(0),
+            frees: Counter::new(usize::MAX), // held 1: allocs 0, less 1
             guard: Counter::new(1),
             block_size,
             first_offset,
@@ -369,25 +368,29 @@ impl Pool {
         block
     }
 
-    /// Counts a block handed out: `held` only (`allocs` follows).
+    /// Counts a block handed out: `allocs` only (`held` follows).
     #[inline(always)]
     fn count_alloc(&self) {
-        self.held.set(self.held.get().wrapping_add(1));
+        self.allocs.set(self.allocs.get() + 1);
     }
 
-    /// Blocks live, plus `guard`. (Read from another thread, a shared
-    /// manager's `stats`, it is some value it had.)
+    /// Blocks live, plus `guard`: `allocs - frees`. Read from another
+    /// thread (a shared manager's `stats`) the two counts may be of
+    /// different moments: a difference that wrapped below zero reads as 0.
     #[inline(always)]
     pub(crate) fn held(&self) -> usize {
-        self.held.get()
+        let held = self.allocs.get().wrapping_sub(self.frees.get());
+        if held > isize::MAX as usize {
+            0
+        } else {
+            held
+        }
     }
 
-    /// Makes [`held`](Self::held) `held`, keeping `allocs` (owner only).
+    /// Makes [`held`](Self::held) `held`, through `frees` (owner only).
     #[inline(always)]
     pub(crate) fn set_held(&self, held: usize) {
-        let allocs = self.allocs();
-        self.held.set(held);
-        self.frees.set(allocs.wrapping_sub(held));
+        self.frees.set(self.allocs.get().wrapping_sub(held));
     }
 
     /// Counts a checked block of this class handed out, `live` of them
@@ -482,10 +485,10 @@ impl Pool {
             })
         };
         self.free.set(node.as_ptr());
-        self.frees.set(self.frees.get().wrapping_add(1));
-        let held = self.held.get().wrapping_sub(1);
-        self.held.set(held);
-        if held == 0 {
+        // `held` one fewer; zero when `frees` reaches `allocs`.
+        let frees = self.frees.get().wrapping_add(1);
+        self.frees.set(frees);
+        if frees == self.allocs.get() {
             trim::emptied(self);
         }
     }
@@ -523,13 +526,13 @@ impl Pool {
     /// Blocks handed out, ever.
     #[inline]
     pub(crate) fn allocs(&self) -> usize {
-        self.held.get().wrapping_add(self.frees.get())
+        self.allocs.get()
     }
 
     /// Blocks returned, ever (a reset returns every live one).
     #[inline]
     pub(crate) fn frees(&self) -> usize {
-        self.allocs().saturating_sub(self.live())
+        self.allocs.get().saturating_sub(self.live())
     }
 
     /// The most blocks that were live at once.
