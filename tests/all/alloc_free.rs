@@ -87,16 +87,16 @@ fn every_live_block_keeps_its_bytes() {
                 let (b, tag) = live.swap_remove(rng.usize(..live.len()));
                 let mut back = vec![0; mm.block_size(b).unwrap()];
                 mm.read_bytes(b, 0, &mut back).unwrap();
-                assert!(back.iter().all(|&x| x == tag), "block corrupted");
+                assert!(crate::all_are(&back, tag), "block corrupted");
                 mm.free(b).unwrap();
                 let bx = boxes.swap_remove(rng.usize(..boxes.len()));
-                assert!(bx.iter().all(|&x| x == bx[0]), "box corrupted");
+                assert!(crate::all_are(&bx[..], bx[0]), "box corrupted");
             }
         }
         for (b, tag) in live {
             let mut back = vec![0; mm.block_size(b).unwrap()];
             mm.read_bytes(b, 0, &mut back).unwrap();
-            assert!(back.iter().all(|&x| x == tag));
+            assert!(crate::all_are(&back, tag));
             mm.free(b).unwrap();
         }
         assert_eq!(mm.stats().live(), boxes.len());
