@@ -2,8 +2,10 @@
 //!
 //! A [`SharedManager`] with the [`WideClasses`] (8 bytes to 64 KiB in pools,
 //! the system allocator above), whose chunks, large allocations and own
-//! records come from `std::alloc::System` directly — never from the global
-//! allocator, which is itself. Allocation and free are a thread-local load
+//! records come from the system directly — never from the global
+//! allocator, which is itself: on Linux, chunks and anything of 8 KiB to
+//! 1 MiB from `mmap`ed segments of its own whose pages go back when freed,
+//! the rest from `std::alloc::System`. Allocation and free are a thread-local load
 //! and a pop or a push; a block freed by another thread goes back with one
 //! compare-and-swap. It never panics (a refusal is a null pointer; with
 //! `debug-fill`, a write after free found on reuse panics, which aborts),
@@ -124,7 +126,7 @@ impl core::fmt::Debug for Global {
 // - No method panics or unwinds (but `debug-fill`'s write-after-free
 //   check, which aborts): every error becomes a null pointer, and nothing
 //   on these paths calls the global allocator (the memory comes from
-//   `System`).
+//   `System` or the segments' `mmap`).
 unsafe impl GlobalAlloc for Global {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {

@@ -256,7 +256,8 @@ impl<C: SizeClasses> SharedManager<C> {
         }
     }
 
-    /// `Global`'s configuration: memory from `System`, no chunk map.
+    /// `Global`'s configuration: memory from the system (`System`, and the
+    /// segments for chunks and records of 8 KiB to 1 MiB), no chunk map.
     pub(crate) const fn for_global() -> Self {
         let mut m = SharedManager::with_classes();
         m.config.source = source::Source::System;
