@@ -596,44 +596,6 @@ fn a_thread_whose_heap_the_budget_cannot_hold_uses_the_central_heap() {
     });
 }
 
-/// A block freed on one thread while the thread that owns its heap exits:
-/// the owner's exit hook may collect it, release its chunk and free the
-/// heap right after the push, so the remote free must not touch the pool
-/// after it (Miri checks; it flagged a `&Pool` held across the push in a
-/// probe). Whichever side wins, nothing is lost: after a trim, nothing is
-/// live or reserved.
-#[test]
-fn a_remote_free_racing_the_owners_exit_loses_nothing() {
-    let mm = SharedManager::new();
-    for round in 0..n(50, 3) {
-        thread::scope(|s| {
-            let (tx, rx) = mpsc::channel();
-            let (ack, acked) = mpsc::channel();
-            let mm = &mm;
-            let owner = s.spawn(move || {
-                let b = mm.alloc([round as u64; 4]);
-                tx.send(b).unwrap();
-                // Exits once the freer has the block: its exit hook races
-                // the free below.
-                acked.recv().unwrap();
-            });
-            let freer = s.spawn(move || {
-                let b = rx.recv().unwrap();
-                assert_eq!(b[3], round as u64);
-                ack.send(()).unwrap();
-                drop(b);
-            });
-            owner.join().unwrap();
-            freer.join().unwrap();
-        });
-        assert_eq!(mm.stats().live(), 0);
-    }
-    mm.trim();
-    let st = mm.stats();
-    assert_eq!((st.live(), st.reserved_bytes()), (0, 0), "{st}");
-    assert_eq!(st.allocs(), n(50, 3));
-}
-
 /// A thread that exits gives its heap's empty chunks to the manager's chunk
 /// cache (1.25 MiB at most); the next thread's heap takes its first chunk from
 /// there, its pages already in memory, instead of from the system. A trim
