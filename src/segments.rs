@@ -259,28 +259,16 @@ mod imp {
     }
 }
 
-/// A segment for a chunk of `layout` (see the module), its bytes reading
-/// as zero; `None` if the layout is not a chunk's, the platform has no
-/// segments, or the system maps no more — then the caller asks the system
-/// allocator.
+/// A segment for `layout` (see the module: a chunk, or a record of 8 KiB
+/// to 1 MiB), its bytes reading as zero; `None` if the layout is not one
+/// served here, the platform has no segments, or the system maps no more —
+/// then the caller asks the system allocator.
 #[inline]
 pub(crate) fn alloc(layout: Layout) -> Option<NonNull<u8>> {
     if !serves(layout) {
         return None;
     }
-    #[cfg(all(
-        target_os = "linux",
-        any(
-            target_arch = "x86_64",
-            target_arch = "aarch64",
-            target_arch = "riscv64"
-        ),
-        not(miri),
-        not(loom)
-    ))]
-    return imp::alloc();
-    #[allow(unreachable_code)] // where there are no segments
-    None
+    imp::alloc()
 }
 
 /// Gives back `ptr`, allocated with `layout`, if [`alloc()`] made it;
@@ -295,22 +283,36 @@ pub(crate) unsafe fn free(ptr: NonNull<u8>, layout: Layout) -> bool {
     if !serves(layout) {
         return false;
     }
-    #[cfg(all(
-        target_os = "linux",
-        any(
-            target_arch = "x86_64",
-            target_arch = "aarch64",
-            target_arch = "riscv64"
-        ),
-        not(miri),
-        not(loom)
-    ))]
     // SAFETY: the caller's guarantee: a segment of ours is one `alloc`
     // returned, unused from now on.
-    return unsafe { imp::free(ptr, layout.size()) };
-    #[allow(unreachable_code)] // where there are no segments
-    {
-        let _ = ptr;
+    unsafe { imp::free(ptr, layout.size()) }
+}
+
+/// Where there are no segments: nothing is served, nothing is ours.
+#[cfg(not(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64"
+    ),
+    not(miri),
+    not(loom)
+)))]
+mod imp {
+    use core::ptr::NonNull;
+
+    /// Declines: the caller asks the system allocator.
+    pub(super) fn alloc() -> Option<NonNull<u8>> {
+        None
+    }
+
+    /// Nothing is a segment here.
+    ///
+    /// # Safety
+    ///
+    /// None needed; the signature matches the one with segments.
+    pub(super) unsafe fn free(_ptr: NonNull<u8>, _size: usize) -> bool {
         false
     }
 }
