@@ -57,14 +57,26 @@ const ENTRIES: usize = 1 << (32 - STORE_SHIFT);
 static NO_STORES: [AtomicPtr<RawStore>; ENTRIES] =
     [const { AtomicPtr::new(ptr::null_mut()) }; ENTRIES];
 
-/// Where the large path put a block (the value of a large entry).
+/// Where the large path put a block (the value of a large entry): 24
+/// bytes, a slot of 32 with its generation (a `Layout` and the length
+/// apart made it 40: 0.45 MB more at the peak of the trace replay's
+/// 55,749 live large blocks).
 #[derive(Clone, Copy)]
 struct Large {
     ptr: NonNull<u8>,
-    /// The layout it was allocated with.
-    layout: Layout,
-    /// The usable size the handle reports.
+    /// The usable size the handle reports (the layout's size is at least 1).
     len: usize,
+    /// The layout's alignment.
+    align: usize,
+}
+
+impl Large {
+    /// The layout the block was allocated with: `len` rounded up to at
+    /// least one byte, at `align` (a valid layout: `alloc_large` made it).
+    fn layout(&self) -> Layout {
+        Layout::from_size_align(self.len.max(1), self.align)
+            .unwrap_or_else(|_| unreachable!("made from a valid layout"))
+    }
 }
 
 /// The checked-block state of one manager.
@@ -312,8 +324,8 @@ impl CheckedBlocks {
         };
         let entry = Large {
             ptr,
-            layout,
             len: size,
+            align,
         };
         // SAFETY: a slot taken from the store of `Large`s: its value is ours
         // to write.
@@ -405,7 +417,7 @@ impl CheckedBlocks {
         // freed once.
         unsafe {
             store.vacate(slot, b.slot);
-            large::free_block(heap_record, large.ptr, large.layout);
+            large::free_block(heap_record, large.ptr, large.layout());
         }
         Ok(())
     }

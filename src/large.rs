@@ -375,7 +375,7 @@ struct Footer {
 
 /// Freed allocations kept for reuse, as a pool keeps its free blocks: one
 /// stack per **large class** (the full size of an allocation up to
-/// [`ROUND_MAX`] is rounded up to one of eight steps per doubling, so an
+/// [`ROUND_MAX`] is rounded up to its class, see [`large_class`], so an
 /// allocation serves any request of its class), found by the class of the
 /// full size — a constant for a typed value. A freed allocation stays on
 /// its heap record's list, so keeping it or taking it back touches no
@@ -403,37 +403,54 @@ struct Cache {
 }
 
 /// The largest full size a manager's cache keeps.
-const ENTRY_MAX: usize = 64 << 10;
+const ENTRY_MAX: usize = (64 << 10) - 8;
 
 /// The largest full size with a large class (rounded up to it), and the
 /// largest `Global`'s cache keeps.
-const ROUND_MAX: usize = 4 << 20;
+const ROUND_MAX: usize = (4 << 20) - 8;
 
 /// The most bytes `Global`'s cache keeps.
 const GLOBAL_CACHE_CAP: usize = 64 << 20;
 
-/// Large classes: eight of 8..64 bytes, then eight per doubling up to
+/// Large classes, on the full size plus 8 (`t`): steps of 8 up to 512
+/// bytes (63 classes), 32 per doubling up to [`ENTRY_MAX`] (a manager's
+/// cache keeps these: at most 1/32 wasted), then 8 per doubling up to
 /// [`ROUND_MAX`].
-const CLASSES: usize = 8 + 8 * (ROUND_MAX.trailing_zeros() as usize - 6);
+const CLASSES: usize =
+    63 + 32 * FINE_DOUBLINGS + 8 * ((ROUND_MAX + 8).trailing_zeros() as usize - 16);
 
-/// The large class of full size `size` (at most [`ROUND_MAX`]): its index
-/// and its size, at most 1/8 more than `size` above 64 bytes.
+/// Doublings of `t` with 32 classes each: 512 B..64 KiB.
+const FINE_DOUBLINGS: usize = (ENTRY_MAX + 8).trailing_zeros() as usize - 9;
+
+/// The large class of full size `size` (a multiple of 8, at most
+/// [`ROUND_MAX`]): its index and its size, at most 1/8 more than
+/// `size` above 64 bytes and 1/32 more from 512 bytes to [`ENTRY_MAX`].
+///
+/// The classes are 8 bytes short of their steps: above 512 bytes each is 8
+/// bytes short of a multiple of 16, so that the system allocator's 8-byte
+/// header (glibc's, on 64-bit targets) fills its 16-byte granule exactly
+/// (a 632-byte value with its 48-byte footer: 680 bytes, 688 in glibc;
+/// with the classes on the steps, 704 and 720).
 #[inline(always)]
 const fn large_class(size: usize) -> (usize, usize) {
-    if size <= 64 {
-        let class = if size <= 8 {
-            8
+    let t = size + 8;
+    let (index, class_t) = if t <= 512 {
+        let class_t = if t <= 16 { 16 } else { t.next_multiple_of(8) };
+        (class_t / 8 - 2, class_t)
+    } else {
+        // 2^e < t <= 2^(e + 1).
+        let e = (usize::BITS - 1 - (t - 1).leading_zeros()) as usize;
+        let (per, first) = if e < 9 + FINE_DOUBLINGS {
+            (5, 63 + 32 * (e - 9))
         } else {
-            size.next_multiple_of(8)
+            (3, 63 + 32 * FINE_DOUBLINGS + 8 * (e - 9 - FINE_DOUBLINGS))
         };
-        return (class / 8 - 1, class);
-    }
-    // 2^e < size <= 2^(e + 1), in steps of 2^(e - 3).
-    let e = (usize::BITS - 1 - (size - 1).leading_zeros()) as usize;
-    let step = 1 << (e - 3);
-    let class = size.next_multiple_of(step);
-    let k = (class - (1 << e)) / step; // 1..=8
-    (8 + (e - 6) * 8 + k - 1, class)
+        let step = 1 << (e - per);
+        let class_t = t.next_multiple_of(step);
+        let k = (class_t - (1 << e)) / step; // 1..=2^per
+        (first + k - 1, class_t)
+    };
+    (index, class_t - 8)
 }
 
 static_assertions::const_assert_eq!(large_class(ROUND_MAX).0, CLASSES - 1);
@@ -972,26 +989,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn large_classes_are_dense_ordered_and_waste_at_most_an_eighth() {
-        let mut last = large_class(1);
+    fn large_classes_are_dense_ordered_and_waste_little() {
+        let mut last = large_class(8);
         assert_eq!(last, (0, 8));
-        // Every size up to 64 KiB, then the sizes around each class
-        // boundary above it (eight per doubling). Under Miri (pure
-        // arithmetic: every size took it 45 s) every size up to 1 KiB and
-        // the sizes around each boundary above: still every class, in order.
-        let dense = if cfg!(miri) { 1 << 10 } else { ENTRY_MAX };
-        let boundaries = (dense.trailing_zeros()..ROUND_MAX.trailing_zeros()).flat_map(|e| {
-            (1..=8).flat_map(move |k| {
-                let b = (1usize << e) + k * (1 << (e - 3));
-                [b - 1, b, b + 1].into_iter().filter(|&s| s <= ROUND_MAX)
-            })
-        });
-        let sizes = (2..=dense).chain(boundaries);
+        // Every full size (a multiple of 8) up to 64 KiB, then the sizes
+        // around each class boundary above it. Under
+        // Miri (pure arithmetic) every size up to 2 KiB and the boundaries
+        // above: still every class, in order.
+        let dense = if cfg!(miri) { 2 << 10 } else { ENTRY_MAX };
+        let boundary = |e: u32, k: usize, per: u32| (1usize << e) + k * (1 << (e - per)) - 8;
+        let fine = (11..16).flat_map(|e| (1..=32).map(move |k| boundary(e, k, 5)));
+        let coarse = (16..(ROUND_MAX + 8).trailing_zeros())
+            .flat_map(|e| (1..=8).map(move |k| boundary(e, k, 3)));
+        let boundaries = fine
+            .chain(coarse)
+            .filter(|&b| b > dense)
+            .flat_map(|b| [b - 8, b, b + 8].into_iter().filter(|&s| s <= ROUND_MAX));
+        let sizes = (1..=dense / 8).map(|n| n * 8).chain(boundaries);
         for size in sizes {
             let (index, class) = large_class(size);
-            assert!(class >= size && class <= ROUND_MAX, "{size}");
+            assert!(
+                class >= size && class <= ROUND_MAX && class % 8 == 0,
+                "{size}"
+            );
             if size > 64 {
                 assert!((class - size) * 8 <= size, "{size} -> {class}");
+            }
+            if size > 512 {
+                // Above 512 bytes 8 short of a multiple of 16: the system
+                // allocator's 8-byte header fills the granule.
+                assert_eq!((class + 8) % 16, 0, "{size} -> {class}");
+            }
+            if size > 512 && size <= ENTRY_MAX {
+                assert!((class - size) * 32 <= size, "{size} -> {class}");
             }
             // The class of a class is itself; indices rise one by one.
             assert_eq!(large_class(class), (index, class));
@@ -999,7 +1029,7 @@ mod tests {
             assert!(index > last.0 || class == last.1);
             last = (index, class);
         }
-        assert_eq!(last.0, CLASSES - 1);
+        assert_eq!(last, (CLASSES - 1, ROUND_MAX));
     }
 
     /// The registry against a model: random inserts and removes (addresses
