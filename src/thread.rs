@@ -129,12 +129,38 @@ mod tls {
         /// This thread's slot, [`UNSET`] or [`NONE`]. No destructor, so it is
         /// readable while the thread's other thread-locals are destroyed.
         static SLOT: Cell<u32> = const { Cell::new(UNSET) };
+        /// The slot as an index into a table of `MAX_THREADS + 1` entries:
+        /// the slot if the thread holds one, else `MAX_THREADS` (the last
+        /// entry, never written: null). Always at most `MAX_THREADS`, so a
+        /// shared manager's allocation finds its thread heap with one load
+        /// and no bounds test (see `SharedManager::my_pools`). Written with
+        /// `SLOT`, by `set` only.
+        static HEAP_INDEX: Cell<u32> = const { Cell::new(MAX_THREADS as u32) };
         /// Gives the slot back when the thread exits.
         static EXIT: Exit = const { Exit };
     }
 
     /// Its destructor runs when the thread exits.
     struct Exit;
+
+    /// Sets this thread's slot (and [`HEAP_INDEX`] with it).
+    fn set(t: u32) {
+        SLOT.with(|s| s.set(t));
+        let index = if (t as usize) < MAX_THREADS {
+            t
+        } else {
+            MAX_THREADS as u32
+        };
+        HEAP_INDEX.with(|i| i.set(index));
+    }
+
+    /// This thread's slot as an index into a table of `MAX_THREADS + 1`
+    /// entries: the slot, or `MAX_THREADS` if it holds none. Never more
+    /// than `MAX_THREADS`.
+    #[inline(always)]
+    pub(crate) fn heap_index() -> usize {
+        HEAP_INDEX.with(Cell::get) as usize
+    }
 
     impl Drop for Exit {
         fn drop(&mut self) {
@@ -146,10 +172,10 @@ mod tls {
                 if let Some(hook) = ON_EXIT.get() {
                     hook(t);
                 }
-                SLOT.with(|s| s.set(NONE));
+                set(NONE);
                 REGISTRY.release(t);
             } else {
-                SLOT.with(|s| s.set(NONE));
+                set(NONE);
             }
         }
     }
@@ -200,14 +226,14 @@ mod tls {
             return t;
         }
         let Some(t) = REGISTRY.acquire() else {
-            SLOT.with(|s| s.set(FULL));
+            set(FULL);
             return FULL;
         };
-        SLOT.with(|s| s.set(t));
+        set(t);
         if EXIT.try_with(|_| ()).is_err() {
             // The thread's thread-locals are being destroyed: no exit hook
             // can be registered, so the slot goes back now.
-            SLOT.with(|s| s.set(NONE));
+            set(NONE);
             REGISTRY.release(t);
             return NONE;
         }
@@ -218,7 +244,7 @@ mod tls {
 #[cfg(all(unix, feature = "std", not(loom)))]
 pub(crate) use tls::id;
 #[cfg(all(feature = "std", not(loom)))]
-pub(crate) use tls::{current, register, set_exit_hook, REGISTRY};
+pub(crate) use tls::{current, heap_index, register, set_exit_hook, REGISTRY};
 
 #[cfg(all(test, feature = "std", not(loom)))]
 mod tests {

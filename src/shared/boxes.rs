@@ -146,7 +146,15 @@ impl<C: SizeClasses> SharedManager<C> {
     /// Room for `layout` (for `Global` and the `Allocator`-free paths).
     #[inline(always)]
     pub(crate) fn alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, Error> {
-        self.state()?.alloc_layout(layout)
+        heap::alloc::<C, BOX>(self, layout)
+    }
+
+    /// A block of class `class` when this thread has no heap in the table
+    /// (or the state is not made): made now, or the central heap's.
+    #[cold]
+    #[inline(never)]
+    fn alloc_class_slow(&self, class: usize) -> Result<NonNull<u8>, Error> {
+        self.state()?.alloc_class_slow(class)
     }
 
     /// Room for one `T`, routed at compile time.
@@ -162,7 +170,12 @@ impl<C: SizeClasses> SharedManager<C> {
 impl<C: SizeClasses> Serve<C> for SharedManager<C> {
     #[inline(always)]
     fn class<const FOR: For>(&self, class: usize) -> Result<NonNull<u8>, Error> {
-        self.state()?.alloc_class(class)
+        match self.my_pools() {
+            // SAFETY: this thread's live heap of this manager (module
+            // invariant), a class of `C` (from `route`).
+            Some(pools) => unsafe { Heap::<C>::pool_at(pools, class) }.alloc(),
+            None => self.alloc_class_slow(class),
+        }
     }
 
     #[inline(always)]

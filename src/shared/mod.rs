@@ -39,6 +39,9 @@
 //! - The central heap is touched only under its heap record's lock.
 //! - The state lives at a fixed address from its creation until the
 //!   manager is dropped.
+//! - `SharedManager::heaps` points to the first of `MAX_THREADS + 1`
+//!   entries: [`NO_HEAPS`] (all null, never written) until the state is
+//!   made, then the state's `heaps`.
 
 mod boxes;
 mod builder;
@@ -63,10 +66,11 @@ pub(crate) use state::Config;
 use state::{destroy, State};
 
 use crate::manager::{default_leak_report, DEFAULT_INITIAL_CHUNK};
-use crate::pool::ChunkConfig;
+use crate::pool::{ChunkConfig, Pool};
 use crate::pool_box::{PoolBox, Shared};
 use crate::size_class::SizeClasses;
 use crate::source;
+use crate::thread::{self, MAX_THREADS};
 use crate::{DefaultClasses, Error, MemoryManager};
 
 /// An owning pointer into a [`SharedManager`]: a [`PoolBox`] that may be
@@ -104,6 +108,11 @@ unsafe impl<T: ?Sized + Send, C: SizeClasses> Send for PoolBox<'_, T, C, Shared>
 // SAFETY: `&SharedBox<T>` gives only `&T` (and clones, made from the cloning
 // thread's own heap).
 unsafe impl<T: ?Sized + Sync, C: SizeClasses> Sync for PoolBox<'_, T, C, Shared> {}
+
+/// The table of thread heaps of a manager whose state is not made: every
+/// entry null, never written (see `SharedManager::my_pools`).
+static NO_HEAPS: [AtomicPtr<Pool>; MAX_THREADS + 1] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; MAX_THREADS + 1];
 
 static_assertions::assert_impl_all!(SharedBox<'static, u64>: Send, Sync);
 static_assertions::assert_not_impl_any!(SharedBox<'static, core::cell::Cell<u64>>: Sync);
@@ -159,6 +168,10 @@ static_assertions::assert_impl_all!(SharedManager: Send, Sync);
 pub struct SharedManager<C: SizeClasses = DefaultClasses> {
     /// The state, made on first use (null until then).
     state: AtomicPtr<State<C>>,
+    /// The state's table of thread heaps, or [`NO_HEAPS`] until the state
+    /// is made: an allocation reads its heap through it with no test of
+    /// the state (see `my_pools`).
+    heaps: AtomicPtr<AtomicPtr<Pool>>,
     config: Config,
     _classes: PhantomData<fn(C) -> C>,
 }
@@ -251,6 +264,11 @@ impl<C: SizeClasses> SharedManager<C> {
     pub(crate) const fn with_config(config: Config) -> Self {
         SharedManager {
             state: AtomicPtr::new(ptr::null_mut()),
+            heaps: AtomicPtr::new(
+                ptr::from_ref(&NO_HEAPS)
+                    .cast::<AtomicPtr<Pool>>()
+                    .cast_mut(),
+            ),
             config,
             _classes: PhantomData,
         }
@@ -263,6 +281,32 @@ impl<C: SizeClasses> SharedManager<C> {
         m.config.source = source::Source::System;
         m.config.map = false;
         m
+    }
+
+    /// The pools of this thread's heap, if the state is made, the thread
+    /// has a slot and its heap exists: two loads and a test, with no test
+    /// of the state (a manager whose state is not made reads [`NO_HEAPS`])
+    /// or of the slot (a thread with none reads the last entry, null).
+    #[inline(always)]
+    fn my_pools(&self) -> Option<NonNull<Pool>> {
+        // `Acquire`: pairs with the `Release` store in `publish_heaps`, so
+        // the state's table is seen initialised (zero: every entry null).
+        let table = self.heaps.load(Ordering::Acquire);
+        // SAFETY: `table` points to `MAX_THREADS + 1` entries alive as long
+        // as the manager (invariant), and `heap_index` is at most
+        // `MAX_THREADS`.
+        let cell = unsafe { &*table.add(thread::heap_index()) };
+        // `Relaxed`: as `State::my_pools` (this thread holds the slot, or
+        // reads a null that no one writes).
+        NonNull::new(cell.load(Ordering::Relaxed))
+    }
+
+    /// Points `heaps` to the made state's table.
+    fn publish_heaps(&self, state: &State<C>) {
+        // `Release`: pairs with the `Acquire` in `my_pools`. Every thread
+        // that makes or finds the state stores the same pointer.
+        self.heaps
+            .store(state.heaps.as_ptr().cast_mut(), Ordering::Release);
     }
 
     /// The state, if made.
@@ -305,14 +349,19 @@ impl<C: SizeClasses> SharedManager<C> {
                 #[cfg(unix)]
                 fork::install();
                 // SAFETY: just published; lives until the manager is dropped.
-                Ok(unsafe { fresh.as_ref() })
+                let state = unsafe { fresh.as_ref() };
+                self.publish_heaps(state);
+                Ok(state)
             }
             Err(winner) => {
                 // SAFETY: ours was never shared; the winner's is published.
-                unsafe {
+                let state = unsafe {
                     destroy(fresh);
-                    Ok(&*winner)
-                }
+                    &*winner
+                };
+                // (The winner publishes its table too: the same pointer.)
+                self.publish_heaps(state);
+                Ok(state)
             }
         }
     }

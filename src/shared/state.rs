@@ -64,8 +64,10 @@ pub(super) struct State<C: SizeClasses> {
     /// Empty chunks the thread heaps gave back, for the next ones (all
     /// zero bits: empty).
     pub(super) chunk_cache: ChunkCache,
-    /// The pools of each slot's heap, or null.
-    pub(super) heaps: [AtomicPtr<Pool>; MAX_THREADS],
+    /// The pools of each slot's heap, or null; one entry more than there
+    /// are slots, never written (null): the entry of `thread::heap_index`
+    /// for a thread with no slot (see `SharedManager::my_pools`).
+    pub(super) heaps: [AtomicPtr<Pool>; MAX_THREADS + 1],
 }
 
 /// The figures of a class's pools in the thread heaps freed so far. Every
@@ -165,10 +167,10 @@ impl<C: SizeClasses> State<C> {
     }
 
     /// The pools of this thread's heap, if it has a slot and the heap
-    /// exists: the fast path's one table load.
+    /// exists (the same as `SharedManager::my_pools`, for a made state).
     #[inline(always)]
     pub(super) fn my_pools(&self) -> Option<NonNull<Pool>> {
-        let cell = self.heaps.get(thread::current() as usize)?;
+        let cell = &self.heaps[thread::heap_index()];
         // `Relaxed`: this thread holds the slot, so the heap was made by it
         // or by a previous holder whose writes happen before ours (the
         // registry's `Release`/`Acquire` on the slot).
