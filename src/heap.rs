@@ -69,8 +69,8 @@ impl<C: SizeClasses> Heap<C> {
     /// Bytes of a heap's own records: its pools' array and its large
     /// path's record (what a shared manager charges per thread heap).
     #[cfg_attr(not(feature = "std"), allow(dead_code))] // used by the shared manager
-    pub(crate) fn own_bytes() -> usize {
-        Self::pools_layout().size() + size_of::<HeapRecord>()
+    pub(crate) fn own_bytes(large: bool) -> usize {
+        Self::pools_layout().size() + HeapRecord::size(large)
     }
 
     /// One empty pool per class of `C`, of heap kind `kind` (where its
@@ -87,15 +87,10 @@ impl<C: SizeClasses> Heap<C> {
     ) -> Option<Self> {
         let source = kind.source;
         // Freed after the pools (see `drop`).
-        let heap_record = source::alloc(source, Layout::new::<HeapRecord>())?.cast::<HeapRecord>();
-        // SAFETY: a fresh allocation of a `HeapRecord`'s layout.
-        unsafe { heap_record.write(HeapRecord::new(budget, name, kind)) };
+        let heap_record = HeapRecord::create(budget, name, kind)?;
         let Some(pools) = source::alloc(source, Self::pools_layout()) else {
-            // SAFETY: written just above, freed once, here.
-            unsafe {
-                ptr::drop_in_place(heap_record.as_ptr());
-                source::dealloc(source, heap_record.cast(), Layout::new::<HeapRecord>());
-            }
+            // SAFETY: made just above, freed once, here.
+            unsafe { HeapRecord::destroy(heap_record) };
             return None;
         };
         let pools = pools.cast::<Pool>();
@@ -235,8 +230,7 @@ impl<C: SizeClasses> Drop for Heap<C> {
         unsafe {
             ptr::drop_in_place(slice);
             source::dealloc(source, self.pools.cast(), Self::pools_layout());
-            ptr::drop_in_place(self.heap_record.as_ptr());
-            source::dealloc(source, self.heap_record.cast(), Layout::new::<HeapRecord>());
+            HeapRecord::destroy(self.heap_record);
         }
     }
 }

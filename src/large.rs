@@ -56,6 +56,10 @@ pub(crate) struct HeapKind {
     /// Whether the large path keeps freed allocations up to [`ROUND_MAX`]
     /// (capped) rather than [`ENTRY_MAX`]: `Global`'s.
     pub(crate) big_cache: bool,
+    /// Whether the heap serves allocations above the classes, so its
+    /// record carries the large cache's stacks (a shared manager's thread
+    /// heaps do not: the central heap serves those).
+    pub(crate) large: bool,
     /// A central heap's lock (static), or null.
     pub(crate) lock: *const RawLock,
 }
@@ -71,6 +75,7 @@ impl HeapKind {
         owner: ptr::null(),
         budget: ptr::null(),
         big_cache: false,
+        large: true,
         lock: ptr::null(),
     };
 }
@@ -140,8 +145,71 @@ pub(crate) struct HeapRecord {
 }
 
 impl HeapRecord {
-    /// No allocations yet; `budget` is the manager's limit in bytes.
-    pub(crate) fn new(budget: Option<usize>, name: Option<&'static str>, kind: HeapKind) -> Self {
+    /// The layout of a heap record of `kind` with its cache's stacks after
+    /// it (if the heap has a large path), and their offset.
+    fn layout(large: bool) -> (Layout, usize) {
+        let record = Layout::new::<HeapRecord>();
+        let stacks = if large { CLASSES } else { 0 };
+        match Layout::array::<Cell<*mut Footer>>(stacks).and_then(|a| record.extend(a)) {
+            Ok((layout, offset)) => (layout.pad_to_align(), offset),
+            Err(_) => unreachable!("a fixed, small layout"),
+        }
+    }
+
+    /// Bytes of a heap record, its stacks included if the heap has a
+    /// large path (`large`: [`HeapKind::large`]).
+    pub(crate) fn size(large: bool) -> usize {
+        Self::layout(large).0.size()
+    }
+
+    /// A heap record with no allocations yet, its memory from
+    /// `kind.source`; `None` if that cannot be had. `budget` is the
+    /// manager's limit in bytes. Freed with [`destroy`](Self::destroy).
+    pub(crate) fn create(
+        budget: Option<usize>,
+        name: Option<&'static str>,
+        kind: HeapKind,
+    ) -> Option<NonNull<HeapRecord>> {
+        let (layout, offset) = Self::layout(kind.large);
+        let record = alloc(kind.source, layout)?;
+        let len = if kind.large { CLASSES } else { 0 };
+        // SAFETY: a fresh allocation of `layout`: the record at its start,
+        // `len` cells at `offset` (`Layout::extend`), each written once.
+        unsafe {
+            let stacks = record.add(offset).cast::<Cell<*mut Footer>>();
+            for i in 0..len {
+                stacks.add(i).write(Cell::new(ptr::null_mut()));
+            }
+            let record = record.cast::<HeapRecord>();
+            record.write(HeapRecord::new(budget, name, kind, (stacks, len)));
+            Some(record)
+        }
+    }
+
+    /// Drops and frees a heap record of [`create`](Self::create).
+    ///
+    /// # Safety
+    ///
+    /// `record` must come from `create`, be freed once, and not be used
+    /// afterwards.
+    pub(crate) unsafe fn destroy(record: NonNull<HeapRecord>) {
+        // SAFETY: the caller's guarantee; the record was made by `create`
+        // with its kind's layout (the cells need no drop).
+        unsafe {
+            let kind = (*record.as_ptr()).kind;
+            ptr::drop_in_place(record.as_ptr());
+            dealloc(kind.source, record.cast(), Self::layout(kind.large).0);
+        }
+    }
+
+    /// No allocations yet; `budget` is the manager's limit in bytes; the
+    /// cache's stacks are `stacks` (see [`Cache`]).
+    fn new(
+        budget: Option<usize>,
+        name: Option<&'static str>,
+        kind: HeapKind,
+        (stacks, len): (NonNull<Cell<*mut Footer>>, usize),
+    ) -> Self {
         HeapRecord {
             live: Counter::new(0),
             peak: Counter::new(0),
@@ -154,7 +222,8 @@ impl HeapRecord {
             chunks: ChunkMap::new(kind.source),
             name,
             cache: Cache {
-                stacks: [const { Cell::new(ptr::null_mut()) }; CLASSES],
+                stacks,
+                len,
                 bytes: Counter::new(0),
                 on: budget.is_none() && !cfg!(feature = "pass-through"),
                 max: if kind.big_cache { ROUND_MAX } else { ENTRY_MAX },
@@ -388,8 +457,13 @@ struct Footer {
 /// that fits.
 #[derive(Debug)]
 struct Cache {
-    /// One stack per large class, linked through `Footer::cache_next`.
-    stacks: [Cell<*mut Footer>; CLASSES],
+    /// One stack per large class, linked through `Footer::cache_next`:
+    /// [`CLASSES`] cells right after the heap record in its allocation
+    /// (see [`HeapRecord::create`]), or none (`len` 0) in a heap with no
+    /// large path.
+    stacks: NonNull<Cell<*mut Footer>>,
+    /// [`CLASSES`], or 0.
+    len: usize,
     /// Bytes kept (full sizes).
     bytes: Counter,
     /// Whether the cache keeps anything.
@@ -456,6 +530,15 @@ const fn large_class(size: usize) -> (usize, usize) {
 static_assertions::const_assert_eq!(large_class(ROUND_MAX).0, CLASSES - 1);
 
 impl Cache {
+    /// The stacks, one per large class (none in a heap with no large path).
+    #[inline(always)]
+    fn stacks(&self) -> &[Cell<*mut Footer>] {
+        // SAFETY: `stacks` is `len` initialised cells in the heap record's
+        // allocation, alive as long as the record (or dangling with `len`
+        // 0), and written through `Cell`s only.
+        unsafe { core::slice::from_raw_parts(self.stacks.as_ptr(), self.len) }
+    }
+
     /// Takes a kept allocation of full layout `full` whose footer is
     /// `offset` bytes in, if there is one, and counts it live again.
     #[inline(always)]
@@ -468,7 +551,7 @@ impl Cache {
         if full.size() > self.max || full.align() != FULL_ALIGN {
             return None;
         }
-        let stack = &self.stacks[large_class(full.size()).0];
+        let stack = self.stacks().get(large_class(full.size()).0)?;
         let footer = NonNull::new(stack.get())?;
         // SAFETY: a footer on a stack is that of a live allocation of
         // `full` (its class's one layout), kept here, whose value is
@@ -509,7 +592,9 @@ impl Cache {
         {
             return false;
         }
-        let stack = &self.stacks[large_class(full.size()).0];
+        let Some(stack) = self.stacks().get(large_class(full.size()).0) else {
+            return false;
+        };
         // SAFETY: the caller's guarantee: a live footer of an allocation no
         // one uses now; its value lies `offset` bytes before it.
         unsafe {
@@ -892,7 +977,7 @@ pub(crate) unsafe fn free_registered(heap_record: &HeapRecord, value: NonNull<u8
 
 /// Frees every allocation kept in `heap_record`'s cache; returns the bytes.
 pub(crate) fn trim_cache(heap_record: &HeapRecord) -> usize {
-    for stack in &heap_record.cache.stacks {
+    for stack in heap_record.cache.stacks() {
         while let Some(footer) = NonNull::new(stack.get()) {
             // SAFETY: a footer on a stack is that of a kept allocation of
             // this heap record, used by no one; it leaves the stack first.
@@ -938,7 +1023,7 @@ pub(crate) unsafe fn free_all(heap_record: &HeapRecord, keep: bool) {
     } else {
         // The kept allocations leave the list for a while, onto a list of
         // their own, so that the one left holds the live ones only.
-        for stack in &heap_record.cache.stacks {
+        for stack in heap_record.cache.stacks() {
             let mut on_stack = stack.get();
             while let Some(footer) = NonNull::new(on_stack) {
                 let f = footer.as_ptr();

@@ -111,6 +111,7 @@ impl<C: SizeClasses> State<C> {
             // `Global` (the only shared manager without a chunk map) keeps
             // large allocations up to 4 MiB for reuse.
             big_cache: !config.map,
+            large: true,
             lock: crate::sync::central_lock(!config.map),
         };
         // SAFETY: `state` is a fresh allocation of a `State<C>`; each field
@@ -143,7 +144,8 @@ impl<C: SizeClasses> State<C> {
     /// Bytes of a thread heap's own records, charged to the budget while
     /// the heap lives.
     fn heap_size() -> usize {
-        Heap::<C>::own_bytes()
+        // (A thread heap has no large path: the central heap serves it.)
+        Heap::<C>::own_bytes(false)
     }
 
     /// The heap kind of a thread's heap.
@@ -162,6 +164,8 @@ impl<C: SizeClasses> State<C> {
             owner: self.central.heap().heap_record().kind.owner,
             budget: &raw const self.budget,
             big_cache: false,
+            // Its large allocations go to the central heap: no large cache.
+            large: false,
             lock: ptr::null(),
         }
     }
