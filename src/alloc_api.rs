@@ -76,11 +76,10 @@ macro_rules! grow_and_shrink {
 unsafe impl<C: SizeClasses> Allocator for &MemoryManager<C> {
     #[inline(always)]
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        let ptr = heap::alloc_registered(self.heap(), layout).map_err(|_| AllocError)?;
-        Ok(NonNull::slice_from_raw_parts(
-            ptr,
-            heap::usable::<C>(layout),
-        ))
+        // Routed once, for the allocation and its usable size.
+        let req = heap::Routed::new::<C>(layout);
+        let ptr = heap::alloc_registered(self.heap(), req).map_err(|_| AllocError)?;
+        Ok(NonNull::slice_from_raw_parts(ptr, req.usable::<C>()))
     }
 
     #[inline(always)]

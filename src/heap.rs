@@ -302,6 +302,52 @@ impl Request for Layout {
     }
 }
 
+/// A layout routed already (by the caller, for the class table it
+/// allocates with): the `Allocator`'s `allocate` routes once for the
+/// allocation and its usable size.
+#[cfg(feature = "allocator-api2")]
+#[derive(Clone, Copy)]
+pub(crate) struct Routed {
+    layout: Layout,
+    route: Route,
+}
+
+#[cfg(feature = "allocator-api2")]
+impl Routed {
+    /// `layout` with its route in class table `C`.
+    #[inline(always)]
+    pub(crate) fn new<C: SizeClasses>(layout: Layout) -> Self {
+        Routed {
+            layout,
+            route: layout.route::<C>(),
+        }
+    }
+
+    /// The usable size of an allocation of it: the whole block for a pool
+    /// class, exactly the request otherwise.
+    #[inline(always)]
+    pub(crate) fn usable<C: SizeClasses>(self) -> usize {
+        match self.route {
+            Route::Pool(class) => C::TABLE.size(class),
+            Route::Zero | Route::Large => self.layout.size(),
+        }
+    }
+}
+
+#[cfg(feature = "allocator-api2")]
+impl Request for Routed {
+    #[inline(always)]
+    fn layout(self) -> Layout {
+        self.layout
+    }
+
+    /// The route it was made with (for the same `C`).
+    #[inline(always)]
+    fn route<C: SizeClasses>(self) -> Route {
+        self.route
+    }
+}
+
 /// A request for one `T`: its class is a constant of `T`, so its
 /// allocation is a pop from a known pool.
 pub(crate) struct One<T>(PhantomData<fn() -> T>);
@@ -653,25 +699,15 @@ pub(crate) unsafe fn name_of<C: SizeClasses>(
 // ----- the `Allocator` implementation's side ------------------------------
 
 #[cfg(feature = "allocator-api2")]
-/// The usable size of an allocation of `layout`: the whole block for a pool
-/// class, exactly the request otherwise.
-#[inline(always)]
-pub(crate) fn usable<C: SizeClasses>(layout: Layout) -> usize {
-    match layout.route::<C>() {
-        Route::Pool(class) => C::TABLE.size(class),
-        Route::Zero | Route::Large => layout.size(),
-    }
-}
-
 #[cfg(feature = "allocator-api2")]
 /// Room for `layout`: a pool block, a registered system allocation, or (zero
 /// size) a dangling pointer aligned to `layout.align()`.
 #[inline(always)]
 pub(crate) fn alloc_registered<C: SizeClasses>(
     heap: &Heap<C>,
-    layout: Layout,
+    req: impl Request,
 ) -> Result<NonNull<u8>, Error> {
-    alloc::<C, COLLECTION>(heap, layout)
+    alloc::<C, COLLECTION>(heap, req)
 }
 
 #[cfg(feature = "allocator-api2")]
@@ -783,12 +819,13 @@ pub(crate) unsafe fn resize<C: SizeClasses>(
 ) -> Result<NonNull<[u8]>, Error> {
     let from = old.route::<C>();
     let own = own(heap, ptr, from);
-    if let Some(usable) = in_place::<C>(old, new) {
+    let to = Routed::new::<C>(new);
+    if let Some(usable) = in_place_routed::<C>((old, from), (new, to.route)) {
         // (A large one keeps its footer in place: the registry keys it by
         // the unchanged address.)
         return Ok(NonNull::slice_from_raw_parts(own, usable));
     }
-    let fresh = alloc_registered(heap, new)?;
+    let fresh = alloc_registered(heap, to)?;
     // SAFETY: both are live, distinct allocations (a new one was just made)
     // of at least `min(old, new)` bytes, reached through pointers with
     // provenance over all of them; the old one is freed once, here.
@@ -796,5 +833,5 @@ pub(crate) unsafe fn resize<C: SizeClasses>(
         core::ptr::copy_nonoverlapping(own.as_ptr(), fresh.as_ptr(), old.size().min(new.size()));
         free_registered(heap, own, from);
     }
-    Ok(NonNull::slice_from_raw_parts(fresh, usable::<C>(new)))
+    Ok(NonNull::slice_from_raw_parts(fresh, to.usable::<C>()))
 }
