@@ -17,6 +17,8 @@ mod model;
 mod model_core;
 mod operations;
 mod pool_box;
+#[cfg(all(feature = "std", feature = "allocator-api2"))]
+mod review10;
 mod review7;
 #[cfg(all(feature = "std", feature = "allocator-api2"))]
 mod review8;
