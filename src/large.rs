@@ -210,6 +210,12 @@ impl HeapRecord {
         kind: HeapKind,
         (stacks, len): (NonNull<Cell<*mut Footer>>, usize),
     ) -> Self {
+        let budget = Budget::new(budget, kind.budget);
+        // With a limit — the manager's own or a shared manager's, which its
+        // central heap charges — nothing is kept: a kept allocation would
+        // count against the limit and could refuse a request that fits.
+        // (The shared budget is made before its heaps: `State::create`.)
+        let on = budget.limit().is_none() && !cfg!(feature = "pass-through");
         HeapRecord {
             live: Counter::new(0),
             peak: Counter::new(0),
@@ -218,14 +224,14 @@ impl HeapRecord {
             allocs: Counter::new(0),
             bytes: Counter::new(0),
             head: Cell::new(ptr::null_mut()),
-            budget: Budget::new(budget, kind.budget),
+            budget,
             chunks: ChunkMap::new(kind.source),
             name,
             cache: Cache {
                 stacks,
                 len,
                 bytes: Counter::new(0),
-                on: budget.is_none() && !cfg!(feature = "pass-through"),
+                on,
                 max: if kind.big_cache { ROUND_MAX } else { ENTRY_MAX },
                 cap: if kind.big_cache {
                     GLOBAL_CACHE_CAP

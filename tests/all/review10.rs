@@ -281,7 +281,6 @@ fn a_budgeted_manager_keeps_no_large_allocation() {
 /// "with a budget". A kept allocation there is charged to the shared
 /// budget and refuses a request of another class that fits.
 #[test]
-#[ignore = "preexisting (not these commits): a budgeted SharedManager's central heap keeps large allocations (HeapRecord::new tests its own `budget`, None for the central heap), so they count against the shared budget and refuse a request that fits"]
 fn a_budgeted_shared_manager_keeps_no_large_allocation() {
     let mm = SharedManager::builder().budget(100_000).build_shared();
     let x = mm.try_alloc_slice_copy(&[1u8; 60_000]).unwrap();
