@@ -476,8 +476,11 @@ fn a_manager_moved_and_swapped_after_first_use_keeps_its_heaps() {
         let sa = a.stats();
         let sb = b.stats();
         assert_eq!((sa.live(), sb.live()), (1, 1));
-        assert_eq!(sa.classes.iter().map(|c| c.allocs).sum::<usize>(), 2);
-        assert_eq!(sb.classes.iter().map(|c| c.allocs).sum::<usize>(), 3);
+        if !PASS_THROUGH {
+            // (Pass-through: no pool serves anything.)
+            assert_eq!(sa.classes.iter().map(|c| c.allocs).sum::<usize>(), 2);
+            assert_eq!(sb.classes.iter().map(|c| c.allocs).sum::<usize>(), 3);
+        }
         assert_eq!((x[39], *y), (1, 3));
     }
     let a = thread::spawn(move || {
@@ -501,6 +504,9 @@ fn a_manager_moved_and_swapped_after_first_use_keeps_its_heaps() {
 /// allocations work (the table entry was nulled, not left dangling).
 #[test]
 fn heaps_freed_at_exit_are_made_again() {
+    if PASS_THROUGH {
+        return; // no thread heap is made: everything goes to the system
+    }
     let mm = Arc::new(SharedManager::new());
     drop(mm.alloc(0u64)); // the state, and this thread's heap
     let base = mm.stats().system.metadata_bytes;
