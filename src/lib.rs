@@ -183,11 +183,11 @@
 //! static JOBS: SharedManager = SharedManager::new();
 //!
 //! let made: Vec<SharedBox<'static, [f32; 6]>> = std::thread::spawn(|| {
-//!     (0..1000).map(|i| JOBS.alloc([i as f32; 6])).collect()
+//!     (0..100).map(|i| JOBS.alloc([i as f32; 6])).collect()
 //! })
 //! .join()
 //! .unwrap();
-//! assert_eq!(made[999][5], 999.0);
+//! assert_eq!(made[99][5], 99.0);
 //! drop(made); // freed here, back to the worker's heap
 //! # }
 //! ```

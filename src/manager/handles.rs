@@ -146,9 +146,9 @@ impl<C: SizeClasses> MemoryManager<C> {
     ///
     /// ```
     /// let mm = memory_mgr::MemoryManager::new();
-    /// mm.reserve_handles::<String>(1000)?;
+    /// mm.reserve_handles::<String>(100)?;
     /// let reserved = mm.stats().reserved_bytes();
-    /// let names: Vec<_> = (0..1000).map(|i| mm.insert(i.to_string())).collect();
+    /// let names: Vec<_> = (0..100).map(|i| mm.insert(i.to_string())).collect();
     /// assert_eq!(mm.stats().reserved_bytes(), reserved);
     /// # drop(names);
     /// # Ok::<(), memory_mgr::Error>(())

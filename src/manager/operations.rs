@@ -174,7 +174,7 @@ impl<C: SizeClasses> MemoryManager<C> {
     /// ```
     /// let mm = memory_mgr::MemoryManager::new();
     /// let keep = mm.alloc(1u64);
-    /// let v: Vec<_> = (0..5_000).map(|i| mm.alloc(i as u64)).collect();
+    /// let v: Vec<_> = (0..3_000).map(|i| mm.alloc(i as u64)).collect();
     /// drop(v);
     /// let before = mm.stats().reserved_bytes();
     /// let released = mm.trim();

@@ -25,9 +25,9 @@ impl<C: SizeClasses> SharedManager<C> {
     ///
     /// ```
     /// let mm = memory_mgr::SharedManager::new();
-    /// mm.reserve::<[u8; 64]>(1000)?;
+    /// mm.reserve::<[u8; 64]>(300)?;
     /// let before = mm.stats().reserved_bytes();
-    /// let v: Vec<_> = (0..1000).map(|_| mm.alloc([0u8; 64])).collect();
+    /// let v: Vec<_> = (0..300).map(|_| mm.alloc([0u8; 64])).collect();
     /// assert_eq!(mm.stats().reserved_bytes(), before);
     /// # drop(v);
     /// # Ok::<(), memory_mgr::Error>(())
@@ -85,7 +85,7 @@ impl<C: SizeClasses> SharedManager<C> {
     /// let mm = memory_mgr::SharedManager::new();
     /// let kept = std::thread::scope(|s| {
     ///     s.spawn(|| {
-    ///         drop((0..1_000).map(|i| mm.alloc(i)).collect::<Vec<_>>());
+    ///         drop((0..100).map(|i| mm.alloc(i)).collect::<Vec<_>>());
     ///         mm.alloc(7u64) // outlives the thread: its heap stays
     ///     })
     ///     .join() // (a join waits for the thread's exit, slot given back)

@@ -92,9 +92,9 @@ impl<C: SizeClasses> SharedManager<C> {
     ///
     /// ```
     /// let mm = memory_mgr::SharedManager::new();
-    /// mm.reserve_handles::<u64>(1000)?;
+    /// mm.reserve_handles::<u64>(100)?;
     /// let before = mm.stats().reserved_bytes();
-    /// for i in 0..1000u64 {
+    /// for i in 0..100u64 {
     ///     mm.insert(i);
     /// }
     /// assert_eq!(mm.stats().reserved_bytes(), before);

@@ -152,15 +152,15 @@ static_assertions::assert_impl_all!(SharedManager: Send, Sync);
 /// let made: Vec<_> = std::thread::scope(|s| {
 ///     let workers: Vec<_> = (0..4)
 ///         .map(|w| s.spawn(move || {
-///             (0..100)
+///             (0..25)
 ///                 .map(|i| PARTICLES.alloc(Particle { pos: [w as f32; 3], vel: [i as f32; 3] }))
 ///                 .collect::<Vec<_>>()
 ///         }))
 ///         .collect();
 ///     workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
 /// });
-/// assert_eq!(made.len(), 400);
-/// assert_eq!(PARTICLES.stats().live(), 400);
+/// assert_eq!(made.len(), 100);
+/// assert_eq!(PARTICLES.stats().live(), 100);
 /// drop(made); // freed on this thread: remote frees into the workers' heaps
 /// PARTICLES.trim(); // the workers exited: their heaps take the frees back
 /// assert_eq!(PARTICLES.stats().live(), 0);
