@@ -357,7 +357,11 @@ fn vec_grow_and_shrink_across_the_large_edges() {
         while len < top {
             v.resize(len, (len % 251) as u8);
             // (Under Miri in fewer steps: still past every edge up to top.)
-            len = if cfg!(miri) { len * 2 + 7 } else { len * 3 / 2 + 7 };
+            len = if cfg!(miri) {
+                len * 2 + 7
+            } else {
+                len * 3 / 2 + 7
+            };
         }
         // Exact capacities at the edges (reserve_exact: in place when the
         // large class is the same); under Miri one past 64 KiB.
