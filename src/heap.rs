@@ -456,7 +456,7 @@ pub(crate) unsafe fn free<C: SizeClasses>(
 /// The resize rule: whether an allocation of `old` can serve `new` where it
 /// is — the same pool class, or the same large class (the same allocation,
 /// footer in place) — and if so its usable size for `new`.
-#[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // the `Allocator` impl's, `Global`'s
+#[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))] // `Global`'s
 #[inline(always)]
 pub(crate) fn in_place<C: SizeClasses>(old: Layout, new: Layout) -> Option<usize> {
     in_place_routed::<C>((old, old.route::<C>()), (new, new.route::<C>()))

@@ -17,7 +17,7 @@
 //!
 //! What several threads must share — allocations above the largest class,
 //! checked blocks, collections through the `Allocator` implementation, and
-//! threads with no slot (more than [`MAX_THREADS`](crate::thread::MAX_THREADS) at once, or a thread's
+//! threads with no slot (more than [`MAX_THREADS`] at once, or a thread's
 //! own thread-local destructors after its slot went back) — goes to one
 //! central heap, a `MemoryManager` used under a lock.
 //!
