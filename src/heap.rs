@@ -699,7 +699,6 @@ pub(crate) unsafe fn name_of<C: SizeClasses>(
 // ----- the `Allocator` implementation's side ------------------------------
 
 #[cfg(feature = "allocator-api2")]
-#[cfg(feature = "allocator-api2")]
 /// Room for `layout`: a pool block, a registered system allocation, or (zero
 /// size) a dangling pointer aligned to `layout.align()`.
 #[inline(always)]

@@ -540,8 +540,9 @@ impl Cache {
     #[inline(always)]
     fn stacks(&self) -> &[Cell<*mut Footer>] {
         // SAFETY: `stacks` is `len` initialised cells in the heap record's
-        // allocation, alive as long as the record (or dangling with `len`
-        // 0), and written through `Cell`s only.
+        // allocation, alive as long as the record (with `len` 0: the
+        // aligned end of the record, no cell read), and written through
+        // `Cell`s only.
         unsafe { core::slice::from_raw_parts(self.stacks.as_ptr(), self.len) }
     }
 
