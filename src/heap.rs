@@ -757,10 +757,12 @@ unsafe fn free_registered<C: SizeClasses>(heap: &Heap<C>, own: NonNull<u8>, rout
     match route {
         Route::Zero => {}
         Route::Pool(class) => {
-            heap.get(class).count_tally(false);
-            // SAFETY: a live block of one of `heap`'s pools (caller), through
-            // a pointer with provenance over its chunk, header included.
-            unsafe { Pool::free(own) }
+            // The block's pool is pool `class` of `heap` (the caller's
+            // allocation of a layout routed to `class`): no load of its
+            // chunk's header on the way to the push.
+            let pool = heap.get(class);
+            pool.count_tally(false);
+            pool.push(own);
         }
         // SAFETY: a live registered allocation of `heap` (caller).
         Route::Large => unsafe { large::free_registered(heap.heap_record(), own) },

@@ -10,7 +10,7 @@
 //! when it is dropped or cloned (its layout, known to the box, says where
 //! the footer is).
 //!
-//! A freed one of at most 64 KiB is kept for reuse (see [`Cache`]), as the
+//! A freed one of at most 4 MiB is kept for reuse (see [`Cache`]), as the
 //! pools keep their free blocks: the next allocation of its large class
 //! takes it back without a call to the system allocator, and without
 //! touching the list every allocation is on. A trim gives them back (a
@@ -53,9 +53,6 @@ pub(crate) struct HeapKind {
     pub(crate) owner: *const (),
     /// The shared budget the heap charges, or null for its own.
     pub(crate) budget: *const crate::budget::SharedBudget,
-    /// Whether the large path keeps freed allocations up to [`ROUND_MAX`]
-    /// (capped) rather than [`ENTRY_MAX`]: `Global`'s.
-    pub(crate) big_cache: bool,
     /// Whether the heap serves allocations above the classes, so its
     /// record carries the large cache's stacks (a shared manager's thread
     /// heaps do not: the central heap serves those).
@@ -74,7 +71,6 @@ impl HeapKind {
         chunk_cache: core::ptr::null(),
         owner: ptr::null(),
         budget: ptr::null(),
-        big_cache: false,
         large: true,
         lock: ptr::null(),
     };
@@ -232,12 +228,6 @@ impl HeapRecord {
                 len,
                 bytes: Counter::new(0),
                 on,
-                max: if kind.big_cache { ROUND_MAX } else { ENTRY_MAX },
-                cap: if kind.big_cache {
-                    GLOBAL_CACHE_CAP
-                } else {
-                    usize::MAX
-                },
             },
             registry: Registry::new(kind.source),
             kind,
@@ -455,8 +445,12 @@ struct Footer {
 /// full size — a constant for a typed value. A freed allocation stays on
 /// its heap record's list, so keeping it or taking it back touches no
 /// neighbour: the cost of the large path is a pop or a push. Kept until a
-/// trim, like a pool's free blocks (a reset keeps them too). Larger or over-aligned
-/// allocations go back to the system at once. Off in pass-through mode,
+/// trim, like a pool's free blocks (a reset keeps them too), up to
+/// [`CACHE_CAP`] bytes in all; larger or over-aligned allocations, and
+/// those past the cap, go back to the system at once (keeping the ones up
+/// to 4 MiB cut the trace replay's page faults by 1,450 a round and its
+/// time by a quarter: docs/benchmarks.md, "Eleventh session"). Off in
+/// pass-through mode,
 /// which must show every allocation and free to the tools that watch the
 /// system allocator, and in a manager with a budget, where a kept
 /// allocation would count against the budget and could refuse a request
@@ -474,37 +468,30 @@ struct Cache {
     bytes: Counter,
     /// Whether the cache keeps anything.
     on: bool,
-    /// The largest full size it keeps: [`ENTRY_MAX`], or [`ROUND_MAX`] for
-    /// `Global` (whose large allocations would otherwise go back to the
-    /// system allocator and be faulted in again, round after round).
-    max: usize,
-    /// The most bytes it keeps (`usize::MAX`: no limit but the classes').
-    cap: usize,
 }
 
-/// The largest full size a manager's cache keeps.
-const ENTRY_MAX: usize = (64 << 10) - 8;
+/// The end of the fine large classes (32 per doubling).
+const FINE_MAX: usize = (64 << 10) - 8;
 
 /// The largest full size with a large class (rounded up to it), and the
-/// largest `Global`'s cache keeps.
+/// largest the cache keeps.
 const ROUND_MAX: usize = (4 << 20) - 8;
 
-/// The most bytes `Global`'s cache keeps.
-const GLOBAL_CACHE_CAP: usize = 64 << 20;
+/// The most bytes a heap's cache keeps.
+const CACHE_CAP: usize = 64 << 20;
 
 /// Large classes, on the full size plus 8 (`t`): steps of 8 up to 512
-/// bytes (63 classes), 32 per doubling up to [`ENTRY_MAX`] (a manager's
-/// cache keeps these: at most 1/32 wasted), then 8 per doubling up to
-/// [`ROUND_MAX`].
+/// bytes (63 classes), 32 per doubling up to [`FINE_MAX`] (at most 1/32
+/// wasted), then 8 per doubling up to [`ROUND_MAX`].
 const CLASSES: usize =
     63 + 32 * FINE_DOUBLINGS + 8 * ((ROUND_MAX + 8).trailing_zeros() as usize - 16);
 
 /// Doublings of `t` with 32 classes each: 512 B..64 KiB.
-const FINE_DOUBLINGS: usize = (ENTRY_MAX + 8).trailing_zeros() as usize - 9;
+const FINE_DOUBLINGS: usize = (FINE_MAX + 8).trailing_zeros() as usize - 9;
 
 /// The large class of full size `size` (a multiple of 8, at most
 /// [`ROUND_MAX`]): its index and its size, at most 1/8 more than
-/// `size` above 64 bytes and 1/32 more from 512 bytes to [`ENTRY_MAX`].
+/// `size` above 64 bytes and 1/32 more from 512 bytes to [`FINE_MAX`].
 ///
 /// The classes are 8 bytes short of their steps: above 512 bytes each is 8
 /// bytes short of a multiple of 16, so that the system allocator's 8-byte
@@ -555,7 +542,7 @@ impl Cache {
         full: Layout,
         offset: usize,
     ) -> Option<NonNull<u8>> {
-        if full.size() > self.max || full.align() != FULL_ALIGN {
+        if full.size() > ROUND_MAX || full.align() != FULL_ALIGN {
             return None;
         }
         let stack = self.stacks().get(large_class(full.size()).0)?;
@@ -593,9 +580,9 @@ impl Cache {
     #[inline(always)]
     unsafe fn keep(&self, footer: NonNull<Footer>, full: Layout, offset: usize) -> bool {
         if !self.on
-            || full.size() > self.max
+            || full.size() > ROUND_MAX
             || full.align() != FULL_ALIGN
-            || self.bytes.get() + full.size() > self.cap
+            || self.bytes.get() + full.size() > CACHE_CAP
         {
             return false;
         }
@@ -696,7 +683,7 @@ pub(crate) fn alloc_typed(heap_record: &HeapRecord, layout: Layout) -> Result<No
 #[inline(never)]
 pub(crate) fn alloc_block(heap_record: &HeapRecord, layout: Layout) -> Result<NonNull<u8>, Error> {
     let (full, offset) = (with_footer(layout)?, footer_offset(layout));
-    if full.size() > heap_record.cache.max {
+    if full.size() > ROUND_MAX {
         return alloc_with_footer::<true>(heap_record, (layout, full, offset), true);
     }
     let value = match heap_record.cache.take::<true>(heap_record, full, offset) {
@@ -1088,7 +1075,7 @@ mod tests {
         // around each class boundary above it. Under
         // Miri (pure arithmetic) every size up to 2 KiB and the boundaries
         // above: still every class, in order.
-        let dense = if cfg!(miri) { 2 << 10 } else { ENTRY_MAX };
+        let dense = if cfg!(miri) { 2 << 10 } else { FINE_MAX };
         let boundary = |e: u32, k: usize, per: u32| (1usize << e) + k * (1 << (e - per)) - 8;
         let fine = (11..16).flat_map(|e| (1..=32).map(move |k| boundary(e, k, 5)));
         let coarse = (16..(ROUND_MAX + 8).trailing_zeros())
@@ -1112,7 +1099,7 @@ mod tests {
                 // allocator's 8-byte header fills the granule.
                 assert_eq!((class + 8) % 16, 0, "{size} -> {class}");
             }
-            if size > 512 && size <= ENTRY_MAX {
+            if size > 512 && size <= FINE_MAX {
                 assert!((class - size) * 32 <= size, "{size} -> {class}");
             }
             // The class of a class is itself; indices rise one by one.

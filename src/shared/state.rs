@@ -108,9 +108,7 @@ impl<C: SizeClasses> State<C> {
             chunk_cache: ptr::null(),
             owner: s.cast_const().cast(),
             budget: ptr::null(),
-            // `Global` (the only shared manager without a chunk map) keeps
-            // large allocations up to 4 MiB for reuse.
-            big_cache: !config.map,
+
             large: true,
             lock: crate::sync::central_lock(!config.map),
         };
@@ -163,7 +161,7 @@ impl<C: SizeClasses> State<C> {
             // and Tree Borrows).
             owner: self.central.heap().heap_record().kind.owner,
             budget: &raw const self.budget,
-            big_cache: false,
+
             // Its large allocations go to the central heap: no large cache.
             large: false,
             lock: ptr::null(),

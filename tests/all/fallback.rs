@@ -100,12 +100,12 @@ fn a_freed_large_value_is_reused_without_a_system_call() {
     });
 }
 
-/// Freed large values of at most 64 KiB are kept like a pool's free
-/// blocks, in their size class (at most 1/8 more than the value and its
-/// record); larger ones go back to the system at once; a trim gives the
-/// kept ones back.
+/// Freed large values of at most 4 MiB (with their footer, rounded to
+/// their class) are kept like a pool's free blocks, in their size class;
+/// larger ones go back to the system at once; a trim gives the kept ones
+/// back.
 #[test]
-fn freed_large_values_are_kept_up_to_64_kib_until_a_trim() {
+fn freed_large_values_are_kept_up_to_4_mib_until_a_trim() {
     if crate::PASS_THROUGH {
         return;
     }
@@ -121,9 +121,47 @@ fn freed_large_values_are_kept_up_to_64_kib_until_a_trim() {
         let other = mm.alloc([1u8; 40_500]);
         assert_eq!(crate::held() - start, cached as isize, "no system call");
         drop(other);
-        drop(mm.alloc([0u8; 100_000])); // above 64 KiB: not kept
+        drop(mm.alloc_slice_copy(&vec![0u8; 5 << 20])); // above 4 MiB: not kept
         assert_eq!(mm.stats().system.cached_bytes, cached);
         assert_eq!(crate::held() - start, cached as isize);
+        drop(mm.alloc_slice_copy(&vec![0u8; 3 << 20])); // kept (1/8 classes)
+        let more = mm.stats().system.cached_bytes - cached;
+        assert!((3 << 20..=(3 << 20) + (3 << 17)).contains(&more), "{more}");
+        assert_eq!(crate::held() - start, (cached + more) as isize);
+        assert_eq!(mm.trim(), cached + more);
+        assert_eq!(crate::held(), start);
+    });
+}
+
+/// The cache keeps at most 64 MiB: what is freed past it goes back to the
+/// system at once. (Natively only: 70 MiB is too much for Miri.)
+#[test]
+fn the_large_cache_keeps_at_most_64_mib() {
+    if crate::PASS_THROUGH || cfg!(miri) {
+        return;
+    }
+    assert_no_leak(|| {
+        let mm = MemoryManager::new();
+        let start = crate::held();
+        let size = 3_500_000;
+        let v: Vec<_> = (0..20)
+            .map(|_| mm.alloc_slice_copy(&vec![7u8; size]))
+            .collect();
+        let full = mm.stats().system.bytes / 20;
+        assert!(full > size && full <= 4 << 20, "{full}");
+        drop(v);
+        let cached = mm.stats().system.cached_bytes;
+        assert_eq!(cached, (64 << 20) / full * full, "as many as fit in 64 MiB");
+        assert_eq!(
+            crate::held() - start,
+            cached as isize,
+            "the rest given back"
+        );
+        // Kept ones serve the next requests of their class.
+        let again = mm.alloc_slice_copy(&vec![8u8; size]);
+        assert_eq!(mm.stats().system.cached_bytes, cached - full);
+        assert!(again.iter().all(|&b| b == 8));
+        drop(again);
         assert_eq!(mm.trim(), cached);
         assert_eq!(crate::held(), start);
     });

@@ -16,10 +16,11 @@ use memory_mgr::{Error, Global, MemoryManager, SharedBox, SharedManager};
 
 use crate::{all_are, assert_no_leak, n, PASS_THROUGH};
 
-/// The largest full size (value, padding, footer) a manager's large cache
-/// keeps, and the largest with a large class (documented in `large.rs`:
-/// `ENTRY_MAX`, `ROUND_MAX`).
-const ENTRY_MAX: usize = (64 << 10) - 8;
+/// The end of the fine large classes (32 per doubling), and the largest
+/// full size (value, padding, footer) with a large class, the largest a
+/// manager's large cache keeps (documented in `large.rs`: `FINE_MAX`,
+/// `ROUND_MAX`).
+const FINE_MAX: usize = (64 << 10) - 8;
 const ROUND_MAX: usize = (4 << 20) - 8;
 
 /// The footer a large allocation carries (documented: "a 632-byte value
@@ -28,23 +29,23 @@ const FOOTER: usize = 48;
 
 /// Value sizes (bytes, align 1) around the edges the commits move: the
 /// largest default class (512), the end of the 8-byte steps (t = 512), a
-/// few fine steps, `ENTRY_MAX` and (natively, and once under Miri)
+/// few fine steps, `FINE_MAX` and (natively, and once under Miri)
 /// `ROUND_MAX`.
 fn edge_sizes() -> Vec<usize> {
     let mut v = vec![513, 520, 632, 633, 640, 700, 705, 712, 713, 1000, 1001];
-    // The value whose full size is exactly ENTRY_MAX, and the next ones.
-    let at_entry = ENTRY_MAX - FOOTER;
+    // The value whose full size is exactly FINE_MAX, and the next ones.
+    let at_fine = FINE_MAX - FOOTER;
     if cfg!(miri) {
         // The same full size twice (a hit), and the first one not kept.
-        v.extend([at_entry - 1, at_entry, at_entry + 1]);
+        v.extend([at_fine - 1, at_fine, at_fine + 1]);
     } else {
         v.extend([
-            at_entry - 8,
-            at_entry - 1,
-            at_entry,
-            at_entry + 1,
-            at_entry + 8,
-            at_entry + 9,
+            at_fine - 8,
+            at_fine - 1,
+            at_fine,
+            at_fine + 1,
+            at_fine + 8,
+            at_fine + 9,
         ]);
     }
     // The same at ROUND_MAX (4 MiB: a few under Miri).
@@ -88,7 +89,7 @@ fn full_of(size: usize) -> usize {
 
 /// The documented example and the class rules seen from outside: a full
 /// size is 8 short of a multiple of 16 above 512 bytes, at most 1/32 over
-/// the raw size up to `ENTRY_MAX`, and exact (no class) above `ROUND_MAX`.
+/// the raw size up to `FINE_MAX`, and exact (no class) above `ROUND_MAX`.
 #[test]
 fn large_full_sizes_follow_the_documented_classes() {
     if PASS_THROUGH {
@@ -106,7 +107,7 @@ fn large_full_sizes_follow_the_documented_classes() {
             } else {
                 assert_eq!(full, raw, "above ROUND_MAX: no class ({size})");
             }
-            if raw <= ENTRY_MAX {
+            if raw <= FINE_MAX {
                 assert!((full - raw) * 32 <= raw, "{size}: {raw} -> {full}");
             }
         }
@@ -114,7 +115,7 @@ fn large_full_sizes_follow_the_documented_classes() {
 }
 
 /// A freed large value is kept exactly when its full size is at most
-/// `ENTRY_MAX`, `cached_bytes` is its full size, and the next request is
+/// `ROUND_MAX`, `cached_bytes` is its full size, and the next request is
 /// served from it exactly when its full size is the same (the same class:
 /// the footer in the same place whatever the value's size), values intact
 /// and every figure exact (the debug build checks the budget's count
@@ -143,7 +144,7 @@ fn the_large_cache_reuses_exactly_within_a_class_across_sizes() {
                 assert!(holds(&x, 0xA5));
                 drop(x);
                 let s = mm.stats();
-                let kept = fa <= ENTRY_MAX;
+                let kept = fa <= ROUND_MAX;
                 assert_eq!(s.system.cached_bytes, if kept { fa } else { 0 }, "{a}");
                 assert_eq!(s.system.bytes, 0);
                 assert_eq!(s.system.live_boxes, 0);
@@ -308,7 +309,7 @@ fn reset_keeps_and_trim_releases_kept_large_allocations() {
     }
     assert_no_leak(|| {
         let mut mm = MemoryManager::new();
-        let kept_sizes = [600usize, 4000, ENTRY_MAX - FOOTER];
+        let kept_sizes = [600usize, 4000, FINE_MAX - FOOTER];
         let fulls: usize = kept_sizes.iter().map(|&s| full_of(s)).sum();
         for &s in &kept_sizes {
             drop(mm.alloc_slice_copy(&vec![9u8; s]));
@@ -327,7 +328,7 @@ fn reset_keeps_and_trim_releases_kept_large_allocations() {
         let a = mm.alloc_slice_copy(&vec![5u8; 599]);
         let b = mm.alloc_slice_copy(&vec![6u8; 3999]);
         assert!(all_are(&a, 5) && all_are(&b, 6));
-        assert_eq!(mm.stats().system.cached_bytes, full_of(ENTRY_MAX - FOOTER));
+        assert_eq!(mm.stats().system.cached_bytes, full_of(FINE_MAX - FOOTER));
         drop((a, b));
         // A trim gives back at least the kept ones (and the pools' and
         // the block store's pages).
@@ -343,7 +344,7 @@ fn reset_keeps_and_trim_releases_kept_large_allocations() {
 
 /// allocator-api2 `Vec`s through `&MemoryManager` growing and shrinking
 /// across the pool/large edge, the fine/coarse large classes and
-/// `ENTRY_MAX` (and, natively, `ROUND_MAX`): values intact, the registry
+/// `FINE_MAX` (and, natively, `ROUND_MAX`): values intact, the registry
 /// and the figures empty at the end.
 #[test]
 fn vec_grow_and_shrink_across_the_large_edges() {

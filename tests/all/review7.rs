@@ -386,7 +386,7 @@ fn r7_a_trim_nested_in_a_large_blocks_free() {
     {
         let mm = MemoryManager::new();
         let keep = mm.alloc_block(200_000).unwrap();
-        let b = mm.alloc_block(3_000_000).unwrap(); // above the cache
+        let b = mm.alloc_block(5_000_000).unwrap(); // above the cache
         with_current(&mm, || {
             arm_free(nested_trim);
             mm.free(b).unwrap();
