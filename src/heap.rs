@@ -719,20 +719,37 @@ pub(crate) fn alloc_registered<C: SizeClasses>(
 /// `deallocate`, `grow` or `shrink`).
 #[inline(always)]
 pub(crate) fn own<C: SizeClasses>(heap: &Heap<C>, ptr: NonNull<u8>, route: Route) -> NonNull<u8> {
-    let heap_record = heap.heap_record();
     let own = match route {
         // Nothing is ever accessed through a zero-sized allocation.
         Route::Zero => Some(ptr),
-        Route::Pool(_) => heap_record
-            .chunks
-            .find(ptr.addr().get())
-            .map(|base| base.with_addr(ptr.addr())),
-        Route::Large => large::registered(heap_record, ptr.addr().get()),
+        Route::Pool(class) => match heap.get(class).own_block(ptr.addr()) {
+            Some(own) => return own,
+            None => own_in_map(heap, ptr, class),
+        },
+        Route::Large => large::registered(heap.heap_record(), ptr.addr().get()),
     };
     match own {
         Some(p) => p,
-        None => foreign_pointer(heap_record.name),
+        None => foreign_pointer(heap.heap_record().name),
     }
+}
+
+#[cfg(feature = "allocator-api2")]
+/// [`own`] for a block of pool `class` outside the chunk the pool
+/// remembers: the chunk map's lookup, and the chunk remembered for the
+/// next free if it is the pool's. `None` if the address is in no chunk of
+/// `heap`'s pool `class`.
+#[inline(never)]
+fn own_in_map<C: SizeClasses>(
+    heap: &Heap<C>,
+    ptr: NonNull<u8>,
+    class: usize,
+) -> Option<NonNull<u8>> {
+    let base = heap.heap_record().chunks.find(ptr.addr().get())?;
+    // SAFETY: the chunk map holds the bases of this manager's live chunks,
+    // with provenance over them.
+    let ours = unsafe { heap.get(class).remember_chunk(base) };
+    ours.then(|| base.with_addr(ptr.addr()))
 }
 
 #[cfg(feature = "allocator-api2")]
@@ -757,9 +774,9 @@ unsafe fn free_registered<C: SizeClasses>(heap: &Heap<C>, own: NonNull<u8>, rout
     match route {
         Route::Zero => {}
         Route::Pool(class) => {
-            // The block's pool is pool `class` of `heap` (the caller's
-            // allocation of a layout routed to `class`): no load of its
-            // chunk's header on the way to the push.
+            // The block's pool is pool `class` of `heap`: `own` found it in
+            // a chunk of that pool. No load of the chunk's header on the
+            // way to the push.
             let pool = heap.get(class);
             pool.count_tally(false);
             pool.push(own);

@@ -36,7 +36,7 @@
 //!   calls it).
 
 use core::cell::Cell;
-
+use core::num::NonZeroUsize;
 use core::ptr::{self, NonNull};
 
 use crate::budget::Budget;
@@ -201,6 +201,14 @@ pub(crate) struct Pool {
     /// implementation's), counted apart from boxes in the stats, off every
     /// box's path.
     tally: Counter,
+    /// The base of the chunk of this pool that the `Allocator`'s free last
+    /// found in the chunk map, with provenance over the whole chunk, or
+    /// null: a free into the same chunk again turns the caller's address
+    /// into the manager's own pointer with one compare (see
+    /// [`Pool::own_block`]). Only ever one of this pool's live chunks:
+    /// checked against the chunk's header when set, and nulled before any
+    /// chunk leaves the pool (`release_list`, the one way out).
+    last_chunk: Cell<*mut u8>,
     /// The manager's heap record (budget and chunk map); outlives the
     /// pool.
     heap_record: NonNull<HeapRecord>,
@@ -286,6 +294,7 @@ impl Pool {
             reclaimed: Counter::new(0),
             tally_out: Counter::new(0),
             tally: Counter::new(0),
+            last_chunk: Cell::new(ptr::null_mut()),
             heap_record,
             shift,
             inverse: inverse_of(block_size >> shift),
@@ -429,7 +438,58 @@ impl Pool {
     #[inline(always)]
     pub(crate) fn count_tally(&self, up: bool) {
         let t = self.tally.get();
-        self.tally.set(if up { t + 1 } else { t.saturating_sub(1) });
+        // Wrapping: a collection frees only blocks it holds, which the
+        // tally counts (a caller that breaks `deallocate`'s contract can
+        // skew the stats, which clamp it to `live`, and nothing else).
+        debug_assert!(up || t > 0, "a collection block freed twice");
+        self.tally.set(if up {
+            t.wrapping_add(1)
+        } else {
+            t.wrapping_sub(1)
+        });
+    }
+
+    /// The manager's own pointer to the block at `addr` if it lies in the
+    /// chunk this pool remembers ([`Pool::remember_chunk`]), else `None`.
+    /// For the `Allocator`'s free, whose caller's pointer may cover only
+    /// the value (see `alloc_api.rs`).
+    #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // the `Allocator` impl's
+    #[inline(always)]
+    pub(crate) fn own_block(&self, addr: NonZeroUsize) -> Option<NonNull<u8>> {
+        let chunk = self.last_chunk.get();
+        // A block lies at least `HEADER_SPACE` bytes into its
+        // `SEGMENT`-aligned chunk, so its address is at least `SEGMENT`
+        // and never matches a null `last_chunk`.
+        if (addr.get() ^ chunk.addr()) < chunk::SEGMENT {
+            // `chunk` is one of this pool's live chunks (the field's
+            // invariant), and `addr` lies in its `SEGMENT`: the same
+            // allocation, whose provenance the pointer carries.
+            NonNull::new(chunk.with_addr(addr.get()))
+        } else {
+            None
+        }
+    }
+
+    /// Remembers `base`, a chunk the chunk map found for a block freed
+    /// with this pool's class, for [`Pool::own_block`] — if the chunk is
+    /// this pool's; `false` if it is another pool's (the caller freed with
+    /// a layout its block was not allocated with).
+    ///
+    /// # Safety
+    ///
+    /// `base` must be the base of a live chunk of this manager, with
+    /// provenance over its header.
+    #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // the `Allocator` impl's
+    #[inline]
+    pub(crate) unsafe fn remember_chunk(&self, base: NonNull<u8>) -> bool {
+        // SAFETY: a live chunk's header (caller): its fixed `pool` field,
+        // read raw (as in `Pool::of`).
+        let pool = unsafe { *ptr::addr_of!((*base.cast::<ChunkHeader>().as_ptr()).pool) };
+        if pool != NonNull::from(self) {
+            return false;
+        }
+        self.last_chunk.set(base.as_ptr());
+        true
     }
 
     /// Returns a block to the pool that owns it.

@@ -154,6 +154,8 @@ impl Pool {
     /// Frees the chunks of a list linked through `next` (taken off the
     /// pool, whose figures no longer count them).
     fn release_list(&self, list: *mut ChunkHeader) {
+        // The remembered chunk may be one of these.
+        self.last_chunk.set(ptr::null_mut());
         let kind = self.heap_record().kind;
         let source = kind.source;
         // SAFETY: the list holds live chunks of this pool that nothing refers
