@@ -147,3 +147,43 @@ fn a_forgotten_collection_is_reported_as_a_leak() {
     }
     assert!(leaks.to_string().contains("colls"));
 }
+
+/// A block freed through the `Allocator` with a layout of another class
+/// (a broken `deallocate` contract) is refused with a panic before any
+/// pool is touched — whether or not the wrong pool remembers a chunk of
+/// its own — and the manager carries on: the block is still live, freed
+/// with its own layout, and a trim then leaves nothing reserved.
+#[test]
+fn a_free_with_another_class_layout_panics_and_the_manager_carries_on() {
+    if PASS_THROUGH {
+        return; // the system allocator, not the manager, sees the free
+    }
+    let mm = MemoryManager::new();
+    let (small, big) = (Layout::new::<[u64; 4]>(), Layout::new::<[u64; 8]>());
+    let block = (&mm).allocate(small).unwrap().cast::<u8>();
+    // First with the wrong pool remembering nothing, then with it
+    // remembering a chunk of its own.
+    for warm in [false, true] {
+        if warm {
+            let other = (&mm).allocate(big).unwrap().cast::<u8>();
+            // SAFETY: `other` is a live allocation of `big`.
+            unsafe { (&mm).deallocate(other, big) };
+        }
+        let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: (test) the wrong layout; the allocator panics before
+            // it touches the block or a pool.
+            unsafe { (&mm).deallocate(block, big) }
+        }))
+        .expect_err("a free with another class's layout");
+        let msg = err.downcast_ref::<&str>().copied().unwrap_or_default();
+        assert!(msg.contains("did not hand out"), "{msg}");
+        assert_eq!(mm.stats().live(), 1);
+        assert!(mm.is_consistent());
+    }
+    // SAFETY: the block's own layout.
+    unsafe { (&mm).deallocate(block, small) };
+    assert_eq!(mm.stats().live(), 0);
+    assert_still_works(&mm);
+    mm.trim();
+    assert_eq!(mm.stats().reserved_bytes(), 0);
+}
