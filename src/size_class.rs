@@ -52,6 +52,7 @@ const WIDE_LEN: usize = (MAX_CLASS_SIZE - FINE_LIMIT) / WIDE_STEP + 1;
 
 /// Lookup entry for "no class serves this size".
 const NONE: u8 = u8::MAX;
+static_assertions::const_assert!((NONE as usize) >= MAX_CLASSES);
 
 /// A table of size classes, chosen at compile time.
 ///
@@ -395,9 +396,15 @@ impl ClassTable {
         } else {
             return None;
         };
-        match entry {
-            NONE => None,
-            c => Some(c as usize),
+        // One compare for both `NONE` and the bound (`NONE` is above every
+        // class: at most `MAX_CLASSES`), and it tells the compiler that the
+        // class is in range, so indexing a heap's pools with it needs no
+        // check of its own.
+        let class = entry as usize;
+        if class < self.len {
+            Some(class)
+        } else {
+            None
         }
     }
 
