@@ -15,10 +15,12 @@
 //! `Box::from_raw_in`, `Vec::leak` then `Vec::from_raw_parts_in`) make it
 //! from a `&mut`. So `deallocate`, `grow` and `shrink` never reach memory
 //! through it: `heap::own` turns its address into the manager's own pointer —
-//! through the chunk map for a pooled block, through the registry of
-//! allocator-made allocations above the classes — whose provenance covers
-//! the whole block and the metadata around it. The address is all that is
-//! taken from the caller's pointer.
+//! through the chunk its pool remembers or the chunk map for a pooled
+//! block, through the registry of allocator-made allocations above the
+//! classes — whose provenance covers the whole block and the metadata
+//! around it. The address is all that is taken from the caller's pointer.
+//! A pooled block whose chunk is not its layout's pool's (a free with
+//! another class's layout) panics, as an address of no chunk does.
 
 use core::alloc::Layout;
 use core::ptr::NonNull;

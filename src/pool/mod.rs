@@ -90,6 +90,8 @@ struct FreeNode {
 ///   `chunk_count`, `reserved` and `capacity` are the chunk list's chunks,
 ///   bytes and blocks; `spare_blocks` is the spare list's blocks. The pool
 ///   does not move while it has a chunk (the headers point at it).
+///   `last_chunk` is null or the base of one of these chunks, with
+///   provenance over all of it.
 /// - **Blocks.** Every block of every chunk is exactly one of:
 ///   - *live*: handed out, not returned;
 ///   - *free*: on the free list (`free`, through the block's first word),
