@@ -64,7 +64,10 @@ impl Pool {
             && on_lists.len() == chunks.len()
             && chunks.iter().all(|(base, _, _)| on_lists.contains(base))
             && spare_blocks == self.spare_blocks.get();
-        lists_ok && self.accounting(seen.len())
+        // The bump stops at or before the end of the never-used blocks.
+        let bump_ok = self.bump_limit.get()
+            <= self.never_used.get().addr() + self.never_used_left.get() * self.block_size;
+        lists_ok && bump_ok && self.accounting(seen.len())
     }
 
     /// Whether `free` free blocks, the never-used ones and the live ones add

@@ -20,14 +20,19 @@ use crate::Error;
 pub(super) fn refill(pool: &Pool) -> Result<NonNull<u8>, Error> {
     // Blocks other threads freed come before never-used blocks and another
     // chunk: a thread that only allocates, fed by one that only frees,
-    // reuses its blocks, and touches no new memory while it can.
-    if pool.collect() && !pool.free.get().is_null() {
+    // reuses its blocks, and touches no new memory while it can. (At a
+    // page's first block, with never-used blocks left, only if some were
+    // freed: the list is looked at before it is taken.)
+    let used_up = pool.never_used_left.get() == 0;
+    if (used_up || !pool.remote.inbound.is_empty()) && pool.collect() && !pool.free.get().is_null()
+    {
         return pool.alloc();
     }
-    if pool.never_used_left.get() == 0 {
+    if used_up {
         pool.next_never_used_chunk()
             .map_err(|e| e.refusing(pool.block_size, pool.name()))?;
     }
+    pool.bump_limit.set(pool.next_bump_limit());
     // SAFETY: `never_used_left` is not 0: it was not, or `next_never_used_chunk` just
     // gave the pool a chunk's never-used blocks (a chunk holds at least
     // one block: `Pool::new` makes the smallest chunk fit one).
@@ -170,9 +175,10 @@ impl Pool {
         let (first, blocks) = unsafe { ((*chunk.as_ptr()).first, (*chunk.as_ptr()).blocks) };
         // SAFETY: `first + blocks * block_size <= size` (`Pool` invariant),
         // so the first block is inside the chunk, or one past its end.
-        self.never_used
-            .set(unsafe { chunk.as_ptr().cast::<u8>().add(first as usize) });
-        self.never_used_left.set(blocks as usize);
+        self.set_never_used(
+            unsafe { chunk.as_ptr().cast::<u8>().add(first as usize) },
+            blocks as usize,
+        );
         Ok(())
     }
 

@@ -57,6 +57,10 @@ use chunk_header::{ChunkHeader, Link};
 use remote::Remote;
 pub(crate) use remote::UNOWNED;
 
+/// The page size the bump checks for blocks other threads freed at (see
+/// [`Pool::alloc_never_used`]).
+const PAGE: usize = 4096;
+
 /// Chunk sizes a manager's pools grow with, and its byte budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ChunkConfig {
@@ -105,7 +109,9 @@ struct FreeNode {
 ///   - *never used*: in a spare chunk, or in the chunk `never_used` points into
 ///     (which is on the used list) at or past `never_used`, `never_used_left` of them.
 ///     A used chunk's other blocks were all handed out since it left the
-///     spare list.
+///     spare list. `bump_limit` is at most the address past the last of
+///     them (`never_used + never_used_left * block_size`; 0 when there are
+///     none), so `never_used` below it is a never-used block.
 ///
 /// # Accounting
 ///
@@ -154,16 +160,26 @@ pub(crate) struct Pool {
     /// since it was last recycled, and recycles it (see
     /// [`emptied`](trim::emptied)).
     frees: Counter,
+    /// Next never-used block of the newest chunk.
+    never_used: Cell<*mut u8>,
+    /// Never-used blocks left in the newest chunk.
+    never_used_left: Counter,
+    /// The address at which the bump stops and the slow path runs: at most
+    /// the end of the never-used blocks (`never_used + never_used_left *
+    /// block_size`), so that below it the bump needs no other check; in a
+    /// pool other threads free into, also at most the next never-used block
+    /// that is the first of its page (where the blocks they freed are
+    /// taken first, see [`alloc_never_used`](Self::alloc_never_used)). 0
+    /// (what [`set_never_used`](Self::set_never_used) leaves) sends the next
+    /// bump to the slow path, which sets it again. One compare on the fast
+    /// path instead of the count's test and the page test.
+    bump_limit: Cell<usize>,
     /// 1 while at most one chunk's blocks have been handed out since the
     /// pool was made or last recycled, else 0: a small pool (one object
     /// allocated and freed, over and over) never takes the cold path.
     guard: Counter,
     /// Offset of the first block in every chunk.
     first_offset: usize,
-    /// Next never-used block of the newest chunk.
-    never_used: Cell<*mut u8>,
-    /// Never-used blocks left in the newest chunk.
-    never_used_left: Counter,
     /// Chunks with only never-used blocks (reserved, or recycled), linked
     /// through `spare_next`, in the order they are to be used.
     spare: Cell<*mut ChunkHeader>,
@@ -281,6 +297,7 @@ impl Pool {
             first_offset,
             never_used: Cell::new(ptr::null_mut()),
             never_used_left: Counter::new(0),
+            bump_limit: Cell::new(0),
             spare: Cell::new(ptr::null_mut()),
             used: Cell::new(ptr::null_mut()),
             spare_blocks: Counter::new(0),
@@ -349,18 +366,45 @@ impl Pool {
     #[cold]
     #[inline(always)]
     fn alloc_never_used(&self) -> Result<NonNull<u8>, Error> {
-        let left = self.never_used_left.get();
-        // A block that is the first of its page (of 4 KiB) would touch a
-        // page no one has touched: blocks other threads freed, if any, come
-        // first. (Checked at a page's first block only, so that a thread fed
-        // a few blocks at a time by another does not take the cold path for
-        // each of them.)
-        let first_of_page = self.never_used.get().addr() % 4096 < self.block_size;
-        if left == 0 || (first_of_page && !self.remote.inbound.is_empty()) {
+        // At the limit: the newest chunk's never-used blocks are used up,
+        // or (in a pool other threads free into) the next one is the first
+        // of its page (of 4 KiB), which would touch a page no one has
+        // touched: blocks other threads freed, if any, come first. (Checked
+        // at a page's first block only, so that a thread fed a few blocks
+        // at a time by another does not take the cold path for each of
+        // them.) The slow path sees which, and sets the next limit.
+        if self.never_used.get().addr() >= self.bump_limit.get() {
             return refill(self);
         }
-        // SAFETY: `left` is `never_used_left`, and not 0.
-        Ok(unsafe { self.bump(left) })
+        // SAFETY: below `bump_limit`, so `never_used_left` is not 0 (the
+        // field's invariant: the limit is at most the end of the
+        // never-used blocks, which `never_used` is below).
+        Ok(unsafe { self.bump(self.never_used_left.get()) })
+    }
+
+    /// Makes `block` the next never-used block with `left` of them from it
+    /// on (null and 0: none), and the bump limit 0, so that the next bump
+    /// goes through the slow path, which sets the limit for them. Every
+    /// change of the never-used blocks but the bump's goes through here.
+    pub(super) fn set_never_used(&self, block: *mut u8, left: usize) {
+        self.never_used.set(block);
+        self.never_used_left.set(left);
+        self.bump_limit.set(0);
+    }
+
+    /// The bump limit for the never-used blocks as they are now (see
+    /// `bump_limit`): their end, or in a pool other threads free into the
+    /// next one after `never_used` that starts a page, if sooner.
+    pub(super) fn next_bump_limit(&self) -> usize {
+        let (at, size) = (self.never_used.get().addr(), self.block_size);
+        let end = at + self.never_used_left.get() * size;
+        if self.remote.thread_slot == UNOWNED {
+            return end;
+        }
+        // The first block at or past the next page boundary after `at`
+        // starts its page: its offset in it is below `size`.
+        let boundary = (at | (PAGE - 1)) + 1;
+        end.min(at + (boundary - at).div_ceil(size) * size)
     }
 
     /// Hands out the next never-used block of the newest chunk: the bump,

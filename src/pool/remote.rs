@@ -152,7 +152,7 @@ impl Pool {
             debug_assert!(self.held() >= self.guard.get());
             let again = self.held() - self.guard.get();
             self.reclaimed.set(self.reclaimed.get() + again);
-            self.never_used.set(core::ptr::null_mut());
+            self.set_never_used(core::ptr::null_mut(), 0);
             self.guard.set(1);
             self.set_held(1);
         }

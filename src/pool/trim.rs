@@ -87,8 +87,7 @@ impl Pool {
             // a reclaim may be writing its `reclaim` word).
             unsafe { (*c.as_ptr()).scratch == usize::MAX }
         }) {
-            self.never_used.set(ptr::null_mut());
-            self.never_used_left.set(0);
+            self.set_never_used(ptr::null_mut(), 0);
         }
         self.spare.set(ptr::null_mut());
         self.spare_blocks.set(0);
@@ -342,8 +341,7 @@ impl Pool {
         self.remote.inbound.clear();
         self.remote.emptied.clear();
         self.free.set(ptr::null_mut());
-        self.never_used.set(ptr::null_mut());
-        self.never_used_left.set(0);
+        self.set_never_used(ptr::null_mut(), 0);
         self.guard.set(1);
         self.set_held(1);
         self.tally.set(0);
