@@ -737,8 +737,8 @@ pub(crate) fn own<C: SizeClasses>(heap: &Heap<C>, ptr: NonNull<u8>, route: Route
 #[cfg(feature = "allocator-api2")]
 /// [`own`] for a block of pool `class` outside the chunk the pool
 /// remembers: the chunk map's lookup, and the chunk remembered for the
-/// next free if it is the pool's. `None` if the address is in no chunk of
-/// `heap`'s pool `class`.
+/// next free if it is the pool's. `None` if the address is among the
+/// blocks of no chunk of `heap`'s pool `class`.
 #[inline(never)]
 fn own_in_map<C: SizeClasses>(
     heap: &Heap<C>,
@@ -748,8 +748,7 @@ fn own_in_map<C: SizeClasses>(
     let base = heap.heap_record().chunks.find(ptr.addr().get())?;
     // SAFETY: the chunk map holds the bases of this manager's live chunks,
     // with provenance over them.
-    let ours = unsafe { heap.get(class).remember_chunk(base) };
-    ours.then(|| base.with_addr(ptr.addr()))
+    unsafe { heap.get(class).remember_chunk(base, ptr.addr()) }
 }
 
 #[cfg(feature = "allocator-api2")]

@@ -94,8 +94,9 @@ struct FreeNode {
 ///   `chunk_count`, `reserved` and `capacity` are the chunk list's chunks,
 ///   bytes and blocks; `spare_blocks` is the spare list's blocks. The pool
 ///   does not move while it has a chunk (the headers point at it).
-///   `last_chunk` is null or the base of one of these chunks, with
-///   provenance over all of it.
+///   `last_blocks` is null (`last_blocks_len` 0) or the first block of one
+///   of these chunks, with provenance over all of it, and `last_blocks_len`
+///   that chunk's `blocks * block_size`.
 /// - **Blocks.** Every block of every chunk is exactly one of:
 ///   - *live*: handed out, not returned;
 ///   - *free*: on the free list (`free`, through the block's first word),
@@ -219,14 +220,16 @@ pub(crate) struct Pool {
     /// implementation's), counted apart from boxes in the stats, off every
     /// box's path.
     tally: Counter,
-    /// The base of the chunk of this pool that the `Allocator`'s free last
-    /// found in the chunk map, with provenance over the whole chunk, or
-    /// null: a free into the same chunk again turns the caller's address
-    /// into the manager's own pointer with one compare (see
-    /// [`Pool::own_block`]). Only ever one of this pool's live chunks:
+    /// The first block of the chunk of this pool that the `Allocator`'s
+    /// free last found in the chunk map, with provenance over the whole
+    /// chunk, or null: a free into the same chunk again turns the caller's
+    /// address into the manager's own pointer with one compare (see
+    /// [`Pool::own_block`]). Only ever in one of this pool's live chunks:
     /// checked against the chunk's header when set, and nulled before any
     /// chunk leaves the pool (`release_list`, the one way out).
-    last_chunk: Cell<*mut u8>,
+    last_blocks: Cell<*mut u8>,
+    /// The bytes of that chunk's blocks (`blocks * block_size`), or 0.
+    last_blocks_len: Cell<usize>,
     /// The manager's heap record (budget and chunk map); outlives the
     /// pool.
     heap_record: NonNull<HeapRecord>,
@@ -313,7 +316,8 @@ impl Pool {
             reclaimed: Counter::new(0),
             tally_out: Counter::new(0),
             tally: Counter::new(0),
-            last_chunk: Cell::new(ptr::null_mut()),
+            last_blocks: Cell::new(ptr::null_mut()),
+            last_blocks_len: Cell::new(0),
             heap_record,
             shift,
             inverse: inverse_of(block_size >> shift),
@@ -495,47 +499,67 @@ impl Pool {
         });
     }
 
-    /// The manager's own pointer to the block at `addr` if it lies in the
-    /// chunk this pool remembers ([`Pool::remember_chunk`]), else `None`.
-    /// For the `Allocator`'s free, whose caller's pointer may cover only
-    /// the value (see `alloc_api.rs`).
+    /// The manager's own pointer to the block at `addr` if it lies among
+    /// the blocks of the chunk this pool remembers ([`Pool::remember_chunk`]),
+    /// else `None`. For the `Allocator`'s free, whose caller's pointer may
+    /// cover only the value (see `alloc_api.rs`).
     #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // the `Allocator` impl's
     #[inline(always)]
     pub(crate) fn own_block(&self, addr: NonZeroUsize) -> Option<NonNull<u8>> {
-        let chunk = self.last_chunk.get();
-        // A block lies at least `HEADER_SPACE` bytes into its
-        // `SEGMENT`-aligned chunk, so its address is at least `SEGMENT`
-        // and never matches a null `last_chunk`.
-        if (addr.get() ^ chunk.addr()) < chunk::SEGMENT {
-            // `chunk` is one of this pool's live chunks (the field's
-            // invariant), and `addr` lies in its `SEGMENT`: the same
-            // allocation, whose provenance the pointer carries.
-            NonNull::new(chunk.with_addr(addr.get()))
+        let blocks = self.last_blocks.get();
+        // Null with a length of 0 matches no address.
+        if addr.get().wrapping_sub(blocks.addr()) < self.last_blocks_len.get() {
+            // `blocks` is the first block of one of this pool's live chunks
+            // (the field's invariant) and `addr` lies among its blocks: the
+            // same allocation, whose provenance the pointer carries.
+            NonNull::new(blocks.with_addr(addr.get()))
         } else {
             None
         }
     }
 
-    /// Remembers `base`, a chunk the chunk map found for a block freed
-    /// with this pool's class, for [`Pool::own_block`] — if the chunk is
-    /// this pool's; `false` if it is another pool's (the caller freed with
-    /// a layout its block was not allocated with).
+    /// The manager's own pointer to the block at `addr`, which the chunk
+    /// map says is in the chunk at `base` — if the chunk is this pool's and
+    /// `addr` lies among its blocks; the chunk is then remembered for
+    /// [`Pool::own_block`]. `None` if the chunk is another pool's (the
+    /// caller freed with a layout its block was not allocated with) or
+    /// `addr` lies in the chunk's header or past its last block (an
+    /// allocation that is not the pool's, sharing the chunk's `SEGMENT`).
     ///
     /// # Safety
     ///
     /// `base` must be the base of a live chunk of this manager, with
-    /// provenance over its header.
+    /// provenance over all of it.
     #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // the `Allocator` impl's
     #[inline]
-    pub(crate) unsafe fn remember_chunk(&self, base: NonNull<u8>) -> bool {
-        // SAFETY: a live chunk's header (caller): its fixed `pool` field,
-        // read raw (as in `Pool::of`).
-        let pool = unsafe { *ptr::addr_of!((*base.cast::<ChunkHeader>().as_ptr()).pool) };
+    pub(crate) unsafe fn remember_chunk(
+        &self,
+        base: NonNull<u8>,
+        addr: NonZeroUsize,
+    ) -> Option<NonNull<u8>> {
+        let h = base.cast::<ChunkHeader>().as_ptr();
+        // SAFETY: a live chunk's header (caller): its fixed fields, read raw
+        // (as in `Pool::of`: the owner may write its scratch word).
+        let (pool, first, blocks) = unsafe {
+            (
+                *ptr::addr_of!((*h).pool),
+                *ptr::addr_of!((*h).first),
+                *ptr::addr_of!((*h).blocks),
+            )
+        };
         if pool != NonNull::from(self) {
-            return false;
+            return None;
         }
-        self.last_chunk.set(base.as_ptr());
-        true
+        // SAFETY: `first` is within the chunk (`Pool` invariant:
+        // `first + blocks * block_size <= size`).
+        let start = unsafe { base.as_ptr().add(first as usize) };
+        let len = blocks as usize * self.block_size;
+        if addr.get().wrapping_sub(start.addr()) >= len {
+            return None;
+        }
+        self.last_blocks.set(start);
+        self.last_blocks_len.set(len);
+        self.own_block(addr)
     }
 
     /// Returns a block to the pool that owns it.

@@ -154,7 +154,8 @@ impl Pool {
     /// pool, whose figures no longer count them).
     fn release_list(&self, list: *mut ChunkHeader) {
         // The remembered chunk may be one of these.
-        self.last_chunk.set(ptr::null_mut());
+        self.last_blocks.set(ptr::null_mut());
+        self.last_blocks_len.set(0);
         let kind = self.heap_record().kind;
         let source = kind.source;
         // SAFETY: the list holds live chunks of this pool that nothing refers
