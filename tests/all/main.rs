@@ -19,6 +19,8 @@ mod operations;
 mod pool_box;
 #[cfg(all(feature = "std", feature = "allocator-api2"))]
 mod review10;
+#[cfg(all(feature = "std", feature = "allocator-api2"))]
+mod review11;
 mod review7;
 #[cfg(all(feature = "std", feature = "allocator-api2"))]
 mod review8;
