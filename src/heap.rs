@@ -710,15 +710,22 @@ pub(crate) fn alloc_registered<C: SizeClasses>(
 }
 
 #[cfg(feature = "allocator-api2")]
-/// The manager's own pointer to the allocation at `ptr`'s address, served
-/// by `route`, with provenance over all of it (see the module docs).
+/// The manager's own pointer to the allocation of `layout` at `ptr`'s
+/// address, served by `route` (`layout`'s), with provenance over all of it
+/// (see the module docs).
 ///
 /// # Panics
 ///
-/// Panics if `heap` has no such allocation (the caller broke the contract of
-/// `deallocate`, `grow` or `shrink`).
+/// Panics if `heap` has no such allocation — none at that address, or one
+/// of another class (the caller broke the contract of `deallocate`, `grow`
+/// or `shrink`).
 #[inline(always)]
-pub(crate) fn own<C: SizeClasses>(heap: &Heap<C>, ptr: NonNull<u8>, route: Route) -> NonNull<u8> {
+pub(crate) fn own<C: SizeClasses>(
+    heap: &Heap<C>,
+    ptr: NonNull<u8>,
+    layout: Layout,
+    route: Route,
+) -> NonNull<u8> {
     let own = match route {
         // Nothing is ever accessed through a zero-sized allocation.
         Route::Zero => Some(ptr),
@@ -726,7 +733,7 @@ pub(crate) fn own<C: SizeClasses>(heap: &Heap<C>, ptr: NonNull<u8>, route: Route
             Some(own) => return own,
             None => own_in_map(heap, ptr, class),
         },
-        Route::Large => large::registered(heap.heap_record(), ptr.addr().get()),
+        Route::Large => large::registered(heap.heap_record(), ptr.addr().get(), layout),
     };
     match own {
         Some(p) => p,
@@ -792,15 +799,19 @@ impl<C: SizeClasses> Release<C> for Heap<C> {
     #[inline(always)]
     unsafe fn class(&self, ptr: NonNull<u8>, class: usize) {
         let route = Route::Pool(class);
+        // (A pooled block's route says all `own` needs: the layout is any
+        // of the class's.)
+        let any = Layout::new::<u8>();
         // SAFETY: the caller's guarantee; `own` gives the manager's own
         // pointer to the same block.
-        unsafe { free_registered(self, own(self, ptr, route), route) }
+        unsafe { free_registered(self, own(self, ptr, any, route), route) }
     }
 
     #[inline(always)]
-    unsafe fn large(&self, ptr: NonNull<u8>, _layout: Layout) {
+    unsafe fn large(&self, ptr: NonNull<u8>, layout: Layout) {
+        let own = own(self, ptr, layout, Route::Large);
         // SAFETY: as above, for a registered allocation.
-        unsafe { free_registered(self, own(self, ptr, Route::Large), Route::Large) }
+        unsafe { free_registered(self, own, Route::Large) }
     }
 }
 
@@ -835,7 +846,7 @@ pub(crate) unsafe fn resize<C: SizeClasses>(
     new: Layout,
 ) -> Result<NonNull<[u8]>, Error> {
     let from = old.route::<C>();
-    let own = own(heap, ptr, from);
+    let own = own(heap, ptr, old, from);
     let to = Routed::new::<C>(new);
     if let Some(usable) = in_place_routed::<C>((old, from), (new, to.route)) {
         // (A large one keeps its footer in place: the registry keys it by

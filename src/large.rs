@@ -933,10 +933,22 @@ pub(crate) fn alloc_registered(
 
 /// The manager's own pointer to the registered allocation whose value is at
 /// `addr`, with provenance over the whole allocation; `None` if there is
-/// none.
+/// none, or if it was not made for a value of `layout`'s large class (its
+/// footer elsewhere: a resize in place would trust a size it does not
+/// have).
 #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
-pub(crate) fn registered(heap_record: &HeapRecord, addr: usize) -> Option<NonNull<u8>> {
+pub(crate) fn registered(
+    heap_record: &HeapRecord,
+    addr: usize,
+    layout: Layout,
+) -> Option<NonNull<u8>> {
     let footer = heap_record.registry.get(addr)?;
+    // SAFETY: a registered footer is that of a live allocation (the
+    // registry's invariant); its `full` is fixed.
+    let full = unsafe { (*footer.as_ptr()).full };
+    if with_footer(layout).ok() != Some(full) {
+        return None;
+    }
     let addr = core::num::NonZeroUsize::new(addr)?;
     // The footer pointer comes from the allocation's base, so it carries
     // provenance over all of it, value included.

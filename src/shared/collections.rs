@@ -63,7 +63,7 @@ impl<C: SizeClasses> Release<C> for Collections<'_, C> {
     #[inline(always)]
     unsafe fn class(&self, ptr: NonNull<u8>, class: usize) {
         let state = self.0;
-        match state.own_pooled(ptr) {
+        match state.own_pooled(ptr, class) {
             // SAFETY: the manager's own pointer to a live block of one of its
             // thread heaps' pools, which the caller gives back.
             Some(own) => unsafe { state.free_pooled(own, class) },
@@ -83,26 +83,33 @@ impl<C: SizeClasses> Release<C> for Collections<'_, C> {
 }
 
 impl<C: SizeClasses> State<C> {
-    /// The manager's own pointer to the pooled block at `ptr`'s address, if
-    /// one of this manager's thread heaps holds it; `None` if none does
-    /// (the central heap's, or not this manager's at all).
+    /// The manager's own pointer to the pooled block of class `class` at
+    /// `ptr`'s address, if one of this manager's thread heaps holds it;
+    /// `None` if none does (the central heap's, or not this manager's at
+    /// all).
+    ///
+    /// # Panics
+    ///
+    /// Panics if the address is in a thread heap's chunk that is not a
+    /// class-`class` chunk of this manager, or past the chunk's end (the
+    /// caller broke the contract of `deallocate`, `grow` or `shrink`).
     #[inline]
-    fn own_pooled(&self, ptr: NonNull<u8>) -> Option<NonNull<u8>> {
+    fn own_pooled(&self, ptr: NonNull<u8>, class: usize) -> Option<NonNull<u8>> {
         let base = segment_map::find(ptr.addr().get())?;
         // SAFETY: an entered chunk is a live chunk of a thread heap (the
         // segment map's invariant) whose header holds its size and pool; the
-        // pool's owner field is fixed.
+        // pool's class and owner fields are fixed.
         let ours = unsafe {
             Pool::chunk_holds(base, ptr.addr().get())
-                && core::ptr::eq(
-                    Pool::of(base).class_and_owner().1,
-                    core::ptr::from_ref(self).cast(),
-                )
+                && Pool::of(base).class_and_owner() == (class, core::ptr::from_ref(self).cast())
         };
         if !ours {
-            // Another manager's chunk, or past the end of a chunk (memory
-            // that is not a thread heap's shares its segment): not a block
-            // this manager's collections were given.
+            // Another manager's chunk, another class's (a layout the block
+            // was not allocated with: it would be counted in the wrong
+            // class, or resized as a block it is not), or past the end of
+            // a chunk (memory that is not a thread heap's shares its
+            // segment): not a block this manager's collections were given
+            // with this layout.
             heap::foreign_pointer(self.config.name);
         }
         Some(base.with_addr(ptr.addr()))
@@ -196,10 +203,10 @@ impl<C: SizeClasses> State<C> {
         // The manager's own pointer: a thread heap's block, or the central
         // heap's allocation (found under its lock; foreign ones panic).
         let pooled = match from {
-            Route::Pool(_) => self.own_pooled(ptr),
+            Route::Pool(class) => self.own_pooled(ptr, class),
             Route::Zero | Route::Large => None,
         };
-        let own = pooled.unwrap_or_else(|| self.central(|mm| heap::own(mm.heap(), ptr, from)));
+        let own = pooled.unwrap_or_else(|| self.central(|mm| heap::own(mm.heap(), ptr, old, from)));
         if let Some(usable) = heap::in_place_routed::<C>((old, from), (new, to)) {
             return Ok(NonNull::slice_from_raw_parts(own, usable));
         }

@@ -111,9 +111,9 @@ fn assert_held_is_reserved(mm: &MemoryManager, start: isize) {
 /// `own_in_map` (the map: keyed by segment) both take it for a block of
 /// the chunk and push it on the pool's free list, which then hands out a
 /// block inside the live large allocation (under Miri: an access out of the
-/// chunk's bounds through the chunk's provenance).
+/// chunk's bounds through the chunk's provenance). (Fixed in the eleventh
+/// session: both check that the address lies among the chunk's blocks.)
 #[test]
-#[ignore = "bug: own_block/own_in_map accept an address past the chunk's end in its SEGMENT (no chunk_holds check); a foreign or large pointer freed with a pooled layout is pushed on the free list instead of panicking"]
 fn a_large_allocation_in_a_chunks_segment_freed_as_pooled_panics() {
     if PASS_THROUGH {
         return;
@@ -190,8 +190,8 @@ fn a_large_allocation_in_a_chunks_segment_freed_as_pooled_panics() {
 /// kind: a pooled block with another class's layout (the pool remembering
 /// its own chunk or none), with a large layout, with a zero-sized one (a
 /// no-op: the block stays live); a
-/// large allocation with another large class's layout (the registry knows
-/// it: freed exactly) and, in a manager with no chunk at all, with a
+/// large allocation with another large class's layout (refused: its footer
+/// says what it was made for) and, in a manager with no chunk at all, with a
 /// pooled one. Each either panics ("did not hand out") before touching a
 /// pool or frees the allocation exactly; the manager carries on, its
 /// figures exact.
@@ -292,14 +292,20 @@ fn frees_with_the_wrong_layout_panic_or_free_exactly() {
             assert!(mm.is_consistent());
         }
         // A large allocation freed with the layout of another large class:
-        // the registry frees it with its own (full size back to the system
-        // or the cache exactly).
+        // refused (its footer says what it was made for), then freed with
+        // its own (full size to the cache exactly).
         let a = Layout::from_size_align(700, 8).unwrap();
         let b = Layout::from_size_align(40_000, 8).unwrap();
         let p = (&mm).allocate(a).unwrap().cast::<u8>();
         let before = mm.stats();
-        // SAFETY: (test) another large class's layout.
-        unsafe { (&mm).deallocate(p, b) };
+        // SAFETY: (test) another large class's layout: refused before the
+        // allocation is touched.
+        assert_refused("large as another large class", || unsafe {
+            (&mm).deallocate(p, b)
+        });
+        assert_eq!(mm.stats().system.live(), 1);
+        // SAFETY: its own layout.
+        unsafe { (&mm).deallocate(p, a) };
         let after = mm.stats();
         assert_eq!(after.system.live(), 0);
         assert_eq!(after.system.bytes, 0);
@@ -544,9 +550,9 @@ fn shared_frees_with_the_wrong_layout_never_corrupt() {
 /// `live()` stays 1 with nothing live. `&MemoryManager` panics for the
 /// same call; on the owning thread the shared manager counts it in the
 /// block's own pool and stays consistent. Expected: a panic, or the count
-/// in the block's own class.
+/// in the block's own class. (Fixed in the eleventh session: `own_pooled`
+/// checks the pool's class against the layout's, and panics.)
 #[test]
-#[ignore = "bug: a cross-thread free with another class's layout through &SharedManager is accepted but counted in the layout's class: is_consistent() false and live() 1 afterwards"]
 fn shared_cross_thread_free_with_another_class_layout_stays_consistent() {
     if PASS_THROUGH {
         return;
@@ -584,9 +590,9 @@ fn shared_cross_thread_free_with_another_class_layout_stays_consistent() {
 /// takes the block from the segment map with no class check: a shrink
 /// within the wrong class stays "in place" and hands the 16-byte block back
 /// as 128 usable bytes (a caller writing them overruns its neighbours).
-/// Expected: a panic, as `&MemoryManager` gives.
+/// Expected: a panic, as `&MemoryManager` gives. (Fixed in the eleventh
+/// session: `own_pooled` checks the class.)
 #[test]
-#[ignore = "bug: SharedManager's Allocator resize (thread-heap blocks) does not check the old layout's class against the block's pool: an in-place shrink returns a 16-byte block as 128 bytes"]
 fn shared_resize_with_another_class_layout_panics() {
     if PASS_THROUGH {
         return;
@@ -633,11 +639,11 @@ fn shared_resize_with_another_class_layout_panics() {
 /// registry knows the allocation's real full size (its footer), but the
 /// in-place test (`same_allocation(old, new)`) looks at the caller's
 /// layouts only, so both managers hand 40 001 usable bytes back at the
-/// 760-byte allocation — no panic, no move. (A free with the same wrong
-/// layout is exact: the footer decides, see
+/// 760-byte allocation — no panic, no move. (Fixed in the eleventh
+/// session: `large::registered` refuses a layout of another large class
+/// than its footer's, for a free too, see
 /// `frees_with_the_wrong_layout_panic_or_free_exactly`.)
 #[test]
-#[ignore = "bug: an in-place resize of a registered large allocation trusts the caller's old layout (the footer's full size is not checked): a 700-byte allocation grown with a 40000-byte old layout comes back in place with 40001 bytes"]
 fn a_large_resize_with_another_large_class_layout_panics() {
     if PASS_THROUGH {
         return;
