@@ -710,20 +710,22 @@ pub(crate) fn alloc_registered<C: SizeClasses>(
 }
 
 #[cfg(feature = "allocator-api2")]
-/// The manager's own pointer to the allocation of `layout` at `ptr`'s
-/// address, served by `route` (`layout`'s), with provenance over all of it
-/// (see the module docs).
+/// The manager's own pointer to the allocation at `ptr`'s address, served
+/// by `route`, with provenance over all of it (see the module docs). For a
+/// resize, `resized` is the layout the caller says the allocation has,
+/// checked against a large one's footer (a free needs no check there: the
+/// footer says what to free).
 ///
 /// # Panics
 ///
-/// Panics if `heap` has no such allocation — none at that address, or one
-/// of another class (the caller broke the contract of `deallocate`, `grow`
-/// or `shrink`).
+/// Panics if `heap` has no such allocation — none at that address, one of
+/// another class, or (`resized`) a large one of another large class (the
+/// caller broke the contract of `deallocate`, `grow` or `shrink`).
 #[inline(always)]
 pub(crate) fn own<C: SizeClasses>(
     heap: &Heap<C>,
     ptr: NonNull<u8>,
-    layout: Layout,
+    resized: Option<Layout>,
     route: Route,
 ) -> NonNull<u8> {
     let own = match route {
@@ -733,7 +735,7 @@ pub(crate) fn own<C: SizeClasses>(
             Some(own) => return own,
             None => own_in_map(heap, ptr, class),
         },
-        Route::Large => large::registered(heap.heap_record(), ptr.addr().get(), layout),
+        Route::Large => large::registered(heap.heap_record(), ptr.addr().get(), resized),
     };
     match own {
         Some(p) => p,
@@ -799,17 +801,14 @@ impl<C: SizeClasses> Release<C> for Heap<C> {
     #[inline(always)]
     unsafe fn class(&self, ptr: NonNull<u8>, class: usize) {
         let route = Route::Pool(class);
-        // (A pooled block's route says all `own` needs: the layout is any
-        // of the class's.)
-        let any = Layout::new::<u8>();
         // SAFETY: the caller's guarantee; `own` gives the manager's own
         // pointer to the same block.
-        unsafe { free_registered(self, own(self, ptr, any, route), route) }
+        unsafe { free_registered(self, own(self, ptr, None, route), route) }
     }
 
     #[inline(always)]
-    unsafe fn large(&self, ptr: NonNull<u8>, layout: Layout) {
-        let own = own(self, ptr, layout, Route::Large);
+    unsafe fn large(&self, ptr: NonNull<u8>, _layout: Layout) {
+        let own = own(self, ptr, None, Route::Large);
         // SAFETY: as above, for a registered allocation.
         unsafe { free_registered(self, own, Route::Large) }
     }
@@ -846,7 +845,7 @@ pub(crate) unsafe fn resize<C: SizeClasses>(
     new: Layout,
 ) -> Result<NonNull<[u8]>, Error> {
     let from = old.route::<C>();
-    let own = own(heap, ptr, old, from);
+    let own = own(heap, ptr, Some(old), from);
     let to = Routed::new::<C>(new);
     if let Some(usable) = in_place_routed::<C>((old, from), (new, to.route)) {
         // (A large one keeps its footer in place: the registry keys it by

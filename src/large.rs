@@ -933,21 +933,23 @@ pub(crate) fn alloc_registered(
 
 /// The manager's own pointer to the registered allocation whose value is at
 /// `addr`, with provenance over the whole allocation; `None` if there is
-/// none, or if it was not made for a value of `layout`'s large class (its
-/// footer elsewhere: a resize in place would trust a size it does not
-/// have).
+/// none, or if `resized` names a layout of another large class than the
+/// one it was made for (its footer elsewhere: a resize in place would
+/// trust a size it does not have).
 #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
 pub(crate) fn registered(
     heap_record: &HeapRecord,
     addr: usize,
-    layout: Layout,
+    resized: Option<Layout>,
 ) -> Option<NonNull<u8>> {
     let footer = heap_record.registry.get(addr)?;
-    // SAFETY: a registered footer is that of a live allocation (the
-    // registry's invariant); its `full` is fixed.
-    let full = unsafe { (*footer.as_ptr()).full };
-    if with_footer(layout).ok() != Some(full) {
-        return None;
+    if let Some(layout) = resized {
+        // SAFETY: a registered footer is that of a live allocation (the
+        // registry's invariant); its `full` is fixed.
+        let full = unsafe { (*footer.as_ptr()).full };
+        if with_footer(layout).ok() != Some(full) {
+            return None;
+        }
     }
     let addr = core::num::NonZeroUsize::new(addr)?;
     // The footer pointer comes from the allocation's base, so it carries

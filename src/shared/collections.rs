@@ -206,7 +206,8 @@ impl<C: SizeClasses> State<C> {
             Route::Pool(class) => self.own_pooled(ptr, class),
             Route::Zero | Route::Large => None,
         };
-        let own = pooled.unwrap_or_else(|| self.central(|mm| heap::own(mm.heap(), ptr, old, from)));
+        let own =
+            pooled.unwrap_or_else(|| self.central(|mm| heap::own(mm.heap(), ptr, Some(old), from)));
         if let Some(usable) = heap::in_place_routed::<C>((old, from), (new, to)) {
             return Ok(NonNull::slice_from_raw_parts(own, usable));
         }

@@ -190,8 +190,8 @@ fn a_large_allocation_in_a_chunks_segment_freed_as_pooled_panics() {
 /// kind: a pooled block with another class's layout (the pool remembering
 /// its own chunk or none), with a large layout, with a zero-sized one (a
 /// no-op: the block stays live); a
-/// large allocation with another large class's layout (refused: its footer
-/// says what it was made for) and, in a manager with no chunk at all, with a
+/// large allocation with another large class's layout (the registry knows
+/// it: freed exactly) and, in a manager with no chunk at all, with a
 /// pooled one. Each either panics ("did not hand out") before touching a
 /// pool or frees the allocation exactly; the manager carries on, its
 /// figures exact.
@@ -292,20 +292,14 @@ fn frees_with_the_wrong_layout_panic_or_free_exactly() {
             assert!(mm.is_consistent());
         }
         // A large allocation freed with the layout of another large class:
-        // refused (its footer says what it was made for), then freed with
-        // its own (full size to the cache exactly).
+        // the registry frees it with its own (full size back to the system
+        // or the cache exactly).
         let a = Layout::from_size_align(700, 8).unwrap();
         let b = Layout::from_size_align(40_000, 8).unwrap();
         let p = (&mm).allocate(a).unwrap().cast::<u8>();
         let before = mm.stats();
-        // SAFETY: (test) another large class's layout: refused before the
-        // allocation is touched.
-        assert_refused("large as another large class", || unsafe {
-            (&mm).deallocate(p, b)
-        });
-        assert_eq!(mm.stats().system.live(), 1);
-        // SAFETY: its own layout.
-        unsafe { (&mm).deallocate(p, a) };
+        // SAFETY: (test) another large class's layout.
+        unsafe { (&mm).deallocate(p, b) };
         let after = mm.stats();
         assert_eq!(after.system.live(), 0);
         assert_eq!(after.system.bytes, 0);
@@ -640,8 +634,9 @@ fn shared_resize_with_another_class_layout_panics() {
 /// in-place test (`same_allocation(old, new)`) looks at the caller's
 /// layouts only, so both managers hand 40 001 usable bytes back at the
 /// 760-byte allocation — no panic, no move. (Fixed in the eleventh
-/// session: `large::registered` refuses a layout of another large class
-/// than its footer's, for a free too, see
+/// session: for a resize `large::registered` refuses a layout of another
+/// large class than its footer's. A free with the same wrong layout is
+/// exact: the footer decides, see
 /// `frees_with_the_wrong_layout_panic_or_free_exactly`.)
 #[test]
 fn a_large_resize_with_another_large_class_layout_panics() {
