@@ -146,8 +146,8 @@ pub struct SystemStats {
     pub bytes: usize,
     /// Bytes of freed allocations kept for reuse by the next allocation of
     /// their size class, as a pool keeps its free blocks (those of at most
-    /// 4 MiB, up to 64 MiB in all; none in pass-through mode or with a
-    /// budget). [`trim`](crate::MemoryManager::trim) gives them back;
+    /// 4 MiB, up to 64 MiB in all — checked blocks up to 64 KiB; none in
+    /// pass-through mode or with a budget). [`trim`](crate::MemoryManager::trim) gives them back;
     /// [`reset`](crate::MemoryManager::reset) keeps them, as it keeps the
     /// pools' chunks.
     pub cached_bytes: usize,

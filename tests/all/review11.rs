@@ -790,7 +790,8 @@ fn collections_grow_across_every_edge_with_trims_and_resets() {
 /// The cap: 17 allocations of the largest class freed — 16 are kept (64 MiB
 /// less 128 bytes), the 17th goes back to the system, and so does a small
 /// one freed then (nothing more fits); one taken back makes room for the
-/// small one. Boxes, checked blocks and collections share the cap; the
+/// small one. Boxes and collections share the cap; checked blocks that
+/// large are never kept (their next one comes zeroed from the system); the
 /// counting allocator agrees with `cached_bytes`, and a trim gives exactly
 /// that back. (Natively only: 68 MiB is too much for Miri.)
 #[test]
@@ -805,19 +806,16 @@ fn the_cap_is_shared_by_every_kind_and_is_exact() {
         let start = held();
         let value = ROUND_MAX - FOOTER; // full size: exactly ROUND_MAX
                                         // (Arrays: the test holds nothing of its own on the heap.)
-        let boxes: [_; 6] = std::array::from_fn(|i| mm.alloc_slice_copy(&vec![i as u8; value]));
-        let blocks: [_; 6] = std::array::from_fn(|_| mm.alloc_block(value).unwrap());
-        let vecs: [AVec<u8, &MemoryManager>; 5] =
+        let boxes: [_; 9] = std::array::from_fn(|i| mm.alloc_slice_copy(&vec![i as u8; value]));
+        let vecs: [AVec<u8, &MemoryManager>; 8] =
             std::array::from_fn(|_| AVec::with_capacity_in(value, &mm));
+        let blocks: [_; 2] = std::array::from_fn(|_| mm.alloc_block(value).unwrap());
         let small = mm.alloc_slice_copy(&[1u8; 1000]);
         let s = mm.stats();
-        assert_eq!(s.system.bytes, 17 * ROUND_MAX + small_full);
+        assert_eq!(s.system.bytes, 19 * ROUND_MAX + small_full);
         drop(s);
         assert_held_is_reserved(&mm, start);
         drop(boxes);
-        for b in blocks {
-            mm.free(b).unwrap();
-        }
         drop(vecs);
         let s = mm.stats();
         assert_eq!(
@@ -827,20 +825,34 @@ fn the_cap_is_shared_by_every_kind_and_is_exact() {
         );
         drop(s);
         assert_held_is_reserved(&mm, start);
+        for b in blocks {
+            mm.free(b).unwrap();
+        }
+        assert_eq!(
+            mm.stats().system.cached_bytes,
+            16 * ROUND_MAX,
+            "blocks not kept"
+        );
+        assert_held_is_reserved(&mm, start);
         drop(small);
         assert_eq!(mm.stats().system.cached_bytes, 16 * ROUND_MAX, "full");
-        // One back out (a checked block: zeroed), then the small one fits.
+        // A block of the class does not take a kept one (a fresh one,
+        // zeroed by the system).
         let b = mm.alloc_block(value - 100).unwrap();
+        assert_eq!(mm.stats().system.cached_bytes, 16 * ROUND_MAX);
         let mut bytes = vec![1u8; value - 100];
         mm.read_bytes(b, 0, &mut bytes).unwrap();
-        assert!(all_are(&bytes, 0), "a reused block reads zero");
+        assert!(all_are(&bytes, 0), "a block reads zero");
         drop(bytes);
+        mm.free(b).unwrap();
+        // One box back out, then the small one fits.
+        let x = mm.alloc_slice_copy(&vec![3u8; value - 100]);
         drop(mm.alloc_slice_copy(&[1u8; 1000]));
         let s = mm.stats();
         assert_eq!(s.system.cached_bytes, 15 * ROUND_MAX + small_full);
         assert_eq!(s.system.live(), 1);
         drop(s);
-        mm.free(b).unwrap();
+        drop(x);
         // Now the big one does not fit again (15 * R + 1000-ish + R > cap).
         assert_eq!(mm.stats().system.cached_bytes, 15 * ROUND_MAX + small_full);
         assert_held_is_reserved(&mm, start);
@@ -851,11 +863,11 @@ fn the_cap_is_shared_by_every_kind_and_is_exact() {
 }
 
 /// Sizes on both sides of the new bound, through every kind: a full size
-/// of exactly `ROUND_MAX` is kept (and reused by a block of its class,
-/// zeroed), one byte more is not; between 64 KiB and 4 MiB (newly kept)
-/// boxes, blocks and collections reuse each other's allocations of a
-/// class. Under Miri only the 64 KiB..4 MiB middle (the 4 MiB ends cost a
-/// minute each).
+/// of exactly `ROUND_MAX` is kept, one byte more is not; between 64 KiB and
+/// 4 MiB (newly kept) boxes and collections reuse each other's allocations
+/// of a class, and checked blocks neither take nor leave one (each comes
+/// zeroed from the system). Under Miri only the 64 KiB..4 MiB middle (the
+/// 4 MiB ends cost a minute each).
 #[test]
 fn the_new_bound_is_exact_for_every_kind() {
     if PASS_THROUGH {
@@ -871,16 +883,22 @@ fn the_new_bound_is_exact_for_every_kind() {
         for &size in sizes {
             let full = full_of(size);
             assert!(full <= ROUND_MAX && full > 64 << 10, "{size}: {full}");
-            // A box, then a block of the same class: reused, zeroed.
+            // A box, then a block of the same class: not reused, zeroed,
+            // and not kept.
             drop(mm.alloc_slice_copy(&vec![0xEEu8; size]));
             assert_eq!(mm.stats().system.cached_bytes, full);
             let b = mm.alloc_block(size).unwrap();
-            assert_eq!(mm.stats().system.cached_bytes, 0, "{size}: reused");
+            assert_eq!(
+                mm.stats().system.cached_bytes,
+                full,
+                "{size}: a block's own"
+            );
             let mut tail = [1u8; 4096];
             mm.read_bytes(b, size - 4096, &mut tail).unwrap();
             assert!(all_are(&tail, 0));
             mm.free(b).unwrap();
-            // A collection of the same class reuses it too.
+            assert_eq!(mm.stats().system.cached_bytes, full, "{size}: not kept");
+            // A collection of the same class reuses the box's.
             let mut v: AVec<u8, &MemoryManager> = AVec::with_capacity_in(size, &mm);
             assert_eq!(mm.stats().system.cached_bytes, 0);
             v.push(1);
