@@ -400,15 +400,17 @@ impl Pool {
     /// `bump_limit`): their end, or in a pool other threads free into the
     /// next one after `never_used` that starts a page, if sooner.
     pub(super) fn next_bump_limit(&self) -> usize {
-        let (at, size) = (self.never_used.get().addr(), self.block_size);
-        let end = at + self.never_used_left.get() * size;
+        let at = self.never_used.get().addr();
+        let end = at + self.never_used_left.get() * self.block_size;
         if self.remote.thread_slot == UNOWNED {
             return end;
         }
-        // The first block at or past the next page boundary after `at`
-        // starts its page: its offset in it is below `size`.
-        let boundary = (at | (PAGE - 1)) + 1;
-        end.min(at + (boundary - at).div_ceil(size) * size)
+        // The next page boundary after `at`: the first block at or past it
+        // is the first to start in its page (its offset there is below
+        // `size`, the block before it having started before the boundary),
+        // and the blocks before it start in `at`'s page, past `at`, so
+        // none of them does. No division.
+        end.min((at | (PAGE - 1)) + 1)
     }
 
     /// Hands out the next never-used block of the newest chunk: the bump,
