@@ -126,13 +126,36 @@ fn a_large_allocation_in_a_chunks_segment_freed_as_pooled_panics() {
     let mm = MemoryManager::new();
     let small = Layout::new::<[u64; 4]>(); // the 32-byte class
     let block = (&mm).allocate(small).unwrap().cast::<u8>();
-    // The pool remembers its chunk after a free through the allocator.
-    let other = (&mm).allocate(small).unwrap().cast::<u8>();
-    // SAFETY: a live allocation of `small`.
-    unsafe { (&mm).deallocate(other, small) };
     let base = block.as_ptr().addr() & !(SEGMENT - 1);
     let chunk = mm.stats().classes[class_of::<DefaultClasses>(32)].reserved_bytes;
     assert!(chunk > 0 && chunk < SEGMENT, "{chunk}");
+    // Whatever the system allocator's placement: addresses in the chunk's
+    // segment but past its end, and in its header, made from the block's
+    // pointer (nothing is read or written through them), are refused —
+    // through the chunk map while the pool remembers no chunk, and through
+    // the remembered chunk once a free through the allocator made it
+    // remember this one.
+    for remembered in [false, true] {
+        if remembered {
+            let other = (&mm).allocate(small).unwrap().cast::<u8>();
+            // SAFETY: a live allocation of `small`.
+            unsafe { (&mm).deallocate(other, small) };
+        }
+        for at in [base + chunk, base + chunk + 4096, base + 8] {
+            let q = block.map_addr(|_| core::num::NonZeroUsize::new(at).unwrap());
+            let refused = panic_of(|| {
+                // SAFETY: (test) not a block: refused before it is touched.
+                unsafe { (&mm).deallocate(q, small) }
+            });
+            assert!(
+                refused.is_some_and(|m| m.contains("did not hand out")),
+                "{at:#x} (chunk {base:#x} + {chunk}), remembered: {remembered}"
+            );
+            assert_eq!(mm.stats().live(), 1);
+        }
+    }
+    // And a real allocation of someone else's there, when the system
+    // allocator places one so (natively, glibc's arena usually does).
     // Large allocations of the manager's allocator until one lies past the
     // chunk's end in its segment.
     let big = Layout::from_size_align(2000, 8).unwrap();
@@ -151,7 +174,14 @@ fn a_large_allocation_in_a_chunks_segment_freed_as_pooled_panics() {
         // SAFETY: live allocations of `big`.
         unsafe { (&mm).deallocate(p, big) };
     }
-    let p = found.expect("no large allocation in the chunk's segment (allocator placement)");
+    let Some(p) = found else {
+        // (Not placed so here: the crafted addresses above stand for it.)
+        // SAFETY: its own layout.
+        unsafe { (&mm).deallocate(block, small) };
+        assert_eq!(mm.stats().live(), 0);
+        assert!(mm.is_consistent());
+        return;
+    };
     // SAFETY: a live allocation of `big`, written through its own pointer.
     unsafe { p.as_ptr().write_bytes(0xAB, big.size()) };
     let refused = panic_of(|| {
