@@ -168,9 +168,10 @@ pub(crate) struct Pool {
     /// The address at which the bump stops and the slow path runs: at most
     /// the end of the never-used blocks (`never_used + never_used_left *
     /// block_size`), so that below it the bump needs no other check; in a
-    /// pool other threads free into, also at most the next never-used block
-    /// that is the first of its page (where the blocks they freed are
-    /// taken first, see [`alloc_never_used`](Self::alloc_never_used)). 0
+    /// pool other threads free into, also at most the next page boundary
+    /// (the next never-used block at or past it is the first of its page,
+    /// where the blocks they freed are taken first, see
+    /// [`alloc_never_used`](Self::alloc_never_used)). 0
     /// (what [`set_never_used`](Self::set_never_used) leaves) sends the next
     /// bump to the slow path, which sets it again. One compare on the fast
     /// path instead of the count's test and the page test.
@@ -398,7 +399,8 @@ impl Pool {
 
     /// The bump limit for the never-used blocks as they are now (see
     /// `bump_limit`): their end, or in a pool other threads free into the
-    /// next one after `never_used` that starts a page, if sooner.
+    /// next page boundary after `never_used` (the first block at or past it
+    /// is the next to start a page), if sooner.
     pub(super) fn next_bump_limit(&self) -> usize {
         let at = self.never_used.get().addr();
         let end = at + self.never_used_left.get() * self.block_size;
