@@ -5,6 +5,9 @@
 //! `Block`s and the `Allocator` implementation are thin facades over the
 //! functions here, and so is pass-through mode (every route is the large
 //! path, see [`route`]). A typed value's route is a constant of its type.
+//! (One free goes around it: a shared manager's, which finds the block's
+//! pool from the block and asks only block-or-large of
+//! [`side`](crate::size_class::side), in `shared/boxes.rs`.)
 
 use core::alloc::Layout;
 use core::marker::PhantomData;

@@ -482,7 +482,8 @@ impl fmt::Debug for ClassTable {
 }
 
 /// Where an allocation of a given layout is served from. Allocation and
-/// deallocation both call [`route`], so they always agree.
+/// deallocation both call [`route`] (or, for a free that finds the pool
+/// from the block, [`side`], which agrees with it), so they always agree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Route {
     /// Zero-sized: nothing is allocated.
@@ -508,6 +509,43 @@ pub(crate) const fn route(table: &ClassTable, size: usize, align: usize) -> Rout
     match table.class_for_layout(size, align) {
         Some(c) => Route::Pool(c),
         None => Route::Large,
+    }
+}
+
+/// Which side of [`route`] an allocation is on, without its class: what a
+/// free needs when it finds the block's pool from the block itself (a
+/// shared manager's, `Global`'s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// Zero-sized: nothing was allocated.
+    Zero,
+    /// A pool block.
+    Pool,
+    /// A large allocation.
+    Large,
+}
+
+/// [`route`]'s side for `size` bytes at `align`, always the same as
+/// [`route`]'s: for an alignment of at most 8 one compare with the largest
+/// class (every size up to it has a class, none above it does) instead of
+/// the class lookup; a larger alignment asks [`route`].
+#[inline(always)]
+pub(crate) const fn side(table: &ClassTable, size: usize, align: usize) -> Side {
+    if size == 0 {
+        Side::Zero
+    } else if cfg!(feature = "pass-through") {
+        Side::Large
+    } else if align <= 8 {
+        if size <= table.max_size() {
+            Side::Pool
+        } else {
+            Side::Large
+        }
+    } else {
+        match route(table, size, align) {
+            Route::Pool(_) => Side::Pool,
+            Route::Zero | Route::Large => Side::Large,
+        }
     }
 }
 
@@ -553,6 +591,17 @@ mod tests {
                     assert_eq!(
                         table.class_for_layout(size, align),
                         reference(table, size, align),
+                        "size {size} align {align}"
+                    );
+                    // The free's side agrees with the allocation's route.
+                    let expected = match route(table, size, align) {
+                        Route::Zero => Side::Zero,
+                        Route::Pool(_) => Side::Pool,
+                        Route::Large => Side::Large,
+                    };
+                    assert_eq!(
+                        side(table, size, align),
+                        expected,
                         "size {size} align {align}"
                     );
                 }

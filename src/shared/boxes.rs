@@ -5,11 +5,11 @@
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
-use crate::heap::{self, For, Heap, One, Release, Serve, BOX};
+use crate::heap::{self, For, Heap, One, Serve, BOX};
 use crate::large::{self};
 use crate::pool::Pool;
 use crate::pool_box::{BoxMaker, Kind, Shared};
-use crate::size_class::SizeClasses;
+use crate::size_class::{side, Side, SizeClasses};
 use crate::thread::{self};
 use crate::Error;
 
@@ -43,41 +43,12 @@ impl Kind for Shared {
     }
 }
 
-/// A shared manager's boxes, freed on any thread: a block goes back to its
-/// pool's free list on the thread that owns the pool, onto its remote-free
-/// list on any other; a large allocation to the central heap, under its
-/// lock.
-struct AnyThread;
-
-impl<C: SizeClasses> Release<C> for AnyThread {
-    #[inline(always)]
-    unsafe fn class(&self, ptr: NonNull<u8>, _class: usize) {
-        // SAFETY: a live block of a live pool (caller).
-        let pool = unsafe { Pool::of(ptr) };
-        if pool.thread_slot() == thread::current() {
-            // This thread holds the pool's slot: it owns the pool.
-            pool.push(ptr);
-        } else {
-            // Read before the push: once the block is on the list, its
-            // owner may collect it, release its chunk and free the heap the
-            // pool is in (see `exit.rs`), so the pool is not touched after.
-            let (class, owner) = pool.class_and_owner();
-            // SAFETY: as above; any thread may push. `pool` is not used
-            // after (a local reference, not an argument: nothing asserts it
-            // valid past its last use).
-            unsafe { Pool::push_remote(NonNull::from(pool), ptr) };
-            count_remote_free::<C>(class, owner);
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn large(&self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: a live large allocation of a live manager (caller).
-        unsafe { free_large(ptr, layout) }
-    }
-}
-
-/// Frees a shared manager's allocation of `layout`, on any thread.
+/// Frees a shared manager's allocation of `layout`, on any thread: a block
+/// goes back to its pool's free list on the thread that owns the pool, onto
+/// its remote-free list on any other; a large allocation to the central
+/// heap, under its lock. A block's pool comes from the block itself (its
+/// chunk header), so the layout only has to tell a block from a large
+/// allocation: [`side`], one compare, not the class lookup.
 ///
 /// # Safety
 ///
@@ -85,8 +56,39 @@ impl<C: SizeClasses> Release<C> for AnyThread {
 /// with class table `C` (or `Global`'s), not used afterwards.
 #[inline(always)]
 pub(crate) unsafe fn dealloc<C: SizeClasses>(ptr: NonNull<u8>, layout: Layout) {
-    // SAFETY: the caller's guarantee: a box's allocation, freed on any thread.
-    unsafe { heap::free::<C>(&AnyThread, ptr, layout) }
+    match side(C::TABLE, layout.size(), layout.align()) {
+        Side::Zero => {}
+        // SAFETY: the caller's guarantee; `side` agrees with the route the
+        // allocation took, so `ptr` is a block.
+        Side::Pool => unsafe { free_block::<C>(ptr) },
+        // SAFETY: as above, a large allocation.
+        Side::Large => unsafe { free_large(ptr, layout) },
+    }
+}
+
+/// Frees `ptr`, a block of a shared manager, on any thread.
+///
+/// # Safety
+///
+/// `ptr` must be a live block of a live shared manager, not used afterwards.
+#[inline(always)]
+unsafe fn free_block<C: SizeClasses>(ptr: NonNull<u8>) {
+    // SAFETY: a live block of a live pool (caller).
+    let pool = unsafe { Pool::of(ptr) };
+    if pool.thread_slot() == thread::current() {
+        // This thread holds the pool's slot: it owns the pool.
+        pool.push(ptr);
+    } else {
+        // Read before the push: once the block is on the list, its owner
+        // may collect it, release its chunk and free the heap the pool is
+        // in (see `exit.rs`), so the pool is not touched after.
+        let (class, owner) = pool.class_and_owner();
+        // SAFETY: as above; any thread may push. `pool` is not used after
+        // (a local reference, not an argument: nothing asserts it valid
+        // past its last use).
+        unsafe { Pool::push_remote(NonNull::from(pool), ptr) };
+        count_remote_free::<C>(class, owner);
+    }
 }
 
 /// Counts a remote free into a pool of class `class` of the shared manager
