@@ -515,6 +515,7 @@ pub(crate) const fn route(table: &ClassTable, size: usize, align: usize) -> Rout
 /// Which side of [`route`] an allocation is on, without its class: what a
 /// free needs when it finds the block's pool from the block itself (a
 /// shared manager's, `Global`'s).
+#[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))] // the shared managers'
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Side {
     /// Zero-sized: nothing was allocated.
@@ -529,6 +530,7 @@ pub(crate) enum Side {
 /// [`route`]'s: for an alignment of at most 8 one compare with the largest
 /// class (every size up to it has a class, none above it does) instead of
 /// the class lookup; a larger alignment asks [`route`].
+#[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))] // the shared managers'
 #[inline(always)]
 pub(crate) const fn side(table: &ClassTable, size: usize, align: usize) -> Side {
     if size == 0 {
