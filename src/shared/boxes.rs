@@ -70,7 +70,8 @@ pub(crate) unsafe fn dealloc<C: SizeClasses>(ptr: NonNull<u8>, layout: Layout) {
 ///
 /// # Safety
 ///
-/// `ptr` must be a live block of a live shared manager, not used afterwards.
+/// `ptr` must be a live block of a live shared manager with class table
+/// `C` (or `Global`'s), not used afterwards.
 #[inline(always)]
 unsafe fn free_block<C: SizeClasses>(ptr: NonNull<u8>) {
     // SAFETY: a live block of a live pool (caller).
