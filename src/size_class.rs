@@ -544,9 +544,19 @@ pub(crate) const fn side(table: &ClassTable, size: usize, align: usize) -> Side 
             Side::Large
         }
     } else {
-        match route(table, size, align) {
+        route(table, size, align).side()
+    }
+}
+
+impl Route {
+    /// This route's side: its class dropped.
+    #[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))] // as `side`
+    #[inline(always)]
+    pub(crate) const fn side(self) -> Side {
+        match self {
+            Route::Zero => Side::Zero,
             Route::Pool(_) => Side::Pool,
-            Route::Zero | Route::Large => Side::Large,
+            Route::Large => Side::Large,
         }
     }
 }
@@ -599,14 +609,9 @@ mod tests {
                         "size {size} align {align}"
                     );
                     // The free's side agrees with the allocation's route.
-                    let expected = match route(table, size, align) {
-                        Route::Zero => Side::Zero,
-                        Route::Pool(_) => Side::Pool,
-                        Route::Large => Side::Large,
-                    };
                     assert_eq!(
                         side(table, size, align),
-                        expected,
+                        route(table, size, align).side(),
                         "size {size} align {align}"
                     );
                 }
