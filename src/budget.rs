@@ -166,7 +166,10 @@ impl Budget {
             "budget credited more than charged"
         );
         self.reserved.set(self.reserved.get() - bytes);
-        if let Some(shared) = self.shared() {
+        // (Not for nothing: a trim credits every pool's release, most of
+        // them 0, and the shared count's atomic subtraction was most of a
+        // shared trim's time.)
+        if let Some(shared) = self.shared().filter(|_| bytes != 0) {
             shared.credit(bytes);
         }
     }

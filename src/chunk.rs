@@ -117,6 +117,12 @@ impl ChunkMap {
         self.sorted.grow(cap.saturating_mul(2).max(8), budget)
     }
 
+    /// Whether the map holds storage but no chunk (a place reserved for a
+    /// chunk that was then refused): storage a trim frees.
+    pub(crate) fn holds_storage_only(&self) -> bool {
+        self.sorted.len() == 0 && self.bytes() != 0
+    }
+
     /// Bytes of the map's storage.
     pub(crate) fn bytes(&self) -> usize {
         self.sorted.bytes()

@@ -14,6 +14,13 @@ impl Pool {
     /// returns the bytes given back. O(chunks + free blocks).
     pub(crate) fn trim(&self) -> usize {
         self.collect();
+        if self.chunk_count.get() == 0 && !self.heap_record().chunks.holds_storage_only() {
+            // Nothing to release: what the rest would do to a pool with no
+            // chunk (most of a shared manager's classes, in every heap a
+            // trim visits), and no chunk map's storage left to free.
+            self.next_chunk_size.set(self.min_chunk_size);
+            return 0;
+        }
         self.peak.set(self.peak());
         // 1. Count free blocks per chunk, in the headers' scratch words.
         for c in self.chunk_list() {
@@ -129,14 +136,23 @@ impl Pool {
         unsafe { ChunkHeader::unlink_if(self.chunks.as_ptr(), Link::Next, take) };
         // The chunk map forgets them now that the pool is consistent
         // without them (its storage may be freed: the allocator may call
-        // this manager).
+        // this manager). With none doomed it has nothing to forget: the
+        // call (its cache emptied, every chunk of the heap's header read)
+        // for every class was over half of a shared trim's time. It still
+        // runs on a map with storage and no chunk (a `reserve_one` for a
+        // chunk that was then refused), whose storage it frees.
         let me = NonNull::from(self);
-        let map_bytes = self.heap_record().chunks.remove_if(self.budget(), |c| {
-            // SAFETY: the map holds only live chunks of this manager's pools
-            // (the doomed ones still allocated, on `doomed`).
-            let h = unsafe { c.cast::<ChunkHeader>().as_ref() };
-            h.pool == me && h.scratch == usize::MAX
-        });
+        let map = &self.heap_record().chunks;
+        let map_bytes = if doomed.is_null() && !map.holds_storage_only() {
+            0
+        } else {
+            map.remove_if(self.budget(), |c| {
+                // SAFETY: the map holds only live chunks of this manager's
+                // pools (the doomed ones still allocated, on `doomed`).
+                let h = unsafe { c.cast::<ChunkHeader>().as_ref() };
+                h.pool == me && h.scratch == usize::MAX
+            })
+        };
         self.budget().credit(released);
         if self.chunk_count.get() == 0 {
             // Bare again: the next chunk is the first size, as a new pool's
