@@ -35,6 +35,12 @@
 //!   chunks, 104 chunks), timing only the `reset()` after each;
 //!   nanoseconds per reset, the fastest of 7 runs. Under callgrind with
 //!   `--toggle-collect='*reset_only*'`, the instructions of 7 × N resets.
+//! * `measure trim CONTENDER N` — nanoseconds per `trim()` with nothing
+//!   to give back (the fastest of 7 runs of N): `manager` (a
+//!   `MemoryManager`), `shared` and `wide` (a `SharedManager` with the
+//!   default classes and with `WideClasses`, this thread's heap) and
+//!   `global` (a `Global`, called directly); each first allocates and
+//!   frees a few sizes.
 //!
 //! Run each in its own process.
 
@@ -985,6 +991,71 @@ fn reset(shape: &str, n: usize) -> f64 {
     total.as_secs_f64() * 1e9 / n as f64
 }
 
+/// Nanoseconds per `trim()` that finds nothing to give back: the fastest
+/// of 7 runs of `n`.
+fn trim(contender: &str, n: usize) -> f64 {
+    use memory_mgr::{Global, SharedManager, WideClasses};
+    fn time(n: usize, trim: impl Fn() -> usize) -> f64 {
+        trim();
+        (0..7)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                for _ in 0..n {
+                    black_box(trim());
+                }
+                t.elapsed().as_secs_f64() * 1e9 / n as f64
+            })
+            .fold(f64::INFINITY, f64::min)
+    }
+    let sizes = [8usize, 64, 200, 500];
+    match contender {
+        "manager" => {
+            let mm = MemoryManager::new();
+            let kept: Vec<_> = sizes.iter().map(|&s| mm.alloc_block(s).unwrap()).collect();
+            let ns = time(n, || mm.trim());
+            for b in kept {
+                mm.free(b).unwrap();
+            }
+            ns
+        }
+        "shared" => {
+            let mm = SharedManager::new();
+            let kept: Vec<_> = sizes.iter().map(|&s| mm.alloc_block(s).unwrap()).collect();
+            let ns = time(n, || mm.trim());
+            for b in kept {
+                mm.free(b).unwrap();
+            }
+            ns
+        }
+        "wide" => {
+            let mm = SharedManager::<WideClasses>::with_classes();
+            let kept: Vec<_> = sizes.iter().map(|&s| mm.alloc_block(s).unwrap()).collect();
+            let ns = time(n, || mm.trim());
+            for b in kept {
+                mm.free(b).unwrap();
+            }
+            ns
+        }
+        "global" => {
+            static G: Global = Global::new();
+            let layouts: Vec<Layout> = sizes
+                .iter()
+                .map(|&s| Layout::from_size_align(s, 8).unwrap())
+                .collect();
+            // SAFETY: non-zero layouts; each kept block is freed below with
+            // its own layout.
+            let kept: Vec<*mut u8> = layouts.iter().map(|&l| unsafe { G.alloc(l) }).collect();
+            let ns = time(n, || G.trim());
+            for (p, l) in kept.into_iter().zip(layouts) {
+                // SAFETY: allocated above with `l`, freed once.
+                unsafe { G.dealloc(p, l) };
+            }
+            ns
+        }
+        other => panic!("unknown contender {other}"),
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
@@ -1003,6 +1074,7 @@ fn main() {
                 .fold(f64::INFINITY, f64::min);
             println!("{best:.2}");
         }
+        "trim" => println!("{:.1}", trim(arg(2), arg(3).parse().expect("N"))),
         "churn" => churn(arg(2), arg(3).parse().expect("N")),
         "trees" => {
             let depth: u32 = arg(3).parse().expect("DEPTH");
