@@ -158,7 +158,7 @@ mod imp {
     /// chunk, which only a class in heavy use reaches) comes from a region
     /// of transparent huge pages, the other half of a pair in use first: a
     /// program's busy classes then cost the processor one TLB entry per
-    /// 2 MiB instead of 512 (the trace replay: 1.8× faster). Any other
+    /// 2 MiB instead of 512 (the trace replay: 1.6× faster). Any other
     /// comes from a region without them, where a chunk that touches one
     /// 4 KiB page does not make 2 MiB resident. (A pair's first segment
     /// can make its second resident before it is used: at most 1 MiB a
