@@ -21,6 +21,8 @@ mod pool_box;
 mod review10;
 #[cfg(all(feature = "std", feature = "allocator-api2"))]
 mod review11;
+#[cfg(all(feature = "std", feature = "allocator-api2"))]
+mod review13;
 mod review7;
 #[cfg(all(feature = "std", feature = "allocator-api2"))]
 mod review8;
