@@ -154,6 +154,12 @@ impl<C: SizeClasses> SharedManager<C> {
                     .wrapping_sub(remote_out);
             s.2 += pool.capacity();
         };
+        // What the freed heaps left in the state's figures, per class, read
+        // with the heaps: an exit hook that frees a heap after the walk
+        // folds that heap's figures into them, and read after it they
+        // would count it twice. (Allocated before the lock: under it, only
+        // deallocation, see `exit.rs`.)
+        let mut offsets = alloc::vec![0usize; classes];
         {
             // No exit hook collects a heap meanwhile (see `exit.rs`).
             let _no_exits = super::exit::exclude_exits();
@@ -166,15 +172,20 @@ impl<C: SizeClasses> SharedManager<C> {
                     tally(pool, class, pool.remote_out());
                 }
             }
+            for (class, offset) in offsets.iter_mut().enumerate() {
+                // `Relaxed`: the exit hooks that write them are held off,
+                // and the last one's writes happen before (the lock). The
+                // freed heaps' blocks still counted live count with the
+                // central heap's: they offset `lost` (wrapping, as the
+                // sums).
+                let retired_live = state.retired[class].live.load(Ordering::Relaxed);
+                let lost = state.lost[class].load(Ordering::Relaxed);
+                *offset = lost.wrapping_sub(retired_live);
+            }
         }
         let central_ok = state.central(|mm| {
             for (class, pool) in mm.heap().iter().enumerate() {
-                // `Relaxed`: exclusive access. The freed heaps' blocks still
-                // counted live count with the central heap's: they offset
-                // `lost` (wrapping, as the sums).
-                let retired_live = state.retired[class].live.load(Ordering::Relaxed);
-                let lost = state.lost[class].load(Ordering::Relaxed);
-                tally(pool, class, lost.wrapping_sub(retired_live));
+                tally(pool, class, offsets[class]);
             }
             mm.blocks().is_valid()
         });

@@ -533,9 +533,12 @@ fn global_at_segment_sizes_from_many_threads() {
     let aligns: &[usize] = &[8, 4096, SEGMENT];
     let rounds = n(6, 1);
     let threads = n(4, 2);
-    thread::scope(|s| {
-        for t in 0..threads {
-            s.spawn(move || {
+    // `thread::spawn`, joined: a scoped thread counts as finished before
+    // its exit hook gives its heap back, which may refill the cache after
+    // the trim below.
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            thread::spawn(move || {
                 for r in 0..rounds {
                     let mut live: Vec<(*mut u8, Layout, u8)> = Vec::new();
                     for (k, &size) in sizes.iter().enumerate() {
@@ -594,9 +597,12 @@ fn global_at_segment_sizes_from_many_threads() {
                         }
                     }
                 }
-            });
-        }
-    });
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
     assert_eq!(G.stats().live(), 0);
     G.trim();
     assert_eq!(G.stats().system.cached_bytes, 0);
