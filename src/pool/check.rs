@@ -86,9 +86,11 @@ impl Pool {
                 .zip(&chunks)
                 .all(|(&a, &(first, _))| a == first)
             && spare_blocks == self.spare_blocks.get();
-        // The bump stops at or before the end of the never-used blocks.
-        let bump_ok = self.bump_limit.get()
-            <= self.never_used.get().addr() + self.never_used_left.get() * self.block_size;
+        // The never-used blocks end a whole number of blocks past the next
+        // one, and the bump stops at or before their end.
+        let (next, end) = (self.never_used.get().addr(), self.never_used_end.get());
+        let bump_ok =
+            next <= end && (end - next) % self.block_size == 0 && self.bump_limit.get() <= end;
         lists_ok && bump_ok && self.accounting(free)
     }
 
@@ -98,7 +100,7 @@ impl Pool {
     /// checks the sum over its heaps instead: see the identity on [`Pool`].)
     fn accounting(&self, free: usize) -> bool {
         !self.remote.owner.is_null()
-            || free + self.never_used_left.get() + self.spare_blocks.get() + self.live()
+            || free + self.never_used_left() + self.spare_blocks.get() + self.live()
                 == self.capacity.get()
     }
 }

@@ -23,7 +23,7 @@ pub(super) fn refill(pool: &Pool) -> Result<NonNull<u8>, Error> {
     // reuses its blocks, and touches no new memory while it can. (At a
     // page's first block, with never-used blocks left, only if some were
     // freed: the list is looked at before it is taken.)
-    let used_up = pool.never_used_left.get() == 0;
+    let used_up = pool.never_used.get().addr() == pool.never_used_end.get();
     if (used_up || !pool.remote.inbound.is_empty()) && pool.collect() && !pool.free.get().is_null()
     {
         return pool.alloc();
@@ -33,10 +33,10 @@ pub(super) fn refill(pool: &Pool) -> Result<NonNull<u8>, Error> {
             .map_err(|e| e.refusing(pool.block_size, pool.name()))?;
     }
     pool.bump_limit.set(pool.next_bump_limit());
-    // SAFETY: `never_used_left` is not 0: it was not, or `next_never_used_chunk` just
+    // SAFETY: a never-used block is left: one was, or `next_never_used_chunk` just
     // gave the pool a chunk's never-used blocks (a chunk holds at least
     // one block: `Pool::new` makes the smallest chunk fit one).
-    Ok(unsafe { pool.bump(pool.never_used_left.get()) })
+    Ok(unsafe { pool.bump() })
 }
 
 impl Pool {
@@ -146,7 +146,7 @@ impl Pool {
     fn next_never_used_chunk(&self) -> Result<(), Error> {
         if self.spare.get().is_null() {
             self.add_spare(self.new_chunk()?);
-            if self.never_used_left.get() > 0 {
+            if self.never_used_left() > 0 {
                 // A call the system allocator made into this manager moved
                 // the pool to a chunk of its own meanwhile (the re-entrancy
                 // rule): that one's blocks first, ours stays spare.
@@ -207,7 +207,7 @@ impl Pool {
         }
         self.collect();
         let listed = self.free_list().take(enough).count();
-        free.max(listed + self.never_used_left.get() + self.spare_blocks.get())
+        free.max(listed + self.never_used_left() + self.spare_blocks.get())
     }
 }
 

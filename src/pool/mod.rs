@@ -108,11 +108,12 @@ struct FreeNode {
 ///     used list whose blocks a reclaim found all remote — not yet taken
 ///     back by the owner (which moves the chunk to the spare list);
 ///   - *never used*: in a spare chunk, or in the chunk `never_used` points into
-///     (which is on the used list) at or past `never_used`, `never_used_left` of them.
-///     A used chunk's other blocks were all handed out since it left the
-///     spare list. `bump_limit` is at most the address past the last of
-///     them (`never_used + never_used_left * block_size`; 0 when there are
-///     none), so `never_used` below it is a never-used block.
+///     (which is on the used list) from `never_used` up to `never_used_end`,
+///     [`never_used_left`](Pool::never_used_left) of them (`never_used_end`
+///     is `never_used` plus a multiple of `block_size`; both 0 when there are
+///     none). A used chunk's other blocks were all handed out since it left
+///     the spare list. `bump_limit` is at most `never_used_end`, so
+///     `never_used` below it is a never-used block.
 ///
 /// # Accounting
 ///
@@ -163,11 +164,13 @@ pub(crate) struct Pool {
     frees: Counter,
     /// Next never-used block of the newest chunk.
     never_used: Cell<*mut u8>,
-    /// Never-used blocks left in the newest chunk.
-    never_used_left: Counter,
+    /// The address past the last never-used block of the newest chunk
+    /// (`never_used` when none is left): the bump moves `never_used` only,
+    /// and the count left is computed where it is needed
+    /// ([`never_used_left`](Self::never_used_left)), off the fast path.
+    never_used_end: Cell<usize>,
     /// The address at which the bump stops and the slow path runs: at most
-    /// the end of the never-used blocks (`never_used + never_used_left *
-    /// block_size`), so that below it the bump needs no other check; in a
+    /// `never_used_end`, so that below it the bump needs no other check; in a
     /// pool other threads free into, also at most the next page boundary
     /// (the next never-used block at or past it is the first of its page,
     /// where the blocks they freed are taken first, see
@@ -300,7 +303,7 @@ impl Pool {
             block_size,
             first_offset,
             never_used: Cell::new(ptr::null_mut()),
-            never_used_left: Counter::new(0),
+            never_used_end: Cell::new(0),
             bump_limit: Cell::new(0),
             spare: Cell::new(ptr::null_mut()),
             used: Cell::new(ptr::null_mut()),
@@ -381,10 +384,10 @@ impl Pool {
         if self.never_used.get().addr() >= self.bump_limit.get() {
             return refill(self);
         }
-        // SAFETY: below `bump_limit`, so `never_used_left` is not 0 (the
+        // SAFETY: below `bump_limit`, so below `never_used_end` (the
         // field's invariant: the limit is at most the end of the
-        // never-used blocks, which `never_used` is below).
-        Ok(unsafe { self.bump(self.never_used_left.get()) })
+        // never-used blocks): a never-used block is left.
+        Ok(unsafe { self.bump() })
     }
 
     /// Makes `block` the next never-used block with `left` of them from it
@@ -393,8 +396,18 @@ impl Pool {
     /// change of the never-used blocks but the bump's goes through here.
     pub(super) fn set_never_used(&self, block: *mut u8, left: usize) {
         self.never_used.set(block);
-        self.never_used_left.set(left);
+        self.never_used_end
+            .set(block.addr() + left * self.block_size);
         self.bump_limit.set(0);
+    }
+
+    /// Never-used blocks left in the newest chunk: from `never_used` to
+    /// `never_used_end`. (A division by the block size, as a shift and a
+    /// multiplication by `inverse`: exact, since the distance is a multiple
+    /// of it. Off the fast path: the slow path, checks and statistics.)
+    pub(super) fn never_used_left(&self) -> usize {
+        let bytes = self.never_used_end.get() - self.never_used.get().addr();
+        (bytes >> self.shift).wrapping_mul(self.inverse)
     }
 
     /// The bump limit for the never-used blocks as they are now (see
@@ -403,7 +416,7 @@ impl Pool {
     /// is the next to start a page), if sooner.
     pub(super) fn next_bump_limit(&self) -> usize {
         let at = self.never_used.get().addr();
-        let end = at + self.never_used_left.get() * self.block_size;
+        let end = self.never_used_end.get();
         if self.remote.thread_slot == UNOWNED {
             return end;
         }
@@ -421,18 +434,17 @@ impl Pool {
     ///
     /// # Safety
     ///
-    /// `left` must be `never_used_left`, and not 0.
+    /// A never-used block must be left (`never_used < never_used_end`).
     #[inline(always)]
-    unsafe fn bump(&self, left: usize) -> NonNull<u8> {
+    unsafe fn bump(&self) -> NonNull<u8> {
         let block = self.never_used.get();
-        // SAFETY: `never_used_left > 0` (the caller), so `block` is a never-used
-        // block inside a live chunk (not null) and the next one is at most
-        // one past its last block.
+        // SAFETY: a never-used block is left (the caller), so `block` is one,
+        // inside a live chunk (not null), and the next one is at most one
+        // past its last block.
         let block = unsafe {
             self.never_used.set(block.add(self.block_size));
             NonNull::new_unchecked(block)
         };
-        self.never_used_left.set(left - 1);
         self.count_alloc();
         // SAFETY: as above, `block_size` bytes that are now ours.
         unsafe { fill::fresh(block, self.block_size) };
@@ -686,7 +698,7 @@ impl Pool {
         let touched = self
             .capacity
             .get()
-            .saturating_sub(self.never_used_left.get())
+            .saturating_sub(self.never_used_left())
             .saturating_sub(self.spare_blocks.get());
         self.peak.get().max(touched)
     }
@@ -786,6 +798,38 @@ mod tests {
         // SAFETY: `a` is live and freed once.
         unsafe { Pool::free(a) };
         assert_eq!(pool.alloc(), Ok(a));
+    }
+
+    #[test]
+    fn the_never_used_blocks_are_counted_from_their_end() {
+        // The bump moves `never_used` alone; the count left comes from the
+        // distance to `never_used_end`: for the power-of-two sizes of the
+        // default table and the odd multiples of 8 of the fine one.
+        fn check<C: crate::SizeClasses>() {
+            let pools = crate::heap::Heap::<C>::new(SMALL, None, None);
+            for class in 0..C::SIZES.len() {
+                let pool = pools.get(class);
+                assert_eq!(pool.never_used_left(), 0, "class {class}");
+                let first = pool.alloc().unwrap();
+                let left = pool.never_used_left();
+                assert_eq!(left, pool.capacity.get() - 1, "class {class}");
+                let second = pool.alloc().unwrap();
+                assert_eq!(pool.never_used_left(), left - 1, "class {class}");
+                assert_eq!(
+                    second.as_ptr().addr() - first.as_ptr().addr(),
+                    pool.block_size
+                );
+                assert!(pool.is_valid(), "class {class}");
+                // Freed blocks go to the free list: the never-used count
+                // stays.
+                // SAFETY: both are live and freed once.
+                unsafe { (Pool::free(first), Pool::free(second)) };
+                assert_eq!(pool.never_used_left(), left - 1, "class {class}");
+                assert!(pool.is_valid(), "class {class}");
+            }
+        }
+        check::<DefaultClasses>();
+        check::<crate::FineClasses>();
     }
 
     #[test]

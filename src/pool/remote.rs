@@ -148,7 +148,7 @@ impl Pool {
             // subtracts each block once): the freeing threads still count
             // those in `remote_out`, so they move to `reclaimed` too, and
             // the pool is as a recycle leaves it, and says so.
-            debug_assert!(self.free.get().is_null() && self.never_used_left.get() == 0);
+            debug_assert!(self.free.get().is_null() && self.never_used_left() == 0);
             debug_assert!(self.held() >= self.guard.get());
             let again = self.held() - self.guard.get();
             self.reclaimed.set(self.reclaimed.get() + again);
@@ -368,7 +368,7 @@ impl Pool {
     /// [`live`](Self::live), what the capacity adds up to (over a shared
     /// manager's heaps, see the identity on [`Pool`]). Owner only.
     pub(crate) fn free_blocks(&self) -> usize {
-        self.free_list().count() + self.never_used_left.get() + self.spare_blocks.get()
+        self.free_list().count() + self.never_used_left() + self.spare_blocks.get()
     }
 }
 
@@ -391,7 +391,7 @@ mod tests {
                                  // Four chunks, every block handed out (a chunk with never-used
                                  // blocks is never emptied).
         let mut blocks = Vec::new();
-        while pool.chunk_count() < 4 || pool.never_used_left.get() > 0 {
+        while pool.chunk_count() < 4 || pool.never_used_left() > 0 {
             blocks.push(pool.alloc().unwrap());
         }
         let n = blocks.len();

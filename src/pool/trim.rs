@@ -33,7 +33,7 @@ impl Pool {
             unsafe { (*ChunkHeader::of(n.cast()).as_ptr()).scratch += 1 };
         }
         // 2. Mark the chunks whose blocks are all free or never used.
-        let never_used_chunk = if self.never_used_left.get() > 0 {
+        let never_used_chunk = if self.never_used_left() > 0 {
             // SAFETY: `never_used` points at a never-used block of a live chunk.
             Some(unsafe { ChunkHeader::of(NonNull::new_unchecked(self.never_used.get())) })
         } else {
@@ -55,7 +55,7 @@ impl Pool {
                 continue;
             }
             let untouched = if Some(c) == never_used_chunk {
-                self.never_used_left.get()
+                self.never_used_left()
             } else {
                 0
             };
@@ -241,7 +241,7 @@ impl Pool {
             // trimmed away every chunk: it still counts those remote frees
             // (as `tally` counts the collection blocks among them), which a
             // recycle forgets with every block, as `forget_blocks` does.
-            debug_assert!(self.free.get().is_null() && self.never_used_left.get() == 0);
+            debug_assert!(self.free.get().is_null() && self.never_used_left() == 0);
             debug_assert_eq!(self.spare_blocks.get(), self.capacity.get());
             self.guard.set(1);
             self.set_held(1);
