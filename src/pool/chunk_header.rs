@@ -38,6 +38,11 @@ pub(super) struct ChunkHeader {
     pub(super) first: u32,
     /// Blocks in this chunk.
     pub(super) blocks: u32,
+    /// The pool's `thread_slot` (fixed for a pool's life, and a chunk never
+    /// changes pools): a free tests its owner on this line, with the pool
+    /// pointer beside it, and touches no line of the pool's but the free
+    /// list's (see [`Pool::of_owned`]).
+    pub(super) slot: u32,
 }
 
 static_assertions::const_assert!(core::mem::size_of::<ChunkHeader>() <= HEADER_SPACE);
@@ -64,6 +69,9 @@ impl ChunkHeader {
         (first, blocks): (usize, usize),
         cached: Option<NonNull<u8>>,
     ) -> Option<NonNull<ChunkHeader>> {
+        // SAFETY: `pool` is the live pool making the chunk; its slot is
+        // fixed.
+        let slot = unsafe { pool.as_ref() }.thread_slot();
         let base = match cached {
             Some(chunk) => chunk,
             None => source::alloc(source, chunk::layout(size)?)?,
@@ -84,6 +92,7 @@ impl ChunkHeader {
                 reclaim: 0,
                 first: first as u32,
                 blocks: blocks as u32,
+                slot,
             })
         };
         Some(base)

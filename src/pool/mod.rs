@@ -87,7 +87,8 @@ struct FreeNode {
 /// Relied on by every `unsafe` block of the `pool` module's files:
 ///
 /// - **Chunks.** Every chunk is a live allocation from
-///   [`ChunkHeader::allocate`], its header's `pool` this pool, with
+///   [`ChunkHeader::allocate`], its header's `pool` this pool and `slot`
+///   this pool's `thread_slot`, with
 ///   `first + blocks * block_size <= size`. It is on the chunk list
 ///   (`chunks`, through `next`) once, and on exactly one of the spare list
 ///   and the used list (`spare` and `used`, through `spare_next`), once.
@@ -602,6 +603,28 @@ impl Pool {
         // raw read of the one field, no reference to the header: the owner
         // may be writing the header's scratch word meanwhile (`trim`).
         unsafe { (*ptr::addr_of!((*ChunkHeader::of(block).as_ptr()).pool)).as_ref() }
+    }
+
+    /// The pool of `block` and the thread slot that owns it, both from the
+    /// block's chunk header (one line): what a shared manager's free needs
+    /// to tell its own block from another thread's before it touches the
+    /// pool — the owner test on the header's line rather than on the pool's
+    /// remote line, a load that does not wait for the pool pointer.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Pool::of`].
+    #[inline(always)]
+    pub(crate) unsafe fn of_owned<'a>(block: NonNull<u8>) -> (&'a Pool, u32) {
+        // SAFETY: as in `Pool::of`: two fixed fields of a live chunk's
+        // header, read raw.
+        unsafe {
+            let h = ChunkHeader::of(block).as_ptr();
+            (
+                (*ptr::addr_of!((*h).pool)).as_ref(),
+                *ptr::addr_of!((*h).slot),
+            )
+        }
     }
 
     /// Whether `addr` lies within the chunk whose base is `base` (which

@@ -75,8 +75,8 @@ pub(crate) unsafe fn dealloc<C: SizeClasses>(ptr: NonNull<u8>, layout: Layout) {
 #[inline(always)]
 unsafe fn free_block<C: SizeClasses>(ptr: NonNull<u8>) {
     // SAFETY: a live block of a live pool (caller).
-    let pool = unsafe { Pool::of(ptr) };
-    if pool.thread_slot() == thread::current() {
+    let (pool, slot) = unsafe { Pool::of_owned(ptr) };
+    if slot == thread::current() {
         // This thread holds the pool's slot: it owns the pool.
         pool.push(ptr);
     } else {

@@ -128,8 +128,8 @@ impl<C: SizeClasses> State<C> {
     unsafe fn free_pooled(&self, own: NonNull<u8>, class: usize) {
         // SAFETY: a live block of a live pool (caller), through a pointer
         // with provenance over its chunk.
-        let pool = unsafe { Pool::of(own) };
-        if pool.thread_slot() == thread::current() {
+        let (pool, slot) = unsafe { Pool::of_owned(own) };
+        if slot == thread::current() {
             // This thread owns the pool (tally first: the push may recycle
             // the pool, which starts its tally over).
             pool.count_tally(false);
