@@ -56,6 +56,36 @@ impl Counter {
     }
 }
 
+/// A pointer written by one thread (the owner of the structure it is in)
+/// and read by any, as [`Counter`] is a count: `Relaxed` atomic loads and
+/// stores, which cost what a `Cell`'s do. A reader on another thread sees
+/// some value the pointer had (no torn read), not necessarily the latest.
+/// (`core`'s atomic under loom too, as `Counter`'s: a statistic, not a
+/// protocol a model checks.)
+#[derive(Debug)]
+pub(crate) struct RelaxedPtr<T>(core::sync::atomic::AtomicPtr<T>);
+
+impl<T> RelaxedPtr<T> {
+    /// A pointer cell holding `p`.
+    pub(crate) const fn new(p: *mut T) -> Self {
+        RelaxedPtr(core::sync::atomic::AtomicPtr::new(p))
+    }
+
+    /// The pointer. `Relaxed`: nothing is read through it by another
+    /// thread; the owner reads its own writes.
+    #[inline(always)]
+    pub(crate) fn get(&self) -> *mut T {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Sets the pointer (owner only). `Relaxed`: it publishes nothing but
+    /// itself.
+    #[inline(always)]
+    pub(crate) fn set(&self, p: *mut T) {
+        self.0.store(p, Ordering::Relaxed)
+    }
+}
+
 /// Blocks freed by threads other than a pool's owner, waiting for the
 /// owner: a stack pushed by any thread with one compare-and-swap and taken
 /// whole by the owner with one swap (sharded-slab's `TransferStack`,

@@ -24,7 +24,7 @@ impl Pool {
             }
             // SAFETY: the chunk list holds only live chunks of this pool.
             let header = unsafe { c.as_ref() };
-            if header.pool != NonNull::from(self) || header.slot != self.thread_slot() {
+            if header.pool != NonNull::from(self) || header.slot != self.remote.thread_slot {
                 return false;
             }
             let blocks = header.blocks as usize * self.block_size;

@@ -71,7 +71,7 @@ impl ChunkHeader {
     ) -> Option<NonNull<ChunkHeader>> {
         // SAFETY: `pool` is the live pool making the chunk; its slot is
         // fixed.
-        let slot = unsafe { pool.as_ref() }.thread_slot();
+        let slot = unsafe { pool.as_ref() }.remote.thread_slot;
         let base = match cached {
             Some(chunk) => chunk,
             None => source::alloc(source, chunk::layout(size)?)?,

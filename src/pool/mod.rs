@@ -44,7 +44,7 @@ use crate::chunk;
 use crate::fill;
 use crate::large::HeapRecord;
 use crate::size_class::natural_align;
-use crate::sync::{Counter, Inbound};
+use crate::sync::{Counter, Inbound, RelaxedPtr};
 use crate::Error;
 
 mod check;
@@ -163,13 +163,15 @@ pub(crate) struct Pool {
     /// since it was last recycled, and recycles it (see
     /// [`emptied`](trim::emptied)).
     frees: Counter,
-    /// Next never-used block of the newest chunk.
-    never_used: Cell<*mut u8>,
+    /// Next never-used block of the newest chunk. (Read with
+    /// `never_used_end` by another thread's statistics, see
+    /// [`never_used_left`](Self::never_used_left): not a `Cell`.)
+    never_used: RelaxedPtr<u8>,
     /// The address past the last never-used block of the newest chunk
     /// (`never_used` when none is left): the bump moves `never_used` only,
     /// and the count left is computed where it is needed
     /// ([`never_used_left`](Self::never_used_left)), off the fast path.
-    never_used_end: Cell<usize>,
+    never_used_end: Counter,
     /// The address at which the bump stops and the slow path runs: at most
     /// `never_used_end`, so that below it the bump needs no other check; in a
     /// pool other threads free into, also at most the next page boundary
@@ -303,8 +305,8 @@ impl Pool {
             guard: Counter::new(1),
             block_size,
             first_offset,
-            never_used: Cell::new(ptr::null_mut()),
-            never_used_end: Cell::new(0),
+            never_used: RelaxedPtr::new(ptr::null_mut()),
+            never_used_end: Counter::new(0),
             bump_limit: Cell::new(0),
             spare: Cell::new(ptr::null_mut()),
             used: Cell::new(ptr::null_mut()),
@@ -403,12 +405,15 @@ impl Pool {
     }
 
     /// Never-used blocks left in the newest chunk: from `never_used` to
-    /// `never_used_end`. (A division by the block size, as a shift and a
-    /// multiplication by `inverse`: exact, since the distance is a multiple
-    /// of it. Off the fast path: the slow path, checks and statistics.)
+    /// `never_used_end`, over the block size. Off the fast path: the slow
+    /// path, trims, checks and statistics. Read by another thread (a shared
+    /// manager's `stats`, through [`peak`](Self::peak)) the two may be of
+    /// different moments, across a change of chunk: the figure is then
+    /// some count below a chunk's blocks (0 if `never_used` reads past the
+    /// end), as `held` clamps its two counts.
     pub(super) fn never_used_left(&self) -> usize {
-        let bytes = self.never_used_end.get() - self.never_used.get().addr();
-        (bytes >> self.shift).wrapping_mul(self.inverse)
+        let (end, next) = (self.never_used_end.get(), self.never_used.get().addr());
+        end.saturating_sub(next) / self.block_size
     }
 
     /// The bump limit for the never-used blocks as they are now (see
@@ -614,6 +619,7 @@ impl Pool {
     /// # Safety
     ///
     /// As for [`Pool::of`].
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // the shared manager's
     #[inline(always)]
     pub(crate) unsafe fn of_owned<'a>(block: NonNull<u8>) -> (&'a Pool, u32) {
         // SAFETY: as in `Pool::of`: two fixed fields of a live chunk's

@@ -163,12 +163,6 @@ impl Pool {
 /// need.
 #[cfg(feature = "std")]
 impl Pool {
-    /// The thread slot that owns the pool, or [`UNOWNED`].
-    #[inline(always)]
-    pub(crate) fn thread_slot(&self) -> u32 {
-        self.remote.thread_slot
-    }
-
     /// Frees `block` from a thread other than the pool's owner: one push on
     /// the pool at `pool`'s [`Inbound`] list, which the owner collects on
     /// its slow path. The pool's counters are the owner's and stay as they
