@@ -138,9 +138,9 @@ unsafe impl GlobalAlloc for Global {
             // SAFETY: the caller's guarantee (a non-zero size).
             return unsafe { std::alloc::System.alloc(layout) };
         }
-        match self.inner.alloc_layout(layout) {
-            Ok(p) => p.as_ptr(),
-            Err(_) => ptr::null_mut(),
+        match self.inner.alloc_or_none(layout) {
+            Some(p) => p.as_ptr(),
+            None => ptr::null_mut(),
         }
     }
 

@@ -284,6 +284,38 @@ extern "C" fn refill(pool: &Pool) -> Result<NonNull<u8>, Error> {
     growth::refill(pool)
 }
 
+/// [`refill`] for a caller that wants only the block (`Global`, whose
+/// errors are a null pointer): an `Option` comes back in a register, where
+/// a `Result` with an [`Error`] comes back through memory, and an inlined
+/// [`Pool::alloc_or_none`] keeps its fast path's block in a register too
+/// (`Global`'s pair: see `Pool::alloc_or_none`).
+#[cold]
+#[inline(never)]
+#[cfg_attr(not(feature = "std"), allow(dead_code))] // `Global`'s
+extern "C" fn refill_or_none(pool: &Pool) -> Option<NonNull<u8>> {
+    growth::refill(pool).ok()
+}
+
+/// What [`Pool::alloc_with`] returns: a block, or why there is none.
+trait Allocated {
+    /// `block`, handed out.
+    fn block(block: NonNull<u8>) -> Self;
+}
+
+impl Allocated for Result<NonNull<u8>, Error> {
+    #[inline(always)]
+    fn block(block: NonNull<u8>) -> Self {
+        Ok(block)
+    }
+}
+
+impl Allocated for Option<NonNull<u8>> {
+    #[inline(always)]
+    fn block(block: NonNull<u8>) -> Self {
+        Some(block)
+    }
+}
+
 impl Pool {
     /// A pool of `block_size`-byte blocks, with no chunk yet.
     pub(crate) fn new(
@@ -345,8 +377,26 @@ impl Pool {
     /// system allocator, with the chunk's own figures).
     #[inline(always)]
     pub(crate) fn alloc(&self) -> Result<NonNull<u8>, Error> {
+        self.alloc_with(refill)
+    }
+
+    /// [`Pool::alloc`] for a caller that wants only the block: `None`
+    /// where `alloc` says why. (`Global`'s allocation returns a null
+    /// pointer for every error; with this its fast path keeps the block in
+    /// a register: its 64-byte pair took 44 instructions, 7 of them to
+    /// store a `Result` on the stack and read it back.)
+    #[cfg_attr(not(feature = "std"), allow(dead_code))] // `Global`'s
+    #[inline(always)]
+    pub(crate) fn alloc_or_none(&self) -> Option<NonNull<u8>> {
+        self.alloc_with(refill_or_none)
+    }
+
+    /// The allocation, written once for both: a pop, else a bump, else
+    /// `slow` (the refill, out of line).
+    #[inline(always)]
+    fn alloc_with<R: Allocated>(&self, slow: extern "C" fn(&Pool) -> R) -> R {
         let Some(head) = NonNull::new(self.free.get()) else {
-            return self.alloc_never_used();
+            return self.alloc_never_used(slow);
         };
         // SAFETY: every node on the free list is a free block of this pool,
         // inside a live chunk, whose first word holds the link.
@@ -359,7 +409,7 @@ impl Pool {
             fill::check_freed(head.cast(), self.block_size);
             fill::fresh(head.cast(), self.block_size);
         }
-        Ok(head.cast())
+        R::block(head.cast())
     }
 
     /// The other half of [`Pool::alloc`], when the free list is empty: the
@@ -376,7 +426,7 @@ impl Pool {
     /// inlined.
     #[cold]
     #[inline(always)]
-    fn alloc_never_used(&self) -> Result<NonNull<u8>, Error> {
+    fn alloc_never_used<R: Allocated>(&self, slow: extern "C" fn(&Pool) -> R) -> R {
         // At the limit: the newest chunk's never-used blocks are used up,
         // or (in a pool other threads free into) the next one is the first
         // of its page (of 4 KiB), which would touch a page no one has
@@ -385,12 +435,12 @@ impl Pool {
         // at a time by another does not take the cold path for each of
         // them.) The slow path sees which, and sets the next limit.
         if self.never_used.get().addr() >= self.bump_limit.get() {
-            return refill(self);
+            return slow(self);
         }
         // SAFETY: below `bump_limit`, so below `never_used_end` (the
         // field's invariant: the limit is at most the end of the
         // never-used blocks): a never-used block is left.
-        Ok(unsafe { self.bump() })
+        R::block(unsafe { self.bump() })
     }
 
     /// Makes `block` the next never-used block with `left` of them from it
