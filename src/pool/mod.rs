@@ -111,8 +111,8 @@ struct FreeNode {
 ///   - *never used*: in a spare chunk, or in the chunk `never_used` points into
 ///     (which is on the used list) from `never_used` up to `never_used_end`,
 ///     [`never_used_left`](Pool::never_used_left) of them (`never_used_end`
-///     is `never_used` plus a multiple of `block_size`; both 0 when there are
-///     none). A used chunk's other blocks were all handed out since it left
+///     is `never_used` plus a multiple of `block_size`; equal when none is
+///     left, both 0 before the first chunk). A used chunk's other blocks were all handed out since it left
 ///     the spare list. `bump_limit` is at most `never_used_end`, so
 ///     `never_used` below it is a never-used block.
 ///
