@@ -20,7 +20,9 @@ use memory_mgr::{
     WideClasses,
 };
 
-use crate::{all_are, assert_no_leak, assert_still_works, extend_copy, held, n, PASS_THROUGH};
+use crate::{
+    all_are, assert_no_leak, assert_still_works, extend_copy, held, n, warm_up, PASS_THROUGH,
+};
 
 /// A chunk's alignment, and the largest chunk (documented: "Every chunk of
 /// a pool is aligned to `SEGMENT` and is at most that large", 1 MiB).
@@ -67,20 +69,6 @@ fn full_of(size: usize) -> usize {
     let s = mm.stats();
     drop(b);
     s.system.bytes
-}
-
-/// Uses a throwaway manager once on this thread (a box, a checked block, a
-/// collection, large and pooled), so that the lazy one-time allocations
-/// of the first use (thread-locals, identities) are made before a test
-/// compares the counting allocator with `reserved_bytes`.
-fn warm_up() {
-    let mm = MemoryManager::new();
-    drop(mm.alloc_slice_copy(&[0u8; 700]));
-    drop(mm.alloc(0u64));
-    mm.free(mm.alloc_block(700).unwrap()).unwrap();
-    mm.free(mm.alloc_block(7).unwrap()).unwrap();
-    drop(AVec::<u8, _>::with_capacity_in(700, &mm));
-    drop(AVec::<u8, _>::with_capacity_in(7, &mm));
 }
 
 /// Asserts that this thread holds from the system allocator, since

@@ -13,10 +13,11 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::sync::mpsc;
 use std::thread;
 
-use allocator_api2::vec::Vec as AVec;
 use memory_mgr::{DefaultClasses, Global, MemoryManager, SharedManager, SizeClasses, WideClasses};
 
-use crate::{all_are, assert_no_leak, assert_still_works, held, n, with_limit, PASS_THROUGH};
+use crate::{
+    all_are, assert_no_leak, assert_still_works, held, n, warm_up, with_limit, PASS_THROUGH,
+};
 
 /// A chunk's alignment and the largest chunk: 1 MiB.
 const SEGMENT: usize = 1 << 20;
@@ -26,19 +27,6 @@ const SEGMENT: usize = 1 << 20;
 struct Sent(*mut u8);
 // SAFETY: (test) each allocation is used by one thread at a time.
 unsafe impl Send for Sent {}
-
-/// Uses a throwaway manager once on this thread, so that lazy one-time
-/// allocations (thread-locals, identities) are made before a test compares
-/// the counting allocator with `reserved_bytes`.
-fn warm_up() {
-    let mm = MemoryManager::new();
-    drop(mm.alloc_slice_copy(&[0u8; 700]));
-    drop(mm.alloc(0u64));
-    mm.free(mm.alloc_block(700).unwrap()).unwrap();
-    mm.free(mm.alloc_block(7).unwrap()).unwrap();
-    drop(AVec::<u8, _>::with_capacity_in(700, &mm));
-    drop(AVec::<u8, _>::with_capacity_in(7, &mm));
-}
 
 /// Asserts that this thread holds from the system allocator, since
 /// `start`, exactly the bytes `mm` says it reserves.
