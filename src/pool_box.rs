@@ -809,15 +809,18 @@ impl<'m, C: SizeClasses, K: Kind> PoolBox<'m, str, C, K> {
 impl<T: ?Sized, C: SizeClasses, K: Kind> Drop for PoolBox<'_, T, C, K> {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: the box holds a valid `T`.
-        let layout = Layout::for_value(unsafe { self.ptr.as_ref() });
         // Armed before the destructor runs, so a panicking `T::drop` still
-        // returns the block (on the unwinding path only).
-        let free = FreeGuard::<C, K> {
-            ptr: self.ptr.cast(),
-            layout,
+        // returns the block (on the unwinding path only). It holds the
+        // pointer alone: the unwinding path's drop glue is called out of
+        // line, so whatever the guard holds is stored on the stack before
+        // every destructor runs — a layout there was two more stores a
+        // drop (binary-trees' nodes).
+        let free = DropGuard::<T, C, K> {
+            ptr: self.ptr,
             _classes: PhantomData,
         };
+        // SAFETY: the box holds a valid `T`.
+        let layout = Layout::for_value(unsafe { self.ptr.as_ref() });
         // SAFETY: the value is valid and dropped exactly once, here.
         unsafe { ptr::drop_in_place(self.ptr.as_ptr()) };
         // Freed here rather than by the guard's drop glue, which the
@@ -825,6 +828,26 @@ impl<T: ?Sized, C: SizeClasses, K: Kind> Drop for PoolBox<'_, T, C, K> {
         // constant and the free is a few instructions.
         core::mem::forget(free);
         // SAFETY: the block holds no value any more and is freed once.
+        unsafe { K::dealloc::<C>(self.ptr.cast(), layout) }
+    }
+}
+
+/// Frees a box's block when its value's destructor panicked: a
+/// [`FreeGuard`] that holds only the box's pointer and takes the layout
+/// from its metadata (which outlives the value's drop).
+struct DropGuard<T: ?Sized, C: SizeClasses, K: Kind> {
+    ptr: NonNull<T>,
+    _classes: PhantomData<fn() -> (C, K)>,
+}
+
+impl<T: ?Sized, C: SizeClasses, K: Kind> Drop for DropGuard<T, C, K> {
+    fn drop(&mut self) {
+        // SAFETY: the box's block, whose value was just dropped: still
+        // allocated, aligned and of the value's size, so a reference to it
+        // reads the size and alignment (from the type, or the pointer's
+        // metadata) and nothing of the value.
+        let layout = Layout::for_value(unsafe { self.ptr.as_ref() });
+        // SAFETY: the box owned this live block and uses it no more.
         unsafe { K::dealloc::<C>(self.ptr.cast(), layout) }
     }
 }

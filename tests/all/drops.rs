@@ -97,6 +97,18 @@ fn a_panicking_drop_still_returns_the_block() {
     let r = catch_unwind(AssertUnwindSafe(|| drop(big)));
     assert!(r.is_err());
     assert_eq!(mm.stats().live(), 0);
+    // Unsized: the block's layout comes from the pointer's metadata (a
+    // vtable, a length), read after the value's destructor panicked; the
+    // block is back (`live` 0) only if that layout was the value's.
+    let dynamic: PoolBox<'_, dyn std::any::Any> =
+        memory_mgr::unsize_box!(mm.alloc(PanicOnDrop([3; 40])));
+    let r = catch_unwind(AssertUnwindSafe(|| drop(dynamic)));
+    assert!(r.is_err());
+    let slice = mm.alloc_slice_fill_with(1, |_| PanicOnDrop([4; 40]));
+    assert_eq!(slice.len(), 1);
+    let r = catch_unwind(AssertUnwindSafe(|| drop(slice)));
+    assert!(r.is_err());
+    assert_eq!(mm.stats().live(), 0);
     assert!(mm.is_consistent());
     assert_still_works(&mm);
 }
