@@ -792,8 +792,12 @@ unsafe fn free_registered<C: SizeClasses>(heap: &Heap<C>, own: NonNull<u8>, rout
             pool.count_tally(false);
             pool.push(own);
         }
-        // SAFETY: a live registered allocation of `heap` (caller).
-        Route::Large => unsafe { large::free_registered(heap.heap_record(), own) },
+        Route::Large => {
+            // SAFETY: a live registered allocation of `heap` (caller), whose
+            // value `own` points at.
+            let freed = unsafe { large::free_registered(heap.heap_record(), own.addr().get()) };
+            debug_assert!(freed, "not a registered allocation");
+        }
     }
 }
 
@@ -811,9 +815,15 @@ impl<C: SizeClasses> Release<C> for Heap<C> {
 
     #[inline(always)]
     unsafe fn large(&self, ptr: NonNull<u8>, _layout: Layout) {
-        let own = own(self, ptr, None, Route::Large);
-        // SAFETY: as above, for a registered allocation.
-        unsafe { free_registered(self, own, Route::Large) }
+        let heap_record = self.heap_record();
+        // One lookup of the registry, which finds and removes the
+        // allocation at `ptr`'s address (where `own` and then the free
+        // looked it up twice); an address it does not hold panics, with
+        // nothing changed, as `own` does.
+        // SAFETY: the caller's guarantee: a live registered allocation.
+        if !unsafe { large::free_registered(heap_record, ptr.addr().get()) } {
+            foreign_pointer(heap_record.name);
+        }
     }
 }
 

@@ -423,9 +423,9 @@ impl Registry {
 ///  base = value (aligned to max(align, 8))
 ///  v
 ///  +-----------------+-----+--------+
-///  | value           | pad | Footer |   full = footer_offset + size_of::<Footer>()
+///  | value           | pad | Footer |   full = offset + size_of::<Footer>()
 ///  +-----------------+-----+--------+
-///  |<- footer_offset ->|
+///  |<-    offset     ->|
 /// ```
 #[repr(C)]
 struct Footer {
@@ -541,19 +541,20 @@ impl Cache {
         unsafe { core::slice::from_raw_parts(self.stacks.as_ptr(), self.len) }
     }
 
-    /// Takes a kept allocation of full layout `full` whose footer is
-    /// `offset` bytes in, if there is one, and counts it live again.
+    /// Takes a kept allocation of geometry `g`, if there is one, and counts
+    /// it live again.
     #[inline(always)]
     fn take<const BLOCK: bool>(
         &self,
         heap_record: &HeapRecord,
-        full: Layout,
-        offset: usize,
+        g: Geometry,
     ) -> Option<NonNull<u8>> {
-        if full.size() > ROUND_MAX || full.align() != FULL_ALIGN {
-            return None;
-        }
-        let stack = self.stacks().get(large_class(full.size()).0)?;
+        let Geometry {
+            full,
+            offset,
+            class,
+        } = g;
+        let stack = self.stacks().get(class?)?;
         let footer = NonNull::new(stack.get())?;
         // SAFETY: a footer on a stack is that of a live allocation of
         // `full` (its class's one layout), kept here, whose value is
@@ -577,24 +578,27 @@ impl Cache {
         Some(value)
     }
 
-    /// Keeps the allocation of `footer` (full layout `full`, value `offset`
-    /// bytes before it) for reuse if it has a large class; `false` if not,
-    /// and then nothing changed.
+    /// Keeps the allocation of `footer` (of geometry `g`) for reuse if it
+    /// has a large class; `false` if not, and then nothing changed.
     ///
     /// # Safety
     ///
-    /// `footer` must be the footer of a live allocation of `heap_record`, given
-    /// up by its owner.
+    /// `footer` must be the footer of a live allocation of `heap_record` of
+    /// geometry `g`, given up by its owner.
     #[inline(always)]
-    unsafe fn keep(&self, footer: NonNull<Footer>, full: Layout, offset: usize) -> bool {
-        if !self.on
-            || full.size() > ROUND_MAX
-            || full.align() != FULL_ALIGN
-            || self.bytes.get() + full.size() > CACHE_CAP
-        {
+    unsafe fn keep(&self, footer: NonNull<Footer>, g: Geometry) -> bool {
+        let Geometry {
+            full,
+            offset,
+            class: Some(class),
+        } = g
+        else {
+            return false;
+        };
+        if !self.on || self.bytes.get() + full.size() > CACHE_CAP {
             return false;
         }
-        let Some(stack) = self.stacks().get(large_class(full.size()).0) else {
+        let Some(stack) = self.stacks().get(class) else {
             return false;
         };
         // SAFETY: the caller's guarantee: a live footer of an allocation no
@@ -612,49 +616,81 @@ impl Cache {
 /// The alignment of every allocation with a large class.
 const FULL_ALIGN: usize = core::mem::align_of::<Footer>();
 
-/// The full size of an allocation for a value of `size` bytes at `align`:
-/// the value, padding to the footer's alignment, the footer — rounded up to
-/// its large class if it has one (at most [`ROUND_MAX`], aligned to at most
-/// [`FULL_ALIGN`]). `None` on overflow.
-#[inline(always)]
-const fn full_size(size: usize, align: usize) -> Option<usize> {
-    let Some(padded) = size.checked_next_multiple_of(FULL_ALIGN) else {
-        return None;
-    };
-    let Some(raw) = padded.checked_add(core::mem::size_of::<Footer>()) else {
-        return None;
-    };
-    // (Not in pass-through mode: the tools watching the system allocator
-    // must see an overrun past the value.)
-    if raw <= ROUND_MAX && align <= FULL_ALIGN && !cfg!(feature = "pass-through") {
-        Some(large_class(raw).1)
-    } else {
-        Some(raw)
+/// Where the parts of a large allocation lie, for a value of some layout:
+/// worked out once an allocation or a free. (For a layout known only at run
+/// time — the `Allocator`'s, the trace replay's 632-byte values — the large
+/// class is a dozen instructions, and an allocation through the registry
+/// worked it out four times, a free three.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Geometry {
+    /// The whole allocation: the value, padding to the footer's alignment,
+    /// the footer — rounded up to its large class if it has one — aligned
+    /// to the larger of the value's and the footer's alignments.
+    full: Layout,
+    /// The footer's offset from the value: the end of `full`, less the
+    /// footer, so that every value of a large class has its footer in the
+    /// same place.
+    offset: usize,
+    /// The large class of `full`, if it has one (at most [`ROUND_MAX`]
+    /// bytes, aligned to at most [`FULL_ALIGN`], and not in pass-through
+    /// mode, where the tools watching the system allocator must see an
+    /// overrun past the value): the only allocations the cache keeps.
+    class: Option<usize>,
+}
+
+impl Geometry {
+    /// The geometry of the allocation for a value of `layout`.
+    #[inline(always)]
+    fn of(layout: Layout) -> Result<Geometry, Error> {
+        let overflow = Error::LayoutOverflow {
+            size: layout.size(),
+            align: layout.align(),
+        };
+        let raw = layout
+            .size()
+            .checked_next_multiple_of(FULL_ALIGN)
+            .and_then(|padded| padded.checked_add(core::mem::size_of::<Footer>()))
+            .ok_or(overflow)?;
+        let (class, size) = if raw <= ROUND_MAX
+            && layout.align() <= FULL_ALIGN
+            && !cfg!(feature = "pass-through")
+        {
+            let (class, size) = large_class(raw);
+            (Some(class), size)
+        } else {
+            (None, raw)
+        };
+        Ok(Geometry {
+            full: Layout::from_size_align(size, layout.align().max(FULL_ALIGN))
+                .map_err(|_| overflow)?,
+            offset: size - core::mem::size_of::<Footer>(),
+            class,
+        })
+    }
+
+    /// The geometry of a live allocation of full layout `full` whose footer
+    /// lies `offset` bytes after its value (a footer's record of itself).
+    #[inline(always)]
+    fn of_full(full: Layout, offset: usize) -> Geometry {
+        // A full layout with a large class is that class's size (a
+        // multiple of its step: its class is its own), at `FULL_ALIGN`.
+        let class = (full.size() <= ROUND_MAX
+            && full.align() == FULL_ALIGN
+            && !cfg!(feature = "pass-through"))
+        .then(|| large_class(full.size()).0);
+        Geometry {
+            full,
+            offset,
+            class,
+        }
     }
 }
 
-/// Offset of the footer after a value of `layout`: the end of the full
-/// allocation, less the footer — so that every value of a large class has
-/// its footer in the same place.
-#[inline]
-fn footer_offset(layout: Layout) -> usize {
-    match full_size(layout.size(), layout.align()) {
-        Some(full) => full - core::mem::size_of::<Footer>(),
-        None => 0, // never allocated: `with_footer` refused it
-    }
-}
-
-/// The full layout of a typed system allocation of `layout`: the value, then
-/// the footer (see [`full_size`]), aligned to the larger of the two
-/// alignments.
+/// The full layout of a typed system allocation of `layout` (see
+/// [`Geometry`]).
 #[inline]
 fn with_footer(layout: Layout) -> Result<Layout, Error> {
-    let overflow = Error::LayoutOverflow {
-        size: layout.size(),
-        align: layout.align(),
-    };
-    let size = full_size(layout.size(), layout.align()).ok_or(overflow)?;
-    Layout::from_size_align(size, layout.align().max(FULL_ALIGN)).map_err(|_| overflow)
+    Geometry::of(layout).map(|g| g.full)
 }
 
 /// Whether values of `old` and `new` fit the same allocation, footer in the
@@ -672,9 +708,11 @@ pub(crate) fn same_allocation(old: Layout, new: Layout) -> bool {
 /// [`alloc_typed`] for `layout`.
 #[inline]
 unsafe fn footer_of(value: NonNull<u8>, layout: Layout) -> NonNull<Footer> {
-    // SAFETY: the footer lies in the same allocation, `footer_offset(layout)`
-    // bytes after the value (the caller vouches for `layout`).
-    unsafe { value.add(footer_offset(layout)) }.cast()
+    // (The layout was allocated: its geometry is `Ok`.)
+    let offset = Geometry::of(layout).map_or(0, |g| g.offset);
+    // SAFETY: the footer lies in the same allocation, `offset` bytes after
+    // the value (the caller vouches for `layout`).
+    unsafe { value.add(offset) }.cast()
 }
 
 /// Allocates a value of `layout` (non-zero size) with a footer after it, and
@@ -682,7 +720,7 @@ unsafe fn footer_of(value: NonNull<u8>, layout: Layout) -> NonNull<Footer> {
 /// value it is a constant; the rest is out of line.
 #[inline(always)]
 pub(crate) fn alloc_typed(heap_record: &HeapRecord, layout: Layout) -> Result<NonNull<u8>, Error> {
-    alloc_large::<false>(heap_record, layout)
+    alloc_large::<false>(heap_record, layout, Geometry::of(layout)?)
 }
 
 /// [`alloc_typed`] for a checked block: counted as a block, and zeroed
@@ -690,37 +728,34 @@ pub(crate) fn alloc_typed(heap_record: &HeapRecord, layout: Layout) -> Result<No
 /// are zero already).
 #[inline(never)]
 pub(crate) fn alloc_block(heap_record: &HeapRecord, layout: Layout) -> Result<NonNull<u8>, Error> {
-    let (full, offset) = (with_footer(layout)?, footer_offset(layout));
-    if full.size() > BLOCK_CACHE_MAX {
-        return alloc_with_footer::<true>(heap_record, (layout, full, offset), true);
+    let g = Geometry::of(layout)?;
+    if g.full.size() > BLOCK_CACHE_MAX {
+        return alloc_with_footer::<true>(heap_record, layout, true);
     }
-    let value = match heap_record.cache.take::<true>(heap_record, full, offset) {
+    let value = match heap_record.cache.take::<true>(heap_record, g) {
         Some(value) => value,
         // `black_box` hides the allocation from LLVM, which would otherwise
         // fuse malloc + memset into calloc: glibc's calloc skips its
         // per-thread cache (measured: pair/600 B blocks spent 30% of their
         // time in calloc's slow path).
-        None => core::hint::black_box(alloc_with_footer::<true>(
-            heap_record,
-            (layout, full, offset),
-            false,
-        )?),
+        None => core::hint::black_box(alloc_with_footer::<true>(heap_record, layout, false)?),
     };
     // SAFETY: the value's `layout.size()` bytes are ours.
     unsafe { value.write_bytes(0, layout.size()) };
     Ok(value)
 }
 
-/// [`alloc_typed`] counted as a block (`BLOCK`) or not.
+/// [`alloc_typed`] counted as a block (`BLOCK`) or not, for a value of
+/// `layout` whose allocation has geometry `g`.
 #[inline(always)]
 fn alloc_large<const BLOCK: bool>(
     heap_record: &HeapRecord,
     layout: Layout,
+    g: Geometry,
 ) -> Result<NonNull<u8>, Error> {
-    let (full, offset) = (with_footer(layout)?, footer_offset(layout));
-    match heap_record.cache.take::<BLOCK>(heap_record, full, offset) {
+    match heap_record.cache.take::<BLOCK>(heap_record, g) {
         Some(value) => Ok(value),
-        None => alloc_with_footer::<BLOCK>(heap_record, (layout, full, offset), false),
+        None => alloc_with_footer::<BLOCK>(heap_record, layout, false),
     }
 }
 
@@ -749,15 +784,17 @@ impl HeapRecord {
     }
 }
 
-/// [`alloc_typed`] for the full layout `full` of a value of `layout`,
-/// whose footer is `offset` bytes in (from [`with_footer`] and
-/// [`footer_offset`]).
+/// [`alloc_typed`] from the system, for a value of `layout`. (Its geometry
+/// is worked out again here, off the hot path: passed in, it was a struct
+/// the caller stored on the stack before every allocation, five stores a
+/// `PoolBox` pair of 600 bytes.)
 #[inline(never)]
 fn alloc_with_footer<const BLOCK: bool>(
     heap_record: &HeapRecord,
-    (layout, full, offset): (Layout, Layout, usize),
+    layout: Layout,
     zeroed: bool,
 ) -> Result<NonNull<u8>, Error> {
+    let Geometry { full, offset, .. } = Geometry::of(layout)?;
     heap_record
         .budget
         .charge(full.size())
@@ -852,14 +889,16 @@ unsafe fn unlink_and_free(heap_record: &HeapRecord, footer: NonNull<Footer>) {
 /// freed, and its manager must still be alive.
 #[inline(always)]
 pub(crate) unsafe fn free_typed(value: NonNull<u8>, layout: Layout) {
+    // `Ok`: this layout was allocated.
+    let Ok(g) = Geometry::of(layout) else {
+        return;
+    };
     // SAFETY: the caller guarantees a live allocation of `layout` of a live
-    // manager.
+    // manager: its footer, `g.offset` bytes after the value, names the
+    // manager's heap record.
     unsafe {
-        release::<false>(
-            heap_record_of(value, layout),
-            footer_of(value, layout),
-            layout,
-        )
+        let footer = value.add(g.offset).cast::<Footer>();
+        release::<false>(&*(*footer.as_ptr()).heap_record, footer, g)
     }
 }
 
@@ -871,33 +910,34 @@ pub(crate) unsafe fn free_typed(value: NonNull<u8>, layout: Layout) {
 /// not have been freed; nothing may use it afterwards.
 #[inline(never)]
 pub(crate) unsafe fn free_block(heap_record: &HeapRecord, value: NonNull<u8>, layout: Layout) {
-    // SAFETY: the caller's guarantee.
-    unsafe { release::<true>(heap_record, footer_of(value, layout), layout) }
+    // `Ok`: this layout was allocated.
+    let Ok(g) = Geometry::of(layout) else {
+        return;
+    };
+    // SAFETY: the caller's guarantee; the footer lies `g.offset` bytes
+    // after the value.
+    unsafe { release::<true>(heap_record, value.add(g.offset).cast(), g) }
 }
 
-/// Gives up a live allocation of `heap_record` for a value of `layout`: kept in
-/// the cache, or freed.
+/// Gives up a live allocation of `heap_record` of geometry `g`: kept in the
+/// cache, or freed.
 ///
 /// # Safety
 ///
 /// `footer` must be the footer of a live allocation of `alloc_typed` for
-/// `heap_record` and `layout`, not used afterwards.
+/// `heap_record` of geometry `g`, not used afterwards.
 #[inline(always)]
 unsafe fn release<const BLOCK: bool>(
     heap_record: &HeapRecord,
     footer: NonNull<Footer>,
-    layout: Layout,
+    g: Geometry,
 ) {
-    // `with_footer` succeeded for this layout when it was allocated.
-    let Ok(full) = with_footer(layout) else {
-        return;
-    };
-    heap_record.count_free::<BLOCK>(full);
+    heap_record.count_free::<BLOCK>(g.full);
     // A block above `BLOCK_CACHE_MAX` goes back: its next one is zeroed by
     // the system.
-    let keep = !BLOCK || full.size() <= BLOCK_CACHE_MAX;
+    let keep = !BLOCK || g.full.size() <= BLOCK_CACHE_MAX;
     // SAFETY: the caller's guarantee.
-    if !(keep && unsafe { heap_record.cache.keep(footer, full, footer_offset(layout)) }) {
+    if !(keep && unsafe { heap_record.cache.keep(footer, g) }) {
         // SAFETY: as above; not in the cache.
         unsafe { free_now(heap_record, footer) };
     }
@@ -926,16 +966,18 @@ pub(crate) fn alloc_registered(
         .registry
         .reserve_one(&heap_record.budget)
         .map_err(refusing)?;
-    let value = alloc_typed(heap_record, layout)?;
-    // SAFETY: `value` was just allocated by `alloc_typed` for `layout`.
-    let footer = unsafe { footer_of(value, layout) };
+    let g = Geometry::of(layout)?;
+    let value = alloc_large::<false>(heap_record, layout, g)?;
+    // SAFETY: `value` was just allocated by `alloc_typed` for `layout`: its
+    // footer lies `g.offset` bytes after it.
+    let footer = unsafe { value.add(g.offset) }.cast::<Footer>();
     // The allocator has returned: the room made above may be taken (the
     // re-entrancy rule); the insert looks again.
     while !heap_record.registry.insert(value.addr().get(), footer) {
         if let Err(e) = heap_record.registry.reserve_one(&heap_record.budget) {
             // SAFETY: just allocated by `alloc_typed` for `layout`, in no
             // table, used by no one.
-            unsafe { release::<false>(heap_record, footer, layout) };
+            unsafe { release::<false>(heap_record, footer, g) };
             return Err(refusing(e));
         }
     }
@@ -968,30 +1010,29 @@ pub(crate) fn registered(
     Some(footer.cast::<u8>().with_addr(addr))
 }
 
-/// Frees an allocation of [`alloc_registered`].
+/// Frees the registered allocation whose value is at `addr`, found and
+/// taken out of the registry in one lookup (the footer it holds is the
+/// manager's own pointer: the caller's pointer gives only the address);
+/// `false` if no registered allocation of `heap_record` is there, and then
+/// nothing changed.
 ///
 /// # Safety
 ///
-/// `value` must be a live registered allocation of `heap_record` (as returned
-/// by [`registered`]), not used afterwards.
+/// An allocation registered at `addr` must be live and not used afterwards.
 #[cfg_attr(not(feature = "allocator-api2"), allow(dead_code))] // used by the `Allocator` impl
-pub(crate) unsafe fn free_registered(heap_record: &HeapRecord, value: NonNull<u8>) {
-    let footer = heap_record.registry.remove(value.addr().get());
-    debug_assert!(footer.is_some(), "not a registered allocation");
-    if let Some(footer) = footer {
-        // SAFETY: a registered footer is that of a live allocation of
-        // `alloc_typed` for `heap_record` (caller); it leaves the registry here.
-        // Its value is `footer_offset` of its layout before it: the full
-        // size less the footer, so the value's layout is that size at the
-        // full alignment.
-        unsafe {
-            let full = (*footer.as_ptr()).full;
-            let offset = footer.addr().get() - value.addr().get();
-            let layout = Layout::from_size_align_unchecked(offset, full.align());
-            debug_assert_eq!(with_footer(layout).ok(), Some(full));
-            release::<false>(heap_record, footer, layout);
-        }
+pub(crate) unsafe fn free_registered(heap_record: &HeapRecord, addr: usize) -> bool {
+    let Some(footer) = heap_record.registry.remove(addr) else {
+        return false;
+    };
+    // SAFETY: a registered footer is that of a live allocation of
+    // `alloc_typed` for `heap_record` (the registry's invariant), given up
+    // (caller); it leaves the registry here. Its value is at `addr`, its
+    // full layout in the footer, so this is its geometry.
+    unsafe {
+        let g = Geometry::of_full((*footer.as_ptr()).full, footer.addr().get() - addr);
+        release::<false>(heap_record, footer, g);
     }
+    true
 }
 
 /// Frees every allocation kept in `heap_record`'s cache; returns the bytes.
@@ -1091,6 +1132,38 @@ pub(crate) unsafe fn free_all(heap_record: &HeapRecord, keep: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A free works the geometry out again from what the footer records
+    /// (the full layout, and the offset the value's address gives): it
+    /// must be the allocation's own, class included — a kept allocation on
+    /// another class's stack would serve requests it is too small for.
+    #[test]
+    fn a_footers_record_gives_back_the_allocations_geometry() {
+        let sizes = (1..=2048).chain((2048..=(1 << 23)).step_by(4093)).chain([
+            ROUND_MAX - 48,
+            ROUND_MAX - 47,
+            ROUND_MAX,
+            1 << 23,
+        ]);
+        for size in sizes {
+            for align in [1, 8, 16, 4096] {
+                let layout = Layout::from_size_align(size, align).unwrap();
+                let g = Geometry::of(layout).unwrap();
+                assert_eq!(Geometry::of_full(g.full, g.offset), g, "{layout:?}");
+                assert!(g.offset >= size && g.offset + size_of::<Footer>() == g.full.size());
+                assert_eq!(
+                    g.class.is_some(),
+                    g.full.size() <= ROUND_MAX && align <= 8 && !cfg!(feature = "pass-through")
+                );
+                assert_eq!(with_footer(layout), Ok(g.full));
+            }
+        }
+        let huge = Layout::from_size_align(isize::MAX as usize - 8, 8).unwrap();
+        assert!(matches!(
+            Geometry::of(huge),
+            Err(Error::LayoutOverflow { .. })
+        ));
+    }
 
     #[test]
     fn large_classes_are_dense_ordered_and_waste_little() {
