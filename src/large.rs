@@ -1155,12 +1155,12 @@ mod tests {
     /// another class's stack would serve requests it is too small for.
     #[test]
     fn a_footers_record_gives_back_the_allocations_geometry() {
-        let sizes = (1..=2048).chain((2048..=(1 << 23)).step_by(4093)).chain([
-            ROUND_MAX - 48,
-            ROUND_MAX - 47,
-            ROUND_MAX,
-            1 << 23,
-        ]);
+        // (Fewer under Miri, which interprets every step: the same edges.)
+        let (step, sweep) = if cfg!(miri) { (13, 65_521) } else { (1, 4093) };
+        let sizes = (1..=2048)
+            .step_by(step)
+            .chain((2048..=(1 << 23)).step_by(sweep))
+            .chain([ROUND_MAX - 48, ROUND_MAX - 47, ROUND_MAX, 1 << 23]);
         for size in sizes {
             for align in [1, 8, 16, 4096] {
                 let layout = Layout::from_size_align(size, align).unwrap();
