@@ -1,7 +1,8 @@
 //! `Global`: the whole program on memory_mgr, as its `#[global_allocator]`.
 //!
-//! A [`SharedManager`] with the [`WideClasses`] (8 bytes to 64 KiB in pools,
-//! the system allocator above), whose chunks, large allocations and own
+//! A [`SharedManager`] with classes of its own (8 bytes to 64 KiB in pools:
+//! 8..=64 in 8s, then four a doubling — 80, 96, 112, 128, 160, ...; the
+//! system allocator above), whose chunks, large allocations and own
 //! records come from the system directly — never from the global
 //! allocator, which is itself: on Linux, chunks and anything of 8 KiB to
 //! 1 MiB from `mmap`ed segments of its own whose pages go back when freed,
@@ -16,7 +17,8 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
 
 use crate::shared::{self, SharedManager};
-use crate::{Stats, WideClasses};
+use crate::size_class::GlobalClasses;
+use crate::Stats;
 
 /// A global allocator on memory_mgr: `#[global_allocator] static GLOBAL:
 /// memory_mgr::Global = memory_mgr::Global::new();` runs every `Box`, `Vec`,
@@ -41,7 +43,7 @@ use crate::{Stats, WideClasses};
 /// # drop(v);
 /// ```
 pub struct Global {
-    inner: SharedManager<WideClasses>,
+    inner: SharedManager<GlobalClasses>,
 }
 
 impl Global {
@@ -152,7 +154,7 @@ unsafe impl GlobalAlloc for Global {
         }
         // SAFETY: the caller's guarantee: a live allocation of `layout` from
         // this allocator (not null), not used afterwards.
-        unsafe { shared::dealloc::<WideClasses>(NonNull::new_unchecked(ptr), layout) }
+        unsafe { shared::dealloc::<GlobalClasses>(NonNull::new_unchecked(ptr), layout) }
     }
 
     #[inline]
@@ -182,7 +184,7 @@ unsafe impl GlobalAlloc for Global {
         // alignment, does not overflow `isize`, so the layout is valid.
         let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
         // The heap's resize rule: the same class, or the same large class.
-        if crate::heap::in_place::<WideClasses>(layout, new).is_some() {
+        if crate::heap::in_place::<GlobalClasses>(layout, new).is_some() {
             return ptr;
         }
         // SAFETY: `new` has a non-zero size (the caller's guarantee).
