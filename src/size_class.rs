@@ -178,8 +178,12 @@ impl SizeClasses for WideClasses {
 
 /// The sizes of [`WideClasses`], computed: 8..=64 in 8s, then eight steps
 /// per doubling up to 64 KiB.
-const WIDE_SIZES: [usize; 88] = {
-    let mut sizes = [0; 88];
+const WIDE_SIZES: [usize; 88] = spaced_sizes(8);
+
+/// `N` class sizes: 8..=64 in 8s, then `per_doubling` equal steps in each
+/// doubling up to [`MAX_CLASS_SIZE`] (`N` must be `8 + 10 * per_doubling`).
+const fn spaced_sizes<const N: usize>(per_doubling: usize) -> [usize; N] {
+    let mut sizes = [0; N];
     let mut i = 0;
     while i < 8 {
         sizes[i] = 8 * (i + 1);
@@ -187,18 +191,18 @@ const WIDE_SIZES: [usize; 88] = {
     }
     let mut base = 64;
     while base < MAX_CLASS_SIZE {
-        let step = base / 8;
+        let step = base / per_doubling;
         let mut k = 1;
-        while k <= 8 {
+        while k <= per_doubling {
             sizes[i] = base + k * step;
             i += 1;
             k += 1;
         }
         base *= 2;
     }
-    assert!(i == 88);
+    assert!(i == N);
     sizes
-};
+}
 
 /// `Global`'s classes: 8..=64 in 8s, then four steps per doubling up to
 /// 64 KiB (80, 96, 112, 128, 160, ...) — mimalloc's spacing, and half
@@ -216,29 +220,15 @@ impl SizeClasses for GlobalClasses {
 }
 
 /// The sizes of [`GlobalClasses`], computed.
-const GLOBAL_SIZES: [usize; 48] = {
-    let mut sizes = [0; 48];
-    let mut i = 0;
-    while i < 8 {
-        sizes[i] = 8 * (i + 1);
-        i += 1;
-    }
-    let mut base = 64;
-    while base < MAX_CLASS_SIZE {
-        let step = base / 4;
-        let mut k = 1;
-        while k <= 4 {
-            sizes[i] = base + k * step;
-            i += 1;
-            k += 1;
-        }
-        base *= 2;
-    }
-    assert!(i == 48);
-    sizes
-};
+const GLOBAL_SIZES: [usize; 48] = spaced_sizes(4);
 
 static_assertions::const_assert_eq!(GlobalClasses::TABLE.len(), 48);
+static_assertions::const_assert!(
+    GLOBAL_SIZES[2] == 24
+        && GLOBAL_SIZES[8] == 80
+        && GLOBAL_SIZES[11] == 128
+        && GLOBAL_SIZES[12] == 160
+);
 static_assertions::const_assert_eq!(GlobalClasses::TABLE.max_size(), MAX_CLASS_SIZE);
 static_assertions::const_assert_eq!(DefaultClasses::TABLE.len(), 7);
 static_assertions::const_assert_eq!(WideClasses::TABLE.len(), 88);
