@@ -667,10 +667,7 @@ impl Geometry {
             .checked_next_multiple_of(FULL_ALIGN)
             .and_then(|padded| padded.checked_add(core::mem::size_of::<Footer>()))
             .ok_or(overflow)?;
-        let (class, size) = if raw <= ROUND_MAX
-            && layout.align() <= FULL_ALIGN
-            && !cfg!(feature = "pass-through")
-        {
+        let (class, size) = if Geometry::classed(raw, layout.align()) {
             let (class, size) = large_class(raw);
             (Some(class), size)
         } else {
@@ -684,16 +681,36 @@ impl Geometry {
         })
     }
 
+    /// Whether an allocation of `size` bytes (value and footer) at `align`
+    /// has a large class: at most [`ROUND_MAX`] bytes, aligned to at most
+    /// [`FULL_ALIGN`], and not in pass-through mode.
+    #[inline(always)]
+    fn classed(size: usize, align: usize) -> bool {
+        size <= ROUND_MAX && align <= FULL_ALIGN && !cfg!(feature = "pass-through")
+    }
+
+    /// The footer of the allocation of this geometry whose value is at
+    /// `value`.
+    ///
+    /// # Safety
+    ///
+    /// `value` must be the value of a live allocation of this geometry
+    /// (made by [`alloc_typed`] or one of its kin).
+    #[inline(always)]
+    unsafe fn footer(self, value: NonNull<u8>) -> NonNull<Footer> {
+        // SAFETY: the footer lies in the same allocation, `offset` bytes
+        // after the value (caller).
+        unsafe { value.add(self.offset) }.cast()
+    }
+
     /// The geometry of a live allocation of full layout `full` whose footer
     /// lies `offset` bytes after its value (a footer's record of itself).
     #[inline(always)]
     fn of_full(full: Layout, offset: usize) -> Geometry {
         // A full layout with a large class is that class's size (a
         // multiple of its step: its class is its own), at `FULL_ALIGN`.
-        let class = (full.size() <= ROUND_MAX
-            && full.align() == FULL_ALIGN
-            && !cfg!(feature = "pass-through"))
-        .then(|| large_class(full.size()).0);
+        let class =
+            Geometry::classed(full.size(), full.align()).then(|| large_class(full.size()).0);
         Geometry {
             full,
             offset,
@@ -913,7 +930,7 @@ pub(crate) unsafe fn free_typed(value: NonNull<u8>, layout: Layout) {
     // manager: its footer, `g.offset` bytes after the value, names the
     // manager's heap record.
     unsafe {
-        let footer = value.add(g.offset).cast::<Footer>();
+        let footer = g.footer(value);
         release::<false>(&*(*footer.as_ptr()).heap_record, footer, g)
     }
 }
@@ -930,9 +947,8 @@ pub(crate) unsafe fn free_block(heap_record: &HeapRecord, value: NonNull<u8>, la
     let Ok(g) = Geometry::of(layout) else {
         return;
     };
-    // SAFETY: the caller's guarantee; the footer lies `g.offset` bytes
-    // after the value.
-    unsafe { release::<true>(heap_record, value.add(g.offset).cast(), g) }
+    // SAFETY: the caller's guarantee: a live allocation of this geometry.
+    unsafe { release::<true>(heap_record, g.footer(value), g) }
 }
 
 /// Gives up a live allocation of `heap_record` of geometry `g`: kept in the
@@ -984,9 +1000,8 @@ pub(crate) fn alloc_registered(
         .map_err(refusing)?;
     let g = Geometry::of(layout)?;
     let value = alloc_large::<false>(heap_record, layout, g)?;
-    // SAFETY: `value` was just allocated by `alloc_typed` for `layout`: its
-    // footer lies `g.offset` bytes after it.
-    let footer = unsafe { value.add(g.offset) }.cast::<Footer>();
+    // SAFETY: `value` was just allocated for `layout`, of geometry `g`.
+    let footer = unsafe { g.footer(value) };
     // The allocator has returned: the room made above may be taken (the
     // re-entrancy rule); the insert looks again.
     while !heap_record.registry.insert(value.addr().get(), footer) {
