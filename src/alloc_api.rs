@@ -80,7 +80,7 @@ unsafe impl<C: SizeClasses> Allocator for &MemoryManager<C> {
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         // Routed once, for the allocation and its usable size.
         let req = heap::Routed::new::<C>(layout);
-        let ptr = heap::alloc_registered(self.heap(), req).map_err(|_| AllocError)?;
+        let ptr = heap::alloc_registered_or_none(self.heap(), req).ok_or(AllocError)?;
         Ok(NonNull::slice_from_raw_parts(ptr, req.usable::<C>()))
     }
 

@@ -144,6 +144,17 @@ struct FreeNode {
 /// (what `SharedManager::is_consistent` checks). The blocks handed out
 /// from the current chunks, `capacity − never_used_left − spare_blocks`, were
 /// all live at once (see [`peak`](Self::peak)).
+///
+/// # Layout
+///
+/// `repr(C)`, in the order of use: the first cache line holds every field
+/// a fast path touches — the pop and the bump (`free`, `allocs`,
+/// `block_size`, `never_used`, `bump_limit`), the push (`frees`), and the
+/// `Allocator`'s `tally` and `last_blocks` (its free reads
+/// `last_blocks_len` too, the next line's first word). With `tally` and
+/// `last_blocks` two and three lines further on, a replay through a
+/// `WideClasses` manager spent half its allocation's time on the load of
+/// `never_used` and a quarter on `tally`'s line (perf).
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct Pool {
@@ -167,11 +178,6 @@ pub(crate) struct Pool {
     /// `never_used_end` by another thread's statistics, see
     /// [`never_used_left`](Self::never_used_left): not a `Cell`.)
     never_used: RelaxedPtr<u8>,
-    /// The address past the last never-used block of the newest chunk
-    /// (`never_used` when none is left): the bump moves `never_used` only,
-    /// and the count left is computed where it is needed
-    /// ([`never_used_left`](Self::never_used_left)), off the fast path.
-    never_used_end: Counter,
     /// The address at which the bump stops and the slow path runs: at most
     /// `never_used_end`, so that below it the bump needs no other check; in a
     /// pool other threads free into, also at most the next page boundary
@@ -182,6 +188,25 @@ pub(crate) struct Pool {
     /// bump to the slow path, which sets it again. One compare on the fast
     /// path instead of the count's test and the page test.
     bump_limit: Cell<usize>,
+    /// Live blocks that a collection holds (the `Allocator`
+    /// implementation's), counted apart from boxes in the stats, off every
+    /// box's path.
+    tally: Counter,
+    /// The first block of the chunk of this pool that the `Allocator`'s
+    /// free last found in the chunk map, with provenance over the whole
+    /// chunk, or null: a free into the same chunk again turns the caller's
+    /// address into the manager's own pointer with one compare (see
+    /// [`Pool::own_block`]). Only ever in one of this pool's live chunks:
+    /// checked against the chunk's header when set, and nulled before any
+    /// chunk leaves the pool (`release_list`, the one way out).
+    last_blocks: Cell<*mut u8>,
+    /// The bytes of that chunk's blocks (`blocks * block_size`), or 0.
+    last_blocks_len: Cell<usize>,
+    /// The address past the last never-used block of the newest chunk
+    /// (`never_used` when none is left): the bump moves `never_used` only,
+    /// and the count left is computed where it is needed
+    /// ([`never_used_left`](Self::never_used_left)), off the fast path.
+    never_used_end: Counter,
     /// 1 while at most one chunk's blocks have been handed out since the
     /// pool was made or last recycled, else 0: a small pool (one object
     /// allocated and freed, over and over) never takes the cold path.
@@ -223,20 +248,6 @@ pub(crate) struct Pool {
     /// Collection blocks of this class the owner freed into other heaps'
     /// pools (a shared manager's collections: see [`Pool::tally_out`]).
     tally_out: Counter,
-    /// Live blocks that a collection holds (the `Allocator`
-    /// implementation's), counted apart from boxes in the stats, off every
-    /// box's path.
-    tally: Counter,
-    /// The first block of the chunk of this pool that the `Allocator`'s
-    /// free last found in the chunk map, with provenance over the whole
-    /// chunk, or null: a free into the same chunk again turns the caller's
-    /// address into the manager's own pointer with one compare (see
-    /// [`Pool::own_block`]). Only ever in one of this pool's live chunks:
-    /// checked against the chunk's header when set, and nulled before any
-    /// chunk leaves the pool (`release_list`, the one way out).
-    last_blocks: Cell<*mut u8>,
-    /// The bytes of that chunk's blocks (`blocks * block_size`), or 0.
-    last_blocks_len: Cell<usize>,
     /// The manager's heap record (budget and chunk map); outlives the
     /// pool.
     heap_record: NonNull<HeapRecord>,
@@ -256,6 +267,10 @@ pub(crate) struct Pool {
     /// frees neither slow the owner's fast path nor wait for its writes.
     remote: Remote,
 }
+
+// The fast paths' fields in the first line (see "Layout" above; the pool
+// is aligned to the `Remote`'s 128 bytes).
+static_assertions::const_assert!(core::mem::offset_of!(Pool, last_blocks) + 8 <= 64);
 
 /// The inverse of odd `d` modulo 2^`usize::BITS`, by Newton's iteration
 /// (each step doubles the correct low bits, from 3).
@@ -434,13 +449,15 @@ impl Pool {
         // at a page's first block only, so that a thread fed a few blocks
         // at a time by another does not take the cold path for each of
         // them.) The slow path sees which, and sets the next limit.
-        if self.never_used.get().addr() >= self.bump_limit.get() {
+        let block = self.never_used.get();
+        if block.addr() >= self.bump_limit.get() {
             return slow(self);
         }
         // SAFETY: below `bump_limit`, so below `never_used_end` (the
         // field's invariant: the limit is at most the end of the
-        // never-used blocks): a never-used block is left.
-        R::block(unsafe { self.bump() })
+        // never-used blocks): a never-used block is left, and `block` is
+        // the next one (read just now).
+        R::block(unsafe { self.bump_at(block) })
     }
 
     /// Makes `block` the next never-used block with `left` of them from it
@@ -485,15 +502,26 @@ impl Pool {
     }
 
     /// Hands out the next never-used block of the newest chunk: the bump,
-    /// written once for [`alloc_never_used`](Self::alloc_never_used) (inline) and
-    /// [`refill`](growth::refill) (after it found a chunk).
+    /// for [`refill`](growth::refill) (after it found a chunk).
     ///
     /// # Safety
     ///
     /// A never-used block must be left (`never_used < never_used_end`).
     #[inline(always)]
     unsafe fn bump(&self) -> NonNull<u8> {
-        let block = self.never_used.get();
+        // SAFETY: the caller's guarantee; `never_used` is the next block.
+        unsafe { self.bump_at(self.never_used.get()) }
+    }
+
+    /// [`bump`](Self::bump) with `never_used` already read: `block` (an
+    /// atomic load, which the compiler does not merge with another: the
+    /// inline bump read it twice, one instruction more on each).
+    ///
+    /// # Safety
+    ///
+    /// As [`bump`](Self::bump), and `block` must be `never_used`'s value.
+    #[inline(always)]
+    unsafe fn bump_at(&self, block: *mut u8) -> NonNull<u8> {
         // SAFETY: a never-used block is left (the caller), so `block` is one,
         // inside a live chunk (not null), and the next one is at most one
         // past its last block.
