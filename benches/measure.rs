@@ -132,6 +132,15 @@ fn pair(contender: &str, n: usize) {
             }
             drop(b);
         }
+        // The allocator-api2 path of a `SharedManager` (this thread's heap).
+        "shared-allocator" => {
+            let sm = memory_mgr::SharedManager::new();
+            let b = allocator_api2::boxed::Box::new_in(0u8, &sm); // one chunk
+            for i in 0..n {
+                black_box(&*allocator_api2::boxed::Box::new_in(payload(i), &sm));
+            }
+            drop(b);
+        }
         "mimalloc" => {
             for i in 0..n {
                 // SAFETY: non-zero layout; checked; freed once with it.

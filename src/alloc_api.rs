@@ -110,7 +110,7 @@ unsafe impl<C: SizeClasses> Allocator for &MemoryManager<C> {
 unsafe impl<C: SizeClasses> Allocator for &crate::SharedManager<C> {
     #[inline]
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        self.allocate_collection(layout).map_err(|_| AllocError)
+        self.allocate_collection(layout).ok_or(AllocError)
     }
 
     #[inline]

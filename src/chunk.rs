@@ -63,15 +63,16 @@ pub(crate) fn layout(size: usize) -> Option<Layout> {
 ///
 /// # Safety
 ///
-/// `block` must point into a live chunk made by the pool's `ChunkHeader::allocate`, past its
-/// header.
+/// `block` must point into a live chunk made by the pool's `ChunkHeader::allocate` (a block,
+/// or the chunk's base itself).
 #[inline(always)]
 pub(crate) unsafe fn base_of(block: NonNull<u8>) -> NonNull<u8> {
     // Masking keeps the pointer's provenance: the header is in the same
     // allocation as the block.
     block.map_addr(|a| {
-        // SAFETY: a block lies at least `HEADER_SPACE` bytes into a
-        // `SEGMENT`-aligned chunk whose base address is non-zero.
+        // SAFETY: `block` lies in a `SEGMENT`-aligned chunk of at most
+        // `SEGMENT` bytes, so the mask gives the chunk's base, a non-zero
+        // address.
         unsafe { core::num::NonZeroUsize::new_unchecked(a.get() & !(SEGMENT - 1)) }
     })
 }

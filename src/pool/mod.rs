@@ -678,7 +678,8 @@ impl Pool {
     ///
     /// # Safety
     ///
-    /// `block` must be a block of a pool that is still alive.
+    /// `block` must be a block of a pool that is still alive, or the base
+    /// of one of its chunks (both lead to the same header).
     #[inline(always)]
     pub(crate) unsafe fn of<'a>(block: NonNull<u8>) -> &'a Pool {
         // SAFETY: `block` lies in a live chunk (caller), whose header holds a

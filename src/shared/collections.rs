@@ -96,14 +96,7 @@ impl<C: SizeClasses> State<C> {
     #[inline]
     fn own_pooled(&self, ptr: NonNull<u8>, class: usize) -> Option<NonNull<u8>> {
         let base = segment_map::find(ptr.addr().get())?;
-        // SAFETY: an entered chunk is a live chunk of a thread heap (the
-        // segment map's invariant) whose header holds its size and pool; the
-        // pool's class and owner fields are fixed.
-        let ours = unsafe {
-            Pool::chunk_holds(base, ptr.addr().get())
-                && Pool::of(base).class_and_owner() == (class, core::ptr::from_ref(self).cast())
-        };
-        if !ours {
+        if !self.holds(base, ptr, class) {
             // Another manager's chunk, another class's (a layout the block
             // was not allocated with: it would be counted in the wrong
             // class, or resized as a block it is not), or past the end of
@@ -113,6 +106,20 @@ impl<C: SizeClasses> State<C> {
             heap::foreign_pointer(self.config.name);
         }
         Some(base.with_addr(ptr.addr()))
+    }
+
+    /// Whether the thread heap's chunk at `base` (from the segment map)
+    /// holds `ptr`'s address among its blocks and is a class-`class` chunk
+    /// of this manager.
+    #[inline(always)]
+    fn holds(&self, base: NonNull<u8>, ptr: NonNull<u8>, class: usize) -> bool {
+        // SAFETY: an entered chunk is a live chunk of a thread heap (the
+        // segment map's invariant) whose header holds its size and pool; the
+        // pool's class and owner fields are fixed.
+        unsafe {
+            Pool::chunk_holds(base, ptr.addr().get())
+                && Pool::of(base).class_and_owner() == (class, core::ptr::from_ref(self).cast())
+        }
     }
 
     /// Frees `own`, a live block of class `class` of one of this manager's
@@ -233,20 +240,83 @@ impl<C: SizeClasses> State<C> {
 
 /// What the `Allocator` implementation for `&SharedManager` calls.
 impl<C: SizeClasses> SharedManager<C> {
-    /// Room for `layout` for a collection (see the module docs).
-    #[inline]
-    pub(crate) fn allocate_collection(&self, layout: Layout) -> Result<NonNull<[u8]>, Error> {
-        self.state()?.allocate(layout, layout.route::<C>())
+    /// Room for `layout` for a collection (see the module docs), or `None`
+    /// (the `Allocator`'s error says nothing more). Inline: a pop or a bump
+    /// from this thread's heap, the block returned in a register; out of
+    /// line ([`allocate_collection_slow`](Self::allocate_collection_slow)):
+    /// a thread with no heap yet, a large or zero-sized layout, where a
+    /// `Result` with an [`Error`] comes back through memory. (The
+    /// 64-byte allocator-api2 `Box` pair: 146 instructions before, with
+    /// [`deallocate_collection`](Self::deallocate_collection)'s split.)
+    #[inline(always)]
+    pub(crate) fn allocate_collection(&self, layout: Layout) -> Option<NonNull<[u8]>> {
+        if let Route::Pool(class) = layout.route::<C>() {
+            if let Some(pools) = self.state_if_made().and_then(State::my_pools) {
+                // SAFETY: this thread's live heap (the module invariant), a
+                // class of `C` (from `route`).
+                let pool = unsafe { Heap::<C>::pool_at(pools, class) };
+                // (`None`: the refill failed, as `allocate` would.)
+                let block = pool.alloc_or_none()?;
+                pool.count_tally(true);
+                return Some(NonNull::slice_from_raw_parts(block, C::TABLE.size(class)));
+            }
+        }
+        self.allocate_collection_slow(layout)
     }
 
-    /// Frees a collection's allocation.
+    /// [`allocate_collection`](Self::allocate_collection)'s slow path: the
+    /// whole dispatch (the state made, the thread's heap made, the central
+    /// heap, the pool's refill).
+    #[cold]
+    #[inline(never)]
+    fn allocate_collection_slow(&self, layout: Layout) -> Option<NonNull<[u8]>> {
+        self.state()
+            .and_then(|state| state.allocate(layout, layout.route::<C>()))
+            .ok()
+    }
+
+    /// Frees a collection's allocation. Inline: a block of this thread's
+    /// heap, found through the segment map, pushed on its pool's free list;
+    /// out of line ([`deallocate_collection_slow`](Self::deallocate_collection_slow)):
+    /// another thread's block (a remote free), the central heap's, a large
+    /// one, and a foreign pointer (which panics there).
     ///
     /// # Safety
     ///
     /// `ptr` must be a live allocation of `layout` from this manager's
     /// `Allocator`, not used afterwards.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn deallocate_collection(&self, ptr: NonNull<u8>, layout: Layout) {
+        if let (Route::Pool(class), Some(state)) = (layout.route::<C>(), self.state_if_made()) {
+            if let Some(base) = segment_map::find(ptr.addr().get()) {
+                if state.holds(base, ptr, class) {
+                    let own = base.with_addr(ptr.addr());
+                    // SAFETY: `base` is a live chunk of one of the manager's
+                    // thread heaps, with provenance over it (`holds`); its
+                    // header read from `base` itself, which `holds` read
+                    // too (the loads shared).
+                    let (pool, slot) = unsafe { Pool::of_owned(base) };
+                    if slot == thread::current() {
+                        // As `State::free_pooled`, on the owner's thread.
+                        pool.count_tally(false);
+                        pool.push(own);
+                        return;
+                    }
+                }
+            }
+        }
+        // SAFETY: the caller's guarantee.
+        unsafe { self.deallocate_collection_slow(ptr, layout) }
+    }
+
+    /// [`deallocate_collection`](Self::deallocate_collection)'s slow path:
+    /// the whole dispatch.
+    ///
+    /// # Safety
+    ///
+    /// As [`deallocate_collection`](Self::deallocate_collection).
+    #[inline(never)]
+    unsafe fn deallocate_collection_slow(&self, ptr: NonNull<u8>, layout: Layout) {
         // (With no state, nothing was allocated: a pointer given back is
         // zero-sized, or foreign and refused — the state is made to look.)
         if let Ok(state) = self.state() {

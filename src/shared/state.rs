@@ -172,7 +172,10 @@ impl<C: SizeClasses> State<C> {
     /// exists (the same as `SharedManager::my_pools`, for a made state).
     #[inline(always)]
     pub(super) fn my_pools(&self) -> Option<NonNull<Pool>> {
-        let cell = &self.heaps[thread::heap_index()];
+        // SAFETY: `heap_index` is at most `MAX_THREADS`, and the table has
+        // `MAX_THREADS + 1` entries (unchecked: the bound's compare and
+        // branch were two of the collections' allocation's instructions).
+        let cell = unsafe { self.heaps.get_unchecked(thread::heap_index()) };
         // `Relaxed`: this thread holds the slot, so the heap was made by it
         // or by a previous holder whose writes happen before ours (the
         // registry's `Release`/`Acquire` on the slot).
