@@ -43,7 +43,49 @@ macro_rules! box_api {
             #[track_caller]
             #[must_use]
             pub fn alloc<T>(&self, value: T) -> $crate::PoolBox<'_, T, C, $K> {
+                use $crate::pool_box::{alloc_shape, AllocShape, BoxMaker};
+                // The shape is a constant of `T` (see `AllocShape`).
+                let ptr = match alloc_shape::<T, C>() {
+                    AllocShape::Whole => {
+                        return self
+                            .try_alloc(value)
+                            .unwrap_or_else(|e| $crate::pool_box::alloc_failed(self.name(), e))
+                    }
+                    AllocShape::ValueAlong => match BoxMaker::alloc_fast::<T>(self) {
+                        Some(ptr) => ptr,
+                        None => return self.alloc_slow_with(value),
+                    },
+                    AllocShape::ValueStays => match BoxMaker::alloc_fast::<T>(self) {
+                        Some(ptr) => ptr,
+                        // (If it panics, `value` is dropped as the panic
+                        // unwinds.)
+                        None => self.alloc_slow::<T>(),
+                    },
+                };
+                // SAFETY: room for a `T` (dangling and aligned if it is
+                // zero-sized) from this manager, for `T`'s route.
+                unsafe { $crate::PoolBox::from_value(ptr, value) }
+            }
+
+            /// [`alloc`](Self::alloc) past its fast path for a `T` passed
+            /// in registers ([`AllocShape::ValueAlong`](crate::pool_box::AllocShape)):
+            /// the whole allocation, out of line.
+            #[cold]
+            #[inline(never)]
+            #[track_caller]
+            fn alloc_slow_with<T>(&self, value: T) -> $crate::PoolBox<'_, T, C, $K> {
                 self.try_alloc(value)
+                    .unwrap_or_else(|e| $crate::pool_box::alloc_failed(self.name(), e))
+            }
+
+            /// Room for a `T` past [`alloc`](Self::alloc)'s fast path
+            /// ([`AllocShape::ValueStays`](crate::pool_box::AllocShape)),
+            /// out of line.
+            #[cold]
+            #[inline(never)]
+            #[track_caller]
+            fn alloc_slow<T>(&self) -> core::ptr::NonNull<T> {
+                $crate::pool_box::BoxMaker::alloc_raw::<T>(self)
                     .unwrap_or_else(|e| $crate::pool_box::alloc_failed(self.name(), e))
             }
 

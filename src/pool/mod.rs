@@ -311,6 +311,12 @@ extern "C" fn refill_or_none(pool: &Pool) -> Option<NonNull<u8>> {
     growth::refill(pool).ok()
 }
 
+/// [`Pool::alloc_fast`]'s slow path: none (inlined away).
+#[inline(always)]
+extern "C" fn no_refill(_: &Pool) -> Option<NonNull<u8>> {
+    None
+}
+
 /// What [`Pool::alloc_with`] returns: a block, or why there is none.
 trait Allocated {
     /// `block`, handed out.
@@ -406,7 +412,16 @@ impl Pool {
         self.alloc_with(refill_or_none)
     }
 
-    /// The allocation, written once for both: a pop, else a bump, else
+    /// A pop or a bump, or `None` where [`Pool::alloc`] would refill: the
+    /// fast path alone, for a caller whose slow path is its own (a box
+    /// constructor that panics: `alloc`'s, which keeps the whole
+    /// allocation, the value and the panic out of line).
+    #[inline(always)]
+    pub(crate) fn alloc_fast(&self) -> Option<NonNull<u8>> {
+        self.alloc_with(no_refill)
+    }
+
+    /// The allocation, written once for all: a pop, else a bump, else
     /// `slow` (the refill, out of line).
     #[inline(always)]
     fn alloc_with<R: Allocated>(&self, slow: extern "C" fn(&Pool) -> R) -> R {

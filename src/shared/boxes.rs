@@ -138,6 +138,21 @@ impl<'m, C: SizeClasses> BoxMaker<'m, C> for &'m SharedManager<C> {
         SharedManager::alloc_raw::<T>(self)
     }
 
+    #[inline(always)]
+    fn alloc_fast<T>(self) -> Option<NonNull<T>> {
+        match One::<T>::NEW.route::<C>() {
+            Route::Pool(class) => {
+                let pools = self.my_pools()?;
+                // SAFETY: this thread's live heap of this manager (module
+                // invariant), a class of `C` (from `route`).
+                let pool = unsafe { Heap::<C>::pool_at(pools, class) };
+                pool.alloc_fast().map(NonNull::cast)
+            }
+            Route::Zero => Some(NonNull::dangling()),
+            Route::Large => None,
+        }
+    }
+
     #[inline]
     fn alloc_array<T>(self, len: usize) -> Result<NonNull<T>, Error> {
         self.alloc_layout(heap::array_layout::<T>(len)?)

@@ -166,3 +166,116 @@ fn a_panicking_clone_leaks_nothing() {
     assert_eq!(mm.stats().live(), 0);
     assert!(mm.is_consistent());
 }
+
+/// A value whose drop counts, `N` words large: 1 is passed in registers
+/// (the slow path takes it along), 8 is not (it stays with the caller),
+/// 100 is above every class (the system allocation).
+struct Words<const N: usize> {
+    drops: Rc<Cell<usize>>,
+    _payload: [u64; N],
+}
+
+impl<const N: usize> Drop for Words<N> {
+    fn drop(&mut self) {
+        self.drops.set(self.drops.get() + 1);
+    }
+}
+
+/// `alloc(value)` with room for `value` refused (a budget of one byte):
+/// a panic with the error's message, the value dropped exactly once (not
+/// moved into any block) — whichever shape `alloc`'s slow path has for
+/// the value's size — and the manager still answering, with nothing live.
+#[test]
+fn a_refused_alloc_panics_and_drops_the_value_once() {
+    fn refused<T>(alloc: impl FnOnce() -> T, drops: &Rc<Cell<usize>>) {
+        let before = drops.get();
+        let panic = catch_unwind(AssertUnwindSafe(|| drop(alloc()))).unwrap_err();
+        let text = panic.downcast_ref::<String>().unwrap();
+        assert!(text.contains("allocation failed"), "{text}");
+        assert!(text.contains("budget exceeded"), "{text}");
+        assert_eq!(drops.get(), before + 1, "the refused value is dropped once");
+    }
+    let drops = Rc::new(Cell::new(0));
+    let d = || drops.clone();
+    let mm = MemoryManager::builder().budget(1).build().unwrap();
+    refused(
+        || {
+            mm.alloc(Words::<0> {
+                drops: d(),
+                _payload: [],
+            })
+        },
+        &drops,
+    );
+    refused(
+        || {
+            mm.alloc(Words::<8> {
+                drops: d(),
+                _payload: [0; 8],
+            })
+        },
+        &drops,
+    );
+    refused(
+        || {
+            mm.alloc(Words::<100> {
+                drops: d(),
+                _payload: [0; 100],
+            })
+        },
+        &drops,
+    );
+    refused(
+        || {
+            PoolBox::new_in(
+                Words::<0> {
+                    drops: d(),
+                    _payload: [],
+                },
+                &mm,
+            )
+        },
+        &drops,
+    );
+    assert_eq!(mm.stats().live(), 0);
+    assert!(
+        mm.try_alloc(1u8).is_err(),
+        "still refused, as a typed error"
+    );
+    let sm = memory_mgr::SharedManager::builder()
+        .budget(1)
+        .build_shared();
+    refused(
+        || {
+            sm.alloc(Words::<0> {
+                drops: d(),
+                _payload: [],
+            })
+        },
+        &drops,
+    );
+    refused(
+        || {
+            sm.alloc(Words::<8> {
+                drops: d(),
+                _payload: [0; 8],
+            })
+        },
+        &drops,
+    );
+    refused(
+        || {
+            sm.alloc(Words::<100> {
+                drops: d(),
+                _payload: [0; 100],
+            })
+        },
+        &drops,
+    );
+    assert_eq!(sm.stats().live(), 0);
+    assert!(
+        sm.try_alloc(1u8).is_err(),
+        "still refused, as a typed error"
+    );
+    assert_eq!(drops.get(), 7);
+}
