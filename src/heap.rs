@@ -778,8 +778,9 @@ pub(crate) fn foreign_pointer(name: Option<&str>) -> ! {
 ///
 /// # Safety
 ///
-/// `own` must come from [`own`] for a live allocation of `heap` served by
-/// `route`, not used afterwards.
+/// `own` must come from [`own`] (or from its first step, the pool's
+/// [`own_block`](Pool::own_block)) for a live allocation of `heap` served
+/// by `route`, not used afterwards.
 #[inline(always)]
 unsafe fn free_registered<C: SizeClasses>(heap: &Heap<C>, own: NonNull<u8>, route: Route) {
     match route {
@@ -847,10 +848,9 @@ pub(crate) unsafe fn deallocate<C: SizeClasses>(heap: &Heap<C>, ptr: NonNull<u8>
         Route::Pool(class) => {
             let pool = heap.get(class);
             match pool.own_block(ptr.addr()) {
-                Some(own) => {
-                    pool.count_tally(false);
-                    pool.push(own);
-                }
+                // SAFETY: the manager's own pointer to the live block the
+                // caller gives back, of pool `class` (`own_block`).
+                Some(own) => unsafe { free_registered(heap, own, Route::Pool(class)) },
                 // SAFETY: the caller's guarantee, for a block of `class`.
                 None => unsafe { deallocate_in_map(heap, ptr, class) },
             }

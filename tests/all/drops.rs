@@ -195,90 +195,57 @@ fn a_refused_alloc_panics_and_drops_the_value_once() {
         assert!(text.contains("budget exceeded"), "{text}");
         assert_eq!(drops.get(), before + 1, "the refused value is dropped once");
     }
-    let drops = Rc::new(Cell::new(0));
-    let d = || drops.clone();
-    let mm = MemoryManager::builder().budget(1).build().unwrap();
-    refused(
-        || {
-            mm.alloc(Words::<0> {
-                drops: d(),
-                _payload: [],
-            })
-        },
-        &drops,
-    );
-    refused(
-        || {
-            mm.alloc(Words::<8> {
-                drops: d(),
-                _payload: [0; 8],
-            })
-        },
-        &drops,
-    );
-    refused(
-        || {
-            mm.alloc(Words::<100> {
-                drops: d(),
-                _payload: [0; 100],
-            })
-        },
-        &drops,
-    );
-    refused(
-        || {
-            PoolBox::new_in(
-                Words::<0> {
-                    drops: d(),
-                    _payload: [],
+    // Each shape through `alloc` of manager `$m`, then the manager still
+    // answering with nothing live.
+    macro_rules! each_shape {
+        ($m:expr, $drops:expr) => {{
+            let m = &$m;
+            let d = || $drops.clone();
+            refused(
+                || {
+                    m.alloc(Words::<0> {
+                        drops: d(),
+                        _payload: [],
+                    })
                 },
-                &mm,
-            )
-        },
-        &drops,
-    );
-    assert_eq!(mm.stats().live(), 0);
-    assert!(
-        mm.try_alloc(1u8).is_err(),
-        "still refused, as a typed error"
-    );
-    #[cfg(feature = "std")]
-    {
-        let sm = memory_mgr::SharedManager::builder()
-            .budget(1)
-            .build_shared();
-        refused(
-            || {
-                sm.alloc(Words::<0> {
-                    drops: d(),
-                    _payload: [],
-                })
-            },
-            &drops,
-        );
-        refused(
-            || {
-                sm.alloc(Words::<8> {
-                    drops: d(),
-                    _payload: [0; 8],
-                })
-            },
-            &drops,
-        );
-        refused(
-            || {
-                sm.alloc(Words::<100> {
-                    drops: d(),
-                    _payload: [0; 100],
-                })
-            },
-            &drops,
-        );
-        assert_eq!(sm.stats().live(), 0);
-        assert!(
-            sm.try_alloc(1u8).is_err(),
-            "still refused, as a typed error"
-        );
+                &$drops,
+            );
+            refused(
+                || {
+                    m.alloc(Words::<8> {
+                        drops: d(),
+                        _payload: [0; 8],
+                    })
+                },
+                &$drops,
+            );
+            refused(
+                || {
+                    m.alloc(Words::<100> {
+                        drops: d(),
+                        _payload: [0; 100],
+                    })
+                },
+                &$drops,
+            );
+            assert_eq!(m.stats().live(), 0);
+            assert!(m.try_alloc(1u8).is_err(), "still refused, as a typed error");
+        }};
     }
+    let drops = Rc::new(Cell::new(0));
+    let mm = MemoryManager::builder().budget(1).build().unwrap();
+    each_shape!(mm, drops);
+    let value = Words::<0> {
+        drops: drops.clone(),
+        _payload: [],
+    };
+    refused(|| PoolBox::new_in(value, &mm), &drops);
+    #[cfg(feature = "std")]
+    each_shape!(
+        memory_mgr::SharedManager::builder()
+            .budget(1)
+            .build_shared(),
+        drops
+    );
     assert_eq!(drops.get(), if cfg!(feature = "std") { 7 } else { 4 });
 }
