@@ -300,13 +300,17 @@ extern "C" fn refill(pool: &Pool) -> Result<NonNull<u8>, Error> {
 }
 
 /// [`refill`] for a caller that wants only the block (`Global`, whose
-/// errors are a null pointer): an `Option` comes back in a register, where
+/// errors are a null pointer; the `Allocator`s, whose error says
+/// nothing): an `Option` comes back in a register, where
 /// a `Result` with an [`Error`] comes back through memory, and an inlined
 /// [`Pool::alloc_or_none`] keeps its fast path's block in a register too
 /// (`Global`'s pair: see `Pool::alloc_or_none`).
 #[cold]
 #[inline(never)]
-#[cfg_attr(not(feature = "std"), allow(dead_code))] // `Global`'s
+#[cfg_attr(
+    not(any(feature = "std", feature = "allocator-api2")),
+    allow(dead_code)
+)] // `Global`'s and the `Allocator`s'
 extern "C" fn refill_or_none(pool: &Pool) -> Option<NonNull<u8>> {
     growth::refill(pool).ok()
 }
@@ -405,8 +409,12 @@ impl Pool {
     /// where `alloc` says why. (`Global`'s allocation returns a null
     /// pointer for every error; with this its fast path keeps the block in
     /// a register: its 64-byte pair took 44 instructions, 7 of them to
-    /// store a `Result` on the stack and read it back.)
-    #[cfg_attr(not(feature = "std"), allow(dead_code))] // `Global`'s
+    /// store a `Result` on the stack and read it back. The `Allocator`s
+    /// use it for the same reason.)
+    #[cfg_attr(
+        not(any(feature = "std", feature = "allocator-api2")),
+        allow(dead_code)
+    )] // `Global`'s and the `Allocator`s'
     #[inline(always)]
     pub(crate) fn alloc_or_none(&self) -> Option<NonNull<u8>> {
         self.alloc_with(refill_or_none)
